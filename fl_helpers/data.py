@@ -1,0 +1,254 @@
+"""MNIST from the files shipped in ``data/mnist/``, and ways to split it across clients.
+
+Nothing here touches the network: the four IDX files ship with the course, and their SHA-256
+checksums are verified on every load, so a truncated or altered file fails loudly instead of
+training on garbage.
+
+The three partitions follow the papers the course reproduces:
+
+* :func:`partition_iid` -- every client gets a uniformly random, equally sized slice.
+* :func:`partition_shards` -- the "pathological non-IID" split of McMahan et al. 2017,
+  "Communication-Efficient Learning of Deep Networks from Decentralized Data", Section 3: sort by
+  label, cut into equal shards, deal each client ``shards_per_client`` shards.
+* :func:`partition_dirichlet` -- label proportions per client drawn from Dirichlet(alpha), as in
+  Hsu, Qi & Brown 2019, "Measuring the Effects of Non-Identical Data Distribution for Federated
+  Visual Classification", Section 3.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fl_helpers import _validation as v
+
+NUM_CLASSES = 10
+
+#: SHA-256 of each shipped ``.gz`` file (see ``data/README.md``).
+MNIST_FILES: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
+    "train-labels-idx1-ubyte.gz": "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203",
+    "t10k-images-idx3-ubyte.gz": "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
+    "t10k-labels-idx1-ubyte.gz": "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
+}
+
+# IDX magic numbers: 0x00000801 for a uint8 vector, 0x00000803 for a uint8 3-D array.
+_IDX_MAGIC = {1: 2049, 3: 2051}
+
+
+def default_data_dir() -> Path:
+    """The folder holding the MNIST files.
+
+    ``$FL_DATA_DIR/mnist`` if that environment variable is set, otherwise ``data/mnist`` in the
+    course checkout that this package was installed from (``pip install -e .``).
+    """
+    root = os.environ.get("FL_DATA_DIR")
+    if root:
+        return Path(root) / "mnist"
+    return Path(__file__).resolve().parents[1] / "data" / "mnist"
+
+
+def _read_idx(path: Path, expected_sha256: str, ndim: int) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"MNIST file {path.name} is missing: expected it at {path}. "
+            "The data ships with the course in data/mnist/; restore it with `git checkout data/`."
+        )
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != expected_sha256:
+        raise ValueError(
+            f"MNIST file {path.name} is corrupted: its SHA-256 is {digest}, expected "
+            f"{expected_sha256}. Restore it with `git checkout data/`."
+        )
+    buffer = gzip.decompress(raw)
+    magic = int.from_bytes(buffer[0:4], "big")
+    if magic != _IDX_MAGIC[ndim]:
+        raise ValueError(f"MNIST file {path.name} has IDX magic {magic}, expected {_IDX_MAGIC[ndim]}.")
+    shape = tuple(int.from_bytes(buffer[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    header = 4 + 4 * ndim
+    array = np.frombuffer(buffer, dtype=np.uint8, offset=header)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(
+            f"MNIST file {path.name} holds {array.size} values, its header promises {shape}."
+        )
+    return array.reshape(shape)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_raw(data_dir: str) -> tuple[np.ndarray, ...]:
+    folder = Path(data_dir)
+    return tuple(
+        _read_idx(folder / name, sha, ndim=3 if "images" in name else 1)
+        for name, sha in MNIST_FILES.items()
+    )
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None) -> tuple[
+        tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Loads the shipped MNIST set, checking every file's checksum.
+
+    Args:
+        data_dir: Folder with the four ``*-ubyte.gz`` files; defaults to
+            :func:`default_data_dir`.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: images as float32 in [0, 1] of shape
+        ``(60000, 28, 28)`` and ``(10000, 28, 28)``, labels as int64 in 0..9. Fresh arrays on every
+        call, so changing them in place changes nothing for the next caller.
+
+    Raises:
+        FileNotFoundError: A file is missing (the message names it).
+        ValueError: A file's checksum or IDX header is wrong (the message names it).
+    """
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    train_images, train_labels, test_images, test_labels = _load_raw(str(folder.resolve()))
+    scale = np.float32(1.0 / 255.0)
+    return (
+        (train_images.astype(np.float32) * scale, train_labels.astype(np.int64)),
+        (test_images.astype(np.float32) * scale, test_labels.astype(np.int64)),
+    )
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be a 1-D array, got shape {labels.shape}.")
+    if labels.size == 0:
+        raise ValueError("labels must not be empty, got 0 labels.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must hold integers, got dtype {labels.dtype}.")
+    return labels
+
+
+def _check_num_clients(num_clients: int, num_examples: int) -> int:
+    num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    if num_clients > num_examples:
+        raise ValueError(
+            f"num_clients must be <= the number of examples ({num_examples}), got {num_clients}."
+        )
+    return num_clients
+
+
+def partition_iid(num_examples: int, num_clients: int, *,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+    """Splits ``range(num_examples)`` into ``num_clients`` random slices of (nearly) equal size.
+
+    Args:
+        num_examples: How many examples to split (>= num_clients).
+        num_clients: How many clients (>= 1).
+        rng: Source of randomness; the same generator state gives the same split.
+
+    Returns:
+        One sorted int64 index array per client; disjoint, together covering every example.
+        Sizes differ by at most one.
+    """
+    num_examples = v.check_int("num_examples", num_examples, minimum=1)
+    num_clients = _check_num_clients(num_clients, num_examples)
+    rng = v.check_rng("rng", rng)
+    order = rng.permutation(num_examples)
+    return [np.sort(part).astype(np.int64) for part in np.array_split(order, num_clients)]
+
+
+def partition_shards(labels: np.ndarray, num_clients: int, *, shards_per_client: int = 2,
+                     rng: np.random.Generator) -> list[np.ndarray]:
+    """The pathological non-IID split of McMahan et al. 2017 (Section 3).
+
+    The examples are sorted by label, cut into ``num_clients * shards_per_client`` shards of equal
+    size, and each client is dealt ``shards_per_client`` shards at random. With MNIST's 60,000
+    training examples and 100 clients this gives 200 shards of 300, so most clients see only two
+    digits (a shard can straddle a label boundary and bring a third).
+
+    Args:
+        labels: 1-D integer labels of every example.
+        num_clients: How many clients (>= 1).
+        shards_per_client: Shards dealt to each client (>= 1).
+        rng: Source of randomness; the same generator state gives the same split.
+
+    Returns:
+        One sorted int64 index array per client; disjoint, together covering every example.
+
+    Raises:
+        ValueError: The number of examples is not divisible into
+            ``num_clients * shards_per_client`` equal shards.
+    """
+    labels = _check_labels(labels)
+    num_clients = _check_num_clients(num_clients, labels.size)
+    shards_per_client = v.check_int("shards_per_client", shards_per_client, minimum=1)
+    rng = v.check_rng("rng", rng)
+    num_shards = num_clients * shards_per_client
+    if labels.size % num_shards != 0:
+        raise ValueError(
+            f"shards_per_client={shards_per_client} with num_clients={num_clients} gives "
+            f"{num_shards} shards, which do not divide {labels.size} examples evenly. "
+            "Choose values whose product divides the number of examples."
+        )
+    # A stable sort keeps the original order within a label, so the split depends only on rng.
+    by_label = np.argsort(labels, kind="stable")
+    shards = by_label.reshape(num_shards, -1)
+    dealt = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
+    return [np.sort(shards[row].ravel()).astype(np.int64) for row in dealt]
+
+
+def partition_dirichlet(labels: np.ndarray, num_clients: int, *, alpha: float,
+                        rng: np.random.Generator) -> list[np.ndarray]:
+    """Label-skewed split with Dirichlet(alpha) class proportions (Hsu et al. 2019, Section 3).
+
+    For each class, a vector of client shares is drawn from a symmetric Dirichlet(alpha) and the
+    class's examples are dealt out in those proportions. Small ``alpha`` (0.1) gives clients that
+    hold one or two digits; large ``alpha`` (100) approaches an IID split. Client sizes vary.
+    Every client gets at least one example: a client left empty takes one example from the
+    largest client, so that the split stays disjoint and complete.
+
+    Args:
+        labels: 1-D integer labels of every example.
+        num_clients: How many clients (>= 1, <= number of examples).
+        alpha: Dirichlet concentration (> 0).
+        rng: Source of randomness; the same generator state gives the same split.
+
+    Returns:
+        One sorted int64 index array per client; disjoint, together covering every example.
+    """
+    labels = _check_labels(labels)
+    num_clients = _check_num_clients(num_clients, labels.size)
+    alpha = v.check_positive("alpha", alpha)
+    rng = v.check_rng("rng", rng)
+    owner = np.empty(labels.size, dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[rng.permutation(members.size)]
+        shares = rng.dirichlet(np.full(num_clients, alpha))
+        cuts = np.round(np.cumsum(shares)[:-1] * members.size).astype(np.int64)
+        for client, part in enumerate(np.split(members, cuts)):
+            owner[part] = client
+    counts = np.bincount(owner, minlength=num_clients)
+    for client in np.flatnonzero(counts == 0):
+        donor = int(np.argmax(counts))
+        moved = np.flatnonzero(owner == donor)[rng.integers(counts[donor])]
+        owner[moved] = client
+        counts[donor] -= 1
+        counts[client] += 1
+    order = np.argsort(owner, kind="stable")
+    return [part.astype(np.int64) for part in np.split(order, np.cumsum(counts)[:-1])]
+
+
+def client_datasets(x: np.ndarray, y: np.ndarray,
+                    partitions: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cuts ``(x, y)`` into one ``(x_k, y_k)`` pair per client from a partition's index arrays."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
+    return [(x[idx], y[idx]) for idx in partitions]
+
+
+def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
+                 num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Returns a ``(num_clients, num_classes)`` int array: how many examples of each label a client has."""
+    labels = _check_labels(labels)
+    return np.stack([np.bincount(labels[idx], minlength=num_classes) for idx in partitions])
