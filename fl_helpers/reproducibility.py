@@ -1,0 +1,38 @@
+"""One place to seed every source of randomness the course uses."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+from fl_helpers import _validation as v
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seeds Python, NumPy, TensorFlow and Keras, and returns a fresh NumPy generator.
+
+    TensorFlow is only seeded if it has already been imported (this function never imports it),
+    so numpy-only notebooks stay fast to start. Ops are made deterministic too
+    (``tf.config.experimental.enable_op_determinism``), so a re-run prints the same numbers.
+
+    Args:
+        seed: Any integer >= 0.
+
+    Returns:
+        ``np.random.default_rng(seed)``, to pass on as the ``rng`` argument of the helpers.
+    """
+    seed = v.check_int("seed", seed, minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    import sys
+
+    if "tensorflow" in sys.modules:
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+    return np.random.default_rng(seed)
