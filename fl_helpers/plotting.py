@@ -63,3 +63,72 @@ def plot_label_distribution(labels: np.ndarray, partitions: list[np.ndarray], *,
     ax.legend(title="digit", ncols=2, fontsize=8, title_fontsize=8,
               bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     return ax
+
+
+def plot_federated_loop(client_images: list[np.ndarray] | None = None, *,
+                        ax: plt.Axes | None = None) -> plt.Axes:
+    """Draws one round of federated learning: global model down, local training, updates up, average.
+
+    The picture follows Algorithm 1 (FederatedAveraging) of McMahan et al. 2017, "Communication-
+    Efficient Learning of Deep Networks from Decentralized Data", Section 2.
+
+    Args:
+        client_images: One array of shape ``(m, 28, 28)`` per client: a few of that client's
+            images, drawn inside its box (at most 3 each). ``None`` draws four clients with text.
+        ax: Where to draw; a new 9 x 4.2 inch figure if ``None``.
+
+    Returns:
+        The axes drawn on.
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    num_clients = 4 if client_images is None else len(client_images)
+    if not 1 <= num_clients <= 6:
+        raise ValueError(f"client_images must hold 1 to 6 clients, got {num_clients}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9.0, 4.2))
+    width = 10.0
+    ax.set_xlim(0, width)
+    ax.set_ylim(-0.4, 6.2)
+    ax.set_axis_off()
+    # Data units per inch differ in x and y; this keeps the digit images square.
+    position = ax.get_position()
+    fig_w, fig_h = ax.figure.get_size_inches()
+    x_to_y = (position.width * fig_w / width) / (position.height * fig_h / 6.6)
+    down, up = "#1f77b4", "#ff7f0e"
+
+    server = FancyBboxPatch((3.4, 4.5), 3.2, 1.3, boxstyle="round,pad=0.05", fc="#eeeeee", ec="k")
+    ax.add_patch(server)
+    ax.text(5.0, 5.45, "server", ha="center", va="center", fontsize=11, weight="bold")
+    ax.text(5.0, 4.9, r"$w_{t+1} = \sum_k \frac{n_k}{n}\, w^k_{t+1}$", ha="center",
+            va="center", fontsize=11)
+
+    slot = width / num_clients
+    for k in range(num_clients):
+        cx = slot * (k + 0.5)
+        box = FancyBboxPatch((cx - 0.45 * slot + 0.1, 0.0), 0.9 * slot - 0.2, 1.75,
+                             boxstyle="round,pad=0.05", fc="white", ec="k")
+        ax.add_patch(box)
+        ax.text(cx, -0.25, f"client {k + 1}", ha="center", va="center", fontsize=9)
+        if client_images is None:
+            ax.text(cx, 0.9, "local data\n(never leaves)", ha="center", va="center", fontsize=8)
+        else:
+            images = np.asarray(client_images[k])[:3]
+            size = min(0.7, (0.9 * slot - 0.5) / max(len(images), 1))
+            height = size * x_to_y
+            start = cx - size * len(images) / 2
+            for i, image in enumerate(images):
+                ax.imshow(image, cmap="gray_r", aspect="auto", zorder=3,
+                          extent=(start + i * size, start + (i + 1) * size, 0.6, 0.6 + height))
+            ax.text(cx, 0.3, "data stays here", ha="center", va="center", fontsize=8)
+        for dx, colour, tail, head in ((-0.18, down, 4.45, 1.85), (0.18, up, 1.85, 4.45)):
+            top_x = 5.0 + (cx - 5.0) * 0.35 + dx
+            start_xy, end_xy = ((top_x, tail), (cx + dx, head)) if colour == down else \
+                ((cx + dx, tail), (top_x, head))
+            ax.add_patch(FancyArrowPatch(start_xy, end_xy, arrowstyle="-|>", mutation_scale=12,
+                                         color=colour, lw=1.5))
+    ax.text(0.0, 5.6, r"1. server sends the global model $w_t$", color=down, fontsize=9)
+    ax.text(0.0, 5.15, "2. clients train on their own data", fontsize=9)
+    ax.text(7.0, 5.6, r"3. clients send updates $w^k_{t+1}$", color=up, fontsize=9)
+    ax.text(7.0, 5.15, "4. server averages; repeat", fontsize=9)
+    return ax
