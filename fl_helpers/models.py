@@ -1,0 +1,138 @@
+"""The three MNIST models of the course, built and ready to train.
+
+All three take a batch of ``(28, 28)`` float32 images in [0, 1] and return 10 **logits** (no
+softmax): the loss is computed from logits (``from_logits=True``), which is numerically safer than
+taking the log of a softmax output.
+
+* :func:`make_softmax_regression` -- one dense layer, 7,850 parameters: the convex baseline.
+* :func:`make_2nn` -- the "2NN" of McMahan et al. 2017, "Communication-Efficient Learning of Deep
+  Networks from Decentralized Data", Section 3: two hidden layers of 200 ReLU units,
+  199,210 parameters.
+* :func:`make_cnn` -- the CNN of the same section: two 5x5 convolutions (32 and 64 channels, ReLU,
+  "same" padding), each followed by 2x2 max pooling, a 512-unit ReLU layer and a 10-way output,
+  1,663,370 parameters. ("same" padding is the choice that reproduces the paper's count; "valid"
+  padding would leave a 4x4x64 feature map and 582,026 parameters.)
+
+Initial weights depend only on ``seed``: every layer gets its own seeded Keras initializer (the
+per-layer seeds are drawn from ``numpy.random.SeedSequence(seed)``), so no global random state is
+read or changed, and the same seed always gives the same model.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from fl_helpers import _validation as v
+
+#: Shape of one input image.
+INPUT_SHAPE = (28, 28)
+#: Number of output logits (digits 0-9).
+NUM_CLASSES = 10
+
+
+def _layer_seeds(seed: int, count: int) -> list[int]:
+    seed = v.check_int("seed", seed, minimum=0)
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count) % 2**31]
+
+
+def _dense(units: int, seed: int, activation: str | None = None) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        bias_initializer="zeros",
+    )
+
+
+def make_softmax_regression(seed: int = 0) -> keras.Model:
+    """Multinomial logistic regression: flatten, then one dense layer to 10 logits.
+
+    Args:
+        seed: Integer >= 0 that fixes the initial weights (Glorot-uniform kernel, zero bias).
+
+    Returns:
+        A built ``keras.Sequential`` with 784 * 10 + 10 = 7,850 parameters, mapping
+        ``(batch, 28, 28)`` float32 to ``(batch, 10)`` logits.
+
+    Raises:
+        TypeError, ValueError: ``seed`` is not an integer >= 0.
+    """
+    (kernel_seed,) = _layer_seeds(seed, 1)
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE, dtype="float32"),
+            keras.layers.Flatten(),
+            _dense(NUM_CLASSES, kernel_seed),
+        ],
+        name="softmax_regression",
+    )
+
+
+def make_2nn(seed: int = 0) -> keras.Model:
+    """The "2NN" multilayer perceptron of McMahan et al. 2017, Section 3.
+
+    784 inputs, two hidden layers of 200 ReLU units, 10 logits.
+
+    Args:
+        seed: Integer >= 0 that fixes the initial weights.
+
+    Returns:
+        A built ``keras.Sequential`` with 199,210 parameters, mapping ``(batch, 28, 28)`` float32
+        to ``(batch, 10)`` logits.
+
+    Raises:
+        TypeError, ValueError: ``seed`` is not an integer >= 0.
+    """
+    seeds = _layer_seeds(seed, 3)
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE, dtype="float32"),
+            keras.layers.Flatten(),
+            _dense(200, seeds[0], "relu"),
+            _dense(200, seeds[1], "relu"),
+            _dense(NUM_CLASSES, seeds[2]),
+        ],
+        name="mnist_2nn",
+    )
+
+
+def make_cnn(seed: int = 0) -> keras.Model:
+    """The CNN of McMahan et al. 2017, Section 3.
+
+    5x5 conv, 32 channels, ReLU -> 2x2 max pool -> 5x5 conv, 64 channels, ReLU -> 2x2 max pool ->
+    dense 512 ReLU -> 10 logits. Convolutions use "same" padding, which gives the paper's
+    1,663,370 parameters (832 + 51,264 + 1,606,144 + 5,130).
+
+    Args:
+        seed: Integer >= 0 that fixes the initial weights.
+
+    Returns:
+        A built ``keras.Sequential`` mapping ``(batch, 28, 28)`` float32 to ``(batch, 10)`` logits.
+
+    Raises:
+        TypeError, ValueError: ``seed`` is not an integer >= 0.
+    """
+    seeds = _layer_seeds(seed, 4)
+
+    def conv(filters: int, layer_seed: int) -> keras.layers.Conv2D:
+        return keras.layers.Conv2D(
+            filters, kernel_size=5, padding="same", activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=layer_seed),
+            bias_initializer="zeros",
+        )
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE, dtype="float32"),
+            keras.layers.Reshape((*INPUT_SHAPE, 1)),
+            conv(32, seeds[0]),
+            keras.layers.MaxPooling2D(pool_size=2),
+            conv(64, seeds[1]),
+            keras.layers.MaxPooling2D(pool_size=2),
+            keras.layers.Flatten(),
+            _dense(512, seeds[2], "relu"),
+            _dense(NUM_CLASSES, seeds[3]),
+        ],
+        name="mnist_cnn",
+    )
