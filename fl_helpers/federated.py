@@ -356,6 +356,107 @@ def client_update(model: keras.Model, global_weights: list[np.ndarray], x: np.nd
     )
 
 
+@dataclasses.dataclass(eq=False)
+class LossCurve:
+    """Training loss of one client's local SGD, measured on all its data at checkpoints.
+
+    Attributes:
+        steps: SGD steps taken at each checkpoint (int64), starting with 0 (the initial weights).
+        examples_seen: Examples processed by those steps (int64), starting with 0.
+        loss: Mean cross-entropy over the client's whole ``(x, y)`` at each checkpoint.
+        num_examples: The client's number of examples ``n_k``.
+        final_weights: Weights after the last step (before divergence stopped it, if it did).
+        diverged: ``True`` if the loss became NaN or inf; training stopped at that checkpoint,
+            which is the last entry of the arrays.
+    """
+
+    steps: np.ndarray
+    examples_seen: np.ndarray
+    loss: np.ndarray
+    num_examples: int
+    final_weights: list[np.ndarray]
+    diverged: bool
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Passes over the data at each checkpoint: ``examples_seen / num_examples``."""
+        return self.examples_seen / self.num_examples
+
+
+def sgd_loss_curve(model: keras.Model, initial_weights: list[np.ndarray], x: np.ndarray,
+                   y: np.ndarray, *, local_epochs: int, batch_size: int | None,
+                   client_learning_rate: float, seed: int | Sequence[int],
+                   evaluations_per_epoch: int = 10) -> LossCurve:
+    """Runs exactly :func:`client_update`'s training and records the loss along the way.
+
+    The batches are ``client_batches(len(x), ..., rng=np.random.default_rng(seed))``, so
+    ``final_weights`` equals ``client_update``'s result for the same arguments. The loss on the
+    whole ``(x, y)`` is measured before the first step and then each time another
+    ``1 / evaluations_per_epoch`` of an epoch's worth of examples has been processed (full-batch
+    training therefore gets one checkpoint per step). Used to compare full-batch gradient descent
+    with mini-batch and single-example SGD per step and per example seen (Bottou, Curtis &
+    Nocedal 2018, Section 3.3).
+
+    Args:
+        model: Keras model (used as a workspace; its weights are overwritten).
+        initial_weights: Per-layer starting weights, as from ``model.get_weights()``.
+        x: The client's inputs, shape ``(n_k, *model input shape)``.
+        y: The client's integer labels, shape ``(n_k,)``.
+        local_epochs: ``E`` >= 1.
+        batch_size: ``B`` >= 1, or ``None`` for full-batch gradient descent.
+        client_learning_rate: ``eta`` > 0, finite.
+        seed: Integer >= 0 or sequence of them, as for :func:`client_update`.
+        evaluations_per_epoch: Checkpoints per epoch's worth of examples (>= 1).
+
+    Returns:
+        A :class:`LossCurve`. If the loss becomes NaN or inf, training stops there and
+        ``diverged`` is ``True``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    model = _check_model(model)
+    initial_weights = _check_weights(model, initial_weights, "initial_weights")
+    x, y = _check_client_data(model, x, y)
+    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
+    batch_size = _check_batch_size(batch_size)
+    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
+    seed = _check_seed(seed)
+    evaluations_per_epoch = v.check_int("evaluations_per_epoch", evaluations_per_epoch, minimum=1)
+
+    n = len(x)
+    batches = client_batches(n, local_epochs=local_epochs, batch_size=batch_size,
+                             rng=np.random.default_rng(seed))
+    seen = np.cumsum([len(b) for b in batches])
+    # Checkpoint after batch j when it completes another 1/evaluations_per_epoch of an epoch.
+    ticks = seen * evaluations_per_epoch // n
+    previous = np.concatenate([[0], ticks[:-1]])
+    is_checkpoint = ticks > previous
+    is_checkpoint[-1] = True
+    ends = (np.flatnonzero(is_checkpoint) + 1).tolist()
+    model.set_weights(initial_weights)
+    steps, examples, losses = [0], [0], [_evaluate_unchecked(model, x, y)[0]]
+    diverged = not math.isfinite(losses[0])
+    start = 0
+    for end in ends:
+        if diverged:
+            break
+        _run_sgd_unchecked(model, x, y, batches[start:end], client_learning_rate)
+        steps.append(end)
+        examples.append(int(seen[end - 1]))
+        losses.append(_evaluate_unchecked(model, x, y)[0])
+        diverged = not math.isfinite(losses[-1])
+        start = end
+    return LossCurve(
+        steps=np.asarray(steps, dtype=np.int64),
+        examples_seen=np.asarray(examples, dtype=np.int64),
+        loss=np.asarray(losses, dtype=np.float64),
+        num_examples=n,
+        final_weights=model.get_weights(),
+        diverged=diverged,
+    )
+
+
 def evaluate(model: keras.Model, weights: list[np.ndarray] | None, x: np.ndarray, y: np.ndarray,
              *, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` with ``weights`` on ``(x, y)``.

@@ -375,3 +375,61 @@ def test_client_batches_count_matches_ceil():
     batches = federated.client_batches(600, local_epochs=1, batch_size=50,
                                        rng=np.random.default_rng(0))
     assert len(batches) == math.ceil(600 / 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# sgd_loss_curve
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sgd_loss_curve_ends_where_client_update_ends(softmax_model, tiny_data):
+    x, y = tiny_data
+    start = models.make_softmax_regression(1).get_weights()
+    kwargs = dict(local_epochs=3, batch_size=2, client_learning_rate=0.3, seed=[1, 2, 3])
+    curve = federated.sgd_loss_curve(softmax_model, start, x, y, evaluations_per_epoch=4,
+                                     **kwargs)
+    expected, _ = federated.client_update(softmax_model, start, x, y, **kwargs)
+    for a, b in zip(curve.final_weights, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # 7 batches per epoch (6 of 2, 1 of 1); a checkpoint after every 13/4 examples or more.
+    assert curve.steps[0] == 0 and curve.examples_seen[0] == 0 and curve.steps[-1] == 21
+    assert curve.examples_seen[-1] == 39
+    assert len(curve.steps) == 1 + 3 * 4
+    assert np.all(np.diff(curve.examples_seen) > 0)
+    np.testing.assert_allclose(curve.epochs[-1], 3.0)
+    assert not curve.diverged
+    loss0, _ = federated.evaluate(softmax_model, start, x, y)
+    assert curve.loss[0] == pytest.approx(loss0)
+
+
+def test_sgd_loss_curve_full_batch_has_one_checkpoint_per_step(softmax_model, tiny_data):
+    x, y = tiny_data
+    curve = federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+                                     local_epochs=5, batch_size=None, client_learning_rate=0.005,
+                                     seed=0)
+    np.testing.assert_array_equal(curve.steps, np.arange(6))
+    np.testing.assert_array_equal(curve.examples_seen, 13 * np.arange(6))
+    # Full-batch steps below 2 / (Lipschitz constant of the gradient, here ~100) decrease the loss.
+    assert np.all(np.diff(curve.loss) < 0)
+
+
+def test_sgd_loss_curve_stops_and_reports_divergence(tiny_data):
+    x, y = tiny_data
+    model = models.make_2nn(0)
+    curve = federated.sgd_loss_curve(model, model.get_weights(), x * 1e4, y, local_epochs=50,
+                                     batch_size=1, client_learning_rate=1e3, seed=0)
+    assert curve.diverged
+    assert not np.isfinite(curve.loss[-1]) and np.isfinite(curve.loss[:-1]).all()
+    assert curve.steps[-1] < 50 * 13
+
+
+def test_sgd_loss_curve_rejects_bad_arguments(softmax_model, tiny_data):
+    x, y = tiny_data
+    with pytest.raises(ValueError, match="evaluations_per_epoch must be >= 1"):
+        federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+                                 local_epochs=1, batch_size=2, client_learning_rate=0.1, seed=0,
+                                 evaluations_per_epoch=0)
+    with pytest.raises(ValueError, match="client_learning_rate must be finite"):
+        federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+                                 local_epochs=1, batch_size=2, client_learning_rate=float("inf"),
+                                 seed=0)
