@@ -132,3 +132,59 @@ def plot_federated_loop(client_images: list[np.ndarray] | None = None, *,
     ax.text(7.0, 5.6, r"3. clients send updates $w^k_{t+1}$", color=up, fontsize=9)
     ax.text(7.0, 5.15, "4. server averages; repeat", fontsize=9)
     return ax
+
+
+MECHANISM_COLORS = {"laplace": "tab:blue", "gaussian": "tab:orange"}
+
+
+def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensitivity: float,
+                                   epsilon: float, delta: float | None = None,
+                                   samples: np.ndarray | None = None,
+                                   half_range: float | None = None,
+                                   ax: plt.Axes | None = None) -> plt.Axes:
+    """The distribution of a mechanism's noisy answers around the true answer.
+
+    Draws the density of ``true_answer + noise`` (from ``fl_helpers.privacy.noise_pdf``), shades
+    the central 95% range, marks the true answer, and overlays a histogram of ``samples`` (noisy
+    answers actually drawn) if given.
+
+    Args:
+        true_answer: The exact answer of the query.
+        mechanism: ``"laplace"`` or ``"gaussian"``.
+        sensitivity: Sensitivity of the query, > 0.
+        epsilon: Privacy parameter, > 0.
+        delta: Privacy parameter in (0, 1), for ``"gaussian"``.
+        samples: Optional noisy answers to histogram.
+        half_range: Show ``true_answer +- half_range``; by default 1.5 times the 95% range, so
+            the picture adapts to the noise. Fix it to compare settings on one scale.
+        ax: Where to draw; a new figure if ``None``.
+
+    Returns:
+        The axes drawn on.
+    """
+    from fl_helpers import privacy  # local import: keeps this module's imports unchanged
+
+    summary = privacy.noisy_answer_summary(true_answer, mechanism, sensitivity=sensitivity,
+                                           epsilon=epsilon, delta=delta)
+    if half_range is None:
+        half_range = 1.5 * (summary["high"] - true_answer)
+    if ax is None:
+        _, ax = plt.subplots()
+    x = np.linspace(true_answer - half_range, true_answer + half_range, 801)
+    density = privacy.noise_pdf(x - true_answer, mechanism, sensitivity=sensitivity,
+                                epsilon=epsilon, delta=delta)
+    colour = MECHANISM_COLORS[mechanism.lower()]
+    if samples is not None:
+        ax.hist(np.asarray(samples), bins=60, range=(x[0], x[-1]), density=True, color=colour,
+                alpha=0.3, label=f"{len(samples)} noisy answers")
+    ax.plot(x, density, color=colour, lw=2, label=f"{mechanism.capitalize()} density")
+    inside = (x >= summary["low"]) & (x <= summary["high"])
+    ax.fill_between(x, density, where=inside, color=colour, alpha=0.15,
+                    label="95% of answers")
+    ax.axvline(true_answer, color="k", ls="--", lw=1, label=f"true answer {true_answer:g}")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("released answer")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper right", frameon=False)
+    return ax
