@@ -1,8 +1,8 @@
 """MNIST from the files shipped in ``data/mnist/``, and ways to split it across clients.
 
 Nothing here touches the network: the four IDX files ship with the course, and their SHA-256
-checksums are verified on every load, so a truncated or altered file fails loudly instead of
-training on garbage.
+checksums are verified the first time a process loads them (later calls reuse the parsed arrays),
+so a truncated or altered file fails loudly instead of training on garbage.
 
 The three partitions follow the papers the course reproduces:
 
