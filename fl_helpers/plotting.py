@@ -67,7 +67,7 @@ def plot_label_distribution(labels: np.ndarray, partitions: list[np.ndarray], *,
 
 def plot_federated_loop(client_images: list[np.ndarray] | None = None, *,
                         ax: plt.Axes | None = None) -> plt.Axes:
-    """Draws one round of federated learning: global model down, local training, updates up, average.
+    """Draws one federated round: global model down, local training, updates up, weighted average.
 
     The picture follows Algorithm 1 (FederatedAveraging) of McMahan et al. 2017, "Communication-
     Efficient Learning of Deep Networks from Decentralized Data", Section 2.
@@ -187,4 +187,41 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
     ax.set_xlabel("released answer")
     ax.set_ylabel("density")
     ax.legend(fontsize=8, loc="upper right", frameon=False)
+    return ax
+
+
+def plot_loss_curves(curves: dict, *, x_axis: str = "epochs", log_x: bool = False,
+                     ax: plt.Axes | None = None) -> plt.Axes:
+    """Training-loss curves of local SGD runs, against steps or against data passes.
+
+    Args:
+        curves: Label -> :class:`fl_helpers.federated.LossCurve` (anything with ``steps``,
+            ``epochs`` and ``loss`` arrays and a ``diverged`` flag).
+        x_axis: ``"steps"`` (SGD steps taken) or ``"epochs"`` (examples seen / examples held).
+        log_x: Logarithmic x axis (the first point, at 0, is then left out).
+        ax: Where to draw; a new figure if ``None``.
+
+    Returns:
+        The axes drawn on.
+
+    Raises:
+        ValueError: ``x_axis`` is not ``"steps"`` or ``"epochs"``.
+    """
+    if x_axis not in ("steps", "epochs"):
+        raise ValueError(f"x_axis must be 'steps' or 'epochs', got {x_axis!r}.")
+    if ax is None:
+        _, ax = plt.subplots()
+    for label, curve in curves.items():
+        xs = np.asarray(curve.steps if x_axis == "steps" else curve.epochs, dtype=float)
+        ys = np.asarray(curve.loss, dtype=float)
+        if log_x:
+            xs, ys = xs[1:], ys[1:]
+        if getattr(curve, "diverged", False):
+            label = f"{label} (diverged)"
+        ax.plot(xs, ys, marker="." if len(xs) <= 30 else None, lw=1.5, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("SGD steps" if x_axis == "steps" else "epochs (examples seen / examples held)")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.legend(fontsize=8, frameon=False)
     return ax
