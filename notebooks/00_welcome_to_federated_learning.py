@@ -109,7 +109,8 @@ print("weighted average of 100 local means == mean of the pooled data")
 # $W$ (784 × 10) and bias $b$, and one example $(x, y)$. With $p = \mathrm{softmax}(W^\top x + b)$
 # and the cross-entropy loss, the gradients are
 #
-# $$\frac{\partial L}{\partial W} = x\,(p - e_y)^\top, \qquad \frac{\partial L}{\partial b} = p - e_y .$$
+# $$\frac{\partial L}{\partial W} = x\,(p - e_y)^\top, \qquad
+#   \frac{\partial L}{\partial b} = p - e_y .$$
 #
 # Every column of the weight gradient is the image $x$ times one entry of the bias gradient. So
 # whoever sees the update can divide one by the other and read off the image; the label is the one

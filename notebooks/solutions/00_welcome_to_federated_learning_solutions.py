@@ -91,5 +91,6 @@ same = partition_by_size(y_train.size, 100, sigma=1.0, rng=np.random.default_rng
 assert all(np.array_equal(a, b) for a, b in zip(split, same, strict=True))
 sizes = np.array([part.size for part in split])
 print(f"client sizes from {sizes.min()} to {sizes.max()}, median {int(np.median(sizes))}")
-plotting.plot_label_distribution(y_train, split, max_clients=20, title="log-normal sizes, sigma = 1")
+plotting.plot_label_distribution(y_train, split, max_clients=20,
+                                 title="log-normal sizes, sigma = 1")
 plt.show()
