@@ -315,7 +315,7 @@ else:
 # Complete `largest_digit_share(alpha)`: split `y_train` across 100 clients with
 # `data.partition_dirichlet(..., alpha=alpha, rng=np.random.default_rng(SEED))` and return the
 # average over clients of the largest digit's share of that client's data. (IID gives about
-# 0.11, a one-digit client 1.0.) Then set `alpha_nearly_iid` to the **smallest** alpha in
+# 0.12, a one-digit client 1.0.) Then set `alpha_nearly_iid` to the **smallest** alpha in
 # `[0.01, 0.1, 1, 10, 100]` whose share is below 0.15.
 #
 # <details><summary>Hint</summary>
