@@ -640,8 +640,22 @@ def _loop_engine(model_fn: Callable[[], keras.Model], model: keras.Model,
     return train_round
 
 
+def _fast_engine(*args: Any, **kwargs: Any) -> RoundTrainer:
+    """All sampled clients in one XLA-compiled graph: :func:`fl_helpers.engine.fast_engine`."""
+    from fl_helpers import engine  # imported here: the engine module imports this one
+
+    return engine.fast_engine(*args, **kwargs)
+
+
+def _auto_engine(*args: Any, **kwargs: Any) -> RoundTrainer:
+    """``"fast"`` for Dense stacks, ``"loop"`` otherwise: :func:`fl_helpers.engine.auto_engine`."""
+    from fl_helpers import engine
+
+    return engine.auto_engine(*args, **kwargs)
+
+
 #: Registered engines by name; see :data:`Engine` for the calling convention.
-ENGINES: dict[str, Engine] = {"loop": _loop_engine}
+ENGINES: dict[str, Engine] = {"auto": _auto_engine, "fast": _fast_engine, "loop": _loop_engine}
 
 
 @dataclasses.dataclass(eq=False)
@@ -657,7 +671,7 @@ class History:
         seconds_per_round: Wall-clock seconds of each round's training (sampling, local updates,
             averaging), without the evaluation.
         sampled_clients: ``(num_rounds, clients_per_round)`` int64 ids of the clients of each round.
-        engine: Name of the engine that trained the clients.
+        engine: Name of the engine that trained the clients (for ``"auto"``, the one it chose).
     """
 
     rounds: np.ndarray
@@ -688,7 +702,7 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                clients_per_round: int, local_epochs: int, batch_size: int | None,
                client_learning_rate: float,
                test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
-               progress: bool = True, engine: str = "loop",
+               progress: bool = True, engine: str = "auto",
                initial_weights: list[np.ndarray] | None = None) -> History:
     """FederatedAveraging (McMahan et al. 2017, Algorithm 1) for ``num_rounds`` rounds.
 
@@ -711,7 +725,10 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
         seed: Integer >= 0 fixing client sampling and every client's batch order.
         progress: Show a tqdm progress bar (notebook-aware) with the latest test accuracy.
         engine: How sampled clients are trained, a key of :data:`ENGINES`. ``"loop"`` is the
-            per-client reference implementation (:func:`client_update` for each client in turn).
+            per-client reference implementation (:func:`client_update` for each client in turn);
+            ``"fast"`` trains all sampled clients in one compiled graph (:mod:`fl_helpers.engine`,
+            Dense-stack models only); ``"auto"`` (default) picks ``"fast"`` where it applies and
+            ``"loop"`` otherwise. They agree up to float32 rounding.
         initial_weights: Optional starting global weights (per-layer arrays fitting the model).
 
     Returns:
@@ -767,6 +784,7 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
         client_learning_rate=client_learning_rate, seed=seed,
     )
     accuracies, losses, seconds, sampled_per_round = [], [], [], []
+    engine = getattr(train_round, "engine_name", engine)  # what "auto" chose
     bar = tqdm(range(num_rounds), desc=f"FedAvg ({engine})", unit="round", disable=not progress)
     for t in bar:
         start = time.perf_counter()

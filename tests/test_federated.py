@@ -311,7 +311,7 @@ def test_run_fedavg_same_seed_same_history(mnist_clients):
 
 def test_run_fedavg_is_client_update_then_fedavg_with_the_documented_seeds(mnist_clients):
     clients, test = mnist_clients
-    history = _run(clients, None, num_rounds=2, seed=5)
+    history = _run(clients, None, num_rounds=2, seed=5, engine="loop")
     assert history.test_accuracy.size == 0
     model = models.make_softmax_regression()
     weights = model.get_weights()
