@@ -179,8 +179,10 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
                 alpha=0.3, label=f"{len(samples)} noisy answers")
     ax.plot(x, density, color=colour, lw=2, label=f"{mechanism.capitalize()} density")
     inside = (x >= summary["low"]) & (x <= summary["high"])
-    ax.fill_between(x, density, where=inside, color=colour, alpha=0.15,
-                    label="95% of answers")
+    ax.fill_between(x, density, where=inside, color=colour, alpha=0.15)
+    for end in (summary["low"], summary["high"]):
+        ax.axvline(end, color=colour, ls=":", lw=1.2,
+                   label="95% of answers" if end == summary["low"] else None)
     ax.axvline(true_answer, color="k", ls="--", lw=1, label=f"true answer {true_answer:g}")
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(bottom=0)

@@ -53,7 +53,7 @@ def test_orders_are_dp_accounting_defaults():
 
 def test_full_batch_matches_closed_form_gaussian_rdp():
     # q = 1: RDP of the Gaussian mechanism is alpha / (2 z^2) per round (Mironov 2017,
-    # Proposition 7), converted with Canonne, Kamath & Steinke 2020, Proposition 12.
+    # Table II), converted with Canonne, Kamath & Steinke 2020, Proposition 12.
     noise, rounds = 5.0, 30
     orders = np.array(accounting.RDP_ORDERS)
     rdp = rounds * orders / (2 * noise**2)
