@@ -175,8 +175,13 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
                                 epsilon=epsilon, delta=delta)
     colour = MECHANISM_COLORS[mechanism.lower()]
     if samples is not None:
-        ax.hist(np.asarray(samples), bins=60, range=(x[0], x[-1]), density=True, color=colour,
-                alpha=0.3, label=f"{len(samples)} noisy answers")
+        samples = np.asarray(samples, dtype=float).ravel()
+        bins = 60
+        # Normalise by *all* samples, so the bars match the density even when many answers
+        # fall outside the window (density=True would only count the ones inside).
+        weights = np.full(samples.size, bins / (samples.size * (x[-1] - x[0])))
+        ax.hist(samples, bins=bins, range=(x[0], x[-1]), weights=weights, color=colour,
+                alpha=0.3, label=f"{samples.size} noisy answers")
     ax.plot(x, density, color=colour, lw=2, label=f"{mechanism.capitalize()} density")
     inside = (x >= summary["low"]) & (x <= summary["high"])
     ax.fill_between(x, density, where=inside, color=colour, alpha=0.15)

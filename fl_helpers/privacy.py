@@ -520,9 +520,9 @@ def empirical_epsilon_lower_bound(outputs_0: np.ndarray, outputs_1: np.ndarray, 
     # has probabilities 1 - p_b), so two one-sided bounds of level (1 + confidence) / 2 suffice:
     # exactly the ends of the two-sided intervals at level `confidence`.
     _, p0_high = clopper_pearson_interval(int(np.sum(outputs_0 > threshold)), outputs_0.size,
-                                               confidence=confidence)
+                                          confidence=confidence)
     p1_low, _ = clopper_pearson_interval(int(np.sum(outputs_1 > threshold)), outputs_1.size,
-                                               confidence=confidence)
+                                         confidence=confidence)
     bound = 0.0
     # Event "output > t": P[M(1) > t] <= e^eps P[M(0) > t] + delta.
     if p1_low - delta > 0 and p0_high > 0:
