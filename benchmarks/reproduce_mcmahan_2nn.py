@@ -8,7 +8,7 @@ ReLU units, 199,210 parameters), the real MNIST training set split over K = 100 
 examples, C = 0.1 (10 clients per round), E = 1 local epoch, B = 10, plain SGD.
 
 The paper tuned the learning rate for each setting; this script does the same over a small grid
-(``--lrs``, by default 0.05, 0.1 and 0.2, a factor of 2 apart), runs every rate for
+(``--lrs``, by default 0.05, 0.1, 0.2 and 0.4, a factor of 2 apart), runs every rate for
 ``--max-rounds`` rounds (by default 200 for IID and 800 for non-IID), and reports, per split, the
 rate that reaches the target in the fewest rounds. "Rounds to 97%" is the first round after which
 the global model's accuracy on the 10,000 MNIST test images is >= 0.97 (the paper plots the best
@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", choices=["iid", "noniid", "both"], default="both")
     parser.add_argument("--max-rounds", type=int, default=None,
                         help=f"rounds per run (default {DEFAULT_MAX_ROUNDS})")
-    parser.add_argument("--lrs", default="0.05,0.1,0.2",
+    parser.add_argument("--lrs", default="0.05,0.1,0.2,0.4",
                         help="comma-separated client learning rates to try (default %(default)s)")
     parser.add_argument("--engine", default=None,
                         help="run_fedavg engine (default: run_fedavg's own default)")
@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder for the JSON results, one file per split "
                              "(default %(default)s)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the runs already stored for this split with the same settings "
+                             "and only run the learning rates that are missing (to widen a grid)")
     args = parser.parse_args(argv)
     try:
         args.lrs = [float(s) for s in args.lrs.split(",") if s.strip()]
@@ -175,7 +178,21 @@ def main(argv: list[str] | None = None) -> dict:
             "runs": [],
         }
         path = result_path(args.output_dir, split)
-        for lr in args.lrs:
+        if args.reuse and path.exists():
+            stored = json.loads(path.read_text())
+            same = {key: value for key, value in stored["config"].items()
+                    if key != "learning_rates"} == {
+                key: value for key, value in results["config"].items()
+                if key != "learning_rates"}
+            if same:
+                results["runs"] = [dict(r, engine=r.get("engine", stored.get("engine")))
+                                   for r in stored["runs"] if r["client_learning_rate"] in args.lrs]
+                results["started_utc"] = stored.get("started_utc", results["started_utc"])
+                print(f"reusing {len(results['runs'])} stored runs from {path}")
+            else:
+                print(f"not reusing {path}: it was made with other settings")
+        done = {r["client_learning_rate"] for r in results["runs"]}
+        for lr in [lr for lr in args.lrs if lr not in done]:
             start = time.perf_counter()
             history = federated.run_fedavg(
                 models.make_2nn, clients, num_rounds=max_rounds,
@@ -183,10 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
                 batch_size=BATCH_SIZE, client_learning_rate=lr, test_data=test_data,
                 seed=args.seed, progress=args.progress, **engine_kwargs)
             wall = time.perf_counter() - start
-            results["engine"] = history.engine
             accuracy = history.test_accuracy
             run = {
-                "client_learning_rate": lr, "num_rounds": max_rounds,
+                "client_learning_rate": lr, "num_rounds": max_rounds, "engine": history.engine,
                 "rounds_to_target": rounds_to_target(accuracy, TARGET),
                 "max_accuracy": float(accuracy.max()), "final_accuracy": float(accuracy[-1]),
                 "wall_seconds": round(wall, 2),
@@ -194,12 +210,13 @@ def main(argv: list[str] | None = None) -> dict:
                 "test_accuracy": [round(float(a), 4) for a in accuracy],
             }
             results["runs"].append(run)
-            results["selected_lr"] = best_run(results["runs"])["client_learning_rate"]
+            _summarise(results)
             path.write_text(json.dumps(results, indent=1) + "\n")  # after every run
             print(f"{SPLIT_NAMES[split]}, lr={lr:g}: rounds to {TARGET:.0%} = "
                   f"{_fmt_rounds(run['rounds_to_target'], max_rounds)} (paper "
                   f"{PAPER_ROUNDS[split]}), max accuracy {run['max_accuracy']:.4f}, "
                   f"{wall:.1f} s", flush=True)
+        _summarise(results)
         results["complete"] = True
         results["finished_utc"] = _now()
         path.write_text(json.dumps(results, indent=1) + "\n")
@@ -207,6 +224,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"results written to {path}")
     print_table(all_results)
     return all_results
+
+
+def _summarise(results: dict) -> None:
+    """Sorts the runs by learning rate and fills in the selected rate and the engines used."""
+    results["runs"].sort(key=lambda r: r["client_learning_rate"])
+    results["selected_lr"] = best_run(results["runs"])["client_learning_rate"]
+    results["engine"] = ", ".join(sorted({r["engine"] for r in results["runs"]}))
 
 
 def _now() -> str:
