@@ -134,8 +134,8 @@ np.testing.assert_allclose(
 # %% [markdown]
 # > **Pitfall: a noise scale that forgets the sensitivity.** Some widely read introductions
 # > write the Laplace mechanism with scale $1/\varepsilon$. That is only right when the
-# > sensitivity happens to be 1. Suppose each *client* holds up to 3 images, and the server
-# > counts sevens per client-level dataset: removing one client moves the count by up to 3.
+# > sensitivity happens to be 1. Suppose each *client* holds up to 3 images and the server
+# > counts the sevens over all clients: adding or removing one client moves the count by up to 3.
 # > With scale $1/\varepsilon$ the likelihood ratio can reach $e^{3\varepsilon}$: the
 # > mechanism claims $\varepsilon$ but only delivers $3\varepsilon$.
 #
@@ -251,8 +251,9 @@ for e in (0.1, 1.0, 10.0):
 
 # %% [markdown]
 # On log axes the Laplace error is a straight line of slope −1. For a count of 117 sevens,
-# $\varepsilon = 1$ costs about one unit of error: cheap. For a count of 3 it would swamp the
-# answer: DP protects individuals, so it only lets through statistics about many of them. For a
+# $\varepsilon = 1$ costs about one unit of error: cheap. For a count of 3 the same error would be
+# a third of the answer: DP protects individuals, so it lets through statistics about many people
+# far better than about few. For a
 # single number the Gaussian mechanism is worse than Laplace; it wins for high-dimensional
 # answers like model updates, because its noise is calibrated to the L2 sensitivity.
 
