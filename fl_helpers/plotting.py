@@ -232,3 +232,144 @@ def plot_loss_curves(curves: dict, *, x_axis: str = "epochs", log_x: bool = Fals
     ax.set_ylabel("training loss (cross-entropy)")
     ax.legend(fontsize=8, frameon=False)
     return ax
+
+
+def plot_accuracy_curves(histories: dict, *, target: float | None = None,
+                         styles: dict | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Test accuracy of the global model against communication rounds, one line per run.
+
+    The picture of McMahan et al. 2017, Figure 2: how many rounds a federated algorithm needs to
+    reach a given accuracy.
+
+    Args:
+        histories: Label -> a run's history: a :class:`fl_helpers.federated.History`, or any
+            object or mapping with ``rounds`` and ``test_accuracy`` (e.g. ``History.as_dict()``).
+        target: Accuracy in (0, 1) drawn as a dotted horizontal line, or ``None``.
+        styles: Optional label -> extra keyword arguments for ``ax.plot`` (colour, line style).
+        ax: Where to draw; a new figure if ``None``.
+
+    Returns:
+        The axes drawn on.
+
+    Raises:
+        ValueError: A history has no test accuracy (the run had no ``test_data``), or its
+            ``rounds`` and ``test_accuracy`` differ in length.
+    """
+    if ax is None:
+        _, ax = plt.subplots()
+    styles = styles or {}
+    for label, history in histories.items():
+        get = history.get if isinstance(history, dict) else lambda key, h=history: getattr(h, key)
+        rounds = np.asarray(get("rounds"), dtype=float)
+        accuracy = np.asarray(get("test_accuracy"), dtype=float)
+        if accuracy.size == 0:
+            raise ValueError(f"histories[{label!r}] has no test accuracy; run it with test_data.")
+        if rounds.shape != accuracy.shape:
+            raise ValueError(
+                f"histories[{label!r}] must have as many rounds as accuracies, got "
+                f"{rounds.size} and {accuracy.size}."
+            )
+        kwargs = {"lw": 1.5, "marker": "." if rounds.size <= 30 else None}
+        kwargs.update(styles.get(label, {}))
+        ax.plot(rounds, accuracy, label=label, **kwargs)
+    if target is not None:
+        ax.axhline(target, color="0.4", ls=":", lw=1, label=f"target {target:.0%}")
+    ax.set_xlabel("communication rounds")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 04: DP-FedAvg runs, accuracy and epsilon round by round; the privacy-utility curve.
+# --------------------------------------------------------------------------------------------
+
+
+def plot_accuracy_and_epsilon(runs: dict, *, target_epsilon: float | None = None,
+                              styles: dict | None = None, axes=None) -> tuple:
+    """Two panels: test accuracy against rounds (left) and epsilon spent against rounds (right).
+
+    Args:
+        runs: Label -> a run's history (a :class:`fl_helpers.dp_fedavg.DPHistory` or anything
+            with ``rounds``, ``test_accuracy`` and ``epsilon`` arrays). Runs without privacy (no
+            epsilon, or ``inf``) appear on the accuracy panel only.
+        target_epsilon: The budget, drawn as a dotted line on the epsilon panel, or ``None``.
+        styles: Optional label -> extra keyword arguments for ``plot`` (colour, line style).
+        axes: Two axes to draw on; a new 10 x 3.6 inch figure if ``None``.
+
+    Returns:
+        The two axes ``(accuracy_ax, epsilon_ax)``.
+
+    Raises:
+        ValueError: A run has no test accuracy, or ``axes`` is not a pair.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    if len(axes) != 2:
+        raise ValueError(f"axes must be two axes, got {len(axes)}.")
+    acc_ax, eps_ax = axes
+    styles = styles or {}
+    for label, run in runs.items():
+        rounds = np.asarray(run.rounds, dtype=float)
+        accuracy = np.asarray(run.test_accuracy, dtype=float)
+        if accuracy.size == 0:
+            raise ValueError(f"runs[{label!r}] has no test accuracy; run it with test_data.")
+        kwargs = {"lw": 1.5, **styles.get(label, {})}
+        line, = acc_ax.plot(rounds, accuracy, label=label, **kwargs)
+        epsilon = np.asarray(run.epsilon, dtype=float)
+        if epsilon.size and np.isfinite(epsilon).all():
+            eps_ax.plot(rounds, epsilon, label=label, color=line.get_color(),
+                        **{k: val for k, val in kwargs.items() if k != "color"})
+    if target_epsilon is not None:
+        eps_ax.axhline(target_epsilon, color="0.3", ls=":", lw=1.2,
+                       label=f"budget ε = {target_epsilon:g}")
+    acc_ax.set_xlabel("round")
+    acc_ax.set_ylabel("test accuracy")
+    acc_ax.legend(fontsize=8, frameon=False, loc="lower right")
+    eps_ax.set_xlabel("round")
+    eps_ax.set_ylabel("ε spent")
+    eps_ax.set_ylim(bottom=0)
+    if eps_ax.get_legend_handles_labels()[0]:
+        eps_ax.legend(fontsize=8, frameon=False, loc="upper left")
+    return acc_ax, eps_ax
+
+
+def plot_privacy_utility(epsilons, accuracies, *, errors=None, baseline: float | None = None,
+                         label: str = "DP-FedAvg", ax: plt.Axes | None = None) -> plt.Axes:
+    """Final test accuracy against the privacy budget epsilon (log axis): the price of privacy.
+
+    Args:
+        epsilons: Finite budgets epsilon > 0.
+        accuracies: Final test accuracy of each, in [0, 1].
+        errors: Optional spread of each accuracy (e.g. the standard deviation over seeds),
+            drawn as error bars.
+        baseline: Accuracy of the non-private run (epsilon = inf), a dashed line, or ``None``.
+        label: Legend label of the curve.
+        ax: Where to draw; a new figure if ``None``.
+
+    Returns:
+        The axes drawn on.
+
+    Raises:
+        ValueError: ``epsilons`` and ``accuracies`` differ in length, or an epsilon is not > 0.
+    """
+    epsilons = np.asarray(epsilons, dtype=float)
+    accuracies = np.asarray(accuracies, dtype=float)
+    if epsilons.shape != accuracies.shape:
+        raise ValueError(f"epsilons and accuracies must have the same length, got "
+                         f"{epsilons.size} and {accuracies.size}.")
+    if not np.all(np.isfinite(epsilons) & (epsilons > 0)):
+        raise ValueError(f"epsilons must be finite and > 0, got {epsilons.tolist()}.")
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.errorbar(epsilons, accuracies, yerr=errors, marker="o", lw=1.5, capsize=3, label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.3", ls="--", lw=1.2,
+                   label=f"non-private (ε = ∞): {baseline:.1%}")
+    ax.set_xscale("log")
+    ax.set_xticks(epsilons, [f"{e:g}" for e in epsilons])
+    ax.minorticks_off()
+    ax.set_xlabel("privacy budget ε (log scale; smaller is more private)")
+    ax.set_ylabel("final test accuracy")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return ax

@@ -281,3 +281,322 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
                       "epochs": epochs_slider}
     redraw()
     return panel
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 03: a short FedAvg run as the client fraction C, epochs E, batch size B and split change.
+# --------------------------------------------------------------------------------------------
+
+#: Client fractions C offered by :func:`fedavg_explorer`.
+FEDAVG_CLIENT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
+#: Batch sizes B offered by :func:`fedavg_explorer`; ``None`` is full batch (B = inf).
+FEDAVG_BATCH_SIZES = (10, 50, 100, None)
+
+
+def fedavg_bytes_per_round(weights, clients_per_round: int) -> int:
+    """Bytes one FedAvg round moves: the model down to and back up from every sampled client.
+
+    ``2 * clients_per_round * sum(w.nbytes)``: each of the ``m`` clients receives the global
+    weights and sends its new weights, all in the arrays' own dtype (4 bytes per float32
+    parameter). Headers, compression and secure-aggregation overhead are not counted.
+
+    Args:
+        weights: The model's per-layer arrays (e.g. ``History.final_weights``).
+        clients_per_round: ``m`` >= 1.
+
+    Returns:
+        The number of bytes, up plus down.
+
+    Raises:
+        TypeError, ValueError: ``clients_per_round`` is not an integer >= 1.
+    """
+    import numpy as np
+
+    from fl_helpers import _validation as v
+
+    clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
+    return 2 * clients_per_round * sum(int(np.asarray(w).nbytes) for w in weights)
+
+
+def fedavg_summary_line(history, *, split: str, num_clients: int, clients_per_round: int,
+                        local_epochs: int, batch_size: int | None) -> str:
+    """One line describing a short FedAvg run from :func:`fl_helpers.federated.run_fedavg`.
+
+    Args:
+        history: The run's ``History`` (with test accuracy).
+        split: Name of the data split, e.g. ``"IID"``.
+        num_clients: ``K``, the number of clients in the federation.
+        clients_per_round: ``m``, the clients sampled per round.
+        local_epochs: ``E``.
+        batch_size: ``B``, or ``None`` for full batch.
+
+    Returns:
+        E.g. ``"IID, C = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% after 8
+        rounds; 15.9 MB per round (up + down)"``.
+
+    Raises:
+        ValueError: The history has no test accuracy.
+    """
+    if len(history.test_accuracy) == 0:
+        raise ValueError("history has no test accuracy; run it with test_data.")
+    megabytes = fedavg_bytes_per_round(history.final_weights, clients_per_round) / 1e6
+    return (f"{split}, C = {clients_per_round / num_clients:g} ({clients_per_round} of "
+            f"{num_clients} clients), E = {local_epochs}, B = {batch_size or 'full'}: "
+            f"test accuracy {history.test_accuracy[-1]:.1%} after {len(history.rounds)} rounds; "
+            f"{megabytes:.1f} MB per round (up + down)")
+
+
+def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int = 8,
+                    client_fraction: float = 0.1, local_epochs: int = 1,
+                    batch_size: int | None = 10, split: str | None = None,
+                    client_learning_rate: float = 0.1, seed: int = 0):
+    """A panel that reruns a short FedAvg training and redraws its test-accuracy curve.
+
+    Controls: the local epochs E (an integer slider, 1 to 5), the client fraction C (one of
+    :data:`FEDAVG_CLIENT_FRACTIONS`; ``m = max(round(C * K), 1)`` clients per round), the batch
+    size B (one of :data:`FEDAVG_BATCH_SIZES`) and the data split (a key of ``client_splits``).
+    On every change :func:`fl_helpers.federated.run_fedavg` trains ``num_rounds`` rounds from the
+    same initial weights with the same ``seed`` (so only the settings change the result); the
+    output area prints :func:`fedavg_summary_line` (final test accuracy, bytes per round) and
+    draws the accuracy curve with :func:`fl_helpers.plotting.plot_accuracy_curves`, next to the
+    curve of the starting settings in grey. A run costs about ``C * K * E * n_k / B`` SGD steps
+    per round, so large E with small B and large C takes longest.
+
+    Args:
+        model_fn: Builds the model, e.g. ``fl_helpers.models.make_2nn``.
+        client_splits: Split name -> list of ``(x_k, y_k)`` client datasets (all splits with the
+            same number of clients ``K``).
+        test_data: ``(x_test, y_test)`` evaluated after every round.
+        num_rounds: Rounds per run, in 1..100.
+        client_fraction: Initial C, one of :data:`FEDAVG_CLIENT_FRACTIONS`.
+        local_epochs: Initial E, in 1..5.
+        batch_size: Initial B, one of :data:`FEDAVG_BATCH_SIZES`.
+        split: Initial split, a key of ``client_splits`` (default: the first).
+        client_learning_rate: Learning rate of every run, > 0.
+        seed: Seed of every run (client sampling and batch order).
+
+    Returns:
+        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area and its
+        ``controls`` attribute a dict of the controls by name.
+
+    Raises:
+        ValueError: If an initial value is outside its control's range, or the splits are empty
+            or differ in their number of clients.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from fl_helpers import _validation as v
+    from fl_helpers import federated, plotting
+
+    if not isinstance(client_splits, dict) or not client_splits:
+        raise ValueError("client_splits must be a non-empty dict of split name -> client "
+                         f"datasets, got {type(client_splits).__name__}.")
+    sizes = {name: len(clients) for name, clients in client_splits.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"client_splits must all have the same number of clients, got {sizes}.")
+    num_clients = next(iter(sizes.values()))
+    split = next(iter(client_splits)) if split is None else split
+    if split not in client_splits:
+        raise ValueError(f"split must be one of {list(client_splits)}, got {split!r}.")
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=100)
+    if client_fraction not in FEDAVG_CLIENT_FRACTIONS:
+        raise ValueError(f"client_fraction must be one of {FEDAVG_CLIENT_FRACTIONS}, got "
+                         f"{client_fraction!r}.")
+    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=5)
+    if batch_size not in FEDAVG_BATCH_SIZES:
+        raise ValueError(f"batch_size must be one of {FEDAVG_BATCH_SIZES}, got {batch_size!r}.")
+    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
+    seed = v.check_int("seed", seed, minimum=0)
+
+    def clients_for(fraction: float) -> int:
+        return min(max(round(fraction * num_clients), 1), num_clients)
+
+    style = {"description_width": "110px"}
+    layout = widgets.Layout(width="420px")
+    epochs_slider = widgets.IntSlider(
+        value=local_epochs, min=1, max=5, description="local epochs E",
+        continuous_update=False, style=style, layout=layout)
+    fraction_slider = widgets.SelectionSlider(
+        options=[(f"{c:g} ({clients_for(c)} clients)", c) for c in FEDAVG_CLIENT_FRACTIONS],
+        value=client_fraction, description="clients C", continuous_update=False, style=style,
+        layout=layout)
+    # Option values must not be None, so full batch is stored as 0 and mapped back.
+    batch_slider = widgets.SelectionSlider(
+        options=[("full" if b is None else str(b), b or 0) for b in FEDAVG_BATCH_SIZES],
+        value=batch_size or 0, description="batch size B", continuous_update=False,
+        style=style, layout=layout)
+    split_buttons = widgets.ToggleButtons(options=list(client_splits), value=split,
+                                          description="split", style=style)
+    output = widgets.Output()
+
+    def settings() -> dict:
+        return {"split": split_buttons.value, "clients_per_round": clients_for(
+            fraction_slider.value), "local_epochs": epochs_slider.value,
+            "batch_size": batch_slider.value or None}
+
+    def train(chosen: dict):
+        return federated.run_fedavg(
+            model_fn, client_splits[chosen["split"]], num_rounds=num_rounds,
+            clients_per_round=chosen["clients_per_round"], local_epochs=chosen["local_epochs"],
+            batch_size=chosen["batch_size"], client_learning_rate=client_learning_rate,
+            test_data=test_data, seed=seed, progress=False)
+
+    start = settings()
+    reference = train(start)
+
+    def label(chosen: dict) -> str:
+        return (f"{chosen['split']}, C={chosen['clients_per_round'] / num_clients:g}, "
+                f"E={chosen['local_epochs']}, B={chosen['batch_size'] or 'full'}")
+
+    def redraw(_change=None) -> None:
+        chosen = settings()
+        history = reference if chosen == start else train(chosen)
+        with output:
+            output.clear_output(wait=True)
+            print(fedavg_summary_line(history, num_clients=num_clients, **chosen))
+            _, ax = plt.subplots(figsize=(7.0, 3.2))
+            curves = {f"start: {label(start)}": reference, label(chosen): history}
+            styles = {f"start: {label(start)}": {"color": "0.7", "lw": 3}}
+            plotting.plot_accuracy_curves(curves, styles=styles, ax=ax)
+            ax.set_xlim(0.5, num_rounds + 0.5)
+            ax.set_ylim(0, 1)
+            plt.show()
+
+    for control in (epochs_slider, fraction_slider, batch_slider, split_buttons):
+        control.observe(redraw, names="value")
+    panel = widgets.VBox([epochs_slider, fraction_slider, batch_slider, split_buttons, output])
+    panel.output = output
+    panel.controls = {"local_epochs": epochs_slider, "client_fraction": fraction_slider,
+                      "batch_size": batch_slider, "split": split_buttons}
+    redraw()
+    return panel
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 04: a DP-FedAvg run trained live as the privacy budget, clients per round and C change.
+# --------------------------------------------------------------------------------------------
+
+#: Expected clients per round offered by :func:`dp_experiment_explorer`.
+DP_CLIENTS_PER_ROUND = (10, 20, 50, 100, 200)
+
+
+def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float = 2.0,
+                           clients_per_round: int = 100, clipping_norm: float = 0.5,
+                           num_rounds: int = 20, target_delta: float = 1e-5, seed: int = 0,
+                           baseline=None, **training):
+    """A panel that retrains DP-FedAvg for a privacy budget and redraws accuracy and epsilon.
+
+    Controls: the target epsilon on a log slider from 0.32 ("more privacy") to 10 ("less
+    privacy"), the expected number of clients per round (:data:`DP_CLIENTS_PER_ROUND`, i.e. the
+    sampling probability ``q = clients_per_round / N``) and the clipping norm ``C`` on a log
+    slider from 0.05 to 3.2. On every change the noise multiplier is calibrated by the accountant
+    and the model is trained for ``num_rounds`` rounds, both by
+    :func:`fl_helpers.experiment.run_experiment`; the output area prints
+    :func:`fl_helpers.experiment.summary_line` (final accuracy, epsilon spent, ``z``, the
+    seconds it took) and redraws accuracy and epsilon per round
+    (:func:`fl_helpers.plotting.plot_accuracy_and_epsilon`) against a non-private run with the
+    same clients per round (trained once per setting and remembered).
+
+    Args:
+        client_datasets: One ``(x_k, y_k)`` pair per client.
+        test_data: ``(x_test, y_test)``.
+        target_epsilon: Initial budget, in [0.3, 10].
+        clients_per_round: Initial expected clients per round, one of
+            :data:`DP_CLIENTS_PER_ROUND` (at most the number of clients).
+        clipping_norm: Initial ``C``, in [0.05, 3.2].
+        num_rounds: Rounds per run, >= 1 (about 0.1 s each for softmax regression on a laptop).
+        target_delta: delta of the guarantee, in (0, 1).
+        seed: Seed of the runs (same seed every time, so only the settings change the result).
+        baseline: An :class:`fl_helpers.experiment.ExperimentResult` of the non-private run with
+            the initial settings, if already trained (saves one run), or ``None``.
+        **training: Further keyword arguments of ``run_experiment`` (``model``,
+            ``local_epochs``, ``batch_size``, ``client_learning_rate``, ``server_learning_rate``).
+
+    Returns:
+        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area, its
+        ``controls`` attribute a dict of the controls by name, and its ``last_seconds``
+        attribute the time the last redraw took (training, accountant and drawing).
+
+    Raises:
+        ValueError: If an initial value is outside its control's range.
+    """
+    import time
+
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from fl_helpers import _validation as v
+    from fl_helpers import experiment, plotting
+
+    num_clients = len(client_datasets)
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    if not 0.3 <= target_epsilon <= 10:
+        raise ValueError(f"target_epsilon must be in [0.3, 10], got {target_epsilon}.")
+    options = [m for m in DP_CLIENTS_PER_ROUND if m <= num_clients]
+    if clients_per_round not in options:
+        raise ValueError(f"clients_per_round must be one of {options}, got {clients_per_round!r}.")
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    if not 0.05 <= clipping_norm <= 3.2:
+        raise ValueError(f"clipping_norm must be in [0.05, 3.2], got {clipping_norm}.")
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    seed = v.check_int("seed", seed, minimum=0)
+    unknown = set(training) - {"model", "local_epochs", "batch_size", "client_learning_rate",
+                               "server_learning_rate"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}.")
+
+    style = {"description_width": "120px"}
+    layout = widgets.Layout(width="440px")
+    epsilon_slider = widgets.FloatLogSlider(
+        value=target_epsilon, base=10, min=-0.5, max=1, step=0.1, description="target ε",
+        readout_format=".2f", continuous_update=False, style=style, layout=layout)
+    clients_slider = widgets.SelectionSlider(
+        options=options, value=clients_per_round, description="clients per round",
+        continuous_update=False, style=style, layout=layout)
+    clipping_slider = widgets.FloatLogSlider(
+        value=clipping_norm, base=10, min=-1.3, max=0.5, step=0.1, description="clipping norm C",
+        readout_format=".2f", continuous_update=False, style=style, layout=layout)
+    output = widgets.Output()
+    baselines = {}
+    if baseline is not None:
+        baselines[baseline.config["sampling_probability"], baseline.config["num_rounds"]] = baseline
+
+    def run(**kwargs):
+        return experiment.run_experiment(client_datasets, test_data, num_rounds=num_rounds,
+                                         target_delta=target_delta, seed=seed,
+                                         **training, **kwargs)
+
+    def redraw(_change=None) -> None:
+        start = time.perf_counter()
+        q = clients_slider.value / num_clients
+        if (q, num_rounds) not in baselines:
+            baselines[q, num_rounds] = run(sampling_probability=q)
+        reference = baselines[q, num_rounds]
+        result = run(sampling_probability=q, target_epsilon=epsilon_slider.value,
+                     clipping_norm=clipping_slider.value)
+        with output:
+            output.clear_output(wait=True)
+            print(experiment.summary_line(result, baseline=reference))
+            _, axes = plt.subplots(1, 2, figsize=(9.5, 3.2))
+            plotting.plot_accuracy_and_epsilon(
+                {"non-private": reference.history, "DP-FedAvg": result.history},
+                target_epsilon=epsilon_slider.value,
+                styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
+            plt.tight_layout()
+            plt.show()
+            panel.last_seconds = time.perf_counter() - start
+            print(f"responded in {panel.last_seconds:.1f} s (training, accountant and drawing)")
+
+    for control in (epsilon_slider, clients_slider, clipping_slider):
+        control.observe(redraw, names="value")
+    epsilon_row = widgets.HBox([widgets.Label("more privacy"), epsilon_slider,
+                                widgets.Label("less privacy")])
+    panel = widgets.VBox([epsilon_row, clients_slider, clipping_slider, output])
+    panel.output = output
+    panel.controls = {"target_epsilon": epsilon_slider, "clients_per_round": clients_slider,
+                      "clipping_norm": clipping_slider}
+    panel.last_seconds = float("nan")
+    redraw()
+    return panel

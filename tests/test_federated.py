@@ -433,3 +433,100 @@ def test_sgd_loss_curve_rejects_bad_arguments(softmax_model, tiny_data):
         federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
                                  local_epochs=1, batch_size=2, client_learning_rate=float("inf"),
                                  seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# run_fedavg: unequal clients, FedSGD, initial weights, progress bar (added for notebook 03)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uneven_clients():
+    """Five clients of 3, 8, 13, 21 and 34 random examples: the weights n_k / n differ."""
+    rng = np.random.default_rng(11)
+    sizes = [3, 8, 13, 21, 34]
+    return [(rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, size=n))
+            for n in sizes]
+
+
+def test_run_fedavg_weights_clients_of_different_sizes_by_n_k(uneven_clients):
+    start = models.make_softmax_regression(0).get_weights()
+    kwargs = dict(num_rounds=1, clients_per_round=5, local_epochs=2, batch_size=4,
+                  client_learning_rate=0.3, seed=2, progress=False)
+    loop = federated.run_fedavg(models.make_softmax_regression, uneven_clients, engine="loop",
+                                **kwargs)
+    default = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    # The same round by hand: numpy SGD per client, then sum_k (n_k / n) w_k in float64.
+    kernels, biases, sizes = [], [], []
+    for k, (x, y) in enumerate(uneven_clients):
+        batches = federated.client_batches(len(x), local_epochs=2, batch_size=4,
+                                           rng=np.random.default_rng([2, 0, k]))
+        kernel, bias, _ = _numpy_sgd(start[0], start[1], x, y, batches, 0.3)
+        kernels.append(kernel)
+        biases.append(bias)
+        sizes.append(len(x))
+    shares = np.array(sizes) / sum(sizes)
+    expected = [np.tensordot(shares, kernels, axes=1), np.tensordot(shares, biases, axes=1)]
+    unweighted = [np.mean(kernels, axis=0), np.mean(biases, axis=0)]
+    for history in (loop, default):
+        for got, want in zip(history.final_weights, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(loop.final_weights[0], unweighted[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fedsgd_round_is_one_gradient_step_on_the_pooled_data(uneven_clients):
+    """E = 1, B = inf, all clients: the weighted average of one full-batch step per client is
+    one gradient step on the mean loss over all clients' examples (McMahan et al. 2017, Sec. 2).
+    """
+    start = models.make_softmax_regression(0).get_weights()
+    history = federated.run_fedavg(
+        models.make_softmax_regression, uneven_clients, num_rounds=1, clients_per_round=5,
+        local_epochs=1, batch_size=None, client_learning_rate=0.5, seed=0, progress=False)
+    x = np.concatenate([x for x, _ in uneven_clients])
+    y = np.concatenate([y for _, y in uneven_clients])
+    kernel, bias, _ = _numpy_sgd(start[0], start[1], x, y, [np.arange(len(x))], 0.5)
+    np.testing.assert_allclose(history.final_weights[0], kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history.final_weights[1], bias, rtol=1e-5, atol=1e-6)
+
+
+def test_run_fedavg_starts_from_initial_weights_without_changing_them(uneven_clients):
+    initial = models.make_softmax_regression(7).get_weights()
+    copy = [w.copy() for w in initial]
+    kwargs = dict(num_rounds=2, clients_per_round=3, local_epochs=1, batch_size=5,
+                  client_learning_rate=0.1, seed=4, progress=False)
+    given = federated.run_fedavg(models.make_softmax_regression, uneven_clients,
+                                 initial_weights=initial, **kwargs)
+    default = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    for w, c in zip(initial, copy, strict=True):
+        np.testing.assert_array_equal(w, c)
+    # A model built with seed 7 as the starting point gives the same run.
+    seven = federated.run_fedavg(lambda: models.make_softmax_regression(7), uneven_clients,
+                                 **kwargs)
+    for a, b in zip(given.final_weights, seven.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(given.final_weights[0], default.final_weights[0])
+    with pytest.raises(ValueError, match=r"initial_weights\[0\] must have shape"):
+        federated.run_fedavg(models.make_softmax_regression, uneven_clients,
+                             initial_weights=[initial[0][:5], initial[1]], **kwargs)
+
+
+def test_history_timings_and_total_seconds(uneven_clients):
+    history = federated.run_fedavg(
+        models.make_softmax_regression, uneven_clients, num_rounds=3, clients_per_round=2,
+        local_epochs=1, batch_size=5, client_learning_rate=0.1, seed=0, progress=False)
+    assert history.total_seconds == pytest.approx(history.seconds_per_round.sum())
+    assert history.sampled_clients.shape == (3, 2)
+    assert history.engine in federated.ENGINES
+
+
+def test_run_fedavg_progress_bar_shows_rounds_and_accuracy(uneven_clients, capsys):
+    test = uneven_clients[-1]
+    kwargs = dict(num_rounds=2, clients_per_round=2, local_epochs=1, batch_size=5,
+                  client_learning_rate=0.1, test_data=test, seed=0)
+    federated.run_fedavg(models.make_softmax_regression, uneven_clients, progress=False,
+                         **kwargs)
+    assert capsys.readouterr().err == ""
+    history = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    err = capsys.readouterr().err
+    assert "FedAvg" in err and "2/2" in err
+    assert f"test_accuracy={history.test_accuracy[-1]:.4f}" in err

@@ -124,3 +124,97 @@ def test_local_sgd_explorer_rejects_out_of_range_start():
         widgets.local_sgd_explorer(models.make_softmax_regression, x, y, batch_size=7)
     with pytest.raises(ValueError, match="client_learning_rate must be in"):
         widgets.local_sgd_explorer(models.make_softmax_regression, x, y, client_learning_rate=5.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 03: fedavg_explorer
+# --------------------------------------------------------------------------------------------
+
+
+def _fake_history(accuracy=(0.5, 0.8, 0.931), weights=None):
+    import types
+
+    import numpy as np
+
+    weights = weights if weights is not None else [np.zeros((784, 10), np.float32),
+                                                   np.zeros(10, np.float32)]
+    return types.SimpleNamespace(rounds=np.arange(1, len(accuracy) + 1),
+                                 test_accuracy=np.array(accuracy), final_weights=weights)
+
+
+def test_fedavg_bytes_per_round_counts_down_and_up():
+    from fl_helpers import models
+
+    weights = models.make_2nn(0).get_weights()
+    assert widgets.fedavg_bytes_per_round(weights, 10) == 2 * 10 * 199_210 * 4 == 15_936_800
+    assert widgets.fedavg_bytes_per_round(weights, 1) == 1_593_680
+    with pytest.raises(ValueError, match="clients_per_round must be >= 1"):
+        widgets.fedavg_bytes_per_round(weights, 0)
+
+
+def test_fedavg_summary_line():
+    line = widgets.fedavg_summary_line(_fake_history(), split="IID", num_clients=100,
+                                       clients_per_round=10, local_epochs=1, batch_size=10)
+    # Softmax regression: 7,850 float32 parameters, 2 * 10 * 7,850 * 4 bytes = 0.628 MB.
+    assert line == ("IID, C = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% "
+                    "after 3 rounds; 0.6 MB per round (up + down)")
+    line = widgets.fedavg_summary_line(_fake_history(), split="non-IID", num_clients=100,
+                                       clients_per_round=1, local_epochs=5, batch_size=None)
+    assert "C = 0.01 (1 of 100 clients), E = 5, B = full" in line
+    with pytest.raises(ValueError, match="no test accuracy"):
+        widgets.fedavg_summary_line(_fake_history(accuracy=()), split="IID", num_clients=10,
+                                    clients_per_round=1, local_epochs=1, batch_size=10)
+
+
+def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
+    from fl_helpers import federated, models
+
+    calls = []
+
+    def fake_run_fedavg(model_fn, clients, **kwargs):
+        calls.append(dict(kwargs, clients=clients))
+        return _fake_history()
+
+    monkeypatch.setattr(federated, "run_fedavg", fake_run_fedavg)
+    summaries = []
+    monkeypatch.setattr(widgets, "fedavg_summary_line",
+                        lambda history, **kwargs: summaries.append(kwargs) or "line")
+    iid, noniid = [("iid", k) for k in range(20)], [("noniid", k) for k in range(20)]
+    panel = widgets.fedavg_explorer(models.make_2nn, {"IID": iid, "non-IID": noniid},
+                                    ("x", "y"), num_rounds=3, client_learning_rate=0.05)
+    controls = panel.controls
+    assert isinstance(controls["local_epochs"], ipywidgets.IntSlider)
+    assert isinstance(controls["client_fraction"], ipywidgets.SelectionSlider)
+    assert isinstance(controls["batch_size"], ipywidgets.SelectionSlider)
+    # One training for the starting settings, reused for the first drawing.
+    assert len(calls) == 1 and len(summaries) == 1
+    first = calls[-1]
+    assert first["clients"] is iid
+    assert (first["num_rounds"], first["clients_per_round"], first["local_epochs"],
+            first["batch_size"], first["client_learning_rate"]) == (3, 2, 1, 10, 0.05)
+    assert first["test_data"] == ("x", "y") and first["progress"] is False
+    controls["local_epochs"].value = 4
+    assert calls[-1]["local_epochs"] == 4 and summaries[-1]["local_epochs"] == 4
+    controls["client_fraction"].value = 0.01  # 0.01 * 20 clients rounds to 0: at least 1
+    assert calls[-1]["clients_per_round"] == 1
+    controls["batch_size"].value = 0  # the "full" option
+    assert calls[-1]["batch_size"] is None
+    controls["split"].value = "non-IID"
+    assert calls[-1]["clients"] is noniid and summaries[-1]["split"] == "non-IID"
+    assert len(calls) == 5
+
+
+def test_fedavg_explorer_rejects_bad_start():
+    from fl_helpers import models
+
+    splits = {"IID": [None] * 10}
+    with pytest.raises(ValueError, match="client_fraction must be one of"):
+        widgets.fedavg_explorer(models.make_2nn, splits, None, client_fraction=0.3)
+    with pytest.raises(ValueError, match="batch_size must be one of"):
+        widgets.fedavg_explorer(models.make_2nn, splits, None, batch_size=7)
+    with pytest.raises(ValueError, match="local_epochs must be <= 5"):
+        widgets.fedavg_explorer(models.make_2nn, splits, None, local_epochs=6)
+    with pytest.raises(ValueError, match="split must be one of"):
+        widgets.fedavg_explorer(models.make_2nn, splits, None, split="shards")
+    with pytest.raises(ValueError, match="same number of clients"):
+        widgets.fedavg_explorer(models.make_2nn, {"a": [None] * 10, "b": [None] * 5}, None)
