@@ -133,7 +133,8 @@ def print_table(all_results: dict) -> None:
                   f"{_fmt_rounds(run['rounds_to_target'], run['num_rounds']):>8} "
                   f"{PAPER_ROUNDS[split]:>6} {run['max_accuracy']:>8.4f} "
                   f"{run['final_accuracy']:>9.4f} {run['wall_seconds']:>8.1f} "
-                  f"{run['wall_seconds'] / run['num_rounds']:>8.3f}{mark}")
+                  f"{run['wall_seconds'] / run['num_rounds']:>8.3f}{mark}"
+                  f"{'  (diverged later)' if run.get('diverged') else ''}")
     print("* the learning rate selected for the split: fewest rounds to the target (or the highest "
           "accuracy if no rate reached it)")
     for split, results in all_results.items():
@@ -205,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "client_learning_rate": lr, "num_rounds": max_rounds, "engine": history.engine,
                 "rounds_to_target": rounds_to_target(accuracy, TARGET),
                 "max_accuracy": float(accuracy.max()), "final_accuracy": float(accuracy[-1]),
+                # NaN/inf test loss: the training blew up (a too large learning rate).
+                "diverged": bool(not np.isfinite(history.test_loss).all()),
                 "wall_seconds": round(wall, 2),
                 "training_seconds": round(history.total_seconds, 2),
                 "test_accuracy": [round(float(a), 4) for a in accuracy],
