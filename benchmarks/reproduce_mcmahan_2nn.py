@@ -134,7 +134,7 @@ def print_table(all_results: dict) -> None:
                   f"{PAPER_ROUNDS[split]:>6} {run['max_accuracy']:>8.4f} "
                   f"{run['final_accuracy']:>9.4f} {run['wall_seconds']:>8.1f} "
                   f"{run['wall_seconds'] / run['num_rounds']:>8.3f}{mark}"
-                  f"{'  (diverged later)' if run.get('diverged') else ''}")
+                  f"{'  (loss became NaN)' if run.get('diverged') else ''}")
     print("* the learning rate selected for the split: fewest rounds to the target (or the highest "
           "accuracy if no rate reached it)")
     for split, results in all_results.items():
