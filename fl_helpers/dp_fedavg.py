@@ -314,6 +314,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             model, datasets, local_epochs=local_epochs, batch_size=batch_size,
             client_learning_rate=client_learning_rate, seed=seed,
             max_clients_per_round=max(1, max(len(s) for s in samples)))
+        if test_data is not None:
+            test_on_device = fast.evaluation_data(x_test, y_test)
 
     def train_round(weights: list[np.ndarray], sampled: np.ndarray, t: int):
         if use_fast:
@@ -352,8 +354,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         for key in ("num_sampled", "fraction_clipped", "mean_update_norm"):
             columns[key].append(figures[key])
         if test_data is not None:
-            model.set_weights(weights)
-            loss, accuracy = federated._evaluate_unchecked(model, x_test, y_test)
+            if use_fast:
+                loss, accuracy = fast.evaluate(weights, test_on_device)
+            else:
+                model.set_weights(weights)
+                loss, accuracy = federated._evaluate_unchecked(model, x_test, y_test)
             figures["test_loss"], figures["test_accuracy"] = loss, accuracy
             columns["test_loss"].append(loss)
             columns["test_accuracy"].append(accuracy)

@@ -31,9 +31,11 @@ How it works (for Dense stacks: softmax regression, the 2NN):
   compiles once per run and a round never retraces. Compiled functions are cached per model
   architecture, so a second run with the same shapes (a widget's next slider move) starts at once.
 
-Group size: on this course's 2-core CPU, small groups measured fastest (a client's weights stay in
-cache through all its steps); on a GPU, large groups fill the device. The default picks by device;
-``benchmarks/bench_engine_speed.py`` measures it.
+Group size (:func:`default_group_size`): on a CPU, a group holds as many clients as fit in about a
+core's L2 cache, but at least one per core (16 for softmax regression, 2 for the 2NN on this
+course's 2-core machine): measured faster than both one client at a time and all clients in
+lockstep, whose stacked 2NN weights (8 MB for 10 clients) stream from L3 at every step. On a GPU,
+groups of 64 fill the device. ``benchmarks/bench_engine_speed.py`` prints the lockstep variant.
 
 Models that are not plain Dense stacks (the CNN) are not handled here: :func:`auto_engine` falls
 back to the per-client loop for them (``federated._loop_engine``), which is already one compiled
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -112,9 +115,23 @@ def supports(model: keras.Model) -> bool:
     return dense_activations(model) is not None
 
 
-def default_group_size() -> int:
-    """Clients trained in lockstep per group: 1 on a CPU (cache-friendly), 64 on a GPU."""
-    return 64 if tf.config.list_logical_devices("GPU") else 1
+#: Bytes of one client's weights that a CPU group may hold, about a core's L2 cache.
+CPU_GROUP_BYTES = 512 * 1024
+
+
+def default_group_size(num_parameters: int) -> int:
+    """Clients trained in lockstep per group, by device and model size.
+
+    On a GPU, 64: wide batched matmuls fill the device. On a CPU, as many clients as fit in
+    :data:`CPU_GROUP_BYTES` of float32 weights (16 for softmax regression), but at least one per
+    core, so that the batched matmul's client axis spreads over the cores (2 for the 2NN on this
+    course's 2-core machine). Measured in ``benchmarks/bench_engine_speed.py``.
+    """
+    num_parameters = v.check_int("num_parameters", num_parameters, minimum=1)
+    if tf.config.list_logical_devices("GPU"):
+        return 64
+    cores = os.cpu_count() or 1
+    return int(min(64, max(cores, CPU_GROUP_BYTES // (4 * num_parameters))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,6 +223,20 @@ def _server_step(global_weights, total, denominator, server_learning_rate, noise
             for w, t, n in zip(global_weights, total, pieces, strict=True)]
 
 
+def _build_eval_fn(activations: tuple[str, ...]) -> Callable[..., Any]:
+    @tf.function(jit_compile=True, reduce_retracing=False)
+    def evaluate(x, y, weights):
+        h = x
+        for i, name in enumerate(activations):
+            h = ACTIVATIONS[name](tf.linalg.matmul(h, weights[2 * i]) + weights[2 * i + 1])
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h)
+        correct = tf.equal(tf.argmax(h, axis=-1, output_type=tf.int32), y)
+        return tf.reduce_sum(tf.cast(ce, tf.float64)), tf.reduce_sum(tf.cast(correct, tf.int32))
+
+    return evaluate
+
+
+_EVAL_FNS: dict[tuple[str, ...], Callable[..., Any]] = {}
 _TRAIN_FNS: dict[tuple[tuple[str, ...], bool], Callable[..., Any]] = {}
 
 
@@ -284,6 +315,7 @@ class MultiClientEngine:
         client_learning_rate: ``eta`` > 0.
         seed: The run's seed; client ``k`` of round ``t`` uses batches from rng ``[seed, t, k]``.
         group_size: Clients in lockstep per group; default :func:`default_group_size`.
+            Any value gives the same results up to float32 rounding.
         max_clients_per_round: Expected largest number of clients in a round (sets the compiled
             capacity; a larger round recompiles once with double capacity).
 
@@ -309,9 +341,10 @@ class MultiClientEngine:
         self.seed = v.check_int("seed", seed, minimum=0)
         if len(client_datasets) == 0:
             raise ValueError("client_datasets must hold at least one client, got 0.")
-        self.group_size = (default_group_size() if group_size is None
-                           else v.check_int("group_size", group_size, minimum=1))
         self.weight_shapes = [tuple(w.shape) for w in model.weights]
+        num_parameters = int(sum(math.prod(shape) for shape in self.weight_shapes))
+        self.group_size = (default_group_size(num_parameters) if group_size is None
+                           else v.check_int("group_size", group_size, minimum=1))
 
         sizes = np.array([len(x) for x, _ in client_datasets], dtype=np.int64)
         if sizes.min() < 1:
@@ -392,6 +425,22 @@ class MultiClientEngine:
             num_examples=self.sizes[sampled].copy(),
         )
         return total, stats
+
+    def evaluation_data(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(x, y)`` put on the device once, in the form :meth:`evaluate` takes."""
+        x = np.asarray(x, dtype=np.float32)
+        return tf.constant(x.reshape(len(x), -1)), tf.constant(np.asarray(y).astype(np.int32))
+
+    def evaluate(self, weights: Sequence[np.ndarray],
+                 data: tuple[tf.Tensor, tf.Tensor]) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of ``weights`` on ``data`` (from
+        :meth:`evaluation_data`), in one compiled call; what ``federated.evaluate`` computes."""
+        if self.activations not in _EVAL_FNS:
+            _EVAL_FNS[self.activations] = _build_eval_fn(self.activations)
+        x, y = data
+        loss, correct = _EVAL_FNS[self.activations](
+            x, y, [tf.convert_to_tensor(w, tf.float32) for w in weights])
+        return float(loss) / int(x.shape[0]), int(correct) / int(x.shape[0])
 
     # -- the two server rules ----------------------------------------------------------------
 

@@ -145,8 +145,25 @@ def test_dp_engine_equals_dp_loop_with_clipping_and_noise(mnist):
     for a, b in zip(fast.update_norms, loop.update_norms, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5)
     np.testing.assert_allclose(fast.test_accuracy, loop.test_accuracy, rtol=0, atol=ACCURACY_ATOL)
+    # The engine's compiled evaluation against federated.evaluate's Keras one.
+    np.testing.assert_allclose(fast.test_loss, loop.test_loss, rtol=LOSS_RTOL)
     for a, b in zip(fast.final_weights, loop.final_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_group_size_changes_nothing_but_speed(mnist):
+    clients, _ = mnist
+    model = models.make_softmax_regression()
+    sampled = np.arange(0, 16, 2)  # 8 clients of different sizes: groups mix short and long
+    results = []
+    for group_size in (1, 3, 8):
+        fast = engine.MultiClientEngine(model, clients["dirichlet"], local_epochs=2,
+                                        batch_size=10, client_learning_rate=0.2, seed=1,
+                                        group_size=group_size)
+        results.append(fast.fedavg_round(model.get_weights(), sampled, 0))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
 
 
 def test_every_clipped_update_is_inside_the_ball(mnist):
