@@ -82,7 +82,7 @@ for a, b in zip(fedavg_with_server_lr(global_weights, client_weights, num_exampl
 
 # %% [markdown]
 # Subtracting in float64 and rounding once at the end keeps $\eta_s = 1$ equal to FedAvg up to
-# float32 rounding. In Reddi et al. 2021 ("Adaptive Federated Optimization", Section 2) the
+# float32 rounding. In Reddi et al. 2021 ("Adaptive Federated Optimization", Algorithm 1) the
 # average update $\sum_k \frac{n_k}{n}(w^k - w_t)$ is treated as a pseudo-gradient and handed
 # to a server optimiser (SGD with $\eta_s$, Adam, Adagrad, ...); this function is the plain-SGD
 # case.
