@@ -1,0 +1,501 @@
+"""The ``### Try it`` widgets, tested where students meet them: JupyterLab in a real browser.
+
+For every notebook in :data:`WIDGET_CASES` the test opens the notebook in JupyterLab (served from a
+temporary copy, see ``conftest.py``), clears the stored outputs, runs all cells from the "Run"
+menu and waits until every prompt shows its number and the kernel is idle. It then checks that
+
+* every code cell ran, in order, with prompts [1]..[N], and no cell has an error output;
+* no widget shows "Error displaying widget" (e.g. "model not found");
+* the widget was rendered as a widget (it has a ``.widget-slider``), not as its text repr, which is
+  what a missing widget manager looks like;
+* moving the main slider with the keyboard changes its readout, and the widget's output really
+  changes (the printed text and/or the plot image, as the case says), without a traceback.
+
+Screenshots of the widget before and after go to ``test-artifacts/widgets/<notebook>_before.png``
+and ``..._after.png`` (a full-page ``..._failure.png`` when the test fails).
+
+Run only these tests with ``.venv/bin/python -m pytest -m browser``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = REPO / "notebooks"
+ARTIFACTS_DIR = REPO / "test-artifacts" / "widgets"  # as in conftest.py
+
+
+@dataclasses.dataclass(frozen=True)
+class WidgetCase:
+    """One widget to drive: where it is, which slider to move and what must change.
+
+    Attributes:
+        notebook: File name in ``notebooks/``.
+        section: Text of the heading (any level) whose section holds the widget; the widget is
+            the first code cell output with a slider between that heading and the next heading
+            of the same or a higher level.
+        slider: Description label of the main slider (e.g. ``"epsilon ε"``); ``None`` means the
+            widget's first slider.
+        keys: Keys pressed on the slider handle. ``None``: one PageUp/PageDown (5 steps) away
+            from the nearer end of the range.
+        must_change: What in the widget's output must differ after the move: ``"text"`` (printed
+            output and labels) and/or ``"plot"`` (the images).
+        run_timeout_s: Time allowed for "Run All Cells".
+        move_timeout_s: Time allowed for the output to change after the slider moved.
+    """
+
+    notebook: str
+    section: str = "Try it"
+    slider: str | None = None
+    keys: tuple[str, ...] | None = None
+    must_change: tuple[str, ...] = ("text", "plot")
+    run_timeout_s: float = 300.0
+    move_timeout_s: float = 120.0
+
+    @property
+    def name(self) -> str:
+        return Path(self.notebook).stem
+
+
+# One line per widget. A notebook with a "### Try it" heading must appear here
+# (test_every_try_it_section_is_listed checks that).
+WIDGET_CASES = [
+    WidgetCase("00_welcome_to_federated_learning.ipynb", section="Environment check",
+               slider="example"),
+    WidgetCase("01_differential_privacy_noise.ipynb", slider="epsilon ε"),
+    WidgetCase("02_local_gradient_descent.ipynb", slider="learning rate η"),
+]
+
+STDERR_MIME = "application/vnd.jupyter.stderr"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+TRY_IT_HEADING = re.compile(r"^#{1,6}\s+Try it\s*$", re.MULTILINE)
+
+# --- JavaScript run in the page -------------------------------------------------------------
+
+# The notebook panel showing `path` (window.jupyterapp exists because the server runs with
+# --LabApp.expose_app_in_browser=True).
+_FIND_PANEL = """
+const findPanel = (path) => [...window.jupyterapp.shell.widgets('main')]
+    .find(w => w.context && w.context.path === path && w.content && w.content.model);
+"""
+
+# Prompts, kernel status and the error outputs from the notebook *model*: on screen an error
+# and a warning on stderr look alike, in the model they are different output types.
+_NOTEBOOK_STATE = _FIND_PANEL + """
+(path) => {
+  const panel = findPanel(path);
+  if (!panel) return null;
+  const prompts = [...panel.content.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+      .map(e => e.textContent.trim());
+  const cells = panel.content.model.cells;
+  const errors = [];
+  let codeCells = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    codeCells += 1;
+    const tags = cell.getMetadata('tags') || [];
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const out = cell.outputs.get(j).toJSON();
+      const text = Array.isArray(out.text) ? out.text.join('') : (out.text || '');
+      if (out.output_type === 'error' && !tags.includes('raises-exception')) {
+        errors.push({cell: codeCells, count: cell.executionCount, ename: out.ename,
+                     evalue: out.evalue, traceback: (out.traceback || []).join('\\n')});
+      } else if (out.output_type === 'stream' && out.name === 'stderr'
+                 && text.includes('Traceback (most recent call last)')) {
+        errors.push({cell: codeCells, count: cell.executionCount, ename: 'stderr',
+                     evalue: '', traceback: text});
+      }
+    }
+  }
+  const status = document.querySelector('.jp-StatusBar-Left');
+  const displayErrors = [...panel.content.node.querySelectorAll('.jp-OutputArea-output')]
+      .map(e => e.textContent).filter(t => t.includes('Error displaying widget'))
+      .map(t => t.trim().slice(0, 300));
+  return {prompts, codeCells, errors, displayErrors,
+          status: status ? status.textContent : '',
+          kernel: panel.sessionContext.kernelDisplayStatus};
+}
+"""
+
+# Marks the widget to drive: data-widget-test="root" on the output area of the first code cell
+# with a slider in the section, "slider" on the main slider row. Returns a diagnosis otherwise.
+_MARK_WIDGET = _FIND_PANEL + """
+([path, section, sliderLabel]) => {
+  const panel = findPanel(path);
+  const norm = s => (s || '').replace(/\\u00b6/g, '').replace(/\\s+/g, ' ').trim();
+  document.querySelectorAll('[data-widget-test]')
+      .forEach(e => e.removeAttribute('data-widget-test'));
+  const cells = panel.content.widgets.map(w => w.node);
+  const headingOf = (cell) => cell.classList.contains('jp-MarkdownCell')
+      ? [...cell.querySelectorAll('h1, h2, h3, h4, h5, h6')] : [];
+  let start = -1, level = 7;
+  cells.forEach((cell, i) => {
+    if (start >= 0) return;
+    const h = headingOf(cell).find(h => norm(h.textContent) === section);
+    if (h) { start = i; level = Number(h.tagName[1]); }
+  });
+  if (start < 0) {
+    const all = cells.flatMap(c => headingOf(c).map(h => norm(h.textContent)));
+    return {error: `no heading "${section}" in the notebook; its headings are: ${all.join(' | ')}`};
+  }
+  const seen = [];
+  for (let i = start + 1; i < cells.length; i++) {
+    const cell = cells[i];
+    if (headingOf(cell).some(h => Number(h.tagName[1]) <= level)) break;
+    if (!cell.classList.contains('jp-CodeCell')) continue;
+    const area = cell.querySelector('.jp-Cell-outputArea');
+    if (!area) continue;
+    const rows = [...area.querySelectorAll('.widget-slider')];
+    seen.push(norm(area.textContent).slice(0, 200));
+    if (!rows.length) continue;
+    const labels = rows.map(r => norm((r.querySelector('.widget-label') || {}).textContent));
+    const index = sliderLabel === null ? 0 : labels.indexOf(sliderLabel);
+    if (index < 0) {
+      return {error: `the widget has no slider labelled "${sliderLabel}"; `
+                     + `its sliders are: ${labels.join(' | ')}`};
+    }
+    area.setAttribute('data-widget-test', 'root');
+    rows[index].setAttribute('data-widget-test', 'slider');
+    return {label: labels[index], labels};
+  }
+  return {error: `no rendered slider (.widget-slider) in the section "${section}": the widget `
+                 + `manager is missing or the widget was not displayed. The section's code `
+                 + `cells show: ${seen.map(s => JSON.stringify(s)).join(', ') || '(nothing)'}`};
+}
+"""
+
+# What the widget shows now: the main slider's readout and handle, the display text (outputs,
+# labels, HTML; not the controls), the plot images, and any traceback inside the widget.
+_WIDGET_STATE = """
+() => {
+  const root = document.querySelector('[data-widget-test=root]');
+  if (!root) return null;
+  const slider = root.querySelector('[data-widget-test=slider]');
+  const handle = slider.querySelector('.noUi-handle[role=slider]');
+  const readout = slider.querySelector('.widget-readout');
+  const controls = '.widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-radio, '
+      + '.widget-checkbox, .widget-text, .widget-button, .widget-select, .widget-toggle-button';
+  const shown = '.widget-output, .widget-label, .widget-html, .widget-htmlmath';
+  const texts = [...root.querySelectorAll(shown)]
+      .filter(e => !e.closest(controls))
+      .filter(e => !(e.parentElement && e.parentElement.closest('.widget-output')))
+      .map(e => e.textContent.trim());
+  const errors = [...root.querySelectorAll('.jp-OutputArea-output[data-mime-type="STDERR_MIME"]')]
+      .map(e => e.textContent)
+      .filter(t => t.includes('Traceback (most recent call last)')
+                   || /^\\w*(Error|Exception)\\b/m.test(t));
+  const displayErrors = [...root.querySelectorAll('*')]
+      .filter(e => e.children.length === 0 && e.textContent.includes('Error displaying widget'))
+      .map(e => e.textContent.trim());
+  return {
+    readout: readout ? readout.textContent.trim() : null,
+    value: handle ? handle.getAttribute('aria-valuenow') : null,
+    min: handle ? Number(handle.getAttribute('aria-valuemin')) : null,
+    max: handle ? Number(handle.getAttribute('aria-valuemax')) : null,
+    text: texts.join('\\n'),
+    images: [...root.querySelectorAll('img')].map(i => i.src),
+    imagesReady: [...root.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0),
+    errors, displayErrors,
+  };
+}
+""".replace("STDERR_MIME", STDERR_MIME)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _clean(text: str, max_lines: int = 25) -> str:
+    lines = ANSI_ESCAPE.sub("", text).rstrip().splitlines()
+    if len(lines) > max_lines:
+        lines = ["..."] + lines[-max_lines:]
+    return "\n".join(lines)
+
+
+def _describe_errors(errors: list[dict]) -> str:
+    first = errors[0]
+    where = f"code cell {first['cell']} (prompt [{first['count']}])"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (f"{where} has an error output{more}: {first['ename']}: {first['evalue']}\n"
+            f"{_clean(first['traceback'])}")
+
+
+def _ink_fraction(src: str) -> float:
+    """Fraction of a PNG data URL's pixels that differ from its most common colour."""
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])),
+                                     format="png")
+    flat = np.round(pixels.reshape(-1, pixels.shape[-1]) * 255).astype(np.uint8)
+    colours, counts = np.unique(flat, axis=0, return_counts=True)
+    return 1.0 - counts.max() / len(flat)
+
+
+def _kernels_idle(jupyterlab) -> bool:
+    kernels = jupyterlab.api("GET", "kernels")
+    return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+
+
+def _widget_output(state: dict) -> dict:
+    """The parts of the widget state that the slider must change."""
+    return {"text": state["text"],
+            "plot": [hashlib.sha256(src.encode()).hexdigest()[:16] for src in state["images"]]}
+
+
+def _open_notebook(page, jupyterlab, case: WidgetCase) -> None:
+    """Opens the notebook, accepts the kernel dialog, waits for its code cells and "Idle"."""
+    page.goto(f"{jupyterlab.url}/lab/workspaces/browser-test-{case.name}/tree/{case.notebook}"
+              f"?token={jupyterlab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell .jp-InputArea-editor", timeout=120_000)
+    deadline = time.monotonic() + 120
+    while True:
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() and "Select Kernel" in (dialog.first.text_content() or ""):
+            # Our notebooks store no kernelspec, so JupyterLab asks, as it asks a student.
+            dialog.first.locator("button.jp-mod-accept").click()
+        state = page.evaluate(_NOTEBOOK_STATE, case.notebook)
+        if state and re.search(r"\| Idle\b", state["status"]):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{case.notebook}: the kernel did not reach Idle within 120 s after "
+                        f"opening; status bar: {state and state['status']!r}", pytrace=False)
+        time.sleep(0.25)
+
+
+def _run_all(page, jupyterlab, case: WidgetCase) -> dict:
+    """Clears the outputs, runs all cells from the Run menu, waits for numbers and idle."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+        ".jp-CodeCell .jp-InputArea-prompt')].every(e => !/\\d/.test(e.textContent))",
+        timeout=30_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    deadline = time.monotonic() + case.run_timeout_s
+    done_once = False
+    while True:
+        state = page.evaluate(_NOTEBOOK_STATE, case.notebook)
+        numbered = all(re.fullmatch(r"\[\d+\]:", p) for p in state["prompts"])
+        queued = any(p == "[*]:" for p in state["prompts"])
+        idle = bool(re.search(r"\| Idle\b", state["status"])) and _kernels_idle(jupyterlab)
+        if state["errors"] and idle and not queued:
+            pytest.fail(f"{case.notebook}: Run All Cells stopped: "
+                        f"{_describe_errors(state['errors'])}", pytrace=False)
+        if numbered and idle:
+            if done_once:  # idle on two polls in a row: nothing is left in flight
+                return state
+            done_once = True
+        else:
+            done_once = False
+        if time.monotonic() > deadline:
+            pending = [i + 1 for i, p in enumerate(state["prompts"])
+                       if not re.fullmatch(r"\[\d+\]:", p)]
+            pytest.fail(f"{case.notebook}: Run All Cells did not finish within "
+                        f"{case.run_timeout_s:.0f} s: code cells {pending[:10]} show no number; "
+                        f"status bar {state['status']!r}", pytrace=False)
+        time.sleep(1.0)
+
+
+REVERSE_KEY = {"ArrowLeft": "ArrowRight", "ArrowRight": "ArrowLeft", "ArrowDown": "ArrowUp",
+               "ArrowUp": "ArrowDown", "PageDown": "PageUp", "PageUp": "PageDown"}
+
+
+def _choose_keys(case: WidgetCase, before: dict) -> tuple[str, ...]:
+    if case.keys is not None:
+        return case.keys
+    value = float(before["value"])
+    return ("PageDown",) if value - before["min"] > before["max"] - value else ("PageUp",)
+
+
+def _move(page, jupyterlab, case: WidgetCase, keys, previous: dict, *, label: str) -> dict:
+    """Presses ``keys`` on the main slider's handle; returns the settled widget state.
+
+    Fails with a message naming the move when the widget then shows a traceback or "Error
+    displaying widget", when the readout did not move, or when the output did not change.
+    """
+    handle = page.locator("[data-widget-test=slider] .noUi-handle[role=slider]")
+    if handle.count() != 1:
+        pytest.fail(f"{case.notebook}: the slider '{label}' has no keyboard handle "
+                    "(.noUi-handle[role=slider])", pytrace=False)
+    log_offset = jupyterlab.log_size()
+    handle.focus()
+    for key in keys:
+        handle.press(key)
+    state = _wait_for_new_output(page, jupyterlab, case, previous)
+    move = (f"moving '{label}' with {'+'.join(keys)} from {previous['readout']} "
+            f"to {state['readout']}")
+    log = jupyterlab.log_since(log_offset)
+    log = f"\nkernel log:\n{_clean(log)}" if "Traceback" in log else ""
+    if state["errors"]:
+        pytest.fail(f"{case.notebook}: after {move} the widget shows a traceback:\n"
+                    f"{_clean(state['errors'][0])}{log}", pytrace=False)
+    if state["displayErrors"]:
+        pytest.fail(f"{case.notebook}: after {move} the widget shows "
+                    f"{state['displayErrors'][0]!r}", pytrace=False)
+    if state["readout"] == previous["readout"]:
+        pytest.fail(f"{case.notebook}: pressing {'+'.join(keys)} on '{label}' did not change "
+                    f"its readout ({previous['readout']})", pytrace=False)
+    for part in case.must_change:
+        if _widget_output(state)[part] == _widget_output(previous)[part]:
+            pytest.fail(f"{case.notebook}: after {move} the widget's {part} did not change "
+                        f"within {case.move_timeout_s:.0f} s (text now: "
+                        f"{state['text'][:300]!r}){log}", pytrace=False)
+    return state
+
+
+def _same_picture(src_a: str, src_b: str) -> bool:
+    """Whether two PNG data URLs show the same picture (at most 0.5% of pixels differ)."""
+    import matplotlib.image
+
+    a, b = (matplotlib.image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])),
+                                    format="png") for src in (src_a, src_b))
+    if a.shape != b.shape:
+        return False
+    differs = np.abs(a - b).max(axis=-1) > 0.05
+    return float(differs.mean()) <= 0.005
+
+
+def _assert_same_output(case: WidgetCase, label: str, *, expected: dict, actual: dict) -> None:
+    where = f"{case.notebook}: back at '{label}' = {actual['readout']}"
+    if "text" in case.must_change:
+        assert actual["text"] == expected["text"], (
+            f"{where} the widget prints {actual['text'][:300]!r}, but printed "
+            f"{expected['text'][:300]!r} the first time at that setting")
+    if "plot" in case.must_change:
+        pairs = list(zip(actual["images"], expected["images"], strict=False))
+        assert len(actual["images"]) == len(expected["images"]) and all(
+            _same_picture(a, b) for a, b in pairs), (
+            f"{where} the plot differs from the one drawn the first time at that setting "
+            "(a half-drawn or stale figure?)")
+
+
+def _record_timings(case: WidgetCase, timings: dict) -> None:
+    path = ARTIFACTS_DIR / "timings.json"
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded[case.name] = timings
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+
+
+def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict) -> dict:
+    """Waits until the readout and the output changed, then until the widget is settled."""
+    deadline = time.monotonic() + case.move_timeout_s
+    previous = None
+    while True:
+        state = page.evaluate(_WIDGET_STATE)
+        output, old = _widget_output(state), _widget_output(before)
+        changed = all(output[part] != old[part] for part in case.must_change)
+        idle = _kernels_idle(jupyterlab)
+        if state["errors"] or state["displayErrors"]:
+            return state
+        if state["readout"] != before["readout"] and changed and idle and state["imagesReady"]:
+            if previous == state:  # unchanged for one poll with the kernel idle: settled
+                return state
+            previous = state
+        if time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_every_try_it_section_is_listed():
+    """A notebook with a "Try it" widget but no line in WIDGET_CASES would go untested."""
+    listed = {case.notebook for case in WIDGET_CASES}
+    missing = []
+    for path in sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        if any(cell["cell_type"] == "markdown" and TRY_IT_HEADING.search("".join(cell["source"]))
+               for cell in cells) and path.name not in listed:
+            missing.append(path.name)
+    assert not missing, (f"notebooks with a '### Try it' widget not in WIDGET_CASES of {__file__}: "
+                         f"{missing}; add one line each, e.g. WidgetCase({missing[0]!r}, "
+                         "slider='<description of the main slider>')")
+    absent = [c.notebook for c in WIDGET_CASES if not (NOTEBOOKS_DIR / c.notebook).is_file()]
+    assert not absent, f"WIDGET_CASES lists notebooks that do not exist: {absent}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
+def test_widget_in_jupyterlab(case, jupyterlab, browser):
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS_DIR.glob(f"{case.name}_*.png"):
+        old.unlink()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    started = time.monotonic()
+    try:
+        _open_notebook(page, jupyterlab, case)
+        opened = time.monotonic()
+        state = _run_all(page, jupyterlab, case)
+        ran = time.monotonic()
+        timings = {"open_s": round(opened - started, 1), "run_all_s": round(ran - opened, 1)}
+
+        counts = [int(p[1:-2]) for p in state["prompts"]]
+        assert len(counts) == state["codeCells"], (
+            f"{case.notebook}: {state['codeCells']} code cells but {len(counts)} prompts on screen")
+        assert counts == list(range(1, len(counts) + 1)), (
+            f"{case.notebook}: after Run All the prompts are {counts}, not 1..{len(counts)}")
+        assert not state["errors"], f"{case.notebook}: {_describe_errors(state['errors'])}"
+        assert not state["displayErrors"], (
+            f"{case.notebook}: a widget shows {state['displayErrors'][0]!r}")
+
+        marked = page.evaluate(_MARK_WIDGET, [case.notebook, case.section, case.slider])
+        assert "error" not in marked, f"{case.notebook}: {marked.get('error')}"
+        widget = page.locator("[data-widget-test=root]")
+        widget.scroll_into_view_if_needed()
+        page.wait_for_function(f"({_WIDGET_STATE})().imagesReady", timeout=30_000)
+        before = page.evaluate(_WIDGET_STATE)
+        assert not before["errors"], (
+            f"{case.notebook}: the widget shows an error before any move:\n"
+            f"{_clean(before['errors'][0])}")
+        if "text" in case.must_change:
+            assert re.search(r"\d", before["text"]), (
+                f"{case.notebook}: the widget shows no number before the move: "
+                f"{before['text'][:200]!r}")
+        if "plot" in case.must_change:
+            assert before["images"], f"{case.notebook}: the widget shows no plot before the move"
+        widget.screenshot(path=ARTIFACTS_DIR / f"{case.name}_before.png")
+
+        keys = _choose_keys(case, before)
+        moved = time.monotonic()
+        after = _move(page, jupyterlab, case, keys, before, label=marked["label"])
+        timings["slider_to_output_s"] = round(time.monotonic() - moved, 1)
+        widget.screenshot(path=ARTIFACTS_DIR / f"{case.name}_after.png")
+        if "plot" in case.must_change:
+            # A plot that changed into an empty picture is a broken plot, not a redraw.
+            ink_before = max(_ink_fraction(src) for src in before["images"])
+            ink_after = min(_ink_fraction(src) for src in after["images"]) if after["images"] else 0
+            assert ink_after >= max(0.002, 0.25 * ink_before), (
+                f"{case.notebook}: after moving '{marked['label']}' to {after['readout']} the "
+                f"plot is (nearly) blank: {ink_after:.2%} of its pixels are drawn, against "
+                f"{ink_before:.2%} before")
+        # Same settings, same output: back to the start, then forward again. This catches a
+        # redraw that draws the wrong thing (e.g. a half-drawn figure) as well as stale state.
+        back_keys = tuple(REVERSE_KEY.get(key) for key in reversed(keys))
+        if all(back_keys):
+            back = _move(page, jupyterlab, case, back_keys, after, label=marked["label"])
+            _assert_same_output(case, marked["label"], expected=before, actual=back)
+            again = _move(page, jupyterlab, case, keys, back, label=marked["label"])
+            _assert_same_output(case, marked["label"], expected=after, actual=again)
+        final = page.evaluate(_NOTEBOOK_STATE, case.notebook)
+        assert not final["errors"], f"{case.notebook}: {_describe_errors(final['errors'])}"
+        timings["total_s"] = round(time.monotonic() - started, 1)
+        _record_timings(case, timings)
+    except BaseException:
+        page.screenshot(path=ARTIFACTS_DIR / f"{case.name}_failure.png", full_page=True)
+        raise
+    finally:
+        context.close()
+        jupyterlab.shutdown_kernels()
