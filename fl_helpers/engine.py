@@ -444,6 +444,27 @@ class MultiClientEngine:
 
     # -- the two server rules ----------------------------------------------------------------
 
+    def _check_sampled(self, sampled_clients: Any) -> np.ndarray:
+        sampled = np.asarray(sampled_clients)
+        if sampled.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if (sampled.ndim != 1 or not np.issubdtype(sampled.dtype, np.integer)
+                or sampled.min() < 0 or sampled.max() >= len(self.sizes)):
+            raise ValueError(f"sampled_clients must be a 1-D array of client ids in "
+                             f"0..{len(self.sizes) - 1}, got {sampled!r}.")
+        if np.unique(sampled).size != sampled.size:
+            raise ValueError(f"sampled_clients must not repeat a client, got {sampled!r}.")
+        return sampled.astype(np.int64)
+
+    @staticmethod
+    def _finite(weights: list[tf.Tensor]) -> list[np.ndarray]:
+        arrays = [w.numpy() for w in weights]
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError(
+                "the new global weights hold NaN or inf values: a client's training diverged. "
+                "Try a smaller client_learning_rate.")
+        return arrays
+
     def fedavg_round(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
                      round_index: int) -> list[np.ndarray]:
         """One FedAvg round: ``w + sum_k (n_k / n) (w_k - w)`` = ``sum_k (n_k / n) w_k``.
@@ -451,7 +472,7 @@ class MultiClientEngine:
         Matches :data:`fl_helpers.federated.RoundTrainer`, so :func:`federated.run_fedavg` can
         call it. McMahan et al. 2017, Algorithm 1.
         """
-        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        sampled = self._check_sampled(sampled_clients)
         if sampled.size == 0:
             raise ValueError("sampled_clients must hold at least one client for FedAvg, got 0.")
         n = self.sizes[sampled].astype(np.float64)
@@ -459,7 +480,7 @@ class MultiClientEngine:
         total, _ = self._train(weights, sampled, round_index, n.astype(np.float32), None)
         new = _server_step(weights, total, tf.constant(n.sum(), tf.float32), tf.constant(1.0),
                            tf.constant(0.0), tf.constant(np.zeros(2, np.int64)), False)
-        return [w.numpy() for w in new]
+        return self._finite(new)
 
     def dp_round(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
                  round_index: int, *, clipping_norm: float, noise_multiplier: float,
@@ -488,7 +509,7 @@ class MultiClientEngine:
         noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         denominator = v.check_positive("denominator", denominator)
         server_learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
-        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        sampled = self._check_sampled(sampled_clients)
         weights = [tf.convert_to_tensor(w, tf.float32) for w in global_weights]
         if sampled.size:
             total, stats = self._train(weights, sampled, round_index,
@@ -500,7 +521,7 @@ class MultiClientEngine:
                            tf.constant(server_learning_rate, tf.float32),
                            tf.constant(noise_multiplier * clipping_norm, tf.float32),
                            tf.constant(noise_seed(self.seed, round_index)), True)
-        return [w.numpy() for w in new], stats
+        return self._finite(new), stats
 
 
 # --------------------------------------------------------------------------------------------

@@ -284,3 +284,16 @@ def test_dp_rejects_bad_arguments(mnist, change, error, match):
     clients, _ = mnist
     with pytest.raises(error, match=match):
         _dp(clients["iid"], None, **change)
+
+
+def test_engine_rejects_bad_rounds_and_reports_divergence(mnist):
+    clients, _ = mnist
+    model = models.make_2nn()  # with this step size its activations overflow to inf, then NaN
+    fast = engine.MultiClientEngine(model, clients["iid"], local_epochs=1, batch_size=10,
+                                    client_learning_rate=1e20, seed=0)
+    with pytest.raises(ValueError, match="client ids in 0..15"):
+        fast.fedavg_round(model.get_weights(), np.array([3, 16]), 0)
+    with pytest.raises(ValueError, match="must not repeat"):
+        fast.fedavg_round(model.get_weights(), np.array([3, 3]), 0)
+    with pytest.raises(ValueError, match="diverged"):
+        fast.fedavg_round(model.get_weights(), np.array([0, 1]), 0)
