@@ -218,3 +218,87 @@ def test_fedavg_explorer_rejects_bad_start():
         widgets.fedavg_explorer(models.make_2nn, splits, None, split="shards")
     with pytest.raises(ValueError, match="same number of clients"):
         widgets.fedavg_explorer(models.make_2nn, {"a": [None] * 10, "b": [None] * 5}, None)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 04: dp_experiment_explorer
+# --------------------------------------------------------------------------------------------
+
+
+def _fake_experiment(calls):
+    """Stands in for experiment.run_experiment: records its arguments, returns a small result."""
+    import types
+
+    import numpy as np
+
+    from fl_helpers import experiment
+
+    def run(clients, test_data, **kwargs):
+        calls.append(kwargs)
+        eps = kwargs.get("target_epsilon")
+        rounds = np.arange(1, kwargs["num_rounds"] + 1)
+        history = types.SimpleNamespace(
+            rounds=rounds, test_accuracy=np.linspace(0.5, 0.9 if eps is None else 0.8, rounds.size),
+            epsilon=np.zeros(0) if eps is None else np.linspace(eps / 2, eps, rounds.size))
+        config = {"privacy": "non-private" if eps is None else "central DP",
+                  "sampling_probability": kwargs["sampling_probability"], "target_epsilon": eps,
+                  "noise_multiplier": 0.0 if eps is None else 1.0 / eps,
+                  "clipping_norm": kwargs.get("clipping_norm"),
+                  "target_delta": kwargs["target_delta"], "num_rounds": kwargs["num_rounds"]}
+        return experiment.ExperimentResult(config=config, history=history,
+                                           accountant_seconds=0.0, total_seconds=0.1)
+
+    return run
+
+
+def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
+    from fl_helpers import experiment
+
+    calls = []
+    monkeypatch.setattr(experiment, "run_experiment", _fake_experiment(calls))
+    clients = [None] * 500
+    panel = widgets.dp_experiment_explorer(clients, ("x", "y"), target_epsilon=2.0,
+                                           clients_per_round=100, clipping_norm=0.5,
+                                           num_rounds=4, local_epochs=2)
+    controls = panel.controls
+    slider = controls["target_epsilon"]
+    assert isinstance(slider, ipywidgets.FloatLogSlider)
+    assert (slider.base, slider.min, slider.max) == (10, -0.5, 1)
+    labels = [child.value for child in panel.children[0].children
+              if isinstance(child, ipywidgets.Label)]
+    assert labels == ["more privacy", "less privacy"]
+    assert controls["clients_per_round"].options == (10, 20, 50, 100, 200)
+    # The baseline (no epsilon) and the private run, both with q = 100 / 500.
+    assert [c.get("target_epsilon") for c in calls] == [None, 2.0]
+    assert all(c["sampling_probability"] == 0.2 and c["local_epochs"] == 2 for c in calls)
+    first = capsys.readouterr().out
+    assert "target ε = 2" in first and "(non-private 90.0%)" in first and "responded in" in first
+    slider.value = 1.0
+    assert calls[-1]["target_epsilon"] == pytest.approx(1.0) and len(calls) == 3  # baseline kept
+    assert "target ε = 1" in capsys.readouterr().out
+    controls["clipping_norm"].value = 1.0
+    assert calls[-1]["clipping_norm"] == pytest.approx(1.0)
+    controls["clients_per_round"].value = 50  # a new q: a new baseline, then the private run
+    assert [c.get("target_epsilon") for c in calls[-2:]] == [None, pytest.approx(1.0)]
+    assert calls[-1]["sampling_probability"] == 0.1
+    assert panel.last_seconds >= 0
+
+
+def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(monkeypatch):
+    from fl_helpers import experiment
+
+    calls = []
+    fake = _fake_experiment(calls)
+    monkeypatch.setattr(experiment, "run_experiment", fake)
+    baseline = fake(None, None, num_rounds=3, sampling_probability=0.1, target_delta=1e-5)
+    calls.clear()
+    widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3, baseline=baseline)
+    assert [c.get("target_epsilon") for c in calls] == [2.0]  # only the private run
+    with pytest.raises(ValueError, match="target_epsilon must be in"):
+        widgets.dp_experiment_explorer([None] * 1000, None, target_epsilon=20.0)
+    with pytest.raises(ValueError, match="clients_per_round must be one of"):
+        widgets.dp_experiment_explorer([None] * 30, None, clients_per_round=50)
+    with pytest.raises(ValueError, match="clipping_norm must be in"):
+        widgets.dp_experiment_explorer([None] * 1000, None, clipping_norm=10.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        widgets.dp_experiment_explorer([None] * 1000, None, epochs=3)
