@@ -22,7 +22,8 @@ Flower lives outside the course's requirements: install it into a throwaway envi
 can see the course's packages, e.g.::
 
     python -m venv /tmp/flwr_venv
-    echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/flwr_venv/lib/python3.11/site-packages/course.pth
+    echo "$PWD/.venv/lib/python3.11/site-packages" \
+        > /tmp/flwr_venv/lib/python3.11/site-packages/course.pth
     /tmp/flwr_venv/bin/pip install -r benchmarks/requirements.txt
 
 and pass ``--flower-python /tmp/flwr_venv/bin/python`` (the default when that file exists).
@@ -39,7 +40,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -100,7 +100,7 @@ def compiled_keras_model():
 
 
 def run_keras_fit(clients, test, *, local_epochs, rounds):
-    """(a): per-client ``fit`` then ``federated.fedavg``; returns (seconds per round, accuracies)."""
+    """(a): per-client ``fit``, then ``federated.fedavg``; returns (seconds, accuracies)."""
     from fl_helpers import federated
 
     model = compiled_keras_model()
@@ -132,7 +132,7 @@ def run_federated(clients, test, *, engine, local_epochs, rounds):
 
 def run_engine_grouped(clients, *, local_epochs, rounds, group_size):
     """(c) with another group size (clients in lockstep), to show why the default was chosen."""
-    from fl_helpers import engine, federated, models
+    from fl_helpers import engine, models
 
     model = models.make_2nn(seed=SEED)
     fast = engine.MultiClientEngine(model, clients, local_epochs=local_epochs,
@@ -213,8 +213,7 @@ def flower_worker(local_epochs: int, rounds: int, output: str) -> None:
                for i in range(1, len(timeline))]
     Path(output).write_text(json.dumps({
         "flwr_version": flwr.__version__, "seconds": seconds,
-        "accuracy": [a for *_, a in timeline[1:]], "total_seconds": total,
-        "startup_seconds": timeline[0][1] - start if timeline else None}))
+        "accuracy": [a for *_, a in timeline[1:]], "total_seconds": total}))
 
 
 _WORKER_MODEL = {}
@@ -247,7 +246,8 @@ def run_flower(flower_python: str | None, *, local_epochs: int, rounds: int):
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             return None, None, "Flower run failed: " + " | ".join(tail)
         result = json.loads(Path(output).read_text())
-    note = f"flwr {result['flwr_version']}, Ray start-up {result['startup_seconds']:.1f} s"
+    note = (f"flwr {result['flwr_version']} (Ray backend, 1 CPU per client actor); its first "
+            f"round includes starting the actors; whole simulation {result['total_seconds']:.1f} s")
     return np.array(result["seconds"]), np.array(result["accuracy"]), note
 
 
@@ -256,7 +256,7 @@ def run_flower(flower_python: str | None, *, local_epochs: int, rounds: int):
 # --------------------------------------------------------------------------------------------
 
 
-def matmul_peak_gflops(size: int = 4096, repeats: int = 3) -> float:
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     """Best GFLOP/s of a float32 ``size x size`` matmul (2 n^3 FLOPs) over a few repeats."""
     import tensorflow as tf
 
@@ -337,7 +337,8 @@ def main() -> None:
     clients, test = load_setup()
     params = sum(int(np.prod(w.shape)) for w in models.make_2nn().weights)
     peak = matmul_peak_gflops()
-    print(f"2NN: {params:,} parameters; float32 matmul peak (4096^3): {peak:.1f} GFLOP/s\n")
+    print(f"2NN: {params:,} parameters; float32 matmul peak (2048^3, best of 10): "
+          f"{peak:.1f} GFLOP/s\n")
 
     for local_epochs in args.epochs:
         rows = {}
@@ -367,14 +368,14 @@ def main() -> None:
                   f"{accuracy[-1]:>17.4f}")
         print(f"{'(c) lockstep, 10 per group':<26}{lockstep[0]:>14.3f}"
               f"{np.median(lockstep[1:]):>11.3f}{np.median(lockstep[1:]) / reference:>10.1f}")
-        if "(d) Flower simulation" not in rows:
-            print(f"(d) Flower: {note}")
-        else:
-            print(f"(d) Flower: {note}")
+        print(f"(d) Flower: {note}")
+        # Other processes on a shared machine slow both measurements; the best peak seen so far
+        # is the fairest denominator.
+        peak = max(peak, matmul_peak_gflops())
         flops = engine.flops_per_example([tuple(w.shape) for w in models.make_2nn().weights])
         achieved = flops * NUM_CLIENTS * EXAMPLES_PER_CLIENT * local_epochs / reference / 1e9
         print(f"engine: {achieved:.1f} GFLOP/s nominal (6 x params x examples) = "
-              f"{achieved / peak:.0%} of the measured matmul peak\n")
+              f"{achieved / peak:.0%} of the best measured matmul peak ({peak:.1f} GFLOP/s)\n")
 
     if not args.skip_notebook04:
         print("notebook-04-like DP-FedAvg: 1,000 Dirichlet(0.5) clients (all 60,000 examples), "
