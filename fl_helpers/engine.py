@@ -39,7 +39,8 @@ groups of 64 fill the device. ``benchmarks/bench_engine_speed.py`` prints the lo
 
 Models that are not plain Dense stacks (the CNN) are not handled here: :func:`auto_engine` falls
 back to the per-client loop for them (``federated._loop_engine``), which is already one compiled
-graph per client.
+graph per client. A general path (e.g. Keras 3 ``stateless_call`` vectorised over clients) was
+neither built nor measured.
 
 The DP server step is DP-FedAvg of McMahan et al. 2018, "Learning Differentially Private Recurrent
 Language Models", Algorithm 1 (with every client weighted equally, ``w_k = 1``): clip each update
