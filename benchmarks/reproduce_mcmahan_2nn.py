@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,12 +75,17 @@ def rounds_to_target(accuracy: np.ndarray, target: float) -> int | None:
     return int(hits[0]) + 1 if hits.size else None
 
 
-def best_run(runs: list[dict]) -> dict:
-    """The run that reaches the target in the fewest rounds; else the highest accuracy."""
-    reached = [r for r in runs if r["rounds_to_target"] is not None]
+def best_run(runs: list[dict]) -> dict | None:
+    """The run that reaches the target in the fewest rounds; else the highest accuracy.
+
+    Runs that diverged before finishing (no accuracy recorded) are never selected; ``None`` if
+    every run diverged.
+    """
+    finished = [r for r in runs if r["max_accuracy"] is not None]
+    reached = [r for r in finished if r["rounds_to_target"] is not None]
     if reached:
         return min(reached, key=lambda r: (r["rounds_to_target"], -r["max_accuracy"]))
-    return max(runs, key=lambda r: r["max_accuracy"])
+    return max(finished, key=lambda r: r["max_accuracy"]) if finished else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -128,6 +134,10 @@ def print_table(all_results: dict) -> None:
     print("-" * len(header))
     for split, results in all_results.items():
         for run in sorted(results["runs"], key=lambda r: r["client_learning_rate"]):
+            if run["max_accuracy"] is None:
+                print(f"{SPLIT_NAMES[split]:<20} {run['client_learning_rate']:>6g} "
+                      f"{'diverged: the weights became NaN/inf, the run stopped':>50}")
+                continue
             mark = " *" if run["client_learning_rate"] == results["selected_lr"] else ""
             print(f"{SPLIT_NAMES[split]:<20} {run['client_learning_rate']:>6g} "
                   f"{_fmt_rounds(run['rounds_to_target'], run['num_rounds']):>8} "
@@ -173,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             "paper_source": "McMahan et al. 2017, Table 1, 2NN with E=1, row B=10, column C=0.1",
             "engine": None,
             "machine": machine,
+            "git_commit": _git_commit(),
             "started_utc": _now(),
             "complete": False,
             "selected_lr": None,
@@ -195,11 +206,26 @@ def main(argv: list[str] | None = None) -> dict:
         done = {r["client_learning_rate"] for r in results["runs"]}
         for lr in [lr for lr in args.lrs if lr not in done]:
             start = time.perf_counter()
-            history = federated.run_fedavg(
-                models.make_2nn, clients, num_rounds=max_rounds,
-                clients_per_round=CLIENTS_PER_ROUND, local_epochs=LOCAL_EPOCHS,
-                batch_size=BATCH_SIZE, client_learning_rate=lr, test_data=test_data,
-                seed=args.seed, progress=args.progress, **engine_kwargs)
+            try:
+                history = federated.run_fedavg(
+                    models.make_2nn, clients, num_rounds=max_rounds,
+                    clients_per_round=CLIENTS_PER_ROUND, local_epochs=LOCAL_EPOCHS,
+                    batch_size=BATCH_SIZE, client_learning_rate=lr, test_data=test_data,
+                    seed=args.seed, progress=args.progress, **engine_kwargs)
+            except ValueError as error:
+                if "diverge" not in str(error):
+                    raise
+                # The weights became NaN/inf and run_fedavg stopped: a too large learning rate.
+                run = {"client_learning_rate": lr, "num_rounds": max_rounds,
+                       "engine": args.engine, "rounds_to_target": None,
+                       "max_accuracy": None, "final_accuracy": None, "diverged": True,
+                       "error": str(error), "wall_seconds": round(time.perf_counter() - start, 2),
+                       "test_accuracy": []}
+                results["runs"].append(run)
+                _summarise(results)
+                path.write_text(json.dumps(results, indent=1) + "\n")
+                print(f"{SPLIT_NAMES[split]}, lr={lr:g}: diverged ({error})", flush=True)
+                continue
             wall = time.perf_counter() - start
             accuracy = history.test_accuracy
             run = {
@@ -232,8 +258,18 @@ def main(argv: list[str] | None = None) -> dict:
 def _summarise(results: dict) -> None:
     """Sorts the runs by learning rate and fills in the selected rate and the engines used."""
     results["runs"].sort(key=lambda r: r["client_learning_rate"])
-    results["selected_lr"] = best_run(results["runs"])["client_learning_rate"]
-    results["engine"] = ", ".join(sorted({r["engine"] for r in results["runs"]}))
+    best = best_run(results["runs"])
+    results["selected_lr"] = best["client_learning_rate"] if best else None
+    results["engine"] = ", ".join(sorted({r["engine"] for r in results["runs"] if r["engine"]}))
+
+
+def _git_commit() -> str | None:
+    """The repository's HEAD commit (the code measured), or None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _now() -> str:
