@@ -75,9 +75,12 @@ WIDGET_CASES = [
                slider="example"),
     WidgetCase("01_differential_privacy_noise.ipynb", slider="epsilon ε"),
     WidgetCase("02_local_gradient_descent.ipynb", slider="learning rate η"),
+    # One step (E = 1 -> 2): every move reruns a short federated training.
+    WidgetCase("03_federated_averaging.ipynb", slider="local epochs E", keys=("ArrowRight",)),
 ]
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
+QUIET_S = 15.0  # kernel idle this long after a move with no redraw: the callback failed
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TRY_IT_HEADING = re.compile(r"^#{1,6}\s+Try it\s*$", re.MULTILINE)
 
@@ -318,7 +321,8 @@ def _choose_keys(case: WidgetCase, before: dict) -> tuple[str, ...]:
     return ("PageDown",) if value - before["min"] > before["max"] - value else ("PageUp",)
 
 
-def _move(page, jupyterlab, case: WidgetCase, keys, previous: dict, *, label: str) -> dict:
+def _move(page, jupyterlab, kernel_errors: KernelErrors, case: WidgetCase, keys, previous: dict, *,
+          label: str) -> dict:
     """Presses ``keys`` on the main slider's handle; returns the settled widget state.
 
     Fails with a message naming the move when the widget then shows a traceback or "Error
@@ -328,18 +332,18 @@ def _move(page, jupyterlab, case: WidgetCase, keys, previous: dict, *, label: st
     if handle.count() != 1:
         pytest.fail(f"{case.notebook}: the slider '{label}' has no keyboard handle "
                     "(.noUi-handle[role=slider])", pytrace=False)
-    log_offset = jupyterlab.log_size()
+    errors_index = len(kernel_errors.texts)
     handle.focus()
     for key in keys:
         handle.press(key)
-    state = _wait_for_new_output(page, jupyterlab, case, previous)
+    state, gave_up = _wait_for_new_output(page, jupyterlab, case, previous)
     move = (f"moving '{label}' with {'+'.join(keys)} from {previous['readout']} "
             f"to {state['readout']}")
-    log = jupyterlab.log_since(log_offset)
-    log = f"\nkernel log:\n{_clean(log)}" if "Traceback" in log else ""
+    raised = kernel_errors.since(errors_index)
+    raised = f"; the kernel reported {' / '.join(raised)}" if raised else ""
     if state["errors"]:
         pytest.fail(f"{case.notebook}: after {move} the widget shows a traceback:\n"
-                    f"{_clean(state['errors'][0])}{log}", pytrace=False)
+                    f"{_clean(state['errors'][0])}", pytrace=False)
     if state["displayErrors"]:
         pytest.fail(f"{case.notebook}: after {move} the widget shows "
                     f"{state['displayErrors'][0]!r}", pytrace=False)
@@ -348,9 +352,9 @@ def _move(page, jupyterlab, case: WidgetCase, keys, previous: dict, *, label: st
                     f"its readout ({previous['readout']})", pytrace=False)
     for part in case.must_change:
         if _widget_output(state)[part] == _widget_output(previous)[part]:
-            pytest.fail(f"{case.notebook}: after {move} the widget's {part} did not change "
-                        f"within {case.move_timeout_s:.0f} s (text now: "
-                        f"{state['text'][:300]!r}){log}", pytrace=False)
+            pytest.fail(f"{case.notebook}: after {move} the widget's {part} did not change: "
+                        f"{gave_up}{raised} (text now: {state['text'][:300]!r})",
+                        pytrace=False)
     return state
 
 
@@ -387,24 +391,64 @@ def _record_timings(case: WidgetCase, timings: dict) -> None:
     path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
 
 
-def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict) -> dict:
-    """Waits until the readout and the output changed, then until the widget is settled."""
-    deadline = time.monotonic() + case.move_timeout_s
+def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict) -> tuple[dict, str]:
+    """Waits until the readout and the output changed, then until the widget is settled.
+
+    Returns the widget state and, if it gave up, why: the timeout, or the kernel idle for
+    ``QUIET_S`` seconds with nothing redrawn (a callback that failed outside the output area).
+    """
+    start = time.monotonic()
+    busy_at = start
     previous = None
     while True:
         state = page.evaluate(_WIDGET_STATE)
         output, old = _widget_output(state), _widget_output(before)
         changed = all(output[part] != old[part] for part in case.must_change)
         idle = _kernels_idle(jupyterlab)
+        now = time.monotonic()
+        if not idle:
+            busy_at = now
         if state["errors"] or state["displayErrors"]:
-            return state
+            return state, ""
         if state["readout"] != before["readout"] and changed and idle and state["imagesReady"]:
             if previous == state:  # unchanged for one poll with the kernel idle: settled
-                return state
+                return state, ""
             previous = state
-        if time.monotonic() > deadline:
-            return state
+        elif not changed and now - busy_at > QUIET_S:
+            return state, f"the kernel has been idle for {QUIET_S:.0f} s and nothing was redrawn"
+        if now - start > case.move_timeout_s:
+            return state, f"nothing settled within {case.move_timeout_s:.0f} s"
         time.sleep(0.5)
+
+
+class KernelErrors:
+    """Collects the errors that kernels report, as seen on the page's websockets.
+
+    An exception in a widget callback outside its output area is sent as an "error" message
+    that JupyterLab shows only in its log console, so a failure message can quote it here.
+    """
+
+    def __init__(self, page):
+        self.texts: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
+
+    def _on_frame(self, payload) -> None:
+        data = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        if not re.search(r'"msg_type":\s*"error"', data):
+            return
+        fields = {}
+        for key in ("ename", "evalue"):
+            match = re.search(rf'"{key}":\s*("(?:[^"\\]|\\.)*")', data)
+            if match:
+                try:
+                    fields[key] = json.loads(match.group(1))
+                except json.JSONDecodeError:
+                    fields[key] = match.group(1)
+        if fields:
+            self.texts.append(f"{fields.get('ename', '?')}: {fields.get('evalue', '')}")
+
+    def since(self, index: int) -> list[str]:
+        return self.texts[index:]
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -434,6 +478,7 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
         old.unlink()
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
+    kernel_errors = KernelErrors(page)
     started = time.monotonic()
     try:
         _open_notebook(page, jupyterlab, case)
@@ -469,8 +514,9 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
         widget.screenshot(path=ARTIFACTS_DIR / f"{case.name}_before.png")
 
         keys = _choose_keys(case, before)
+        label = marked["label"]
         moved = time.monotonic()
-        after = _move(page, jupyterlab, case, keys, before, label=marked["label"])
+        after = _move(page, jupyterlab, kernel_errors, case, keys, before, label=label)
         timings["slider_to_output_s"] = round(time.monotonic() - moved, 1)
         widget.screenshot(path=ARTIFACTS_DIR / f"{case.name}_after.png")
         if "plot" in case.must_change:
@@ -486,10 +532,10 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
         # (Back may not reach the start exactly: the handle snaps to the slider's steps.)
         back_keys = tuple(REVERSE_KEY.get(key) for key in reversed(keys))
         if all(back_keys):
-            back = _move(page, jupyterlab, case, back_keys, after, label=marked["label"])
+            back = _move(page, jupyterlab, kernel_errors, case, back_keys, after, label=label)
             if back["readout"] == before["readout"]:
                 _assert_same_output(case, marked["label"], expected=before, actual=back)
-            again = _move(page, jupyterlab, case, keys, back, label=marked["label"])
+            again = _move(page, jupyterlab, kernel_errors, case, keys, back, label=label)
             assert again["readout"] == after["readout"], (
                 f"{case.notebook}: pressing {'+'.join(back_keys)} then {'+'.join(keys)} on "
                 f"'{marked['label']}' went to {again['readout']}, not back to {after['readout']}")
