@@ -497,7 +497,8 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
             f"{case.notebook}: a widget shows {state['displayErrors'][0]!r}")
 
         marked = page.evaluate(_MARK_WIDGET, [case.notebook, case.section, case.slider])
-        assert "error" not in marked, f"{case.notebook}: {marked.get('error')}"
+        if "error" in marked:
+            pytest.fail(f"{case.notebook}: {marked['error']}", pytrace=False)
         widget = page.locator("[data-widget-test=root]")
         widget.scroll_into_view_if_needed()
         page.wait_for_function(f"({_WIDGET_STATE})().imagesReady", timeout=30_000)
