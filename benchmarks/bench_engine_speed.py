@@ -52,6 +52,7 @@ EXAMPLES_PER_CLIENT = 600
 BATCH_SIZE = 10
 LEARNING_RATE = 0.1
 DEFAULT_FLOWER_PYTHON = "/tmp/flwr_venv/bin/python"
+FLOWER_TIMEOUT_S = 600
 
 
 def _quiet_tensorflow() -> None:
@@ -238,10 +239,14 @@ def run_flower(flower_python: str | None, *, local_epochs: int, rounds: int):
         output = os.path.join(folder, "flower.json")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", RAY_DEDUP_LOGS="1",
                    PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # fl_helpers
-        done = subprocess.run(
-            [flower_python, str(Path(__file__).resolve()), "--flower-worker",
-             "--local-epochs", str(local_epochs), "--rounds", str(rounds), "--output", output],
-            capture_output=True, text=True, timeout=1800, env=env)
+        try:
+            done = subprocess.run(
+                [flower_python, str(Path(__file__).resolve()), "--flower-worker",
+                 "--local-epochs", str(local_epochs), "--rounds", str(rounds), "--output",
+                 output], capture_output=True, text=True, timeout=FLOWER_TIMEOUT_S, env=env)
+        except subprocess.TimeoutExpired:
+            return None, None, (f"Flower run did not finish in {FLOWER_TIMEOUT_S} s (a Ray "
+                                "process may have died); skipped")
         if done.returncode != 0 or not Path(output).exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             return None, None, "Flower run failed: " + " | ".join(tail)
