@@ -130,8 +130,10 @@ def jupyterlab(tmp_path_factory, chromium_path) -> JupyterLab:
     root_dir = base / "course" / "notebooks"
     shutil.copytree(NOTEBOOKS_DIR, root_dir,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    # Paths relative to the notebooks (../data) keep working in the copy.
-    (base / "course" / "data").symlink_to(DATA_DIR, target_is_directory=True)
+    # Paths relative to the notebooks (../data, ../benchmarks/results) keep working in the copy.
+    for entry in REPO.iterdir():
+        if entry.name not in {"notebooks", ".git", ".venv", "test-artifacts"}:
+            (base / "course" / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
 
     env = dict(os.environ)
     for name in ("HOME", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
