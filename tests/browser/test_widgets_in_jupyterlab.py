@@ -378,10 +378,10 @@ def _assert_same_output(case: WidgetCase, label: str, *, expected: dict, actual:
             f"{expected['text'][:300]!r} the first time at that setting")
     if "plot" in case.must_change:
         pairs = list(zip(actual["images"], expected["images"], strict=False))
-        assert len(actual["images"]) == len(expected["images"]) and all(
-            _same_picture(a, b) for a, b in pairs), (
-            f"{where} the plot differs from the one drawn the first time at that setting "
-            "(a half-drawn or stale figure?)")
+        if len(actual["images"]) != len(expected["images"]) or not all(
+                _same_picture(a, b) for a, b in pairs):
+            pytest.fail(f"{where} the plot differs from the one drawn the first time at that "
+                        "setting (a half-drawn or stale figure?)", pytrace=False)
 
 
 def _record_timings(case: WidgetCase, timings: dict) -> None:
@@ -524,10 +524,10 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
             # A plot that changed into an empty picture is a broken plot, not a redraw.
             ink_before = max(_ink_fraction(src) for src in before["images"])
             ink_after = min(_ink_fraction(src) for src in after["images"]) if after["images"] else 0
-            assert ink_after >= max(0.002, 0.25 * ink_before), (
-                f"{case.notebook}: after moving '{marked['label']}' to {after['readout']} the "
-                f"plot is (nearly) blank: {ink_after:.2%} of its pixels are drawn, against "
-                f"{ink_before:.2%} before")
+            if ink_after < max(0.002, 0.25 * ink_before):
+                pytest.fail(f"{case.notebook}: after moving '{label}' to {after['readout']} the "
+                            f"plot is (nearly) blank: {ink_after:.2%} of its pixels are drawn, "
+                            f"against {ink_before:.2%} before", pytrace=False)
         # Same setting, same output: back, then forward again to the same setting. This
         # catches a redraw that draws the wrong thing (e.g. a half-drawn figure) or stale state.
         # (Back may not reach the start exactly: the handle snaps to the slider's steps.)
