@@ -9,10 +9,20 @@ menu and waits until every prompt shows its number and the kernel is idle. It th
 * the widget was rendered as a widget (it has a ``.widget-slider``), not as its text repr, which is
   what a missing widget manager looks like;
 * moving the main slider with the keyboard changes its readout, and the widget's output really
-  changes (the printed text and/or the plot image, as the case says), without a traceback.
+  changes (the printed text and/or the plot image, as the case says), without a traceback, and
+  the new plot is not blank;
+* moving it back and forward again gives the same text and the same picture at the same setting
+  (this catches half-drawn figures and stale state);
+* a callback that fails outside its output area is reported with the kernel's error.
 
 Screenshots of the widget before and after go to ``test-artifacts/widgets/<notebook>_before.png``
-and ``..._after.png`` (a full-page ``..._failure.png`` when the test fails).
+and ``..._after.png`` (a full-page ``..._failure.png`` when the test fails); the time of each
+phase goes to ``test-artifacts/widgets/timings.json``.
+
+Widget callbacks should draw on a ``matplotlib.figure.Figure`` and ``display`` it, not use
+``plt.subplots``/``plt.show``: JupyterLab sends widget messages on a kernel subshell (a second
+thread), whose ``post_execute`` hook redraws every open pyplot figure while the callback is still
+drawing it, which can leave a blank or half-drawn plot (seen here with ipykernel 7.4).
 
 Run only these tests with ``.venv/bin/python -m pytest -m browser``.
 """
