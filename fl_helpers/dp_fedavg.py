@@ -21,6 +21,10 @@ relation is adding or removing one client with all its data.
 :func:`run_dp_fedavg` trains with the fast engine (:mod:`fl_helpers.engine`) by default, or with
 the plain per-client loop (:func:`dp_fedavg_round`, what a reader can follow line by line); both
 draw the same noise and agree up to float32 rounding.
+
+With ``noise_placement="local"`` the same run models *local* DP instead: every sampled client
+adds ``N(0, (z C)^2)`` to its own clipped update before sending it, so no server has to be
+trusted, and the epsilon reported is each client's own (:func:`local_dp_epsilon_per_round`).
 """
 
 from __future__ import annotations
@@ -65,6 +69,62 @@ def sample_clients_poisson(num_clients: int, *, sampling_probability: float, see
     round_index = v.check_int("round_index", round_index, minimum=0)
     draws = np.random.default_rng([seed, round_index]).random(num_clients)
     return np.flatnonzero(draws < sampling_probability).astype(np.int64)
+
+
+def busiest_client_counts(num_clients: int, *, sampling_probability: float, num_rounds: int,
+                          seed: int) -> np.ndarray:
+    """Reports sent so far by the most frequently sampled client, after each round.
+
+    Replays :func:`sample_clients_poisson` for rounds ``0 .. num_rounds - 1``; the schedule
+    depends only on the seed, never on the data.
+
+    Returns:
+        int64 array of shape ``(num_rounds,)``, non-decreasing: entry ``t`` is the largest number
+        of rounds among ``0 .. t`` that any one client took part in.
+    """
+    num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
+    seen = np.zeros(num_clients, dtype=np.int64)
+    busiest = np.empty(num_rounds, dtype=np.int64)
+    for t in range(num_rounds):
+        seen[sample_clients_poisson(num_clients, sampling_probability=sampling_probability,
+                                    seed=seed, round_index=t)] += 1
+        busiest[t] = seen.max()
+    return busiest
+
+
+def local_dp_epsilon_per_round(*, noise_multiplier: float, num_clients: int,
+                               sampling_probability: float, num_rounds: int,
+                               target_delta: float, seed: int) -> np.ndarray:
+    """Epsilon of the busiest client after each round when every client noises its own update.
+
+    Local DP: the server sees each client's report and who sent it, so sampling gives no
+    amplification and a client's privacy loss is the composition of its own reports. Each report
+    is a clipped update plus ``N(0, (z C)^2)``; it must hide the client's data against any other
+    data, and two updates of norm at most ``C`` differ by up to ``2 C`` in L2 (replace-one
+    sensitivity), so one report is a Gaussian mechanism with noise multiplier ``z / 2``. After
+    ``t`` rounds the busiest client has sent :func:`busiest_client_counts` reports; its
+    epsilon is that of so many Gaussian mechanisms composed (dp-accounting's RDP accountant with
+    ``sampling_probability = 1``), 0 before its first report.
+
+    Args:
+        noise_multiplier: ``z`` > 0, the std of each client's noise divided by ``C``.
+        num_clients: ``N`` >= 1.
+        sampling_probability: ``q`` in (0, 1].
+        num_rounds: ``T`` >= 1.
+        target_delta: delta in (0, 1).
+        seed: The run's seed (fixes the schedule).
+
+    Returns:
+        Float64 array of shape ``(num_rounds,)``, non-decreasing.
+    """
+    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
+    busiest = busiest_client_counts(num_clients, sampling_probability=sampling_probability,
+                                    num_rounds=num_rounds, seed=seed)
+    per_report = accounting.epsilon_per_round(
+        noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
+        num_rounds=max(1, int(busiest[-1])), target_delta=target_delta)
+    return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
 
 
 def dp_fedavg_round(model: keras.Model, global_weights: Sequence[np.ndarray],
@@ -148,6 +208,8 @@ class DPHistory:
         final_weights: Global per-layer weights after the last round.
         engine: ``"fast"`` or ``"loop"``.
         noise_multiplier, clipping_norm, sampling_probability, target_delta: The run's settings.
+        noise_placement: ``"central"`` (the server noised the sum) or ``"local"`` (every client
+            noised its own update).
         stopped_early: Why training stopped before ``num_rounds`` (``""`` if it did not):
             ``"target_epsilon"`` or ``"callback"``.
     """
@@ -170,6 +232,7 @@ class DPHistory:
     sampling_probability: float
     target_delta: float | None
     stopped_early: str = ""
+    noise_placement: str = "central"
 
     @property
     def total_seconds(self) -> float:
@@ -193,7 +256,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   target_epsilon: float | None = None,
                   callback: Callable[[dict[str, Any]], bool | None] | None = None,
                   engine: str = "auto",
-                  initial_weights: list[np.ndarray] | None = None) -> DPHistory:
+                  initial_weights: list[np.ndarray] | None = None,
+                  noise_placement: str = "central") -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q`` (:func:`sample_clients_poisson`),
@@ -228,6 +292,12 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         engine: ``"fast"`` (:mod:`fl_helpers.engine`, Dense stacks only), ``"loop"``
             (:func:`dp_fedavg_round`), or ``"auto"`` (fast where it applies).
         initial_weights: Optional starting global weights.
+        noise_placement: ``"central"`` (DP-FedAvg: the server adds ``N(0, (z C)^2)`` to the sum
+            once) or ``"local"`` (local DP: every sampled client adds ``N(0, (z C)^2)`` to its
+            own clipped update; the sum of ``m`` such updates then carries ``N(0, m (z C)^2)``,
+            drawn here as one Gaussian with noise multiplier ``z sqrt(m)``, the same
+            distribution). With ``"local"`` the epsilon reported (and the ``target_epsilon``
+            stop) is the busiest client's own (:func:`local_dp_epsilon_per_round`).
 
     Returns:
         A :class:`DPHistory`.
@@ -250,6 +320,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     server_learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
     seed = v.check_int("seed", seed, minimum=0)
+    if noise_placement not in ("central", "local"):
+        raise ValueError(f"noise_placement must be 'central' or 'local', got {noise_placement!r}.")
     if target_delta is not None:
         target_delta = v.check_open_unit("target_delta", target_delta)
     if target_epsilon is not None:
@@ -293,6 +365,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         epsilons = None
     elif noise_multiplier == 0:
         epsilons = np.full(num_rounds, np.inf)
+    elif noise_placement == "local":
+        epsilons = local_dp_epsilon_per_round(
+            noise_multiplier=noise_multiplier, num_clients=num_clients,
+            sampling_probability=sampling_probability, num_rounds=num_rounds,
+            target_delta=target_delta, seed=seed)
     else:
         epsilons = accounting.epsilon_per_round(
             noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
@@ -318,14 +395,17 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             test_on_device = fast.evaluation_data(x_test, y_test)
 
     def train_round(weights: list[np.ndarray], sampled: np.ndarray, t: int):
+        # Local DP: m independent N(0, (zC)^2) draws sum to one N(0, m (zC)^2) draw.
+        z_sum = (noise_multiplier * math.sqrt(len(sampled)) if noise_placement == "local"
+                 else noise_multiplier)
         if use_fast:
             return fast.dp_round(weights, sampled, t, clipping_norm=clipping_norm,
-                                 noise_multiplier=noise_multiplier, denominator=denominator,
+                                 noise_multiplier=z_sum, denominator=denominator,
                                  server_learning_rate=server_learning_rate)
         return dp_fedavg_round(
             model, weights, datasets, sampled, t, local_epochs=local_epochs,
             batch_size=batch_size, client_learning_rate=client_learning_rate,
-            clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
+            clipping_norm=clipping_norm, noise_multiplier=z_sum,
             denominator=denominator, server_learning_rate=server_learning_rate, seed=seed)
 
     name = "fast" if use_fast else "loop"
@@ -387,4 +467,5 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         sampling_probability=sampling_probability,
         target_delta=target_delta,
         stopped_early=stopped,
+        noise_placement=noise_placement,
     )
