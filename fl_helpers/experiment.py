@@ -6,11 +6,12 @@ and the benchmarks run exactly the same experiment:
 * :func:`make_federation` splits MNIST's training set among ``num_clients`` clients (IID, the
   label shards of McMahan et al. 2017, or Dirichlet label skew);
 * :func:`run_experiment` trains with DP-FedAvg (McMahan et al. 2018, "Learning Differentially
-  Private Recurrent Language Models", Algorithm 1) through :func:`fl_helpers.dp_fedavg.run_dp_fedavg`
-  and its fast engine. Given a ``target_epsilon`` it asks the accountant
-  (:func:`fl_helpers.accounting.noise_multiplier_for_epsilon`) for the smallest noise multiplier
-  that keeps ``num_rounds`` rounds within the budget; given a ``noise_multiplier`` it reports the
-  epsilon spent round by round; given neither it trains without privacy (no clipping, no noise);
+  Private Recurrent Language Models", Algorithm 1) through
+  :func:`fl_helpers.dp_fedavg.run_dp_fedavg` and its fast engine. Given a ``target_epsilon``
+  it asks the accountant (:func:`fl_helpers.accounting.noise_multiplier_for_epsilon`) for the
+  smallest noise multiplier that keeps ``num_rounds`` rounds within the budget; given a
+  ``noise_multiplier`` it reports the epsilon spent round by round; given neither it trains
+  without privacy (no clipping, no noise);
 * :func:`main` is the command line ``python -m fl_helpers.experiment`` (also installed as
   ``fl-experiment``): a progress bar, a results table, ``metrics.json`` and ``plot.png``.
 
@@ -163,7 +164,7 @@ def _cached_noise_multiplier(target_epsilon: float, target_delta: float,
 
 def noise_multiplier_for_budget(*, target_epsilon: float, target_delta: float,
                                 sampling_probability: float, num_rounds: int) -> float:
-    """The noise multiplier ``z`` that makes ``num_rounds`` DP-FedAvg rounds spend ``target_epsilon``.
+    """The noise multiplier ``z`` with which ``num_rounds`` rounds spend ``target_epsilon``.
 
     :func:`fl_helpers.accounting.noise_multiplier_for_epsilon` (dp-accounting's RDP accountant for
     the Poisson-subsampled Gaussian mechanism), remembered for repeated settings, since a widget
@@ -187,6 +188,53 @@ def noise_multiplier_for_budget(*, target_epsilon: float, target_delta: float,
         v.check_open_unit("target_delta", target_delta),
         v.check_probability("sampling_probability", sampling_probability),
         v.check_int("num_rounds", num_rounds, minimum=1))
+
+
+def local_noise_multiplier(*, target_epsilon: float, target_delta: float, num_clients: int,
+                           sampling_probability: float, num_rounds: int,
+                           seed: int) -> tuple[float, int]:
+    """The noise multiplier of *local* DP: each client noises its own clipped update.
+
+    With local DP (no trusted server) every report a client sends must itself be private:
+
+    * the server sees who reports, so sampling gives no amplification; a client's privacy loss is
+      the composition of its own reports. The sampling schedule depends only on the seed, so the
+      noise is calibrated for the busiest client of the run
+      (:func:`fl_helpers.dp_fedavg.busiest_client_counts`);
+    * a report must hide the client's data against any other data, and two updates clipped to
+      norm ``C`` differ by up to ``2 C`` in L2 (replace-one sensitivity). The Gaussian noise
+      ``N(0, (z C)^2)`` then has noise multiplier ``z / 2`` relative to that sensitivity.
+
+    So ``z = 2 z_G`` where ``z_G`` is the accountant's noise multiplier for ``busiest`` Gaussian
+    releases without sampling (:func:`fl_helpers.accounting.noise_multiplier_for_epsilon` with
+    ``sampling_probability = 1``); :func:`fl_helpers.dp_fedavg.local_dp_epsilon_per_round` is
+    the accounting this inverts. Kairouz et al. 2021, Section 4.2.2, compares local and central DP.
+
+    Args:
+        target_epsilon: Budget epsilon > 0 of every client.
+        target_delta: delta in (0, 1).
+        num_clients: ``N`` >= 1.
+        sampling_probability: ``q`` in (0, 1].
+        num_rounds: ``T`` >= 1.
+        seed: The run's seed (fixes the schedule).
+
+    Returns:
+        ``(z, busiest)``: the per-client noise multiplier and the busiest client's number of
+        reports (at least 1 report is assumed when calibrating).
+
+    Raises:
+        ValueError: An argument is out of range, or the budget cannot be met.
+    """
+    from fl_helpers import dp_fedavg
+
+    busiest = int(dp_fedavg.busiest_client_counts(
+        num_clients, sampling_probability=v.check_probability("sampling_probability",
+                                                              sampling_probability),
+        num_rounds=num_rounds, seed=seed)[-1])
+    z_gaussian = _cached_noise_multiplier(
+        v.check_positive("target_epsilon", target_epsilon),
+        v.check_open_unit("target_delta", target_delta), 1.0, max(busiest, 1))
+    return 2.0 * z_gaussian, busiest
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +325,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    batch_size: int | None = DEFAULTS["batch_size"],
                    client_learning_rate: float = DEFAULTS["client_learning_rate"],
                    server_learning_rate: float = DEFAULTS["server_learning_rate"],
-                   seed: int = DEFAULTS["seed"], progress: bool = False,
+                   seed: int = DEFAULTS["seed"], noise_placement: str = "central",
+                   progress: bool = False,
                    callback: Callable[[dict[str, Any]], bool | None] | None = None
                    ) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
@@ -296,6 +345,11 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     standard deviation ``z * clipping_norm`` to their sum and divides by the expected number of
     clients (McMahan et al. 2018, Algorithm 1; :func:`fl_helpers.dp_fedavg.run_dp_fedavg`).
 
+    With ``noise_placement="local"`` every sampled client adds that noise to its own clipped
+    update instead (local DP, no trusted server), and a ``target_epsilon`` is met for every
+    client's own reports (:func:`local_noise_multiplier`); the epsilon reported per round is
+    then the busiest client's so far.
+
     Args:
         client_datasets: One ``(x_k, y_k)`` pair per client (the ``N`` clients).
         test_data: ``(x_test, y_test)`` evaluated after every round, or ``None``.
@@ -311,6 +365,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         client_learning_rate: Local SGD step size > 0.
         server_learning_rate: Server step size > 0 (1 applies the average update as it is).
         seed: Integer >= 0 fixing the model's initial weights, sampling, batches and noise.
+        noise_placement: ``"central"`` (the server noises the sum once, DP-FedAvg) or
+            ``"local"`` (each client noises its own update); private runs only.
         progress: Show a tqdm progress bar.
         callback: Called after every round with that round's figures (see
             :func:`fl_helpers.dp_fedavg.run_dp_fedavg`); returning ``True`` stops training.
@@ -331,6 +387,11 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         raise ValueError(
             f"give target_epsilon or noise_multiplier, not both, got target_epsilon="
             f"{target_epsilon} and noise_multiplier={noise_multiplier}.")
+    if noise_placement not in ("central", "local"):
+        raise ValueError(f"noise_placement must be 'central' or 'local', got {noise_placement!r}.")
+    if noise_placement == "local" and target_epsilon is None and noise_multiplier is None:
+        raise ValueError("noise_placement='local' needs target_epsilon or noise_multiplier, got "
+                         "neither (a non-private run adds no noise anywhere).")
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
     sampling_probability = v.check_probability("sampling_probability", sampling_probability)
     target_delta = v.check_open_unit("target_delta", target_delta)
@@ -341,14 +402,21 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     if target_epsilon is not None:
         target_epsilon = v.check_positive("target_epsilon", target_epsilon)
         tic = time.perf_counter()
-        z = noise_multiplier_for_budget(target_epsilon=target_epsilon, target_delta=target_delta,
-                                        sampling_probability=sampling_probability,
-                                        num_rounds=num_rounds)
+        if noise_placement == "local":
+            z, _ = local_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=target_delta,
+                num_clients=len(client_datasets), sampling_probability=sampling_probability,
+                num_rounds=num_rounds, seed=seed)
+        else:
+            z = noise_multiplier_for_budget(
+                target_epsilon=target_epsilon, target_delta=target_delta,
+                sampling_probability=sampling_probability, num_rounds=num_rounds)
         accountant_seconds = time.perf_counter() - tic
-        privacy, clip = "central DP", clipping_norm
+        privacy, clip = f"{noise_placement} DP", clipping_norm
     elif noise_multiplier is not None:
         z = v.check_non_negative("noise_multiplier", noise_multiplier)
-        privacy, clip = ("central DP" if z > 0 else "clipping only"), clipping_norm
+        privacy = f"{noise_placement} DP" if z > 0 else "clipping only"
+        clip = clipping_norm
     else:
         z, privacy, clip = 0.0, "non-private", NO_CLIPPING
 
@@ -359,7 +427,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         batch_size=batch_size, client_learning_rate=client_learning_rate, clipping_norm=clip,
         noise_multiplier=z, server_learning_rate=server_learning_rate, test_data=test_data,
         seed=seed, progress=progress, target_delta=target_delta,
-        target_epsilon=target_epsilon, callback=callback)
+        target_epsilon=target_epsilon, callback=callback, noise_placement=noise_placement)
     num_clients = len(client_datasets)
     config = {
         "privacy": privacy,
