@@ -277,7 +277,7 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def notebook04_setting(model_name: str, rounds: int):
+def notebook04_setting(model_name: str, rounds: int, engine: str = "fast"):
     """DP-FedAvg on 1,000 Dirichlet(0.5) clients of ~60 examples, q = 0.05, E = 1, B = 10."""
     from fl_helpers import data, dp_fedavg, models
 
@@ -295,11 +295,11 @@ def notebook04_setting(model_name: str, rounds: int):
         model_fn, clients, num_rounds=rounds, sampling_probability=0.05, local_epochs=1,
         batch_size=BATCH_SIZE, client_learning_rate=LEARNING_RATE, clipping_norm=1.0,
         noise_multiplier=1.0, test_data=(x_test[:2000], y_test[:2000]), seed=SEED,
-        progress=False, target_delta=1e-3, callback=timed_callback)
+        progress=False, target_delta=1e-3, callback=timed_callback, engine=engine)
     total = time.perf_counter() - start
     sizes = np.array([len(y) for _, y in clients])
     return {
-        "model": model_name, "rounds": rounds, "total": total,
+        "model": model_name, "engine": engine, "rounds": rounds, "total": total,
         "first": history.seconds_per_round[0],
         "train_median": float(np.median(history.seconds_per_round[1:])),
         "per_round_with_eval": float(np.median(np.diff(evaluations))),
@@ -385,10 +385,11 @@ def main() -> None:
     if not args.skip_notebook04:
         print("notebook-04-like DP-FedAvg: 1,000 Dirichlet(0.5) clients (all 60,000 examples), "
               "q = 0.05, E = 1, B = 10, z = 1, C = 1, evaluation on 2,000 test examples")
-        for name, rounds in (("softmax", 100), ("2nn", 40)):
-            r = notebook04_setting(name, rounds)
-            print(f"  {name:<8} {r['rounds']} rounds in {r['total']:.1f} s (incl. set-up and "
-                  f"compilation, first round {r['first']:.2f} s); per round: training "
+        for name, rounds, trainer in (("softmax", 100, "fast"), ("2nn", 40, "fast"),
+                                      ("softmax", 6, "loop"), ("2nn", 6, "loop")):
+            r = notebook04_setting(name, rounds, trainer)
+            print(f"  {name:<8} {trainer:<5} {r['rounds']} rounds in {r['total']:.1f} s (incl. "
+                  f"set-up and compilation, first round {r['first']:.2f} s); per round: training "
                   f"{r['train_median']:.3f} s, with evaluation {r['per_round_with_eval']:.3f} s; "
                   f"{r['clients_mean']:.1f} clients/round, client sizes min/median/max "
                   f"{r['sizes']}; accuracy {r['accuracy']:.3f}, epsilon {r['epsilon']:.2f} "
