@@ -91,6 +91,9 @@ WIDGET_CASES = [
     WidgetCase("02_local_gradient_descent.ipynb", slider="learning rate η"),
     # One step (E = 1 -> 2): every move reruns a short federated training.
     WidgetCase("03_federated_averaging.ipynb", slider="local epochs E", keys=("ArrowRight",)),
+    # Every move retrains DP-FedAvg; the printed line ends with the seconds it took.
+    WidgetCase("04_multi_client_experiment.ipynb", slider="target ε", volatile=r"\d+\.\d s\b",
+               run_timeout_s=600.0),
 ]
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
@@ -385,7 +388,7 @@ def _same_picture(src_a: str, src_b: str) -> bool:
 
 
 def _assert_same_output(case: WidgetCase, label: str, *, expected: dict, actual: dict) -> None:
-    where = f"{case.notebook}: back at '{label}' = {actual['readout']}"
+    where = f"{case.notebook}: with '{label}' back at {actual['readout']},"
     if "text" in case.must_change:
         def mask(text: str) -> str:
             return re.sub(case.volatile, "<volatile>", text) if case.volatile else text
