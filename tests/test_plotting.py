@@ -43,3 +43,39 @@ def test_plot_accuracy_curves_rejects_runs_without_accuracy():
     with pytest.raises(ValueError, match="as many rounds as accuracies"):
         plotting.plot_accuracy_curves({"run": {"rounds": [1, 2, 3], "test_accuracy": [0.5]}})
     plt.close("all")
+
+
+def test_plot_accuracy_and_epsilon_skips_epsilon_of_non_private_runs():
+    import types
+
+    private = types.SimpleNamespace(rounds=np.arange(1, 4), test_accuracy=[0.5, 0.6, 0.7],
+                                    epsilon=[0.8, 1.4, 2.0])
+    plain = types.SimpleNamespace(rounds=np.arange(1, 4), test_accuracy=[0.6, 0.7, 0.8],
+                                  epsilon=[np.inf] * 3)
+    acc_ax, eps_ax = plotting.plot_accuracy_and_epsilon({"dp": private, "plain": plain},
+                                                        target_epsilon=2.0)
+    assert [line.get_label() for line in acc_ax.lines] == ["dp", "plain"]
+    np.testing.assert_array_equal(acc_ax.lines[0].get_ydata(), [0.5, 0.6, 0.7])
+    drawn = [line for line in eps_ax.lines if line.get_label() == "dp"]
+    assert len(drawn) == 1 and list(drawn[0].get_ydata()) == [0.8, 1.4, 2.0]
+    assert "plain" not in [line.get_label() for line in eps_ax.lines]
+    assert any(line.get_label() == "budget ε = 2" for line in eps_ax.lines)
+    plt.close("all")
+    with pytest.raises(ValueError, match="no test accuracy"):
+        plotting.plot_accuracy_and_epsilon({"x": types.SimpleNamespace(
+            rounds=[], test_accuracy=[], epsilon=[])})
+
+
+def test_plot_privacy_utility_draws_points_and_baseline():
+    ax = plotting.plot_privacy_utility([0.5, 1, 2], [0.8, 0.85, 0.86], errors=[0.01] * 3,
+                                       baseline=0.88)
+    line = ax.lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), [0.5, 1, 2])
+    np.testing.assert_array_equal(line.get_ydata(), [0.8, 0.85, 0.86])
+    assert ax.get_xscale() == "log"
+    assert any("non-private" in text.get_text() for text in ax.get_legend().get_texts())
+    plt.close("all")
+    with pytest.raises(ValueError, match="same length"):
+        plotting.plot_privacy_utility([1, 2], [0.5])
+    with pytest.raises(ValueError, match="finite and > 0"):
+        plotting.plot_privacy_utility([1, np.inf], [0.5, 0.6])
