@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
+import sys
 
 import numpy as np
 
@@ -25,10 +25,8 @@ def seed_everything(seed: int) -> np.random.Generator:
     """
     seed = v.check_int("seed", seed, minimum=0)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    import sys
-
+    # The legacy global generator too, for any student code that still calls np.random.*.
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     if "tensorflow" in sys.modules:
         import keras
         import tensorflow as tf

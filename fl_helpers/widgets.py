@@ -4,9 +4,17 @@ Each panel is built by one function that returns the widget to ``display``. The 
 wire sliders to plain functions of the domain modules (``privacy``, ``accounting``, ...) and to
 the plots in ``plotting``; those plain functions are what the unit tests check. Every panel
 is self-contained: its own imports, helpers and tests.
+
+Callbacks draw on a :class:`matplotlib.figure.Figure` of their own and ``display`` it, never on
+pyplot: in JupyterLab 4 with ipykernel 7 widget messages are handled on a second kernel thread,
+and pyplot's global figures can be redrawn by the kernel while a callback is still drawing them,
+which leaves a blank or half-drawn plot (``tests/browser`` caught this).
 """
 
 from __future__ import annotations
+
+from IPython.display import display
+from matplotlib.figure import Figure
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: the distribution of noisy answers as epsilon, sensitivity and mechanism change.
@@ -80,7 +88,6 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         ValueError: If an initial value is outside its slider's range.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from fl_helpers import _validation as v
@@ -136,10 +143,11 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         with output:
             output.clear_output(wait=True)
             print(noise_summary_line(true_answer, kind, **kwargs))
-            _, ax = plt.subplots(figsize=(7.0, 3.2))
+            fig = Figure(figsize=(7.0, 3.2))
+            ax = fig.subplots()
             plotting.plot_noisy_answer_distribution(true_answer, kind, samples=samples,
                                                     half_range=half_range, ax=ax, **kwargs)
-            plt.show()
+            display(fig)
 
     for control in (epsilon_slider, sensitivity_slider, mechanism_menu, delta_slider):
         control.observe(redraw, names="value")
@@ -215,7 +223,6 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
         ValueError: If an initial value is outside its control's range.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     from fl_helpers import _validation as v
     from fl_helpers import federated, plotting
@@ -266,12 +273,13 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
         with output:
             output.clear_output(wait=True)
             print(local_sgd_summary_line(curve, test_accuracy=accuracy))
-            _, ax = plt.subplots(figsize=(7.0, 3.2))
+            fig = Figure(figsize=(7.0, 3.2))
+            ax = fig.subplots()
             ax.plot(reference.epochs, reference.loss, color="0.7", lw=3, label=reference_label)
             plotting.plot_loss_curves({label: curve}, x_axis="epochs", ax=ax)
             ax.set_xlim(0, 10)
             ax.set_ylim(0, max(3.0, float(reference.loss[0]) * 1.1))
-            plt.show()
+            display(fig)
 
     for control in (rate_slider, batch_slider, epochs_slider):
         control.observe(redraw, names="value")
@@ -384,7 +392,6 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             or differ in their number of clients.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     from fl_helpers import _validation as v
     from fl_helpers import federated, plotting
@@ -455,13 +462,14 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
         with output:
             output.clear_output(wait=True)
             print(fedavg_summary_line(history, num_clients=num_clients, **chosen))
-            _, ax = plt.subplots(figsize=(7.0, 3.2))
+            fig = Figure(figsize=(7.0, 3.2))
+            ax = fig.subplots()
             curves = {f"start: {label(start)}": reference, label(chosen): history}
             styles = {f"start: {label(start)}": {"color": "0.7", "lw": 3}}
             plotting.plot_accuracy_curves(curves, styles=styles, ax=ax)
             ax.set_xlim(0.5, num_rounds + 0.5)
             ax.set_ylim(0, 1)
-            plt.show()
+            display(fig)
 
     for control in (epochs_slider, fraction_slider, batch_slider, split_buttons):
         control.observe(redraw, names="value")
@@ -524,7 +532,6 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     import time
 
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     from fl_helpers import _validation as v
     from fl_helpers import experiment, plotting
@@ -579,13 +586,14 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         with output:
             output.clear_output(wait=True)
             print(experiment.summary_line(result, baseline=reference))
-            _, axes = plt.subplots(1, 2, figsize=(9.5, 3.2))
+            fig = Figure(figsize=(9.5, 3.2))
+            axes = fig.subplots(1, 2)
             plotting.plot_accuracy_and_epsilon(
                 {"non-private": reference.history, "DP-FedAvg": result.history},
                 target_epsilon=epsilon_slider.value,
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
-            plt.tight_layout()
-            plt.show()
+            fig.tight_layout()
+            display(fig)
             panel.last_seconds = time.perf_counter() - start
             print(f"responded in {panel.last_seconds:.1f} s (training, accountant and drawing)")
 

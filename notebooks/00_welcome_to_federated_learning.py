@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 from IPython.display import display
+from matplotlib.figure import Figure
 
 from fl_helpers import data, plotting, reproducibility
 
@@ -205,10 +206,13 @@ def show_example(change=None):
     caption.value = f"training example {slider.value}: label {y_train[slider.value]}"
     with canvas:
         canvas.clear_output(wait=True)
-        fig, ax = plt.subplots(figsize=(1.6, 1.6))
+        # A Figure of its own, not pyplot: pyplot's shared state can be redrawn by the kernel
+        # while this callback is still drawing (see the widget notes in the README).
+        fig = Figure(figsize=(1.6, 1.6))
+        ax = fig.subplots()
         ax.imshow(x_train[slider.value], cmap="gray_r")
         ax.set_axis_off()
-        plt.show()
+        display(fig)
 
 
 slider.observe(show_example, names="value")

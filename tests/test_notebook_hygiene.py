@@ -101,6 +101,15 @@ def test_clean_run_execution_counts(path):
 
 
 @params_all
+def test_kernelspec(path):
+    # Without a kernelspec JupyterLab greets every student with a "Select Kernel" dialog.
+    spec = _read(path).metadata.get("kernelspec", {})
+    assert spec.get("name") == "python3", (
+        f"{_rel(path)}: metadata.kernelspec is {spec!r}, expected name 'python3'. Open and save it "
+        "in JupyterLab with the Python 3 kernel, or set it with nbformat.")
+
+
+@params_all
 def test_no_stored_errors(path):
     for index, cell in enumerate(_read(path).cells):
         for output in cell.get("outputs", []):
