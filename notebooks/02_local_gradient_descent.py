@@ -5,7 +5,7 @@
 # descent written from scratch, tell full-batch, mini-batch and single-example SGD apart, and
 # use `fl_helpers.federated.client_update`, the client step of federated averaging.
 #
-# *Runtime: about 40 s on a laptop CPU.* Prerequisites:
+# *Runtime: about 25 s on a laptop CPU.* Prerequisites:
 # [00 — welcome to federated learning](00_welcome_to_federated_learning.ipynb) for the client
 # splits; the idea of a derivative.
 
