@@ -1,0 +1,400 @@
+"""Example-level DP-SGD: one party trains a model and protects each of its training examples.
+
+The algorithm is DP-SGD of Abadi et al. 2016, "Deep Learning with Differential Privacy",
+Algorithm 1, with Poisson-sampled batches (the sampling that the accountant of Section 3.1
+assumes) and the fixed denominator of McMahan et al. 2018 ("Learning Differentially Private
+Recurrent Language Models", Section 2). Each of the ``num_steps`` steps:
+
+1. **sample**: every example joins the batch independently with probability
+   ``sampling_probability`` ``q`` (so the batch size varies around ``q n`` and may be 0);
+2. **per-example gradients**: the gradient ``g_i`` of example ``i``'s own cross-entropy, for every
+   example of the batch (:func:`per_example_gradients`, vectorised with ``tf.vectorized_map``);
+3. **clip**: ``g_i <- g_i * min(1, C / ||g_i||)``, with ``||.||`` the L2 norm over all trainable
+   weights together and ``C`` the ``clipping_norm`` (:func:`clip_per_example`), so one example
+   moves the sum by at most ``C``;
+4. **noise**: add ``N(0, (z C)^2)`` independently to every coordinate of the sum, ``z`` the
+   ``noise_multiplier``;
+5. **divide by the expected batch size** ``q n`` (fixed, never the realised batch size, which
+   depends on the private sampling) and step: ``w <- w - learning_rate * (sum + noise) / (q n)``.
+
+What the guarantee says (:meth:`DPSGDResult.privacy_statement` prints it for a run):
+
+* **unit protected**: one training example of the party's dataset ``(x, y)``;
+* **neighbouring relation**: add or remove one example (a dataset with or without it);
+* **who is trusted**: the party that runs the training sees the raw data, every per-example
+  gradient and the noise; it must sample and add the noise honestly and keep both secret;
+* **what an observer sees**: every intermediate model (and hence the final one); the
+  accountant covers the whole sequence of ``num_steps`` noisy updates.
+
+Epsilon comes from the course's accountant, :func:`fl_helpers.accounting.epsilon_per_round`,
+for ``num_steps`` compositions of the Poisson-subsampled Gaussian mechanism with
+``(z, q)``. Not covered: choosing hyperparameters on the same data (Papernot & Steinke 2022,
+"Hyperparameter Tuning with Renyi Differential Privacy"), anything else computed from the data
+(diagnostics, test accuracy on private data), floating-point attacks on the noise sampler
+(Mironov 2012), and reproducible noise (below).
+
+Randomness: the Poisson sampling and the noise are drawn from ``np.random.default_rng()``
+seeded by ``np.random.SeedSequence()`` without a seed, i.e. from operating-system entropy that is
+never returned or stored. ``reproducible_noise_seed`` replaces it by a seeded generator, which
+makes runs repeatable for teaching and tests and makes them **not private**: anyone who knows the
+seed can regenerate the noise and subtract it. Such a run warns and sets
+``DPSGDResult.reproducible_noise``. The draw order, per step ``t``: ``rng.random(n) < q`` (the
+batch), then ``rng.standard_normal(shape, dtype=float32)`` for each trainable variable in
+``model.trainable_variables`` order, times ``z C``.
+
+Models: any Keras classifier that maps ``x`` to logits and whose layers treat examples
+independently (softmax regression, the 2NN and the CNN of :mod:`fl_helpers.models`, a logistic
+regression with 2 outputs, ...). ``BatchNormalization`` mixes examples and is rejected. The
+per-example gradients of a batch of ``B`` examples take ``B`` times the model's parameters in
+memory (199,210 floats, 0.8 MB, per example for the 2NN); convolutions have no vectorised
+per-example rule in TensorFlow, so the CNN falls back to a loop and is much slower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fl_helpers import _validation as v
+from fl_helpers import accounting
+
+# --------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _check_model(model: Any) -> keras.Model:
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"model must be a keras.Model, got {type(model).__name__}. "
+            "Build one with fl_helpers.models.make_softmax_regression() or similar.")
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            raise ValueError(
+                f"model must not contain BatchNormalization layers (found {layer.name!r}): they "
+                "mix the examples of a batch, so per-example gradients and clipping do not bound "
+                "one example's influence. Use LayerNormalization or GroupNormalization.")
+    if not model.trainable_variables:
+        raise ValueError("model must have trainable variables, got none.")
+    return model
+
+
+def _num_classes(model: keras.Model) -> int:
+    return int(model.outputs[0].shape[-1])
+
+
+def _check_data(model: keras.Model, x: Any, y: Any, *, name_x: str = "x",
+                name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Checks ``(x, y)`` against ``model``; returns float32 x and int64 y."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"{name_x} must hold at least one example, got shape {x.shape}.")
+    if y.ndim != 1:
+        raise ValueError(f"{name_y} must be a 1-D array of labels, got shape {y.shape}.")
+    if len(x) != len(y):
+        raise ValueError(f"{name_x} and {name_y} must have the same length, got {len(x)} and "
+                         f"{len(y)}.")
+    expected = tuple(model.inputs[0].shape[1:])
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(f"{name_x} must have shape (num_examples, "
+                         f"{', '.join(map(str, expected))}) to fit the model's input, got "
+                         f"{x.shape}.")
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating)
+                               or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"{name_x} must hold real numbers, got dtype {x.dtype}.")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name_y} must hold integer labels, got dtype {y.dtype}.")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name_x} must be finite, got NaN or inf values.")
+    num_classes = _num_classes(model)
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"{name_y} must hold labels in 0..{num_classes - 1}, got values in "
+                         f"{low}..{high}.")
+    return x, y.astype(np.int64, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The steps, in TensorFlow (one implementation, used eagerly by the public functions and inside
+# the compiled training step)
+# --------------------------------------------------------------------------------------------
+
+
+def _per_example_gradients_tf(model: keras.Model, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+    variables = model.trainable_variables
+
+    def one_example(example):
+        x_i, y_i = example
+        with tf.GradientTape() as tape:
+            logits = model(x_i[None], training=True)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_i[None],
+                                                                  logits=logits)[0]
+        return tape.gradient(loss, variables)
+
+    return tf.vectorized_map(one_example, (x, y))
+
+
+def _clip_tf(gradients: list[tf.Tensor], clipping_norm: tf.Tensor
+             ) -> tuple[list[tf.Tensor], tf.Tensor]:
+    batch = tf.shape(gradients[0])[0]
+    squares = [tf.reduce_sum(tf.reshape(tf.square(g), [batch, -1]), axis=1) for g in gradients]
+    norms = tf.sqrt(tf.add_n(squares))
+    # min(1, C / norm); a zero gradient keeps factor 1 (and no division by zero).
+    factors = tf.minimum(1.0, clipping_norm / tf.maximum(norms, 1e-30))
+    clipped = [g * tf.reshape(factors, [-1] + [1] * (len(g.shape) - 1)) for g in gradients]
+    return clipped, norms
+
+
+def _build_step_fn(model: keras.Model):
+    variables = model.trainable_variables
+    spec_x = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    spec_y = tf.TensorSpec((None,), tf.int64)
+    spec_noise = [tf.TensorSpec(var.shape, tf.float32) for var in variables]
+    scalar = tf.TensorSpec((), tf.float32)
+
+    @tf.function(input_signature=[spec_x, spec_y, spec_noise, scalar, scalar, scalar])
+    def step(x, y, noise, clipping_norm, denominator, learning_rate):
+        if tf.shape(y)[0] > 0:
+            clipped, _ = _clip_tf(_per_example_gradients_tf(model, x, y), clipping_norm)
+            sums = [tf.reduce_sum(g, axis=0) for g in clipped]
+        else:  # an empty Poisson batch: only noise
+            sums = [tf.zeros(var.shape, tf.float32) for var in variables]
+        for var, total, z in zip(variables, sums, noise, strict=True):
+            var.assign_sub(learning_rate * (total + z) / denominator)
+
+    return step
+
+
+def _step_fn(model: keras.Model):
+    # Cached on the model itself (outside Keras' attribute tracking): traced once per model.
+    fn = model.__dict__.get("_fl_dp_sgd_step")
+    if fn is None:
+        fn = _build_step_fn(model)
+        object.__setattr__(model, "_fl_dp_sgd_step", fn)
+    return fn
+
+
+# --------------------------------------------------------------------------------------------
+# Public steps
+# --------------------------------------------------------------------------------------------
+
+
+def per_example_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The gradient of each example's own cross-entropy, for every trainable variable.
+
+    Example ``i``'s gradient is that of ``sparse_softmax_cross_entropy(y[i], model(x[i:i+1]))``
+    with respect to ``model.trainable_variables``, as if it were a batch of one (Abadi et al.
+    2016, Algorithm 1, "compute gradient"). All examples are computed at once with
+    ``tf.vectorized_map``.
+
+    Args:
+        model: Keras model mapping ``x`` to logits (see the module docstring for which).
+        x: Inputs, shape ``(B, *model input shape)``, B >= 1.
+        y: Integer labels, shape ``(B,)``.
+
+    Returns:
+        One float32 array per trainable variable, of shape ``(B, *variable shape)``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    model = _check_model(model)
+    x, y = _check_data(model, x, y)
+    return [g.numpy() for g in _per_example_gradients_tf(model, tf.constant(x), tf.constant(y))]
+
+
+def clip_per_example(gradients: list[np.ndarray], *, clipping_norm: float
+                     ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Scales each example's gradient to L2 norm at most ``clipping_norm``.
+
+    The norm of example ``i`` is taken over all variables together,
+    ``||g_i|| = sqrt(sum over variables of sum(g_i^2))``, and ``g_i`` becomes
+    ``g_i * min(1, C / ||g_i||)`` (Abadi et al. 2016, Algorithm 1, "clip gradient"). A gradient
+    already inside the ball is unchanged; none gets longer.
+
+    Args:
+        gradients: One array per variable, each of shape ``(B, ...)`` with the same ``B``, as
+            from :func:`per_example_gradients`.
+        clipping_norm: ``C`` > 0.
+
+    Returns:
+        ``(clipped, norms)``: the clipped arrays (float32, same shapes) and the float32 norms
+        ``||g_i||`` before clipping, shape ``(B,)``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    if not isinstance(gradients, (list, tuple)) or len(gradients) == 0:
+        raise TypeError("gradients must be a non-empty list of per-variable arrays of shape "
+                        f"(B, ...), got {type(gradients).__name__}.")
+    arrays = [np.asarray(g, dtype=np.float32) for g in gradients]
+    sizes = {a.shape[0] if a.ndim else None for a in arrays}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("gradients must all have the same leading (example) dimension B, got "
+                         f"shapes {[a.shape for a in arrays]}.")
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("gradients must be finite, got NaN or inf values.")
+    clipped, norms = _clip_tf([tf.constant(a) for a in arrays], tf.constant(clipping_norm,
+                                                                            tf.float32))
+    return [c.numpy() for c in clipped], norms.numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class DPSGDResult:
+    """What :func:`train` returns: the trained weights and the privacy of the run.
+
+    Attributes:
+        final_weights: Per-layer weights after the last step (``model.get_weights()`` order).
+        epsilon: Epsilon after ``num_steps`` steps at ``target_delta`` (``inf`` if
+            ``noise_multiplier`` is 0). Does not hold if ``reproducible_noise`` is True.
+        epsilon_per_step: Epsilon after each step 1..num_steps (float64; all ``inf`` if z = 0).
+        target_delta: The delta of the guarantee.
+        noise_multiplier, clipping_norm, sampling_probability, num_steps, learning_rate: The
+            run's settings.
+        num_examples: ``n``, the size of the protected dataset.
+        expected_batch_size: ``q n``, the fixed denominator of every step.
+        reproducible_noise: ``True`` if the sampling and noise came from
+            ``reproducible_noise_seed``: then the run is NOT private.
+    """
+
+    final_weights: list[np.ndarray]
+    epsilon: float
+    epsilon_per_step: np.ndarray
+    target_delta: float
+    noise_multiplier: float
+    clipping_norm: float
+    sampling_probability: float
+    num_steps: int
+    learning_rate: float
+    num_examples: int
+    expected_batch_size: float
+    reproducible_noise: bool
+
+    def privacy_statement(self) -> str:
+        """What this run's epsilon means, in a few lines (unit, relation, trust, observer)."""
+        if self.reproducible_noise:
+            guarantee = (f"NOT PRIVATE: reproducible noise was requested, so anyone who knows "
+                         f"the seed can remove the noise. (With secret noise the same settings "
+                         f"would give epsilon = {self.epsilon:.3g}, delta = "
+                         f"{self.target_delta:g}.)")
+        elif math.isinf(self.epsilon):
+            guarantee = "no privacy guarantee: noise_multiplier is 0 (epsilon = inf)."
+        else:
+            guarantee = (f"(epsilon, delta) = ({self.epsilon:.3g}, {self.target_delta:g})-DP "
+                         f"after {self.num_steps} steps (z = {self.noise_multiplier:g}, "
+                         f"q = {self.sampling_probability:.4g}, C = {self.clipping_norm:g}).")
+        return "\n".join([
+            f"guarantee:      {guarantee}",
+            f"unit protected: one training example (of the {self.num_examples} the party holds)",
+            "neighbouring:   datasets that differ by adding or removing one example",
+            "trusted:        the party that trains (sees the data, the gradients and the noise,",
+            "                samples the batches and keeps sampling and noise secret)",
+            "observer sees:  every intermediate model and the final one",
+        ])
+
+
+def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier: float,
+          clipping_norm: float, sampling_probability: float, num_steps: int,
+          learning_rate: float, target_delta: float,
+          reproducible_noise_seed: int | None = None) -> DPSGDResult:
+    """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
+
+    Runs ``num_steps`` steps of sample -> per-example gradients -> clip to ``clipping_norm`` ->
+    sum + ``N(0, (z C)^2)`` noise -> divide by ``q n`` -> SGD step (see the module docstring),
+    updating ``model``'s weights in place, and accounts the run with
+    :func:`fl_helpers.accounting.epsilon_per_round`.
+
+    The unit protected is one example of ``(x, y)`` under add/remove-one neighbouring; the
+    trainer is trusted; the guarantee holds against an observer of every intermediate model.
+
+    Args:
+        model: Keras classifier mapping ``x`` to logits; trained in place from its current
+            weights. No ``BatchNormalization``.
+        x: The party's inputs, shape ``(n, *model input shape)``.
+        y: Integer labels in ``0 .. num_classes - 1``, shape ``(n,)``.
+        noise_multiplier: ``z`` >= 0: the noise std on the sum divided by ``clipping_norm``.
+            0 means clipping without noise (epsilon is ``inf``).
+        clipping_norm: ``C`` > 0, the L2 bound of each example's gradient.
+        sampling_probability: ``q`` in (0, 1]: each example joins each step's batch
+            independently with this probability (expected batch size ``q n``).
+        num_steps: ``T`` >= 1.
+        learning_rate: ``eta`` > 0.
+        target_delta: The delta of the reported (epsilon, delta), in (0, 1); choose it well
+            below ``1 / n``.
+        reproducible_noise_seed: ``None`` (default): the sampling and the noise come from
+            operating-system entropy (private). An integer >= 0: they come from
+            ``np.random.default_rng(reproducible_noise_seed)``, the run is repeatable and
+            **not private**; a ``UserWarning`` says so and the result is flagged.
+
+    Returns:
+        A :class:`DPSGDResult`.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed or out of range (the message names it).
+    """
+    model = _check_model(model)
+    x, y = _check_data(model, x, y)
+    noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    num_steps = v.check_int("num_steps", num_steps, minimum=1, maximum=10**7)
+    learning_rate = v.check_positive("learning_rate", learning_rate)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    if reproducible_noise_seed is None:
+        rng = np.random.default_rng(np.random.SeedSequence())  # OS entropy, never stored
+    else:
+        seed = v.check_int("reproducible_noise_seed", reproducible_noise_seed, minimum=0)
+        warnings.warn(
+            f"reproducible_noise_seed={seed}: the batches and the noise can be regenerated by "
+            "anyone who knows the seed, so the reported epsilon does not hold against them. "
+            "Use it for teaching and tests only.", UserWarning, stacklevel=2)
+        rng = np.random.default_rng(seed)
+
+    if noise_multiplier > 0:
+        epsilon_per_step = accounting.epsilon_per_round(
+            noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
+            num_rounds=num_steps, target_delta=target_delta)
+    else:
+        epsilon_per_step = np.full(num_steps, np.inf)
+
+    n = len(x)
+    expected_batch_size = sampling_probability * n
+    shapes = [tuple(var.shape) for var in model.trainable_variables]
+    noise_std = np.float32(noise_multiplier * clipping_norm)
+    step = _step_fn(model)
+    constants = [tf.constant(value, tf.float32)
+                 for value in (clipping_norm, expected_batch_size, learning_rate)]
+    for _ in range(num_steps):
+        batch = np.flatnonzero(rng.random(n) < sampling_probability)
+        noise = [rng.standard_normal(shape, dtype=np.float32) * noise_std for shape in shapes]
+        step(x[batch], y[batch], noise, *constants)
+    weights = model.get_weights()
+    if not all(np.isfinite(w).all() for w in weights):
+        raise ValueError(
+            f"training diverged (NaN or inf weights) with learning_rate={learning_rate}; "
+            "try a smaller learning_rate.")
+    return DPSGDResult(
+        final_weights=weights, epsilon=float(epsilon_per_step[-1]),
+        epsilon_per_step=np.asarray(epsilon_per_step, dtype=np.float64),
+        target_delta=target_delta, noise_multiplier=noise_multiplier,
+        clipping_norm=clipping_norm, sampling_probability=sampling_probability,
+        num_steps=num_steps, learning_rate=learning_rate, num_examples=n,
+        expected_batch_size=expected_batch_size,
+        reproducible_noise=reproducible_noise_seed is not None)

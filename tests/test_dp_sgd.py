@@ -1,0 +1,366 @@
+"""Tests of fl_helpers.dp_sgd: example-level DP-SGD (Abadi et al. 2016, Algorithm 1)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from fl_helpers import accounting, dp_sgd, models
+
+
+@pytest.fixture(scope="module")
+def toy_data():
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, size=60)
+    return x, y
+
+
+def small_classifier(seed: int = 0, num_classes: int = 3, num_features: int = 5) -> keras.Model:
+    """A small non-course Keras classifier (tanh hidden layer) to show the API is general."""
+    return keras.Sequential([
+        keras.Input(shape=(num_features,)),
+        keras.layers.Dense(4, activation="tanh",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed)),
+        keras.layers.Dense(num_classes,
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1)),
+    ])
+
+
+def train_quietly(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return dp_sgd.train(*args, **kwargs)
+
+
+SETTINGS = dict(noise_multiplier=1.1, clipping_norm=1.0, sampling_probability=0.2, num_steps=5,
+                learning_rate=0.1, target_delta=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-example gradients and clipping
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make_model", [models.make_softmax_regression, models.make_2nn])
+def test_per_example_gradients_equal_single_example_gradients(make_model, toy_data):
+    import tensorflow as tf
+
+    x, y = toy_data
+    model = make_model(1)
+    batched = dp_sgd.per_example_gradients(model, x[:6], y[:6])
+    assert [g.shape for g in batched] == [(6, *v.shape) for v in model.trainable_variables]
+    for i in range(6):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=y[i:i + 1], logits=model(x[i:i + 1])))
+        alone = tape.gradient(loss, model.trainable_variables)
+        for from_batch, from_alone in zip(batched, alone, strict=True):
+            np.testing.assert_allclose(from_batch[i], from_alone.numpy(), rtol=1e-4, atol=1e-6)
+    # Not all equal: the examples really differ (the comparison above is not vacuous).
+    assert not np.allclose(batched[0][0], batched[0][1])
+
+
+def test_per_example_gradients_of_softmax_regression_match_closed_form(toy_data):
+    x, y = toy_data
+    model = models.make_softmax_regression(2)
+    kernel, bias = model.get_weights()
+    flat = x[:8].reshape(8, -1)
+    logits = flat @ kernel + bias
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    residual = p / p.sum(axis=1, keepdims=True) - np.eye(10)[y[:8]]
+    grad_kernel, grad_bias = dp_sgd.per_example_gradients(model, x[:8], y[:8])
+    np.testing.assert_allclose(grad_kernel, flat[:, :, None] * residual[:, None, :], atol=1e-5)
+    np.testing.assert_allclose(grad_bias, residual, atol=1e-6)
+
+
+def test_clipping_never_increases_a_norm_and_bounds_every_example(toy_data):
+    x, y = toy_data
+    gradients = dp_sgd.per_example_gradients(models.make_2nn(0), x[:20], y[:20])
+    gradients = [g * np.linspace(0.01, 3.0, 20).reshape(-1, *[1] * (g.ndim - 1))
+                 for g in gradients]  # a spread of norms, some below and some above C
+    norms_before = np.sqrt(sum((g.reshape(20, -1) ** 2).sum(axis=1) for g in gradients))
+    clipping_norm = float(np.median(norms_before))
+    clipped, norms = dp_sgd.clip_per_example(gradients, clipping_norm=clipping_norm)
+    norms_after = np.sqrt(sum((c.reshape(20, -1).astype(np.float64) ** 2).sum(axis=1)
+                              for c in clipped))
+    np.testing.assert_allclose(norms, norms_before, rtol=1e-5)
+    assert np.all(norms_after <= clipping_norm * (1 + 1e-5))
+    assert np.all(norms_after <= norms_before * (1 + 1e-5))
+    inside = norms_before <= clipping_norm
+    assert 0 < inside.sum() < 20
+    for c, g in zip(clipped, gradients, strict=True):
+        np.testing.assert_allclose(c[inside], g[inside], rtol=1e-6)  # unchanged inside the ball
+    np.testing.assert_allclose(norms_after[~inside], clipping_norm, rtol=1e-5)  # onto the sphere
+    # Clipping scales, it does not rotate: the direction of each example is kept.
+    for i in np.flatnonzero(~inside):
+        np.testing.assert_allclose(clipped[0][i] * norms_before[i] / clipping_norm,
+                                   gradients[0][i], rtol=1e-4, atol=1e-7)
+
+
+def test_zero_gradient_is_not_divided_by_zero():
+    clipped, norms = dp_sgd.clip_per_example([np.zeros((2, 3)), np.zeros((2,))], clipping_norm=1.0)
+    assert np.all(norms == 0) and all(np.all(c == 0) for c in clipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop: accounting, noise, randomness
+# ---------------------------------------------------------------------------------------------
+
+
+def test_epsilon_equals_the_accountants(toy_data):
+    x, y = toy_data
+    result = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS)
+    expected = accounting.epsilon_per_round(
+        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5)
+    assert result.epsilon == expected[-1]
+    np.testing.assert_array_equal(result.epsilon_per_step, expected)
+    assert result.expected_batch_size == pytest.approx(0.2 * 60)
+    assert 0 < result.epsilon < math.inf
+
+
+def test_no_noise_means_no_guarantee(toy_data):
+    x, y = toy_data
+    result = train_quietly(models.make_softmax_regression(0), x, y,
+                           **{**SETTINGS, "noise_multiplier": 0.0})
+    assert math.isinf(result.epsilon)
+    assert "no privacy guarantee" in result.privacy_statement()
+
+
+def _one_full_batch_step(model, x, y, *, noise_multiplier, clipping_norm, seed):
+    """Runs one step with q = 1 and returns (noise added to the sum, the clipped sum)."""
+    start = model.get_weights()
+    clipped, _ = dp_sgd.clip_per_example(dp_sgd.per_example_gradients(model, x, y),
+                                         clipping_norm=clipping_norm)
+    total = [c.astype(np.float64).sum(axis=0) for c in clipped]
+    result = train_quietly(model, x, y, noise_multiplier=noise_multiplier,
+                           clipping_norm=clipping_norm, sampling_probability=1.0, num_steps=1,
+                           learning_rate=1.0, target_delta=1e-5, reproducible_noise_seed=seed)
+    # w1 = w0 - lr * (sum + noise) / (q n) with q = 1, lr = 1.
+    noise = [(w0.astype(np.float64) - w1) * len(x) - s
+             for w0, w1, s in zip(start, result.final_weights, total, strict=True)]
+    return noise, total
+
+
+def test_noise_on_the_sum_has_std_z_times_c(toy_data):
+    x, y = toy_data
+    noise, total = _one_full_batch_step(models.make_2nn(0), x[:20], y[:20], noise_multiplier=0.8,
+                                        clipping_norm=2.0, seed=3)
+    flat = np.concatenate([n.ravel() for n in noise])
+    assert flat.size == 199_210
+    # 199,210 draws: the sample std is within 0.5% of the truth with overwhelming probability
+    # (its relative standard error is 1/sqrt(2 * 199210) = 0.16%), so a std of 1.6 passes and
+    # any other multiplier that is 1% off fails.
+    assert np.std(flat) == pytest.approx(0.8 * 2.0, rel=0.005)
+    assert abs(np.mean(flat)) < 5 * 1.6 / math.sqrt(flat.size)
+    # The clipped sum itself is far from zero, so the noise was not read off a zero update.
+    assert np.sqrt(sum((s ** 2).sum() for s in total)) > 1.0
+
+
+def test_the_update_divides_by_the_expected_batch_size(toy_data):
+    # With z = 0 and q = 1 one step is exactly w - lr * clipped_sum / n.
+    x, y = toy_data
+    noise, _ = _one_full_batch_step(models.make_softmax_regression(0), x, y, noise_multiplier=0.0,
+                                    clipping_norm=0.5, seed=0)
+    assert max(np.abs(n).max() for n in noise) < 1e-3
+
+
+def test_default_runs_use_secret_noise_and_differ(toy_data):
+    x, y = toy_data
+    start = models.make_softmax_regression(0).get_weights()
+    finals = []
+    for _ in range(2):
+        model = models.make_softmax_regression(0)
+        model.set_weights(start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the default run must not warn
+            result = dp_sgd.train(model, x, y, **SETTINGS)
+        assert result.reproducible_noise is False
+        assert "NOT PRIVATE" not in result.privacy_statement()
+        finals.append(result.final_weights)
+    assert not np.array_equal(finals[0][0], finals[1][0])
+
+
+def test_reproducible_runs_are_bit_identical_and_say_they_are_not_private(toy_data):
+    x, y = toy_data
+    finals = []
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="reproducible_noise_seed=7"):
+            result = dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS,
+                                  reproducible_noise_seed=7)
+        assert result.reproducible_noise is True
+        assert result.privacy_statement().startswith("guarantee:      NOT PRIVATE")
+        finals.append(result.final_weights)
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS,
+                          reproducible_noise_seed=8)
+    assert not np.array_equal(other.final_weights[0], finals[0][0])
+
+
+def test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed(toy_data):
+    """The attack on seeded noise: subtract the regenerated noise from the released update."""
+    x, y = toy_data[0][:20], toy_data[1][:20]
+    for secret in (False, True):
+        model = models.make_softmax_regression(0)
+        start = model.get_weights()
+        clipped, _ = dp_sgd.clip_per_example(dp_sgd.per_example_gradients(model, x, y),
+                                             clipping_norm=1.0)
+        clean = clipped[0].astype(np.float64).sum(axis=0)
+        result = train_quietly(model, x, y, noise_multiplier=1.0, clipping_norm=1.0,
+                               sampling_probability=1.0, num_steps=1, learning_rate=1.0,
+                               target_delta=1e-5,
+                               reproducible_noise_seed=None if secret else 11)
+        released = (start[0] - result.final_weights[0]) * len(x)   # clean sum + noise
+        attacker = np.random.default_rng(11)  # the attacker's guess of the seed
+        attacker.random(len(x))               # replays the sampling draw
+        guess = attacker.standard_normal(start[0].shape, dtype=np.float32)
+        error = np.linalg.norm(released - guess - clean) / np.linalg.norm(clean)
+        if secret:
+            assert error > 10    # the noise (norm ~ 89) swamps the clean sum
+        else:
+            assert error < 1e-3  # seeded: the attacker recovers the clean sum
+
+
+def test_poisson_sampling_rate_and_empty_batches(toy_data):
+    # q small enough that many steps sample nobody; the run must still work and only add noise.
+    x, y = toy_data
+    model = models.make_softmax_regression(0)
+    start = model.get_weights()
+    result = train_quietly(model, x[:3], y[:3], noise_multiplier=1.0, clipping_norm=1.0,
+                           sampling_probability=0.01, num_steps=20, learning_rate=0.1,
+                           target_delta=1e-5, reproducible_noise_seed=0)
+    assert all(np.isfinite(w).all() for w in result.final_weights)
+    assert not np.array_equal(result.final_weights[0], start[0])
+    # The draw order is documented: replay it and count the sampled examples.
+    rng = np.random.default_rng(0)
+    shapes = [w.shape for w in start]
+    batches = []
+    for _ in range(20):
+        batches.append(np.flatnonzero(rng.random(3) < 0.01))
+        for shape in shapes:
+            rng.standard_normal(shape, dtype=np.float32)
+    assert sum(len(b) == 0 for b in batches) >= 15
+
+
+def test_poisson_batches_have_the_expected_mean_size():
+    # Replaying the documented draw for n = 1000, q = 0.05 over 200 steps: mean size q n = 50,
+    # with standard error sqrt(n q (1 - q) / 200) = 0.49.
+    rng = np.random.default_rng(0)
+    sizes = [np.count_nonzero(rng.random(1000) < 0.05) for _ in range(200)]
+    assert np.mean(sizes) == pytest.approx(50, abs=2.5)
+    assert np.std(sizes) > 3  # varies: it is not a fixed batch size
+
+
+def test_parity_with_a_from_scratch_loop(toy_data):
+    import tensorflow as tf
+
+    x, y = toy_data
+    n, q, z, clip, lr, steps = len(x), 0.25, 1.0, 0.5, 0.3, 4
+    model = models.make_softmax_regression(4)
+    start = model.get_weights()
+    rng = np.random.default_rng(5)
+    for _ in range(steps):
+        batch = np.flatnonzero(rng.random(n) < q)
+        noise = [rng.standard_normal(v.shape, dtype=np.float32) * np.float32(z * clip)
+                 for v in model.trainable_variables]
+        total = [np.zeros(v.shape, np.float32) for v in model.trainable_variables]
+        for i in batch:
+            with tf.GradientTape() as tape:
+                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y[i:i + 1], logits=model(x[i:i + 1]))[0]
+            g = tape.gradient(loss, model.trainable_variables)
+            norm = np.sqrt(sum(float(tf.reduce_sum(t ** 2)) for t in g))
+            total = [s + t.numpy() * min(1.0, clip / norm) for s, t in zip(total, g, strict=True)]
+        for var, s, e in zip(model.trainable_variables, total, noise, strict=True):
+            var.assign_sub(lr * (s + e) / (q * n))
+    helper = models.make_softmax_regression(4)
+    helper.set_weights(start)
+    result = train_quietly(helper, x, y, noise_multiplier=z, clipping_norm=clip,
+                           sampling_probability=q, num_steps=steps, learning_rate=lr,
+                           target_delta=1e-5, reproducible_noise_seed=5)
+    for ours, theirs in zip(model.get_weights(), result.final_weights, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_works_for_a_general_small_classifier():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1).astype(np.int64)
+    model = small_classifier()
+    before = np.mean(np.argmax(model(x), axis=1) == y)
+    result = dp_sgd.train(model, x, y, noise_multiplier=0.5, clipping_norm=1.0,
+                          sampling_probability=0.1, num_steps=300, learning_rate=0.5,
+                          target_delta=1e-4)
+    after = np.mean(np.argmax(model(x), axis=1) == y)
+    assert after > max(before, 0.6)
+    assert math.isfinite(result.epsilon)
+
+
+def test_batch_normalization_is_rejected():
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="BatchNormalization"):
+        dp_sgd.train(model, np.zeros((4, 5)), np.zeros(4, int), **SETTINGS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, value, error, message", [
+    ("sampling_probability", 0.0, ValueError, r"sampling_probability must be in \(0, 1\], got 0.0"),
+    ("sampling_probability", 1.5, ValueError, r"sampling_probability must be in \(0, 1\]"),
+    ("sampling_probability", -0.1, ValueError, r"sampling_probability must be in \(0, 1\]"),
+    ("sampling_probability", float("nan"), ValueError, "sampling_probability must be finite"),
+    ("clipping_norm", 0.0, ValueError, "clipping_norm must be > 0, got 0.0"),
+    ("clipping_norm", -1.0, ValueError, "clipping_norm must be > 0"),
+    ("clipping_norm", float("inf"), ValueError, "clipping_norm must be finite"),
+    ("noise_multiplier", -0.5, ValueError, "noise_multiplier must be >= 0, got -0.5"),
+    ("noise_multiplier", float("nan"), ValueError, "noise_multiplier must be finite"),
+    ("noise_multiplier", "1", TypeError, "noise_multiplier must be a real number"),
+    ("num_steps", 0, ValueError, "num_steps must be >= 1, got 0"),
+    ("num_steps", 2.5, TypeError, "num_steps must be an integer"),
+    ("num_steps", True, TypeError, "num_steps must be an integer"),
+    ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
+    ("target_delta", 0.0, ValueError, r"target_delta must be in \(0, 1\)"),
+    ("target_delta", 1.0, ValueError, r"target_delta must be in \(0, 1\)"),
+    ("reproducible_noise_seed", -1, ValueError, "reproducible_noise_seed must be >= 0"),
+    ("reproducible_noise_seed", 1.0, TypeError, "reproducible_noise_seed must be an integer"),
+])
+def test_bad_settings_raise_clear_errors(toy_data, name, value, error, message):
+    x, y = toy_data
+    with pytest.raises(error, match=message):
+        dp_sgd.train(models.make_softmax_regression(0), x, y, **{**SETTINGS, name: value})
+
+
+@pytest.mark.parametrize("x, y, error, message", [
+    (np.zeros((0, 28, 28)), np.zeros(0, int), ValueError, "x must hold at least one example"),
+    (np.zeros((3, 28, 28)), np.zeros(2, int), ValueError, "same length, got 3 and 2"),
+    (np.zeros((3, 27, 28)), np.zeros(3, int), ValueError, "x must have shape"),
+    (np.full((3, 28, 28), np.nan), np.zeros(3, int), ValueError, "x must be finite"),
+    (np.zeros((3, 28, 28)), np.array([0, 1, 10]), ValueError, "got values in 0..10"),
+    (np.zeros((3, 28, 28)), np.array([0.0, 1.0, 2.0]), TypeError, "integer labels"),
+    (np.zeros((3, 28, 28)), np.zeros((3, 1), int), ValueError, "1-D array of labels"),
+])
+def test_bad_data_raise_clear_errors(x, y, error, message):
+    with pytest.raises(error, match=message):
+        dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS)
+
+
+def test_bad_model_and_gradients_raise_clear_errors():
+    with pytest.raises(TypeError, match="model must be a keras.Model"):
+        dp_sgd.train("model", np.zeros((3, 28, 28)), np.zeros(3, int), **SETTINGS)
+    with pytest.raises(ValueError, match="clipping_norm must be > 0"):
+        dp_sgd.clip_per_example([np.ones((2, 3))], clipping_norm=0)
+    with pytest.raises(ValueError, match="same leading"):
+        dp_sgd.clip_per_example([np.ones((2, 3)), np.ones((3,))], clipping_norm=1.0)
+    with pytest.raises(ValueError, match="gradients must be finite"):
+        dp_sgd.clip_per_example([np.full((2, 3), np.nan)], clipping_norm=1.0)
+    with pytest.raises(TypeError, match="non-empty list"):
+        dp_sgd.clip_per_example([], clipping_norm=1.0)
