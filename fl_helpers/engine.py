@@ -1,11 +1,11 @@
 """The fast multi-client engine: every sampled client of a round trained in one compiled graph.
 
-:func:`fl_helpers.federated.client_update` trains one client at a time: clear, and what notebook 03
+:func:`fl_helpers.client.client_update` trains one client at a time: clear, and what notebook 03
 teaches, but every client pays Python and TensorFlow dispatch costs. This engine trains all the
 clients of a round inside a single XLA-compiled TensorFlow function and aggregates their updates
 there too, so a round costs little more than its arithmetic. It follows the same reproducibility
-contract as the loop (:mod:`fl_helpers.federated`): client ``k`` of round ``t`` takes its batches
-from ``federated.client_batches(..., rng=np.random.default_rng([seed, t, k]))``, each client runs
+contract as the loop (:mod:`fl_helpers.schedule`): client ``k`` of round ``t`` takes its batches
+from ``schedule.client_batches(..., rng=np.random.default_rng([seed, t, k]))``, each client runs
 plain SGD on the mean sparse softmax cross-entropy of its own batches, and the results agree with
 the loop up to float32 rounding (``tests/test_engine.py`` states the tolerance).
 
@@ -14,7 +14,7 @@ How it works (for Dense stacks: softmax regression, the 2NN):
 * All clients' examples live on the device once per run, concatenated into ``x_all`` (flattened)
   and ``y_all``. A round only ships index tensors: ``idx[g, c, s, b]`` is the row of ``x_all``
   used by client ``c`` of group ``g`` at local step ``s``, slot ``b`` of the batch, built on the
-  host from :func:`fl_helpers.federated.client_batches`; ``mask`` marks real slots (the last batch
+  host from :func:`fl_helpers.schedule.client_batches`; ``mask`` marks real slots (the last batch
   of an epoch can be smaller) and every client's batch loss is the masked mean over its real slots,
   so partial batches are exact.
 * Clients are trained in groups of ``group_size`` in lockstep: the weights of a group are stacked
@@ -37,22 +37,19 @@ course's 2-core machine): measured faster than both one client at a time and all
 lockstep, whose stacked 2NN weights (8 MB for 10 clients) stream from L3 at every step. On a GPU,
 groups of 64 fill the device. ``benchmarks/bench_engine_speed.py`` prints the lockstep variant.
 
-Models that are not plain Dense stacks (the CNN) are not handled here: :func:`auto_engine` falls
-back to the per-client loop for them (``federated._loop_engine``), which is already one compiled
-graph per client. A general path (e.g. Keras 3 ``stateless_call`` vectorised over clients) was
-neither built nor measured.
+Models that are not plain Dense stacks (the CNN) are not handled here: the training loop
+(:mod:`fl_helpers.training`, ``engine="auto"``) trains them with
+:class:`fl_helpers.client.LoopTrainer`, which is already one compiled graph per client.
 
-The DP server step is DP-FedAvg of McMahan et al. 2018, "Learning Differentially Private Recurrent
-Language Models", Algorithm 1 (with every client weighted equally, ``w_k = 1``): clip each update
-to L2 norm ``C`` (flat clipping over all layers), sum, add Gaussian noise of standard deviation
-``z * C`` to the sum, divide by the expected number of clients ``q * N`` (a fixed denominator, so
-the sensitivity of the average is ``C / (q N)`` whatever the sample), and take a server step.
-:mod:`fl_helpers.dp_fedavg` runs it round after round with privacy accounting.
+The engine knows nothing of aggregation rules, privacy or histories. It offers two things per
+round: :meth:`MultiClientEngine.clipped_sum`, the weighted sum ``sum_k a_k clip(delta_k, C)``
+that every :class:`fl_helpers.aggregation.LinearRule` (FedAvg, DP-FedAvg) finalises, computed
+inside the graph without holding every update; and :meth:`MultiClientEngine.train`, every
+client's update, for rules that need them all (the coordinate-wise median).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -63,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 
 from fl_helpers import _validation as v
-from fl_helpers import federated
+from fl_helpers import aggregation, client, schedule
 
 #: Activations the engine can reproduce exactly, by Keras name.
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
@@ -72,9 +69,6 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "tanh": tf.tanh,
     "sigmoid": tf.sigmoid,
 }
-
-#: Tag mixed into the seed of the server's Gaussian noise, so that it is a stream of its own.
-_NOISE_STREAM = 0x4E6F697365  # "Noise" in ASCII
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,11 +155,13 @@ def _group_step_gradients(activations: tuple[str, ...], weights: list[tf.Tensor]
     return tape.gradient(loss, weights)
 
 
-def _build_train_fn(activations: tuple[str, ...], clip: bool) -> Callable[..., Any]:
+def _build_train_fn(activations: tuple[str, ...], mode: str) -> Callable[..., Any]:
+    """The compiled round: ``mode`` is ``"sum"``, ``"clip"`` (clipped sum) or ``"collect"``."""
+
     @tf.function(jit_compile=True, reduce_retracing=False)
     def train_groups(x_all, y_all, idx, mask, group_steps, num_groups, client_scale,
                      global_weights, learning_rate, clipping_norm):
-        """Trains ``num_groups`` groups; returns the scaled sum of updates and per-client norms."""
+        """Trains ``num_groups`` groups; returns the scaled sum (or every update) and norms."""
         capacity, group_size = idx.shape[0], idx.shape[1]
 
         def train_group(g, total, norms, clipped_norms):
@@ -180,48 +176,38 @@ def _build_train_fn(activations: tuple[str, ...], clip: bool) -> Callable[..., A
             _, trained = tf.while_loop(lambda s, ws: s < group_steps[g], step,
                                        (tf.constant(0), stacked))
             deltas = [w - w0 for w, w0 in zip(trained, global_weights, strict=True)]
-            sq = tf.add_n([tf.reduce_sum(tf.reshape(d, [group_size, -1]) ** 2, axis=1)
-                           for d in deltas])
-            norm = tf.sqrt(sq)
-            if clip:
+            norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(d, [group_size, -1]) ** 2, axis=1)
+                                     for d in deltas]))
+            clipped = norm
+            if mode == "clip":
                 # min(1, C / ||delta||), written so that a zero update gets factor 1, not NaN.
                 factor = clipping_norm / tf.maximum(norm, clipping_norm)
                 deltas = [d * tf.reshape(factor, [group_size] + [1] * (d.shape.rank - 1))
                           for d in deltas]
                 clipped = tf.sqrt(tf.add_n([
                     tf.reduce_sum(tf.reshape(d, [group_size, -1]) ** 2, axis=1) for d in deltas]))
+            if mode == "collect":
+                total = [t.write(g, d) for t, d in zip(total, deltas, strict=True)]
             else:
-                clipped = norm
-            scale = client_scale[g]
-            total = [t + tf.tensordot(scale, d, axes=1) for t, d in zip(total, deltas, strict=True)]
+                scale = client_scale[g]
+                total = [t + tf.tensordot(scale, d, axes=1)
+                         for t, d in zip(total, deltas, strict=True)]
             row = tf.one_hot(g, capacity)[:, None]
             return g + 1, total, norms + row * norm, clipped_norms + row * clipped
 
-        zeros = [tf.zeros_like(w) for w in global_weights]
+        if mode == "collect":
+            start = [tf.TensorArray(tf.float32, size=capacity, element_shape=[group_size, *w.shape])
+                     for w in global_weights]
+        else:
+            start = [tf.zeros_like(w) for w in global_weights]
         empty = tf.zeros([capacity, group_size])
         _, total, norms, clipped_norms = tf.while_loop(
-            lambda g, *_: g < num_groups, train_group, (tf.constant(0), zeros, empty, empty))
+            lambda g, *_: g < num_groups, train_group, (tf.constant(0), start, empty, empty))
+        if mode == "collect":
+            total = [t.stack() for t in total]
         return total, norms, clipped_norms
 
     return train_groups
-
-
-@tf.function(reduce_retracing=False)
-def _server_step(global_weights, total, denominator, server_learning_rate, noise_stddev,
-                 noise_seed, noisy):
-    """``w + server_lr * (total + N(0, noise_stddev^2)) / denominator``, noise from a seed.
-
-    Not XLA-compiled: XLA's CPU random-number kernels measured 15x slower than TensorFlow's own
-    for the 2NN's 199,210 draws. ``noisy`` is a Python bool (one trace each way).
-    """
-    if not noisy:
-        return [w + server_learning_rate * t / denominator
-                for w, t in zip(global_weights, total, strict=True)]
-    sizes = [int(np.prod(w.shape)) for w in global_weights]
-    noise = tf.random.stateless_normal([sum(sizes)], seed=noise_seed, dtype=tf.float32)
-    pieces = tf.split(noise, sizes)
-    return [w + server_learning_rate * (t + noise_stddev * tf.reshape(n, w.shape)) / denominator
-            for w, t, n in zip(global_weights, total, pieces, strict=True)]
 
 
 def _build_eval_fn(activations: tuple[str, ...]) -> Callable[..., Any]:
@@ -238,45 +224,14 @@ def _build_eval_fn(activations: tuple[str, ...]) -> Callable[..., Any]:
 
 
 _EVAL_FNS: dict[tuple[str, ...], Callable[..., Any]] = {}
-_TRAIN_FNS: dict[tuple[tuple[str, ...], bool], Callable[..., Any]] = {}
+_TRAIN_FNS: dict[tuple[tuple[str, ...], str], Callable[..., Any]] = {}
 
 
-def _train_fn(activations: tuple[str, ...], clip: bool) -> Callable[..., Any]:
-    key = (activations, clip)
+def _train_fn(activations: tuple[str, ...], mode: str) -> Callable[..., Any]:
+    key = (activations, mode)
     if key not in _TRAIN_FNS:
-        _TRAIN_FNS[key] = _build_train_fn(activations, clip)
+        _TRAIN_FNS[key] = _build_train_fn(activations, mode)
     return _TRAIN_FNS[key]
-
-
-def noise_seed(seed: int, round_index: int) -> np.ndarray:
-    """The seed of round ``round_index``'s server noise: derived from ``[seed, t, tag]``.
-
-    A stream of its own (it shares nothing with client sampling ``[seed, t]`` or client training
-    ``[seed, t, k]``), deterministic, and the same for the fast engine and the loop.
-    """
-    state = np.random.SeedSequence([int(seed), int(round_index), _NOISE_STREAM]).generate_state(2)
-    return state.astype(np.int64)
-
-
-def gaussian_noise(shapes: Sequence[tuple[int, ...]], *, noise_stddev: float,
-                   seed: int, round_index: int) -> list[np.ndarray]:
-    """The server's noise of round ``round_index``: the exact draw :meth:`dp_round` adds.
-
-    Args:
-        shapes: Shapes of the model's weights, in order.
-        noise_stddev: Standard deviation of each coordinate (``z * C``), >= 0.
-        seed: The run's seed (>= 0).
-        round_index: ``t``, 0-based.
-
-    Returns:
-        float32 arrays of the given shapes with i.i.d. N(0, noise_stddev^2) entries.
-    """
-    noise_stddev = v.check_non_negative("noise_stddev", noise_stddev)
-    zeros = [tf.zeros(shape, tf.float32) for shape in shapes]
-    noisy = _server_step(zeros, zeros, tf.constant(1.0), tf.constant(1.0),
-                         tf.constant(noise_stddev, tf.float32),
-                         tf.constant(noise_seed(seed, round_index)), True)
-    return [n.numpy() for n in noisy]
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,33 +239,18 @@ def gaussian_noise(shapes: Sequence[tuple[int, ...]], *, noise_stddev: float,
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(eq=False)
-class RoundStats:
-    """Per-client figures of one round, in the order of the sampled clients.
-
-    Attributes:
-        update_norms: L2 norm of each client's update ``w_k - w_global`` before clipping.
-        clipped_norms: L2 norm of each update after clipping, measured on the clipped tensors
-            (equal to ``update_norms`` when nothing is clipped).
-        num_examples: ``n_k`` of each client.
-    """
-
-    update_norms: np.ndarray
-    clipped_norms: np.ndarray
-    num_examples: np.ndarray
-
-
 class MultiClientEngine:
     """Trains the sampled clients of a round in one XLA-compiled graph (Dense-stack models).
 
-    Built once per run: it uploads every client's data and fixes the shapes. Then
-    :meth:`fedavg_round` (FedAvg, McMahan et al. 2017, Algorithm 1) or :meth:`dp_round`
-    (DP-FedAvg, McMahan et al. 2018, Algorithm 1) trains one round.
+    Built once per run: it uploads every client's data and fixes the shapes. Then each round,
+    :meth:`clipped_sum` returns ``sum_k a_k clip(delta_k, C)`` (what FedAvg and DP-FedAvg
+    finalise) and :meth:`train` returns every client's update. Inputs are trusted: the training
+    loop checked them once.
 
     Args:
         model: The model whose architecture is trained (its weights are not used); must satisfy
             :func:`supports`.
-        client_datasets: One ``(x_k, y_k)`` pair per client (float32 inputs, integer labels).
+        client_datasets: One checked ``(x_k, y_k)`` pair per client (float32, integer labels).
         local_epochs: ``E`` >= 1.
         batch_size: ``B`` >= 1, or ``None`` for full-batch steps.
         client_learning_rate: ``eta`` > 0.
@@ -321,8 +261,10 @@ class MultiClientEngine:
             capacity; a larger round recompiles once with double capacity).
 
     Raises:
-        TypeError, ValueError: The model is not a Dense stack or an argument is malformed.
+        ValueError: The model is not a Dense stack.
     """
+
+    name = "fast"
 
     def __init__(self, model: keras.Model, client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                  *, local_epochs: int, batch_size: int | None, client_learning_rate: float,
@@ -335,22 +277,16 @@ class MultiClientEngine:
                 f"the fast engine, got {model.name!r}. Use engine='loop' (or 'auto') instead."
             )
         self.activations = activations
-        self.local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
-        self.batch_size = None if batch_size is None else v.check_int("batch_size", batch_size,
-                                                                      minimum=1)
-        self.client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
-        self.seed = v.check_int("seed", seed, minimum=0)
-        if len(client_datasets) == 0:
-            raise ValueError("client_datasets must hold at least one client, got 0.")
+        self.local_epochs = local_epochs
+        self.batch_size = batch_size
+        self.client_learning_rate = client_learning_rate
+        self.seed = seed
         self.weight_shapes = [tuple(w.shape) for w in model.weights]
         num_parameters = int(sum(math.prod(shape) for shape in self.weight_shapes))
         self.group_size = (default_group_size(num_parameters) if group_size is None
                            else v.check_int("group_size", group_size, minimum=1))
 
         sizes = np.array([len(x) for x, _ in client_datasets], dtype=np.int64)
-        if sizes.min() < 1:
-            raise ValueError(f"every client must hold at least one example, got sizes down to "
-                             f"{sizes.min()}.")
         self.sizes = sizes
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         x_all = np.concatenate([np.asarray(x, np.float32).reshape(len(x), -1)
@@ -392,9 +328,9 @@ class MultiClientEngine:
             k = int(sampled[i])
             g, c = divmod(position, self.group_size)
             slot_of[i] = position
-            batches = federated.client_batches(
-                int(self.sizes[k]), local_epochs=self.local_epochs, batch_size=self.batch_size,
-                rng=np.random.default_rng(federated.client_seed(self.seed, round_index, k)))
+            batches = schedule.client_batches_unchecked(
+                int(self.sizes[k]), self.local_epochs, self.batch_size,
+                np.random.default_rng(schedule.client_seed(self.seed, round_index, k)))
             lengths = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))
             rows = np.concatenate(batches)
             steps = np.repeat(np.arange(len(batches)), lengths)
@@ -405,169 +341,87 @@ class MultiClientEngine:
             group_steps[g] = max(group_steps[g], len(batches))
         return idx, mask, group_steps, num_groups, slot_of
 
-    def _train(self, global_weights: Sequence[Any], sampled: np.ndarray, round_index: int,
-               client_scale: np.ndarray, clipping_norm: float | None
-               ) -> tuple[list[tf.Tensor], RoundStats]:
+    def _run(self, global_weights: Sequence[np.ndarray], sampled: np.ndarray, round_index: int,
+             client_scale: np.ndarray, clipping_norm: float | None, mode: str
+             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
         sampled = np.asarray(sampled, dtype=np.int64)
         idx, mask, group_steps, num_groups, slot_of = self._layout(sampled, round_index)
         scale = np.zeros(self.capacity * self.group_size, dtype=np.float32)
         scale[slot_of] = client_scale
-        fn = _train_fn(self.activations, clipping_norm is not None)
-        total, norms, clipped = fn(
+        total, norms, clipped = _train_fn(self.activations, mode)(
             self.x_all, self.y_all, tf.constant(idx), tf.constant(mask),
             tf.constant(group_steps), tf.constant(num_groups, tf.int32),
             tf.constant(scale.reshape(self.capacity, self.group_size)),
             [tf.convert_to_tensor(w, tf.float32) for w in global_weights],
             tf.constant(self.client_learning_rate, tf.float32),
             tf.constant(np.inf if clipping_norm is None else clipping_norm, tf.float32))
-        stats = RoundStats(
-            update_norms=norms.numpy().reshape(-1)[slot_of].astype(np.float64),
-            clipped_norms=clipped.numpy().reshape(-1)[slot_of].astype(np.float64),
-            num_examples=self.sizes[sampled].copy(),
-        )
-        return total, stats
+        return ([t.numpy() for t in total], norms.numpy().reshape(-1)[slot_of].astype(np.float64),
+                clipped.numpy().reshape(-1)[slot_of].astype(np.float64), slot_of)
 
-    def evaluation_data(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(x, y)`` put on the device once, in the form :meth:`evaluate` takes."""
-        x = np.asarray(x, dtype=np.float32)
-        return tf.constant(x.reshape(len(x), -1)), tf.constant(np.asarray(y).astype(np.int32))
-
-    def evaluate(self, weights: Sequence[np.ndarray],
-                 data: tuple[tf.Tensor, tf.Tensor]) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy of ``weights`` on ``data`` (from
-        :meth:`evaluation_data`), in one compiled call; what ``federated.evaluate`` computes."""
-        if self.activations not in _EVAL_FNS:
-            _EVAL_FNS[self.activations] = _build_eval_fn(self.activations)
-        x, y = data
-        loss, correct = _EVAL_FNS[self.activations](
-            x, y, [tf.convert_to_tensor(w, tf.float32) for w in weights])
-        return float(loss) / int(x.shape[0]), int(correct) / int(x.shape[0])
-
-    # -- the two server rules ----------------------------------------------------------------
-
-    def _check_sampled(self, sampled_clients: Any) -> np.ndarray:
-        sampled = np.asarray(sampled_clients)
-        if sampled.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        if (sampled.ndim != 1 or not np.issubdtype(sampled.dtype, np.integer)
-                or sampled.min() < 0 or sampled.max() >= len(self.sizes)):
-            raise ValueError(f"sampled_clients must be a 1-D array of client ids in "
-                             f"0..{len(self.sizes) - 1}, got {sampled!r}.")
-        if np.unique(sampled).size != sampled.size:
-            raise ValueError(f"sampled_clients must not repeat a client, got {sampled!r}.")
-        return sampled.astype(np.int64)
-
-    @staticmethod
-    def _finite(weights: list[tf.Tensor]) -> list[np.ndarray]:
-        arrays = [w.numpy() for w in weights]
-        if not all(np.isfinite(a).all() for a in arrays):
-            raise ValueError(
-                "the new global weights hold NaN or inf values: a client's training diverged. "
-                "Try a smaller client_learning_rate.")
-        return arrays
-
-    def fedavg_round(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
-                     round_index: int) -> list[np.ndarray]:
-        """One FedAvg round: ``w + sum_k (n_k / n) (w_k - w)`` = ``sum_k (n_k / n) w_k``.
-
-        Matches :data:`fl_helpers.federated.RoundTrainer`, so :func:`federated.run_fedavg` can
-        call it. McMahan et al. 2017, Algorithm 1.
-        """
-        sampled = self._check_sampled(sampled_clients)
-        if sampled.size == 0:
-            raise ValueError("sampled_clients must hold at least one client for FedAvg, got 0.")
-        n = self.sizes[sampled].astype(np.float64)
-        weights = [tf.convert_to_tensor(w, tf.float32) for w in global_weights]
-        total, _ = self._train(weights, sampled, round_index, n.astype(np.float32), None)
-        new = _server_step(weights, total, tf.constant(n.sum(), tf.float32), tf.constant(1.0),
-                           tf.constant(0.0), tf.constant(np.zeros(2, np.int64)), False)
-        return self._finite(new)
-
-    def dp_round(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
-                 round_index: int, *, clipping_norm: float, noise_multiplier: float,
-                 denominator: float, server_learning_rate: float = 1.0
-                 ) -> tuple[list[np.ndarray], RoundStats]:
-        """One DP-FedAvg round (McMahan et al. 2018, Algorithm 1, every client weighted 1).
-
-        ``w + server_learning_rate * (sum_k clip(delta_k, C) + N(0, (z C)^2 I)) / denominator``
-        with ``clip(delta, C) = delta * min(1, C / ||delta||_2)`` over all layers at once and the
-        noise from :func:`noise_seed` ``(seed, round_index)`` (see :func:`gaussian_noise`).
-        An empty round is valid: the global model then moves by noise alone.
+    def clipped_sum(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
+                    round_index: int, *, scales: np.ndarray,
+                    clipping_norm: float | None) -> aggregation.SumResult:
+        """``sum_k a_k clip(delta_k, C)`` over the sampled clients, in one compiled call.
 
         Args:
-            global_weights: Current global per-layer weights.
-            sampled_clients: Ids of this round's clients (any number, 0 included).
-            round_index: ``t``, 0-based (fixes the client seeds and the noise).
-            clipping_norm: ``C`` > 0.
-            noise_multiplier: ``z`` >= 0 (0 gives clipping without noise).
-            denominator: The fixed divisor, the expected number of clients ``q N`` (> 0).
-            server_learning_rate: ``eta_s`` > 0.
+            global_weights: The round's starting weights.
+            sampled_clients: Ids of the round's clients (any number, 0 included).
+            round_index: ``t`` (fixes every client's batches).
+            scales: ``a_k`` per sampled client.
+            clipping_norm: ``C``, or ``None`` for no clipping.
 
         Returns:
-            ``(new_global_weights, stats)`` with per-client norms before and after clipping.
+            The sum and every client's update norm before and after clipping.
         """
-        clipping_norm = v.check_positive("clipping_norm", clipping_norm)
-        noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
-        denominator = v.check_positive("denominator", denominator)
-        server_learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
-        sampled = self._check_sampled(sampled_clients)
-        weights = [tf.convert_to_tensor(w, tf.float32) for w in global_weights]
-        if sampled.size:
-            total, stats = self._train(weights, sampled, round_index,
-                                       np.ones(sampled.size, np.float32), clipping_norm)
-        else:
-            total = [tf.zeros_like(w) for w in weights]
-            stats = RoundStats(np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
-        new = _server_step(weights, total, tf.constant(denominator, tf.float32),
-                           tf.constant(server_learning_rate, tf.float32),
-                           tf.constant(noise_multiplier * clipping_norm, tf.float32),
-                           tf.constant(noise_seed(self.seed, round_index)), True)
-        return self._finite(new), stats
+        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        if sampled.size == 0:
+            return aggregation.SumResult(
+                total=[np.zeros(shape, np.float32) for shape in self.weight_shapes],
+                update_norms=np.zeros(0), clipped_norms=np.zeros(0),
+                num_examples=np.zeros(0, np.int64))
+        mode = "sum" if clipping_norm is None else "clip"
+        total, norms, clipped, _ = self._run(global_weights, sampled, round_index,
+                                             np.asarray(scales, np.float32), clipping_norm, mode)
+        return aggregation.SumResult(total=total, update_norms=norms, clipped_norms=clipped,
+                                     num_examples=self.sizes[sampled].copy())
+
+    def train(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
+              round_index: int) -> client.ClientResults:
+        """Every sampled client's update ``w_k - w``, in the order of ``sampled_clients``."""
+        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        if sampled.size == 0:
+            return client.ClientResults(deltas=[], num_examples=np.zeros(0, np.int64))
+        stacked, _, _, slot_of = self._run(global_weights, sampled, round_index,
+                                           np.ones(sampled.size, np.float32), None, "collect")
+        flat = [t.reshape(-1, *t.shape[2:]) for t in stacked]
+        deltas = [[layer[slot] for layer in flat] for slot in slot_of]
+        return client.ClientResults(deltas=deltas, num_examples=self.sizes[sampled].copy())
+
+    def evaluator(self, x: np.ndarray, y: np.ndarray) -> FastEvaluator:
+        """An evaluator of weights on ``(x, y)`` (checked data), with the data on the device."""
+        return FastEvaluator(self.activations, x, y)
 
 
-# --------------------------------------------------------------------------------------------
-# Engines for federated.run_fedavg
-# --------------------------------------------------------------------------------------------
+class FastEvaluator:
+    """Mean cross-entropy and accuracy of Dense-stack weights on one dataset, one compiled call.
 
-
-def _named(trainer: federated.RoundTrainer, name: str) -> federated.RoundTrainer:
-    def train_round(global_weights: list[np.ndarray], sampled_clients: np.ndarray,
-                    round_index: int) -> list[np.ndarray]:
-        return trainer(global_weights, sampled_clients, round_index)
-
-    train_round.engine_name = name  # read by run_fedavg for its History
-    return train_round
-
-
-def fast_engine(model_fn: Callable[[], keras.Model], model: keras.Model,
-                client_datasets: list[tuple[np.ndarray, np.ndarray]], *, local_epochs: int,
-                batch_size: int | None, client_learning_rate: float,
-                seed: int) -> federated.RoundTrainer:
-    """The :data:`fl_helpers.federated.Engine` that trains rounds with :class:`MultiClientEngine`.
-
-    Raises:
-        ValueError: The model is not a plain Dense stack (use ``"auto"`` or ``"loop"``).
+    Computes what :func:`fl_helpers.client.evaluate` computes, with the data put on the device
+    once.
     """
-    del model_fn
-    engine = MultiClientEngine(model, client_datasets, local_epochs=local_epochs,
-                               batch_size=batch_size, client_learning_rate=client_learning_rate,
-                               seed=seed)
-    return _named(engine.fedavg_round, "fast")
 
+    def __init__(self, activations: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> None:
+        self.activations = activations
+        x = np.asarray(x, dtype=np.float32)
+        self.x = tf.constant(x.reshape(len(x), -1))
+        self.y = tf.constant(np.asarray(y).astype(np.int32))
+        if activations not in _EVAL_FNS:
+            _EVAL_FNS[activations] = _build_eval_fn(activations)
 
-def auto_engine(model_fn: Callable[[], keras.Model], model: keras.Model,
-                client_datasets: list[tuple[np.ndarray, np.ndarray]], *, local_epochs: int,
-                batch_size: int | None, client_learning_rate: float,
-                seed: int) -> federated.RoundTrainer:
-    """:func:`fast_engine` for Dense stacks, the per-client loop for anything else (the CNN)."""
-    if supports(model):
-        return fast_engine(model_fn, model, client_datasets, local_epochs=local_epochs,
-                           batch_size=batch_size, client_learning_rate=client_learning_rate,
-                           seed=seed)
-    loop = federated.ENGINES["loop"](model_fn, model, client_datasets, local_epochs=local_epochs,
-                                     batch_size=batch_size,
-                                     client_learning_rate=client_learning_rate, seed=seed)
-    return _named(loop, "loop")
+    def __call__(self, weights: Sequence[np.ndarray]) -> tuple[float, float]:
+        loss, correct = _EVAL_FNS[self.activations](
+            self.x, self.y, [tf.convert_to_tensor(w, tf.float32) for w in weights])
+        count = int(self.x.shape[0])
+        return float(loss) / count, int(correct) / count
 
 
 def flops_per_example(weight_shapes: Sequence[tuple[int, ...]]) -> int:

@@ -202,7 +202,7 @@ def plot_loss_curves(curves: dict, *, x_axis: str = "epochs", log_x: bool = Fals
     """Training-loss curves of local SGD runs, against steps or against data passes.
 
     Args:
-        curves: Label -> :class:`fl_helpers.federated.LossCurve` (anything with ``steps``,
+        curves: Label -> :class:`fl_helpers.client.LossCurve` (anything with ``steps``,
             ``epochs`` and ``loss`` arrays and a ``diverged`` flag).
         x_axis: ``"steps"`` (SGD steps taken) or ``"epochs"`` (examples seen / examples held).
         log_x: Logarithmic x axis (the first point, at 0, is then left out).
@@ -242,7 +242,7 @@ def plot_accuracy_curves(histories: dict, *, target: float | None = None,
     reach a given accuracy.
 
     Args:
-        histories: Label -> a run's history: a :class:`fl_helpers.federated.History`, or any
+        histories: Label -> a run's history: a :class:`fl_helpers.training.History`, or any
             object or mapping with ``rounds`` and ``test_accuracy`` (e.g. ``History.as_dict()``).
         target: Accuracy in (0, 1) drawn as a dotted horizontal line, or ``None``.
         styles: Optional label -> extra keyword arguments for ``ax.plot`` (colour, line style).
@@ -290,7 +290,7 @@ def plot_accuracy_and_epsilon(runs: dict, *, target_epsilon: float | None = None
     """Two panels: test accuracy against rounds (left) and epsilon spent against rounds (right).
 
     Args:
-        runs: Label -> a run's history (a :class:`fl_helpers.dp_fedavg.DPHistory` or anything
+        runs: Label -> a run's history (a :class:`fl_helpers.training.DPHistory` or anything
             with ``rounds``, ``test_accuracy`` and ``epsilon`` arrays). Runs without privacy (no
             epsilon, or ``inf``) appear on the accuracy panel only.
         target_epsilon: The budget, drawn as a dotted line on the epsilon panel, or ``None``.

@@ -13,8 +13,32 @@ which leaves a blank or half-drawn plot (``tests/browser`` caught this).
 
 from __future__ import annotations
 
+import math
+
+import ipywidgets
 from IPython.display import display
 from matplotlib.figure import Figure
+
+from fl_helpers import _validation as v
+from fl_helpers import aggregation, plotting
+
+
+class Explorer(ipywidgets.VBox):
+    """A ``### Try it`` panel: its controls by name, its output area, its last response time.
+
+    Args:
+        children: The widgets shown, top to bottom.
+        controls: The controls by name (the keys are the parameter names they set).
+        output: The output area the callbacks draw into.
+    """
+
+    def __init__(self, children: list[ipywidgets.Widget], *,
+                 controls: dict[str, ipywidgets.Widget], output: ipywidgets.Output) -> None:
+        super().__init__(children)
+        self.controls = controls
+        self.output = output
+        #: Seconds the last redraw took (training, accounting and drawing), NaN before one.
+        self.last_seconds = math.nan
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: the distribution of noisy answers as epsilon, sensitivity and mechanism change.
@@ -153,11 +177,11 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         control.observe(redraw, names="value")
     epsilon_row = widgets.HBox([widgets.Label("more privacy"), epsilon_slider,
                                 widgets.Label("less privacy")])
-    panel = widgets.VBox([epsilon_row, sensitivity_slider,
-                          widgets.HBox([mechanism_menu, delta_slider]), output])
-    panel.output = output
-    panel.controls = {"epsilon": epsilon_slider, "sensitivity": sensitivity_slider,
-                      "mechanism": mechanism_menu, "delta": delta_slider}
+    panel = Explorer([epsilon_row, sensitivity_slider,
+                      widgets.HBox([mechanism_menu, delta_slider]), output],
+                     controls={"epsilon": epsilon_slider, "sensitivity": sensitivity_slider,
+                               "mechanism": mechanism_menu, "delta": delta_slider},
+                     output=output)
     redraw()
     return panel
 
@@ -171,7 +195,7 @@ LOCAL_SGD_BATCH_SIZES = (1, 10, 32, 100, None)
 
 
 def local_sgd_summary_line(curve, *, test_accuracy: float | None = None) -> str:
-    """One line describing a local training run from :func:`fl_helpers.federated.sgd_loss_curve`.
+    """One line describing a local training run from :func:`fl_helpers.client.sgd_loss_curve`.
 
     Args:
         curve: A ``LossCurve``.
@@ -199,7 +223,7 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
 
     Controls: the learning rate on a log slider from 0.001 to 1, the batch size (1, 10, 32, 100
     or full batch) and the number of epochs (1 to 10). On every change the model is trained from
-    the same initial weights with :func:`fl_helpers.federated.sgd_loss_curve` (same ``seed``, so
+    the same initial weights with :func:`fl_helpers.client.sgd_loss_curve` (same ``seed``, so
     only the settings change the result); the output area prints
     :func:`local_sgd_summary_line` (with the test accuracy if ``test_data`` is given) and draws
     the training loss against epochs with :func:`fl_helpers.plotting.plot_loss_curves`, next to
@@ -224,8 +248,7 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
     """
     import ipywidgets as widgets
 
-    from fl_helpers import _validation as v
-    from fl_helpers import federated, plotting
+    from fl_helpers import client
 
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     if not 0.001 <= client_learning_rate <= 1:
@@ -253,13 +276,13 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
     output = widgets.Output()
 
     def train() -> tuple:
-        curve = federated.sgd_loss_curve(
+        curve = client.sgd_loss_curve(
             model, initial_weights, x, y, local_epochs=epochs_slider.value,
             batch_size=batch_slider.value or None, client_learning_rate=rate_slider.value,
             seed=seed)
         accuracy = None
         if test_data is not None and not curve.diverged:
-            accuracy = federated.evaluate(model, None, *test_data)[1]
+            accuracy = client.evaluate(model, None, *test_data)[1]
         return curve, accuracy
 
     reference, _ = train()
@@ -283,10 +306,9 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
 
     for control in (rate_slider, batch_slider, epochs_slider):
         control.observe(redraw, names="value")
-    panel = widgets.VBox([rate_slider, batch_slider, epochs_slider, output])
-    panel.output = output
-    panel.controls = {"learning_rate": rate_slider, "batch_size": batch_slider,
-                      "epochs": epochs_slider}
+    panel = Explorer([rate_slider, batch_slider, epochs_slider, output],
+                     controls={"client_learning_rate": rate_slider, "batch_size": batch_slider,
+                               "local_epochs": epochs_slider}, output=output)
     redraw()
     return panel
 
@@ -295,51 +317,26 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
 # Notebook 03: a short FedAvg run as the client fraction C, epochs E, batch size B and split change.
 # --------------------------------------------------------------------------------------------
 
-#: Client fractions C offered by :func:`fedavg_explorer`.
+#: Client fractions q offered by :func:`fedavg_explorer` (McMahan et al. 2017 call it C).
 FEDAVG_CLIENT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
 #: Batch sizes B offered by :func:`fedavg_explorer`; ``None`` is full batch (B = inf).
 FEDAVG_BATCH_SIZES = (10, 50, 100, None)
 
 
-def fedavg_bytes_per_round(weights, clients_per_round: int) -> int:
-    """Bytes one FedAvg round moves: the model down to and back up from every sampled client.
-
-    ``2 * clients_per_round * sum(w.nbytes)``: each of the ``m`` clients receives the global
-    weights and sends its new weights, all in the arrays' own dtype (4 bytes per float32
-    parameter). Headers, compression and secure-aggregation overhead are not counted.
-
-    Args:
-        weights: The model's per-layer arrays (e.g. ``History.final_weights``).
-        clients_per_round: ``m`` >= 1.
-
-    Returns:
-        The number of bytes, up plus down.
-
-    Raises:
-        TypeError, ValueError: ``clients_per_round`` is not an integer >= 1.
-    """
-    import numpy as np
-
-    from fl_helpers import _validation as v
-
-    clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
-    return 2 * clients_per_round * sum(int(np.asarray(w).nbytes) for w in weights)
-
-
 def fedavg_summary_line(history, *, split: str, num_clients: int, clients_per_round: int,
                         local_epochs: int, batch_size: int | None) -> str:
-    """One line describing a short FedAvg run from :func:`fl_helpers.federated.run_fedavg`.
+    """One line describing a short FedAvg run from :func:`fl_helpers.training.run_fedavg`.
 
     Args:
         history: The run's ``History`` (with test accuracy).
         split: Name of the data split, e.g. ``"IID"``.
-        num_clients: ``K``, the number of clients in the federation.
+        num_clients: ``N``, the number of clients in the federation.
         clients_per_round: ``m``, the clients sampled per round.
         local_epochs: ``E``.
         batch_size: ``B``, or ``None`` for full batch.
 
     Returns:
-        E.g. ``"IID, C = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% after 8
+        E.g. ``"IID, q = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% after 8
         rounds; 15.9 MB per round (up + down)"``.
 
     Raises:
@@ -347,36 +344,39 @@ def fedavg_summary_line(history, *, split: str, num_clients: int, clients_per_ro
     """
     if len(history.test_accuracy) == 0:
         raise ValueError("history has no test accuracy; run it with test_data.")
-    megabytes = fedavg_bytes_per_round(history.final_weights, clients_per_round) / 1e6
-    return (f"{split}, C = {clients_per_round / num_clients:g} ({clients_per_round} of "
+    megabytes = aggregation.fedavg_bytes_per_round(history.final_weights,
+                                                   clients_per_round) / 1e6
+    return (f"{split}, q = {clients_per_round / num_clients:g} ({clients_per_round} of "
             f"{num_clients} clients), E = {local_epochs}, B = {batch_size or 'full'}: "
             f"test accuracy {history.test_accuracy[-1]:.1%} after {len(history.rounds)} rounds; "
             f"{megabytes:.1f} MB per round (up + down)")
 
 
 def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int = 8,
-                    client_fraction: float = 0.1, local_epochs: int = 1,
+                    clients_per_round: int = 10, local_epochs: int = 1,
                     batch_size: int | None = 10, split: str | None = None,
-                    client_learning_rate: float = 0.1, seed: int = 0):
+                    client_learning_rate: float = 0.1, seed: int = 0) -> Explorer:
     """A panel that reruns a short FedAvg training and redraws its test-accuracy curve.
 
-    Controls: the local epochs E (an integer slider, 1 to 5), the client fraction C (one of
-    :data:`FEDAVG_CLIENT_FRACTIONS`; ``m = max(round(C * K), 1)`` clients per round), the batch
-    size B (one of :data:`FEDAVG_BATCH_SIZES`) and the data split (a key of ``client_splits``).
-    On every change :func:`fl_helpers.federated.run_fedavg` trains ``num_rounds`` rounds from the
-    same initial weights with the same ``seed`` (so only the settings change the result); the
-    output area prints :func:`fedavg_summary_line` (final test accuracy, bytes per round) and
-    draws the accuracy curve with :func:`fl_helpers.plotting.plot_accuracy_curves`, next to the
-    curve of the starting settings in grey. A run costs about ``C * K * E * n_k / B`` SGD steps
-    per round, so large E with small B and large C takes longest.
+    Controls: the local epochs E (an integer slider, 1 to 5), the fraction of clients per round
+    ``q`` (one of :data:`FEDAVG_CLIENT_FRACTIONS`, i.e. ``m = max(round(q N), 1)`` clients per
+    round; McMahan et al. 2017 call the fraction C), the batch size B (one of
+    :data:`FEDAVG_BATCH_SIZES`) and the data split (a key of ``client_splits``). On every change
+    :func:`fl_helpers.training.run_fedavg` trains ``num_rounds`` rounds from the same initial
+    weights with the same ``seed`` (so only the settings change the result); the output area
+    prints :func:`fedavg_summary_line` (final test accuracy, bytes per round) and draws the
+    accuracy curve with :func:`fl_helpers.plotting.plot_accuracy_curves`, next to the curve of
+    the starting settings in grey. A run costs about ``m E n_k / B`` SGD steps per round, so
+    large E with small B and many clients takes longest.
 
     Args:
         model_fn: Builds the model, e.g. ``fl_helpers.models.make_2nn``.
         client_splits: Split name -> list of ``(x_k, y_k)`` client datasets (all splits with the
-            same number of clients ``K``).
+            same number of clients ``N``).
         test_data: ``(x_test, y_test)`` evaluated after every round.
         num_rounds: Rounds per run, in 1..100.
-        client_fraction: Initial C, one of :data:`FEDAVG_CLIENT_FRACTIONS`.
+        clients_per_round: Initial ``m``, one of ``round(q N)`` for q in
+            :data:`FEDAVG_CLIENT_FRACTIONS`.
         local_epochs: Initial E, in 1..5.
         batch_size: Initial B, one of :data:`FEDAVG_BATCH_SIZES`.
         split: Initial split, a key of ``client_splits`` (default: the first).
@@ -384,17 +384,13 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
         seed: Seed of every run (client sampling and batch order).
 
     Returns:
-        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area and its
-        ``controls`` attribute a dict of the controls by name.
+        An :class:`Explorer` to display.
 
     Raises:
         ValueError: If an initial value is outside its control's range, or the splits are empty
             or differ in their number of clients.
     """
-    import ipywidgets as widgets
-
-    from fl_helpers import _validation as v
-    from fl_helpers import federated, plotting
+    from fl_helpers import training
 
     if not isinstance(client_splits, dict) or not client_splits:
         raise ValueError("client_splits must be a non-empty dict of split name -> client "
@@ -407,43 +403,41 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
     if split not in client_splits:
         raise ValueError(f"split must be one of {list(client_splits)}, got {split!r}.")
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=100)
-    if client_fraction not in FEDAVG_CLIENT_FRACTIONS:
-        raise ValueError(f"client_fraction must be one of {FEDAVG_CLIENT_FRACTIONS}, got "
-                         f"{client_fraction!r}.")
+    choices = {min(max(round(q * num_clients), 1), num_clients): q
+               for q in FEDAVG_CLIENT_FRACTIONS}
+    if clients_per_round not in choices:
+        raise ValueError(f"clients_per_round must be one of {sorted(choices)}, got "
+                         f"{clients_per_round!r}.")
     local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=5)
     if batch_size not in FEDAVG_BATCH_SIZES:
         raise ValueError(f"batch_size must be one of {FEDAVG_BATCH_SIZES}, got {batch_size!r}.")
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     seed = v.check_int("seed", seed, minimum=0)
 
-    def clients_for(fraction: float) -> int:
-        return min(max(round(fraction * num_clients), 1), num_clients)
-
     style = {"description_width": "110px"}
-    layout = widgets.Layout(width="420px")
-    epochs_slider = widgets.IntSlider(
+    layout = ipywidgets.Layout(width="420px")
+    epochs_slider = ipywidgets.IntSlider(
         value=local_epochs, min=1, max=5, description="local epochs E",
         continuous_update=False, style=style, layout=layout)
-    fraction_slider = widgets.SelectionSlider(
-        options=[(f"{c:g} ({clients_for(c)} clients)", c) for c in FEDAVG_CLIENT_FRACTIONS],
-        value=client_fraction, description="clients C", continuous_update=False, style=style,
+    clients_slider = ipywidgets.SelectionSlider(
+        options=[(f"{q:g} ({m} clients)", m) for m, q in choices.items()],
+        value=clients_per_round, description="clients q", continuous_update=False, style=style,
         layout=layout)
     # Option values must not be None, so full batch is stored as 0 and mapped back.
-    batch_slider = widgets.SelectionSlider(
+    batch_slider = ipywidgets.SelectionSlider(
         options=[("full" if b is None else str(b), b or 0) for b in FEDAVG_BATCH_SIZES],
         value=batch_size or 0, description="batch size B", continuous_update=False,
         style=style, layout=layout)
-    split_buttons = widgets.ToggleButtons(options=list(client_splits), value=split,
-                                          description="split", style=style)
-    output = widgets.Output()
+    split_buttons = ipywidgets.ToggleButtons(options=list(client_splits), value=split,
+                                             description="split", style=style)
+    output = ipywidgets.Output()
 
     def settings() -> dict:
-        return {"split": split_buttons.value, "clients_per_round": clients_for(
-            fraction_slider.value), "local_epochs": epochs_slider.value,
-            "batch_size": batch_slider.value or None}
+        return {"split": split_buttons.value, "clients_per_round": clients_slider.value,
+                "local_epochs": epochs_slider.value, "batch_size": batch_slider.value or None}
 
-    def train(chosen: dict):
-        return federated.run_fedavg(
+    def train(chosen: dict) -> training.History:
+        return training.run_fedavg(
             model_fn, client_splits[chosen["split"]], num_rounds=num_rounds,
             clients_per_round=chosen["clients_per_round"], local_epochs=chosen["local_epochs"],
             batch_size=chosen["batch_size"], client_learning_rate=client_learning_rate,
@@ -453,7 +447,7 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
     reference = train(start)
 
     def label(chosen: dict) -> str:
-        return (f"{chosen['split']}, C={chosen['clients_per_round'] / num_clients:g}, "
+        return (f"{chosen['split']}, q={chosen['clients_per_round'] / num_clients:g}, "
                 f"E={chosen['local_epochs']}, B={chosen['batch_size'] or 'full'}")
 
     def redraw(_change=None) -> None:
@@ -471,12 +465,12 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             ax.set_ylim(0, 1)
             display(fig)
 
-    for control in (epochs_slider, fraction_slider, batch_slider, split_buttons):
+    for control in (epochs_slider, clients_slider, batch_slider, split_buttons):
         control.observe(redraw, names="value")
-    panel = widgets.VBox([epochs_slider, fraction_slider, batch_slider, split_buttons, output])
-    panel.output = output
-    panel.controls = {"local_epochs": epochs_slider, "client_fraction": fraction_slider,
-                      "batch_size": batch_slider, "split": split_buttons}
+    panel = Explorer([epochs_slider, clients_slider, batch_slider, split_buttons, output],
+                     controls={"local_epochs": epochs_slider, "clients_per_round": clients_slider,
+                               "batch_size": batch_slider, "split": split_buttons},
+                     output=output)
     redraw()
     return panel
 
@@ -501,10 +495,12 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     slider from 0.05 to 3.2. On every change the noise multiplier is calibrated by the accountant
     and the model is trained for ``num_rounds`` rounds, both by
     :func:`fl_helpers.experiment.run_experiment`; the output area prints
-    :func:`fl_helpers.experiment.summary_line` (final accuracy, epsilon spent, ``z``, the
+    :func:`fl_helpers.reporting.summary_line` (final accuracy, epsilon spent, ``z``, the
     seconds it took) and redraws accuracy and epsilon per round
     (:func:`fl_helpers.plotting.plot_accuracy_and_epsilon`) against a non-private run with the
-    same clients per round (trained once per setting and remembered).
+    same clients per round (trained once per setting and remembered). Each private run draws
+    secret noise; every run is remembered by its setting, so going back to a setting shows the
+    same run again.
 
     Args:
         client_datasets: One ``(x_k, y_k)`` pair per client.
@@ -522,20 +518,16 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
             ``local_epochs``, ``batch_size``, ``client_learning_rate``, ``server_learning_rate``).
 
     Returns:
-        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area, its
-        ``controls`` attribute a dict of the controls by name, and its ``last_seconds``
-        attribute the time the last redraw took (training, accountant and drawing).
+        An :class:`Explorer` to display (``last_seconds``: the time the last redraw took).
 
     Raises:
         ValueError: If an initial value is outside its control's range.
     """
     import time
 
-    import ipywidgets as widgets
+    from fl_helpers import experiment, reporting
 
-    from fl_helpers import _validation as v
-    from fl_helpers import experiment, plotting
-
+    widgets = ipywidgets
     num_clients = len(client_datasets)
     target_epsilon = v.check_positive("target_epsilon", target_epsilon)
     if not 0.3 <= target_epsilon <= 10:
@@ -566,7 +558,8 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         value=clipping_norm, base=10, min=-1.3, max=0.5, step=0.1, description="clipping norm C",
         readout_format=".2f", continuous_update=False, style=style, layout=layout)
     output = widgets.Output()
-    baselines = {}
+    baselines: dict = {}
+    private_runs: dict = {}
     if baseline is not None:
         baselines[baseline.config["sampling_probability"], baseline.config["num_rounds"]] = baseline
 
@@ -581,11 +574,15 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         if (q, num_rounds) not in baselines:
             baselines[q, num_rounds] = run(sampling_probability=q)
         reference = baselines[q, num_rounds]
-        result = run(sampling_probability=q, target_epsilon=epsilon_slider.value,
-                     clipping_norm=clipping_slider.value)
+        # Each private run draws secret noise; a setting seen before shows the run it got then.
+        key = (q, epsilon_slider.value, clipping_slider.value)
+        if key not in private_runs:
+            private_runs[key] = run(sampling_probability=q, target_epsilon=epsilon_slider.value,
+                                    clipping_norm=clipping_slider.value)
+        result = private_runs[key]
         with output:
             output.clear_output(wait=True)
-            print(experiment.summary_line(result, baseline=reference))
+            print(reporting.summary_line(result, baseline=reference))
             fig = Figure(figsize=(9.5, 3.2))
             axes = fig.subplots(1, 2)
             plotting.plot_accuracy_and_epsilon(
@@ -601,10 +598,9 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         control.observe(redraw, names="value")
     epsilon_row = widgets.HBox([widgets.Label("more privacy"), epsilon_slider,
                                 widgets.Label("less privacy")])
-    panel = widgets.VBox([epsilon_row, clients_slider, clipping_slider, output])
-    panel.output = output
-    panel.controls = {"target_epsilon": epsilon_slider, "clients_per_round": clients_slider,
-                      "clipping_norm": clipping_slider}
-    panel.last_seconds = float("nan")
+    panel = Explorer([epsilon_row, clients_slider, clipping_slider, output],
+                     controls={"target_epsilon": epsilon_slider,
+                               "clients_per_round": clients_slider,
+                               "clipping_norm": clipping_slider}, output=output)
     redraw()
     return panel

@@ -1,0 +1,469 @@
+"""Aggregation rules: how the server turns one round's client updates into its update.
+
+A rule is one small class. The training loop (:mod:`fl_helpers.training`) trains the sampled
+clients, hands their updates ``delta_k = w_k - w`` to the rule, and applies what the rule returns
+with a server optimizer (:class:`ServerSGD` by default: ``w <- w + server_learning_rate * update``).
+The rules compose the way Flower's strategies and its DP wrappers do, and read like Opacus's
+named DP steps (clip -> add noise -> scale):
+
+* :class:`FedAvg` -- ``sum_k n_k delta_k / sum_k n_k`` (McMahan et al. 2017, Algorithm 1).
+* :class:`DPFedAvg` -- clip each update to L2 norm ``C``, sum, add Gaussian noise of standard
+  deviation ``z C``, divide by the expected number of clients ``q N`` (McMahan et al. 2018,
+  "Learning Differentially Private Recurrent Language Models", Algorithm 1, every client weighted
+  1); with ``placement=NoisePlacement.LOCAL`` every client noises its own clipped update instead.
+* :class:`CoordinateMedian` -- the coordinate-wise median of the updates (Yin et al. 2018,
+  "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", Section 3).
+* :class:`NormBounded` -- wraps any rule: clip every update to norm ``C`` first (Sun et al. 2019,
+  "Can You Really Backdoor Federated Learning?", Section 3).
+
+Rules of the form ``finalize(sum_k a_k clip(delta_k, C))`` subclass :class:`LinearRule`: the fast
+engine computes the clipped, weighted sum inside its compiled graph without ever holding every
+update, and the per-client loop computes the same sum with :meth:`LinearRule.sum_updates`; both
+then call the same :meth:`LinearRule.finalize`, which is where noise and scaling happen. Other
+rules (the median) receive every update.
+
+Adding a rule: subclass :class:`AggregationRule` and implement :meth:`AggregationRule.aggregate`
+(see :class:`CoordinateMedian`, ten lines), or :class:`LinearRule` if it is a weighted sum.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fl_helpers import _validation as v
+from fl_helpers import privacy, schedule
+
+Weights = list[np.ndarray]
+
+
+class NoisePlacement(enum.Enum):
+    """Who adds the noise of :class:`DPFedAvg`."""
+
+    #: The server adds ``N(0, (z C)^2)`` once to the sum: central DP, trusted server.
+    CENTRAL = "central"
+    #: Every sampled client adds ``N(0, (z C)^2)`` to its own clipped update: local DP.
+    LOCAL = "local"
+
+    @classmethod
+    def parse(cls, value: Any) -> NoisePlacement:
+        """``value`` as a placement: a :class:`NoisePlacement`, ``"central"`` or ``"local"``."""
+        if isinstance(value, cls):
+            return value
+        for member in cls:
+            if value == member.value:
+                return member
+        raise ValueError(f"noise_placement must be 'central' or 'local', got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundContext:
+    """What a rule may know about the round it aggregates.
+
+    Attributes:
+        round_index: ``t``, 0-based.
+        num_clients: ``N``, clients in the federation.
+        randomness: The run's private randomness (noise), or ``None`` for a non-private run.
+    """
+
+    round_index: int
+    num_clients: int
+    randomness: schedule.PrivateRandomness | None = None
+
+
+@dataclasses.dataclass(eq=False)
+class SumResult:
+    """``sum_k a_k clip(delta_k, C)`` for one round, and the norms it saw (diagnostics only).
+
+    Attributes:
+        total: The weighted sum of clipped updates, per layer (float32).
+        update_norms: Each client's L2 norm over all layers before clipping.
+        clipped_norms: Each client's L2 norm after clipping (``<= C``).
+        num_examples: ``n_k`` of each client.
+    """
+
+    total: Weights
+    update_norms: np.ndarray
+    clipped_norms: np.ndarray
+    num_examples: np.ndarray
+
+
+class AggregationRule(abc.ABC):
+    """Turns the updates of one round's clients into the server's update."""
+
+    #: A short name for histories and plots.
+    name = "rule"
+
+    @abc.abstractmethod
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        """The server's update from every client's ``delta_k`` (per-layer float32 arrays).
+
+        Args:
+            deltas: One update per sampled client, each a list of per-layer arrays.
+            num_examples: ``n_k`` per client.
+            context: The round.
+
+        Returns:
+            The update, per layer, that the server optimizer applies.
+        """
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={val!r}" for k, val in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class LinearRule(AggregationRule):
+    """A rule of the form ``finalize(sum_k a_k clip(delta_k, C))``.
+
+    Subclasses set :attr:`clipping_norm` (``None`` for no clipping) and implement
+    :meth:`client_scales` (the ``a_k``) and :meth:`finalize`.
+    """
+
+    clipping_norm: float | None = None
+
+    @abc.abstractmethod
+    def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
+        """The weights ``a_k`` of the clients in the sum (float64)."""
+
+    @abc.abstractmethod
+    def finalize(self, total: Weights, num_examples: np.ndarray,
+                 context: RoundContext) -> Weights:
+        """The update from the weighted sum of clipped updates."""
+
+    def sum_updates(self, deltas: Sequence[Weights], num_examples: np.ndarray) -> SumResult:
+        """``sum_k a_k clip(delta_k, C)``, client by client (the reference for the engine)."""
+        scales = self.client_scales(num_examples)
+        shapes = [np.shape(layer) for layer in deltas[0]] if len(deltas) else []
+        total = [np.zeros(shape, dtype=np.float64) for shape in shapes]
+        norms, clipped_norms = [], []
+        for delta, scale in zip(deltas, scales, strict=True):
+            norm = math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64)))
+                                       for d in delta))
+            if self.clipping_norm is not None:
+                delta, _ = privacy.clip_by_l2_norm(delta, self.clipping_norm)
+            norms.append(norm)
+            clipped_norms.append(min(norm, self.clipping_norm or math.inf))
+            for t, d in zip(total, delta, strict=True):
+                t += scale * np.asarray(d, dtype=np.float64)
+        return SumResult(total=[t.astype(np.float32) for t in total],
+                         update_norms=np.asarray(norms, dtype=np.float64),
+                         clipped_norms=np.asarray(clipped_norms, dtype=np.float64),
+                         num_examples=np.asarray(num_examples, dtype=np.int64))
+
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        return self.finalize(self.sum_updates(deltas, num_examples).total, num_examples,
+                             context)
+
+
+class FedAvg(LinearRule):
+    """Weighted averaging of the updates: ``sum_k n_k delta_k / sum_k n_k``.
+
+    McMahan et al. 2017, Algorithm 1: ``w + sum_k (n_k / n) delta_k = sum_k (n_k / n) w_k``.
+    """
+
+    name = "FedAvg"
+
+    def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
+        return np.asarray(num_examples, dtype=np.float64)
+
+    def finalize(self, total: Weights, num_examples: np.ndarray,
+                 context: RoundContext) -> Weights:
+        if len(num_examples) == 0:
+            raise ValueError("FedAvg needs at least one client in a round, got 0.")
+        count = float(np.sum(num_examples, dtype=np.float64))
+        return [(t / count).astype(np.float32) for t in total]
+
+
+class DPFedAvg(LinearRule):
+    """DP-FedAvg's server step: clip, sum, add Gaussian noise, divide by ``q N``.
+
+    McMahan et al. 2018, Algorithm 1 with every client weighted ``w_k = 1``: each update is
+    clipped to L2 norm at most ``C`` over all layers at once, the clipped updates are summed,
+    ``N(0, (z C)^2 I)`` is added to the sum, and the result is divided by the fixed
+    ``expected_clients = q N`` (the expected number of Poisson-sampled clients, not the realised
+    one, so that one client changes the average by at most ``C / (q N)`` whatever the sample).
+
+    With ``placement=NoisePlacement.LOCAL`` each of the ``m`` sampled clients adds
+    ``N(0, (z C)^2 I)`` to its own clipped update before sending it (local DP: no trusted
+    server); their sum then carries ``N(0, m (z C)^2 I)``, which is drawn here as one Gaussian of
+    that variance (the same distribution).
+
+    The noise comes from the run's :class:`fl_helpers.schedule.PrivateRandomness` (secret by
+    default). It is sampled in float32; see :mod:`fl_helpers.schedule` for what that implies.
+
+    Args:
+        clipping_norm: ``C`` > 0.
+        noise_multiplier: ``z`` >= 0 (0 clips without noise: no privacy).
+        expected_clients: ``q N`` > 0.
+        placement: :class:`NoisePlacement` (``CENTRAL`` by default).
+    """
+
+    name = "DP-FedAvg"
+
+    def __init__(self, *, clipping_norm: float, noise_multiplier: float,
+                 expected_clients: float,
+                 placement: NoisePlacement = NoisePlacement.CENTRAL) -> None:
+        self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+        self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
+        self.expected_clients = v.check_positive("expected_clients", expected_clients)
+        if not isinstance(placement, NoisePlacement):
+            raise TypeError(f"placement must be a NoisePlacement, got {placement!r}.")
+        self.placement = placement
+
+    def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
+        return np.ones(len(num_examples), dtype=np.float64)
+
+    def noise_stddev(self, num_sampled: int) -> float:
+        """Standard deviation of the noise on the sum: ``z C``, or ``z C sqrt(m)`` for local DP."""
+        stddev = self.noise_multiplier * self.clipping_norm
+        if self.placement is NoisePlacement.LOCAL:
+            stddev *= math.sqrt(num_sampled)
+        return stddev
+
+    def finalize(self, total: Weights, num_examples: np.ndarray,
+                 context: RoundContext) -> Weights:
+        stddev = self.noise_stddev(len(num_examples))
+        if stddev > 0:
+            if context.randomness is None:
+                raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
+                                 "context.randomness=None.")
+            noise = schedule.gaussian_noise([t.shape for t in total], stddev=stddev,
+                                            rng=context.randomness.noise_rng(context.round_index))
+            total = [t + n for t, n in zip(total, noise, strict=True)]
+        return [(t / np.float32(self.expected_clients)).astype(np.float32) for t in total]
+
+
+class CoordinateMedian(AggregationRule):
+    """The coordinate-wise median of the clients' updates (unweighted).
+
+    Yin et al. 2018, Section 3: for every parameter the median over the ``m`` clients, which a
+    minority of arbitrary (Byzantine) updates cannot drag far. Clients are not weighted by their
+    number of examples.
+    """
+
+    name = "median"
+
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        if len(deltas) == 0:
+            raise ValueError("CoordinateMedian needs at least one client in a round, got 0.")
+        return [np.median(np.stack(layers), axis=0).astype(np.float32)
+                for layers in zip(*deltas, strict=True)]
+
+
+class NormBounded(AggregationRule):
+    """Any rule applied to updates clipped to L2 norm ``clipping_norm`` first.
+
+    Norm bounding, the defence of Sun et al. 2019, Section 3: a boosted malicious update can move
+    the model by at most ``C`` times its weight. Not differential privacy by itself (no noise).
+
+    Args:
+        rule: The rule to apply to the clipped updates.
+        clipping_norm: ``C`` > 0.
+    """
+
+    def __init__(self, rule: AggregationRule, *, clipping_norm: float) -> None:
+        if not isinstance(rule, AggregationRule):
+            raise TypeError(f"rule must be an AggregationRule, got {type(rule).__name__}.")
+        self.rule = rule
+        self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+        self.name = f"{rule.name} + norm bound"
+
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        clipped = [privacy.clip_by_l2_norm(delta, self.clipping_norm)[0] for delta in deltas]
+        return self.rule.aggregate(clipped, num_examples, context)
+
+
+# --------------------------------------------------------------------------------------------
+# Server optimizers: how the update is applied (Reddi et al. 2021, "Adaptive Federated
+# Optimization", Algorithm 2). Noise is added before them, so they are post-processing: privacy
+# is unchanged.
+# --------------------------------------------------------------------------------------------
+
+
+class ServerOptimizer(abc.ABC):
+    """Applies the aggregated update to the global weights; may keep state across rounds."""
+
+    @abc.abstractmethod
+    def apply(self, weights: Weights, update: Weights) -> Weights:
+        """The new global weights."""
+
+
+class ServerSGD(ServerOptimizer):
+    """``w <- w + server_learning_rate * update`` (1 is plain averaging).
+
+    With ``momentum`` > 0 it keeps a velocity ``m <- momentum * m + update`` and steps with it
+    (FedAvgM, Hsu et al. 2019, "Measuring the Effects of Non-Identical Data Distribution for
+    Federated Visual Classification", Section 3).
+
+    Args:
+        server_learning_rate: ``eta_s`` > 0.
+        momentum: ``beta`` in [0, 1).
+    """
+
+    def __init__(self, server_learning_rate: float = 1.0, *, momentum: float = 0.0) -> None:
+        self.server_learning_rate = v.check_positive("server_learning_rate",
+                                                     server_learning_rate)
+        self.momentum = v.check_non_negative("momentum", momentum)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
+        self._velocity: Weights | None = None
+
+    def apply(self, weights: Weights, update: Weights) -> Weights:
+        step = update
+        if self.momentum > 0:
+            if self._velocity is None:
+                self._velocity = [np.zeros_like(u) for u in update]
+            self._velocity = [self.momentum * m + u for m, u in zip(self._velocity, update,
+                                                                    strict=True)]
+            step = self._velocity
+        return [(w + np.float32(self.server_learning_rate) * s).astype(np.float32)
+                for w, s in zip(weights, step, strict=True)]
+
+
+class ServerAdam(ServerOptimizer):
+    """FedAdam (Reddi et al. 2021, Algorithm 2): Adam on the server with the update as gradient.
+
+    Args:
+        server_learning_rate: ``eta`` > 0.
+        beta_1, beta_2: Moment decay rates in [0, 1).
+        tau: The adaptivity ``tau`` > 0 (Reddi et al. use 1e-3).
+    """
+
+    def __init__(self, server_learning_rate: float = 0.01, *, beta_1: float = 0.9,
+                 beta_2: float = 0.99, tau: float = 1e-3) -> None:
+        self.server_learning_rate = v.check_positive("server_learning_rate",
+                                                     server_learning_rate)
+        self.beta_1 = v.check_non_negative("beta_1", beta_1)
+        self.beta_2 = v.check_non_negative("beta_2", beta_2)
+        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
+            if beta >= 1:
+                raise ValueError(f"{name} must be in [0, 1), got {beta}.")
+        self.tau = v.check_positive("tau", tau)
+        self._m: Weights | None = None
+        self._v: Weights | None = None
+
+    def apply(self, weights: Weights, update: Weights) -> Weights:
+        if self._m is None or self._v is None:
+            self._m = [np.zeros_like(u) for u in update]
+            self._v = [np.full_like(u, self.tau**2) for u in update]
+        self._m = [self.beta_1 * m + (1 - self.beta_1) * u
+                   for m, u in zip(self._m, update, strict=True)]
+        self._v = [self.beta_2 * s + (1 - self.beta_2) * u**2
+                   for s, u in zip(self._v, update, strict=True)]
+        return [(w + self.server_learning_rate * m / (np.sqrt(s) + self.tau)).astype(np.float32)
+                for w, m, s in zip(weights, self._m, self._v, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# The weighted average of weights (notebook 03 writes it by hand and checks it against this)
+# --------------------------------------------------------------------------------------------
+
+
+def fedavg(client_weights: Sequence[Sequence[np.ndarray]],
+           num_examples: Sequence[float]) -> Weights:
+    """The weighted average of the clients' weights: ``sum_k (n_k / n) w_k``, layer by layer.
+
+    McMahan et al. 2017, Algorithm 1 (server step), with ``n = sum_k n_k`` over the clients given.
+    The sum is accumulated in float64 and returned in the clients' dtype, so the average of
+    identical clients is exactly that client.
+
+    Args:
+        client_weights: One list of per-layer arrays per client, all with the same number of
+            layers and the same shapes.
+        num_examples: ``n_k`` per client: finite numbers > 0 (usually example counts).
+
+    Returns:
+        The averaged per-layer arrays.
+
+    Raises:
+        ValueError: Empty input, a different number of clients and counts, mismatched layer
+            counts or shapes, NaN/inf weights, or counts that are not finite and > 0 (the message
+            names the client and layer).
+        TypeError: A client's weights are not a list of arrays, or a count is not a number.
+    """
+    if isinstance(client_weights, np.ndarray) or not isinstance(client_weights, Sequence):
+        raise TypeError(
+            f"client_weights must be a list with one list of per-layer arrays per client, got "
+            f"{type(client_weights).__name__}."
+        )
+    if len(client_weights) == 0:
+        raise ValueError("client_weights must hold at least one client, got 0.")
+    if isinstance(num_examples, (str, bytes)) or not isinstance(num_examples,
+                                                                (Sequence, np.ndarray)):
+        raise TypeError(f"num_examples must be a sequence of counts, got "
+                        f"{type(num_examples).__name__}.")
+    if len(num_examples) != len(client_weights):
+        raise ValueError(
+            f"num_examples must have one count per client ({len(client_weights)}), got "
+            f"{len(num_examples)}."
+        )
+    counts = [v.check_positive(f"num_examples[{k}]", n) for k, n in enumerate(num_examples)]
+    total = math.fsum(counts)
+
+    first = client_weights[0]
+    if isinstance(first, np.ndarray) or not isinstance(first, Sequence) or len(first) == 0:
+        raise TypeError(
+            "client_weights[0] must be a non-empty list of per-layer arrays (as from "
+            f"model.get_weights()), got {type(first).__name__}."
+        )
+    shapes = [np.shape(layer) for layer in first]
+    sums = [np.zeros(shape, dtype=np.float64) for shape in shapes]
+    dtypes = [np.result_type(np.asarray(layer).dtype, np.float32) for layer in first]
+    for k, (weights, n_k) in enumerate(zip(client_weights, counts, strict=True)):
+        for i, layer in enumerate(_check_layers(weights, shapes, f"client_weights[{k}]")):
+            sums[i] += n_k * layer
+    return [(s / total).astype(dtype) for s, dtype in zip(sums, dtypes, strict=True)]
+
+
+def _check_layers(weights: Any, shapes: list[tuple[int, ...]], name: str) -> list[np.ndarray]:
+    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+        raise TypeError(f"{name} must be a list of per-layer arrays, got "
+                        f"{type(weights).__name__}.")
+    if len(weights) != len(shapes):
+        raise ValueError(f"{name} must have {len(shapes)} layers like client 0, got "
+                         f"{len(weights)}.")
+    layers = []
+    for i, layer in enumerate(weights):
+        layer = np.asarray(layer)
+        if layer.shape != shapes[i]:
+            raise ValueError(f"{name}[{i}] must have shape {shapes[i]} like client 0, got "
+                             f"{layer.shape}.")
+        if not np.issubdtype(layer.dtype, np.number) or np.issubdtype(layer.dtype,
+                                                                      np.complexfloating):
+            raise TypeError(f"{name}[{i}] must hold real numbers, got dtype {layer.dtype}.")
+        if not np.isfinite(layer).all():
+            raise ValueError(f"{name}[{i}] must be finite, got NaN or inf values (did the "
+                             "client's training diverge? try a smaller client_learning_rate).")
+        layers.append(layer)
+    return layers
+
+
+def fedavg_bytes_per_round(weights: Sequence[np.ndarray], clients_per_round: int) -> int:
+    """Bytes one FedAvg round moves: the model down to and back up from every sampled client.
+
+    ``2 * clients_per_round * sum(w.nbytes)``: each of the ``m`` clients receives the global
+    weights and sends its new weights, all in the arrays' own dtype (4 bytes per float32
+    parameter). Headers, compression and secure-aggregation overhead are not counted.
+
+    Args:
+        weights: The model's per-layer arrays (e.g. ``History.final_weights``).
+        clients_per_round: ``m`` >= 1.
+
+    Returns:
+        The number of bytes, up plus down.
+
+    Raises:
+        TypeError, ValueError: ``clients_per_round`` is not an integer >= 1.
+    """
+    clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
+    return 2 * clients_per_round * sum(int(np.asarray(w).nbytes) for w in weights)

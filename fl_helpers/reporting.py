@@ -1,0 +1,122 @@
+"""Formatting an experiment's result: one-line summaries, text tables and JSON.
+
+One place for how results are written, so that the command line, the widgets and the notebooks
+say the same thing the same way. Only what a private run may release is written by default: the
+per-round test figures and the epsilon spent. Per-client diagnostics (sampled clients, update
+norms, the share clipped) are written only if the run collected them, under a key that says they
+are not covered by epsilon.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fl_helpers import experiment
+
+
+def json_number(value: Any) -> Any:
+    """Floats for JSON: NaN and infinities become ``None`` (strict JSON has neither)."""
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, experiment.Privacy):
+        return value.value
+    return value
+
+
+def to_json(result: experiment.ExperimentResult) -> dict[str, Any]:
+    """Config, summary and per-round metrics as plain JSON types (NaN/inf become null).
+
+    ``reproducible_noise`` in the config and a ``warning`` in the summary say when the run's
+    noise came from its seed (then not private against anyone who knows the seed).
+    """
+    h = result.history
+    per_round = []
+    for i in range(result.rounds_trained):
+        per_round.append({
+            "round": int(h.rounds[i]),
+            "epsilon": json_number(h.epsilon[i]) if h.epsilon.size else None,
+            "test_accuracy": json_number(h.test_accuracy[i]) if h.test_accuracy.size else None,
+            "test_loss": json_number(h.test_loss[i]) if h.test_loss.size else None,
+        })
+    summary: dict[str, Any] = {
+        "rounds_trained": result.rounds_trained,
+        "stopped_early": None if h.stopped_early is None else h.stopped_early.value,
+        "final_test_accuracy": json_number(result.final_accuracy),
+        "epsilon_spent": json_number(result.epsilon_spent),
+        "training_seconds": json_number(h.total_seconds),
+        "total_seconds": json_number(result.total_seconds),
+    }
+    if h.reproducible_noise and result.privacy is not experiment.Privacy.NON_PRIVATE:
+        summary["warning"] = REPRODUCIBLE_WARNING
+    out: dict[str, Any] = {"config": {k: json_number(val) for k, val in result.config.items()},
+                           "summary": summary, "rounds": per_round}
+    if h.diagnostics is not None:
+        d = h.diagnostics
+        out["diagnostics_not_covered_by_epsilon"] = {
+            "num_sampled": d.num_sampled.tolist(),
+            "fraction_clipped": [json_number(f) for f in d.fraction_clipped(h.clipping_norm)],
+            "mean_update_norm": [json_number(f) for f in d.mean_update_norm],
+        }
+    return out
+
+
+#: What a run with reproducible noise says about itself.
+REPRODUCIBLE_WARNING = ("reproducible noise: the noise and client sampling were derived from the "
+                        "seed, so the epsilon does not hold against anyone who knows the seed")
+
+
+def summary_line(result: experiment.ExperimentResult, *,
+                 baseline: experiment.ExperimentResult | None = None) -> str:
+    """One line with what matters of a run: accuracy, epsilon, z, q, C, rounds and the time.
+
+    Args:
+        result: The run to describe.
+        baseline: A non-private run to compare the accuracy with, or ``None``.
+
+    Returns:
+        E.g. ``"target ε = 2: z = 1.63, q = 0.100, C = 0.5, 30 rounds -> test accuracy 86.7%
+        (non-private 87.7%), ε spent 1.999 at δ = 1e-05, 4.1 s"``; runs with reproducible noise
+        end with ``"[reproducible noise: not private]"``.
+    """
+    c = result.config
+    if result.privacy is experiment.Privacy.NON_PRIVATE:
+        setting = f"non-private: q = {c['sampling_probability']:.3f}"
+    else:
+        budget = (f"target ε = {c['target_epsilon']:.3g}" if c["target_epsilon"] is not None
+                  else result.privacy.value)
+        setting = (f"{budget}: z = {c['noise_multiplier']:.3g}, q = "
+                   f"{c['sampling_probability']:.3f}, C = {c['clipping_norm']:.3g}")
+    line = f"{setting}, {result.rounds_trained} rounds -> test accuracy {result.final_accuracy:.1%}"
+    if baseline is not None:
+        line += f" (non-private {baseline.final_accuracy:.1%})"
+    if math.isfinite(result.epsilon_spent):
+        line += f", ε spent {result.epsilon_spent:.3f} at δ = {c['target_delta']:.0e}"
+    line += f", {result.total_seconds:.1f} s"
+    if c.get("reproducible_noise") and result.privacy is not experiment.Privacy.NON_PRIVATE:
+        line += " [reproducible noise: not private]"
+    return line
+
+
+def results_table(result: experiment.ExperimentResult, *, max_rows: int = 12) -> str:
+    """The per-round results as a fixed-width text table (at most ``max_rows`` rounds shown).
+
+    Shows round 1, evenly spaced rounds and the last round, with epsilon spent, test accuracy
+    and test loss (what a private run may release).
+    """
+    h = result.history
+    count = result.rounds_trained
+    shown = np.unique(np.linspace(0, count - 1, min(max_rows, count)).round().astype(int))
+    lines = [f"{'round':>5}  {'epsilon':>8}  {'test acc':>8}  {'test loss':>9}", "-" * 36]
+    for i in shown:
+        eps = h.epsilon[i] if h.epsilon.size else math.inf
+        acc = f"{h.test_accuracy[i]:8.2%}" if h.test_accuracy.size else f"{'-':>8}"
+        loss = f"{h.test_loss[i]:9.4f}" if h.test_loss.size else f"{'-':>9}"
+        lines.append(f"{int(h.rounds[i]):5d}  "
+                     f"{('inf' if not math.isfinite(eps) else f'{eps:.3f}'):>8}  {acc}  {loss}")
+    return "\n".join(lines)

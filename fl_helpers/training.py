@@ -1,0 +1,691 @@
+"""The one training loop of the course, and its two front doors: FedAvg and DP-FedAvg.
+
+Every federated run -- plain FedAvg (McMahan et al. 2017, Algorithm 1), DP-FedAvg (McMahan et al.
+2018, "Learning Differentially Private Recurrent Language Models", Algorithm 1), a robust rule
+such as the coordinate-wise median -- is the same loop, round after round:
+
+1. sample this round's clients (:mod:`fl_helpers.schedule`);
+2. train each from the global weights (the fast engine :mod:`fl_helpers.engine`, or the
+   per-client reference :class:`fl_helpers.client.LoopTrainer`);
+3. aggregate their updates with an :class:`fl_helpers.aggregation.AggregationRule`;
+4. apply the result with a server optimizer, evaluate, report.
+
+:func:`run_fedavg` samples a fixed number of clients per round from the public seed and
+averages with :class:`~fl_helpers.aggregation.FedAvg` (or any rule you pass).
+:func:`run_dp_fedavg` Poisson-samples clients and adds noise from a **secret** source
+(:class:`fl_helpers.schedule.PrivateRandomness`), aggregates with
+:class:`~fl_helpers.aggregation.DPFedAvg`, accounts epsilon after every round with
+:mod:`fl_helpers.accounting` and can stop when a budget is spent.
+
+What a private run releases, and what its epsilon covers: the sequence of global models (and
+figures computed from them on public test data) is what the epsilon of :class:`DPHistory`
+protects. Everything else a run could report -- who was sampled, how many clients took part, each
+client's update norm, the share clipped -- depends on the private data or the secret schedule and
+is *not* covered. Such figures are only returned when asked for with ``diagnostics=True``, in a
+separate :class:`Diagnostics` object, with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from fl_helpers import _validation as v
+from fl_helpers import accounting, aggregation, client, engine, schedule
+
+Weights = list[np.ndarray]
+Callback = Callable[[dict[str, Any]], "bool | None"]
+
+
+class Engine(enum.Enum):
+    """How the sampled clients of a round are trained."""
+
+    #: ``FAST`` where the fast engine supports the model (Dense stacks), ``LOOP`` otherwise.
+    AUTO = "auto"
+    #: All sampled clients in one XLA-compiled graph (:mod:`fl_helpers.engine`).
+    FAST = "fast"
+    #: One :func:`fl_helpers.client.client_update` per client (the reference).
+    LOOP = "loop"
+
+
+class StopReason(enum.Enum):
+    """Why a run stopped before ``num_rounds``."""
+
+    #: The next round would have spent more than ``target_epsilon``.
+    BUDGET = "target_epsilon"
+    #: The callback returned ``True``.
+    CALLBACK = "callback"
+
+
+@dataclasses.dataclass(eq=False)
+class Diagnostics:
+    """Per-round figures that depend on private data: **not covered by the run's epsilon**.
+
+    Returned only when a run is called with ``diagnostics=True``. Releasing any of them can leak
+    information about individual clients that the reported epsilon does not account for (e.g. a
+    client's update norm, or whether it took part).
+
+    Attributes:
+        sampled_clients: Per round, the ids of the clients sampled.
+        update_norms: Per round, every sampled client's update norm before clipping.
+        clipped_update_norms: Per round, every sampled client's update norm after clipping.
+    """
+
+    sampled_clients: list[np.ndarray]
+    update_norms: list[np.ndarray]
+    clipped_update_norms: list[np.ndarray]
+
+    @property
+    def num_sampled(self) -> np.ndarray:
+        """Number of clients sampled in each round."""
+        return np.asarray([len(s) for s in self.sampled_clients], dtype=np.int64)
+
+    def fraction_clipped(self, clipping_norm: float) -> np.ndarray:
+        """Share of each round's updates with norm > ``clipping_norm`` (NaN for an empty round)."""
+        return np.asarray([np.mean(n > clipping_norm) if n.size else math.nan
+                           for n in self.update_norms], dtype=np.float64)
+
+    @property
+    def mean_update_norm(self) -> np.ndarray:
+        """Mean update norm before clipping in each round (NaN for an empty round)."""
+        return np.asarray([np.mean(n) if n.size else math.nan for n in self.update_norms],
+                          dtype=np.float64)
+
+
+@dataclasses.dataclass(eq=False)
+class History:
+    """What a federated run measured, one entry per round trained.
+
+    Attributes:
+        rounds: Round numbers 1..T (int64); T < num_rounds if the run stopped early.
+        test_accuracy: Accuracy of the global model on ``test_data`` after each round, in [0, 1]
+            (empty if no ``test_data`` was given).
+        test_loss: Mean cross-entropy on ``test_data`` after each round (empty likewise).
+        final_weights: Global per-layer weights after the last round.
+        seconds_per_round: Wall-clock seconds of each round's training (sampling, local updates,
+            aggregation), without the evaluation. In a private run this is a side channel too
+            (it grows with the number of clients sampled): do not publish it with the model.
+        engine: The engine that trained the clients (``AUTO`` resolved).
+        aggregation: The name of the aggregation rule.
+        stopped_early: Why training stopped before ``num_rounds``, or ``None``.
+        diagnostics: Per-client figures, only if the run was asked for them (see
+            :class:`Diagnostics`), else ``None``.
+    """
+
+    rounds: np.ndarray
+    test_accuracy: np.ndarray
+    test_loss: np.ndarray
+    final_weights: Weights
+    seconds_per_round: np.ndarray
+    engine: Engine
+    aggregation: str
+    stopped_early: StopReason | None = None
+    diagnostics: Diagnostics | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        """Training time over all rounds, in seconds."""
+        return float(np.sum(self.seconds_per_round))
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The per-round series as plain numpy arrays, keyed by name (handy for plotting/JSON)."""
+        return {name: np.array(getattr(self, name)) for name in self._series()}
+
+    def _series(self) -> tuple[str, ...]:
+        return ("rounds", "test_accuracy", "test_loss", "seconds_per_round")
+
+
+@dataclasses.dataclass(eq=False)
+class DPHistory(History):
+    """What :func:`run_dp_fedavg` measured: a :class:`History` plus the privacy spent.
+
+    Attributes:
+        epsilon: Epsilon spent after each round for ``target_delta`` (empty without
+            ``target_delta``; ``inf`` if ``noise_multiplier`` is 0). Client-level: it protects
+            all the data of one client (add/remove one client) against whoever sees the
+            sequence of global models; see :func:`run_dp_fedavg` for the threat model.
+        noise_multiplier, clipping_norm, sampling_probability, target_delta: The settings.
+        noise_placement: Central (the server noised the sum) or local (every client noised its
+            own update; epsilon is then the busiest client's, replace-one relation).
+        accountant: The accountant that computed ``epsilon``.
+        reproducible_noise: ``True`` if the noise and sampling were derived from the seed (the
+            epsilon then does not hold against anyone who knows it).
+    """
+
+    epsilon: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    noise_multiplier: float = 0.0
+    clipping_norm: float = math.inf
+    sampling_probability: float = 1.0
+    target_delta: float | None = None
+    noise_placement: aggregation.NoisePlacement = aggregation.NoisePlacement.CENTRAL
+    accountant: str = "pld"
+    reproducible_noise: bool = False
+
+    def _series(self) -> tuple[str, ...]:
+        return (*super()._series(), "epsilon")
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of the shared arguments, at the front doors
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Setup:
+    model: keras.Model
+    datasets: list[tuple[np.ndarray, np.ndarray]]
+    test_data: tuple[np.ndarray, np.ndarray] | None
+    weights: Weights
+    trainer: client.LoopTrainer | engine.MultiClientEngine
+    engine: Engine
+
+
+def _check_engine(value: Any) -> Engine:
+    try:
+        return Engine(value.value if isinstance(value, Engine) else value)
+    except ValueError:
+        raise ValueError(f"engine must be one of {[e.value for e in Engine]}, got "
+                         f"{value!r}.") from None
+
+
+def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs: Any,
+           batch_size: Any, client_learning_rate: Any, test_data: Any, seed: Any,
+           engine_choice: Any, initial_weights: Any, callback: Any,
+           max_clients_per_round: int | None = None) -> tuple[_Setup, int]:
+    """Validates the arguments every run shares, builds the model, data and trainer."""
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be callable, got {type(model_fn).__name__}.")
+    chosen = _check_engine(engine_choice)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
+    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=10**6)
+    batch_size = schedule.check_batch_size(batch_size)
+    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
+    seed = v.check_int("seed", seed, minimum=0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}.")
+    model = model_fn()
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model_fn must return a keras.Model, got {type(model).__name__}.")
+    datasets = client.check_datasets(model, client_datasets)
+    test = None if test_data is None else client.check_pair(model, test_data, "test_data")
+    if initial_weights is None:
+        weights = [np.array(w, dtype=np.float32) for w in model.get_weights()]
+    else:
+        weights = [np.array(w, dtype=np.float32)
+                   for w in client.check_weights(model, initial_weights, "initial_weights")]
+    fast_ok = engine.supports(model)
+    if chosen is Engine.FAST and not fast_ok:
+        raise ValueError(f"engine='fast' needs a plain Dense stack (Flatten + Dense layers "
+                         f"ending in logits), got model {model.name!r}. Use engine='auto'.")
+    resolved = Engine.FAST if chosen is Engine.FAST or (chosen is Engine.AUTO and fast_ok) \
+        else Engine.LOOP
+    local = {"local_epochs": local_epochs, "batch_size": batch_size,
+             "client_learning_rate": client_learning_rate, "seed": seed}
+    trainer: client.LoopTrainer | engine.MultiClientEngine
+    if resolved is Engine.FAST:
+        trainer = engine.MultiClientEngine(model, datasets,
+                                           max_clients_per_round=max_clients_per_round, **local)
+    else:
+        trainer = client.LoopTrainer(model, datasets, **local)
+    return _Setup(model, datasets, test, weights, trainer, resolved), num_rounds
+
+
+def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Weights,
+                  sampled: np.ndarray, context: aggregation.RoundContext
+                  ) -> tuple[Weights, np.ndarray, np.ndarray]:
+    """The rule's update for one round, and the clients' update norms before/after clipping."""
+    trainer = setup.trainer
+    if isinstance(rule, aggregation.LinearRule):
+        sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
+        scales = rule.client_scales(sizes)
+        if isinstance(trainer, engine.MultiClientEngine):
+            summed = trainer.clipped_sum(weights, sampled, context.round_index, scales=scales,
+                                         clipping_norm=rule.clipping_norm)
+        else:
+            results = trainer.train(weights, sampled, context.round_index)
+            summed = rule.sum_updates(results.deltas, results.num_examples)
+        update = rule.finalize(summed.total, summed.num_examples, context)
+        return update, summed.update_norms, summed.clipped_norms
+    results = trainer.train(weights, sampled, context.round_index)
+    norms = np.asarray([math.sqrt(sum(float(np.sum(np.square(d))) for d in delta))
+                        for delta in results.deltas], dtype=np.float64)
+    return rule.aggregate(results.deltas, results.num_examples, context), norms, norms
+
+
+def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
+          server_optimizer: aggregation.ServerOptimizer, rounds: list[np.ndarray],
+          randomness: schedule.PrivateRandomness | None, epsilons: np.ndarray | None,
+          progress: bool, description: str, callback: Callback | None,
+          diagnostics: bool) -> dict[str, Any]:
+    """The one training loop: sample (given), train, aggregate, step, evaluate, report."""
+    evaluate: Callable[[Weights], tuple[float, float]] | None = None
+    if setup.test_data is not None:
+        if isinstance(setup.trainer, engine.MultiClientEngine):
+            evaluate = setup.trainer.evaluator(*setup.test_data)
+        else:
+            evaluate = client.Evaluator(setup.model, *setup.test_data)
+    weights = setup.weights
+    columns: dict[str, list[Any]] = {key: [] for key in (
+        "test_accuracy", "test_loss", "seconds", "update_norms", "clipped_norms")}
+    stopped: StopReason | None = None
+    bar = tqdm(range(len(rounds)), desc=f"{description} ({setup.engine.value})", unit="round",
+               disable=not progress)
+    for t in bar:
+        start = time.perf_counter()
+        context = aggregation.RoundContext(round_index=t, num_clients=len(setup.datasets),
+                                           randomness=randomness)
+        update, norms, clipped = _round_update(setup, rule, weights, rounds[t], context)
+        weights = server_optimizer.apply(weights, update)
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                f"the global weights hold NaN or inf values after round {t + 1}: a client's "
+                "training diverged. Try a smaller client_learning_rate.")
+        columns["seconds"].append(time.perf_counter() - start)
+        columns["update_norms"].append(norms)
+        columns["clipped_norms"].append(clipped)
+        figures: dict[str, Any] = {"round": t + 1, "test_accuracy": None, "test_loss": None}
+        if epsilons is not None:
+            figures["epsilon"] = float(epsilons[t])
+        if diagnostics:
+            figures["num_sampled"] = int(len(rounds[t]))
+            figures["mean_update_norm"] = float(np.mean(norms)) if norms.size else math.nan
+        if evaluate is not None:
+            loss, accuracy = evaluate(weights)
+            figures["test_loss"], figures["test_accuracy"] = loss, accuracy
+            columns["test_loss"].append(loss)
+            columns["test_accuracy"].append(accuracy)
+            bar.set_postfix(test_accuracy=f"{accuracy:.4f}", refresh=False)
+        if callback is not None and callback(figures) is True:
+            stopped = StopReason.CALLBACK
+            break
+    bar.close()
+    done = len(columns["seconds"])
+    return {
+        "rounds": np.arange(1, done + 1, dtype=np.int64),
+        "test_accuracy": np.asarray(columns["test_accuracy"], dtype=np.float64),
+        "test_loss": np.asarray(columns["test_loss"], dtype=np.float64),
+        "final_weights": weights,
+        "seconds_per_round": np.asarray(columns["seconds"], dtype=np.float64),
+        "engine": setup.engine,
+        "aggregation": rule.name,
+        "stopped_early": stopped,
+        "diagnostics": Diagnostics(sampled_clients=[np.array(r) for r in rounds[:done]],
+                                   update_norms=columns["update_norms"],
+                                   clipped_update_norms=columns["clipped_norms"])
+        if diagnostics else None,
+    }
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}.")
+    return value
+
+
+def _warn_diagnostics() -> None:
+    warnings.warn("diagnostics=True: the run's Diagnostics (who was sampled, every client's "
+                  "update norm) are computed from private data and are NOT covered by the "
+                  "reported epsilon. Do not publish them.", UserWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Front door 1: FedAvg (and any aggregation rule), fixed number of clients per round
+# --------------------------------------------------------------------------------------------
+
+
+def run_fedavg(model_fn: Callable[[], keras.Model],
+               client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *, num_rounds: int,
+               clients_per_round: int, local_epochs: int, batch_size: int | None,
+               client_learning_rate: float,
+               test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+               progress: bool = True, engine: str | Engine = "auto",
+               initial_weights: Weights | None = None,
+               aggregation_rule: aggregation.AggregationRule | None = None,
+               server_optimizer: aggregation.ServerOptimizer | None = None,
+               callback: Callback | None = None, diagnostics: bool = False) -> History:
+    """FederatedAveraging (McMahan et al. 2017, Algorithm 1) for ``num_rounds`` rounds.
+
+    Round ``t`` (0-based): sample ``clients_per_round`` clients uniformly with
+    :func:`fl_helpers.schedule.sample_clients` (rng ``[seed, t]``; McMahan et al. write this
+    ``m = max(C K, 1)``), train each from the current global weights for ``local_epochs`` epochs
+    of SGD with ``batch_size`` and ``client_learning_rate`` (client ``k`` seeded with
+    ``[seed, t, k]``), aggregate their updates with ``aggregation_rule`` (default
+    :class:`~fl_helpers.aggregation.FedAvg`: weighted by ``n_k``), apply the result with
+    ``server_optimizer`` (default: plain averaging), then evaluate on ``test_data``. Same
+    arguments, same history (up to the timings). Not private: nothing here is noised.
+
+    Args:
+        model_fn: Builds the model, e.g. ``fl_helpers.models.make_2nn``; called once, and its
+            initial weights are the starting point unless ``initial_weights`` is given.
+        client_datasets: One ``(x_k, y_k)`` pair of numpy arrays per client, of any sizes >= 1.
+        num_rounds: ``T`` >= 1.
+        clients_per_round: ``m`` in 1..len(client_datasets).
+        local_epochs: ``E`` >= 1.
+        batch_size: ``B`` >= 1, or ``None`` for full-batch local steps (FedSGD with ``E = 1``).
+        client_learning_rate: ``eta`` > 0, finite.
+        test_data: ``(x_test, y_test)`` evaluated after every round, or ``None``.
+        seed: Integer >= 0 fixing client sampling and every client's batch order.
+        progress: Show a tqdm progress bar (notebook-aware) with the latest test accuracy.
+        engine: ``"auto"`` (default: ``"fast"`` for Dense stacks, ``"loop"`` otherwise),
+            ``"fast"`` or ``"loop"`` (see :class:`Engine`); they agree up to float32 rounding.
+        initial_weights: Optional starting global weights (per-layer arrays fitting the model).
+        aggregation_rule: An :class:`~fl_helpers.aggregation.AggregationRule`, e.g.
+            ``aggregation.CoordinateMedian()``; default ``aggregation.FedAvg()``.
+        server_optimizer: An :class:`~fl_helpers.aggregation.ServerOptimizer`; default
+            ``aggregation.ServerSGD(1.0)``.
+        callback: Called after every round with ``{"round", "test_accuracy", "test_loss"}``;
+            returning ``True`` stops training.
+        diagnostics: Also return every client's update norm and the sampled ids
+            (:class:`Diagnostics`).
+
+    Returns:
+        A :class:`History`.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed, e.g. an empty client, ``x_k``/``y_k`` of
+            different lengths, ``clients_per_round`` out of range, an unknown engine (the message
+            names it); or training diverged (NaN weights).
+    """
+    rule = aggregation.FedAvg() if aggregation_rule is None else aggregation_rule
+    if not isinstance(rule, aggregation.AggregationRule):
+        raise TypeError(f"aggregation_rule must be an AggregationRule, got "
+                        f"{type(rule).__name__}.")
+    optimizer = aggregation.ServerSGD() if server_optimizer is None else server_optimizer
+    if not isinstance(optimizer, aggregation.ServerOptimizer):
+        raise TypeError(f"server_optimizer must be a ServerOptimizer, got "
+                        f"{type(optimizer).__name__}.")
+    progress = _check_flag("progress", progress)
+    diagnostics = _check_flag("diagnostics", diagnostics)
+    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, str):
+        clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1,
+                                        maximum=max(1, len(client_datasets)))
+    setup, num_rounds = _setup(
+        model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
+        batch_size=batch_size, client_learning_rate=client_learning_rate, test_data=test_data,
+        seed=seed, engine_choice=engine, initial_weights=initial_weights, callback=callback,
+        max_clients_per_round=clients_per_round)
+    rounds = [schedule.sample_clients(len(setup.datasets), clients_per_round, seed=seed,
+                                      round_index=t) for t in range(num_rounds)]
+    fields = _loop(setup, rule=rule, server_optimizer=optimizer, rounds=rounds, randomness=None,
+                   epsilons=None, progress=progress, description=rule.name, callback=callback,
+                   diagnostics=diagnostics)
+    return History(**fields)
+
+
+# --------------------------------------------------------------------------------------------
+# Front door 2: DP-FedAvg with accounting
+# --------------------------------------------------------------------------------------------
+
+
+def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.ndarray,
+                               target_delta: float) -> np.ndarray:
+    """Epsilon of the busiest client after each round when every client noises its own update.
+
+    Local DP: the server sees each client's report and who sent it, so sampling gives no
+    amplification and a client's privacy loss is the composition of its own reports. Each report
+    is a clipped update plus ``N(0, (z C)^2)``; it must hide the client's data against any other
+    data, and two updates of norm at most ``C`` differ by up to ``2 C`` in L2 (replace-one
+    sensitivity), so one report is a Gaussian mechanism with noise multiplier ``z / 2``. After
+    ``t`` rounds the busiest client has sent ``busiest_counts[t]`` reports
+    (:func:`fl_helpers.schedule.busiest_client_counts`); its epsilon is that of so many Gaussian
+    mechanisms composed, 0 before its first report.
+
+    Args:
+        noise_multiplier: ``z`` > 0.
+        busiest_counts: Non-decreasing report counts of the busiest client, one per round.
+        target_delta: delta in (0, 1).
+
+    Returns:
+        Float64 array with one epsilon per round.
+    """
+    busiest = np.asarray(busiest_counts, dtype=np.int64)
+    per_report = accounting.epsilon_per_round(
+        noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
+        num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta)
+    return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
+
+
+def run_dp_fedavg(model_fn: Callable[[], keras.Model],
+                  client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *, num_rounds: int,
+                  sampling_probability: float, local_epochs: int, batch_size: int | None,
+                  client_learning_rate: float, clipping_norm: float, noise_multiplier: float,
+                  server_learning_rate: float = 1.0,
+                  test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                  progress: bool = True, target_delta: float | None = None,
+                  target_epsilon: float | None = None, callback: Callback | None = None,
+                  engine: str | Engine = "auto", initial_weights: Weights | None = None,
+                  noise_placement: str | aggregation.NoisePlacement = "central",
+                  server_optimizer: aggregation.ServerOptimizer | None = None,
+                  reproducible_noise: bool = False, diagnostics: bool = False,
+                  randomness: schedule.PrivateRandomness | None = None) -> DPHistory:
+    """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
+
+    Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
+    ``[seed, t, k]``), clip each update to norm ``C``, sum, add ``N(0, (z C)^2)`` noise, divide by
+    ``q N`` (:class:`fl_helpers.aggregation.DPFedAvg`), step with the server optimizer; then
+    evaluate. With ``target_delta`` the privacy spent after each round is accounted
+    (:func:`fl_helpers.accounting.epsilon_per_round`); with ``target_epsilon`` as well, training
+    stops before the first round that would exceed it.
+
+    What the epsilon means (central noise): **client-level** differential privacy -- it bounds
+    what the sequence of released global models reveals about whether any one client, with all
+    its examples, took part (add/remove one client). It holds against anyone who sees those
+    models, if the server that samples, aggregates and noises is trusted and its randomness is
+    secret: the server itself sees every clipped update before noise (secure aggregation,
+    notebook 06, removes that trust). With ``noise_placement="local"`` no server is trusted:
+    every client noises its own report, and the epsilon is the busiest client's own, for the
+    replace-one relation. Not covered: anything in :class:`Diagnostics`, the choice of
+    hyperparameters on the same data, and runs with ``reproducible_noise=True``.
+
+    Args:
+        model_fn: Builds the model; its initial weights are the start unless ``initial_weights``.
+        client_datasets: One ``(x_k, y_k)`` pair per client (the ``N`` clients).
+        num_rounds: ``T`` >= 1.
+        sampling_probability: ``q`` in (0, 1]: each client's chance to join a round.
+        local_epochs: ``E`` >= 1.
+        batch_size: ``B`` >= 1 or ``None`` (full batch).
+        client_learning_rate: ``eta`` > 0.
+        clipping_norm: ``C`` > 0, the bound on each update's L2 norm.
+        noise_multiplier: ``z`` >= 0; the noise on the sum has standard deviation ``z * C``.
+            0 gives clipping without noise (no privacy: epsilon is ``inf``).
+        server_learning_rate: ``eta_s`` > 0 of the default server optimizer (1 = averaging).
+        test_data: ``(x_test, y_test)`` evaluated after every round, or ``None``.
+        seed: Integer >= 0 fixing the clients' batches (and, only with ``reproducible_noise``,
+            the noise and sampling).
+        progress: Show a tqdm progress bar.
+        target_delta: delta in (0, 1) for the epsilon reported after each round, or ``None``.
+        target_epsilon: Privacy budget (> 0; needs ``target_delta``): stop before exceeding it.
+        callback: Called after every round with ``{"round", "test_accuracy", "test_loss",
+            "epsilon"}`` (plus diagnostics figures if ``diagnostics``); ``True`` stops training.
+        engine: ``"auto"``, ``"fast"`` or ``"loop"`` (see :class:`Engine`).
+        initial_weights: Optional starting global weights.
+        noise_placement: ``"central"`` (default) or ``"local"`` (see above).
+        server_optimizer: Default ``aggregation.ServerSGD(server_learning_rate)``; e.g.
+            ``aggregation.ServerAdam()`` for DP-FedAdam (noise is added before it: privacy is
+            unchanged).
+        reproducible_noise: Derive the noise and the client sampling from ``seed`` (for
+            teaching and tests). The run is then **not private** against anyone who knows the
+            seed; a warning says so and the history records it. Default ``False``: secret.
+        diagnostics: Also return per-client figures (:class:`Diagnostics`, NOT covered by
+            epsilon; a warning says so).
+        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
+            one (so a caller can see the schedule first, e.g. for local-DP calibration).
+
+    Returns:
+        A :class:`DPHistory`.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it), or
+            ``target_epsilon`` is already exceeded by the first round.
+    """
+    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    placement = aggregation.NoisePlacement.parse(noise_placement)
+    reproducible_noise = _check_flag("reproducible_noise", reproducible_noise)
+    diagnostics = _check_flag("diagnostics", diagnostics)
+    progress = _check_flag("progress", progress)
+    if target_delta is not None:
+        target_delta = v.check_open_unit("target_delta", target_delta)
+    if target_epsilon is not None:
+        target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+        if target_delta is None:
+            raise ValueError("target_epsilon needs target_delta: pass target_delta=1e-5 or "
+                             "similar, so that epsilon can be accounted.")
+    if server_optimizer is None:
+        server_optimizer = aggregation.ServerSGD(server_learning_rate)
+    elif not isinstance(server_optimizer, aggregation.ServerOptimizer):
+        raise TypeError(f"server_optimizer must be a ServerOptimizer, got "
+                        f"{type(server_optimizer).__name__}.")
+    if randomness is not None and not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness or None, got "
+                        f"{type(randomness).__name__}.")
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
+    seed = v.check_int("seed", seed, minimum=0)
+    if randomness is None:
+        randomness = (schedule.PrivateRandomness.reproducible(seed) if reproducible_noise
+                      else schedule.PrivateRandomness.secret())
+    reproducible_noise = randomness.is_reproducible
+    if diagnostics:
+        _warn_diagnostics()
+    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, str):
+        num_clients = max(1, len(client_datasets))
+    else:
+        num_clients = 1  # _setup raises the type error
+    # The rule checks clipping_norm and noise_multiplier (once, here).
+    rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
+                                expected_clients=sampling_probability * num_clients,
+                                placement=placement)
+    clipping_norm, noise_multiplier = rule.clipping_norm, rule.noise_multiplier
+    rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
+                                         num_rounds=num_rounds)
+    epsilons = _epsilons(placement, noise_multiplier=noise_multiplier,
+                         sampling_probability=sampling_probability, rounds=rounds,
+                         num_clients=num_clients, target_delta=target_delta)
+    rounds_allowed = num_rounds
+    if target_epsilon is not None and epsilons is not None:
+        rounds_allowed = int(np.searchsorted(epsilons, target_epsilon, side="right"))
+        if rounds_allowed == 0:
+            raise ValueError(
+                f"target_epsilon={target_epsilon} is exceeded by the first round already "
+                f"(epsilon after one round is {epsilons[0]:.4g} at target_delta={target_delta}). "
+                "Raise target_epsilon, or raise noise_multiplier / lower sampling_probability.")
+    setup, _ = _setup(
+        model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
+        batch_size=batch_size, client_learning_rate=client_learning_rate, test_data=test_data,
+        seed=seed, engine_choice=engine, initial_weights=initial_weights, callback=callback,
+        max_clients_per_round=max(1, max(len(r) for r in rounds)))
+    fields = _loop(setup, rule=rule, server_optimizer=server_optimizer,
+                   rounds=rounds[:rounds_allowed], randomness=randomness, epsilons=epsilons,
+                   progress=progress, description="DP-FedAvg", callback=callback,
+                   diagnostics=diagnostics)
+    if fields["stopped_early"] is None and rounds_allowed < num_rounds:
+        fields["stopped_early"] = StopReason.BUDGET
+    done = len(fields["rounds"])
+    return DPHistory(
+        **fields,
+        epsilon=np.zeros(0) if epsilons is None else epsilons[:done].copy(),
+        noise_multiplier=noise_multiplier, clipping_norm=clipping_norm,
+        sampling_probability=sampling_probability, target_delta=target_delta,
+        noise_placement=placement, accountant="pld", reproducible_noise=reproducible_noise)
+
+
+def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
+              sampling_probability: float, rounds: list[np.ndarray], num_clients: int,
+              target_delta: float | None) -> np.ndarray | None:
+    if target_delta is None:
+        return None
+    if noise_multiplier == 0:
+        return np.full(len(rounds), np.inf)
+    if placement is aggregation.NoisePlacement.LOCAL:
+        return local_dp_epsilon_per_round(
+            noise_multiplier=noise_multiplier,
+            busiest_counts=schedule.busiest_client_counts(rounds, num_clients),
+            target_delta=target_delta)
+    return accounting.epsilon_per_round(
+        noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
+        num_rounds=len(rounds), target_delta=target_delta)
+
+
+# --------------------------------------------------------------------------------------------
+# One DP-FedAvg round, checked (the reference that notebook 04 compares its hand-written round to)
+# --------------------------------------------------------------------------------------------
+
+
+def dp_fedavg_round(model: keras.Model, global_weights: Weights,
+                    client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
+                    sampled_clients: Any, round_index: int, *, local_epochs: int,
+                    batch_size: int | None, client_learning_rate: float, clipping_norm: float,
+                    noise_multiplier: float, expected_clients: float,
+                    randomness: schedule.PrivateRandomness, server_learning_rate: float = 1.0,
+                    seed: int = 0) -> Weights:
+    """One DP-FedAvg round, client by client, with every argument checked.
+
+    Trains each sampled client with :class:`fl_helpers.client.LoopTrainer`, aggregates with
+    :class:`fl_helpers.aggregation.DPFedAvg` (clip, sum, noise from ``randomness`` for
+    ``round_index``, divide by ``expected_clients``) and steps with ``server_learning_rate``.
+
+    Args:
+        model: Keras model used as a workspace (its weights are overwritten).
+        global_weights: Current global per-layer weights.
+        client_datasets: Every client's ``(x_k, y_k)``.
+        sampled_clients: Distinct integer ids of this round's clients (may be empty).
+        round_index: ``t`` >= 0, an integer.
+        local_epochs, batch_size, client_learning_rate: Local SGD, as for ``client_update``.
+        clipping_norm: ``C`` > 0.
+        noise_multiplier: ``z`` >= 0.
+        expected_clients: The fixed divisor ``q N`` > 0.
+        randomness: Where the noise comes from (:class:`fl_helpers.schedule.PrivateRandomness`).
+        server_learning_rate: ``eta_s`` > 0.
+        seed: The run's seed (client seeds ``[seed, t, k]``).
+
+    Returns:
+        The new global weights.
+
+    Raises:
+        TypeError, ValueError: e.g. a client id repeated (which would double its sensitivity),
+            a non-integer id or round index, an id out of range.
+    """
+    model = client.check_model(model)
+    weights = [np.asarray(w, dtype=np.float32)
+               for w in client.check_weights(model, global_weights, "global_weights")]
+    datasets = client.check_datasets(model, client_datasets)
+    sampled = _check_client_ids(sampled_clients, len(datasets))
+    round_index = v.check_int("round_index", round_index, minimum=0)
+    if not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness, got "
+                        f"{type(randomness).__name__}.")
+    trainer = client.LoopTrainer(
+        model, datasets, local_epochs=v.check_int("local_epochs", local_epochs, minimum=1),
+        batch_size=schedule.check_batch_size(batch_size),
+        client_learning_rate=v.check_positive("client_learning_rate", client_learning_rate),
+        seed=v.check_int("seed", seed, minimum=0))
+    rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
+                                expected_clients=expected_clients)
+    results = trainer.train(weights, sampled, round_index)
+    update = rule.aggregate(results.deltas, results.num_examples, aggregation.RoundContext(
+        round_index=round_index, num_clients=len(datasets), randomness=randomness))
+    return aggregation.ServerSGD(server_learning_rate).apply(weights, update)
+
+
+def _check_client_ids(value: Any, num_clients: int) -> np.ndarray:
+    ids = np.asarray(value)
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if ids.ndim != 1 or ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"sampled_clients must be a 1-D array of integer client ids, got "
+                        f"{value!r} (dtype {ids.dtype}).")
+    if ids.min() < 0 or ids.max() >= num_clients:
+        raise ValueError(f"sampled_clients must hold ids in 0..{num_clients - 1}, got "
+                         f"values in {ids.min()}..{ids.max()}.")
+    if np.unique(ids).size != ids.size:
+        raise ValueError(f"sampled_clients must not repeat a client (that would double its "
+                         f"sensitivity), got {value!r}.")
+    return ids.astype(np.int64)
