@@ -1,0 +1,568 @@
+"""Builds the student edition of the course and its answer key, and checks every exercise.
+
+    .venv/bin/python -m tools.make_student_edition            # build into build/
+    .venv/bin/python -m tools.make_student_edition --check    # build, then run every check cell
+
+What it writes (``build/`` is ignored by git; nothing here is maintained by hand):
+
+``build/student/``
+    A self-contained copy to hand out: ``notebooks/NN_*.ipynb`` (every notebook the course has,
+    with the "Open in Colab / launch Binder" links and the Colab set-up cell added, the exercises'
+    answer cells left as placeholders, their stored outputs cleared, the exercise check cells kept,
+    every mention of the solutions replaced by "the answer key", no ``solutions/`` folder), and
+    ``fl_helpers/``, ``data/``, ``benchmarks/results/``, ``requirements.txt``, ``pyproject.toml``
+    and a short ``README.md``, so that ``pip install -r requirements.txt -e .`` works in it.
+``build/answer_key/``
+    For the teacher: ``NN_*_answers.ipynb`` per notebook (each exercise's statement, the answer
+    cell filled in, the check cell, and the worked solution from ``notebooks/solutions/`` with its
+    stored outputs), and ``README.md``.
+
+The filled answer of a ★/★★ exercise is taken from the solutions notebook's section of the same
+rank (the k-th starred section answers the k-th starred exercise): the statements of that section
+that define the names the answer cell leaves empty, with the statements they depend on. A
+prediction that the solution states only in prose is read from inline code in the section's text
+(``` `same_when_equal_sizes = True` ```) or, failing that, from ``tools/exercise_answers.toml``.
+
+``--check`` executes, in one kernel per notebook, the cells the exercises need (see
+:func:`needed_cells`), then for every ★/★★ exercise the empty answer cells and the check cell, then
+the filled answer and the check cell again. An exercise passes when its check cell, run on the
+empty answer, prints a message that does not start with "Correct" (and raises nothing), and, run
+on the filled answer, prints a message that starts with "Correct".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: python tools/make_student_edition.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import nbformat
+
+from tools import course_notebooks as cn
+
+BUILD = cn.REPO / "build"
+STUDENT_DIR = BUILD / "student"
+ANSWER_KEY_DIR = BUILD / "answer_key"
+ANSWERS_TABLE = Path(__file__).resolve().parent / "exercise_answers.toml"
+#: Copied into the student edition so that its notebooks run there.
+SUPPORT = ["fl_helpers", "data", "benchmarks/results", "requirements.txt", "pyproject.toml",
+           "LICENSE"]
+
+_SOLUTION_LINK = re.compile(r"\[([^\]]*)\]\((?:\.\./|\./)?(?:notebooks/)?solutions/[^)]*\)")
+_SOLUTION_PATH = re.compile(r"`(?:\.\./|\./)?(?:notebooks/)?solutions/?[^`]*`")
+_SOLUTION_WORDS = [(re.compile(r"\b[Tt]he solutions notebook"), "the answer key"),
+                   (re.compile(r"\b[Ss]olutions notebook"), "answer key")]
+_INLINE_ASSIGNMENT = re.compile(r"`\s*([A-Za-z_]\w*)\s*=\s*([^`]+?)\s*`")
+
+
+class AnswerNotFound(LookupError):
+    """A ★/★★ exercise whose filled answer cannot be derived from its solution."""
+
+
+# --------------------------------------------------------------------------------------------
+# The student edition
+
+
+def student_text(markdown: str) -> str:
+    """Markdown with every pointer to the solutions turned into a pointer to the answer key."""
+    text = _SOLUTION_LINK.sub(r"\1", markdown)
+    text = _SOLUTION_PATH.sub("the answer key", text)
+    for pattern, replacement in _SOLUTION_WORDS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def student_notebook(path: Path) -> nbformat.NotebookNode:
+    """The student edition of one notebook (see the module docstring)."""
+    nb = cn.read(path)
+    nb.cells = [cell for cell in nb.cells
+                if not cn.SOLUTION_TAGS & set(cell.metadata.get("tags", []))]
+    nb = cn.with_header(nb, f"notebooks/{path.name}")
+    for exercise in cn.find_exercises(nb):
+        if exercise.stars > 2:
+            continue
+        for index in exercise.answer_cells:
+            cell = nb.cells[index]
+            if not cn.is_placeholder(cell.source):
+                cell.source = cn.placeholder_for(cell.source)
+            _tag(cell, "exercise-answer")
+        if exercise.check_cell is not None:
+            _tag(nb.cells[exercise.check_cell], "exercise-check")
+        for index in [*exercise.answer_cells, *filter(None, [exercise.check_cell])]:
+            nb.cells[index].outputs = []
+            nb.cells[index].execution_count = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = student_text(cell.source)
+    return nb
+
+
+def _tag(cell, tag: str) -> None:
+    tags = cell.metadata.setdefault("tags", [])
+    if tag not in tags:
+        tags.append(tag)
+
+
+STUDENT_README = """\
+# Federated learning with differential privacy — student edition
+
+The course's notebooks with the exercises left for you: each ★ (predict) and ★★ (modify) exercise
+has an answer cell to complete and a check cell that tells you whether your answer is right. ★★★
+(design) exercises have no check cell; discuss them in class. Your instructor has the answer key.
+
+Set up once, then open the notebooks (Python 3.10 or newer, about 3 GB of disk):
+
+    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt -e . && .venv/bin/jupyter lab notebooks/
+
+No installation possible? Each notebook starts with "Open in Colab" and "Launch Binder" links;
+on Colab, run the set-up cell at the top first. The MNIST data ships in `data/` (CC BY-SA 3.0,
+see `data/README.md`); nothing is downloaded.
+
+The notebooks:
+
+{listing}
+"""
+
+
+def build_student_edition(out: Path = STUDENT_DIR) -> list[Path]:
+    """Writes the student edition into ``out`` (replacing it); returns the notebooks written."""
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "notebooks").mkdir(parents=True)
+    written = []
+    for path in cn.main_notebooks():
+        target = out / "notebooks" / path.name
+        nbformat.write(student_notebook(path), target)
+        written.append(target)
+    for name in SUPPORT:
+        source = cn.REPO / name
+        if source.is_dir():
+            shutil.copytree(source, out / name, ignore=shutil.ignore_patterns(
+                "__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp"))
+        elif source.is_file():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, out / name)
+    listing = "\n".join(f"- `notebooks/{p.name}`: {_title(cn.read(p))}"
+                        for p in cn.main_notebooks())
+    (out / "README.md").write_text(STUDENT_README.format(listing=listing), encoding="utf-8")
+    return written
+
+
+def _title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            return cell.source.lstrip()[2:].splitlines()[0].strip()
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# The answer key
+
+
+@dataclasses.dataclass
+class Answer:
+    """The filled answer of one ★/★★ exercise.
+
+    Attributes:
+        notebook: The main notebook's file name.
+        exercise: The exercise, as found in the student edition.
+        names: The names the answer cells leave empty.
+        source: Code that fills them in (run in the notebook's kernel after its own cells).
+        origin: Where each name's answer came from (``"solution code"``, ``"solution text"``,
+            ``"tools/exercise_answers.toml"``).
+        solution_cells: ``(first, end)`` of the solution's section in the solutions notebook.
+    """
+
+    notebook: str
+    exercise: cn.Exercise
+    names: list[str]
+    source: str
+    origin: dict[str, str]
+    solution_cells: tuple[int, int]
+
+
+def _answers_table() -> dict:
+    if not ANSWERS_TABLE.is_file():
+        return {}
+    return tomllib.loads(ANSWERS_TABLE.read_text(encoding="utf-8"))
+
+
+def _statements(cells) -> list[tuple[ast.stmt, str]]:
+    found = []
+    for cell in cells:
+        tree = cn.parse(cell.source)
+        if tree is None:
+            continue
+        lines = cell.source.splitlines()
+        for statement in tree.body:
+            first = min([statement.lineno, *(d.lineno for d in
+                                              getattr(statement, "decorator_list", []))])
+            found.append((statement, "\n".join(lines[first - 1:statement.end_lineno])))
+    return found
+
+
+def derive_answer(notebook: Path, nb: nbformat.NotebookNode, exercise: cn.Exercise,
+                  solutions: nbformat.NotebookNode, section: tuple[str, int, int],
+                  table: dict) -> Answer:
+    """The filled answer of ``exercise`` from its section of the solutions notebook."""
+    names = sorted(set().union(*(cn.bound_names(cn.parse(nb.cells[i].source) or ast.Module([]))
+                                 for i in exercise.answer_cells)))
+    _, first, end = section
+    cells = solutions.cells[first:end]
+    statements = _statements([c for c in cells if c.cell_type == "code"])
+    wanted, chosen = set(names), []
+    for statement, text in reversed(statements):
+        if cn.statement_binds(statement) & wanted:
+            chosen.append(text)
+            wanted |= cn.used_names(statement)
+    chosen.reverse()
+    defined = set().union(*(cn.bound_names(ast.parse(text)) for text in chosen)) if chosen \
+        else set()
+    origin = {name: "solution code" for name in names if name in defined}
+    extra = []
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    for name in names:
+        if name in origin:
+            continue
+        for match in _INLINE_ASSIGNMENT.finditer(prose):
+            if match.group(1) == name:
+                value = ast.literal_eval(match.group(2))
+                extra.append(f"{name} = {value!r}")
+                origin[name] = "solution text"
+                break
+        else:
+            entry = table.get(notebook.stem, {})
+            if name in entry:
+                extra.append(f"{name} = {entry[name]!r}")
+                origin[name] = f"tools/{ANSWERS_TABLE.name}"
+    missing = [name for name in names if name not in origin]
+    if missing:
+        raise AnswerNotFound(
+            f"{notebook.name}, exercise {exercise.title!r}: the solution does not define "
+            f"{missing}. Assign them in a code cell of its section in "
+            f"notebooks/solutions/{notebook.stem}_solutions.ipynb, or state them as inline code "
+            f"(`{missing[0]} = ...`) in its text, or add them to tools/{ANSWERS_TABLE.name}.")
+    source = "\n\n".join([*chosen, *extra]) + "\n"
+    return Answer(notebook=notebook.name, exercise=exercise, names=names, source=source,
+                  origin=origin, solution_cells=(first, end))
+
+
+def answers_for(notebook: Path, student: nbformat.NotebookNode | None = None) -> list[Answer]:
+    """The filled answers of every ★/★★ exercise of one notebook (in order)."""
+    student = student if student is not None else student_notebook(notebook)
+    exercises = cn.find_exercises(student)
+    checked = [e for e in exercises if e.stars <= 2]
+    if not checked:
+        return []
+    solutions_path = cn.solutions_notebook(notebook)
+    if solutions_path is None:
+        raise AnswerNotFound(f"{notebook.name} has ★/★★ exercises but no "
+                             f"notebooks/solutions/{notebook.stem}_solutions.ipynb.")
+    solutions = cn.read(solutions_path)
+    sections = cn.solution_sections(solutions)
+    if len(sections) < len(exercises):
+        raise AnswerNotFound(f"{solutions_path.name} has {len(sections)} starred sections for "
+                             f"the {len(exercises)} exercises of {notebook.name}.")
+    table = _answers_table()
+    answers = []
+    for exercise, section in zip(exercises, sections, strict=False):
+        if section[0].count("★") != exercise.title.count("★"):
+            raise AnswerNotFound(f"{solutions_path.name}: section {section[0]!r} does not match "
+                                 f"exercise {exercise.title!r} of {notebook.name} (same rank, "
+                                 "different stars).")
+        if exercise.stars <= 2:
+            answers.append(derive_answer(notebook, student, exercise, solutions, section, table))
+    return answers
+
+
+def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
+    """One notebook of the answer key (see the module docstring)."""
+    student = student_notebook(notebook)
+    exercises = cn.find_exercises(student)
+    answers = {id(a.exercise): a for a in answers_for(notebook, student)}
+    by_heading = {a.exercise.heading_cell: a for a in answers.values()}
+    solutions_path = cn.solutions_notebook(notebook)
+    solutions = cn.read(solutions_path) if solutions_path else None
+    sections = cn.solution_sections(solutions) if solutions else []
+    key = nbformat.v4.new_notebook(metadata=copy.deepcopy(student.metadata))
+    key.metadata.pop("widgets", None)
+    new_md, new_code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    key.cells.append(new_md(
+        f"# Answer key: {_title(student)}\n\nFor the instructor. For each exercise of "
+        f"`notebooks/{notebook.name}`: the exercise, the answer cell filled in (paste it over the "
+        f"placeholder in the student's notebook and run the check cell, which should then say "
+        f"\"Correct\"), and the worked solution from "
+        f"`notebooks/solutions/{notebook.stem}_solutions.ipynb` with its stored output. Built by "
+        f"`tools/make_student_edition.py`; do not edit by hand."))
+    for rank, exercise in enumerate(exercises):
+        cells = student.cells[exercise.heading_cell:exercise.end_cell]
+        statement = [c for c in cells if c.cell_type == "markdown"]
+        key.cells.append(new_md(re.sub(r"^#{1,6} ", "## ",
+                                       cn.exercise_statement(student, exercise), count=1)))
+        key.cells.extend(copy.deepcopy(c) for c in statement[1:])
+        answer = by_heading.get(exercise.heading_cell)
+        if answer is not None:
+            origins = ", ".join(f"`{n}` from the {o}" for n, o in answer.origin.items())
+            key.cells.append(new_md(f"**Answer cell, filled in** ({origins}):"))
+            key.cells.append(new_code(answer.source.rstrip("\n")))
+            key.cells.append(new_md("**Check cell** (as in the student's notebook):"))
+            key.cells.append(new_code(student.cells[exercise.check_cell].source))
+        if rank < len(sections):
+            _, first, end = sections[rank]
+            key.cells.append(new_md("**Worked solution:**"))
+            for cell in solutions.cells[first + 1:end]:
+                key.cells.append(copy.deepcopy(cell))
+    for cell in key.cells:
+        cell.setdefault("id", nbformat.v4.new_code_cell().id)
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(r"\]\((?:\.\./)?(\d\d_[\w-]+\.ipynb)", r"](../student/notebooks/\1",
+                                 cell.source)
+    return key
+
+
+def build_answer_key(out: Path = ANSWER_KEY_DIR) -> list[Path]:
+    """Writes the answer key into ``out`` (replacing it); returns the notebooks written."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    written, lines = [], []
+    for path in cn.main_notebooks():
+        target = out / f"{path.stem}_answers.ipynb"
+        nbformat.write(answer_key_notebook(path), target)
+        written.append(target)
+        counts = [e.stars for e in cn.find_exercises(cn.read(path))]
+        lines.append(f"- `{target.name}`: {len(counts)} exercises "
+                     f"({', '.join('★' * s for s in counts) or 'none'})")
+    (out / "README.md").write_text(
+        "# Answer key (for instructors)\n\nGenerated by `tools/make_student_edition.py` from "
+        "`notebooks/` and `notebooks/solutions/`; keep it away from the student edition.\n\n"
+        + "\n".join(lines) + "\n", encoding="utf-8")
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Checking: every check cell fails on the empty answer and passes on the filled one
+
+#: Text a check cell prints first when the answer is right.
+CORRECT = re.compile(r"^\s*Correct\b")
+_STATEFUL = re.compile(r"\brng\b|default_rng|seed_everything|Generator|\bmake_\w+|keras\.|"
+                       r"Sequential|[Ee]ngine|[Aa]ccountant")
+
+
+def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list[int]:
+    """The code cells before the Exercises section that the exercises' code needs.
+
+    A backward slice over names: a cell is kept when it binds a name that later kept code (or
+    the exercises) reads, or changes such a name's object in place (``x[...] = ``,
+    ``x.method()``, or passing a random generator or a model to a call, which may advance or
+    train it). Cells that cannot be parsed (magics) are kept. The install cell is never run.
+    """
+    section = cn.exercises_section(nb)
+    stop = section[0] if section else len(nb.cells)
+    needed = set()
+    for source in exercise_sources:
+        tree = cn.parse(source)
+        needed |= cn.used_names(tree) if tree else set()
+    stateful = set()
+    candidates = []
+    for index in range(stop):
+        cell = nb.cells[index]
+        if (cell.cell_type != "code" or not cell.source.strip()
+                or "colab-install" in cell.metadata.get("tags", [])):
+            continue
+        tree = cn.parse(cell.source)
+        candidates.append((index, tree))
+        if tree is not None:
+            for statement in tree.body:
+                if _STATEFUL.search(ast.unparse(statement)):
+                    stateful |= cn.statement_binds(statement)
+    kept = []
+    for index, tree in reversed(candidates):
+        if tree is None:
+            kept.append(index)
+            continue
+        touched = cn.touched_names(tree)
+        changes = (cn.bound_names(tree) | {n for n in touched if n in stateful}
+                   | {n for n in touched if _mutated_by_statement(tree, n)})
+        if changes & needed:
+            kept.append(index)
+            needed |= cn.used_names(tree)
+    return sorted(kept)
+
+
+def _mutated_by_statement(tree: ast.Module, name: str) -> bool:
+    """``name[...] = ...``, ``name.attr = ...`` or ``name.method(...)`` at top level."""
+    for statement in tree.body:
+        if isinstance(statement, (ast.Assign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) \
+                else [statement.target]
+            for target in targets:
+                base = target
+                while isinstance(base, (ast.Attribute, ast.Subscript)):
+                    base = base.value
+                if base is not target and isinstance(base, ast.Name) and base.id == name:
+                    return True
+        if (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+                and isinstance(statement.value.func, ast.Attribute)
+                and isinstance(statement.value.func.value, ast.Name)
+                and statement.value.func.value.id == name):
+            return True
+    return False
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """What one ★/★★ exercise's check cell said on the empty and on the filled answer."""
+
+    notebook: str
+    exercise: str
+    empty_output: str
+    filled_output: str
+    empty_error: str | None
+    filled_error: str | None
+
+    @property
+    def fails_on_empty(self) -> bool:
+        return (self.empty_error is None and bool(self.empty_output.strip())
+                and not CORRECT.match(self.empty_output))
+
+    @property
+    def passes_on_filled(self) -> bool:
+        return self.filled_error is None and bool(CORRECT.match(self.filled_output))
+
+
+def _cell_output(cell) -> tuple[str, str | None]:
+    text, error = [], None
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream" and output.name == "stdout":
+            text.append(output.text)
+        elif output.output_type == "error":
+            error = f"{output.ename}: {output.evalue}"
+        elif output.output_type in ("execute_result", "display_data"):
+            text.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(text), error
+
+
+def check_notebook(student_path: Path, *, timeout_s: int = 600,
+                   full_prefix: bool = False) -> tuple[list[CheckResult], dict]:
+    """Runs the check cells of one student-edition notebook on empty and filled answers.
+
+    Returns:
+        The results, and facts about the run (``cells_run``, ``prefix_cells``, ``mode``,
+        ``seconds``).
+    """
+    import nbclient
+
+    source_path = cn.NOTEBOOKS_DIR / student_path.name
+    nb = cn.read(student_path)
+    answers = answers_for(source_path, nb)
+    if not answers:
+        return [], {"cells_run": 0, "prefix_cells": 0, "mode": "none", "seconds": 0.0}
+    exercise_code = []
+    for answer in answers:
+        exercise = answer.exercise
+        exercise_code += [nb.cells[i].source for i in exercise.answer_cells]
+        exercise_code += [nb.cells[exercise.check_cell].source, answer.source]
+    section = cn.exercises_section(nb)
+    if full_prefix:
+        prefix = [i for i in range(section[0]) if nb.cells[i].cell_type == "code"
+                  and nb.cells[i].source.strip()
+                  and "colab-install" not in nb.cells[i].metadata.get("tags", [])]
+    else:
+        prefix = needed_cells(nb, exercise_code)
+    program = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata))
+    program.metadata.pop("widgets", None)
+    roles = []
+    for index in prefix:
+        program.cells.append(nbformat.v4.new_code_cell(nb.cells[index].source))
+        roles.append(("prefix", None))
+    for number, answer in enumerate(answers):
+        exercise = answer.exercise
+        for index in exercise.answer_cells:
+            program.cells.append(nbformat.v4.new_code_cell(nb.cells[index].source))
+            roles.append(("empty-answer", number))
+        program.cells.append(nbformat.v4.new_code_cell(nb.cells[exercise.check_cell].source))
+        roles.append(("empty-check", number))
+        program.cells.append(nbformat.v4.new_code_cell(answer.source))
+        roles.append(("filled-answer", number))
+        program.cells.append(nbformat.v4.new_code_cell(nb.cells[exercise.check_cell].source))
+        roles.append(("filled-check", number))
+    env = dict(os.environ, MPLBACKEND="agg", TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    client = nbclient.NotebookClient(program, timeout=timeout_s, kernel_name="python3",
+                                     allow_errors=True,
+                                     resources={"metadata": {"path": str(student_path.parent)}})
+    client.execute(env=env)
+    seconds = time.perf_counter() - start
+    prefix_errors = [(_cell_output(cell)[1], cell.source.splitlines()[0])
+                     for cell, (role, _) in zip(program.cells, roles, strict=True)
+                     if role == "prefix" and _cell_output(cell)[1]]
+    if prefix_errors and not full_prefix:
+        results, facts = check_notebook(student_path, timeout_s=timeout_s, full_prefix=True)
+        facts["slice_errors"] = prefix_errors
+        return results, facts
+    results = []
+    for number, answer in enumerate(answers):
+        outputs = {role: _cell_output(cell) for cell, (role, n) in
+                   zip(program.cells, roles, strict=True) if n == number}
+        empty, empty_error = outputs["empty-check"]
+        filled, filled_error = outputs["filled-check"]
+        for role in ("empty-answer", "filled-answer"):
+            if role in outputs and outputs[role][1]:
+                error = f"the {role.split('-')[0]} answer cell raised {outputs[role][1]}"
+                if role == "empty-answer":
+                    empty_error = empty_error or error
+                else:
+                    filled_error = filled_error or error
+        results.append(CheckResult(notebook=student_path.name, exercise=answer.exercise.title,
+                                   empty_output=empty, filled_output=filled,
+                                   empty_error=empty_error, filled_error=filled_error))
+    return results, {"cells_run": len(program.cells), "prefix_cells": len(prefix),
+                     "mode": "full prefix" if full_prefix else "slice",
+                     "seconds": round(seconds, 1), "prefix_errors": prefix_errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="after building, run every ★/★★ check cell on the empty and on "
+                             "the filled answer")
+    parser.add_argument("--out", type=Path, default=BUILD,
+                        help="folder for student/ and answer_key/ (default: build/)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    notebooks = build_student_edition(args.out / "student")
+    key = build_answer_key(args.out / "answer_key")
+    print(f"student edition: {len(notebooks)} notebooks in {args.out / 'student'}; answer key: "
+          f"{len(key)} notebooks in {args.out / 'answer_key'} "
+          f"({time.perf_counter() - start:.1f} s)")
+    if not args.check:
+        return 0
+    failures = 0
+    for path in notebooks:
+        results, facts = check_notebook(path)
+        print(f"{path.name}: {json.dumps(facts)}")
+        for result in results:
+            ok = result.fails_on_empty and result.passes_on_filled
+            failures += not ok
+            print(f"  {'ok  ' if ok else 'FAIL'} {result.exercise}\n"
+                  f"       empty:  {(result.empty_error or result.empty_output).strip()[:110]}\n"
+                  f"       filled: {(result.filled_error or result.filled_output).strip()[:110]}")
+    print(f"{failures} exercise(s) failed the check ({time.perf_counter() - start:.1f} s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
