@@ -274,3 +274,97 @@ def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
             f"labels must be in 0..{num_classes - 1}, got values from {low} to {high}."
         )
     return np.stack([np.bincount(labels[idx], minlength=num_classes) for idx in partitions])
+
+
+# --- UCI Heart Disease: four hospitals, one file each (notebook 08) ---------------------------
+
+#: The four hospitals in the order FLamby numbers its centres (0 Cleveland, 1 Hungary,
+#: 2 Switzerland, 3 VA Long Beach), with the shipped file and its SHA-256 (see data/README.md).
+HEART_DISEASE_FILES: dict[str, tuple[str, str]] = {
+    "cleveland": ("processed.cleveland.data",
+                  "a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8"),
+    "hungary": ("processed.hungarian.data",
+                "d1ad108f785768cd3d7e82dc522e6f5a61eea93cccfb3a46ee8076f73fc3d796"),
+    "switzerland": ("processed.switzerland.data",
+                    "834a405ccf5b66ab4056bb77794adc8df0b7125186454c0a1d002d33c6c3b314"),
+    "va": ("processed.va.data",
+           "e7c93d8d0d2acdadfa4c5e8de768e2191e7f618b952e29623f1f0d5949ff6b8f"),
+}
+HOSPITALS: tuple[str, ...] = tuple(HEART_DISEASE_FILES)
+NUM_HOSPITALS = len(HOSPITALS)
+
+#: The 14 columns of the UCI files; ``num`` is the diagnosis (0 none, 1-4 disease).
+HEART_DISEASE_COLUMNS: tuple[str, ...] = (
+    "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak",
+    "slope", "ca", "thal", "num",
+)
+
+
+def heart_disease_dir() -> Path:
+    """The folder holding the four heart-disease files.
+
+    ``$FL_DATA_DIR/heart_disease`` if that environment variable is set, otherwise
+    ``data/heart_disease`` in the course checkout.
+    """
+    root = os.environ.get("FL_DATA_DIR")
+    if root:
+        return Path(root) / "heart_disease"
+    return Path(__file__).resolve().parents[1] / "data" / "heart_disease"
+
+
+def hospital_name(hospital: int | str) -> str:
+    """The name (``"cleveland"``, ...) of a hospital given by id 0..3 or by name."""
+    if isinstance(hospital, str):
+        if hospital not in HEART_DISEASE_FILES:
+            raise ValueError(f"hospital must be one of {list(HOSPITALS)}, got {hospital!r}.")
+        return hospital
+    index = v.check_int("hospital", hospital, minimum=0, maximum=NUM_HOSPITALS - 1)
+    return HOSPITALS[index]
+
+
+def load_heart_disease(hospital: int | str,
+                       data_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """Loads one hospital's raw UCI Heart Disease table, checking the file's SHA-256 first.
+
+    Missing values (``?`` in the file) become ``NaN``; nothing is imputed or dropped here, because
+    how to fill a gap is a modelling choice that each hospital must make with its *own* data (see
+    ``fl_helpers.cross_silo``). The label column ``num`` is returned as stored: 0-4 for
+    Cleveland, Switzerland and VA, but only 0/1 for Hungary, whose file already collapsed 1-4
+    into 1; the binary task ``num > 0`` is the same for all four.
+
+    Args:
+        hospital: 0..3 or one of :data:`HOSPITALS`.
+        data_dir: Folder with the four ``processed.*.data`` files; defaults to
+            :func:`heart_disease_dir`.
+
+    Returns:
+        Float64 array of shape ``(rows, 14)``, columns as in :data:`HEART_DISEASE_COLUMNS`.
+
+    Raises:
+        FileNotFoundError: The hospital's file is missing (the message names it).
+        ValueError: ``hospital`` is unknown or out of range, or the file's checksum or format is
+            wrong (the message names the file).
+    """
+    name = hospital_name(hospital)
+    filename, expected = HEART_DISEASE_FILES[name]
+    path = (Path(data_dir) if data_dir is not None else heart_disease_dir()) / filename
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Heart-disease file {filename} ({name}) is missing: expected it at {path}. "
+            "The data ships with the course in data/heart_disease/; restore it with "
+            "`git checkout data/`."
+        )
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != expected:
+        raise ValueError(
+            f"Heart-disease file {filename} ({name}) is corrupted: its SHA-256 is {digest}, "
+            f"expected {expected}. Restore it with `git checkout data/`."
+        )
+    rows = []
+    for number, line in enumerate(raw.decode("ascii").splitlines(), start=1):
+        fields = line.strip().split(",")
+        if len(fields) != len(HEART_DISEASE_COLUMNS):
+            raise ValueError(f"{filename} line {number} has {len(fields)} fields, expected 14.")
+        rows.append([np.nan if f == "?" else float(f) for f in fields])
+    return np.asarray(rows, dtype=np.float64)

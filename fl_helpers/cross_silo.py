@@ -1,0 +1,551 @@
+"""Four hospitals, one model: cross-silo federated logistic regression in numpy (notebook 08).
+
+Everything here is numpy only, on purpose: the same :func:`client_update` runs in the notebook's
+in-process simulation and inside Flower's ``ClientApp`` (``flower_app/``), where every message
+starts a fresh process and importing TensorFlow would cost seconds per message.
+
+The data protocol follows FLamby's Fed-Heart-Disease (Ogier du Terrail et al. 2022, "FLamby:
+Datasets and Benchmarks for Cross-Silo Federated Learning in Realistic Healthcare Settings",
+NeurIPS Datasets & Benchmarks; its ``fed_heart_disease/dataset.py``): the columns ``slope``,
+``ca`` and ``thal`` are dropped (mostly missing outside Cleveland), ``cp`` and ``restecg`` are
+one-hot encoded without their first level (13 features), each hospital is split 66 % / 34 %
+into train and test (stratified by label when each class has more than two patients), the label
+is ``num > 0``, and each hospital standardises its features with the mean and standard deviation
+of its *own* training split. FLamby then drops every row with a remaining gap
+(``missing="drop"``: 740 patients); ``missing="impute"`` instead fills each remaining gap with
+the median of that column in the hospital's own training split (920 patients). Both statistics
+are computed locally on purpose: pooled imputation or pooled standardisation would need every
+hospital's raw values in one place, which is exactly what federated learning avoids (and a pooled
+median computed from patients of another hospital leaks about them).
+
+Privacy: the unit is the *patient*. :func:`dp_sgd_update` is example-level DP-SGD (Abadi et al.
+2016, "Deep Learning with Differential Privacy", Algorithm 1): each local step Poisson-samples
+patients with probability ``sampling_probability``, clips each patient's gradient to L2 norm
+``clipping_norm``, sums, adds Gaussian noise of std ``noise_multiplier * clipping_norm`` and divides
+by the expected batch size. Sampling and noise come from the operating system's entropy unless
+the caller passes ``noise_seed`` (then the run is reproducible and NOT private).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fl_helpers import _validation as v
+from fl_helpers import data
+
+#: Raw columns kept as they are (FLamby's order: the plain columns first, then the one-hot ones).
+_PLAIN_COLUMNS = (0, 1, 3, 4, 5, 7, 8, 9)
+#: One-hot encoded raw columns and the levels that get an indicator (the first level is dropped).
+_ONE_HOT = ((2, (2.0, 3.0, 4.0)), (6, (1.0, 2.0)))
+_KEPT_COLUMNS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak",
+    "cp=2", "cp=3", "cp=4", "restecg=1", "restecg=2",
+)
+NUM_FEATURES = len(FEATURE_NAMES)
+MISSING_MODES = ("impute", "drop")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hospital:
+    """One hospital's train and test data, standardised with its own training statistics.
+
+    ``x_*_raw`` are the encoded (and, for ``missing="impute"``, imputed) features before
+    standardisation; pooled training needs them to standardise with pooled statistics.
+    """
+
+    hospital_id: int
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_train_raw: np.ndarray
+    x_test_raw: np.ndarray
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.y_test)
+
+
+def split_train_test(labels: np.ndarray, *, train_fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A shuffled train/test split of ``range(len(labels))``, stratified when possible.
+
+    As in FLamby (which calls scikit-learn's ``train_test_split``): the test set has
+    ``ceil((1 - train_fraction) * n)`` rows, and the split is stratified by label when both classes
+    have more than two rows. The rows themselves differ from FLamby's, which come from
+    scikit-learn's generator with ``random_state=43``.
+    """
+    labels = np.asarray(labels)
+    train_fraction = v.check_open_unit("train_fraction", train_fraction)
+    v.check_rng("rng", rng)
+    n = len(labels)
+    num_test = math.ceil((1.0 - train_fraction) * n)
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) > 1 and counts.min() > 2:
+        # Share of each class in the test set by largest remainder, as close to n_c / n as can be.
+        exact = counts * num_test / n
+        share = np.floor(exact).astype(int)
+        order = np.argsort(-(exact - share), kind="stable")
+        share[order[: num_test - share.sum()]] += 1
+        test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k]
+                               for c, k in zip(classes, share, strict=True)])
+    else:
+        test = rng.permutation(n)[:num_test]
+    mask = np.zeros(n, dtype=bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _encode(raw: np.ndarray) -> np.ndarray:
+    columns = [raw[:, list(_PLAIN_COLUMNS)]]
+    for column, levels in _ONE_HOT:
+        values = raw[:, column:column + 1]
+        onehot = (values == np.asarray(levels)[None, :]).astype(np.float64)
+        onehot[np.isnan(values[:, 0])] = np.nan
+        columns.append(onehot)
+    return np.concatenate(columns, axis=1)
+
+
+def _standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (x - mean) / std
+
+
+def _train_stats(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0, ddof=1) if len(x_train) > 1 else np.ones(x_train.shape[1])
+    # A column that is constant at this hospital (e.g. a single level) carries no information
+    # here: divide by 1 instead of 0.
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: int = 43,
+                  train_fraction: float = 0.66,
+                  data_dir: str | os.PathLike | None = None) -> Hospital:
+    """Loads, splits, imputes and standardises one hospital's data, using only that hospital.
+
+    Args:
+        hospital: 0..3 or a name from ``data.HOSPITALS`` (0 Cleveland, 1 Hungary,
+            2 Switzerland, 3 VA Long Beach, FLamby's order).
+        missing: ``"impute"`` (each remaining gap gets the median of its column in this
+            hospital's training split) or ``"drop"`` (FLamby: drop incomplete rows).
+        split_seed: Seed of the train/test split (>= 0). The split is fixed data preparation, not
+            a privacy mechanism.
+        train_fraction: Share of the rows in the training split, in (0, 1); FLamby uses 0.66.
+        data_dir: Folder with the four files (default: ``data.heart_disease_dir()``).
+
+    Returns:
+        A :class:`Hospital` with labels ``num > 0`` as float64 0/1 and 13 standardised features.
+
+    Raises:
+        ValueError, TypeError: A bad argument, or a corrupted file.
+        FileNotFoundError: The hospital's file is missing.
+    """
+    name = data.hospital_name(hospital)
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {list(MISSING_MODES)}, got {missing!r}.")
+    split_seed = v.check_int("split_seed", split_seed, minimum=0)
+    raw = data.load_heart_disease(name, data_dir)
+    hospital_id = data.HOSPITALS.index(name)
+    kept = raw[:, list(_KEPT_COLUMNS)]
+    if missing == "drop":
+        raw = raw[~np.isnan(kept).any(axis=1)]
+    y = (raw[:, -1] > 0).astype(np.float64)
+    x = _encode(raw)
+    rng = np.random.default_rng([split_seed, hospital_id])
+    train, test = split_train_test(y, train_fraction=train_fraction, rng=rng)
+    x_train, x_test = x[train], x[test]
+    if missing == "impute":
+        with warnings.catch_warnings():  # an all-missing column is reported just below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nanmedian(x_train, axis=0)
+        if np.isnan(medians).any():
+            bad = [FEATURE_NAMES[i] for i in np.flatnonzero(np.isnan(medians))]
+            raise ValueError(f"{name}: no observed training value to impute {bad} from.")
+        x_train = np.where(np.isnan(x_train), medians, x_train)
+        x_test = np.where(np.isnan(x_test), medians, x_test)
+    mean, std = _train_stats(x_train)
+    return Hospital(hospital_id, name, _standardise(x_train, mean, std), y[train],
+                    _standardise(x_test, mean, std), y[test], x_train, x_test)
+
+
+def load_federation(*, missing: str = "impute", split_seed: int = 43,
+                    train_fraction: float = 0.66,
+                    data_dir: str | os.PathLike | None = None) -> list[Hospital]:
+    """All four hospitals, each prepared by :func:`load_hospital` with its own statistics."""
+    return [load_hospital(h, missing=missing, split_seed=split_seed,
+                          train_fraction=train_fraction, data_dir=data_dir)
+            for h in range(data.NUM_HOSPITALS)]
+
+
+def pooled_standardisation(hospitals: Sequence[Hospital]) -> tuple[
+        tuple[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    """The pooled training set and each hospital's test set, standardised with pooled statistics.
+
+    This is the baseline nobody may compute in practice: it needs every patient's raw features in
+    one place. FLamby's pooled baseline does the same.
+    """
+    x_train = np.concatenate([h.x_train_raw for h in hospitals])
+    y_train = np.concatenate([h.y_train for h in hospitals])
+    mean, std = _train_stats(x_train)
+    tests = [(_standardise(h.x_test_raw, mean, std), h.y_test) for h in hospitals]
+    return (_standardise(x_train, mean, std), y_train), tests
+
+
+# --- the model: logistic regression, parameters as one vector [w_1..w_d, b] --------------------
+
+def init_params(num_features: int = NUM_FEATURES) -> np.ndarray:
+    """All-zero parameters ``[w, b]`` of shape ``(num_features + 1,)`` (the loss is convex, so
+    the start does not matter for the optimum; zeros make every run start from the same point)."""
+    num_features = v.check_int("num_features", num_features, minimum=1)
+    return np.zeros(num_features + 1)
+
+
+def logits(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x @ w + b`` for each row of ``x``."""
+    return x @ params[:-1] + params[-1]
+
+
+def predict_proba(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The predicted probability of disease, ``sigmoid(x @ w + b)``."""
+    z = logits(params, x)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def loss(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy (nats), computed stably as ``log(1 + e^z) - y z``."""
+    z = logits(params, x)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def per_example_gradients(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of each example's cross-entropy, shape ``(n, d + 1)``: ``(p - y) [x, 1]``."""
+    residual = predict_proba(params, x) - y
+    return np.concatenate([residual[:, None] * x, residual[:, None]], axis=1)
+
+
+def gradient(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`loss` (the mean of :func:`per_example_gradients`)."""
+    return per_example_gradients(params, x, y).mean(axis=0)
+
+
+def accuracy(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Share of rows where ``predict_proba > 0.5`` matches the label (FLamby's metric)."""
+    return float(np.mean((predict_proba(params, x) > 0.5) == (y > 0.5)))
+
+
+def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a random positive > a random negative), ties 1/2.
+
+    Computed from midranks (the Mann-Whitney U statistic), exact for ties.
+
+    Raises:
+        ValueError: ``y`` holds only one class (the AUC is then undefined).
+    """
+    y = np.asarray(y) > 0.5
+    scores = np.asarray(scores, dtype=np.float64)
+    num_pos, num_neg = int(y.sum()), int((~y).sum())
+    if num_pos == 0 or num_neg == 0:
+        raise ValueError(f"roc_auc needs both classes in y, got {num_pos} positive and "
+                         f"{num_neg} negative labels.")
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores))
+    start = 0
+    while start < len(scores):  # midranks of tied groups
+        stop = start
+        while stop + 1 < len(scores) and sorted_scores[stop + 1] == sorted_scores[start]:
+            stop += 1
+        ranks[order[start:stop + 1]] = (start + stop) / 2.0 + 1.0
+        start = stop + 1
+    u = ranks[y].sum() - num_pos * (num_pos + 1) / 2.0
+    return float(u / (num_pos * num_neg))
+
+
+def evaluate(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``{"loss", "accuracy", "auc"}`` on ``(x, y)``; ``auc`` is NaN only when ``y`` has one
+    class (stated in the key ``auc_defined``)."""
+    scores = predict_proba(params, x)
+    defined = 0 < y.sum() < len(y)
+    return {"loss": loss(params, x, y), "accuracy": accuracy(params, x, y),
+            "auc": roc_auc(y, scores) if defined else float("nan"),
+            "auc_defined": float(defined)}
+
+
+# --- local training ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The hyperparameters of one federation run (the same for the simulation and Flower).
+
+    ``noise_multiplier = 0`` means no DP. ``sampling_probability`` is used only with DP; without
+    DP each local step takes the next ``batch_size`` rows of a per-epoch shuffle.
+    """
+
+    num_rounds: int = 20
+    local_steps: int = 10
+    batch_size: int = 8
+    client_learning_rate: float = 0.05
+    noise_multiplier: float = 0.0
+    clipping_norm: float = 1.0
+    expected_batch_size: float = 8.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        v.check_int("num_rounds", self.num_rounds, minimum=1)
+        v.check_int("local_steps", self.local_steps, minimum=1)
+        v.check_int("batch_size", self.batch_size, minimum=1)
+        v.check_positive("client_learning_rate", self.client_learning_rate)
+        v.check_non_negative("noise_multiplier", self.noise_multiplier)
+        v.check_positive("clipping_norm", self.clipping_norm)
+        v.check_positive("expected_batch_size", self.expected_batch_size)
+        v.check_int("seed", self.seed, minimum=0)
+
+    @property
+    def private(self) -> bool:
+        return self.noise_multiplier > 0
+
+    def sampling_probability(self, num_train: int) -> float:
+        """Poisson sampling probability ``q = expected_batch_size / n`` of a hospital (<= 1)."""
+        return min(1.0, self.expected_batch_size / num_train)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown TrainingConfig keys {unknown}; expected some of "
+                             f"{sorted(fields)}.")
+        cast = {k: (int(x) if isinstance(getattr(cls, k), int) else float(x))
+                for k, x in values.items()}
+        return cls(**cast)
+
+
+def sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
+               batch_size: int, client_learning_rate: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """``local_steps`` steps of mini-batch SGD on the mean cross-entropy (no privacy).
+
+    Batches are consecutive slices of a fresh permutation each epoch (the last one of an epoch
+    may be smaller); a new epoch starts when the permutation is used up.
+    """
+    params = np.array(params, dtype=np.float64)
+    n = len(y)
+    order, position = rng.permutation(n), 0
+    for _ in range(local_steps):
+        if position >= n:
+            order, position = rng.permutation(n), 0
+        batch = order[position:position + batch_size]
+        position += batch_size
+        params -= client_learning_rate * gradient(params, x[batch], y[batch])
+    return params
+
+
+def clip_rows(gradients: np.ndarray, clipping_norm: float) -> np.ndarray:
+    """Scales each row to L2 norm at most ``clipping_norm`` (rows already inside are unchanged)."""
+    norms = np.linalg.norm(gradients, axis=1, keepdims=True)
+    return gradients * np.minimum(1.0, clipping_norm / np.maximum(norms, 1e-300))
+
+
+def secret_rng() -> np.random.Generator:
+    """A generator seeded with 128 bits of operating-system entropy (``os.urandom``), never
+    exposed: the default source of DP sampling and noise."""
+    return np.random.default_rng(np.random.SeedSequence())
+
+
+def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
+                           ) -> np.random.Generator:
+    """DP sampling and noise derived from ``noise_seed``: reproducible, so NOT private.
+
+    Anyone who knows the seed can regenerate the noise and subtract it; use it only for teaching,
+    tests and the simulation-vs-deployment parity check.
+    """
+    if warn:
+        warnings.warn(f"reproducible DP noise from seed {noise_seed}: the reported epsilon does "
+                      "not hold against anyone who knows the seed.", UserWarning, stacklevel=2)
+    return np.random.default_rng(noise_seed)
+
+
+def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
+                  sampling_probability: float, clipping_norm: float, noise_multiplier: float,
+                  client_learning_rate: float,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """Example-level DP-SGD (Abadi et al. 2016, Algorithm 1) for logistic regression.
+
+    Each step: include every patient independently with probability ``q``; clip each included
+    patient's gradient to L2 norm ``C``; add ``N(0, (sigma C)^2)`` to each coordinate of the sum;
+    divide by the *expected* batch size ``q n`` (a fixed denominator, so one patient changes the
+    step by at most ``C / (q n)`` before noise); take a step.
+
+    Privacy: with respect to adding or removing one patient of this hospital, the ``local_steps``
+    steps of all rounds together are ``num_rounds * local_steps`` compositions of the Poisson
+    subsampled Gaussian mechanism; see :func:`epsilon`.
+
+    Args:
+        rng: Source of the sampling and the noise. ``None`` (default) draws a fresh
+            :func:`secret_rng`; pass :func:`reproducible_noise_rng` only when the run need not
+            be private.
+    """
+    v.check_probability("sampling_probability", sampling_probability)
+    v.check_positive("clipping_norm", clipping_norm)
+    v.check_positive("noise_multiplier", noise_multiplier)
+    rng = secret_rng() if rng is None else v.check_rng("rng", rng)
+    params = np.array(params, dtype=np.float64)
+    n = len(y)
+    denominator = sampling_probability * n
+    for _ in range(local_steps):
+        batch = np.flatnonzero(rng.random(n) < sampling_probability)
+        total = clip_rows(per_example_gradients(params, x[batch], y[batch]),
+                          clipping_norm).sum(axis=0)
+        noise = rng.normal(0.0, noise_multiplier * clipping_norm, size=params.shape)
+        params -= client_learning_rate * (total + noise) / denominator
+    return params
+
+
+def epsilon(config: TrainingConfig, num_train: int, *, target_delta: float) -> float:
+    """Epsilon of one hospital after the whole run, from ``fl_helpers.accounting``.
+
+    The patient-level guarantee of a hospital with ``num_train`` training patients against
+    everyone who sees its updates (the server, the other hospitals, the final model): RDP
+    accounting of ``num_rounds * local_steps`` Poisson-subsampled Gaussian steps with
+    ``q = expected_batch_size / num_train``.
+    """
+    if not config.private:
+        return math.inf
+    from fl_helpers import accounting  # dp-accounting: not needed by the ClientApp
+
+    steps = config.num_rounds * config.local_steps
+    return float(accounting.epsilon_per_round(
+        noise_multiplier=config.noise_multiplier,
+        sampling_probability=config.sampling_probability(num_train), num_rounds=steps,
+        target_delta=target_delta)[-1])
+
+
+def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:
+    """The batch-order generator of hospital ``hospital_id`` in round ``round_index``."""
+    return np.random.default_rng([seed, round_index, hospital_id])
+
+
+def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: TrainingConfig,
+                  round_index: int, hospital_id: int,
+                  noise_rng: np.random.Generator | None = None) -> np.ndarray:
+    """One hospital's local training in one round: the code the simulation and Flower share.
+
+    Without DP: :func:`sgd_update` with batches from :func:`client_rng`. With DP:
+    :func:`dp_sgd_update` with ``noise_rng`` (default: secret).
+    """
+    if config.private:
+        return dp_sgd_update(params, x, y, local_steps=config.local_steps,
+                             sampling_probability=config.sampling_probability(len(y)),
+                             clipping_norm=config.clipping_norm,
+                             noise_multiplier=config.noise_multiplier,
+                             client_learning_rate=config.client_learning_rate, rng=noise_rng)
+    return sgd_update(params, x, y, local_steps=config.local_steps, batch_size=config.batch_size,
+                      client_learning_rate=config.client_learning_rate,
+                      rng=client_rng(config.seed, round_index, hospital_id))
+
+
+def weighted_average(updates: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """FedAvg's aggregation rule: ``sum_k n_k theta_k / sum_k n_k``, summed in the given order
+    (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized
+    Data", Algorithm 1)."""
+    if len(updates) != len(weights) or not updates:
+        raise ValueError(f"updates and weights must be non-empty and of equal length, got "
+                         f"{len(updates)} and {len(weights)}.")
+    weights = np.asarray(weights, dtype=np.float64)
+    if (weights <= 0).any():
+        raise ValueError(f"weights must be > 0, got {weights.tolist()}.")
+    total = np.zeros_like(np.asarray(updates[0], dtype=np.float64))
+    for update, weight in zip(updates, weights, strict=True):
+        total = total + weight * np.asarray(update, dtype=np.float64)
+    return total / weights.sum()
+
+
+def noise_seed_for(seed: int, round_index: int, hospital_id: int) -> list[int]:
+    """The seed of :func:`reproducible_noise_rng` used by the (not private) parity runs."""
+    return [seed, round_index, hospital_id, 0x4E6F697365]
+
+
+def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
+               reproducible_noise: bool = False) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """In-process FedAvg over the hospitals: every hospital takes part in every round.
+
+    Args:
+        hospitals: The federation (e.g. :func:`load_federation`).
+        config: The hyperparameters; with ``noise_multiplier > 0`` each hospital runs DP-SGD.
+        reproducible_noise: Draw DP noise from :func:`noise_seed_for` (NOT private; for the
+            parity check with the Flower deployment). Default: secret noise.
+
+    Returns:
+        ``(params, history)``: the final global model and, per round, the weighted mean training
+        loss of the global model before the round (``"train_loss"``).
+    """
+    params = init_params(hospitals[0].x_train.shape[1])
+    history = []
+    for t in range(config.num_rounds):
+        updates = []
+        for h in hospitals:
+            rng = None
+            if config.private and reproducible_noise:
+                rng = reproducible_noise_rng(noise_seed_for(config.seed, t, h.hospital_id),
+                                             warn=False)
+            updates.append(client_update(params, h.x_train, h.y_train, config=config,
+                                         round_index=t, hospital_id=h.hospital_id,
+                                         noise_rng=rng))
+        weights = [h.num_train for h in hospitals]
+        history.append({"train_loss": float(np.average(
+            [loss(params, h.x_train, h.y_train) for h in hospitals], weights=weights))})
+        params = weighted_average(updates, weights)
+    return params, history
+
+
+def train_alone(x: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
+                hospital_id: int) -> np.ndarray:
+    """One data holder training on its own for as many local steps as the whole federated run
+    (``num_rounds * local_steps``), with the same batch size and learning rate: the local-only
+    baseline (one hospital) or the pooled baseline (all data in one place)."""
+    params = init_params(x.shape[1])
+    for t in range(config.num_rounds):
+        params = client_update(params, x, y, config=config, round_index=t,
+                               hospital_id=hospital_id)
+    return params
+
+
+def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig) -> list[dict[str, Any]]:
+    """Local-only, FedAvg and pooled models, evaluated on each hospital's test set.
+
+    Returns:
+        One row per (method, hospital): ``{"method", "trained_on", "hospital", "accuracy",
+        "auc", ...}``. ``method`` is ``"local"`` (the model of the hospital itself),
+        ``"fedavg"`` or ``"pooled"``.
+    """
+    rows = []
+    fed, _ = run_fedavg(hospitals, config)
+    (x_pool, y_pool), pooled_tests = pooled_standardisation(hospitals)
+    # The pooled model does the work of all hospitals together: len(hospitals) times the steps.
+    pooled_config = dataclasses.replace(config, local_steps=config.local_steps * len(hospitals))
+    pooled = train_alone(x_pool, y_pool, pooled_config, hospital_id=len(hospitals))
+    for h, (x_pt, y_pt) in zip(hospitals, pooled_tests, strict=True):
+        local = train_alone(h.x_train, h.y_train, config, hospital_id=h.hospital_id)
+        rows.append({"method": "local", "hospital": h.name,
+                     **evaluate(local, h.x_test, h.y_test)})
+        rows.append({"method": "fedavg", "hospital": h.name,
+                     **evaluate(fed, h.x_test, h.y_test)})
+        rows.append({"method": "pooled", "hospital": h.name, **evaluate(pooled, x_pt, y_pt)})
+    return rows

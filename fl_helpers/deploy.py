@@ -1,0 +1,491 @@
+"""Launch the heart-disease Flower app as real processes on loopback, and always stop them.
+
+``python -m fl_helpers.deploy --rounds 3 [--secagg] [--tls] [--auth]`` (or :func:`run_deployment`)
+starts one ``flower-superlink`` and one ``flower-supernode`` per hospital (each told its hospital
+with ``--node-config``), waits until every SuperNode has connected, runs ``flower_app/`` with
+``flwr run --stream``, streams Flower's progress lines and returns the ServerApp's result (final
+model, per-round per-hospital metrics, timings).
+
+Hygiene, because the processes are real:
+
+* every port is a free port on 127.0.0.1, checked before start (a port in use is an error naming
+  it); nothing listens on another interface;
+* Flower's state lives in a fresh temporary ``FLWR_HOME``, removed at the end;
+* ``FLWR_TELEMETRY_ENABLED=0`` and ``FLWR_DISABLE_UPDATE_CHECK=1`` (Flower otherwise contacts the
+  internet) and ``--disable-runtime-dependency-installation`` (otherwise the SuperLink runs
+  ``uv sync``);
+* each process starts in its own process group, and a ``finally`` sends the whole group SIGTERM,
+  then SIGKILL, on success, on any error and on Ctrl-C; :func:`surviving_processes` finds
+  anything left (the tests assert it is empty).
+
+Security options (Flower 1.42): ``tls=True`` generates a throw-away CA and a server certificate
+for 127.0.0.1/localhost with ``cryptography`` and starts the SuperLink with ``--ssl-*`` and the
+SuperNodes and ``flwr run`` with the CA as root certificate (server-authenticated TLS; Flower has
+no client certificates, mTLS). ``auth=True`` (needs TLS) adds SuperNode authentication: the
+SuperLink runs with ``--enable-supernode-auth``, each SuperNode gets its own ECDSA key pair, and
+the launcher registers each public key with ``flwr supernode register`` before the SuperNode
+starts; a SuperNode with an unregistered key is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fl_helpers import _validation as v
+from fl_helpers import cross_silo, data
+
+HOST = "127.0.0.1"
+APP_DIR = Path(__file__).resolve().parents[1] / "flower_app"
+PROFILE = "course-deployment"
+
+
+class DeploymentError(RuntimeError):
+    """A deployment step failed; the message names the process and the tail of its log."""
+
+
+def _bin(name: str) -> str:
+    """The Flower command ``name`` of this Python environment."""
+    candidate = Path(sys.executable).with_name(name)
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise DeploymentError(f"cannot find the Flower command {name!r}; install flwr==1.42.0 "
+                              "(it is in requirements.txt).")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port_free(port: int, what: str) -> int:
+    """Raises ``ValueError`` if ``port`` on 127.0.0.1 cannot be bound (already in use)."""
+    port = v.check_int(f"{what} port", port, minimum=1, maximum=65535)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as error:
+            raise ValueError(f"{what} port {port} on {HOST} is in use ({error.strerror}); pick "
+                             "another port or leave it unset for a free one.") from None
+    return port
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def surviving_processes(flwr_home: str | os.PathLike) -> list[int]:
+    """Process ids whose environment has ``FLWR_HOME=flwr_home`` (i.e. started by one
+    deployment, including Flower's own ServerApp/ClientApp children)."""
+    marker = f"FLWR_HOME={os.fspath(flwr_home)}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 / localhost (valid one day).
+
+    Returns the paths ``{"ca", "cert", "key"}`` (PEM). The CA's private key is not kept.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fl-course throw-away CA")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
+    pem = serialization.Encoding.PEM
+    paths["ca"].write_bytes(ca_cert.public_bytes(pem))
+    paths["cert"].write_bytes(cert.public_bytes(pem))
+    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    paths["key"].chmod(0o600)
+    return paths
+
+
+def make_node_keys(folder: Path, name: str) -> tuple[Path, Path]:
+    """An ECDSA (SECP384R1) key pair for SuperNode authentication, both in OpenSSH format
+    (what Flower 1.42 reads): ``(private, public)`` paths."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    private, public = folder / f"{name}.key", folder / f"{name}.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    private.chmod(0o600)
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                     serialization.PublicFormat.OpenSSH))
+    return private, public
+
+
+class _Processes:
+    """The processes of one deployment, each in its own process group, stopped together."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("wb")
+        try:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=self.env,
+                                       start_new_session=True)
+        finally:
+            log.close()
+        self.started.append((name, process))
+        return process
+
+    def check_alive(self) -> None:
+        for name, process in self.started:
+            if process.poll() is not None:
+                raise DeploymentError(
+                    f"{name} exited with code {process.returncode}. Its log:\n"
+                    f"{_tail(self.logs / f'{name}.log')}")
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for _, process in reversed(self.started):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, sig)
+            deadline = time.monotonic() + grace_s
+            for _, process in self.started:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if all(p.poll() is not None for _, p in self.started):
+                break
+        # Flower's children (ServerApp/ClientApp processes) that left the group, if any.
+        for pid in surviving_processes(self.env["FLWR_HOME"]):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _flwr(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([_bin("flwr"), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _connected_nodes(env: dict[str, str]) -> int | None:
+    """How many SuperNodes the SuperLink lists as online (None if it could not say)."""
+    result = _flwr(env, "supernode", "list", PROFILE, "--format", "json", timeout=30)
+    try:
+        payload = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+    nodes = payload.get("nodes", []) if isinstance(payload, dict) else []
+    return sum(1 for n in nodes if str(n.get("status", "")).lower() in ("online", "connected"))
+
+
+def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int] = (0, 1, 2, 3),
+                   secagg: bool = False, tls: bool = False, auth: bool = False,
+                   missing: str = "impute", reproducible_noise: bool = False,
+                   evaluate_every_round: bool = True,
+                   data_dir: str | os.PathLike | None = None, superlink_port: int | None = None,
+                   connect_timeout_s: float = 60.0, run_timeout_s: float = 300.0,
+                   progress: Callable[[str], None] | None = print,
+                   _after_start: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Runs the Flower app on a SuperLink and one SuperNode per hospital, then stops them all.
+
+    Args:
+        config: The training configuration (the same object the simulation takes).
+        hospitals: Hospital ids (0..3), one SuperNode each, distinct.
+        secagg: Aggregate with Flower's SecAgg+ (the server sees only the sum).
+        tls: TLS with a throw-away CA generated on the fly.
+        auth: SuperNode authentication (requires ``tls``).
+        missing: ``"impute"`` or ``"drop"`` (see :func:`cross_silo.load_hospital`).
+        reproducible_noise: With DP, derive the noise from the seed (NOT private; parity tests).
+        evaluate_every_round: Evaluate on every hospital's test set after every round
+            (``False``: after the last round only, which saves one ClientApp process per
+            hospital and round).
+        data_dir: Folder with the four heart-disease files (default: the shipped copy).
+        superlink_port: Port of the SuperLink on 127.0.0.1 (default: a free one).
+        connect_timeout_s: How long to wait for the SuperLink and for every SuperNode.
+        run_timeout_s: How long ``flwr run`` may take.
+        progress: Called with each progress line (default ``print``; ``None`` for silence).
+
+    Returns:
+        The ServerApp's result: ``{"params", "rounds", "config", "secagg"}`` plus ``"wall_s"``
+        (whole deployment), ``"run_s"`` (``flwr run`` alone) and ``"flwr_home"`` (removed).
+
+    Raises:
+        ValueError, TypeError: A bad argument (hospital out of range, port in use, ...).
+        FileNotFoundError: A hospital's data file is missing.
+        DeploymentError: A process failed or a SuperNode never connected (named), or the run
+            timed out.
+    """
+    started_at = time.monotonic()
+    say = progress or (lambda line: None)
+    if not isinstance(config, cross_silo.TrainingConfig):
+        raise TypeError(f"config must be a cross_silo.TrainingConfig, got "
+                        f"{type(config).__name__}.")
+    hospitals = [v.check_int("hospital", h, minimum=0, maximum=data.NUM_HOSPITALS - 1)
+                 for h in hospitals]
+    if not hospitals or len(set(hospitals)) != len(hospitals):
+        raise ValueError(f"hospitals must be distinct ids in 0..{data.NUM_HOSPITALS - 1}, got "
+                         f"{hospitals}.")
+    if len(hospitals) < 2:
+        raise ValueError(f"a federation needs >= 2 hospitals, got {hospitals}.")
+    if auth and not tls:
+        raise ValueError("auth=True needs tls=True: Flower 1.42 authenticates SuperNodes only "
+                         "over TLS.")
+    v.check_positive("connect_timeout_s", connect_timeout_s)
+    v.check_positive("run_timeout_s", run_timeout_s)
+    data_dir = Path(data_dir).resolve() if data_dir is not None else data.heart_disease_dir()
+    for h in hospitals:  # fail here, with the file's name, not inside a ClientApp process
+        cross_silo.load_hospital(h, missing=missing, data_dir=data_dir)
+    link_port = (free_port() if superlink_port is None
+                 else check_port_free(superlink_port, "SuperLink"))
+
+    work = Path(tempfile.mkdtemp(prefix="fl-course-flower-"))
+    home, logs = work / "flwr_home", work / "logs"
+    home.mkdir()
+    logs.mkdir()
+    env = {**os.environ, "FLWR_HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0",
+           "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+           "PYTHONUNBUFFERED": "1",
+           # Flower starts helper commands (flower-superexec, flwr-serverapp, flwr-clientapp) by
+           # name: they must be found in this environment's bin folder.
+           "PATH": os.pathsep.join([str(Path(_bin("flwr")).parent), os.environ.get("PATH", "")])}
+    env.pop("FLWR_ADDRESS", None)
+    processes = _Processes(env, logs)
+    try:
+        link_cmd = [_bin("flower-superlink"), "--disable-runtime-dependency-installation",
+                    "--host", HOST, "--port", str(link_port)]
+        node_security: list[str] = ["--insecure"]
+        profile = [f'[superlink.{PROFILE}]', f'address = "{HOST}:{link_port}"']
+        if tls:
+            certs = make_tls_files(work / "certs")
+            link_cmd += ["--ssl-ca-certfile", str(certs["ca"]), "--ssl-certfile",
+                         str(certs["cert"]), "--ssl-keyfile", str(certs["key"])]
+            node_security = ["--root-certificates", str(certs["ca"])]
+            profile.append(f'root-certificates = "{certs["ca"]}"')
+        else:
+            link_cmd.append("--insecure")
+            profile.append("insecure = true")
+        if auth:
+            link_cmd.append("--enable-supernode-auth")
+        (home / "config.toml").write_text("\n".join(profile) + "\n")
+
+        say(f"starting the SuperLink on {HOST}:{link_port}"
+            f"{' with TLS' if tls else ''}{' and SuperNode authentication' if auth else ''}")
+        processes.start("superlink", link_cmd)
+        deadline = time.monotonic() + connect_timeout_s
+        while not _port_open(link_port):
+            processes.check_alive()
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"the SuperLink did not open {HOST}:{link_port} within "
+                                      f"{connect_timeout_s:.0f} s. Its log:\n"
+                                      f"{_tail(logs / 'superlink.log')}")
+            time.sleep(0.2)
+        if _after_start is not None:
+            _after_start(str(home))
+
+        names = []
+        for h in hospitals:
+            name = f"supernode-{h}-{data.HOSPITALS[h]}"
+            names.append(name)
+            node_port = free_port()
+            node_cmd = [_bin("flower-supernode"), *node_security,
+                        "--superlink", f"{HOST}:{link_port}", "--host", HOST,
+                        "--port", str(node_port),
+                        "--node-config", f"hospital-id={h} data-dir='{data_dir}'"]
+            if auth:
+                private, public = make_node_keys(work / "certs", name)
+                registered = _flwr(env, "supernode", "register", str(public), PROFILE,
+                                   timeout=60)
+                if registered.returncode != 0:
+                    raise DeploymentError(f"could not register {name}'s public key:\n"
+                                          f"{registered.stdout}{registered.stderr}")
+                node_cmd += ["--auth-supernode-private-key", str(private)]
+            processes.start(name, node_cmd)
+        say(f"started {len(names)} SuperNodes: {', '.join(names)}")
+
+        # Wait until each SuperNode reports that it reached the SuperLink.
+        waiting = set(names)
+        while waiting:
+            processes.check_alive()
+            for name in sorted(waiting):
+                log = (logs / f"{name}.log").read_text(errors="replace")
+                if _node_connected(log):
+                    waiting.discard(name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline + connect_timeout_s:
+                missing_names = ", ".join(sorted(waiting))
+                raise DeploymentError(
+                    f"SuperNode(s) {missing_names} did not connect to the SuperLink at "
+                    f"{HOST}:{link_port} within {connect_timeout_s:.0f} s. Last log lines of "
+                    f"{sorted(waiting)[0]}:\n{_tail(logs / f'{sorted(waiting)[0]}.log')}")
+            time.sleep(0.3)
+        say("all SuperNodes connected")
+
+        result_path = work / "result.json"
+        overrides = {"num-rounds": config.num_rounds, "local-steps": config.local_steps,
+                     "batch-size": config.batch_size,
+                     "client-learning-rate": config.client_learning_rate,
+                     "noise-multiplier": config.noise_multiplier,
+                     "clipping-norm": config.clipping_norm,
+                     "expected-batch-size": config.expected_batch_size, "seed": config.seed,
+                     "missing": missing, "reproducible-noise": bool(reproducible_noise),
+                     "secagg": bool(secagg),
+                     "evaluate-every-round": bool(evaluate_every_round), "num-hospitals": len(hospitals),
+                     "result-path": str(result_path)}
+        run_started = time.monotonic()
+        run = subprocess.Popen(
+            [_bin("flwr"), "run", str(APP_DIR), PROFILE, "--stream",
+             "--run-config", " ".join(f"{k}={_toml(x)}" for k, x in overrides.items())],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        processes.started.append(("flwr run", run))
+        run_log = []
+        timer_deadline = run_started + run_timeout_s
+        assert run.stdout is not None
+        os.set_blocking(run.stdout.fileno(), False)
+        while True:
+            line = run.stdout.readline()
+            if line:
+                run_log.append(line.rstrip())
+                if any(key in line for key in ("[ROUND", "aggregate_fit", "Run finished",
+                                               "ERROR", "Traceback")):
+                    say(line.rstrip())
+                continue
+            if run.poll() is not None and not line:
+                rest = run.stdout.read() or ""
+                run_log += rest.splitlines()
+                break
+            if time.monotonic() > timer_deadline:
+                raise DeploymentError(f"flwr run did not finish within {run_timeout_s:.0f} s. "
+                                      "Last lines:\n" + "\n".join(run_log[-15:]))
+            processes.check_alive()
+            time.sleep(0.1)
+        run_s = time.monotonic() - run_started
+        (logs / "flwr-run.log").write_text("\n".join(run_log))
+        if run.returncode != 0 or not result_path.is_file():
+            raise DeploymentError(f"flwr run failed (exit code {run.returncode}); last lines:\n"
+                                  + "\n".join(run_log[-20:]) + "\nServerApp log (SuperLink):\n"
+                                  + _tail(logs / "superlink.log"))
+        result = json.loads(result_path.read_text())
+        if result["params"] is None:
+            raise DeploymentError("the ServerApp finished without a model.")
+        result.update(run_s=run_s, wall_s=time.monotonic() - started_at, flwr_home=str(home))
+        say(f"finished: {config.num_rounds} rounds in {run_s:.1f} s (flwr run), "
+            f"{result['wall_s']:.1f} s in all")
+        return result
+    finally:
+        processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _node_connected(log: str) -> bool:
+    return any(marker in log for marker in _CONNECTED_MARKERS)
+
+
+#: Lines a SuperNode logs once the SuperLink has accepted it (Flower 1.42).
+_CONNECTED_MARKERS = ("SuperNode ID:",)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "") + "'"
+    return repr(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fl_helpers.deploy",
+        description="Run notebook 08's Flower app: one SuperLink and one SuperNode per hospital "
+                    "on 127.0.0.1, stopped at the end.")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--local-steps", type=int, default=10)
+    parser.add_argument("--noise-multiplier", type=float, default=0.0,
+                        help="> 0: example-level DP-SGD at every hospital (secret noise)")
+    parser.add_argument("--hospitals", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--secagg", action="store_true", help="aggregate with SecAgg+")
+    parser.add_argument("--tls", action="store_true", help="TLS with a throw-away CA")
+    parser.add_argument("--auth", action="store_true", help="SuperNode authentication (+TLS)")
+    parser.add_argument("--port", type=int, default=None, help="SuperLink port (default: free)")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args(argv)
+    config = cross_silo.TrainingConfig(num_rounds=args.rounds, local_steps=args.local_steps,
+                                       noise_multiplier=args.noise_multiplier)
+    try:
+        result = run_deployment(config=config, hospitals=args.hospitals, secagg=args.secagg,
+                                tls=args.tls, auth=args.auth, superlink_port=args.port)
+    except (ValueError, TypeError, FileNotFoundError, DeploymentError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1))
+    last = result["rounds"][-1].get("evaluate", [])
+    for entry in last:
+        print(f"hospital {entry['hospital-id']}: accuracy {entry['accuracy']:.3f}, "
+              f"AUC {entry['auc']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The hospital's side: a Flower ClientApp running the course's numpy client update.
+
+Every message starts a fresh ``flwr-clientapp`` process, so this module imports only numpy, flwr
+and ``fl_helpers.cross_silo`` (no TensorFlow). The SuperNode tells it which hospital it is with
+``--node-config "hospital-id=K data-dir='...'"``; it reads only that hospital's file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Context, Message
+from flwr.client import ClientApp, NumPyClient
+from flwr.client.mod import secaggplus_mod
+from flwr.app.message_type import MessageType
+
+from fl_helpers import cross_silo, data
+from heart_app.common import training_config
+
+
+class HospitalClient(NumPyClient):
+    """One hospital: trains on its training split, evaluates on its test split."""
+
+    def __init__(self, hospital: cross_silo.Hospital, run_config: dict) -> None:
+        self.hospital = hospital
+        self.run_config = run_config
+        self.config = training_config(run_config)
+
+    def fit(self, parameters, config):
+        round_index = int(config["round-index"])
+        params = np.asarray(parameters[0], dtype=np.float64)
+        h = self.hospital
+        noise_rng = None  # secret: OS entropy
+        if self.config.private and bool(self.run_config["reproducible-noise"]):
+            noise_rng = cross_silo.reproducible_noise_rng(
+                cross_silo.noise_seed_for(self.config.seed, round_index, h.hospital_id),
+                warn=False)
+        update = cross_silo.client_update(params, h.x_train, h.y_train, config=self.config,
+                                          round_index=round_index, hospital_id=h.hospital_id,
+                                          noise_rng=noise_rng)
+        return [update], h.num_train, {"hospital-id": h.hospital_id}
+
+    def evaluate(self, parameters, config):
+        params = np.asarray(parameters[0], dtype=np.float64)
+        h = self.hospital
+        metrics = cross_silo.evaluate(params, h.x_test, h.y_test)
+        return metrics["loss"], h.num_test, {"hospital-id": h.hospital_id,
+                                             "accuracy": metrics["accuracy"],
+                                             "auc": metrics["auc"]}
+
+
+def client_fn(context: Context):
+    node = context.node_config
+    if "hospital-id" not in node:
+        raise ValueError("this SuperNode has no hospital-id in its --node-config; start it with "
+                         "--node-config \"hospital-id=K\" (K in 0..3).")
+    hospital_id = int(node["hospital-id"])
+    num = int(context.run_config["num-hospitals"])
+    if not 0 <= hospital_id < data.NUM_HOSPITALS:
+        raise ValueError(f"hospital-id must be in 0..{data.NUM_HOSPITALS - 1}, got {hospital_id}.")
+    del num
+    data_dir = node.get("data-dir") or None
+    hospital = cross_silo.load_hospital(hospital_id, missing=str(context.run_config["missing"]),
+                                        data_dir=data_dir)
+    return HospitalClient(hospital, dict(context.run_config)).to_client()
+
+
+def optional_secaggplus(msg: Message, ctxt: Context, call_next):
+    """Flower's ``secaggplus_mod`` when the run asks for SecAgg+, else nothing."""
+    if bool(ctxt.run_config.get("secagg", False)) and \
+            msg.metadata.message_type == MessageType.TRAIN:
+        return secaggplus_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+app = ClientApp(client_fn=client_fn, mods=[optional_secaggplus])
