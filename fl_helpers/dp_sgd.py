@@ -33,14 +33,16 @@ for ``num_steps`` compositions of the Poisson-subsampled Gaussian mechanism with
 (diagnostics, test accuracy on private data), floating-point attacks on the noise sampler
 (Mironov 2012), and reproducible noise (below).
 
-Randomness: the Poisson sampling and the noise are drawn from ``np.random.default_rng()``
-seeded by ``np.random.SeedSequence()`` without a seed, i.e. from operating-system entropy that is
-never returned or stored. ``reproducible_noise_seed`` replaces it by a seeded generator, which
-makes runs repeatable for teaching and tests and makes them **not private**: anyone who knows the
-seed can regenerate the noise and subtract it. Such a run warns and sets
-``DPSGDResult.reproducible_noise``. The draw order, per step ``t``: ``rng.random(n) < q`` (the
-batch), then ``rng.standard_normal(shape, dtype=float32)`` for each trainable variable in
-``model.trainable_variables`` order, times ``z C``.
+Randomness: the Poisson sampling and the noise come from a
+:class:`fl_helpers.schedule.PrivateRandomness`, the course's one source of private randomness,
+which is secret by default (operating-system entropy that is never returned or stored). Step
+``t`` (0-based) samples its batch as ``randomness.sampling_rng(t).random(n) < q`` and draws its
+noise as ``schedule.gaussian_noise(shapes, stddev=z * C, rng=randomness.noise_rng(t))`` over the
+shapes of ``model.trainable_variables``. ``reproducible_noise_seed=s`` (or
+``randomness=PrivateRandomness.reproducible(s)``) derives both from a seed, which makes runs
+repeatable for teaching and tests and makes them **not private**: anyone who knows the seed can
+regenerate the noise and subtract it. Such a run warns and sets
+``DPSGDResult.reproducible_noise``.
 
 Models: any Keras classifier that maps ``x`` to logits and whose layers treat examples
 independently (softmax regression, the 2NN and the CNN of :mod:`fl_helpers.models`, a logistic
@@ -62,7 +64,7 @@ import numpy as np
 import tensorflow as tf
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting
+from fl_helpers import accounting, schedule
 
 # --------------------------------------------------------------------------------------------
 # Argument checks
@@ -313,7 +315,8 @@ class DPSGDResult:
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier: float,
           clipping_norm: float, sampling_probability: float, num_steps: int,
           learning_rate: float, target_delta: float,
-          reproducible_noise_seed: int | None = None) -> DPSGDResult:
+          reproducible_noise_seed: int | None = None,
+          randomness: schedule.PrivateRandomness | None = None) -> DPSGDResult:
     """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
 
     Runs ``num_steps`` steps of sample -> per-example gradients -> clip to ``clipping_norm`` ->
@@ -338,10 +341,13 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         learning_rate: ``eta`` > 0.
         target_delta: The delta of the reported (epsilon, delta), in (0, 1); choose it well
             below ``1 / n``.
-        reproducible_noise_seed: ``None`` (default): the sampling and the noise come from
-            operating-system entropy (private). An integer >= 0: they come from
-            ``np.random.default_rng(reproducible_noise_seed)``, the run is repeatable and
-            **not private**; a ``UserWarning`` says so and the result is flagged.
+        reproducible_noise_seed: ``None`` (default): the sampling and the noise are secret
+            (operating-system entropy; private). An integer >= 0: they come from
+            ``PrivateRandomness.reproducible(reproducible_noise_seed)``, the run is repeatable
+            and **not private**; a ``UserWarning`` says so and the result is flagged.
+        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to draw from instead (e.g.
+            to share one secret source between runs); not together with
+            ``reproducible_noise_seed``.
 
     Returns:
         A :class:`DPSGDResult`.
@@ -357,15 +363,21 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     num_steps = v.check_int("num_steps", num_steps, minimum=1, maximum=10**7)
     learning_rate = v.check_positive("learning_rate", learning_rate)
     target_delta = v.check_open_unit("target_delta", target_delta)
-    if reproducible_noise_seed is None:
-        rng = np.random.default_rng(np.random.SeedSequence())  # OS entropy, never stored
+    if randomness is not None:
+        if not isinstance(randomness, schedule.PrivateRandomness):
+            raise TypeError("randomness must be a PrivateRandomness or None, got "
+                            f"{type(randomness).__name__}.")
+        if reproducible_noise_seed is not None:
+            raise ValueError("pass reproducible_noise_seed or randomness, not both.")
+    elif reproducible_noise_seed is None:
+        randomness = schedule.PrivateRandomness.secret()  # OS entropy, never stored
     else:
         seed = v.check_int("reproducible_noise_seed", reproducible_noise_seed, minimum=0)
         warnings.warn(
             f"reproducible_noise_seed={seed}: the batches and the noise can be regenerated by "
             "anyone who knows the seed, so the reported epsilon does not hold against them. "
             "Use it for teaching and tests only.", UserWarning, stacklevel=2)
-        rng = np.random.default_rng(seed)
+        randomness = schedule.PrivateRandomness.reproducible(seed, warn=False)
 
     if noise_multiplier > 0:
         epsilon_per_step = accounting.epsilon_per_round(
@@ -377,13 +389,13 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     n = len(x)
     expected_batch_size = sampling_probability * n
     shapes = [tuple(var.shape) for var in model.trainable_variables]
-    noise_std = np.float32(noise_multiplier * clipping_norm)
+    noise_std = noise_multiplier * clipping_norm
     step = _step_fn(model)
     constants = [tf.constant(value, tf.float32)
                  for value in (clipping_norm, expected_batch_size, learning_rate)]
-    for _ in range(num_steps):
-        batch = np.flatnonzero(rng.random(n) < sampling_probability)
-        noise = [rng.standard_normal(shape, dtype=np.float32) * noise_std for shape in shapes]
+    for t in range(num_steps):
+        batch = np.flatnonzero(randomness.sampling_rng(t).random(n) < sampling_probability)
+        noise = schedule.gaussian_noise(shapes, stddev=noise_std, rng=randomness.noise_rng(t))
         step(x[batch], y[batch], noise, *constants)
     weights = model.get_weights()
     if not all(np.isfinite(w).all() for w in weights):
@@ -397,4 +409,4 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         clipping_norm=clipping_norm, sampling_probability=sampling_probability,
         num_steps=num_steps, learning_rate=learning_rate, num_examples=n,
         expected_batch_size=expected_batch_size,
-        reproducible_noise=reproducible_noise_seed is not None)
+        reproducible_noise=randomness.is_reproducible)

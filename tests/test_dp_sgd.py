@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, dp_sgd, models
+from fl_helpers import accounting, dp_sgd, models, schedule
 
 
 @pytest.fixture(scope="module")
@@ -216,9 +216,10 @@ def test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed(toy
                                target_delta=1e-5,
                                reproducible_noise_seed=None if secret else 11)
         released = (start[0] - result.final_weights[0]) * len(x)   # clean sum + noise
-        attacker = np.random.default_rng(11)  # the attacker's guess of the seed
-        attacker.random(len(x))               # replays the sampling draw
-        guess = attacker.standard_normal(start[0].shape, dtype=np.float32)
+        # The attacker regenerates step 0's noise from the seed they know (or guess).
+        attacker = schedule.PrivateRandomness.reproducible(11, warn=False)
+        guess = schedule.gaussian_noise([w.shape for w in start], stddev=1.0,
+                                        rng=attacker.noise_rng(0))[0]
         error = np.linalg.norm(released - guess - clean) / np.linalg.norm(clean)
         if secret:
             assert error > 10    # the noise (norm ~ 89) swamps the clean sum
@@ -237,13 +238,8 @@ def test_poisson_sampling_rate_and_empty_batches(toy_data):
     assert all(np.isfinite(w).all() for w in result.final_weights)
     assert not np.array_equal(result.final_weights[0], start[0])
     # The draw order is documented: replay it and count the sampled examples.
-    rng = np.random.default_rng(0)
-    shapes = [w.shape for w in start]
-    batches = []
-    for _ in range(20):
-        batches.append(np.flatnonzero(rng.random(3) < 0.01))
-        for shape in shapes:
-            rng.standard_normal(shape, dtype=np.float32)
+    randomness = schedule.PrivateRandomness.reproducible(0, warn=False)
+    batches = [np.flatnonzero(randomness.sampling_rng(t).random(3) < 0.01) for t in range(20)]
     assert sum(len(b) == 0 for b in batches) >= 15
 
 
@@ -263,11 +259,11 @@ def test_parity_with_a_from_scratch_loop(toy_data):
     n, q, z, clip, lr, steps = len(x), 0.25, 1.0, 0.5, 0.3, 4
     model = models.make_softmax_regression(4)
     start = model.get_weights()
-    rng = np.random.default_rng(5)
-    for _ in range(steps):
-        batch = np.flatnonzero(rng.random(n) < q)
-        noise = [rng.standard_normal(v.shape, dtype=np.float32) * np.float32(z * clip)
-                 for v in model.trainable_variables]
+    randomness = schedule.PrivateRandomness.reproducible(5, warn=False)
+    for t in range(steps):
+        batch = np.flatnonzero(randomness.sampling_rng(t).random(n) < q)
+        noise = schedule.gaussian_noise([v.shape for v in model.trainable_variables],
+                                        stddev=z * clip, rng=randomness.noise_rng(t))
         total = [np.zeros(v.shape, np.float32) for v in model.trainable_variables]
         for i in batch:
             with tf.GradientTape() as tape:
@@ -351,6 +347,21 @@ def test_bad_settings_raise_clear_errors(toy_data, name, value, error, message):
 def test_bad_data_raise_clear_errors(x, y, error, message):
     with pytest.raises(error, match=message):
         dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS)
+
+
+def test_randomness_argument(toy_data):
+    x, y = toy_data
+    shared = schedule.PrivateRandomness.reproducible(3, warn=False)
+    a = dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=shared)
+    b = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS,
+                      reproducible_noise_seed=3)
+    assert a.reproducible_noise and b.reproducible_noise
+    np.testing.assert_array_equal(a.final_weights[0], b.final_weights[0])
+    with pytest.raises(ValueError, match="not both"):
+        dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=shared,
+                     reproducible_noise_seed=3)
+    with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
+        dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=3)
 
 
 def test_bad_model_and_gradients_raise_clear_errors():
