@@ -141,12 +141,15 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
                                    epsilon: float, delta: float | None = None,
                                    samples: np.ndarray | None = None,
                                    half_range: float | None = None,
+                                   neighbour_answer: float | None = None,
                                    ax: plt.Axes | None = None) -> plt.Axes:
     """The distribution of a mechanism's noisy answers around the true answer.
 
     Draws the density of ``true_answer + noise`` (from ``fl_helpers.privacy.noise_pdf``), shades
     the central 95% range, marks the true answer, and overlays a histogram of ``samples`` (noisy
-    answers actually drawn) if given.
+    answers actually drawn) if given. With ``neighbour_answer`` (the answer on the neighbouring
+    dataset, e.g. without one person) it also draws that dataset's density, dashed: the two
+    curves are what an observer must tell apart.
 
     Args:
         true_answer: The exact answer of the query.
@@ -157,6 +160,7 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
         samples: Optional noisy answers to histogram.
         half_range: Show ``true_answer +- half_range``; by default 1.5 times the 95% range, so
             the picture adapts to the noise. Fix it to compare settings on one scale.
+        neighbour_answer: Optional exact answer on the neighbouring dataset.
         ax: Where to draw; a new figure if ``None``.
 
     Returns:
@@ -183,6 +187,12 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
         ax.hist(samples, bins=bins, range=(x[0], x[-1]), weights=weights, color=colour,
                 alpha=0.3, label=f"{samples.size} noisy answers")
     ax.plot(x, density, color=colour, lw=2, label=f"{mechanism.capitalize()} density")
+    if neighbour_answer is not None:
+        neighbour_answer = float(neighbour_answer)
+        neighbour = privacy.noise_pdf(x - neighbour_answer, mechanism, sensitivity=sensitivity,
+                                      epsilon=epsilon, delta=delta)
+        ax.plot(x, neighbour, color="0.3", lw=1.5, ls="--",
+                label=f"neighbouring dataset (answer {neighbour_answer:g})")
     inside = (x >= summary["low"]) & (x <= summary["high"])
     ax.fill_between(x, density, where=inside, color=colour, alpha=0.15)
     for end in (summary["low"], summary["high"]):

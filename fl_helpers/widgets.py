@@ -81,7 +81,8 @@ def noise_summary_line(true_answer: float, mechanism: str, *, sensitivity: float
 def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: float = 1.0,
                    max_sensitivity: float = 10.0, mechanism: str = "laplace",
                    delta: float = 1e-5, half_range: float | None = None,
-                   num_samples: int = 2000, seed: int = 0):
+                   num_samples: int = 2000, seed: int = 0,
+                   neighbour_answer: float | None = None):
     """A panel that redraws the distribution of noisy answers as epsilon and the rest change.
 
     Controls: epsilon on a log slider from 0.01 ("more privacy") to 10 ("less privacy"), the
@@ -89,8 +90,12 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
     slider. On every change the output area prints :func:`noise_summary_line` (with the expected
     absolute error) and redraws :func:`fl_helpers.plotting.plot_noisy_answer_distribution` with
     ``num_samples`` fresh noisy answers from :func:`fl_helpers.privacy.laplace_mechanism` or
-    :func:`fl_helpers.privacy.gaussian_mechanism` (same ``seed`` every time, so only the
-    settings change the picture).
+    :func:`fl_helpers.privacy.gaussian_mechanism`. Their noise is drawn with
+    ``reproducible_rng=np.random.default_rng(seed)`` (same ``seed`` every time, so only the
+    settings change the picture): reproducible, hence *not* a private release -- it is a picture
+    of the distribution, not an answer to publish. With ``neighbour_answer`` the plot also shows
+    the density on the neighbouring dataset, so the reader sees how hard the two are to tell
+    apart, not only how wide the noise is.
 
     Args:
         true_answer: The exact answer of the query, at the centre of the plot.
@@ -102,7 +107,9 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         half_range: Fixed half-width of the x axis around ``true_answer``, so that settings can
             be compared on one scale; by default ``25 * sensitivity`` of the initial setting.
         num_samples: Noisy answers drawn for the histogram, >= 1.
-        seed: Seed of the noise drawn for the histogram.
+        seed: Seed of the (reproducible, not private) noise drawn for the histogram.
+        neighbour_answer: Exact answer on the neighbouring dataset (e.g. without one person),
+            drawn as a second, dashed density; ``None`` for none.
 
     Returns:
         An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area and its
@@ -135,6 +142,8 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
                   else v.check_positive("half_range", half_range))
     num_samples = v.check_int("num_samples", num_samples, minimum=1)
     seed = v.check_int("seed", seed, minimum=0)
+    if neighbour_answer is not None:
+        neighbour_answer = v.check_real("neighbour_answer", neighbour_answer)
 
     style = {"description_width": "80px"}
     epsilon_slider = widgets.FloatLogSlider(
@@ -158,19 +167,20 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         kwargs = {"sensitivity": sensitivity_slider.value, "epsilon": epsilon_slider.value}
         if kind == "gaussian":
             kwargs["delta"] = delta_slider.value
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)  # reproducible picture, not a private release
         truth = np.full(num_samples, true_answer)
         if kind == "laplace":
-            samples = privacy.laplace_mechanism(truth, rng=rng, **kwargs)
+            samples = privacy.laplace_mechanism(truth, reproducible_rng=rng, **kwargs)
         else:
-            samples = privacy.gaussian_mechanism(truth, rng=rng, **kwargs)
+            samples = privacy.gaussian_mechanism(truth, reproducible_rng=rng, **kwargs)
         with output:
             output.clear_output(wait=True)
             print(noise_summary_line(true_answer, kind, **kwargs))
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()
             plotting.plot_noisy_answer_distribution(true_answer, kind, samples=samples,
-                                                    half_range=half_range, ax=ax, **kwargs)
+                                                    half_range=half_range, ax=ax,
+                                                    neighbour_answer=neighbour_answer, **kwargs)
             display(fig)
 
     for control in (epsilon_slider, sensitivity_slider, mechanism_menu, delta_slider):

@@ -29,7 +29,7 @@ def test_laplace_noise_has_scale_sensitivity_over_epsilon():
     # "1 / epsilon" pitfall (b = 2, variance 8) is off by a factor of 4.
     rng = np.random.default_rng(1)
     noisy = privacy.laplace_mechanism(np.full(NUM_DRAWS, 10.0), sensitivity=2.0, epsilon=0.5,
-                                      rng=rng)
+                                      reproducible_rng=rng)
     noise = noisy - 10.0
     assert np.var(noise) == pytest.approx(32.0, rel=0.03)
     assert np.mean(np.abs(noise)) == pytest.approx(4.0, rel=0.02)  # E|X| = b
@@ -40,19 +40,19 @@ def test_laplace_noise_has_scale_sensitivity_over_epsilon():
 
 def test_laplace_mechanism_scalar_and_array_shapes_and_seed():
     scalar = privacy.laplace_mechanism(3, sensitivity=1.0, epsilon=1.0,
-                                       rng=np.random.default_rng(0))
+                                       reproducible_rng=np.random.default_rng(0))
     assert isinstance(scalar, float)
     array = privacy.laplace_mechanism(np.zeros((2, 3)), sensitivity=1.0, epsilon=1.0,
-                                      rng=np.random.default_rng(0))
+                                      reproducible_rng=np.random.default_rng(0))
     assert array.shape == (2, 3)
     again = privacy.laplace_mechanism(np.zeros((2, 3)), sensitivity=1.0, epsilon=1.0,
-                                      rng=np.random.default_rng(0))
+                                      reproducible_rng=np.random.default_rng(0))
     np.testing.assert_array_equal(array, again)
     # Independent noise on every element.
     assert len(np.unique(array)) == 6
     # Zero sensitivity: nothing to hide, no noise.
     assert privacy.laplace_mechanism(2.5, sensitivity=0.0, epsilon=1.0,
-                                     rng=np.random.default_rng(0)) == 2.5
+                                     reproducible_rng=np.random.default_rng(0)) == 2.5
 
 
 def test_laplace_scale_equals_sensitivity_over_epsilon():
@@ -113,17 +113,20 @@ def test_classic_bound_pitfall_fails_for_large_epsilon_and_wastes_noise_for_smal
 
 
 def test_gaussian_noise_has_calibrated_std():
-    # Relative standard error of the sample variance is sqrt(2 / n) = 0.32%; tolerance 2%.
-    sigma = privacy.gaussian_sigma(sensitivity=2.0, epsilon=1.0, delta=1e-5)
-    noisy = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS), sensitivity=2.0, epsilon=1.0,
-                                       delta=1e-5, rng=np.random.default_rng(2))
+    # Relative standard error of the sample variance is sqrt(2 / n) = 0.45%; tolerance 2%.
+    # The release is a discrete Gaussian whose sigma is the spec's (a little above the analytic
+    # continuous sigma), on a grid 2^40 times finer than the sensitivity.
+    sigma = privacy.gaussian_mechanism_spec(sensitivity=2.0, epsilon=1.0, delta=1e-5).noise_scale
+    assert sigma > privacy.gaussian_sigma(sensitivity=2.0, epsilon=1.0, delta=1e-5)
+    noisy = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS // 2), sensitivity=2.0, epsilon=1.0,
+                                       delta=1e-5, reproducible_rng=np.random.default_rng(2))
     assert np.var(noisy) == pytest.approx(sigma**2, rel=0.02)
     assert stats.kstest(noisy, stats.norm(scale=sigma).cdf).pvalue > 0.001
-    again = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS), sensitivity=2.0, epsilon=1.0,
-                                       delta=1e-5, rng=np.random.default_rng(2))
+    again = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS // 2), sensitivity=2.0, epsilon=1.0,
+                                       delta=1e-5, reproducible_rng=np.random.default_rng(2))
     np.testing.assert_array_equal(noisy, again)
     assert isinstance(privacy.gaussian_mechanism(1.0, sensitivity=1.0, epsilon=1.0, delta=1e-5,
-                                                 rng=np.random.default_rng(0)), float)
+                                                 reproducible_rng=np.random.default_rng(0)), float)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,9 +202,9 @@ def test_audit_does_not_refute_correct_laplace_mechanism():
     # The mechanism itself, to make sure the helper's noise is what is audited.
     rng = np.random.default_rng(4)
     outputs_0 = privacy.laplace_mechanism(np.zeros(AUDIT_DRAWS), sensitivity=1.0,
-                                          epsilon=AUDIT_EPSILON, rng=rng)
+                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
     outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=1.0,
-                                          epsilon=AUDIT_EPSILON, rng=rng)
+                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
     bound = privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                   confidence=AUDIT_CONFIDENCE)
     # Not vacuous: at this threshold the true ratio is exactly e^eps, so the bound comes close.
@@ -215,19 +218,42 @@ def test_audit_flags_mechanism_with_halved_noise_scale():
     assert bound == pytest.approx(2.0, abs=0.1)
 
 
-def test_audit_of_gaussian_mechanism_with_delta():
-    epsilon, delta = 1.0, 1e-5
-    sigma = privacy.gaussian_sigma(sensitivity=1.0, epsilon=epsilon, delta=delta)
-    rng = np.random.default_rng(7)
-    threshold = 5.0  # fixed in advance, in the tail where the likelihood ratio is large
-    correct = privacy.empirical_epsilon_lower_bound(
-        rng.normal(0.0, sigma, AUDIT_DRAWS), rng.normal(1.0, sigma, AUDIT_DRAWS),
-        threshold=threshold, delta=delta)
-    broken = privacy.empirical_epsilon_lower_bound(
-        rng.normal(0.0, sigma / 2, AUDIT_DRAWS), rng.normal(1.0, sigma / 2, AUDIT_DRAWS),
-        threshold=threshold, delta=delta)
-    assert correct <= epsilon
-    assert broken > epsilon
+def test_audit_flags_helper_laplace_told_the_wrong_sensitivity():
+    # The same audit of the helper's own mechanism, misused: it is told sensitivity 0.5 while
+    # the neighbouring answers differ by 1, so it is really 2-DP. The audit must catch it.
+    rng = np.random.default_rng(9)
+    outputs_0 = privacy.laplace_mechanism(np.zeros(AUDIT_DRAWS), sensitivity=0.5,
+                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+    outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=0.5,
+                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+    bound = privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
+                                                  confidence=AUDIT_CONFIDENCE)
+    assert bound > AUDIT_EPSILON
+    assert bound == pytest.approx(2.0, abs=0.1)
+
+
+GAUSS_EPSILON, GAUSS_DELTA = 1.0, 1e-5
+
+
+def _gaussian_audit(claimed_sensitivity: float, threshold: float, seed: int) -> float:
+    """Thresholds are fixed in advance, in the tail (likelihood ratio exp((2t - 1)/(2 s^2)))."""
+    rng = np.random.default_rng(seed)
+    kwargs = {"sensitivity": claimed_sensitivity, "epsilon": GAUSS_EPSILON,
+              "delta": GAUSS_DELTA, "reproducible_rng": rng}
+    outputs_0 = privacy.gaussian_mechanism(np.zeros(AUDIT_DRAWS), **kwargs)
+    outputs_1 = privacy.gaussian_mechanism(np.ones(AUDIT_DRAWS), **kwargs)
+    return privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=threshold,
+                                                 delta=GAUSS_DELTA, confidence=AUDIT_CONFIDENCE)
+
+
+def test_audit_of_helper_gaussian_mechanism_with_delta():
+    correct = _gaussian_audit(1.0, threshold=8.0, seed=7)
+    # The best this threshold attack can show: sigma = 4.05, ratio at t = 8 is exp(15 / 32.7),
+    # about 0.46 nats. The bound must stay below the claim, and not be vacuous (> 0.2).
+    assert 0.2 < correct <= GAUSS_EPSILON
+    # The helper told a quarter of the true sensitivity (sigma 4x too small) is caught.
+    broken = _gaussian_audit(0.25, threshold=3.0, seed=8)
+    assert broken > GAUSS_EPSILON
 
 
 def test_clopper_pearson_matches_scipy_exact_interval():
@@ -249,9 +275,10 @@ def test_expected_error_and_interval_match_simulation(mechanism):
     rng = np.random.default_rng(8)
     if mechanism == "laplace":
         noise = privacy.laplace_mechanism(np.zeros(NUM_DRAWS), sensitivity=2.0, epsilon=0.7,
-                                          rng=rng)
+                                          reproducible_rng=rng)
     else:
-        noise = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS), rng=rng, **kwargs)
+        noise = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS), **kwargs,
+                                             reproducible_rng=rng)
     error = privacy.expected_absolute_error(mechanism, **kwargs)
     assert np.mean(np.abs(noise)) == pytest.approx(error, rel=0.01)
     half_width = privacy.error_interval_half_width(mechanism, **kwargs)
@@ -265,7 +292,9 @@ def test_expected_error_and_interval_match_simulation(mechanism):
 
 def test_expected_error_closed_forms():
     assert privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=0.1) == 10.0
-    sigma = privacy.gaussian_sigma(sensitivity=1.0, epsilon=0.1, delta=1e-5)
+    # The Gaussian's scale is the sigma the helper's (discrete) mechanism really uses.
+    sigma = privacy.gaussian_mechanism_spec(sensitivity=1.0, epsilon=0.1, delta=1e-5).noise_scale
+    assert privacy.noise_scale("gaussian", sensitivity=1.0, epsilon=0.1, delta=1e-5) == sigma
     assert privacy.expected_absolute_error("Gaussian", sensitivity=1.0, epsilon=0.1,
                                            delta=1e-5) == pytest.approx(sigma * 0.7978845608)
 
@@ -295,9 +324,10 @@ BAD_DELTA = [0.0, 1.0, -0.1, 1.5, float("nan")]
 @pytest.mark.parametrize("epsilon", BAD_EPSILON)
 def test_bad_epsilon_rejected_everywhere(epsilon):
     calls = [
-        lambda: privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=epsilon, rng=RNG),
+        lambda: privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=epsilon,
+                                          reproducible_rng=RNG),
         lambda: privacy.gaussian_mechanism(1.0, sensitivity=1.0, epsilon=epsilon, delta=1e-5,
-                                           rng=RNG),
+                                           reproducible_rng=RNG),
         lambda: privacy.gaussian_sigma(sensitivity=1.0, epsilon=epsilon, delta=1e-5),
         lambda: privacy.classic_gaussian_sigma(sensitivity=1.0, epsilon=epsilon, delta=1e-5),
         lambda: privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=epsilon),
@@ -310,9 +340,10 @@ def test_bad_epsilon_rejected_everywhere(epsilon):
 @pytest.mark.parametrize("sensitivity", BAD_SENSITIVITY)
 def test_bad_sensitivity_rejected_everywhere(sensitivity):
     calls = [
-        lambda: privacy.laplace_mechanism(1.0, sensitivity=sensitivity, epsilon=1.0, rng=RNG),
+        lambda: privacy.laplace_mechanism(1.0, sensitivity=sensitivity, epsilon=1.0,
+                                          reproducible_rng=RNG),
         lambda: privacy.gaussian_mechanism(1.0, sensitivity=sensitivity, epsilon=1.0,
-                                           delta=1e-5, rng=RNG),
+                                           delta=1e-5, reproducible_rng=RNG),
         lambda: privacy.gaussian_sigma(sensitivity=sensitivity, epsilon=1.0, delta=1e-5),
     ]
     for call in calls:
@@ -325,7 +356,8 @@ def test_bad_delta_rejected(delta):
     with pytest.raises(ValueError, match=r"delta must be"):
         privacy.gaussian_sigma(sensitivity=1.0, epsilon=1.0, delta=delta)
     with pytest.raises(ValueError, match=r"delta must be"):
-        privacy.gaussian_mechanism(0.0, sensitivity=1.0, epsilon=1.0, delta=delta, rng=RNG)
+        privacy.gaussian_mechanism(0.0, sensitivity=1.0, epsilon=1.0, delta=delta,
+                                   reproducible_rng=RNG)
 
 
 @pytest.mark.parametrize("clipping_norm", [0.0, -1.0, float("nan"), float("inf")])
@@ -336,18 +368,21 @@ def test_bad_clipping_norm_rejected(clipping_norm):
 
 def test_error_messages_name_argument_and_value():
     with pytest.raises(ValueError, match=r"^epsilon must be > 0, got 0.0\.$"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=0, rng=RNG)
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=0, reproducible_rng=RNG)
     with pytest.raises(ValueError, match=r"^delta must be in \(0, 1\), got 1.0\.$"):
         privacy.gaussian_sigma(sensitivity=1.0, epsilon=1.0, delta=1)
 
 
 def test_other_bad_inputs():
-    with pytest.raises(TypeError, match="rng"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, rng=0)
+    with pytest.raises(TypeError, match="reproducible_rng must be None"):
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, reproducible_rng=0)
+    with pytest.raises(TypeError, match="rng"):  # the old name is gone: no silent fallback
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, rng=RNG)
     with pytest.raises(TypeError, match="epsilon"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon="1", rng=RNG)
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon="1", reproducible_rng=RNG)
     with pytest.raises(ValueError, match="value must be finite"):
-        privacy.laplace_mechanism(np.array([1.0, np.nan]), sensitivity=1.0, epsilon=1.0, rng=RNG)
+        privacy.laplace_mechanism(np.array([1.0, np.nan]), sensitivity=1.0, epsilon=1.0,
+                                  reproducible_rng=RNG)
     with pytest.raises(ValueError, match="finite"):
         privacy.clip_by_l2_norm(np.array([np.inf]), 1.0)
     with pytest.raises(ValueError, match="at least one"):
@@ -358,3 +393,300 @@ def test_other_bad_inputs():
         privacy.noise_scale("gaussian", sensitivity=1.0, epsilon=1.0)
     with pytest.raises(ValueError, match="successes must be <= 10"):
         privacy.clopper_pearson_interval(11, 10)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact samplers, the grid, secret randomness by default
+# --------------------------------------------------------------------------------------------
+
+SAMPLER_DRAWS = 40_000
+
+
+def _bits(seed: int):
+    return privacy._GeneratorBits(np.random.default_rng(seed))
+
+
+def _assert_frequencies_match(draws: np.ndarray, pmf: dict[int, float]) -> None:
+    """Every listed value's frequency is within 5 binomial standard errors of its pmf."""
+    for value, probability in pmf.items():
+        observed = np.mean(draws == value)
+        tolerance = 5 * math.sqrt(probability * (1 - probability) / draws.size) + 1e-12
+        assert abs(observed - probability) <= tolerance, (value, observed, probability)
+
+
+@pytest.mark.parametrize(("numerator", "denominator"), [(0, 1), (3, 10), (1, 1), (5, 2)])
+def test_bernoulli_exp_minus_is_exact(numerator, denominator):
+    bits = _bits(10)
+    draws = np.array([privacy._bernoulli_exp_minus(numerator, denominator, bits)
+                      for _ in range(SAMPLER_DRAWS)])
+    _assert_frequencies_match(draws.astype(int), {1: math.exp(-numerator / denominator)})
+
+
+@pytest.mark.parametrize(("scale_num", "scale_den"), [(1, 1), (5, 2), (7, 3)])
+def test_discrete_laplace_matches_its_closed_form_pmf(scale_num, scale_den):
+    # P[z] = (1 - e^(-1/t)) / (1 + e^(-1/t)) * e^(-|z|/t) with t = num / den.
+    t = scale_num / scale_den
+    bits = _bits(11)
+    draws = np.array([privacy._discrete_laplace(scale_num, scale_den, bits)
+                      for _ in range(SAMPLER_DRAWS)])
+    norm = (1 - math.exp(-1 / t)) / (1 + math.exp(-1 / t))
+    _assert_frequencies_match(draws, {z: norm * math.exp(-abs(z) / t) for z in range(-6, 7)})
+
+
+@pytest.mark.parametrize("sigma_sq", [privacy.Fraction(1, 4), privacy.Fraction(2),
+                                      privacy.Fraction(9)])
+def test_discrete_gaussian_matches_its_closed_form_pmf(sigma_sq):
+    bits = _bits(12)
+    draws = np.array([privacy._discrete_gaussian(sigma_sq, bits) for _ in range(SAMPLER_DRAWS)])
+    support = np.arange(-60, 61)
+    weights = np.exp(-support.astype(float) ** 2 / (2 * float(sigma_sq)))
+    pmf = weights / weights.sum()
+    _assert_frequencies_match(draws, {int(z): p for z, p in zip(support, pmf, strict=True)
+                                      if abs(z) <= 6})
+
+
+def test_outputs_lie_on_the_power_of_two_grid():
+    granularity = privacy.grid_granularity(sensitivity=1.0)
+    assert granularity == 2.0**-40
+    assert privacy.grid_granularity(sensitivity=3.0) == 2.0**-39
+    outputs = privacy.gaussian_mechanism(np.full(200, 0.1), sensitivity=1.0, epsilon=1.0,
+                                         delta=1e-5, reproducible_rng=np.random.default_rng(0))
+    steps = outputs / granularity
+    np.testing.assert_array_equal(steps, np.round(steps))
+
+
+def test_noise_is_secret_by_default_and_reproducible_only_on_request(monkeypatch):
+    first = privacy.laplace_mechanism(np.zeros(5), sensitivity=1.0, epsilon=1.0)
+    second = privacy.laplace_mechanism(np.zeros(5), sensitivity=1.0, epsilon=1.0)
+    assert not np.array_equal(first, second)  # probability of equality: about 2^-200
+    # The default draws from the OS entropy of `secrets`, and from nowhere else.
+    calls = []
+    original = privacy.secrets.randbelow
+    monkeypatch.setattr(privacy.secrets, "randbelow",
+                        lambda n: calls.append(n) or original(n))
+    np.random.seed(0)  # noqa: NPY002 -- the legacy global state must stay untouched
+    state = np.random.get_state()[1].copy()  # noqa: NPY002
+    privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5)
+    assert calls
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+    calls.clear()
+    a = privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5,
+                                   reproducible_rng=np.random.default_rng(5))
+    b = privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5,
+                                   reproducible_rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert not calls
+
+
+def test_laplace_spec_epsilon_is_exact_and_sensitivity_includes_rounding():
+    spec = privacy.laplace_mechanism_spec(sensitivity=1.0, epsilon=0.5, size=10)
+    assert spec.granularity == 2.0**-40 and spec.delta == 0.0 and spec.epsilon == 0.5
+    assert spec.sensitivity_on_grid == 2**40 + 10  # rounding adds one grid step per entry
+    assert spec.noise_scale == pytest.approx(2.0 * (1 + 10 * 2.0**-40), rel=1e-15)
+    # Worst case over neighbouring rounded answers: ratio exp(m / t) = exp(epsilon).
+    t = spec.noise_scale / spec.granularity
+    assert spec.sensitivity_on_grid / t == pytest.approx(0.5, rel=1e-12)
+
+
+def test_zcdp_delta_matches_dp_accounting_conversion():
+    from dp_accounting.rdp import rdp_privacy_accountant as rdp
+
+    orders = np.concatenate([1 + np.geomspace(1e-3, 1e3, 4000)])
+    for rho, epsilon in [(0.03, 1.0), (0.5, 2.0), (0.001, 0.1), (2.0, 10.0)]:
+        ours = privacy.zcdp_delta(rho=rho, epsilon=epsilon)
+        reference, _ = rdp.compute_delta(orders, orders * rho, epsilon)
+        assert ours <= reference * (1 + 1e-9)  # a continuous optimum is never worse
+        assert ours == pytest.approx(reference, rel=1e-3)
+
+
+@pytest.mark.parametrize(("epsilon", "delta"), [(0.1, 1e-5), (1.0, 1e-5), (10.0, 1e-9),
+                                                (2.0, 1e-2)])
+def test_gaussian_spec_delta_is_computed_and_sigma_is_the_rdp_accountant_one(epsilon, delta):
+    spec = privacy.gaussian_mechanism_spec(sensitivity=1.0, epsilon=epsilon, delta=delta)
+    assert 0 < spec.delta <= delta
+    assert spec.delta == pytest.approx(delta, rel=1e-6)  # the smallest sigma that works
+    # dp-accounting's RDP accountant for one Gaussian of the same multiplier agrees.
+    z = spec.noise_scale / spec.granularity / spec.sensitivity_on_grid
+    accountant = dp_accounting.rdp.RdpAccountant(
+        orders=list(1 + np.geomspace(1e-3, 1e4, 3000)))
+    accountant.compose(dp_accounting.GaussianDpEvent(z))
+    assert accountant.get_delta(epsilon) == pytest.approx(spec.delta, rel=1e-2)
+    # More noise than the continuous analytic Gaussian, but not much (the price of the proof).
+    ratio = spec.noise_scale / privacy.gaussian_sigma(sensitivity=1.0, epsilon=epsilon,
+                                                      delta=delta)
+    assert 1.0 < ratio < 1.2
+
+
+# --------------------------------------------------------------------------------------------
+# The Mironov 2012 attack
+# --------------------------------------------------------------------------------------------
+
+MIRONOV_DRAWS = 3000
+
+
+def test_mironov_replay_separates_naive_inputs_and_finds_nothing_on_the_helper():
+    rng = np.random.default_rng(0)
+    naive = 0.0 + rng.laplace(loc=0.0, scale=2.0, size=MIRONOV_DRAWS)  # notebook 01's sampler
+    kwargs = {"sensitivity": 1.0, "epsilon": 0.5}
+    # The replay is sound: every output is possible under the input that produced it ...
+    assert not privacy.mironov_impossible_outputs(naive, other_input=0.0, sampler="naive",
+                                                  **kwargs).any()
+    # ... and most are impossible under the neighbour: those reveal the input with certainty.
+    impossible = privacy.mironov_impossible_outputs(naive, other_input=1.0, sampler="naive",
+                                                    **kwargs)
+    assert impossible.sum() > MIRONOV_DRAWS // 2
+    helper = privacy.laplace_mechanism(np.zeros(MIRONOV_DRAWS), reproducible_rng=rng, **kwargs)
+    assert not privacy.mironov_impossible_outputs(helper, other_input=1.0, sampler="helper",
+                                                  **kwargs).any()
+    # Not vacuous: outputs off the helper's grid are flagged.
+    assert privacy.mironov_impossible_outputs(naive, other_input=1.0, sampler="helper",
+                                              **kwargs).mean() > 0.99
+
+
+def test_mironov_replay_reproduces_numpys_laplace_bit_for_bit():
+    # Direct check of the replay model against numpy for a few draws.
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        state = rng.bit_generator.state
+        value = rng.laplace(0.0, 2.0)
+        replay_rng = np.random.default_rng()
+        replay_rng.bit_generator.state = state
+        j = int(replay_rng.bit_generator.random_raw()) >> 11
+        assert privacy._naive_output(j, 0.0, 2.0) == value
+
+
+# --------------------------------------------------------------------------------------------
+# Table-driven fuzz of every public function's arguments
+# --------------------------------------------------------------------------------------------
+
+_ANY_SCALAR_BAD = [float("nan"), float("inf"), float("-inf"), True, "1", None, 1 + 2j, [1.0],
+                   10**400]
+_BAD = {
+    "positive": _ANY_SCALAR_BAD + [0.0, -1.0, -(10**400)],
+    "non_negative": _ANY_SCALAR_BAD + [-1.0, -5e-324],
+    "unit": _ANY_SCALAR_BAD + [0.0, 1.0, 1.5, -0.1],
+    "real": _ANY_SCALAR_BAD,
+    "half_open": _ANY_SCALAR_BAD + [-0.1, 1.0, 1.5],
+    "count": [1.5, "3", None, True, -1, 2**64, 10**400, float("nan"), [3]],
+    "array": ["abc", None, [np.nan], np.array([np.inf]), [1 + 2j], [10**400], {"a": 1},
+              np.array([True])],
+    "mechanism": ["exponential", None, 1, ["laplace"]],
+    "sampler": ["fast", None, 1],
+    "reproducible_rng": [0, "seed", np.random.RandomState(0), 1.5],
+}
+# Extreme but legal values: each call must return a finite answer or raise a clear error.
+_EDGE = [1e-308, 5e-324, 2**64, 1e300, np.float32(0.5), np.int64(3)]
+
+_SMALL = np.zeros(3)
+FUZZ_TABLE = [
+    (privacy.laplace_scale, {"sensitivity": 1.0, "epsilon": 1.0},
+     {"sensitivity": "non_negative", "epsilon": "positive"}),
+    (privacy.laplace_mechanism, {"value": _SMALL, "sensitivity": 1.0, "epsilon": 1.0},
+     {"value": "array", "sensitivity": "non_negative", "epsilon": "positive",
+      "reproducible_rng": "reproducible_rng"}),
+    (privacy.grid_granularity, {"sensitivity": 1.0}, {"sensitivity": "positive"}),
+    (privacy.laplace_mechanism_spec, {"sensitivity": 1.0, "epsilon": 1.0, "size": 3},
+     {"sensitivity": "positive", "epsilon": "positive", "size": "count"}),
+    (privacy.zcdp_delta, {"rho": 0.1, "epsilon": 1.0},
+     {"rho": "positive", "epsilon": "non_negative"}),
+    (privacy.gaussian_mechanism_spec, {"sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
+     {"sensitivity": "positive", "epsilon": "positive", "delta": "unit", "size": "count"}),
+    (privacy.gaussian_mechanism, {"value": _SMALL, "sensitivity": 1.0, "epsilon": 1.0,
+                                  "delta": 1e-5},
+     {"value": "array", "sensitivity": "non_negative", "epsilon": "positive", "delta": "unit",
+      "reproducible_rng": "reproducible_rng"}),
+    (privacy.classic_gaussian_sigma, {"sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
+     {"sensitivity": "non_negative", "epsilon": "positive", "delta": "unit"}),
+    (privacy.gaussian_delta, {"sigma": 1.0, "sensitivity": 1.0, "epsilon": 1.0},
+     {"sigma": "positive", "sensitivity": "non_negative", "epsilon": "non_negative"}),
+    (privacy.gaussian_sigma, {"sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
+     {"sensitivity": "non_negative", "epsilon": "positive", "delta": "unit"}),
+    (privacy.mironov_impossible_outputs, {"outputs": np.array([0.5]), "other_input": 1.0,
+                                          "sensitivity": 1.0, "epsilon": 1.0,
+                                          "sampler": "naive"},
+     {"outputs": "array", "other_input": "real", "sensitivity": "positive",
+      "epsilon": "positive", "sampler": "sampler"}),
+    (privacy.clip_by_l2_norm, {"tensors": np.ones(3), "clipping_norm": 1.0},
+     {"tensors": "array", "clipping_norm": "positive"}),
+    (privacy.noise_scale, {"mechanism": "gaussian", "sensitivity": 1.0, "epsilon": 1.0,
+                           "delta": 1e-5},
+     {"mechanism": "mechanism", "sensitivity": "non_negative", "epsilon": "positive",
+      "delta": "unit"}),
+    (privacy.noise_pdf, {"x": np.zeros(3), "mechanism": "laplace", "sensitivity": 1.0,
+                         "epsilon": 1.0},
+     {"x": "array", "mechanism": "mechanism", "sensitivity": "positive",
+      "epsilon": "positive"}),
+    (privacy.expected_absolute_error, {"mechanism": "laplace", "sensitivity": 1.0,
+                                       "epsilon": 1.0},
+     {"mechanism": "mechanism", "sensitivity": "non_negative", "epsilon": "positive"}),
+    (privacy.error_interval_half_width, {"mechanism": "laplace", "sensitivity": 1.0,
+                                         "epsilon": 1.0, "level": 0.95},
+     {"mechanism": "mechanism", "sensitivity": "non_negative", "epsilon": "positive",
+      "level": "unit"}),
+    (privacy.noisy_answer_summary, {"true_answer": 10.0, "mechanism": "gaussian",
+                                    "sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
+     {"true_answer": "real", "mechanism": "mechanism", "sensitivity": "non_negative",
+      "epsilon": "positive", "delta": "unit"}),
+    (privacy.clopper_pearson_interval, {"successes": 3, "trials": 10, "confidence": 0.9},
+     {"successes": "count", "trials": "count", "confidence": "unit"}),
+    (privacy.empirical_epsilon_lower_bound, {"outputs_0": np.zeros(5), "outputs_1": np.ones(5),
+                                             "threshold": 0.5},
+     {"outputs_0": "array", "outputs_1": "array", "threshold": "real", "delta": "half_open",
+      "confidence": "unit"}),
+]
+_POSITIONAL = {"value", "tensors", "clipping_norm", "x", "mechanism", "true_answer",
+               "successes", "trials", "outputs_0", "outputs_1", "outputs"}
+
+
+def _call(function, kwargs):
+    positional = [kwargs[name] for name in function.__code__.co_varnames
+                  [:function.__code__.co_argcount] if name in kwargs]
+    keywords = {k: val for k, val in kwargs.items() if k not in _POSITIONAL}
+    return function(*positional, **keywords)
+
+
+def _fuzz_cases():
+    for function, valid, arguments in FUZZ_TABLE:
+        for argument, kind in arguments.items():
+            for index, bad in enumerate(_BAD[kind]):
+                yield pytest.param(function, valid, argument, bad,
+                                   id=f"{function.__name__}-{argument}-{index}")
+
+
+def test_fuzz_table_covers_every_public_function():
+    public = {name for name, obj in vars(privacy).items()
+              if callable(obj) and not name.startswith("_") and not isinstance(obj, type)
+              and getattr(obj, "__module__", "") == privacy.__name__}
+    assert public == {function.__name__ for function, _, _ in FUZZ_TABLE}
+
+
+@pytest.mark.parametrize(("function", "valid", "argument", "bad"), list(_fuzz_cases()))
+def test_every_bad_argument_gets_a_clear_error(function, valid, argument, bad):
+    _call(function, valid)  # the valid call works
+    kwargs = dict(valid, **{argument: bad})
+    with pytest.raises((ValueError, TypeError)) as caught:
+        _call(function, kwargs)
+    assert argument in str(caught.value), f"message does not name {argument}: {caught.value}"
+
+
+@pytest.mark.parametrize(("function", "valid", "arguments"), FUZZ_TABLE,
+                         ids=[function.__name__ for function, _, _ in FUZZ_TABLE])
+def test_extreme_legal_values_give_an_answer_or_a_clear_error(function, valid, arguments):
+    for argument, kind in arguments.items():
+        if kind not in ("positive", "non_negative", "real", "unit"):
+            continue
+        for edge in _EDGE:
+            kwargs = dict(valid, **{argument: edge})
+            try:
+                result = _call(function, kwargs)
+            except (ValueError, TypeError) as error:
+                assert argument in str(error) or "epsilon" in str(error), (argument, edge, error)
+                continue
+            values = (result if isinstance(result, tuple) else tuple(result.values())
+                      if isinstance(result, dict) else (result,))
+            for value in values:
+                if isinstance(value, privacy.DiscretisedMechanism):
+                    value = (value.noise_scale, value.delta)
+                array = np.asarray(value, dtype=float) if not isinstance(
+                    value, (bool, np.bool_)) else np.asarray(0.0)
+                assert np.all(np.isfinite(array)), (function.__name__, argument, edge, result)

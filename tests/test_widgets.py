@@ -23,7 +23,43 @@ def test_noise_summary_line_reports_expected_error():
     line = widgets.noise_summary_line(100.0, "gaussian", sensitivity=1.0, epsilon=1.0,
                                       delta=1e-5)
     error = privacy.expected_absolute_error("gaussian", sensitivity=1.0, epsilon=1.0, delta=1e-5)
-    assert f"expected |error| = {error:.2f}" in line and "sigma = 3.73" in line
+    # The sigma of the helper's discrete Gaussian (analytic continuous sigma: 3.73).
+    sigma = privacy.noise_scale("gaussian", sensitivity=1.0, epsilon=1.0, delta=1e-5)
+    assert f"expected |error| = {error:.2f}" in line and f"sigma = {sigma:.2f}" in line
+    assert "sigma = 4.05" in line
+
+
+def test_noisy_answer_plot_shows_the_neighbouring_dataset():
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from fl_helpers import plotting
+
+    ax = Figure().subplots()
+    plotting.plot_noisy_answer_distribution(117.0, "laplace", sensitivity=1.0, epsilon=0.5,
+                                            neighbour_answer=116.0, ax=ax)
+    curves = {line.get_label(): line for line in ax.get_lines()}
+    ours, neighbour = curves["Laplace density"], curves["neighbouring dataset (answer 116)"]
+    x = ours.get_xdata()
+    np.testing.assert_allclose(ours.get_ydata(), np.exp(-np.abs(x - 117.0) / 2.0) / 4.0)
+    np.testing.assert_allclose(neighbour.get_ydata(), np.exp(-np.abs(x - 116.0) / 2.0) / 4.0)
+    # Indistinguishability: the two densities never differ by more than e^epsilon.
+    assert np.max(np.abs(np.log(ours.get_ydata() / neighbour.get_ydata()))) <= 0.5 + 1e-12
+
+
+def test_noise_explorer_draws_reproducible_samples_and_the_neighbour(monkeypatch):
+    from fl_helpers import plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "plot_noisy_answer_distribution",
+                        lambda *args, **kwargs: drawn.append(kwargs))
+    panel = widgets.noise_explorer(100.0, epsilon=1.0, neighbour_answer=99.0, num_samples=50)
+    panel.controls["epsilon"].value = 0.1
+    panel.controls["epsilon"].value = 1.0
+    assert drawn[-1]["neighbour_answer"] == 99.0
+    # Same seed, same picture after a round trip (the histogram's noise is reproducible).
+    assert (drawn[0]["samples"] == drawn[-1]["samples"]).all()
+    assert not (drawn[0]["samples"] == drawn[1]["samples"]).all()
 
 
 def test_noise_explorer_controls_and_redraw(monkeypatch):
