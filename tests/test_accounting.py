@@ -1,4 +1,10 @@
-"""Tests of fl_helpers.accounting against dp-accounting's RDP accountant and closed forms."""
+"""Tests of fl_helpers.accounting against dp-accounting's PLD and RDP accountants and closed forms.
+
+The RDP tests pin the numbers the course had before the PLD became the default (``accountant=
+"rdp"`` must keep giving them); the PLD tests compare the default with dp-accounting's
+``PLDAccountant`` on the same grid, with RDP (never looser) and with the exact Gaussian
+composition of Balle & Wang 2018 (q = 1).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import dp_accounting
 import numpy as np
 import pytest
 from absl import logging as absl_logging
+from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
+from scipy import optimize, special
 
 from fl_helpers import accounting
 
@@ -40,7 +48,8 @@ def reference_epsilon(noise_multiplier, sampling_probability, num_rounds, target
 @pytest.mark.parametrize(("noise", "q", "rounds", "expected", "tol"), REFERENCES)
 def test_dp_fedavg_epsilon_reference_values(noise, q, rounds, expected, tol):
     epsilon = accounting.dp_fedavg_epsilon(noise_multiplier=noise, sampling_probability=q,
-                                           num_rounds=rounds, target_delta=DELTA)
+                                           num_rounds=rounds, target_delta=DELTA,
+                                           accountant="rdp")
     assert epsilon == pytest.approx(expected, abs=tol)
     assert epsilon == pytest.approx(reference_epsilon(noise, q, rounds), rel=1e-12)
 
@@ -60,14 +69,15 @@ def test_full_batch_matches_closed_form_gaussian_rdp():
     eps = rdp + np.log1p(-1 / orders) - np.log(DELTA * orders) / (orders - 1)
     expected = float(np.min(eps[orders > 1.01]))
     epsilon = accounting.dp_fedavg_epsilon(noise_multiplier=noise, sampling_probability=1.0,
-                                           num_rounds=rounds, target_delta=DELTA)
+                                           num_rounds=rounds, target_delta=DELTA,
+                                           accountant=accounting.Accountant.RDP)
     assert epsilon == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize(("noise", "q", "rounds", "expected", "tol"), REFERENCES)
 def test_epsilon_per_round_equals_accountant(noise, q, rounds, expected, tol):
     curve = accounting.epsilon_per_round(noise_multiplier=noise, sampling_probability=q,
-                                         num_rounds=rounds, target_delta=DELTA)
+                                         num_rounds=rounds, target_delta=DELTA, accountant="rdp")
     assert curve.shape == (rounds,)
     assert np.all(np.diff(curve) >= 0)
     for t in sorted({1, 7, rounds}):
@@ -77,7 +87,7 @@ def test_epsilon_per_round_equals_accountant(noise, q, rounds, expected, tol):
 
 def test_laplace_epsilon_per_release_equals_accountant_and_beats_basic_composition():
     curve = accounting.laplace_epsilon_per_release(epsilon=0.1, num_releases=300,
-                                                   target_delta=DELTA)
+                                                   target_delta=DELTA, accountant="rdp")
     for k in (1, 5, 100, 300):
         accountant = rdp_privacy_accountant.RdpAccountant()
         accountant.compose(dp_accounting.LaplaceDpEvent(1 / 0.1), k)
@@ -86,15 +96,19 @@ def test_laplace_epsilon_per_release_equals_accountant_and_beats_basic_compositi
     assert curve[-1] < 0.5 * 300 * 0.1  # many releases: far below basic composition
 
 
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
 @pytest.mark.parametrize(("noise", "q", "rounds", "expected", "tol"), REFERENCES)
-def test_noise_multiplier_for_epsilon_round_trip(noise, q, rounds, expected, tol):
+def test_noise_multiplier_for_epsilon_round_trip(noise, q, rounds, expected, tol, accountant):
     target = accounting.dp_fedavg_epsilon(noise_multiplier=noise, sampling_probability=q,
-                                          num_rounds=rounds, target_delta=DELTA)
+                                          num_rounds=rounds, target_delta=DELTA,
+                                          accountant=accountant)
     found = accounting.noise_multiplier_for_epsilon(target_epsilon=target, target_delta=DELTA,
-                                                    sampling_probability=q, num_rounds=rounds)
+                                                    sampling_probability=q, num_rounds=rounds,
+                                                    accountant=accountant)
     assert found == pytest.approx(noise, rel=1e-3)
     achieved = accounting.dp_fedavg_epsilon(noise_multiplier=found, sampling_probability=q,
-                                            num_rounds=rounds, target_delta=DELTA)
+                                            num_rounds=rounds, target_delta=DELTA,
+                                            accountant=accountant)
     assert achieved <= target
     assert achieved == pytest.approx(target, rel=1e-3)
 
@@ -109,14 +123,15 @@ def test_noise_multiplier_for_epsilon_unreachable_targets():
                                                 sampling_probability=1.0, num_rounds=10)
 
 
-def test_absl_warnings_silenced_and_verbosity_restored(caplog):
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_absl_warnings_silenced_and_verbosity_restored(caplog, accountant):
     before = absl_logging.get_verbosity()
     with caplog.at_level(logging.DEBUG):
-        # q = 0.1, z = 1 makes dp-accounting warn about orders 1.1 to 1.5.
-        accounting.dp_fedavg_epsilon(noise_multiplier=1.0, sampling_probability=0.1,
-                                     num_rounds=1, target_delta=DELTA)
-        accounting.epsilon_per_round(noise_multiplier=1.0, sampling_probability=0.1,
-                                     num_rounds=3, target_delta=DELTA)
+        # q = 0.1, z = 1 makes dp-accounting warn about orders 1.1 to 1.5 (z = 0.99: no cache).
+        accounting.dp_fedavg_epsilon(noise_multiplier=0.99, sampling_probability=0.1,
+                                     num_rounds=1, target_delta=DELTA, accountant=accountant)
+        accounting.epsilon_per_round(noise_multiplier=0.99, sampling_probability=0.1,
+                                     num_rounds=40, target_delta=DELTA, accountant=accountant)
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert absl_logging.get_verbosity() == before
 
@@ -153,3 +168,205 @@ def test_inverse_bad_arguments_rejected():
         accounting.dp_fedavg_epsilon(**{**GOOD, "num_rounds": 2.5})
     with pytest.raises(ValueError, match="num_releases must be >= 1"):
         accounting.laplace_epsilon_per_release(epsilon=1.0, num_releases=0, target_delta=DELTA)
+
+
+# ---------------------------------------------------------------------------- the PLD default
+
+VDI = accounting.PLD_VALUE_DISCRETIZATION_INTERVAL
+
+
+def pld_reference(noise_multiplier, sampling_probability, num_rounds, target_delta=DELTA):
+    """dp-accounting's PLD accountant used directly, on the same grid."""
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=VDI)
+    step = dp_accounting.GaussianDpEvent(noise_multiplier)
+    if sampling_probability < 1:
+        step = dp_accounting.PoissonSampledDpEvent(sampling_probability, step)
+    accountant.compose(dp_accounting.SelfComposedDpEvent(step, num_rounds))
+    return accountant.get_epsilon(target_delta)
+
+
+def test_default_accountant_is_pld():
+    kwargs = {"noise_multiplier": 1.2, "sampling_probability": 0.05, "num_rounds": 50,
+              "target_delta": DELTA}
+    default = accounting.dp_fedavg_epsilon(**kwargs)
+    assert default == accounting.dp_fedavg_epsilon(**kwargs, accountant="pld")
+    assert default == accounting.dp_fedavg_epsilon(**kwargs, accountant=accounting.Accountant.PLD)
+    assert default < accounting.dp_fedavg_epsilon(**kwargs, accountant="rdp")
+
+
+@pytest.mark.parametrize(("noise", "q", "rounds"), [
+    (1.1, 256 / 60000, 14_062), (1.2, 120 / 3383, 100), (1.0, 0.1, 30), (1.5, 0.1, 30),
+    (0.8, 0.5, 7), (3.0, 1.0, 20), (0.6, 0.01, 1000),
+])
+def test_pld_equals_dp_accounting_pld_accountant(noise, q, rounds):
+    epsilon = accounting.dp_fedavg_epsilon(noise_multiplier=noise, sampling_probability=q,
+                                           num_rounds=rounds, target_delta=DELTA)
+    assert epsilon == pld_reference(noise, q, rounds)  # the same computation, bit for bit
+
+
+def test_pld_docstring_states_the_grid():
+    assert VDI == 1e-3
+    doc = accounting.__doc__
+    assert "value_discretization_interval" in doc and "pessimistic" in doc
+
+
+GRID = [(z, q, t) for z in (0.7, 1.5, 4.0) for q in (0.01, 0.1, 1.0) for t in (1, 30, 300)]
+
+
+@pytest.mark.parametrize(("noise", "q", "rounds"), GRID)
+def test_pld_never_exceeds_rdp(noise, q, rounds):
+    kwargs = {"noise_multiplier": noise, "sampling_probability": q, "num_rounds": rounds,
+              "target_delta": DELTA}
+    pld = accounting.dp_fedavg_epsilon(**kwargs)
+    rdp = accounting.dp_fedavg_epsilon(**kwargs, accountant="rdp")
+    assert pld <= rdp
+    if 0.05 < rdp < 100:  # where there is privacy to gain, PLD is clearly tighter
+        assert pld < 0.97 * rdp
+
+
+def _log_gaussian_delta(sigma, epsilon):
+    """log delta(epsilon) of the Gaussian mechanism of std sigma, sensitivity 1 (Balle & Wang
+    2018, Theorem 8): Phi(1/(2 sigma) - epsilon sigma) - e^epsilon Phi(-1/(2 sigma) - epsilon
+    sigma), written independently of fl_helpers.privacy."""
+    a = 0.5 / sigma - epsilon * sigma
+    b = -0.5 / sigma - epsilon * sigma
+    first, second = special.log_ndtr(a), epsilon + special.log_ndtr(b)
+    return first + np.log1p(-np.exp(second - first))
+
+
+@pytest.mark.parametrize(("noise", "rounds"), [(1.0, 1), (3.0, 10), (5.0, 30), (2.0, 4),
+                                               (10.0, 100)])
+def test_pld_full_batch_matches_exact_gaussian_composition(noise, rounds):
+    # T rounds of Gaussian noise of std z on the full data are exactly one Gaussian mechanism of
+    # std z / sqrt(T); its epsilon at delta solves the equation of Balle & Wang 2018, Theorem 8.
+    sigma = noise / math.sqrt(rounds)
+    exact = optimize.brentq(lambda e: _log_gaussian_delta(sigma, e) - math.log(DELTA),
+                            0.0, 200.0, xtol=1e-12)
+    assert exact == pytest.approx(dp_accounting.get_epsilon_gaussian(sigma, DELTA), abs=1e-6)
+    pld = accounting.dp_fedavg_epsilon(noise_multiplier=noise, sampling_probability=1.0,
+                                       num_rounds=rounds, target_delta=DELTA)
+    # Pessimistic: never below the truth, and above it by less than two grid steps.
+    assert exact - 1e-9 <= pld <= exact + 2 * VDI
+    curve = accounting.epsilon_per_round(noise_multiplier=noise, sampling_probability=1.0,
+                                         num_rounds=rounds, target_delta=DELTA)
+    assert curve[-1] == pld
+
+
+@pytest.mark.parametrize(("noise", "q", "rounds"), [(1.0, 0.1, 30), (1.3, 0.05, 200),
+                                                    (1.1, 256 / 60000, 2000), (2.0, 1.0, 50)])
+def test_pld_epsilon_per_round(noise, q, rounds):
+    kwargs = {"noise_multiplier": noise, "sampling_probability": q, "num_rounds": rounds,
+              "target_delta": DELTA}
+    curve = accounting.epsilon_per_round(**kwargs)
+    rdp = accounting.epsilon_per_round(**kwargs, accountant="rdp")
+    assert curve.shape == (rounds,) and np.all(np.diff(curve) >= 0)
+    assert curve[-1] == accounting.dp_fedavg_epsilon(**kwargs)
+    assert np.all(curve <= rdp)
+    wanted = {1, 2, 17, accounting.PLD_CURVE_POINTS, rounds // 3, rounds - 1}
+    for t in sorted(t for t in wanted if 1 <= t <= rounds):
+        reference = pld_reference(noise, q, t)
+        if t <= accounting.PLD_CURVE_POINTS:  # every one of the first rounds is evaluated
+            assert curve[t - 1] == pytest.approx(reference, rel=1e-9)
+        else:  # later ones are a valid upper bound (the next evaluated round, or RDP)
+            assert reference * (1 - 1e-9) <= curve[t - 1] <= rdp[t - 1]
+    assert accounting.epsilon_per_round(**kwargs) is not curve  # a fresh copy from the cache
+
+
+def test_pld_laplace_per_release():
+    curve = accounting.laplace_epsilon_per_release(epsilon=0.1, num_releases=300,
+                                                   target_delta=DELTA)
+    rdp = accounting.laplace_epsilon_per_release(epsilon=0.1, num_releases=300,
+                                                 target_delta=DELTA, accountant="rdp")
+    for k in (1, 5, 32, 300):
+        reference = pld_privacy_accountant.PLDAccountant(value_discretization_interval=VDI)
+        reference.compose(dp_accounting.LaplaceDpEvent(1 / 0.1), k)
+        assert curve[k - 1] == pytest.approx(reference.get_epsilon(DELTA), rel=1e-9)
+    assert np.all(curve <= rdp) and np.all(np.diff(curve) >= 0)
+    assert np.all(curve <= 0.1 * np.arange(1, 301) + 1e-12)  # never worse than basic composition
+
+
+def test_pld_out_of_range_reports_rdp():
+    # Too small a delta for the PLD's truncated tails, too little noise for its grid: the RDP
+    # bound (valid, looser) is reported instead of an infinite or enormous computation.
+    for kwargs in [{"noise_multiplier": 1.0, "sampling_probability": 0.1, "num_rounds": 10,
+                    "target_delta": 1e-300},
+                   {"noise_multiplier": 0.05, "sampling_probability": 0.1, "num_rounds": 10,
+                    "target_delta": DELTA},
+                   {"noise_multiplier": 0.3, "sampling_probability": 1.0, "num_rounds": 1000,
+                    "target_delta": DELTA}]:
+        pld = accounting.dp_fedavg_epsilon(**kwargs)
+        assert math.isfinite(pld)
+        assert pld == accounting.dp_fedavg_epsilon(**kwargs, accountant="rdp")
+        curve = accounting.epsilon_per_round(**kwargs)
+        assert curve[-1] == pld
+
+
+@pytest.mark.parametrize("target", [1.0, 2.0, 4.0])
+def test_pld_calibration_notebook_04_setting(target):
+    kwargs = {"target_delta": DELTA, "sampling_probability": 0.1, "num_rounds": 30}
+    z_pld = accounting.noise_multiplier_for_epsilon(target_epsilon=target, **kwargs)
+    z_rdp = accounting.noise_multiplier_for_epsilon(target_epsilon=target, **kwargs,
+                                                    accountant="rdp")
+    assert z_pld < 0.95 * z_rdp  # the tighter accountant needs clearly less noise
+    spent = accounting.dp_fedavg_epsilon(noise_multiplier=z_pld, sampling_probability=0.1,
+                                         num_rounds=30, target_delta=DELTA)
+    assert target * (1 - 1e-3) <= spent <= target
+    # Nearly the smallest such z: 0.1% less noise would overspend.
+    assert accounting.dp_fedavg_epsilon(noise_multiplier=z_pld * 0.999, sampling_probability=0.1,
+                                        num_rounds=30, target_delta=DELTA) > target
+    assert spent == pytest.approx(pld_reference(z_pld, 0.1, 30), rel=1e-12)
+
+
+def test_calibration_straddling_the_pld_range():
+    # q = 1, T = 100: below z = 1 the noise per composed Gaussian, z / sqrt(T), drops under
+    # PLD_MIN_NOISE_MULTIPLIER and the default accountant reports RDP's (larger) bound, so
+    # epsilon jumps at z = 1: from RDP's 96.1 just below to the PLD's 91.8 at z = 1.
+    kwargs = {"target_delta": DELTA, "sampling_probability": 1.0, "num_rounds": 100}
+    assert accounting.dp_fedavg_epsilon(noise_multiplier=0.999, **kwargs) == \
+        accounting.dp_fedavg_epsilon(noise_multiplier=0.999, **kwargs, accountant="rdp")
+    assert accounting.dp_fedavg_epsilon(noise_multiplier=1.0, **kwargs) == \
+        pld_reference(1.0, 1.0, 100)
+    # Target 100 is reached below the jump (by RDP), target 95 exactly at it.
+    z = accounting.noise_multiplier_for_epsilon(target_epsilon=100.0, **kwargs)
+    spent = accounting.dp_fedavg_epsilon(noise_multiplier=z, **kwargs)
+    assert z < 1.0 and 100.0 * (1 - 1e-3) <= spent <= 100.0
+    z = accounting.noise_multiplier_for_epsilon(target_epsilon=95.0, **kwargs)
+    assert z == pytest.approx(1.0, rel=2e-4)
+    assert accounting.dp_fedavg_epsilon(noise_multiplier=z, **kwargs) <= 95.0
+
+
+@pytest.mark.parametrize("rtol", [1e-16, 1e-9, 0.0, -1e-4, 1.0, math.nan])
+def test_calibration_rejects_unreachable_rtol(rtol):
+    # rtol = 1e-16 used to hang: the search could never get that close.
+    with pytest.raises(ValueError, match=r"^rtol must be"):
+        accounting.noise_multiplier_for_epsilon(target_epsilon=2, target_delta=1e-5,
+                                                sampling_probability=0.1, num_rounds=30,
+                                                rtol=rtol)
+
+
+def test_calibration_finest_rtol_returns():
+    z = accounting.noise_multiplier_for_epsilon(target_epsilon=2, target_delta=1e-5,
+                                                sampling_probability=0.1, num_rounds=30,
+                                                rtol=accounting.MIN_RTOL)
+    spent = accounting.dp_fedavg_epsilon(noise_multiplier=z, sampling_probability=0.1,
+                                         num_rounds=30, target_delta=1e-5)
+    assert 2 * (1 - 1e-6) <= spent <= 2
+
+
+@pytest.mark.parametrize(("value", "error"), [("moments", ValueError), ("", ValueError),
+                                              (1, TypeError), (None, TypeError),
+                                              (True, TypeError)])
+def test_bad_accountant_rejected(value, error):
+    with pytest.raises(error, match=r"^accountant must be 'pld' or 'rdp'"):
+        accounting.dp_fedavg_epsilon(**GOOD, accountant=value)
+
+
+def test_accountant_names_case_insensitive():
+    assert accounting.dp_fedavg_epsilon(**GOOD, accountant="RDP") == \
+        accounting.dp_fedavg_epsilon(**GOOD, accountant=accounting.Accountant.RDP)
+
+
+@pytest.mark.parametrize("rounds", [2**64, 10**400, accounting.MAX_NUM_ROUNDS + 1])
+def test_too_many_rounds_rejected(rounds):
+    with pytest.raises(ValueError, match=r"^num_rounds must be <= 10000000"):
+        accounting.epsilon_per_round(**{**GOOD, "num_rounds": rounds})
