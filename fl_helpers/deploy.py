@@ -24,7 +24,8 @@ SuperNodes and ``flwr run`` with the CA as root certificate (server-authenticate
 no client certificates, mTLS). ``auth=True`` (needs TLS) adds SuperNode authentication: the
 SuperLink runs with ``--enable-supernode-auth``, each SuperNode gets its own ECDSA key pair, and
 the launcher registers each public key with ``flwr supernode register`` before the SuperNode
-starts; a SuperNode with an unregistered key is refused.
+starts (Flower then refuses SuperNodes whose key is not registered; the course's tests check that
+an authenticated run works, not the refusal).
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                    data_dir: str | os.PathLike | None = None, superlink_port: int | None = None,
                    connect_timeout_s: float = 60.0, run_timeout_s: float = 300.0,
                    progress: Callable[[str], None] | None = print,
-                   _after_start: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   _after_start: Callable[[str], None] | None = None,
+                   _node_superlink: str | None = None) -> dict[str, Any]:
     """Runs the Flower app on a SuperLink and one SuperNode per hospital, then stops them all.
 
     Args:
@@ -264,6 +266,8 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         connect_timeout_s: How long to wait for the SuperLink and for every SuperNode.
         run_timeout_s: How long ``flwr run`` may take.
         progress: Called with each progress line (default ``print``; ``None`` for silence).
+        _after_start: Testing hook, called with the ``FLWR_HOME`` once the SuperLink is up.
+        _node_superlink: Testing hook: the address the SuperNodes dial instead of the SuperLink's.
 
     Returns:
         The ServerApp's result: ``{"params", "rounds", "config", "secagg"}`` plus ``"wall_s"``
@@ -348,7 +352,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
             names.append(name)
             node_port = free_port()
             node_cmd = [_bin("flower-supernode"), *node_security,
-                        "--superlink", f"{HOST}:{link_port}", "--host", HOST,
+                        "--superlink", _node_superlink or f"{HOST}:{link_port}", "--host", HOST,
                         "--port", str(node_port),
                         "--node-config", f"hospital-id={h} data-dir='{data_dir}'"]
             if auth:

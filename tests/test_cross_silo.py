@@ -1,0 +1,211 @@
+"""The numpy logistic regression, DP-SGD and FedAvg of fl_helpers.cross_silo, checked against
+closed forms, brute force, TensorFlow and dp-accounting."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from fl_helpers import accounting, cross_silo
+
+CFG = cross_silo.TrainingConfig(num_rounds=5, local_steps=4)
+
+
+@pytest.fixture(scope="module")
+def federation():
+    return cross_silo.load_federation()
+
+
+def _toy(n=40, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    y = (rng.random(n) < 0.4).astype(float)
+    params = rng.normal(size=d + 1) * 0.3
+    return params, x, y
+
+
+def test_per_example_gradients_match_finite_differences():
+    params, x, y = _toy(n=6)
+    grads = cross_silo.per_example_gradients(params, x, y)
+    eps = 1e-6
+    for i in range(len(y)):
+        for j in range(len(params)):
+            step = np.zeros_like(params)
+            step[j] = eps
+            numeric = (cross_silo.loss(params + step, x[i:i + 1], y[i:i + 1])
+                       - cross_silo.loss(params - step, x[i:i + 1], y[i:i + 1])) / (2 * eps)
+            assert grads[i, j] == pytest.approx(numeric, abs=1e-7)
+
+
+def test_loss_is_stable_for_large_logits():
+    x = np.array([[1000.0], [-1000.0]])
+    y = np.array([1.0, 0.0])
+    assert cross_silo.loss(np.array([1.0, 0.0]), x, y) == pytest.approx(0.0, abs=1e-12)
+    assert np.isfinite(cross_silo.loss(np.array([-1.0, 0.0]), x, y))
+
+
+def test_sgd_update_matches_tensorflow():
+    """The ClientApp's numpy update equals the same SGD written with TensorFlow."""
+    import tensorflow as tf
+
+    params, x, y = _toy(n=30)
+    kwargs = dict(local_steps=9, batch_size=8, client_learning_rate=0.1)
+    ours = cross_silo.sgd_update(params, x, y, rng=np.random.default_rng(3), **kwargs)
+    # The same batches (replaying the permutations), the same loss in TensorFlow.
+    rng, batches, order, pos = np.random.default_rng(3), [], None, len(y)
+    for _ in range(kwargs["local_steps"]):
+        if pos >= len(y):
+            order, pos = rng.permutation(len(y)), 0
+        batches.append(order[pos:pos + 8])
+        pos += 8
+    w = tf.Variable(params[:-1, None], dtype=tf.float64)
+    b = tf.Variable(params[-1:], dtype=tf.float64)
+    for batch in batches:
+        with tf.GradientTape() as tape:
+            z = tf.squeeze(tf.constant(x[batch]) @ w, 1) + b
+            value = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.constant(y[batch]), logits=z))
+        for variable, grad in zip([w, b], tape.gradient(value, [w, b]), strict=True):
+            variable.assign_sub(0.1 * grad)  # plain SGD in float64 (Keras keeps lr in float32)
+    theirs = np.concatenate([w.numpy()[:, 0], b.numpy()])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def _brute_auc(y, s):
+    pos, neg = s[y > 0.5], s[y < 0.5]
+    return np.mean([1.0 if p > q else 0.5 if p == q else 0.0
+                    for p, q in itertools.product(pos, neg)])
+
+
+def test_roc_auc_matches_pairwise_definition_with_ties():
+    rng = np.random.default_rng(1)
+    y = (rng.random(60) < 0.3).astype(float)
+    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
+    assert cross_silo.roc_auc(y, scores) == pytest.approx(_brute_auc(y, scores), abs=1e-12)
+    assert cross_silo.roc_auc([0, 1], [0.2, 0.9]) == 1.0
+    assert cross_silo.roc_auc([0, 1], [0.9, 0.2]) == 0.0
+
+
+def test_roc_auc_refuses_one_class():
+    with pytest.raises(ValueError, match="both classes"):
+        cross_silo.roc_auc(np.ones(5), np.arange(5.0))
+
+
+def test_clip_rows_never_increases_a_norm():
+    g = np.random.default_rng(2).normal(size=(100, 7)) * 3
+    clipped = cross_silo.clip_rows(g, 1.5)
+    norms, before = np.linalg.norm(clipped, axis=1), np.linalg.norm(g, axis=1)
+    assert (norms <= 1.5 + 1e-12).all() and (norms <= before + 1e-12).all()
+    inside = before <= 1.5
+    np.testing.assert_array_equal(clipped[inside], g[inside])
+
+
+def test_weighted_average():
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 6.0])
+    np.testing.assert_allclose(cross_silo.weighted_average([a, b], [1, 3]), [2.5, 5.0])
+    np.testing.assert_array_equal(cross_silo.weighted_average([a, a, a], [5, 1, 2]), a)
+    with pytest.raises(ValueError, match="weights must be > 0"):
+        cross_silo.weighted_average([a, b], [1, 0])
+
+
+def test_dp_noise_is_secret_by_default_and_reproducible_on_request():
+    params, x, y = _toy()
+    kw = dict(local_steps=3, sampling_probability=0.5, clipping_norm=1.0, noise_multiplier=1.0,
+              client_learning_rate=0.1)
+    assert not np.array_equal(cross_silo.dp_sgd_update(params, x, y, **kw),
+                              cross_silo.dp_sgd_update(params, x, y, **kw))
+    with pytest.warns(UserWarning, match="reproducible DP noise"):
+        rng_a = cross_silo.reproducible_noise_rng(7)
+    rng_b = cross_silo.reproducible_noise_rng(7, warn=False)
+    np.testing.assert_array_equal(cross_silo.dp_sgd_update(params, x, y, rng=rng_a, **kw),
+                                  cross_silo.dp_sgd_update(params, x, y, rng=rng_b, **kw))
+
+
+def test_dp_noise_has_the_calibrated_std():
+    """With zero residuals (labels = predictions) a step is pure noise of std sigma C / (q n)."""
+    n, q, sigma, clip, lr = 1000, 0.5, 2.0, 1.0, 1.0
+    x = np.random.default_rng(4).normal(size=(n, 13))
+    params = np.zeros(14)
+    y = cross_silo.predict_proba(params, x)
+    rng = np.random.default_rng(5)
+    steps = np.stack([cross_silo.dp_sgd_update(params, x, y, local_steps=1,
+                                               sampling_probability=q, clipping_norm=clip,
+                                               noise_multiplier=sigma, client_learning_rate=lr,
+                                               rng=rng) for _ in range(300)])
+    expected = lr * sigma * clip / (q * n)
+    # 4200 draws: the sample std is within 5 % of the truth with overwhelming probability.
+    assert np.std(steps) == pytest.approx(expected, rel=0.05)
+    assert abs(np.mean(steps)) < 4 * expected / np.sqrt(steps.size)
+
+
+def test_dp_sgd_follows_the_clipped_gradient_without_noise():
+    """With q = 1 and tiny noise, one DP step is the mean clipped gradient step."""
+    params, x, y = _toy()
+    rng = np.random.default_rng(0)
+    step = cross_silo.dp_sgd_update(params, x, y, local_steps=1, sampling_probability=1.0,
+                                    clipping_norm=0.1, noise_multiplier=1e-12,
+                                    client_learning_rate=1.0, rng=rng)
+    clipped = cross_silo.clip_rows(cross_silo.per_example_gradients(params, x, y), 0.1)
+    np.testing.assert_allclose(step, params - clipped.mean(axis=0), atol=1e-12)
+
+
+def test_epsilon_matches_accounting_and_small_hospitals_pay_more():
+    config = dataclasses.replace(CFG, noise_multiplier=1.2)
+    steps = config.num_rounds * config.local_steps
+    big = cross_silo.epsilon(config, 200, target_delta=1e-3)
+    small = cross_silo.epsilon(config, 40, target_delta=1e-3)
+    reference = accounting.dp_fedavg_epsilon(noise_multiplier=1.2, sampling_probability=8 / 200,
+                                             num_rounds=steps, target_delta=1e-3)
+    assert big == pytest.approx(reference, rel=1e-9)
+    assert small > big
+    assert cross_silo.epsilon(CFG, 200, target_delta=1e-3) == np.inf
+
+
+def test_fedavg_of_one_hospital_is_that_hospital_alone(federation):
+    h = federation[1]
+    fed, _ = cross_silo.run_fedavg([h], CFG)
+    alone = cross_silo.train_alone(h.x_train, h.y_train, CFG, hospital_id=h.hospital_id)
+    # Equal up to the rounding of (n * theta) / n in the weighted average.
+    np.testing.assert_allclose(fed, alone, rtol=1e-13, atol=1e-15)
+
+
+def test_fedavg_is_deterministic_and_seed_dependent(federation):
+    a, _ = cross_silo.run_fedavg(federation, CFG)
+    b, _ = cross_silo.run_fedavg(federation, CFG)
+    c, _ = cross_silo.run_fedavg(federation, dataclasses.replace(CFG, seed=1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_fedavg_learns(federation):
+    """Sanity check with honest bounds: FedAvg ranks Cleveland's test patients well."""
+    params, history = cross_silo.run_fedavg(federation, cross_silo.TrainingConfig())
+    h = federation[0]
+    assert cross_silo.evaluate(params, h.x_test, h.y_test)["auc"] > 0.8
+    assert history[-1]["train_loss"] < history[0]["train_loss"] == pytest.approx(np.log(2))
+
+
+def test_compare_training_rows(federation):
+    rows = cross_silo.compare_training(federation, CFG)
+    assert len(rows) == 12
+    assert {r["method"] for r in rows} == {"local", "fedavg", "pooled"}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("client_learning_rate", 0.0, "client_learning_rate must be > 0, got 0.0."),
+    ("num_rounds", 0, "num_rounds must be >= 1, got 0."),
+    ("noise_multiplier", -1.0, "noise_multiplier must be >= 0, got -1.0."),
+])
+def test_config_errors(field, value, message):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        cross_silo.TrainingConfig(**{field: value})
+
+
+def test_config_round_trip():
+    config = cross_silo.TrainingConfig(noise_multiplier=1.5, seed=3)
+    assert cross_silo.TrainingConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown TrainingConfig keys"):
+        cross_silo.TrainingConfig.from_dict({"rounds": 3})
