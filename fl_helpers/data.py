@@ -66,14 +66,22 @@ def _read_idx(path: Path, expected_sha256: str, ndim: int) -> np.ndarray:
             f"MNIST file {path.name} is corrupted: its SHA-256 is {digest}, expected "
             f"{expected_sha256}. Restore it with `git checkout data/`."
         )
-    buffer = gzip.decompress(raw)
+    try:
+        buffer = gzip.decompress(raw)
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"MNIST file {path.name} is not a valid gzip file: {error}.") from error
+    header = 4 + 4 * ndim
+    if len(buffer) < header:
+        raise ValueError(
+            f"MNIST file {path.name} is truncated: {len(buffer)} bytes, shorter than its "
+            f"{header}-byte IDX header."
+        )
     magic = int.from_bytes(buffer[0:4], "big")
     if magic != _IDX_MAGIC[ndim]:
         raise ValueError(
             f"MNIST file {path.name} has IDX magic {magic}, expected {_IDX_MAGIC[ndim]}."
         )
     shape = tuple(int.from_bytes(buffer[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    header = 4 + 4 * ndim
     array = np.frombuffer(buffer, dtype=np.uint8, offset=header)
     if array.size != int(np.prod(shape)):
         raise ValueError(
@@ -107,7 +115,12 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> tuple[
     Raises:
         FileNotFoundError: A file is missing (the message names it).
         ValueError: A file's checksum or IDX header is wrong (the message names it).
+        TypeError: ``data_dir`` is not a path.
     """
+    if data_dir is not None and (isinstance(data_dir, bool)
+                                 or not isinstance(data_dir, (str, os.PathLike))):
+        raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got "
+                        f"{type(data_dir).__name__} {v._fmt(data_dir)}.")
     folder = Path(data_dir) if data_dir is not None else default_data_dir()
     train_images, train_labels, test_images, test_labels = _load_raw(str(folder.resolve()))
     scale = np.float32(1.0 / 255.0)
@@ -117,15 +130,50 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> tuple[
     )
 
 
+#: Limits that keep every allocation below a few GB (a clear error instead of a MemoryError or
+#: an overflow): examples to split, label classes, and the Dirichlet concentration (beyond 1e6
+#: a Dirichlet split is an IID split, and near 1e308 numpy's sampler overflows).
+MAX_NUM_EXAMPLES = 2**31 - 1
+MAX_NUM_CLASSES = 10**6
+MAX_DIRICHLET_ALPHA = 1e6
+
+
+def _check_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a numpy array with at least one dimension, or a TypeError naming it."""
+    if value is None or isinstance(value, (str, bytes, bool, int, float, complex, np.generic)):
+        raise TypeError(f"{name} must be an array, got {type(value).__name__} {v._fmt(value)}.")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # ragged nested lists
+        raise TypeError(f"{name} must be an array, got {type(value).__name__}.") from error
+    if array.ndim == 0:
+        raise TypeError(f"{name} must be an array, got a 0-d {type(value).__name__}.")
+    return array
+
+
 def _check_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
+    labels = _check_array("labels", labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be a 1-D array, got shape {labels.shape}.")
     if labels.size == 0:
         raise ValueError("labels must not be empty, got 0 labels.")
-    if not np.issubdtype(labels.dtype, np.integer):
+    if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels must hold integers, got dtype {labels.dtype}.")
     return labels
+
+
+def _check_partitions(partitions: object, num_examples: int) -> list[np.ndarray]:
+    """Each client's index array: 1-D integers in 0..num_examples - 1, no example twice."""
+    if isinstance(partitions, np.ndarray) and partitions.dtype != object:
+        raise TypeError(f"partitions must be a list of index arrays (one per client), got a "
+                        f"{partitions.ndim}-D array of dtype {partitions.dtype}.")
+    if not isinstance(partitions, (list, tuple, np.ndarray)):
+        raise TypeError(f"partitions must be a list of index arrays (one per client), got "
+                        f"{type(partitions).__name__} {v._fmt(partitions)}.")
+    if len(partitions) == 0:
+        raise ValueError("partitions must hold at least one client's index array, got 0.")
+    return [v.check_ids(f"partitions[{k}]", part, num=num_examples, unique=True)
+            for k, part in enumerate(partitions)]
 
 
 def _check_num_clients(num_clients: int, num_examples: int) -> int:
@@ -150,7 +198,8 @@ def partition_iid(num_examples: int, num_clients: int, *,
         One sorted int64 index array per client; disjoint, together covering every example.
         Sizes differ by at most one.
     """
-    num_examples = v.check_int("num_examples", num_examples, minimum=1)
+    num_examples = v.check_int("num_examples", num_examples, minimum=1,
+                               maximum=MAX_NUM_EXAMPLES)
     num_clients = _check_num_clients(num_clients, num_examples)
     rng = v.check_rng("rng", rng)
     order = rng.permutation(num_examples)
@@ -225,6 +274,9 @@ def partition_dirichlet(labels: np.ndarray, num_clients: int, *, alpha: float,
     labels = _check_labels(labels)
     num_clients = _check_num_clients(num_clients, labels.size)
     alpha = v.check_positive("alpha", alpha)
+    if alpha > MAX_DIRICHLET_ALPHA:
+        raise ValueError(f"alpha must be <= {MAX_DIRICHLET_ALPHA:g}, got {v._fmt(alpha)}. Such "
+                         "an alpha gives an IID split: use partition_iid.")
     rng = v.check_rng("rng", rng)
     owner = np.empty(labels.size, dtype=np.int64)
     for label in np.unique(labels):
@@ -247,12 +299,33 @@ def partition_dirichlet(labels: np.ndarray, num_clients: int, *, alpha: float,
 
 def client_datasets(x: np.ndarray, y: np.ndarray,
                     partitions: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Cuts ``(x, y)`` into one ``(x_k, y_k)`` pair per client from a partition's index arrays."""
-    x = np.asarray(x)
-    y = np.asarray(y)
+    """Cuts ``(x, y)`` into one ``(x_k, y_k)`` pair per client from a partition's index arrays.
+
+    Args:
+        x: Inputs, one row per example (numeric array, at least 1-D).
+        y: Labels or targets, one per example (numeric array of the same length as ``x``).
+        partitions: One index array per client, as the ``partition_*`` functions return: 1-D
+            integers in ``0..len(x) - 1``, no index twice within a client (negative indices,
+            which numpy would count from the end, bool masks and floats are rejected).
+
+    Returns:
+        ``[(x_k, y_k), ...]``, new arrays (copies), one pair per client.
+
+    Raises:
+        ValueError: Lengths differ, ``x`` is empty, or an index is out of range or repeated.
+        TypeError: An argument is not a numeric array (or list of index arrays).
+    """
+    x = _check_array("x", x)
+    y = _check_array("y", y)
+    for name, array in (("x", x), ("y", y)):
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                         or array.dtype == np.bool_):
+            raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}.")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
-    return [(x[idx], y[idx]) for idx in partitions]
+    if len(x) == 0:
+        raise ValueError("x must hold at least one example, got 0.")
+    return [(x[idx], y[idx]) for idx in _check_partitions(partitions, len(x))]
 
 
 def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
@@ -267,13 +340,14 @@ def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
             would silently widen the table, or fail with an unrelated message).
     """
     labels = _check_labels(labels)
-    num_classes = v.check_int("num_classes", num_classes, minimum=1)
+    num_classes = v.check_int("num_classes", num_classes, minimum=1, maximum=MAX_NUM_CLASSES)
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= num_classes:
         raise ValueError(
             f"labels must be in 0..{num_classes - 1}, got values from {low} to {high}."
         )
-    return np.stack([np.bincount(labels[idx], minlength=num_classes) for idx in partitions])
+    parts = _check_partitions(partitions, labels.size)
+    return np.stack([np.bincount(labels[idx], minlength=num_classes) for idx in parts])
 
 
 # --- UCI Heart Disease: four hospitals, one file each (notebook 08) ---------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -39,8 +41,6 @@ def train_labels(mnist):
 
 @pytest.mark.parametrize("name", sorted(data.MNIST_FILES))
 def test_shipped_file_checksums(name):
-    import gzip
-
     raw = (data.default_data_dir() / name).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == data.MNIST_FILES[name]
     assert hashlib.md5(gzip.decompress(raw)).hexdigest() == RAW_MD5[name]
@@ -102,12 +102,62 @@ def test_corrupted_file_is_named(tmp_path):
         data.load_mnist(folder)
 
 
-def test_truncated_file_is_named(tmp_path):
+def test_truncated_file_fails_its_checksum(tmp_path):
     folder = _copy_data(tmp_path)
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz"):
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz is corrupted"):
         data.load_mnist(folder)
+
+
+def _idx(magic: int, shape: tuple[int, ...], payload: int) -> bytes:
+    """An IDX buffer: magic, the dimensions its header promises, and ``payload`` bytes."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+    return header + bytes(payload)
+
+
+IMAGES = "train-images-idx3-ubyte.gz"  # read first, so the other files are never needed
+
+
+@pytest.mark.parametrize(("raw", "pattern"), [
+    # A well-formed gzip whose IDX header has the labels' magic instead of the images'.
+    (gzip.compress(_idx(2049, (2, 28, 28), 2 * 28 * 28)), r"has IDX magic 2049, expected 2051"),
+    # The header promises 60,000 images, the file holds 10.
+    (gzip.compress(_idx(2051, (60000, 28, 28), 10 * 28 * 28)),
+     r"holds 7840 values, its header promises \(60000, 28, 28\)"),
+    # Shorter than the 16-byte header itself.
+    (gzip.compress(b"\x00\x00\x08"), r"truncated: 3 bytes, shorter than its 16-byte IDX header"),
+    # Not gzip at all, or a gzip stream cut short.
+    (b"plain bytes, not gzip", r"not a valid gzip file"),
+    (gzip.compress(_idx(2051, (1, 28, 28), 784))[:30], r"not a valid gzip file"),
+])
+def test_idx_header_checks(tmp_path, monkeypatch, raw, pattern):
+    # The checksum is what normally catches a damaged file, so these checks of the IDX format
+    # are only reachable for a file whose checksum matches: register the crafted file's own.
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / IMAGES).write_bytes(raw)
+    monkeypatch.setitem(data.MNIST_FILES, IMAGES, hashlib.sha256(raw).hexdigest())
+    with pytest.raises(ValueError, match=rf"MNIST file {re.escape(IMAGES)} .*{pattern}"):
+        data.load_mnist(folder)
+
+
+def test_idx_reader_accepts_a_small_valid_file(tmp_path, monkeypatch):
+    # The same route with a well-formed 2-image file gets past the images (the labels file is
+    # then missing): the checks above reject only what is wrong.
+    raw = gzip.compress(_idx(2051, (2, 28, 28), 2 * 28 * 28))
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / IMAGES).write_bytes(raw)
+    monkeypatch.setitem(data.MNIST_FILES, IMAGES, hashlib.sha256(raw).hexdigest())
+    with pytest.raises(FileNotFoundError, match=r"train-labels-idx1-ubyte\.gz is missing"):
+        data.load_mnist(folder)
+
+
+@pytest.mark.parametrize("data_dir", [3, 2.5, True, ["data"], b"data"])
+def test_data_dir_must_be_a_path(data_dir):
+    with pytest.raises(TypeError, match=r"^data_dir must be a path"):
+        data.load_mnist(data_dir)
 
 
 def test_missing_file_is_named(tmp_path):
@@ -254,6 +304,26 @@ LABELS = np.repeat(np.arange(10), 10)  # 100 examples
      ValueError, r"labels must be a 1-D array"),
     (lambda rng: data.label_counts(np.array([0, 10]), [np.array([0, 1])]), ValueError,
      r"labels must be in 0\.\.9, got values from 0 to 10"),
+    (lambda rng: data.partition_iid(2**64, 5, rng=rng), ValueError,
+     r"num_examples must be <= 2147483647, got 18446744073709551616"),
+    (lambda rng: data.partition_iid(100, 2**64, rng=rng), ValueError,
+     r"num_clients must be <= 9223372036854775807 .*got 18446744073709551616"),
+    (lambda rng: data.partition_iid(100, True, rng=rng), TypeError,
+     r"num_clients must be an integer, got bool True"),
+    (lambda rng: data.partition_dirichlet(LABELS, 5, alpha=1e308, rng=rng), ValueError,
+     r"alpha must be <= 1e\+06, got 1e\+308"),
+    (lambda rng: data.partition_dirichlet(LABELS, 5, alpha=5e-324, rng=rng), ValueError,
+     r"alpha must be >= 2\.2250738585072014e-308"),
+    (lambda rng: data.partition_dirichlet(LABELS, 5, alpha=10**400, rng=rng), ValueError,
+     r"alpha must be finite, got an integer of about 401 digits"),
+    (lambda rng: data.partition_shards(LABELS > 4, 5, rng=rng), TypeError,
+     r"labels must hold integers, got dtype bool"),
+    (lambda rng: data.partition_shards(None, 5, rng=rng), TypeError,
+     r"labels must be an array, got NoneType None"),
+    (lambda rng: data.partition_shards("0123", 2, rng=rng), TypeError,
+     r"labels must be an array, got str '0123'"),
+    (lambda rng: data.label_counts(LABELS, [np.arange(5)], num_classes=2**64), ValueError,
+     r"num_classes must be <= 1000000, got 18446744073709551616"),
 ])
 def test_bad_arguments(call, error, pattern):
     with pytest.raises(error, match=pattern):
@@ -269,3 +339,52 @@ def test_bad_arguments(call, error, pattern):
 def test_wrong_rng_type(call, rng):
     with pytest.raises(TypeError, match=r"rng must be a numpy\.random\.Generator"):
         call(rng)
+
+
+# ---------------------------------------------------------------------------- index arrays
+
+X = np.arange(20.0).reshape(10, 2)
+Y = np.arange(10)
+
+
+@pytest.mark.parametrize(("partitions", "error", "pattern"), [
+    # -1 used to select the last example silently (numpy counts negative indices from the end).
+    ([np.array([-1])], ValueError, r"partitions\[0\] must hold ids in 0\.\.9, got values from -1"),
+    ([np.array([0, 1]), np.array([10])], ValueError, r"partitions\[1\] must hold ids in 0\.\.9"),
+    ([np.array([True, False])], TypeError, r"partitions\[0\] must hold integer ids, got a bool"),
+    ([np.array([1.0, 2.0])], TypeError, r"partitions\[0\] must hold integer ids, got dtype float"),
+    ([np.array([3, 3])], ValueError, r"partitions\[0\] must not repeat an id, got 3 2 times"),
+    ([np.array([[0, 1]])], ValueError, r"partitions\[0\] must be a 1-D array of ids"),
+    ([5], TypeError, r"partitions\[0\] must be a 1-D array of integer ids, got int 5"),
+    ([], ValueError, r"partitions must hold at least one client's index array, got 0"),
+    (np.arange(3), TypeError, r"partitions must be a list of index arrays"),
+    (None, TypeError, r"partitions must be a list of index arrays .*got NoneType None"),
+])
+def test_partitions_checked(partitions, error, pattern):
+    with pytest.raises(error, match=pattern):
+        data.client_datasets(X, Y, partitions)
+    with pytest.raises(error, match=pattern):
+        data.label_counts(Y, partitions)
+
+
+def test_client_datasets_valid_lists_and_empty_clients():
+    clients = data.client_datasets(X, Y, [[0, 9], np.array([], dtype=np.int64), (4,)])
+    assert [c[1].tolist() for c in clients] == [[0, 9], [], [4]]
+    assert clients[0][0].shape == (2, 2)
+    clients[0][0][0, 0] = -1.0  # copies, not views of x
+    assert X[0, 0] == 0.0
+    counts = data.label_counts(Y, [[0, 9], [4]])
+    assert counts.sum(axis=1).tolist() == [2, 1] and counts[0, 9] == 1
+
+
+@pytest.mark.parametrize(("x", "y", "error", "pattern"), [
+    (None, Y, TypeError, r"^x must be an array, got NoneType None"),
+    (X, "labels", TypeError, r"^y must be an array, got str 'labels'"),
+    (3.0, Y, TypeError, r"^x must be an array, got float 3\.0"),
+    (np.array(["a"] * 10), Y, TypeError, r"^x must be a numeric array, got dtype <U1"),
+    (X[:0], Y[:0], ValueError, r"^x must hold at least one example, got 0"),
+    (X[:9], Y, ValueError, r"^x and y must have the same length, got 9 and 10"),
+])
+def test_client_datasets_checks_x_and_y(x, y, error, pattern):
+    with pytest.raises(error, match=pattern):
+        data.client_datasets(x, y, [np.array([0])])
