@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation, client, engine, schedule
+from fl_helpers import accounting, aggregation, client, engine, robust, schedule
 
 Weights = list[np.ndarray]
 Callback = Callable[[dict[str, Any]], "bool | None"]
@@ -78,11 +79,14 @@ class Diagnostics:
         sampled_clients: Per round, the ids of the clients sampled.
         update_norms: Per round, every sampled client's update norm before clipping.
         clipped_update_norms: Per round, every sampled client's update norm after clipping.
+        rejections: Client updates the server rejected (:class:`fl_helpers.robust.Rejection`:
+            round, client id, reason); of a private run they are only reported here.
     """
 
     sampled_clients: list[np.ndarray]
     update_norms: list[np.ndarray]
     clipped_update_norms: list[np.ndarray]
+    rejections: list[robust.Rejection] = dataclasses.field(default_factory=list)
 
     @property
     def num_sampled(self) -> np.ndarray:
@@ -119,6 +123,12 @@ class History:
         stopped_early: Why training stopped before ``num_rounds``, or ``None``.
         diagnostics: Per-client figures, only if the run was asked for them (see
             :class:`Diagnostics`), else ``None``.
+        rejections: Client updates the server rejected and did not use
+            (:class:`fl_helpers.robust.Rejection`: round, client id, reason): the client raised,
+            sent NaN/inf or wrongly shaped arrays, or missed the deadline. Always empty for a
+            private run (who failed is private: see ``diagnostics``).
+        skipped_rounds: Round numbers in which no sampled client's update was accepted: the
+            model stayed unchanged (a private run still adds its noise; then empty, as above).
     """
 
     rounds: np.ndarray
@@ -130,6 +140,9 @@ class History:
     aggregation: str
     stopped_early: StopReason | None = None
     diagnostics: Diagnostics | None = None
+    rejections: list[robust.Rejection] = dataclasses.field(default_factory=list)
+    skipped_rounds: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def total_seconds(self) -> float:
@@ -240,33 +253,63 @@ def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs
 
 
 def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Weights,
-                  sampled: np.ndarray, context: aggregation.RoundContext
-                  ) -> tuple[Weights, np.ndarray, np.ndarray]:
-    """The rule's update for one round, and the clients' update norms before/after clipping."""
+                  sampled: np.ndarray, context: aggregation.RoundContext,
+                  hook: robust.ClientHook | None = None, deadline: float | None = None
+                  ) -> tuple[Weights, np.ndarray, np.ndarray, list[robust.Rejection]]:
+    """The rule's update for one round, the clients' update norms before/after clipping, and
+    the clients rejected (:func:`fl_helpers.robust.screen_round`).
+
+    Fast path (no hook, no deadline, a linear rule on the fast engine): the engine's fused
+    clipped sum. If a client's update came out NaN/inf there, the round is trained again client
+    by client (same seeds, same updates) and screened, so the faulty client is rejected.
+
+    Rejected clients contribute nothing. FedAvg then averages over the accepted clients' n_k
+    (renormalised). DP-FedAvg keeps dividing by the fixed ``q N`` and adds its noise even if
+    every client failed: a rejected client's contribution is the zero vector, which has norm
+    <= C like any clipped update, so the sum's sensitivity to one client stays ``C``, the
+    divisor does not depend on who failed, and the accounting is unchanged.
+    """
     trainer = setup.trainer
-    if isinstance(rule, aggregation.LinearRule):
+    linear = isinstance(rule, aggregation.LinearRule)
+    if hook is None and deadline is None and linear \
+            and isinstance(trainer, engine.MultiClientEngine):
         sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
-        scales = rule.client_scales(sizes)
-        if isinstance(trainer, engine.MultiClientEngine):
-            summed = trainer.clipped_sum(weights, sampled, context.round_index, scales=scales,
-                                         clipping_norm=rule.clipping_norm)
-        else:
-            results = trainer.train(weights, sampled, context.round_index)
-            summed = rule.sum_updates(results.deltas, results.num_examples)
-        update = rule.finalize(summed.total, summed.num_examples, context)
-        return update, summed.update_norms, summed.clipped_norms
+        summed = trainer.clipped_sum(weights, sampled, context.round_index,
+                                     scales=rule.client_scales(sizes),
+                                     clipping_norm=rule.clipping_norm)
+        if np.isfinite(summed.update_norms).all():
+            update = rule.finalize(summed.total, summed.num_examples, context)
+            return update, summed.update_norms, summed.clipped_norms, []
     results = trainer.train(weights, sampled, context.round_index)
-    norms = np.asarray([math.sqrt(sum(float(np.sum(np.square(d))) for d in delta))
-                        for delta in results.deltas], dtype=np.float64)
-    return rule.aggregate(results.deltas, results.num_examples, context), norms, norms
+    deltas, sizes, rejected = robust.screen_round(
+        hook, sampled, context.round_index, results.deltas, results.num_examples,
+        [w.shape for w in weights], deadline)
+    norms = np.asarray([robust.norm(d) for d in deltas], dtype=np.float64)
+    clipped = norms
+    if linear and rule.clipping_norm is not None:
+        clipped = np.minimum(norms, rule.clipping_norm)
+    if deltas:
+        update = rule.aggregate(deltas, sizes, context)
+    elif isinstance(rule, aggregation.DPFedAvg):  # noise is added whoever failed
+        update = rule.finalize([np.zeros_like(w) for w in weights], sizes, context)
+    else:
+        update = [np.zeros_like(w) for w in weights]
+    return update, norms, clipped, rejected
 
 
 def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
           server_optimizer: aggregation.ServerOptimizer, rounds: list[np.ndarray],
           randomness: schedule.PrivateRandomness | None, epsilons: np.ndarray | None,
           progress: bool, description: str, callback: Callback | None,
-          diagnostics: bool) -> dict[str, Any]:
-    """The one training loop: sample (given), train, aggregate, step, evaluate, report."""
+          diagnostics: bool, client_hook: robust.ClientHook | None = None,
+          deadline: float | None = None, checkpoint: str | os.PathLike | None = None,
+          checkpoint_every: int = 1) -> dict[str, Any]:
+    """The one training loop: sample (given), train, aggregate, step, evaluate, report.
+
+    With ``checkpoint``, the run's state is written there (atomically) every
+    ``checkpoint_every`` rounds and after the last, and a run that finds the file resumes from it
+    (see :func:`_save_state`).
+    """
     evaluate: Callable[[Weights], tuple[float, float]] | None = None
     if setup.test_data is not None:
         if isinstance(setup.trainer, engine.MultiClientEngine):
@@ -277,13 +320,32 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
     columns: dict[str, list[Any]] = {key: [] for key in (
         "test_accuracy", "test_loss", "seconds", "update_norms", "clipped_norms")}
     stopped: StopReason | None = None
-    bar = tqdm(range(len(rounds)), desc=f"{description} ({setup.engine.value})", unit="round",
-               disable=not progress)
+    rejections: list[robust.Rejection] = []
+    skipped: list[int] = []
+    # Who failed is private in a private run: reported only with diagnostics=True.
+    report_faults = randomness is None or diagnostics
+    key = f"{rule.name}|{len(rounds)}|{len(setup.datasets)}|{[w.shape for w in weights]}"
+    first = 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        weights, first = _load_state(checkpoint, key, columns, rejections, skipped,
+                                     server_optimizer)
+    bar = tqdm(range(first, len(rounds)), desc=f"{description} ({setup.engine.value})",
+               unit="round", disable=not progress, initial=first, total=len(rounds))
     for t in bar:
         start = time.perf_counter()
         context = aggregation.RoundContext(round_index=t, num_clients=len(setup.datasets),
                                            randomness=randomness)
-        update, norms, clipped = _round_update(setup, rule, weights, rounds[t], context)
+        update, norms, clipped, rejected = _round_update(setup, rule, weights, rounds[t],
+                                                         context, client_hook, deadline)
+        if rejected and len(rejected) == len(rounds[t]):
+            warnings.warn(f"round {t + 1}: every sampled client's update was rejected; the "
+                          "global model is unchanged" + (" except for the noise" if isinstance(
+                              rule, aggregation.DPFedAvg) else "") + ".", RuntimeWarning,
+                          stacklevel=3)
+            if report_faults:
+                skipped.append(t + 1)
+        if report_faults:
+            rejections.extend(rejected)
         weights = server_optimizer.apply(weights, update)
         if not all(np.isfinite(w).all() for w in weights):
             raise ValueError(
@@ -304,6 +366,10 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
             columns["test_loss"].append(loss)
             columns["test_accuracy"].append(accuracy)
             bar.set_postfix(test_accuracy=f"{accuracy:.4f}", refresh=False)
+        if checkpoint is not None and ((t + 1) % checkpoint_every == 0 or t + 1 == len(rounds)):
+            _save_state(checkpoint, key, weights, t + 1, columns if diagnostics else {
+                **columns, "update_norms": [], "clipped_norms": []}, rejections, skipped,
+                server_optimizer)
         if callback is not None and callback(figures) is True:
             stopped = StopReason.CALLBACK
             break
@@ -320,15 +386,113 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
         "stopped_early": stopped,
         "diagnostics": Diagnostics(sampled_clients=[np.array(r) for r in rounds[:done]],
                                    update_norms=columns["update_norms"],
-                                   clipped_update_norms=columns["clipped_norms"])
+                                   clipped_update_norms=columns["clipped_norms"],
+                                   rejections=list(rejections))
         if diagnostics else None,
+        "rejections": rejections if randomness is None else [],
+        "skipped_rounds": np.asarray(skipped if randomness is None else [], dtype=np.int64),
     }
+
+
+_CHECKPOINT_FORMAT = "fl_helpers.training checkpoint 1"
+
+
+def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round: int,
+                columns: dict[str, list[Any]], rejections: list[robust.Rejection],
+                skipped: list[int], server_optimizer: aggregation.ServerOptimizer) -> None:
+    """Writes a checkpoint: everything the loop needs to continue exactly where it stopped.
+
+    The global weights, the next round, the per-round figures so far, the rejections, and the
+    server optimizer's whole state (every attribute: momentum, Adam's moments). The client
+    schedule and the clients' batches are functions of the seed and the round (and, for a
+    private run, of its :class:`fl_helpers.schedule.PrivateRandomness`, which is never written:
+    a file holding the noise's secret would let its reader remove the noise), so they need no
+    saving. Nothing here is pickled; :func:`fl_helpers.robust.save_checkpoint` writes atomically.
+    """
+    arrays: dict[str, Any] = {"format": _CHECKPOINT_FORMAT, "key": key,
+                              "next_round": next_round, "skipped": np.asarray(skipped, np.int64)}
+    arrays.update({f"weights/{i}": w for i, w in enumerate(weights)})
+    for name in ("test_accuracy", "test_loss", "seconds"):
+        arrays[f"columns/{name}"] = np.asarray(columns[name], dtype=np.float64)
+    for name in ("update_norms", "clipped_norms"):
+        arrays.update(robust.pack_ragged(f"columns/{name}", columns[name]))
+    arrays.update(robust.rejections_to_arrays(rejections))
+    for name, value in vars(server_optimizer).items():
+        if value is None:
+            arrays[f"optimizer/{name}/none"] = 0
+        elif isinstance(value, list):
+            arrays[f"optimizer/{name}/count"] = len(value)
+            arrays.update({f"optimizer/{name}/{i}": a for i, a in enumerate(value)})
+        else:
+            arrays[f"optimizer/{name}"] = value
+    robust.save_checkpoint(path, arrays)
+
+
+def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]],
+                rejections: list[robust.Rejection], skipped: list[int],
+                server_optimizer: aggregation.ServerOptimizer) -> tuple[Weights, int]:
+    """Reads a checkpoint of :func:`_save_state` into the loop's state; the weights and round."""
+    arrays = robust.load_checkpoint(path)
+    if str(arrays.get("format", "")) != _CHECKPOINT_FORMAT or str(arrays["key"]) != key:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} belongs to another run (rule, "
+                         f"rounds, clients or model differ): expected {key!r}, got "
+                         f"{str(arrays.get('key', 'no key'))!r}. Delete it or pass another "
+                         "checkpoint path.")
+    count = sum(1 for name in arrays if name.startswith("weights/"))
+    weights = [arrays[f"weights/{i}"] for i in range(count)]
+    for name in ("test_accuracy", "test_loss", "seconds"):
+        columns[name].extend(float(x) for x in arrays[f"columns/{name}"])
+    for name in ("update_norms", "clipped_norms"):
+        columns[name].extend(robust.unpack_ragged(arrays, f"columns/{name}"))
+    rejections.extend(robust.rejections_from_arrays(arrays))
+    skipped.extend(int(t) for t in arrays["skipped"])
+    for name in vars(server_optimizer):
+        if f"optimizer/{name}/none" in arrays:
+            setattr(server_optimizer, name, None)
+        elif f"optimizer/{name}/count" in arrays:
+            setattr(server_optimizer, name, [arrays[f"optimizer/{name}/{i}"] for i in
+                                             range(int(arrays[f"optimizer/{name}/count"]))])
+        else:
+            setattr(server_optimizer, name, arrays[f"optimizer/{name}"].item())
+    return weights, int(arrays["next_round"])
 
 
 def _check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}.")
     return value
+
+
+def _check_fault_options(client_hook: Any, deadline_seconds: Any, checkpoint: Any,
+                         checkpoint_every: Any) -> dict[str, Any]:
+    """The fault-handling and checkpoint arguments of both front doors, checked."""
+    if client_hook is not None and not callable(client_hook):
+        raise TypeError(f"client_hook must be callable or None, got "
+                        f"{type(client_hook).__name__}.")
+    if deadline_seconds is not None:
+        deadline_seconds = v.check_positive("deadline_seconds", deadline_seconds)
+    if checkpoint is not None and (isinstance(checkpoint, bool)
+                                   or not isinstance(checkpoint, (str, os.PathLike))):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint).__name__}.")
+    checkpoint_every = v.check_int("checkpoint_every", checkpoint_every, minimum=1)
+    return {"client_hook": client_hook, "deadline": deadline_seconds, "checkpoint": checkpoint,
+            "checkpoint_every": checkpoint_every}
+
+
+FAULT_ARGS_DOC = """
+        client_hook: ``hook(client_id, round_index, delta) -> delta`` applied to every client's
+            update before the server sees it (an attack, or injected faults:
+            :class:`fl_helpers.robust.MaliciousClients`, :class:`fl_helpers.robust.FaultInjector`),
+            or ``None``. A client whose hook raises, or whose update is NaN/inf or wrongly
+            shaped, is rejected and logged (``History.rejections``) and the round goes on
+            without it.
+        deadline_seconds: Reject clients whose :class:`fl_helpers.robust.ClientReply` reports a
+            (simulated) reply time above this, or ``None``.
+        checkpoint: A ``.npz`` path: the run's state is written there atomically every
+            ``checkpoint_every`` rounds and after the last; a run that finds the file resumes
+            from it, and repeats the uninterrupted run exactly.
+        checkpoint_every: Rounds between checkpoints, >= 1."""
 
 
 def _warn_diagnostics() -> None:
@@ -351,7 +515,11 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                initial_weights: Weights | None = None,
                aggregation_rule: aggregation.AggregationRule | None = None,
                server_optimizer: aggregation.ServerOptimizer | None = None,
-               callback: Callback | None = None, diagnostics: bool = False) -> History:
+               callback: Callback | None = None, diagnostics: bool = False,
+               client_hook: robust.ClientHook | None = None,
+               deadline_seconds: float | None = None,
+               checkpoint: str | os.PathLike | None = None,
+               checkpoint_every: int = 1) -> History:
     """FederatedAveraging (McMahan et al. 2017, Algorithm 1) for ``num_rounds`` rounds.
 
     Round ``t`` (0-based): sample ``clients_per_round`` clients uniformly with
@@ -386,6 +554,8 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
             returning ``True`` stops training.
         diagnostics: Also return every client's update norm and the sampled ids
             (:class:`Diagnostics`).
+        client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
+            :data:`FAULT_ARGS_DOC`.
 
     Returns:
         A :class:`History`.
@@ -405,9 +575,10 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                         f"{type(optimizer).__name__}.")
     progress = _check_flag("progress", progress)
     diagnostics = _check_flag("diagnostics", diagnostics)
-    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, str):
+    faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
+    if isinstance(client_datasets, Sequence) and len(client_datasets) > 0:
         clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1,
-                                        maximum=max(1, len(client_datasets)))
+                                        maximum=len(client_datasets))
     setup, num_rounds = _setup(
         model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
         batch_size=batch_size, client_learning_rate=client_learning_rate, test_data=test_data,
@@ -417,7 +588,7 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                                       round_index=t) for t in range(num_rounds)]
     fields = _loop(setup, rule=rule, server_optimizer=optimizer, rounds=rounds, randomness=None,
                    epsilons=None, progress=progress, description=rule.name, callback=callback,
-                   diagnostics=diagnostics)
+                   diagnostics=diagnostics, **faults)
     return History(**fields)
 
 
@@ -466,7 +637,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   noise_placement: str | aggregation.NoisePlacement = "central",
                   server_optimizer: aggregation.ServerOptimizer | None = None,
                   reproducible_noise: bool = False, diagnostics: bool = False,
-                  randomness: schedule.PrivateRandomness | None = None) -> DPHistory:
+                  randomness: schedule.PrivateRandomness | None = None,
+                  client_hook: robust.ClientHook | None = None,
+                  deadline_seconds: float | None = None,
+                  checkpoint: str | os.PathLike | None = None,
+                  checkpoint_every: int = 1) -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -519,6 +694,13 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             epsilon; a warning says so).
         randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
             one (so a caller can see the schedule first, e.g. for local-DP calibration).
+        client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
+            :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
+            accounting stays valid, see :func:`_round_update`); who was rejected is reported
+            only in ``diagnostics``. A checkpoint never holds the secret randomness: to repeat a
+            run exactly on resume, pass the same ``randomness`` (or ``reproducible_noise``);
+            with fresh secret randomness the remaining rounds are sampled and noised afresh,
+            which central DP's accounting allows (local DP's does not: refused).
 
     Returns:
         A :class:`DPHistory`.
@@ -532,6 +714,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     reproducible_noise = _check_flag("reproducible_noise", reproducible_noise)
     diagnostics = _check_flag("diagnostics", diagnostics)
     progress = _check_flag("progress", progress)
+    faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
+    if checkpoint is not None and placement is aggregation.NoisePlacement.LOCAL:
+        raise ValueError("checkpoint is not supported with noise_placement='local': local DP's "
+                         "epsilon depends on the whole schedule, which a resumed run would "
+                         "redraw. Use noise_placement='central' or checkpoint=None.")
     if target_delta is not None:
         target_delta = v.check_open_unit("target_delta", target_delta)
     if target_epsilon is not None:
@@ -585,7 +772,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     fields = _loop(setup, rule=rule, server_optimizer=server_optimizer,
                    rounds=rounds[:rounds_allowed], randomness=randomness, epsilons=epsilons,
                    progress=progress, description="DP-FedAvg", callback=callback,
-                   diagnostics=diagnostics)
+                   diagnostics=diagnostics, **faults)
     if fields["stopped_early"] is None and rounds_allowed < num_rounds:
         fields["stopped_early"] = StopReason.BUDGET
     done = len(fields["rounds"])

@@ -1,4 +1,4 @@
-"""The fast multi-client engine against the per-client loop, and DP-FedAvg's server step.
+"""The fast multi-client engine against the per-client loop (client.LoopTrainer).
 
 Tolerances: the engine and the loop run the same SGD steps on the same batches in float32 but sum
 in different orders, so they agree to rounding. For softmax regression (smooth loss) the final
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, data, dp_fedavg, engine, federated, models
+from fl_helpers import aggregation, client, data, engine, models, training
 
 WEIGHT_ATOL = 1e-5
 ACCURACY_ATOL = 1.5e-3  # one example in 1,000 may flip
@@ -36,14 +36,15 @@ def mnist():
 
 def _fedavg(clients, test, engine_name, model_fn=models.make_softmax_regression, **kwargs):
     args = dict(num_rounds=3, clients_per_round=5, local_epochs=1, batch_size=10,
-                client_learning_rate=0.2, test_data=test, seed=4, progress=False)
+                client_learning_rate=0.2, test_data=test, seed=4, progress=False, diagnostics=True)
     args.update(kwargs)
-    return federated.run_fedavg(model_fn, clients, engine=engine_name, **args)
+    return training.run_fedavg(model_fn, clients, engine=engine_name, **args)
 
 
 def _assert_same_history(fast, loop, *, weights=True, accuracy_atol=ACCURACY_ATOL,
                          loss_rtol=LOSS_RTOL):
-    np.testing.assert_array_equal(fast.sampled_clients, loop.sampled_clients)
+    np.testing.assert_array_equal(fast.diagnostics.sampled_clients,
+                                  loop.diagnostics.sampled_clients)
     np.testing.assert_allclose(fast.test_accuracy, loop.test_accuracy, rtol=0, atol=accuracy_atol)
     np.testing.assert_allclose(fast.test_loss, loop.test_loss, rtol=loss_rtol)
     if weights:
@@ -61,7 +62,7 @@ def test_engine_equals_loop(mnist, split, local_epochs):
         assert max(sizes) > 2 * min(sizes)  # and clients of very different sizes
     fast = _fedavg(clients[split], test, "fast", local_epochs=local_epochs)
     loop = _fedavg(clients[split], test, "loop", local_epochs=local_epochs)
-    assert (fast.engine, loop.engine) == ("fast", "loop")
+    assert (fast.engine, loop.engine) == (training.Engine.FAST, training.Engine.LOOP)
     _assert_same_history(fast, loop)
 
 
@@ -85,16 +86,12 @@ def test_engine_equals_loop_on_the_2nn(mnist):
     assert np.median(diffs) < 1e-6
 
 
-def test_auto_picks_the_engine_by_model(mnist):
-    clients, test = mnist
+def test_auto_picks_the_fast_engine_for_dense_stacks(mnist):
+    clients, _ = mnist
     assert engine.supports(models.make_softmax_regression())
     assert engine.supports(models.make_2nn())
-    assert not engine.supports(models.make_cnn())
     history = _fedavg(clients["iid"], None, "auto", num_rounds=1)
-    assert history.engine == "fast"
-    with pytest.raises(ValueError, match="plain Dense stack"):
-        engine.MultiClientEngine(models.make_cnn(), clients["iid"], local_epochs=1,
-                                 batch_size=10, client_learning_rate=0.1, seed=0)
+    assert history.engine is training.Engine.FAST
 
 
 def test_engine_is_deterministic(mnist):
@@ -108,192 +105,79 @@ def test_engine_is_deterministic(mnist):
     assert not np.array_equal(first.final_weights[0], other.final_weights[0])
 
 
-# --------------------------------------------------------------------------------------------
-# DP-FedAvg
-# --------------------------------------------------------------------------------------------
-
-
-def _dp(clients, test, **kwargs):
-    args = dict(num_rounds=3, sampling_probability=0.3, local_epochs=1, batch_size=10,
-                client_learning_rate=0.2, clipping_norm=0.5, noise_multiplier=0.5,
-                test_data=test, seed=2, progress=False)
+def _engine(clients, model, **kwargs):
+    args = dict(local_epochs=2, batch_size=10, client_learning_rate=0.2, seed=1)
     args.update(kwargs)
-    return dp_fedavg.run_dp_fedavg(models.make_softmax_regression, clients, **args)
-
-
-def test_dp_without_noise_or_clipping_is_fedavg(mnist):
-    # q = 1 samples all N clients, so the fixed denominator q N is the actual number of clients;
-    # equal client sizes make FedAvg's weights n_k / n equal to 1 / N as well; C = 1e6 never
-    # clips, z = 0 adds nothing, server_learning_rate = 1 takes the average as it is.
-    clients, test = mnist
-    dp = _dp(clients["iid"], test, sampling_probability=1.0, clipping_norm=1e6,
-             noise_multiplier=0.0, server_learning_rate=1.0, seed=4)
-    plain = _fedavg(clients["iid"], test, "loop", clients_per_round=16)
-    np.testing.assert_array_equal(np.stack(dp.sampled_clients), plain.sampled_clients)
-    assert np.all(dp.fraction_clipped == 0)
-    np.testing.assert_allclose(dp.test_accuracy, plain.test_accuracy, rtol=0, atol=ACCURACY_ATOL)
-    for a, b in zip(dp.final_weights, plain.final_weights, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
-
-
-def test_dp_engine_equals_dp_loop_with_clipping_and_noise(mnist):
-    clients, test = mnist
-    fast = _dp(clients["dirichlet"], test, engine="fast")
-    loop = _dp(clients["dirichlet"], test, engine="loop")
-    assert (fast.engine, loop.engine) == ("fast", "loop")
-    assert fast.fraction_clipped.mean() > 0.5  # C = 0.5 really clips
-    for a, b in zip(fast.update_norms, loop.update_norms, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5)
-    np.testing.assert_allclose(fast.test_accuracy, loop.test_accuracy, rtol=0, atol=ACCURACY_ATOL)
-    # The engine's compiled evaluation against federated.evaluate's Keras one.
-    np.testing.assert_allclose(fast.test_loss, loop.test_loss, rtol=LOSS_RTOL)
-    for a, b in zip(fast.final_weights, loop.final_weights, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+    datasets = client.check_datasets(model, clients)
+    return engine.MultiClientEngine(model, datasets, **args), datasets
 
 
 def test_group_size_changes_nothing_but_speed(mnist):
     clients, _ = mnist
     model = models.make_softmax_regression()
     sampled = np.arange(0, 16, 2)  # 8 clients of different sizes: groups mix short and long
+    start = model.get_weights()
+    sizes = np.array([len(clients["dirichlet"][k][1]) for k in sampled], dtype=np.float64)
     results = []
     for group_size in (1, 3, 8):
-        fast = engine.MultiClientEngine(model, clients["dirichlet"], local_epochs=2,
-                                        batch_size=10, client_learning_rate=0.2, seed=1,
-                                        group_size=group_size)
-        results.append(fast.fedavg_round(model.get_weights(), sampled, 0))
+        fast, _ = _engine(clients["dirichlet"], model, group_size=group_size)
+        results.append(fast.clipped_sum(start, sampled, 0, scales=sizes, clipping_norm=None))
     for other in results[1:]:
-        for a, b in zip(results[0], other, strict=True):
-            np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+        for a, b in zip(results[0].total, other.total, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL * sizes.sum())
 
 
-def test_every_clipped_update_is_inside_the_ball(mnist):
-    clients, test = mnist
-    clipping_norm = 1.5
-    history = _dp(clients["dirichlet"], None, clipping_norm=clipping_norm, num_rounds=4,
-                  sampling_probability=0.5)
-    norms = np.concatenate(history.update_norms)
-    clipped = np.concatenate(history.clipped_update_norms)
-    assert 0 < np.mean(norms > clipping_norm) < 1  # some clipped, some not
-    assert np.all(clipped <= clipping_norm * (1 + 1e-6))  # float32 rounding of C itself
-    np.testing.assert_allclose(clipped, np.minimum(norms, clipping_norm), rtol=1e-5)
-    for fraction, round_norms in zip(history.fraction_clipped, history.update_norms, strict=True):
-        assert fraction == np.mean(round_norms > clipping_norm)
-
-
-def test_noise_on_the_sum_has_std_z_times_c(mnist):
-    # An empty round moves the model by noise alone: w + eta_s * noise / denominator. With
-    # eta_s = denominator = 1 the step is the noise. 20 rounds of 7,850 coordinates give 157,000
-    # draws: the sample std has relative standard error 1 / sqrt(2 * 157000) = 0.18 %, so a 1 %
-    # bound is > 5 standard errors wide and still catches a noise scale off by 2 %.
+def test_fused_clipped_sum_equals_the_rules_reference_sum(mnist):
+    # The engine computes sum_k a_k clip(delta_k, C) in its graph; the rule's sum_updates does
+    # it client by client from the loop's updates. Both must agree, norms included.
     clients, _ = mnist
     model = models.make_softmax_regression()
-    fast = engine.MultiClientEngine(model, clients["iid"], local_epochs=1, batch_size=10,
-                                    client_learning_rate=0.1, seed=9)
+    fast, datasets = _engine(clients["dirichlet"], model)
+    loop = client.LoopTrainer(model, datasets, local_epochs=2, batch_size=10,
+                              client_learning_rate=0.2, seed=1)
+    rule = aggregation.DPFedAvg(clipping_norm=0.4, noise_multiplier=0.0, expected_clients=4.0)
     start = model.get_weights()
-    noise_multiplier, clipping_norm = 1.3, 0.7
-    steps = []
-    for t in range(20):
-        new, stats = fast.dp_round(start, np.zeros(0, np.int64), t, clipping_norm=clipping_norm,
-                                   noise_multiplier=noise_multiplier, denominator=1.0)
-        assert stats.update_norms.size == 0
-        steps.append(np.concatenate([(a - b).ravel() for a, b in zip(new, start, strict=True)]))
-    draws = np.concatenate(steps).astype(np.float64)
-    sigma = noise_multiplier * clipping_norm
-    assert abs(np.std(draws) / sigma - 1) < 0.01
-    assert abs(np.mean(draws)) < 5 * sigma / np.sqrt(draws.size)
-    assert abs(np.corrcoef(steps[0], steps[1])[0, 1]) < 5 / np.sqrt(steps[0].size)  # fresh noise
-    # The loop draws the very same noise.
-    again = engine.gaussian_noise([w.shape for w in start], noise_stddev=sigma, seed=9,
-                                  round_index=0)
-    np.testing.assert_allclose(np.concatenate([a.ravel() for a in again]), steps[0], atol=1e-6)
+    sampled = np.array([1, 4, 5, 9, 12])
+    fused = fast.clipped_sum(start, sampled, 3, scales=np.ones(5), clipping_norm=0.4)
+    results = loop.train(start, sampled, 3)
+    reference = rule.sum_updates(results.deltas, results.num_examples)
+    assert 0 < np.mean(reference.update_norms > 0.4) <= 1  # C really clips
+    np.testing.assert_allclose(fused.update_norms, reference.update_norms, rtol=1e-5)
+    np.testing.assert_allclose(fused.clipped_norms, reference.clipped_norms, rtol=1e-5)
+    assert np.all(fused.clipped_norms <= 0.4 * (1 + 1e-6))
+    for a, b in zip(fused.total, reference.total, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
-def test_noise_is_added_to_the_sum_then_divided_by_q_n(mnist):
+def test_engine_returns_every_update_like_the_loop(mnist):
     clients, _ = mnist
-    kwargs = dict(num_rounds=1, sampling_probability=0.5, server_learning_rate=1.0,
-                  clipping_norm=0.3)
-    clean = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
-    noisy = _dp(clients["iid"], None, noise_multiplier=2.0, **kwargs)
-    assert clean.num_sampled[0] > 0
-    denominator = 0.5 * len(clients["iid"])
-    noise = np.concatenate([(a - b).ravel() for a, b in
-                            zip(noisy.final_weights, clean.final_weights, strict=True)])
-    # 7,850 draws: relative standard error of the std is 0.8 %, the bound is 5 %.
-    assert abs(np.std(noise * denominator) / (2.0 * 0.3) - 1) < 0.05
+    model = models.make_softmax_regression()
+    fast, datasets = _engine(clients["dirichlet"], model, group_size=3)
+    loop = client.LoopTrainer(model, datasets, local_epochs=2, batch_size=10,
+                              client_learning_rate=0.2, seed=1)
+    start = model.get_weights()
+    sampled = np.array([15, 0, 7, 3])  # unsorted: results come back in this order
+    got, expected = fast.train(start, sampled, 2), loop.train(start, sampled, 2)
+    np.testing.assert_array_equal(got.num_examples, expected.num_examples)
+    for a, b in zip(got.deltas, expected.deltas, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=0, atol=WEIGHT_ATOL)
+    assert fast.train(start, np.zeros(0, np.int64), 0).deltas == []
 
 
-def test_dp_same_seed_same_history_and_poisson_rounds(mnist):
+def test_median_rule_runs_on_both_engines(mnist):
     clients, test = mnist
-    kwargs = dict(sampling_probability=0.1, num_rounds=6)
-    first, again = _dp(clients["dirichlet"], test, **kwargs), _dp(clients["dirichlet"], test,
-                                                                   **kwargs)
-    for name, series in first.as_dict().items():
-        if name != "seconds_per_round":
-            np.testing.assert_array_equal(series, again.as_dict()[name])
-    for a, b in zip(first.final_weights, again.final_weights, strict=True):
-        np.testing.assert_array_equal(a, b)
-    # q N = 1.6: rounds have varying numbers of clients, and an empty round is just noise.
-    assert len(set(first.num_sampled.tolist())) > 1
-    assert 0 in first.num_sampled
-    empty = int(np.flatnonzero(first.num_sampled == 0)[0])
-    assert np.isnan(first.fraction_clipped[empty])
+    kwargs = dict(aggregation_rule=aggregation.CoordinateMedian())
+    fast = _fedavg(clients["iid"], test, "fast", **kwargs)
+    loop = _fedavg(clients["iid"], test, "loop", **kwargs)
+    assert fast.aggregation == "median"
+    _assert_same_history(fast, loop)
+    mean = _fedavg(clients["iid"], test, "fast")
+    assert not np.allclose(mean.final_weights[0], fast.final_weights[0], atol=1e-4)
 
 
-def test_poisson_sampling_rate_and_seed_convention():
-    counts = [dp_fedavg.sample_clients_poisson(1000, sampling_probability=0.05, seed=3,
-                                               round_index=t).size for t in range(200)]
-    # Binomial(1000, 0.05): mean 50, std 6.9; the mean of 200 rounds has std 0.49.
-    assert abs(np.mean(counts) - 50) < 2.5
-    draws = np.random.default_rng([3, 7]).random(1000)
-    np.testing.assert_array_equal(
-        dp_fedavg.sample_clients_poisson(1000, sampling_probability=0.05, seed=3, round_index=7),
-        np.flatnonzero(draws < 0.05))
-
-
-def test_epsilon_is_the_accountants_and_the_budget_stops_training(mnist):
+def test_training_reports_divergence(mnist):
     clients, _ = mnist
-    kwargs = dict(noise_multiplier=1.1, sampling_probability=0.3, target_delta=1e-5)
-    full = _dp(clients["iid"], None, num_rounds=5, **kwargs)
-    expected = accounting.epsilon_per_round(noise_multiplier=1.1, sampling_probability=0.3,
-                                            num_rounds=5, target_delta=1e-5)
-    np.testing.assert_allclose(full.epsilon, expected, rtol=1e-12)
-    budget = float(expected[2])  # enough for exactly 3 rounds
-    stopped = _dp(clients["iid"], None, num_rounds=5, target_epsilon=budget, **kwargs)
-    assert stopped.rounds.tolist() == [1, 2, 3] and stopped.stopped_early == "target_epsilon"
-    assert stopped.epsilon[-1] <= budget
-    calls = []
-    by_callback = _dp(clients["iid"], None, num_rounds=5,
-                      callback=lambda figures: calls.append(figures) or figures["round"] == 2)
-    assert by_callback.rounds.tolist() == [1, 2] and by_callback.stopped_early == "callback"
-    assert calls[0]["round"] == 1 and "fraction_clipped" in calls[0]
-
-
-@pytest.mark.parametrize(
-    ("change", "error", "match"),
-    [
-        (dict(engine="gpu"), ValueError, "engine must be one of"),
-        (dict(noise_multiplier=-1.0), ValueError, "noise_multiplier must be >= 0"),
-        (dict(clipping_norm=0.0), ValueError, "clipping_norm must be > 0"),
-        (dict(sampling_probability=0.0), ValueError, "sampling_probability must be in"),
-        (dict(target_epsilon=1.0), ValueError, "target_epsilon needs target_delta"),
-        (dict(target_epsilon=1e-3, target_delta=1e-5), ValueError, "exceeded by the first round"),
-        (dict(server_learning_rate=0.0), ValueError, "server_learning_rate must be > 0"),
-    ],
-)
-def test_dp_rejects_bad_arguments(mnist, change, error, match):
-    clients, _ = mnist
-    with pytest.raises(error, match=match):
-        _dp(clients["iid"], None, **change)
-
-
-def test_engine_rejects_bad_rounds_and_reports_divergence(mnist):
-    clients, _ = mnist
-    model = models.make_2nn()  # with this step size its activations overflow to inf, then NaN
-    fast = engine.MultiClientEngine(model, clients["iid"], local_epochs=1, batch_size=10,
-                                    client_learning_rate=1e20, seed=0)
-    with pytest.raises(ValueError, match="client ids in 0..15"):
-        fast.fedavg_round(model.get_weights(), np.array([3, 16]), 0)
-    with pytest.raises(ValueError, match="must not repeat"):
-        fast.fedavg_round(model.get_weights(), np.array([3, 3]), 0)
     with pytest.raises(ValueError, match="diverged"):
-        fast.fedavg_round(model.get_weights(), np.array([0, 1]), 0)
+        _fedavg(clients["iid"], None, "fast", model_fn=models.make_2nn,
+                client_learning_rate=1e20, num_rounds=1)

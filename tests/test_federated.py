@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from fl_helpers import data, federated, models
+from fl_helpers import aggregation, client, data, models, schedule, training
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures: tiny problems
@@ -69,7 +69,7 @@ def _numpy_sgd(kernel, bias, x, y, batches, learning_rate):
 @pytest.mark.parametrize(("n", "batch_size", "per_epoch"), [(13, 5, 3), (10, 10, 1), (10, 3, 4),
                                                              (7, 100, 1), (7, None, 1), (1, 1, 1)])
 def test_client_batches_use_every_example_once_per_epoch(n, batch_size, per_epoch):
-    batches = federated.client_batches(n, local_epochs=3, batch_size=batch_size,
+    batches = schedule.client_batches(n, local_epochs=3, batch_size=batch_size,
                                        rng=np.random.default_rng(1))
     assert len(batches) == 3 * per_epoch
     step = n if batch_size is None else min(batch_size, n)
@@ -82,9 +82,9 @@ def test_client_batches_use_every_example_once_per_epoch(n, batch_size, per_epoc
 
 
 def test_client_batches_reshuffle_each_epoch_and_follow_the_rng():
-    first = federated.client_batches(50, local_epochs=2, batch_size=50,
+    first = schedule.client_batches(50, local_epochs=2, batch_size=50,
                                      rng=np.random.default_rng(7))
-    again = federated.client_batches(50, local_epochs=2, batch_size=50,
+    again = schedule.client_batches(50, local_epochs=2, batch_size=50,
                                      rng=np.random.default_rng(7))
     assert not np.array_equal(first[0], first[1])
     for a, b in zip(first, again, strict=True):
@@ -106,7 +106,7 @@ def test_client_batches_rejects_bad_arguments(kwargs, error, match):
     args.update(kwargs)
     num_examples = args.pop("num_examples")
     with pytest.raises(error, match=match):
-        federated.client_batches(num_examples, **args)
+        schedule.client_batches(num_examples, **args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,11 +117,11 @@ def test_client_batches_rejects_bad_arguments(kwargs, error, match):
 def test_client_update_matches_hand_written_numpy_sgd(softmax_model, tiny_data):
     x, y = tiny_data
     start = models.make_softmax_regression(1).get_weights()
-    new_weights, n = federated.client_update(
+    new_weights, n = client.client_update(
         softmax_model, start, x, y, local_epochs=2, batch_size=5, client_learning_rate=0.5,
         seed=[4, 2],
     )
-    batches = federated.client_batches(13, local_epochs=2, batch_size=5,
+    batches = schedule.client_batches(13, local_epochs=2, batch_size=5,
                                        rng=np.random.default_rng([4, 2]))
     kernel, bias, _ = _numpy_sgd(start[0], start[1], x, y, batches, 0.5)
     assert n == 13
@@ -134,7 +134,7 @@ def test_run_sgd_returns_each_batch_loss_before_its_step(softmax_model, tiny_dat
     start = models.make_softmax_regression(2).get_weights()
     softmax_model.set_weights(start)
     batches = [np.array([0, 3, 5]), np.arange(13), np.array([12])]
-    losses = federated.run_sgd(softmax_model, x, y, batches, learning_rate=0.1)
+    losses = client.run_sgd(softmax_model, x, y, batches, learning_rate=0.1)
     kernel, bias, expected = _numpy_sgd(start[0], start[1], x, y, batches, 0.1)
     np.testing.assert_allclose(losses, expected, rtol=1e-5)
     np.testing.assert_allclose(softmax_model.get_weights()[0], kernel, rtol=1e-5, atol=1e-6)
@@ -145,9 +145,9 @@ def test_client_update_is_deterministic_and_ignores_the_models_previous_state(ti
     model = models.make_2nn(0)
     start = model.get_weights()
     kwargs = dict(local_epochs=2, batch_size=4, client_learning_rate=0.1)
-    first, _ = federated.client_update(model, start, x, y, seed=[0, 1, 2], **kwargs)
-    again, _ = federated.client_update(model, start, x, y, seed=[0, 1, 2], **kwargs)
-    other, _ = federated.client_update(model, start, x, y, seed=[0, 1, 3], **kwargs)
+    first, _ = client.client_update(model, start, x, y, seed=[0, 1, 2], **kwargs)
+    again, _ = client.client_update(model, start, x, y, seed=[0, 1, 2], **kwargs)
+    other, _ = client.client_update(model, start, x, y, seed=[0, 1, 3], **kwargs)
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
@@ -160,9 +160,9 @@ def test_one_trace_serves_every_client_size_batch_size_and_learning_rate(tiny_da
     model = models.make_softmax_regression(0)
     start = model.get_weights()
     for n, batch_size, lr in [(13, 5, 0.1), (7, None, 0.2), (2, 1, 0.05), (13, 13, 1.0)]:
-        federated.client_update(model, start, x[:n], y[:n], local_epochs=2, batch_size=batch_size,
+        client.client_update(model, start, x[:n], y[:n], local_epochs=2, batch_size=batch_size,
                                 client_learning_rate=lr, seed=0)
-    assert federated._train_fn(model).experimental_get_tracing_count() == 1
+    assert client._train_fn(model).experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize(
@@ -197,14 +197,14 @@ def test_client_update_rejects_bad_arguments(softmax_model, tiny_data, change, e
                 local_epochs=1, batch_size=5, client_learning_rate=0.1, seed=0)
     args.update(change)
     with pytest.raises(error, match=match):
-        federated.client_update(args.pop("model"), args.pop("global_weights"), args.pop("x"),
+        client.client_update(args.pop("model"), args.pop("global_weights"), args.pop("x"),
                                 args.pop("y"), **args)
 
 
 def test_evaluate_matches_numpy(softmax_model, tiny_data):
     x, y = tiny_data
     weights = models.make_softmax_regression(3).get_weights()
-    loss, accuracy = federated.evaluate(softmax_model, weights, x, y, batch_size=4)
+    loss, accuracy = client.evaluate(softmax_model, weights, x, y, batch_size=4)
     probs = _softmax(x.reshape(13, -1).astype(np.float64) @ weights[0] + weights[1])
     assert loss == pytest.approx(-np.mean(np.log(probs[np.arange(13), y])), rel=1e-5)
     assert accuracy == pytest.approx(np.mean(probs.argmax(axis=1) == y))
@@ -222,7 +222,7 @@ def _random_weights(seed):
 
 def test_fedavg_of_identical_clients_is_that_client():
     client = _random_weights(0)
-    averaged = federated.fedavg([client, client, client], [5, 17, 2])
+    averaged = aggregation.fedavg([client, client, client], [5, 17, 2])
     for a, b in zip(averaged, client, strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
@@ -230,19 +230,19 @@ def test_fedavg_of_identical_clients_is_that_client():
 
 def test_fedavg_weights_follow_the_example_counts():
     a, b, c = _random_weights(1), _random_weights(2), _random_weights(3)
-    averaged = federated.fedavg([a, b, c], [1, 3, 6])
+    averaged = aggregation.fedavg([a, b, c], [1, 3, 6])
     for i in range(2):
         expected = 0.1 * a[i].astype(np.float64) + 0.3 * b[i] + 0.6 * c[i]
         np.testing.assert_allclose(averaged[i], expected, rtol=1e-6, atol=1e-7)
     # Only the proportions matter.
-    scaled = federated.fedavg([a, b, c], [10.0, 30.0, 60.0])
+    scaled = aggregation.fedavg([a, b, c], [10.0, 30.0, 60.0])
     for x, y in zip(averaged, scaled, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6)
 
 
 def test_fedavg_differs_from_the_unweighted_mean():
     a, b = _random_weights(1), _random_weights(2)
-    averaged = federated.fedavg([a, b], [1, 9])
+    averaged = aggregation.fedavg([a, b], [1, 9])
     assert not np.allclose(averaged[0], (a[0] + b[0]) / 2)
 
 
@@ -272,7 +272,7 @@ def test_fedavg_differs_from_the_unweighted_mean():
 )
 def test_fedavg_rejects_bad_input(clients, counts, error, match):
     with pytest.raises(error, match=match):
-        federated.fedavg(clients, counts)
+        aggregation.fedavg(clients, counts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,17 +281,18 @@ def test_fedavg_rejects_bad_input(clients, counts, error, match):
 
 
 def test_sample_clients_follows_the_seed_convention():
-    sampled = federated.sample_clients(100, 10, seed=3, round_index=7)
+    sampled = schedule.sample_clients(100, 10, seed=3, round_index=7)
     expected = np.sort(np.random.default_rng([3, 7]).choice(100, size=10, replace=False))
     np.testing.assert_array_equal(sampled, expected)
-    assert federated.client_seed(3, 7, 42) == [3, 7, 42]
+    assert schedule.client_seed(3, 7, 42) == [3, 7, 42]
 
 
 def _run(clients, test, **kwargs):
     args = dict(num_rounds=3, clients_per_round=4, local_epochs=2, batch_size=10,
-                client_learning_rate=0.2, test_data=test, seed=0, progress=False)
+                client_learning_rate=0.2, test_data=test, seed=0, progress=False,
+                diagnostics=True)
     args.update(kwargs)
-    return federated.run_fedavg(models.make_softmax_regression, clients, **args)
+    return training.run_fedavg(models.make_softmax_regression, clients, **args)
 
 
 def test_run_fedavg_same_seed_same_history(mnist_clients):
@@ -300,11 +301,12 @@ def test_run_fedavg_same_seed_same_history(mnist_clients):
     np.testing.assert_array_equal(first.rounds, [1, 2, 3])
     np.testing.assert_array_equal(first.test_accuracy, again.test_accuracy)
     np.testing.assert_array_equal(first.test_loss, again.test_loss)
-    np.testing.assert_array_equal(first.sampled_clients, again.sampled_clients)
+    np.testing.assert_array_equal(first.diagnostics.sampled_clients,
+                                  again.diagnostics.sampled_clients)
     for a, b in zip(first.final_weights, again.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.final_weights[0], other.final_weights[0])
-    assert first.sampled_clients.shape == (3, 4)
+    assert np.shape(first.diagnostics.sampled_clients) == (3, 4)
     assert first.seconds_per_round.shape == (3,) and (first.seconds_per_round > 0).all()
     assert set(first.as_dict()) == {"rounds", "test_accuracy", "test_loss", "seconds_per_round"}
 
@@ -316,19 +318,21 @@ def test_run_fedavg_is_client_update_then_fedavg_with_the_documented_seeds(mnist
     model = models.make_softmax_regression()
     weights = model.get_weights()
     for t in range(2):
-        sampled = federated.sample_clients(len(clients), 4, seed=5, round_index=t)
-        np.testing.assert_array_equal(history.sampled_clients[t], sampled)
-        results = [federated.client_update(model, weights, *clients[k], local_epochs=2,
+        sampled = schedule.sample_clients(len(clients), 4, seed=5, round_index=t)
+        np.testing.assert_array_equal(history.diagnostics.sampled_clients[t], sampled)
+        results = [client.client_update(model, weights, *clients[k], local_epochs=2,
                                            batch_size=10, client_learning_rate=0.2,
                                            seed=[5, t, int(k)]) for k in sampled]
-        weights = federated.fedavg([w for w, _ in results], [n for _, n in results])
+        weights = aggregation.fedavg([w for w, _ in results], [n for _, n in results])
+    # The loop averages the updates, w + sum_k (n_k / n)(w_k - w), which equals the average of
+    # the weights sum_k (n_k / n) w_k up to float32 rounding of the differences.
     for a, b in zip(history.final_weights, weights, strict=True):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
 
 
 def test_a_short_run_learns(mnist_clients):
     clients, test = mnist_clients
-    start_loss, start_accuracy = federated.evaluate(models.make_softmax_regression(), None, *test)
+    start_loss, start_accuracy = client.evaluate(models.make_softmax_regression(), None, *test)
     history = _run(clients, test, num_rounds=4, clients_per_round=10)
     # 600 examples, 4 rounds: softmax regression reaches ~0.7-0.8; the untrained model ~0.1.
     assert start_accuracy < 0.2
@@ -368,11 +372,11 @@ def test_run_fedavg_rejects_bad_arguments(mnist_clients, change, error, match):
                 test_data=test, progress=False)
     args.update(change)
     with pytest.raises(error, match=match):
-        federated.run_fedavg(args.pop("model_fn"), args.pop("client_datasets"), **args)
+        training.run_fedavg(args.pop("model_fn"), args.pop("client_datasets"), **args)
 
 
 def test_client_batches_count_matches_ceil():
-    batches = federated.client_batches(600, local_epochs=1, batch_size=50,
+    batches = schedule.client_batches(600, local_epochs=1, batch_size=50,
                                        rng=np.random.default_rng(0))
     assert len(batches) == math.ceil(600 / 50)
 
@@ -386,9 +390,9 @@ def test_sgd_loss_curve_ends_where_client_update_ends(softmax_model, tiny_data):
     x, y = tiny_data
     start = models.make_softmax_regression(1).get_weights()
     kwargs = dict(local_epochs=3, batch_size=2, client_learning_rate=0.3, seed=[1, 2, 3])
-    curve = federated.sgd_loss_curve(softmax_model, start, x, y, evaluations_per_epoch=4,
+    curve = client.sgd_loss_curve(softmax_model, start, x, y, evaluations_per_epoch=4,
                                      **kwargs)
-    expected, _ = federated.client_update(softmax_model, start, x, y, **kwargs)
+    expected, _ = client.client_update(softmax_model, start, x, y, **kwargs)
     for a, b in zip(curve.final_weights, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # 7 batches per epoch (6 of 2, 1 of 1); a checkpoint after every 13/4 examples or more.
@@ -398,13 +402,13 @@ def test_sgd_loss_curve_ends_where_client_update_ends(softmax_model, tiny_data):
     assert np.all(np.diff(curve.examples_seen) > 0)
     np.testing.assert_allclose(curve.epochs[-1], 3.0)
     assert not curve.diverged
-    loss0, _ = federated.evaluate(softmax_model, start, x, y)
+    loss0, _ = client.evaluate(softmax_model, start, x, y)
     assert curve.loss[0] == pytest.approx(loss0)
 
 
 def test_sgd_loss_curve_full_batch_has_one_checkpoint_per_step(softmax_model, tiny_data):
     x, y = tiny_data
-    curve = federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+    curve = client.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
                                      local_epochs=5, batch_size=None, client_learning_rate=0.005,
                                      seed=0)
     np.testing.assert_array_equal(curve.steps, np.arange(6))
@@ -416,7 +420,7 @@ def test_sgd_loss_curve_full_batch_has_one_checkpoint_per_step(softmax_model, ti
 def test_sgd_loss_curve_stops_and_reports_divergence(tiny_data):
     x, y = tiny_data
     model = models.make_2nn(0)
-    curve = federated.sgd_loss_curve(model, model.get_weights(), x * 1e4, y, local_epochs=50,
+    curve = client.sgd_loss_curve(model, model.get_weights(), x * 1e4, y, local_epochs=50,
                                      batch_size=1, client_learning_rate=1e3, seed=0)
     assert curve.diverged
     assert not np.isfinite(curve.loss[-1]) and np.isfinite(curve.loss[:-1]).all()
@@ -426,11 +430,11 @@ def test_sgd_loss_curve_stops_and_reports_divergence(tiny_data):
 def test_sgd_loss_curve_rejects_bad_arguments(softmax_model, tiny_data):
     x, y = tiny_data
     with pytest.raises(ValueError, match="evaluations_per_epoch must be >= 1"):
-        federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+        client.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
                                  local_epochs=1, batch_size=2, client_learning_rate=0.1, seed=0,
                                  evaluations_per_epoch=0)
     with pytest.raises(ValueError, match="client_learning_rate must be finite"):
-        federated.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
+        client.sgd_loss_curve(softmax_model, softmax_model.get_weights(), x, y,
                                  local_epochs=1, batch_size=2, client_learning_rate=float("inf"),
                                  seed=0)
 
@@ -453,13 +457,13 @@ def test_run_fedavg_weights_clients_of_different_sizes_by_n_k(uneven_clients):
     start = models.make_softmax_regression(0).get_weights()
     kwargs = dict(num_rounds=1, clients_per_round=5, local_epochs=2, batch_size=4,
                   client_learning_rate=0.3, seed=2, progress=False)
-    loop = federated.run_fedavg(models.make_softmax_regression, uneven_clients, engine="loop",
+    loop = training.run_fedavg(models.make_softmax_regression, uneven_clients, engine="loop",
                                 **kwargs)
-    default = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    default = training.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
     # The same round by hand: numpy SGD per client, then sum_k (n_k / n) w_k in float64.
     kernels, biases, sizes = [], [], []
     for k, (x, y) in enumerate(uneven_clients):
-        batches = federated.client_batches(len(x), local_epochs=2, batch_size=4,
+        batches = schedule.client_batches(len(x), local_epochs=2, batch_size=4,
                                            rng=np.random.default_rng([2, 0, k]))
         kernel, bias, _ = _numpy_sgd(start[0], start[1], x, y, batches, 0.3)
         kernels.append(kernel)
@@ -479,7 +483,7 @@ def test_fedsgd_round_is_one_gradient_step_on_the_pooled_data(uneven_clients):
     one gradient step on the mean loss over all clients' examples (McMahan et al. 2017, Sec. 2).
     """
     start = models.make_softmax_regression(0).get_weights()
-    history = federated.run_fedavg(
+    history = training.run_fedavg(
         models.make_softmax_regression, uneven_clients, num_rounds=1, clients_per_round=5,
         local_epochs=1, batch_size=None, client_learning_rate=0.5, seed=0, progress=False)
     x = np.concatenate([x for x, _ in uneven_clients])
@@ -494,39 +498,44 @@ def test_run_fedavg_starts_from_initial_weights_without_changing_them(uneven_cli
     copy = [w.copy() for w in initial]
     kwargs = dict(num_rounds=2, clients_per_round=3, local_epochs=1, batch_size=5,
                   client_learning_rate=0.1, seed=4, progress=False)
-    given = federated.run_fedavg(models.make_softmax_regression, uneven_clients,
+    given = training.run_fedavg(models.make_softmax_regression, uneven_clients,
                                  initial_weights=initial, **kwargs)
-    default = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    default = training.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
     for w, c in zip(initial, copy, strict=True):
         np.testing.assert_array_equal(w, c)
     # A model built with seed 7 as the starting point gives the same run.
-    seven = federated.run_fedavg(lambda: models.make_softmax_regression(7), uneven_clients,
+    seven = training.run_fedavg(lambda: models.make_softmax_regression(7), uneven_clients,
                                  **kwargs)
     for a, b in zip(given.final_weights, seven.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(given.final_weights[0], default.final_weights[0])
     with pytest.raises(ValueError, match=r"initial_weights\[0\] must have shape"):
-        federated.run_fedavg(models.make_softmax_regression, uneven_clients,
+        training.run_fedavg(models.make_softmax_regression, uneven_clients,
                              initial_weights=[initial[0][:5], initial[1]], **kwargs)
 
 
 def test_history_timings_and_total_seconds(uneven_clients):
-    history = federated.run_fedavg(
+    history = training.run_fedavg(
         models.make_softmax_regression, uneven_clients, num_rounds=3, clients_per_round=2,
         local_epochs=1, batch_size=5, client_learning_rate=0.1, seed=0, progress=False)
     assert history.total_seconds == pytest.approx(history.seconds_per_round.sum())
-    assert history.sampled_clients.shape == (3, 2)
-    assert history.engine in federated.ENGINES
+    assert history.diagnostics is None  # only when asked for
+    # "auto" resolves to the engine that actually ran, never to "auto" itself.
+    assert history.engine is training.Engine.FAST
+    cnn_like = training.run_fedavg(
+        models.make_softmax_regression, uneven_clients, num_rounds=1, clients_per_round=2,
+        local_epochs=1, batch_size=5, client_learning_rate=0.1, progress=False, engine="loop")
+    assert cnn_like.engine is training.Engine.LOOP
 
 
 def test_run_fedavg_progress_bar_shows_rounds_and_accuracy(uneven_clients, capsys):
     test = uneven_clients[-1]
     kwargs = dict(num_rounds=2, clients_per_round=2, local_epochs=1, batch_size=5,
                   client_learning_rate=0.1, test_data=test, seed=0)
-    federated.run_fedavg(models.make_softmax_regression, uneven_clients, progress=False,
+    training.run_fedavg(models.make_softmax_regression, uneven_clients, progress=False,
                          **kwargs)
     assert capsys.readouterr().err == ""
-    history = federated.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
+    history = training.run_fedavg(models.make_softmax_regression, uneven_clients, **kwargs)
     err = capsys.readouterr().err
     assert "FedAvg" in err and "2/2" in err
     assert f"test_accuracy={history.test_accuracy[-1]:.4f}" in err
