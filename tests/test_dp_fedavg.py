@@ -1,0 +1,301 @@
+"""DP-FedAvg through the one training loop: the rule's maths, secret noise, accounting, outputs.
+
+Tolerances as in tests/test_engine.py: the fast engine and the per-client loop agree to float32
+rounding (weights to 1e-5, accuracies to one example in 1,000).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from fl_helpers import accounting, aggregation, client, data, models, schedule, training
+
+WEIGHT_ATOL = 1e-5
+ACCURACY_ATOL = 1.5e-3
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    x, y = x_train[:720], y_train[:720]
+    rng = np.random.default_rng(0)
+    iid = data.client_datasets(x, y, data.partition_iid(720, 16, rng=rng))
+    dirichlet = data.client_datasets(x, y, data.partition_dirichlet(y, 16, alpha=0.3, rng=rng))
+    return {"iid": iid, "dirichlet": dirichlet}, (x_test[:1000], y_test[:1000])
+
+
+def _dp(clients, test, **kwargs):
+    args = dict(num_rounds=3, sampling_probability=0.3, local_epochs=1, batch_size=10,
+                client_learning_rate=0.2, clipping_norm=0.5, noise_multiplier=0.5,
+                test_data=test, seed=2, progress=False)
+    args.update(kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reproducible-noise / diagnostics notes
+        return training.run_dp_fedavg(models.make_softmax_regression, clients, **args)
+
+
+def _flat(weights):
+    return np.concatenate([np.ravel(w) for w in weights]).astype(np.float64)
+
+
+def test_dp_without_noise_or_clipping_is_fedavg(mnist):
+    # q = 1 samples all N clients, so the fixed denominator q N is the actual number of clients;
+    # equal client sizes make FedAvg's weights n_k / n equal to 1 / N as well; C = 1e6 never
+    # clips, z = 0 adds nothing, server_learning_rate = 1 takes the average as it is.
+    clients, test = mnist
+    dp = _dp(clients["iid"], test, sampling_probability=1.0, clipping_norm=1e6,
+             noise_multiplier=0.0, seed=4, diagnostics=True)
+    plain = training.run_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=3,
+                                clients_per_round=16, local_epochs=1, batch_size=10,
+                                client_learning_rate=0.2, test_data=test, seed=4, progress=False)
+    assert np.all(dp.diagnostics.fraction_clipped(1e6) == 0)
+    np.testing.assert_allclose(dp.test_accuracy, plain.test_accuracy, rtol=0, atol=ACCURACY_ATOL)
+    for a, b in zip(dp.final_weights, plain.final_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_q1_z0_is_bit_identical_and_secret_noise_differs(mnist):
+    clients, _ = mnist
+    kwargs = dict(sampling_probability=1.0, num_rounds=2)
+    first = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
+    again = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
+    np.testing.assert_array_equal(_flat(first.final_weights), _flat(again.final_weights))
+    assert not first.reproducible_noise
+    # Same arguments, seed included, z > 0: the secret noise makes the released models differ.
+    noisy = [_dp(clients["iid"], None, noise_multiplier=1.0, **kwargs) for _ in range(2)]
+    assert not np.array_equal(_flat(noisy[0].final_weights), _flat(noisy[1].final_weights))
+    # Reproducible noise only when asked for, and then bit-identical and labelled.
+    seeded = [_dp(clients["iid"], None, noise_multiplier=1.0, reproducible_noise=True, **kwargs)
+              for _ in range(2)]
+    np.testing.assert_array_equal(_flat(seeded[0].final_weights), _flat(seeded[1].final_weights))
+    assert seeded[0].reproducible_noise
+
+
+def test_reproducible_noise_warns_that_it_is_not_private(mnist):
+    clients, _ = mnist
+    with pytest.warns(UserWarning, match="does not hold against them"):
+        training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
+                               sampling_probability=0.5, local_epochs=1, batch_size=10,
+                               client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
+                               progress=False, reproducible_noise=True)
+
+
+def test_the_seeded_noise_attack_works_only_on_reproducible_noise(mnist):
+    # An observer of one released round who knows the seed regenerates the noise, subtracts it
+    # and recovers the noiseless sum of clipped updates; with secret noise this fails.
+    clients, _ = mnist
+    kwargs = dict(sampling_probability=1.0, num_rounds=1, noise_multiplier=2.0, seed=7)
+    clean = _dp(clients["iid"], None, **{**kwargs, "noise_multiplier": 0.0})
+    start = _flat(models.make_softmax_regression().get_weights())
+    expected = len(clients["iid"])  # q N with q = 1
+    clean_sum = (_flat(clean.final_weights) - start) * expected
+    shapes = [w.shape for w in clean.final_weights]
+    regenerated = _flat(schedule.gaussian_noise(
+        shapes, stddev=2.0 * 0.5,
+        rng=schedule.PrivateRandomness.reproducible(7, warn=False).noise_rng(0)))
+    errors = {}
+    for reproducible in (True, False):
+        run = _dp(clients["iid"], None, reproducible_noise=reproducible, **kwargs)
+        recovered = (_flat(run.final_weights) - start) * expected - regenerated
+        errors[reproducible] = np.linalg.norm(recovered - clean_sum) / np.linalg.norm(clean_sum)
+    assert errors[True] < 1e-4
+    assert errors[False] > 0.5
+
+
+def test_engine_equals_loop_with_clipping_and_noise(mnist):
+    clients, test = mnist
+    fast = _dp(clients["dirichlet"], test, engine="fast", reproducible_noise=True,
+               diagnostics=True)
+    loop = _dp(clients["dirichlet"], test, engine="loop", reproducible_noise=True,
+               diagnostics=True)
+    assert (fast.engine, loop.engine) == (training.Engine.FAST, training.Engine.LOOP)
+    assert fast.diagnostics.fraction_clipped(0.5).mean() > 0.5  # C = 0.5 really clips
+    for a, b in zip(fast.diagnostics.update_norms, loop.diagnostics.update_norms, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    np.testing.assert_allclose(fast.test_accuracy, loop.test_accuracy, rtol=0, atol=ACCURACY_ATOL)
+    for a, b in zip(fast.final_weights, loop.final_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_every_clipped_update_is_inside_the_ball(mnist):
+    clients, _ = mnist
+    history = _dp(clients["dirichlet"], None, clipping_norm=1.5, num_rounds=4,
+                  sampling_probability=0.5, diagnostics=True)
+    norms = np.concatenate(history.diagnostics.update_norms)
+    clipped = np.concatenate(history.diagnostics.clipped_update_norms)
+    assert 0 < np.mean(norms > 1.5) < 1  # some clipped, some not
+    assert np.all(clipped <= 1.5 * (1 + 1e-6))  # float32 rounding of C itself
+    np.testing.assert_allclose(clipped, np.minimum(norms, 1.5), rtol=1e-5)
+
+
+def test_noise_on_the_sum_has_std_z_times_c():
+    # The rule alone: an all-zero sum plus noise, divided by 1. 20 rounds of 7,850 coordinates
+    # give 157,000 draws: the sample std has relative standard error 1 / sqrt(2 * 157000) =
+    # 0.18 %, so a 1 % bound is > 5 standard errors wide and still catches a scale off by 2 %.
+    rule = aggregation.DPFedAvg(clipping_norm=0.7, noise_multiplier=1.3, expected_clients=1.0)
+    randomness = schedule.PrivateRandomness.secret()
+    zeros = [np.zeros((784, 10), np.float32), np.zeros(10, np.float32)]
+    steps = [_flat(rule.finalize(zeros, np.zeros(0), aggregation.RoundContext(t, 10, randomness)))
+             for t in range(20)]
+    draws = np.concatenate(steps)
+    sigma = 1.3 * 0.7
+    assert abs(np.std(draws) / sigma - 1) < 0.01
+    assert abs(np.mean(draws)) < 5 * sigma / np.sqrt(draws.size)
+    assert abs(np.corrcoef(steps[0], steps[1])[0, 1]) < 5 / np.sqrt(steps[0].size)  # fresh noise
+
+
+def test_local_noise_grows_with_the_number_of_reports():
+    rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0, expected_clients=10.0,
+                                placement=aggregation.NoisePlacement.LOCAL)
+    assert rule.noise_stddev(9) == pytest.approx(2.0 * 0.5 * 3)
+    central = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0, expected_clients=10.0)
+    assert central.noise_stddev(9) == pytest.approx(1.0)
+
+
+def test_noise_is_added_to_the_sum_then_divided_by_q_n(mnist):
+    clients, _ = mnist
+    kwargs = dict(num_rounds=1, sampling_probability=0.5, clipping_norm=0.3,
+                  reproducible_noise=True)
+    clean = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
+    noisy = _dp(clients["iid"], None, noise_multiplier=2.0, **kwargs)
+    denominator = 0.5 * len(clients["iid"])
+    noise = _flat(noisy.final_weights) - _flat(clean.final_weights)
+    # 7,850 draws: relative standard error of the std is 0.8 %, the bound is 5 %.
+    assert abs(np.std(noise * denominator) / (2.0 * 0.3) - 1) < 0.05
+
+
+def test_poisson_rounds_vary_and_an_empty_round_is_only_noise(mnist):
+    clients, test = mnist
+    history = _dp(clients["dirichlet"], test, sampling_probability=0.1, num_rounds=8,
+                  reproducible_noise=True, diagnostics=True)
+    counts = history.diagnostics.num_sampled
+    assert len(set(counts.tolist())) > 1 and 0 in counts  # q N = 1.6
+    empty = int(np.flatnonzero(counts == 0)[0])
+    assert np.isnan(history.diagnostics.fraction_clipped(0.5)[empty])
+
+
+def test_poisson_sampling_rate_follows_q():
+    randomness = schedule.PrivateRandomness.secret()
+    counts = [schedule.sample_clients_poisson(1000, sampling_probability=0.05,
+                                              rng=randomness.sampling_rng(t)).size
+              for t in range(200)]
+    # Binomial(1000, 0.05): mean 50, std 6.9; the mean of 200 rounds has std 0.49.
+    assert abs(np.mean(counts) - 50) < 2.5
+
+
+def test_private_outputs_only_by_default(mnist):
+    clients, test = mnist
+    calls = []
+    history = _dp(clients["iid"], test, callback=calls.append, target_delta=1e-5)
+    assert history.diagnostics is None
+    assert set(calls[0]) == {"round", "test_accuracy", "test_loss", "epsilon"}
+    assert set(history.as_dict()) == {"rounds", "test_accuracy", "test_loss",
+                                      "seconds_per_round", "epsilon"}
+    leaky = {"update_norms", "clipped_update_norms", "sampled_clients", "num_sampled",
+             "fraction_clipped", "mean_update_norm"}
+    assert not leaky & set(vars(history))
+    with pytest.warns(UserWarning, match="NOT covered by the reported epsilon"):
+        training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
+                               sampling_probability=0.5, local_epochs=1, batch_size=10,
+                               client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
+                               progress=False, diagnostics=True)
+
+
+def test_epsilon_is_the_accountants_and_the_budget_stops_training(mnist):
+    clients, _ = mnist
+    kwargs = dict(noise_multiplier=1.1, sampling_probability=0.3, target_delta=1e-5)
+    full = _dp(clients["iid"], None, num_rounds=5, **kwargs)
+    expected = accounting.epsilon_per_round(noise_multiplier=1.1, sampling_probability=0.3,
+                                            num_rounds=5, target_delta=1e-5)
+    np.testing.assert_allclose(full.epsilon, expected, rtol=1e-12)
+    budget = float(expected[2])  # enough for exactly 3 rounds
+    stopped = _dp(clients["iid"], None, num_rounds=5, target_epsilon=budget, **kwargs)
+    assert stopped.rounds.tolist() == [1, 2, 3]
+    assert stopped.stopped_early is training.StopReason.BUDGET
+    assert stopped.epsilon[-1] <= budget
+    by_callback = _dp(clients["iid"], None, num_rounds=5,
+                      callback=lambda figures: figures["round"] == 2)
+    assert by_callback.rounds.tolist() == [1, 2]
+    assert by_callback.stopped_early is training.StopReason.CALLBACK
+
+
+def test_local_dp_epsilon_is_the_busiest_clients_gaussian_composition():
+    busiest = np.array([0, 1, 1, 2, 4])
+    eps = training.local_dp_epsilon_per_round(noise_multiplier=3.0, busiest_counts=busiest,
+                                              target_delta=1e-5)
+    per_report = accounting.epsilon_per_round(noise_multiplier=1.5, sampling_probability=1.0,
+                                              num_rounds=4, target_delta=1e-5)
+    np.testing.assert_allclose(eps, [0.0, per_report[0], per_report[0], per_report[1],
+                                     per_report[3]])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        (dict(engine="gpu"), ValueError, "engine must be one of"),
+        (dict(noise_multiplier=-1.0), ValueError, "noise_multiplier must be >= 0"),
+        (dict(clipping_norm=0.0), ValueError, "clipping_norm must be > 0"),
+        (dict(sampling_probability=0.0), ValueError, "sampling_probability must be in"),
+        (dict(target_epsilon=1.0), ValueError, "target_epsilon needs target_delta"),
+        (dict(target_epsilon=1e-3, target_delta=1e-5), ValueError, "exceeded by the first round"),
+        (dict(server_learning_rate=0.0), ValueError, "server_learning_rate must be > 0"),
+        (dict(noise_placement="edge"), ValueError, "noise_placement must be"),
+        (dict(reproducible_noise=1), TypeError, "reproducible_noise must be True or False"),
+        (dict(randomness=7), TypeError, "randomness must be a PrivateRandomness"),
+    ],
+)
+def test_dp_rejects_bad_arguments(mnist, change, error, match):
+    clients, _ = mnist
+    with pytest.raises(error, match=match):
+        _dp(clients["iid"], None, **change)
+
+
+@pytest.fixture
+def round_args(mnist):
+    clients, _ = mnist
+    model = models.make_softmax_regression()
+    return dict(model=model, global_weights=model.get_weights(), client_datasets=clients["iid"],
+                round_index=0, local_epochs=1, batch_size=10, client_learning_rate=0.1,
+                clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0,
+                randomness=schedule.PrivateRandomness.secret())
+
+
+@pytest.mark.parametrize(
+    ("sampled", "round_index", "error", "match"),
+    [
+        ([0, 0], 0, ValueError, "must not repeat a client"),
+        ([True, False], 0, TypeError, "integer client ids"),
+        ([0.0, 1.0], 0, TypeError, "integer client ids"),
+        ([3, 16], 0, ValueError, r"ids in 0\.\.15"),
+        ([-1], 0, ValueError, r"ids in 0\.\.15"),
+        ([0, 1], 0.0, TypeError, "round_index must be an integer"),
+        ([0, 1], -1, ValueError, "round_index must be >= 0"),
+    ],
+)
+def test_reference_round_rejects_what_would_break_the_guarantee(round_args, sampled, round_index,
+                                                                error, match):
+    round_args["round_index"] = round_index
+    with pytest.raises(error, match=match):
+        training.dp_fedavg_round(sampled_clients=np.array(sampled), **round_args)
+
+
+def test_reference_round_equals_the_loop(round_args, mnist):
+    clients, _ = mnist
+    randomness = schedule.PrivateRandomness.reproducible(3, warn=False)
+    round_args.update(randomness=randomness, round_index=2)
+    sampled = np.array([1, 5, 6])
+    new = training.dp_fedavg_round(sampled_clients=sampled, **round_args)
+    model = round_args["model"]
+    datasets = client.check_datasets(model, clients["iid"])
+    results = client.LoopTrainer(model, datasets, local_epochs=1, batch_size=10,
+                                 client_learning_rate=0.1, seed=0).train(
+        round_args["global_weights"], sampled, 2)
+    clipped = [aggregation.privacy.clip_by_l2_norm(d, 0.5)[0] for d in results.deltas]
+    noise = schedule.gaussian_noise([w.shape for w in new], stddev=0.5, rng=randomness.noise_rng(2))
+    by_hand = [w + (sum(c[i] for c in clipped) + noise[i]) / 4.0
+               for i, w in enumerate(round_args["global_weights"])]
+    for a, b in zip(new, by_hand, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
