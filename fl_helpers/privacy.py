@@ -21,7 +21,7 @@ Adding a floating-point Laplace or Gaussian sample to a float answer is *not* di
 private: the set of floats the sum can take depends on the true answer, so some outputs are
 possible for one input and impossible for its neighbour, and an observer tells them apart with
 certainty (Mironov 2012, "On Significance of the Least Significant Bits for Differential
-Privacy", Sections 2-3). :func:`mironov_impossible_outputs` performs that attack.
+Privacy"). :func:`mironov_impossible_outputs` performs that attack.
 
 The mechanisms here therefore follow Canonne, Kamath & Steinke 2020, "The Discrete Gaussian for
 Differential Privacy" (NeurIPS 2020):
@@ -31,7 +31,7 @@ Differential Privacy" (NeurIPS 2020):
    2^41 times finer than the sensitivity. Rounding is exact (integer arithmetic on the float's
    exact binary value).
 2. **Noise.** An integer is drawn from the discrete Laplace or discrete Gaussian distribution,
-   exactly, with integer and rational arithmetic only (CKS 2020, Section 5, Algorithms 1-3:
+   exactly, with integer and rational arithmetic only (CKS 2020, Algorithms 1-3:
    Bernoulli(exp(-gamma)), discrete Laplace, discrete Gaussian by rejection). No logarithm,
    exponential or float rounding touches the noise.
 3. **Output.** ``(rounded answer + noise) * granularity`` converted to the nearest float. Every
@@ -52,7 +52,7 @@ of at most ``d * 2**-40``). With that, the guarantees are exact, not approximati
   release satisfies is the requested one; :func:`laplace_mechanism_spec` reports it.
 * Gaussian: the discrete Gaussian with parameter ``sigma`` satisfies the same Renyi-divergence
   bound as the continuous one, ``D_alpha <= alpha * Delta^2 / (2 sigma^2)`` for integer shifts of
-  L2 norm ``Delta`` (CKS 2020, Section 2: concentrated DP of the discrete Gaussian, multivariate).
+  L2 norm ``Delta`` (CKS 2020, their Renyi / concentrated-DP analysis of the discrete Gaussian, multivariate).
   That is converted to (epsilon, delta) with the conversion of CKS 2020, Proposition 12 (the one
   ``dp_accounting.rdp`` uses), minimised over the order alpha, and sigma is chosen by bisection
   so that the *computed* delta is at most the requested one (:func:`zcdp_delta`,
@@ -200,7 +200,7 @@ def _check_reproducible_rng(value: Any) -> np.random.Generator | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Exact samplers (Canonne, Kamath & Steinke 2020, Section 5, Algorithms 1-3)
+# Exact samplers (Canonne, Kamath & Steinke 2020, Algorithms 1-3)
 # --------------------------------------------------------------------------------------------
 
 class _SecretBits:
@@ -443,7 +443,7 @@ def gaussian_mechanism_spec(*, sensitivity: float, epsilon: float, delta: float,
     The L2 distance of the rounded neighbouring answers is at most
     ``Delta_g = sensitivity / granularity + sqrt(size)`` grid steps. The discrete Gaussian with
     ``sigma_g = z * Delta_g`` grid steps satisfies ``D_alpha <= alpha / (2 z^2)`` for such shifts
-    (CKS 2020, Section 2), and ``z`` is the smallest multiplier whose :func:`zcdp_delta` is at most
+    (CKS 2020), and ``z`` is the smallest multiplier whose :func:`zcdp_delta` is at most
     ``delta``. The reported ``delta`` is recomputed from the sigma actually used.
 
     Args:
@@ -543,7 +543,8 @@ def gaussian_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon
     Each entry is rounded to the grid of :func:`grid_granularity` and gets independent discrete
     Gaussian noise whose sigma (:func:`gaussian_mechanism_spec`) makes the computed delta at most
     ``delta`` for answers whose L2 distance between neighbours is at most ``sensitivity``
-    (Canonne, Kamath & Steinke 2020: Section 2 for the privacy, Algorithm 3 for exact sampling).
+    (Canonne, Kamath & Steinke 2020: their Renyi-DP bound for the privacy, Algorithm 3 for
+    exact sampling).
     Its sigma is 6-11% above the continuous analytic :func:`gaussian_sigma` for delta = 1e-5.
     Zero sensitivity needs no noise and returns ``value`` unchanged.
 
@@ -784,7 +785,7 @@ def mironov_impossible_outputs(outputs: np.ndarray, *, other_input: float, sensi
     """Which released outputs the mechanism could *not* have produced from ``other_input``.
 
     The attack of Mironov 2012 ("On Significance of the Least Significant Bits for Differential
-    Privacy", Section 3): the attacker knows the sampler's code and replays it. An output that is
+    Privacy"): the attacker knows the sampler's code and replays it. An output that is
     impossible under the neighbouring input proves that the neighbour was not the input -- a
     privacy loss of infinity, which no epsilon allows.
 

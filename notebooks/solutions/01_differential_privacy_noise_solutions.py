@@ -40,29 +40,33 @@ else:
 # ## Exercise 2 ★★ (modify)
 #
 # Adding or removing one record changes exactly one of the 10 bins, by one, so the histogram's
-# L1 sensitivity is 1 — not 10, even though there are 10 numbers. (If neighbours were defined by
-# *replacing* a record, two bins could change and the sensitivity would be 2.) One call of the
-# Laplace mechanism on the whole vector adds independent noise of scale $1/\varepsilon$ to each
-# bin.
+# L1 sensitivity is 1 — not 10, even though there are 10 numbers. (Under the replace-one
+# relation, two bins could change and the sensitivity would be 2.) One call of the Laplace
+# mechanism on the whole vector adds independent noise of scale $1/\varepsilon$ to each bin
+# (discrete, on the helper's fine grid, see the notebook's floating-point pitfall).
 
 # %%
 def noisy_histogram(labels, *, epsilon, rng):
     """Returns the 10 digit counts of `labels` with Laplace noise, epsilon-DP."""
     counts = np.bincount(labels, minlength=10).astype(float)
-    return privacy.laplace_mechanism(counts, sensitivity=1.0, epsilon=epsilon, rng=rng)
+    # reproducible_rng=rng only so that the check below can compare; a real release omits it
+    # and gets secret noise from the operating system.
+    return privacy.laplace_mechanism(counts, sensitivity=1.0, epsilon=epsilon,
+                                     reproducible_rng=rng)
 
 
 # %% tags=["nbval-check-output"]
 attempt = noisy_histogram(labels, epsilon=1.0, rng=np.random.default_rng(5))
 reference = privacy.laplace_mechanism(np.bincount(labels, minlength=10).astype(float),
-                                      sensitivity=1.0, epsilon=1.0, rng=np.random.default_rng(5))
+                                      sensitivity=1.0, epsilon=1.0,
+                                      reproducible_rng=np.random.default_rng(5))
 if attempt is None:
     print("Complete noisy_histogram, then run this cell again.")
 elif np.shape(attempt) == (10,) and np.allclose(attempt, reference):
     print("Correct: sensitivity 1, one Laplace draw per bin.")
 else:
     print("Not yet. Check the sensitivity (one record changes one bin by one) and call "
-          "privacy.laplace_mechanism once on all 10 counts.")
+          "privacy.laplace_mechanism once on all 10 counts, with reproducible_rng=rng.")
 
 # %% [markdown]
 # ## Exercise 3 ★★★ (design)
