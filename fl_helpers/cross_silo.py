@@ -29,6 +29,7 @@ the caller passes ``noise_seed`` (then the run is reproducible and NOT private).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -428,13 +429,18 @@ def epsilon(config: TrainingConfig, num_train: int, *, target_delta: float) -> f
     """
     if not config.private:
         return math.inf
+    return _epsilon(config.noise_multiplier, config.sampling_probability(num_train),
+                    config.num_rounds * config.local_steps, float(target_delta))
+
+
+@functools.lru_cache(maxsize=256)
+def _epsilon(noise_multiplier: float, sampling_probability: float, steps: int,
+             target_delta: float) -> float:
     from fl_helpers import accounting  # dp-accounting: not needed by the ClientApp
 
-    steps = config.num_rounds * config.local_steps
     return float(accounting.epsilon_per_round(
-        noise_multiplier=config.noise_multiplier,
-        sampling_probability=config.sampling_probability(num_train), num_rounds=steps,
-        target_delta=target_delta)[-1])
+        noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
+        num_rounds=steps, target_delta=target_delta)[-1])
 
 
 def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:
@@ -527,25 +533,65 @@ def train_alone(x: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
     return params
 
 
-def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig) -> list[dict[str, Any]]:
+def calibrate_noise(config: TrainingConfig, num_train: int, *, target_epsilon: float,
+                    target_delta: float) -> TrainingConfig:
+    """``config`` with the noise multiplier that gives a data holder of ``num_train`` patients
+    exactly ``target_epsilon`` after the whole run (``accounting.noise_multiplier_for_epsilon``).
+    Holders with more patients then have a smaller epsilon (smaller sampling probability)."""
+    return dataclasses.replace(config, noise_multiplier=_calibrated_sigma(
+        config.sampling_probability(num_train), config.num_rounds * config.local_steps,
+        float(target_epsilon), float(target_delta)))
+
+
+@functools.lru_cache(maxsize=64)
+def _calibrated_sigma(sampling_probability: float, steps: int, target_epsilon: float,
+                      target_delta: float) -> float:
+    from fl_helpers import accounting
+
+    return float(accounting.noise_multiplier_for_epsilon(
+        target_epsilon=target_epsilon, target_delta=target_delta,
+        sampling_probability=sampling_probability, num_rounds=steps))
+
+
+def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig, *,
+                     target_epsilon: float | None = None,
+                     target_delta: float = 1e-4) -> list[dict[str, Any]]:
     """Local-only, FedAvg and pooled models, evaluated on each hospital's test set.
 
+    Args:
+        hospitals: The federation.
+        config: The hyperparameters (its ``noise_multiplier`` is ignored when
+            ``target_epsilon`` is given).
+        target_epsilon: If given, every model is trained with example-level DP-SGD (secret
+            noise) so that *every patient* has epsilon <= ``target_epsilon`` at
+            ``target_delta``: local and FedAvg use the noise multiplier calibrated for the
+            smallest hospital, the pooled model its own (calibrated for the pooled set).
+
     Returns:
-        One row per (method, hospital): ``{"method", "trained_on", "hospital", "accuracy",
-        "auc", ...}``. ``method`` is ``"local"`` (the model of the hospital itself),
-        ``"fedavg"`` or ``"pooled"``.
+        One row per (method, hospital): ``{"method", "hospital", "accuracy", "auc", "loss",
+        "auc_defined", "epsilon"}``. ``method`` is ``"local"`` (the hospital's own model),
+        ``"fedavg"`` or ``"pooled"``; ``epsilon`` is that hospital's (inf without DP).
     """
     rows = []
-    fed, _ = run_fedavg(hospitals, config)
     (x_pool, y_pool), pooled_tests = pooled_standardisation(hospitals)
     # The pooled model does the work of all hospitals together: len(hospitals) times the steps.
     pooled_config = dataclasses.replace(config, local_steps=config.local_steps * len(hospitals))
+    if target_epsilon is not None:
+        smallest = min(h.num_train for h in hospitals)
+        config = calibrate_noise(config, smallest, target_epsilon=target_epsilon,
+                                 target_delta=target_delta)
+        pooled_config = calibrate_noise(pooled_config, len(y_pool),
+                                        target_epsilon=target_epsilon, target_delta=target_delta)
+    fed, _ = run_fedavg(hospitals, config)
     pooled = train_alone(x_pool, y_pool, pooled_config, hospital_id=len(hospitals))
     for h, (x_pt, y_pt) in zip(hospitals, pooled_tests, strict=True):
         local = train_alone(h.x_train, h.y_train, config, hospital_id=h.hospital_id)
-        rows.append({"method": "local", "hospital": h.name,
+        eps = epsilon(config, h.num_train, target_delta=target_delta)
+        eps_pooled = epsilon(pooled_config, len(y_pool), target_delta=target_delta)
+        rows.append({"method": "local", "hospital": h.name, "epsilon": eps,
                      **evaluate(local, h.x_test, h.y_test)})
-        rows.append({"method": "fedavg", "hospital": h.name,
+        rows.append({"method": "fedavg", "hospital": h.name, "epsilon": eps,
                      **evaluate(fed, h.x_test, h.y_test)})
-        rows.append({"method": "pooled", "hospital": h.name, **evaluate(pooled, x_pt, y_pt)})
+        rows.append({"method": "pooled", "hospital": h.name, "epsilon": eps_pooled,
+                     **evaluate(pooled, x_pt, y_pt)})
     return rows

@@ -209,3 +209,13 @@ def test_config_round_trip():
     assert cross_silo.TrainingConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown TrainingConfig keys"):
         cross_silo.TrainingConfig.from_dict({"rounds": 3})
+
+
+def test_private_comparison_respects_the_target(federation):
+    rows = cross_silo.compare_training(federation, CFG, target_epsilon=2.0, target_delta=1e-4)
+    eps = [r["epsilon"] for r in rows]
+    assert max(eps) == pytest.approx(2.0, rel=1e-3)
+    smallest = min(federation, key=lambda h: h.num_train).name
+    assert [r["epsilon"] for r in rows if r["method"] == "fedavg" and r["hospital"] == smallest
+            ] == [pytest.approx(2.0, rel=1e-3)]
+    assert all(e <= 2.0 * (1 + 1e-3) for e in eps)

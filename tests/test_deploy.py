@@ -1,0 +1,119 @@
+"""The Flower deployment: clear errors for bad configurations, nothing left running afterwards
+(also after a failure and after Ctrl-C), and an end-to-end run of four SuperNodes that gives the
+in-process simulation's model (exactly without SecAgg+, within its quantisation with it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from fl_helpers import cross_silo, data, deploy
+
+CONFIG = cross_silo.TrainingConfig(num_rounds=3)
+
+
+def _assert_nothing_survives(flwr_home):
+    # Flower's SuperExec children may take a moment to notice their parent is gone.
+    for _ in range(50):
+        left = deploy.surviving_processes(flwr_home)
+        if not left:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the deployment in {flwr_home} survive: {left}")
+
+
+def test_hospital_out_of_range():
+    with pytest.raises(ValueError, match="hospital must be <= 3, got 4"):
+        deploy.run_deployment(config=CONFIG, hospitals=(0, 4), progress=None)
+
+
+def test_duplicate_hospitals():
+    with pytest.raises(ValueError, match="distinct"):
+        deploy.run_deployment(config=CONFIG, hospitals=(0, 0), progress=None)
+
+
+def test_auth_needs_tls():
+    with pytest.raises(ValueError, match="auth=True needs tls=True"):
+        deploy.run_deployment(config=CONFIG, auth=True, progress=None)
+
+
+def test_missing_data_file(tmp_path):
+    for name, _ in list(data.HEART_DISEASE_FILES.values())[:3]:
+        shutil.copy(data.heart_disease_dir() / name, tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="processed.va.data"):
+        deploy.run_deployment(config=CONFIG, data_dir=tmp_path, progress=None)
+
+
+def test_port_in_use():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=f"SuperLink port {port} on 127.0.0.1 is in use"):
+            deploy.run_deployment(config=CONFIG, superlink_port=port, progress=None)
+
+
+@pytest.mark.slow
+def test_supernode_that_never_connects_is_named_and_everything_stops():
+    homes = []
+    with pytest.raises(deploy.DeploymentError,
+                       match=r"supernode-0-cleveland, supernode-1-hungary did not connect"):
+        deploy.run_deployment(config=CONFIG, hospitals=(0, 1), connect_timeout_s=8,
+                              _node_superlink=f"127.0.0.1:{deploy.free_port()}",
+                              _after_start=homes.append, progress=None)
+    assert homes
+    _assert_nothing_survives(homes[0])
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_everything():
+    homes = []
+
+    def interrupt(home):
+        homes.append(home)
+        assert deploy.surviving_processes(home), "the SuperLink should be running here"
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy.run_deployment(config=CONFIG, _after_start=interrupt, progress=None)
+    _assert_nothing_survives(homes[0])
+
+
+@pytest.mark.slow
+def test_deployment_end_to_end_plain_and_secagg():
+    """4 SuperNodes, 3 rounds: plain (exact parity) and SecAgg+ over TLS with SuperNode
+    authentication and DP-SGD (reproducible noise, parity within SecAgg+'s quantisation)."""
+    federation = cross_silo.load_federation()
+    started = time.monotonic()
+
+    plain = deploy.run_deployment(config=CONFIG, evaluate_every_round=False, progress=None)
+    simulated, _ = cross_silo.run_fedavg(federation, CONFIG)
+    # Same client code, same batches, results sorted by hospital before averaging: bitwise equal.
+    np.testing.assert_array_equal(np.array(plain["params"]), simulated)
+    assert [r["hospitals"] for r in plain["rounds"]] == [[0, 1, 2, 3]] * 3
+    last = plain["rounds"][-1]["evaluate"]
+    for entry, h in zip(last, federation, strict=True):
+        expected = cross_silo.evaluate(simulated, h.x_test, h.y_test)
+        assert entry["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
+        assert entry["auc"] == pytest.approx(expected["auc"], abs=1e-12)
+    _assert_nothing_survives(plain["flwr_home"])
+
+    private = dataclasses.replace(CONFIG, noise_multiplier=1.0)
+    secure = deploy.run_deployment(config=private, secagg=True, tls=True, auth=True,
+                                   reproducible_noise=True, evaluate_every_round=False,
+                                   progress=None)
+    simulated_dp, _ = cross_silo.run_fedavg(federation, private, reproducible_noise=True)
+    assert np.max(np.abs(simulated_dp)) < 8.0  # inside SecAgg+'s clipping_range
+    # SecAgg+ quantises each weighted update to 2^22 levels over [-8, 8] (step 3.8e-6) with
+    # stochastic rounding; over 3 rounds the model moves by at most a few 1e-5.
+    np.testing.assert_allclose(np.array(secure["params"]), simulated_dp, atol=1e-4)
+    assert not np.array_equal(np.array(secure["params"]), simulated_dp)
+    assert len(secure["rounds"][-1]["evaluate"]) == 4
+    _assert_nothing_survives(secure["flwr_home"])
+    print(f"\nend-to-end: plain {plain['run_s']:.1f} s, SecAgg+/TLS/auth {secure['run_s']:.1f} s "
+          f"(flwr run); whole test {time.monotonic() - started:.1f} s")
