@@ -1,0 +1,171 @@
+"""Numbers quoted in a notebook's markdown must agree with the stored outputs they come from.
+
+Issue 13 found markdown that had drifted from the outputs next to it ("grows roughly like
+sqrt(k)" next to x4.1, "about 0.8" next to 0.761, ...). Each row of :data:`NUMBERS` names one
+number: a regex on the notebook's markdown that captures the number as written, and either a
+regex on the stored text outputs of its code cells or a function of those outputs. The test
+fails when the two disagree by more than half a unit in the last digit written in the markdown
+(so "2.9 x 10^-4" agrees with an output of 2.86e-04, "4.53" with 4.533), or when a regex finds
+nothing (the wording or the printout changed: update the row together with the text).
+
+To add a number: append a ``Number(...)`` row. Markdown regexes match against the notebook's
+markdown cells joined by blank lines; output regexes against the text outputs (stdout and
+``text/plain``) of its code cells joined the same way. Each regex needs one named group
+``value``; a markdown regex may add a group ``exponent`` for numbers written as
+``m \\times 10^{e}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Number:
+    """One number written in markdown and where its value comes from."""
+
+    notebook: str  # path under notebooks/
+    what: str  # a short name (shown in the test id and the failure message)
+    markdown: str  # regex with a group "value" (and optionally "exponent")
+    output: str | None = None  # regex on the outputs with a group "value"
+    # Or a function of the outputs' text giving the value (for derived numbers).
+    derive: Callable[[str], float] | None = None
+
+
+def _out(pattern: str) -> Callable[[str], float]:
+    def get(text: str) -> float:
+        match = re.search(pattern, text)
+        if match is None:
+            raise AssertionError(f"output regex {pattern!r} found nothing")
+        return float(match.group("value").rstrip("."))
+    return get
+
+
+NB01 = "01_differential_privacy_noise.ipynb"
+
+NUMBERS: list[Number] = [
+    # Issue 13: delta is not a failure probability.
+    Number(NB01, "P[L > eps]", r"\\Pr\[L > \\varepsilon\] \\approx (?P<value>[\d.]+) \\times "
+           r"10\^\{(?P<exponent>-?\d+)\}", r"P\[L > epsilon\]\s+= (?P<value>[\d.e+-]+)"),
+    Number(NB01, "P[L > eps] / delta", r"(?P<value>\d+) times \$\\delta\$",
+           r"\((?P<value>\d+) x delta\)"),
+    Number(NB01, "delta by expectation", r"closed form\s+#?\s*\$(?P<value>[\d.]+) \\times "
+           r"10\^\{(?P<exponent>-?\d+)\}\$", r"Balle-Wang delta\(sigma\)\s+= (?P<value>[\d.e+-]+)"),
+    # Issue 13: the 3.5 sigma wording, from which dataset's answer.
+    Number(NB01, "band distance in counts", r"The band is left about (?P<value>\d+) counts",
+           r": (?P<value>[\d.]+) counts ="),
+    Number(NB01, "sigmas from D", r"(?P<value>[\d.]+)σ from D's answer",
+           r"= (?P<value>[\d.]+) sigma from D's answer"),
+    Number(NB01, "sigmas from D'", r"(?P<value>[\d.]+)σ from\s+#?\s*its neighbour's",
+           r"(?P<value>[\d.]+) sigma from its neighbour's"),
+    # Issue 13: "grows roughly like sqrt(k)".
+    Number(NB01, "RDP at k = 100", r"RDP goes from (?P<value>[\d.]+) to",
+           r"k =  100: basic\s+[\d.]+, RDP\s+(?P<value>[\d.]+)"),
+    Number(NB01, "RDP at k = 1000", r"RDP goes from [\d.]+ to (?P<value>[\d.]+)",
+           r"k = 1000: basic\s+[\d.]+, RDP\s+(?P<value>[\d.]+)"),
+    Number(NB01, "RDP at k = 1000 (first mention)", r"where RDP gives (?P<value>[\d.]+)",
+           r"k = 1000: basic\s+[\d.]+, RDP\s+(?P<value>[\d.]+)"),
+    Number(NB01, "growth from 100 to 1000", r"×(?P<value>[\d.]+) where",
+           r"RDP grows x(?P<value>[\d.]+)"),
+    # Issue 13: the DP-SGD example and the TF Privacy tutorial.
+    Number(NB01, "DP-SGD epsilon", r"Why (?P<value>[\d.]+) and not",
+           r"epsilon after 14062 steps: (?P<value>[\d.]+)"),
+    Number(NB01, "tutorial epsilon reproduced", r"we get its (?P<value>[\d.]+) back",
+           r"Mironov conversion: epsilon = (?P<value>[\d.]+)"),
+    Number(NB01, "conversion gain", r"worth\s+#?\s*(?P<value>[\d.]+) of",
+           derive=lambda text: _out(r"Mironov conversion: epsilon = (?P<value>[\d.]+)")(text)
+           - _out(r"CKS conversion:\s+epsilon = (?P<value>[\d.]+)")(text)),
+    Number(NB01, "PLD gain", r"the PLD accountant another (?P<value>[\d.]+)",
+           derive=lambda text: _out(r"CKS conversion:\s+epsilon = (?P<value>[\d.]+)")(text)
+           - _out(r"PLD accountant:\s+epsilon = (?P<value>[\d.]+)")(text)),
+    # Issue 13: the clipping figure.
+    Number(NB01, "number of sevens", r"Every one of the (?P<value>\d+) sevens",
+           r"(?P<value>\d+) sevens, norms"),
+    Number(NB01, "mean norm of the sevens", r"\(mean (?P<value>[\d.]+)\), so all",
+           r"\(mean (?P<value>[\d.]+)\)"),
+    Number(NB01, "share clipped", r"so all are clipped",
+           derive=lambda text: 1.0 if _out(r"share clipped at C = 5: (?P<value>\d+)%")(
+               text) == 100 else 0.0),
+    Number(NB01, "mean clipping factor", r"(?P<value>[\d.]+) on average",
+           r"mean scaling factor (?P<value>[\d.]+)"),
+    Number(NB01, "clipped mean fainter by", r"about (?P<value>\d+)% fainter",
+           derive=lambda text: 100 * (1 - _out(r"mean scaling factor (?P<value>[\d.]+)")(text))),
+    # Issue 12: the floating-point attack finds nothing on the helper's mechanism.
+    Number(NB01, "helper outputs ruled out", r"so the replay\s+#?\s*finds (?P<value>nothing)",
+           r"privacy.laplace_mechanism: (?P<value>\d+) of"),
+]
+
+
+def _texts(path: Path) -> tuple[str, str]:
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    outputs = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                outputs.append(output.get("text", ""))
+            elif "data" in output and "text/plain" in output["data"]:
+                outputs.append(output["data"]["text/plain"])
+    return markdown, "\n\n".join(outputs)
+
+
+def _written(match: re.Match) -> tuple[float, float]:
+    """The markdown number and half a unit of its last written digit."""
+    text = match.group("value").rstrip(".")  # a full stop after the number is not a digit
+    if text == "nothing":
+        return 0.0, 0.5
+    exponent = int(match.groupdict().get("exponent") or 0)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return float(text) * 10.0**exponent, 0.5 * 10.0 ** (exponent - decimals)
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda n: f"{n.notebook[:2]}-{n.what}")
+def test_markdown_number_matches_its_output(number):
+    markdown, outputs = _texts(NOTEBOOKS / number.notebook)
+    match = re.search(number.markdown, markdown)
+    assert match is not None, (
+        f"{number.notebook}: the markdown no longer contains {number.markdown!r} "
+        f"({number.what}); update the text or this row of tests/test_notebook_numbers.py")
+    if "value" not in match.groupdict():  # a statement whose truth is derived (e.g. "all")
+        assert number.derive is not None and number.derive(outputs) == 1.0, (
+            f"{number.notebook}: {number.what}: the statement {match.group(0)!r} no longer "
+            "holds for the stored outputs")
+        return
+    written, half_unit = _written(match)
+    if number.derive is not None:
+        actual = number.derive(outputs)
+    else:
+        actual = _out(number.output)(outputs)
+    assert abs(actual - written) <= half_unit * (1 + 1e-9), (
+        f"{number.notebook}: the markdown says {match.group(0)!r} ({number.what}) but the "
+        f"stored output gives {actual:g}; rerun the notebook and fix the text")
+
+
+def test_rows_name_existing_notebooks_and_one_source_each():
+    for number in NUMBERS:
+        assert (NOTEBOOKS / number.notebook).is_file(), number.notebook
+        assert (number.output is None) != (number.derive is None), number.what
+
+
+def test_a_drifted_number_is_caught(monkeypatch):
+    # The check must be able to fail: change one written number and it does.
+    original = _texts
+
+    def drifted(path):
+        markdown, outputs = original(path)
+        return markdown.replace("RDP goes from 4.53", "RDP goes from 4.63"), outputs
+
+    monkeypatch.setattr(sys.modules[__name__], "_texts", drifted)
+    row = next(n for n in NUMBERS if n.what == "RDP at k = 100")
+    with pytest.raises(AssertionError, match="markdown says"):
+        test_markdown_number_matches_its_output(row)
