@@ -1,0 +1,1019 @@
+"""Secure aggregation with distributed discrete Gaussian noise: the server learns only the sum.
+
+What this module builds, step by step (notebook 06 writes each step by hand first):
+
+1. **Quantise** (:func:`quantize`): clip each update to L2 norm ``C``, multiply by a public scale
+   ``s`` and round every coordinate *stochastically* to a neighbouring integer (unbiased). The
+   rounded vector has L2 norm at most ``s C + sqrt(d)`` (each coordinate moves by less than 1),
+   a deterministic bound that is the sensitivity the accountant uses. Kairouz, Liu, Steinke 2021
+   ("The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure Aggregation",
+   Section 4) first rotate the vector with a random Hadamard transform and round conditionally,
+   so that every coordinate is small and ``b`` = 16-18 bits suffice; we do **not** rotate, so a
+   whole update may sit in one coordinate and the modulus must hold ``m (s C + 1)`` plus noise in
+   every coordinate (``modulus_bits=32`` by default).
+2. **Mask** (:class:`SecAggClient`, :class:`SecAggServer`, :func:`secure_sum`): the protocol of
+   Bonawitz et al. 2017 ("Practical Secure Aggregation for Privacy-Preserving Machine Learning",
+   Section 4, Figure 4, honest-but-curious version): every pair of clients agrees on a seed by
+   X25519 key agreement + HKDF-SHA256, expands it with the ChaCha20 stream cipher into a mask
+   vector mod ``2^b``; one of the pair adds it, the other subtracts it, so the masks cancel in
+   the sum. Every client also adds a *self mask* from a seed of its own (double masking).
+3. **Dropouts**: each client splits its mask key and its self-mask seed into ``n`` Shamir shares
+   (threshold ``t``, over the prime field ``GF(2^130 - 5)``), encrypted for each other client
+   with ChaCha20-Poly1305 and relayed by the server, which cannot read them. If a client drops
+   after sharing, ``t`` survivors give the server the shares of its mask key, and the server
+   removes its pairwise masks; for every client whose masked input arrived, they give the
+   shares of its self-mask seed instead. An honest client never reveals both for the same
+   client (:meth:`SecAggClient.reveal_shares` refuses), which is why the self mask is needed:
+   without it, a "dropped" client's late masked input minus its reconstructed pairwise masks is
+   its raw update.
+4. **Distributed noise** (:func:`discrete_gaussian`, :class:`DistributedDPSecAgg`): each of the
+   ``m`` clients adds discrete Gaussian noise of variance ``ceil(sigma^2 / m)`` (an exact
+   sampler: Canonne, Kamath, Steinke 2020, "The Discrete Gaussian for Differential Privacy",
+   Algorithms 1-3, on integers only, fed by a ChaCha20 stream keyed with 32 bytes of OS entropy).
+   The securely aggregated sum carries variance at least ``sigma^2``; its privacy is accounted
+   by :func:`ddg_rho` (Kairouz et al. 2021, Theorem 1) and :func:`ddg_epsilon`.
+
+Threat model of what is built (no more is claimed): an **honest-but-curious** server that follows
+the protocol and sees every message, and up to ``t - 1`` clients colluding with it or each
+other, learn nothing about an individual client's update beyond the sum of the clients whose
+input was included (Bonawitz et al. 2017, Theorem 6.2). A *malicious* server that lies about who
+dropped can ask different clients for different sets; the paper's actively secure variant adds
+signatures and a consistency-check round (Section 4, Figure 4, round 3), which this module does
+not implement. Nothing here authenticates clients: a public-key infrastructure is assumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import secrets
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from dp_accounting.rdp import rdp_privacy_accountant
+
+from fl_helpers import _validation as v
+from fl_helpers import aggregation, privacy
+
+Weights = list[np.ndarray]
+
+#: The prime of the Shamir field: 2^130 - 5 (the Poly1305 prime); every secret is 16 bytes.
+FIELD_PRIME = 2**130 - 5
+#: Bytes of a secret seed (a mask key's seed, a self-mask seed): 128 bits.
+SEED_BYTES = 16
+#: Bytes of an X25519 public key.
+PUBLIC_KEY_BYTES = 32
+#: Bytes of one Shamir share on the wire (an element of GF(2^130 - 5)).
+SHARE_BYTES = 17
+#: Bytes of one encrypted share message: two ids, two shares, the Poly1305 tag.
+ENCRYPTED_SHARE_BYTES = 4 + 4 + 2 * SHARE_BYTES + 16
+#: Largest modulus: masked vectors are uint64 arrays.
+MAX_MODULUS_BITS = 62
+#: Orders of the RDP accountant for :func:`ddg_epsilon` (integers, as Zhu & Wang's bound needs).
+RDP_ORDERS = tuple(range(2, 257))
+
+
+# --------------------------------------------------------------------------------------------
+# Cryptographic pseudo-randomness
+# --------------------------------------------------------------------------------------------
+
+
+def _chacha20(key: bytes) -> Any:
+    """A ChaCha20 keystream generator (all-zero nonce: every key here is used for one stream)."""
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
+
+
+def _derive(secret: bytes, label: str) -> bytes:
+    """A 32-byte key from ``secret`` by HKDF-SHA256 (RFC 5869), separated by ``label``."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"fl-course secagg v1 {label}".encode()).derive(secret)
+
+
+def prg_mask(seed: bytes, size: int, *, modulus_bits: int) -> np.ndarray:
+    """``size`` pseudo-random integers mod ``2^modulus_bits``: ChaCha20 keyed by HKDF(seed).
+
+    Bonawitz et al. 2017's ``PRG(seed)``. Each entry takes 4 bytes of keystream when
+    ``modulus_bits <= 32``, else 8, masked to its low ``modulus_bits`` bits, so the entries are
+    uniform mod ``2^modulus_bits`` as long as ChaCha20 is a secure stream cipher.
+
+    Args:
+        seed: The shared or self-mask seed (bytes, at least 16).
+        size: Number of entries ``d`` >= 0.
+        modulus_bits: ``b`` in 1..62.
+
+    Returns:
+        uint64 array of shape ``(size,)``, entries in ``0 .. 2^b - 1``.
+    """
+    if not isinstance(seed, bytes) or len(seed) < SEED_BYTES:
+        raise TypeError(f"seed must be at least {SEED_BYTES} bytes, got {type(seed).__name__}.")
+    size = v.check_int("size", size, minimum=0)
+    bits = check_modulus_bits(modulus_bits)
+    return _prg(seed, size, bits)
+
+
+def _prg(seed: bytes, size: int, bits: int) -> np.ndarray:
+    width = 4 if bits <= 32 else 8
+    stream = _chacha20(_derive(seed, "mask")).update(bytes(width * size))
+    words = np.frombuffer(stream, dtype="<u4" if width == 4 else "<u8").astype(np.uint64)
+    return words & np.uint64(2**bits - 1)
+
+
+class NoiseSource:
+    """Uniform random integers for stochastic rounding and noise, from a ChaCha20 keystream.
+
+    :meth:`secret` keys it with 32 bytes of operating-system entropy (``os.urandom``), never
+    exposed: the default everywhere. :meth:`reproducible` keys it from a seed, so anyone who
+    knows the seed can regenerate the noise: **not private**, for tests and stored notebook
+    outputs only (a warning says so).
+    """
+
+    __slots__ = ("_stream", "is_reproducible")
+
+    def __init__(self, *, _key: bytes, _reproducible: bool) -> None:
+        self._stream = _chacha20(_key)
+        self.is_reproducible = _reproducible
+
+    @classmethod
+    def secret(cls) -> NoiseSource:
+        """Fresh secret randomness from the operating system."""
+        return cls(_key=os.urandom(32), _reproducible=False)
+
+    @classmethod
+    def reproducible(cls, seed: int, *, warn: bool = True) -> NoiseSource:
+        """Randomness derived from ``seed``: reproducible, so NOT private.
+
+        Args:
+            seed: Integer >= 0.
+            warn: Emit a ``UserWarning`` saying so (default ``True``).
+        """
+        seed = v.check_int("seed", seed, minimum=0)
+        if warn:
+            warnings.warn(
+                f"reproducible noise from seed {seed}: the rounding and the discrete Gaussian "
+                "noise can be regenerated by anyone who knows the seed, so no privacy holds "
+                "against them. Use it for teaching and tests only.", UserWarning, stacklevel=2)
+        key = hashlib.sha256(f"fl-course noise seed {seed}".encode()).digest()
+        return cls(_key=key, _reproducible=True)
+
+    def __repr__(self) -> str:
+        return "NoiseSource.reproducible(...)" if self.is_reproducible else "NoiseSource.secret()"
+
+    def words(self, size: int) -> np.ndarray:
+        """``size`` uniform uint64 words."""
+        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
+
+    def below(self, bounds: np.ndarray) -> np.ndarray:
+        """One uniform integer in ``0 .. bounds[i] - 1`` per entry (exact, by rejection).
+
+        A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
+        values, so ``w mod n`` is exactly uniform.
+        """
+        bounds = np.asarray(bounds, dtype=np.uint64)
+        out = np.empty(bounds.shape, dtype=np.uint64)
+        todo = np.arange(bounds.size)
+        flat = bounds.reshape(-1)
+        result = out.reshape(-1)
+        while todo.size:
+            n = flat[todo]
+            w = self.words(todo.size)
+            keep = w >= (np.uint64(0) - n) % n
+            result[todo[keep]] = w[keep] % n[keep]
+            todo = todo[~keep]
+        return out
+
+    def uniform(self, size: int) -> np.ndarray:
+        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
+        return (self.words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+# --------------------------------------------------------------------------------------------
+# The exact discrete Gaussian (Canonne, Kamath, Steinke 2020), vectorised on integers
+# --------------------------------------------------------------------------------------------
+
+
+def _bernoulli_exp_minus_fraction(num: np.ndarray, den: np.ndarray,
+                                  source: NoiseSource) -> np.ndarray:
+    """Bernoulli(exp(-num/den)) for ``0 <= num <= den`` (CKS 2020, Algorithm 1, gamma <= 1).
+
+    Draw Bernoulli(gamma / k) for k = 1, 2, ... until the first failure; the answer is whether
+    that failure came at an odd k.
+    """
+    k = np.ones(num.shape, dtype=np.int64)
+    result = np.zeros(num.shape, dtype=bool)
+    active = np.arange(num.size)
+    while active.size:
+        success = source.below(k[active] * den[active]) < num[active].astype(np.uint64)
+        stopped = active[~success]
+        result[stopped] = k[stopped] % 2 == 1
+        active = active[success]
+        k[active] += 1
+    return result
+
+
+def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) -> np.ndarray:
+    """Bernoulli(exp(-num/den)) for any ``num >= 0``: floor(gamma) exp(-1) coins, then the rest."""
+    whole = num // den
+    alive = np.ones(num.shape, dtype=bool)
+    step = 0
+    while True:
+        idx = np.flatnonzero(alive & (whole > step))
+        if idx.size == 0:
+            break
+        ones = np.ones(idx.size, dtype=np.int64)
+        alive[idx] = _bernoulli_exp_minus_fraction(ones, ones, source)
+        step += 1
+    idx = np.flatnonzero(alive)
+    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den[idx], den[idx], source)
+    return alive
+
+
+def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
+    """``size`` draws of P(y) proportional to exp(-|y| / scale) (CKS 2020, Algorithm 2, s = 1)."""
+    out = np.empty(size, dtype=np.int64)
+    todo = np.arange(size)
+    while todo.size:
+        n = todo.size
+        u = source.below(np.full(n, scale)).astype(np.int64)
+        keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
+        geometric = np.zeros(n, dtype=np.int64)
+        going = np.arange(n)
+        while going.size:  # the number of exp(-1) successes before the first failure
+            hit = _bernoulli_exp_minus(np.ones(going.size, dtype=np.int64),
+                                       np.ones(going.size, dtype=np.int64), source)
+            geometric[going[hit]] += 1
+            going = going[hit]
+        magnitude = u + scale * geometric
+        negative = (source.words(n) & np.uint64(1)).astype(bool)
+        keep &= ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
+        out[todo[keep]] = np.where(negative[keep], -magnitude[keep], magnitude[keep])
+        todo = todo[~keep]
+    return out
+
+
+#: Largest variance :func:`discrete_gaussian` accepts (so that its integer arithmetic fits int64).
+MAX_VARIANCE = 10**7
+
+
+def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.ndarray:
+    """``size`` i.i.d. draws from the discrete Gaussian N_Z(0, variance), exactly.
+
+    P(y) is proportional to ``exp(-y^2 / (2 variance))`` on the integers. Canonne, Kamath,
+    Steinke 2020, Algorithm 3: draw ``y`` from a discrete Laplace of scale ``t = floor(sigma) + 1``
+    and keep it with probability ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Every step is an
+    integer comparison against uniform integers from ``source`` (no floating point), so no
+    Mironov-style low-order-bit leak exists. The variance is an integer (the course's callers
+    round the target up, which only adds noise).
+
+    Args:
+        variance: ``sigma^2``, an integer in 1..10^7.
+        size: Number of draws >= 0.
+        source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
+
+    Returns:
+        int64 array of shape ``(size,)``.
+    """
+    variance = v.check_int("variance", variance, minimum=1, maximum=MAX_VARIANCE)
+    size = v.check_int("size", size, minimum=0)
+    if not isinstance(source, NoiseSource):
+        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
+                        "source=NoiseSource.secret().")
+    scale = math.isqrt(variance) + 1
+    out = np.empty(size, dtype=np.int64)
+    todo = np.arange(size)
+    while todo.size:
+        y = _discrete_laplace(scale, todo.size, source)
+        gap = scale * np.abs(y) - variance
+        if np.any(np.abs(gap) > 2**31):  # |y| > 2^31 / scale: probability below e^-200
+            raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
+                               "for int64 arithmetic; this should never happen.")
+        keep = _bernoulli_exp_minus(gap * gap, np.full(todo.size, 2 * variance * scale * scale,
+                                                       dtype=np.int64), source)
+        out[todo[keep]] = y[keep]
+        todo = todo[~keep]
+    return out
+
+
+def discrete_gaussian_pmf(values: np.ndarray, variance: float) -> np.ndarray:
+    """The probabilities of N_Z(0, variance) at the integers ``values`` (normalised numerically)."""
+    variance = v.check_positive("variance", variance)
+    span = int(math.ceil(40 * math.sqrt(variance))) + 1
+    support = np.arange(-span, span + 1, dtype=np.float64)
+    norm = math.fsum(np.exp(-support**2 / (2 * variance)))
+    return np.exp(-np.asarray(values, dtype=np.float64)**2 / (2 * variance)) / norm
+
+
+# --------------------------------------------------------------------------------------------
+# Quantisation
+# --------------------------------------------------------------------------------------------
+
+
+def check_modulus_bits(modulus_bits: Any) -> int:
+    """``modulus_bits`` as an int in 1..62."""
+    return v.check_int("modulus_bits", modulus_bits, minimum=1, maximum=MAX_MODULUS_BITS)
+
+
+def quantize(update: np.ndarray, *, clipping_norm: float, scale: float,
+             source: NoiseSource) -> np.ndarray:
+    """Clip to L2 norm ``C``, multiply by ``s`` and round stochastically to integers.
+
+    Each coordinate ``x`` becomes ``floor(x)`` or ``floor(x) + 1``, the latter with probability
+    ``x - floor(x)``: unbiased (``E[round(x)] = x``), and every coordinate moves by less than 1,
+    so the result has L2 norm at most ``s C + sqrt(d)`` (:func:`quantized_norm_bound`).
+
+    Args:
+        update: A flat float array (one client's update).
+        clipping_norm: ``C`` > 0.
+        scale: ``s`` > 0, integer units per unit of the update.
+        source: Randomness for the rounding.
+
+    Returns:
+        int64 array like ``update``.
+    """
+    array = np.asarray(update)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"update must be a flat float array, got dtype {array.dtype} and shape "
+                        f"{array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError("update must be finite, got NaN or inf values.")
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    scale = v.check_positive("scale", scale)
+    return _quantize(array.astype(np.float64), clipping_norm, scale, source)
+
+
+def _quantize(flat: np.ndarray, clipping_norm: float, scale: float,
+              source: NoiseSource) -> np.ndarray:
+    clipped, _ = privacy.clip_by_l2_norm(flat, clipping_norm)
+    scaled = np.asarray(clipped, dtype=np.float64) * scale
+    low = np.floor(scaled)
+    return (low + (source.uniform(scaled.size) < scaled - low)).astype(np.int64)
+
+
+def quantized_norm_bound(*, clipping_norm: float, scale: float, dimension: int) -> float:
+    """``s C + sqrt(d)``: the largest L2 norm :func:`quantize` can return (the sensitivity)."""
+    return scale * clipping_norm + math.sqrt(dimension)
+
+
+def to_modular(values: np.ndarray, modulus_bits: int) -> np.ndarray:
+    """Signed integers as residues mod ``2^b`` (uint64, two's complement low bits)."""
+    return np.asarray(values, dtype=np.int64).view(np.uint64) & np.uint64(2**modulus_bits - 1)
+
+
+def from_modular(residues: np.ndarray, modulus_bits: int) -> np.ndarray:
+    """Residues mod ``2^b`` as signed integers in ``[-2^(b-1), 2^(b-1))`` (int64)."""
+    signed = np.asarray(residues, dtype=np.uint64).astype(np.int64)
+    return np.where(signed >= 2**(modulus_bits - 1), signed - 2**modulus_bits, signed)
+
+
+# --------------------------------------------------------------------------------------------
+# Shamir's t-of-n secret sharing over GF(2^130 - 5)
+# --------------------------------------------------------------------------------------------
+
+
+def shamir_share(secret: int, *, num_shares: int, threshold: int) -> list[tuple[int, int]]:
+    """Splits ``secret`` into ``num_shares`` points of a random polynomial of degree ``t - 1``.
+
+    Shamir 1979, "How to Share a Secret": ``f(x) = secret + a_1 x + ... + a_{t-1} x^{t-1}`` over
+    GF(p), ``p = 2^130 - 5``, with ``a_i`` uniform from ``secrets`` (OS entropy); share ``i`` is
+    ``(i, f(i))`` for ``i = 1..n``. Any ``t`` shares determine ``f`` and so ``f(0)``; any
+    ``t - 1`` are uniformly distributed whatever the secret.
+
+    Args:
+        secret: Integer in ``0 .. p - 1``.
+        num_shares: ``n`` >= 1.
+        threshold: ``t`` in 1..n.
+
+    Returns:
+        ``[(1, f(1)), ..., (n, f(n))]``.
+    """
+    secret = v.check_int("secret", secret, minimum=0, maximum=FIELD_PRIME - 1)
+    num_shares = v.check_int("num_shares", num_shares, minimum=1, maximum=2**31)
+    threshold = _check_threshold(threshold, num_shares)
+    return _share(secret, num_shares, threshold)
+
+
+def _check_threshold(threshold: Any, num_clients: int) -> int:
+    if isinstance(threshold, (int, np.integer)) and not isinstance(threshold, bool) \
+            and int(threshold) > num_clients:
+        raise ValueError(f"threshold must be <= the number of clients ({num_clients}), got "
+                         f"{int(threshold)}.")
+    return v.check_int("threshold", threshold, minimum=1, maximum=num_clients)
+
+
+def _share(secret: int, num_shares: int, threshold: int) -> list[tuple[int, int]]:
+    coefficients = [secret] + [secrets.randbelow(FIELD_PRIME) for _ in range(threshold - 1)]
+    shares = []
+    for x in range(1, num_shares + 1):
+        y = 0
+        for c in reversed(coefficients):  # Horner's rule
+            y = (y * x + c) % FIELD_PRIME
+        shares.append((x, y))
+    return shares
+
+
+def shamir_reconstruct(shares: Sequence[tuple[int, int]], *, threshold: int) -> int:
+    """``f(0)`` from at least ``threshold`` shares, by Lagrange interpolation at 0.
+
+    Raises:
+        ValueError: Fewer than ``threshold`` distinct shares (the secret is then information-
+            theoretically hidden, so no answer is returned), or a repeated x.
+    """
+    threshold = v.check_int("threshold", threshold, minimum=1)
+    points = list(shares)
+    xs = [int(x) for x, _ in points]
+    if len(set(xs)) != len(xs):
+        raise ValueError(f"shares must have distinct x, got {sorted(xs)}.")
+    if len(points) < threshold:
+        raise ValueError(f"reconstruction needs at least threshold={threshold} shares, got "
+                         f"{len(points)}: with fewer the secret is hidden (too many clients "
+                         "dropped out).")
+    points = points[:threshold]
+    total = 0
+    for j, (xj, yj) in enumerate(points):
+        num, den = 1, 1
+        for m, (xm, _) in enumerate(points):
+            if m != j:
+                num = num * (-xm) % FIELD_PRIME
+                den = den * (xj - xm) % FIELD_PRIME
+        total = (total + yj * num * pow(den, -1, FIELD_PRIME)) % FIELD_PRIME
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol (Bonawitz et al. 2017, Figure 4, honest-but-curious)
+# --------------------------------------------------------------------------------------------
+
+
+def _private_key(seed: bytes) -> x25519.X25519PrivateKey:
+    return x25519.X25519PrivateKey.from_private_bytes(_derive(seed, "x25519 key"))
+
+
+def _public_bytes(key: x25519.X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes_raw()
+
+
+def _agree(key: x25519.X25519PrivateKey, peer: bytes, label: str) -> bytes:
+    return _derive(key.exchange(x25519.X25519PublicKey.from_public_bytes(peer)), label)
+
+
+def _nonce(sender: int, receiver: int) -> bytes:
+    return sender.to_bytes(4, "big") + receiver.to_bytes(4, "big") + bytes(4)
+
+
+def pairwise_mask_sum(mask_key_seed: bytes, me: int, public_keys: dict[int, bytes], size: int,
+                      modulus_bits: int, round_tag: bytes) -> np.ndarray:
+    """``sum_{v > me} PRG(s_me,v) - sum_{v < me} PRG(s_me,v)`` mod ``2^b`` over ``public_keys``.
+
+    ``s_uv`` is HKDF of the X25519 shared secret of ``me``'s mask key and ``v``'s public key,
+    so ``me`` and ``v`` derive the same seed; the signs make the pair's masks cancel.
+    """
+    key = _private_key(mask_key_seed)
+    total = np.zeros(size, dtype=np.uint64)
+    for other, public in public_keys.items():
+        if other == me:
+            continue
+        mask = _prg(_agree(key, public, "pairwise") + round_tag, size, modulus_bits)
+        total = total + mask if other > me else total - mask
+    return total & np.uint64(2**modulus_bits - 1)
+
+
+class SecAggClient:
+    """One client of the protocol: its keys, its shares of others' secrets, its masked input.
+
+    Args:
+        client_id: Its id ``u`` in 1..n (Shamir x-coordinates are the ids).
+        threshold: ``t``.
+        modulus_bits: ``b``.
+        round_tag: Bytes that make this round's masks differ from any other round's.
+        double_masking: Add a self mask (default ``True``; ``False`` only to show the attack).
+    """
+
+    def __init__(self, client_id: int, *, threshold: int, modulus_bits: int,
+                 round_tag: bytes = b"", double_masking: bool = True) -> None:
+        self.client_id = client_id
+        self.threshold = threshold
+        self.modulus_bits = modulus_bits
+        self.round_tag = round_tag
+        self.double_masking = double_masking
+        self._channel_key = x25519.X25519PrivateKey.generate()
+        self._mask_seed = secrets.token_bytes(SEED_BYTES)
+        self._self_seed = secrets.token_bytes(SEED_BYTES)
+        self._public_keys: dict[int, tuple[bytes, bytes]] = {}
+        self._held: dict[int, tuple[int, int]] = {}  # owner -> (share of mask seed, of self seed)
+        self._channels: dict[int, bytes] = {}  # other -> key of the encrypted channel with it
+
+    # Round 0 ----------------------------------------------------------------------------
+    def advertise_keys(self) -> tuple[bytes, bytes]:
+        """The two public keys: for the encrypted channel, and for the pairwise masks."""
+        return _public_bytes(self._channel_key), _public_bytes(_private_key(self._mask_seed))
+
+    # Round 1 ----------------------------------------------------------------------------
+    def share_keys(self, public_keys: dict[int, tuple[bytes, bytes]]) -> dict[int, bytes]:
+        """Shamir-shares both seeds: one encrypted message per other client (server-relayed)."""
+        if len(public_keys) < self.threshold:
+            raise ValueError(f"only {len(public_keys)} clients advertised keys, fewer than "
+                             f"threshold={self.threshold}: the protocol aborts.")
+        self._public_keys = dict(public_keys)
+        ids = sorted(public_keys)
+        mask_shares = dict(_share(int.from_bytes(self._mask_seed, "big"), max(ids),
+                                  self.threshold))
+        self_shares = dict(_share(int.from_bytes(self._self_seed, "big"), max(ids),
+                                  self.threshold))
+        messages = {}
+        for other in ids:
+            plain = (self.client_id.to_bytes(4, "big") + other.to_bytes(4, "big")
+                     + mask_shares[other].to_bytes(SHARE_BYTES, "big")
+                     + self_shares[other].to_bytes(SHARE_BYTES, "big"))
+            if other == self.client_id:
+                self._held[other] = (mask_shares[other], self_shares[other])
+                continue
+            key = self._channels[other] = _agree(self._channel_key, public_keys[other][0],
+                                                 "channel")
+            messages[other] = ChaCha20Poly1305(key).encrypt(
+                _nonce(self.client_id, other), plain, self.round_tag)
+        return messages
+
+    # Round 2 ----------------------------------------------------------------------------
+    def masked_input(self, values: np.ndarray, inbox: dict[int, bytes]) -> np.ndarray:
+        """``y_u = x_u + PRG(b_u) + pairwise masks`` mod ``2^b`` (after storing its shares)."""
+        for sender, ciphertext in inbox.items():
+            plain = ChaCha20Poly1305(self._channels[sender]).decrypt(
+                _nonce(sender, self.client_id), ciphertext, self.round_tag)
+            if int.from_bytes(plain[:4], "big") != sender or \
+                    int.from_bytes(plain[4:8], "big") != self.client_id:
+                raise ValueError(f"client {self.client_id}: a share message names the wrong "
+                                 "sender or receiver; the protocol aborts.")
+            self._held[sender] = (int.from_bytes(plain[8:8 + SHARE_BYTES], "big"),
+                                  int.from_bytes(plain[8 + SHARE_BYTES:], "big"))
+        bits = self.modulus_bits
+        masked = to_modular(values, bits)
+        masked = masked + pairwise_mask_sum(
+            self._mask_seed, self.client_id, {k: pk[1] for k, pk in self._public_keys.items()},
+            masked.size, bits, self.round_tag)
+        if self.double_masking:
+            masked = masked + _prg(self._self_seed + self.round_tag, masked.size, bits)
+        return masked & np.uint64(2**bits - 1)
+
+    # Round 4 ----------------------------------------------------------------------------
+    def reveal_shares(self, included: Sequence[int], dropped: Sequence[int]
+                      ) -> dict[int, tuple[str, int]]:
+        """Shares of the self-mask seed of every ``included`` client, of the mask seed of every
+        ``dropped`` one.
+
+        Raises:
+            ValueError: A client is in both lists (the server is asking for both secrets of one
+                client, which would unmask its input): an honest client refuses.
+        """
+        overlap = sorted(set(included) & set(dropped))
+        if overlap:
+            raise ValueError(f"client {self.client_id} refuses to unmask: clients {overlap} are "
+                             "listed both as included and as dropped (that would reveal their "
+                             "inputs).")
+        shares = {u: ("self", self._held[u][1]) for u in included if u in self._held}
+        shares.update({u: ("mask", self._held[u][0]) for u in dropped if u in self._held})
+        return shares
+
+
+class SecAggServer:
+    """The server: relays messages, collects masked inputs, unmasks only their sum.
+
+    It stores public keys, ciphertexts it cannot read, masked vectors and, at the end, shares;
+    never an individual client's unmasked input (tests check every array it holds).
+    """
+
+    def __init__(self, *, threshold: int, modulus_bits: int, size: int,
+                 round_tag: bytes = b"", double_masking: bool = True) -> None:
+        self.threshold = threshold
+        self.modulus_bits = modulus_bits
+        self.size = size
+        self.round_tag = round_tag
+        self.double_masking = double_masking
+        self.public_keys: dict[int, tuple[bytes, bytes]] = {}
+        self.masked_inputs: dict[int, np.ndarray] = {}
+        self.bytes_received: dict[int, int] = {}
+
+    def receive_keys(self, client_id: int, keys: tuple[bytes, bytes]) -> None:
+        """Round 0: a client's two public keys."""
+        self.public_keys[client_id] = keys
+        self.bytes_received[client_id] = sum(len(k) for k in keys)
+
+    def route(self, outboxes: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
+        """Round 1: the encrypted shares, regrouped by receiver (opaque to the server)."""
+        inboxes: dict[int, dict[int, bytes]] = {u: {} for u in outboxes}
+        for sender, messages in outboxes.items():
+            self.bytes_received[sender] += sum(len(c) for c in messages.values())
+            for receiver, ciphertext in messages.items():
+                if receiver in inboxes:
+                    inboxes[receiver][sender] = ciphertext
+        return inboxes
+
+    def receive_masked(self, client_id: int, masked: np.ndarray) -> None:
+        """Round 2: a client's masked vector."""
+        self.masked_inputs[client_id] = masked
+        self.bytes_received[client_id] += int(math.ceil(masked.size * self.modulus_bits / 8))
+
+    def unmask(self, responses: dict[int, dict[int, tuple[str, int]]]) -> np.ndarray:
+        """Round 4: the sum of the masked inputs, with every mask removed.
+
+        Args:
+            responses: For each surviving client, its :meth:`SecAggClient.reveal_shares`.
+
+        Raises:
+            ValueError: Fewer than ``threshold`` clients answered.
+        """
+        if len(responses) < self.threshold:
+            raise ValueError(f"unmasking needs at least threshold={self.threshold} surviving "
+                             f"clients, got {len(responses)}: too many clients dropped out, "
+                             "the round's sum cannot be recovered.")
+        bits = self.modulus_bits
+        total = np.zeros(self.size, dtype=np.uint64)
+        for masked in self.masked_inputs.values():
+            total = total + masked
+        dropped = sorted(set(self.public_keys) - set(self.masked_inputs))
+        for u in dropped:  # remove the pairwise masks the survivors shared with u
+            seed = self._secret(u, "mask", responses)
+            survivors = {k: self.public_keys[k][1] for k in self.masked_inputs}
+            total = total + pairwise_mask_sum(seed, u, survivors, self.size, bits,
+                                              self.round_tag)
+        if self.double_masking:
+            for u in self.masked_inputs:
+                total = total - _prg(self._secret(u, "self", responses) + self.round_tag,
+                                     self.size, bits)
+        return total & np.uint64(2**bits - 1)
+
+    def _secret(self, owner: int, kind: str, responses: dict[int, dict[int, tuple[str, int]]]
+                ) -> bytes:
+        shares = [(holder, answer[owner][1]) for holder, answer in responses.items()
+                  if owner in answer and answer[owner][0] == kind]
+        value = shamir_reconstruct(shares, threshold=self.threshold)
+        return value.to_bytes(SEED_BYTES, "big")
+
+
+@dataclasses.dataclass(eq=False)
+class SecureSumResult:
+    """What one run of the protocol gave the server.
+
+    Attributes:
+        total: The sum mod ``2^b`` of the included clients' inputs, as signed integers (int64).
+        included: Ids (0-based, as the inputs were given) whose inputs are in the sum.
+        bytes_sent: Bytes each client sent (keys, encrypted shares, masked vector, shares).
+        server: The server object after the round (for inspection: it holds no unmasked input).
+        client_seconds: Each client's compute time over all its steps (on this machine).
+        server_seconds: The server's compute time (routing and unmasking).
+    """
+
+    total: np.ndarray
+    included: list[int]
+    bytes_sent: dict[int, int]
+    server: SecAggServer
+    client_seconds: dict[int, float]
+    server_seconds: float
+
+
+def secure_sum(inputs: Sequence[np.ndarray], *, modulus_bits: int, threshold: int | None = None,
+               dropped_before_masking: Sequence[int] = (),
+               dropped_before_unmasking: Sequence[int] = (), round_tag: bytes = b"",
+               double_masking: bool = True) -> SecureSumResult:
+    """Runs the secure aggregation protocol among ``n = len(inputs)`` simulated clients.
+
+    Rounds of Bonawitz et al. 2017, Figure 4 (honest-but-curious): advertise keys, share keys,
+    masked input collection, unmasking. Clients in ``dropped_before_masking`` share their keys
+    and then vanish (their pairwise masks are reconstructed; their input is not in the sum);
+    clients in ``dropped_before_unmasking`` send their masked input and then vanish (their input
+    is in the sum, and the others' shares remove their self mask).
+
+    Args:
+        inputs: One flat integer array per client, all of the same length; signed values.
+        modulus_bits: ``b``: the sum is computed mod ``2^b`` and must fit in
+            ``[-2^(b-1), 2^(b-1))``.
+        threshold: ``t`` in 1..n (default ``ceil(2 n / 3)``: up to a third may drop).
+        dropped_before_masking, dropped_before_unmasking: 0-based client indices.
+        round_tag: Bytes mixed into every mask seed (e.g. the round number).
+        double_masking: Add self masks (default ``True``).
+
+    Returns:
+        A :class:`SecureSumResult`.
+
+    Raises:
+        TypeError: Inputs that are not integer arrays.
+        ValueError: ``t > n``; ``b`` too small for the largest possible sum; fewer than ``t``
+            clients left to unmask.
+    """
+    arrays = _check_inputs(inputs)
+    n = len(arrays)
+    bits = check_modulus_bits(modulus_bits)
+    t = math.ceil(2 * n / 3) if threshold is None else _check_threshold(threshold, n)
+    largest = sum(int(np.max(np.abs(a), initial=0)) for a in arrays)
+    if largest >= 2**(bits - 1):
+        raise ValueError(f"modulus_bits={bits} is too small for the sum: the inputs' largest "
+                         f"possible |sum| is {largest}, which needs modulus_bits >= "
+                         f"{largest.bit_length() + 1}.")
+    early = set(v.check_ids("dropped_before_masking", list(dropped_before_masking), num=n))
+    late = set(v.check_ids("dropped_before_unmasking", list(dropped_before_unmasking), num=n))
+    if not isinstance(round_tag, bytes):
+        raise TypeError(f"round_tag must be bytes, got {type(round_tag).__name__}.")
+    clock = _Clock()
+    total, server, included = _run_protocol(arrays, t, bits, early, late, round_tag,
+                                            double_masking, clock)
+    return SecureSumResult(total=from_modular(total, bits), included=included,
+                           bytes_sent=dict(server.bytes_received), server=server,
+                           client_seconds=clock.clients, server_seconds=clock.server)
+
+
+class _Clock:
+    """Compute seconds per party of one simulated protocol run."""
+
+    def __init__(self) -> None:
+        self.clients: dict[int, float] = {}
+        self.server = 0.0
+
+    def client(self, u: int, step: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        out = step(*args)
+        self.clients[u] = self.clients.get(u, 0.0) + time.perf_counter() - start
+        return out
+
+    def on_server(self, step: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        out = step(*args)
+        self.server += time.perf_counter() - start
+        return out
+
+
+def _check_inputs(inputs: Any) -> list[np.ndarray]:
+    if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence) or not inputs:
+        raise TypeError(f"inputs must be a non-empty list of integer arrays, got "
+                        f"{type(inputs).__name__}.")
+    arrays = []
+    for k, x in enumerate(inputs):
+        a = np.asarray(x)
+        if not np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+            raise TypeError(f"inputs[{k}] must hold integers, got dtype {a.dtype}. Quantise "
+                            "float updates first (secure_aggregation.quantize).")
+        if a.ndim != 1 or a.shape != np.shape(inputs[0]):
+            raise ValueError(f"inputs[{k}] must be flat with the shape of inputs[0] "
+                             f"{np.shape(inputs[0])}, got {a.shape}.")
+        arrays.append(a.astype(np.int64))
+    return arrays
+
+
+def _run_protocol(arrays: list[np.ndarray], threshold: int, bits: int, early: set[int],
+                  late: set[int], round_tag: bytes, double_masking: bool, clock: _Clock
+                  ) -> tuple[np.ndarray, SecAggServer, list[int]]:
+    ids = list(range(1, len(arrays) + 1))  # Shamir x-coordinates must be non-zero
+    clients = {u: SecAggClient(u, threshold=threshold, modulus_bits=bits, round_tag=round_tag,
+                               double_masking=double_masking) for u in ids}
+    server = SecAggServer(threshold=threshold, modulus_bits=bits, size=arrays[0].size,
+                          round_tag=round_tag, double_masking=double_masking)
+    for u, c in clients.items():
+        server.receive_keys(u, clock.client(u, c.advertise_keys))
+    outboxes = {u: clock.client(u, c.share_keys, server.public_keys) for u, c in clients.items()}
+    inboxes = clock.on_server(server.route, outboxes)
+    senders = [u for u in ids if u - 1 not in early]
+    for u in senders:
+        server.receive_masked(u, clock.client(u, clients[u].masked_input, arrays[u - 1],
+                                              inboxes[u]))
+    survivors = [u for u in senders if u - 1 not in late]
+    dropped = [u for u in ids if u not in server.masked_inputs]
+    responses = {u: clock.client(u, clients[u].reveal_shares, sorted(server.masked_inputs),
+                                 dropped) for u in survivors}
+    for u, answer in responses.items():
+        server.bytes_received[u] += len(answer) * SHARE_BYTES
+    return clock.on_server(server.unmask, responses), server, [u - 1 for u in senders]
+
+
+# --------------------------------------------------------------------------------------------
+# Accounting the distributed discrete Gaussian (Kairouz, Liu, Steinke 2021)
+# --------------------------------------------------------------------------------------------
+
+
+def ddg_rho(*, sensitivity: float, client_variance: float, num_clients: int,
+            dimension: int) -> float:
+    """Concentrated-DP parameter rho of the sum of ``n`` clients' discrete Gaussian noise.
+
+    Kairouz, Liu, Steinke 2021, Theorem 1 (as we apply it): if each of ``n`` clients adds
+    i.i.d. N_Z(0, sigma^2) noise in ``Z^d`` (``sigma >= 1/2``) and one client's integer vector
+    has L2 norm at most ``Delta``, the sum satisfies ``(1/2) eps^2``-concentrated DP with
+    ``eps = min(sqrt(Delta^2 / (n sigma^2) + tau d / 2), Delta / (sqrt(n) sigma) + tau sqrt(d))``
+    and ``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k + 1))``: the sum is close to
+    one discrete Gaussian of variance ``n sigma^2`` (whose rho is ``Delta^2 / (2 n sigma^2)``,
+    CKS 2020 Theorem 4) and ``tau`` measures the gap. Neighbouring: add or remove one client's
+    vector (its norm bound ``Delta``).
+
+    Returns:
+        ``rho = eps^2 / 2``.
+    """
+    sensitivity = v.check_positive("sensitivity", sensitivity)
+    client_variance = v.check_positive("client_variance", client_variance)
+    if client_variance < 0.25:
+        raise ValueError(f"client_variance must be >= 1/4 (sigma >= 1/2), got {client_variance}.")
+    n = v.check_int("num_clients", num_clients, minimum=1)
+    d = v.check_int("dimension", dimension, minimum=1)
+    tau = ddg_tau(client_variance=client_variance, num_clients=n)
+    total = n * client_variance
+    eps = min(math.sqrt(sensitivity**2 / total + tau * d / 2),
+              sensitivity / math.sqrt(total) + tau * math.sqrt(d))
+    return eps**2 / 2
+
+
+def ddg_tau(*, client_variance: float, num_clients: int) -> float:
+    """``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1))`` of Kairouz et al. 2021."""
+    k = np.arange(1, num_clients, dtype=np.float64)
+    return float(10 * np.sum(np.exp(-2 * math.pi**2 * client_variance * k / (k + 1))))
+
+
+def poisson_subsampled_rdp(rdp: np.ndarray, orders: Sequence[int],
+                           sampling_probability: float) -> np.ndarray:
+    """An upper bound on the RDP of any mechanism applied to a Poisson sample.
+
+    Zhu & Wang 2019, "Poisson Subsampled Renyi Differential Privacy", Theorem 6 (general upper
+    bound, integer orders ``alpha >= 2``), for a mechanism with RDP ``eps(alpha)`` under
+    add/remove-one: ``(1/(alpha-1)) log[(1-q)^(alpha-1) (alpha q - q + 1)
+    + C(alpha,2) q^2 (1-q)^(alpha-2) e^(eps(2)) + 3 sum_{l>=3} C(alpha,l) q^l (1-q)^(alpha-l)
+    e^((l-1) eps(l))]``. Computed in log space.
+
+    Args:
+        rdp: ``eps(alpha)`` at ``orders``, which must be 2, 3, ..., max (consecutive integers).
+        orders: The integer orders.
+        sampling_probability: ``q`` in (0, 1].
+
+    Returns:
+        The bound at each order.
+    """
+    q = v.check_probability("sampling_probability", sampling_probability)
+    orders = [int(a) for a in orders]
+    if orders != list(range(2, orders[-1] + 1)):
+        raise ValueError(f"orders must be 2, 3, ..., max, got {orders[:4]}...")
+    eps = dict(zip(orders, np.asarray(rdp, dtype=np.float64), strict=True))
+    out = []
+    log_q = math.log(q)
+    log_1q = math.log1p(-q) if q < 1 else -math.inf
+    for alpha in orders:
+        terms = [(alpha - 1) * log_1q + math.log(alpha * q - q + 1) if q < 1 else -math.inf,
+                 math.log(math.comb(alpha, 2)) + 2 * log_q
+                 + ((alpha - 2) * log_1q if alpha > 2 else 0.0) + eps[2]]
+        for level in range(3, alpha + 1):
+            rest = (alpha - level) * log_1q if alpha > level else 0.0
+            terms.append(math.log(3 * math.comb(alpha, level)) + level * log_q + rest
+                         + (level - 1) * eps[level])
+        top = max(terms)
+        out.append((top + math.log(math.fsum(math.exp(x - top) for x in terms))) / (alpha - 1))
+    return np.asarray(out)
+
+
+def ddg_epsilon(*, rho: float, num_rounds: int, target_delta: float,
+                sampling_probability: float = 1.0) -> float:
+    """Epsilon after ``num_rounds`` rounds of a ``rho``-CDP mechanism, optionally Poisson-sampled.
+
+    Each round has RDP ``alpha rho`` at every order (CDP); with ``sampling_probability < 1`` it
+    is amplified with :func:`poisson_subsampled_rdp` (valid only against an observer who does
+    not know who was sampled); ``num_rounds`` rounds compose by adding RDP; the conversion to
+    ``(epsilon, delta)`` is dp-accounting's (``rdp_privacy_accountant.compute_epsilon``).
+
+    Args:
+        rho: Per-round CDP parameter > 0 (:func:`ddg_rho`).
+        num_rounds: ``T`` >= 1 (or the busiest client's number of rounds when unamplified).
+        target_delta: delta in (0, 1).
+        sampling_probability: ``q`` in (0, 1].
+
+    Returns:
+        epsilon.
+    """
+    rho = v.check_positive("rho", rho)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    q = v.check_probability("sampling_probability", sampling_probability)
+    rdp = rho * np.asarray(RDP_ORDERS, dtype=np.float64)
+    if q < 1:
+        rdp = np.minimum(rdp, poisson_subsampled_rdp(rdp, RDP_ORDERS, q))
+    epsilon, _ = rdp_privacy_accountant.compute_epsilon(RDP_ORDERS, num_rounds * rdp,
+                                                        target_delta)
+    return float(epsilon)
+
+
+# --------------------------------------------------------------------------------------------
+# The aggregation rule
+# --------------------------------------------------------------------------------------------
+
+
+class DistributedDPSecAgg(aggregation.AggregationRule):
+    """Secure aggregation with distributed discrete Gaussian noise, as an aggregation rule.
+
+    Every sampled client clips its update to ``C``, quantises it with scale ``s``
+    (:func:`quantize`), adds N_Z(0, ceil(sigma^2 / m)) noise (:func:`discrete_gaussian`) with
+    ``sigma = noise_multiplier * Delta`` and ``Delta = s C + sqrt(d)`` (:meth:`sensitivity`),
+    and takes part in :func:`secure_sum` mod ``2^b``. The server receives only the sum, divides
+    by ``s`` and by ``expected_clients`` (``q N``, as DP-FedAvg does). With
+    ``noise_multiplier=0`` it is secure aggregation of clipped, quantised updates (no DP).
+
+    Args:
+        clipping_norm: ``C`` > 0.
+        expected_clients: The divisor ``q N`` > 0.
+        noise_multiplier: ``z`` >= 0 (noise std on the integer sum over its sensitivity).
+        scale: ``s`` > 0 (default ``2^14 / C``; larger is finer and needs more bits).
+        modulus_bits: ``b`` (default 32).
+        threshold_fraction: ``t = ceil(threshold_fraction m)`` (default 2/3).
+        source: Randomness for rounding and noise (default: a fresh ``NoiseSource.secret()``).
+    """
+
+    name = "SecAgg + distributed DP"
+
+    def __init__(self, *, clipping_norm: float, expected_clients: float,
+                 noise_multiplier: float = 0.0, scale: float | None = None,
+                 modulus_bits: int = 32, threshold_fraction: float = 2 / 3,
+                 source: NoiseSource | None = None) -> None:
+        self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+        self.expected_clients = v.check_positive("expected_clients", expected_clients)
+        self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
+        self.scale = 2.0**14 / self.clipping_norm if scale is None \
+            else v.check_positive("scale", scale)
+        self.modulus_bits = check_modulus_bits(modulus_bits)
+        self.threshold_fraction = v.check_probability("threshold_fraction", threshold_fraction)
+        if source is not None and not isinstance(source, NoiseSource):
+            raise TypeError(f"source must be a NoiseSource or None, got "
+                            f"{type(source).__name__}.")
+        self.source = NoiseSource.secret() if source is None else source
+        self.rounds_aggregated = 0
+
+    def sensitivity(self, dimension: int) -> float:
+        """``Delta = s C + sqrt(d)`` in integer units."""
+        return quantized_norm_bound(clipping_norm=self.clipping_norm, scale=self.scale,
+                                    dimension=dimension)
+
+    def client_variance(self, dimension: int, num_clients: int) -> int:
+        """Each client's integer noise variance ``ceil((z Delta)^2 / m)`` (0 without noise)."""
+        if self.noise_multiplier == 0:
+            return 0
+        return math.ceil((self.noise_multiplier * self.sensitivity(dimension))**2 / num_clients)
+
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: aggregation.RoundContext) -> Weights:
+        if len(deltas) == 0:
+            raise ValueError("DistributedDPSecAgg needs at least one client in a round, got 0.")
+        shapes = [np.shape(layer) for layer in deltas[0]]
+        flats = [np.concatenate([np.ravel(np.asarray(d, dtype=np.float64)) for d in delta])
+                 for delta in deltas]
+        m, d = len(flats), flats[0].size
+        variance = self.client_variance(d, m)
+        inputs = []
+        for flat in flats:  # what each client does on its own device
+            x = _quantize(flat, self.clipping_norm, self.scale, self.source)
+            if variance:
+                x = x + discrete_gaussian(variance, d, source=self.source)
+            inputs.append(x)
+        bound = m * (self.scale * self.clipping_norm + 1) + 40 * math.sqrt(m * variance)
+        if bound >= 2**(self.modulus_bits - 1):
+            raise ValueError(
+                f"modulus_bits={self.modulus_bits} is too small for the sum of {m} clients "
+                f"(up to about {bound:.3g} per coordinate); raise modulus_bits or lower scale.")
+        result = secure_sum(inputs, modulus_bits=self.modulus_bits,
+                            threshold=max(1, math.ceil(self.threshold_fraction * m)),
+                            round_tag=context.round_index.to_bytes(8, "big"))
+        self.rounds_aggregated += 1
+        flat_update = result.total.astype(np.float64) / (self.scale * self.expected_clients)
+        pieces = np.split(flat_update, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
+        return [p.reshape(s).astype(np.float32) for p, s in zip(pieces, shapes, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# Communication cost (Bonawitz et al. 2017, Section 7.1)
+# --------------------------------------------------------------------------------------------
+
+
+def client_bits(*, num_clients: int, dimension: int, value_bits: int, key_bits: int = 256,
+                share_bits: int = 256) -> int:
+    """Bits one client sends and receives in the protocol (Bonawitz et al. 2017, Section 7.1).
+
+    ``2 n a_K + (5 n - 4) a_S + d R`` with ``R = value_bits + ceil(log2 n)`` bits per masked
+    entry (so that the sum of ``n`` inputs of ``value_bits`` bits cannot wrap): two public keys
+    sent and ``2 (n - 1)`` received; ``2 (n - 1)`` encrypted shares sent, as many received,
+    ``n`` shares sent to unmask; the masked vector.
+
+    Args:
+        num_clients: ``n`` >= 2.
+        dimension: ``d`` >= 1.
+        value_bits: Bits of each input entry.
+        key_bits: ``a_K``, bits of a public key (256 for X25519).
+        share_bits: ``a_S``, bits of one secret share as sent.
+    """
+    n = v.check_int("num_clients", num_clients, minimum=2)
+    d = v.check_int("dimension", dimension, minimum=1)
+    value_bits = v.check_int("value_bits", value_bits, minimum=1)
+    r = value_bits + math.ceil(math.log2(n))
+    return 2 * n * key_bits + (5 * n - 4) * share_bits + d * r
+
+
+def expansion_factor(*, num_clients: int, dimension: int, value_bits: int,
+                     key_bits: int = 256, share_bits: int = 256) -> float:
+    """:func:`client_bits` over the ``d * value_bits`` bits of sending the input in the clear."""
+    return client_bits(num_clients=num_clients, dimension=dimension, value_bits=value_bits,
+                       key_bits=key_bits, share_bits=share_bits) / (dimension * value_bits)
