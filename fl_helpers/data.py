@@ -344,7 +344,8 @@ def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= num_classes:
         raise ValueError(
-            f"labels must be in 0..{num_classes - 1}, got values from {low} to {high}."
+            f"labels must be in 0..{num_classes - 1}, got values from {low} to {high}. "
+            f"Labels run from 0 to num_classes - 1 (num_classes={num_classes})."
         )
     parts = _check_partitions(partitions, labels.size)
     return np.stack([np.bincount(labels[idx], minlength=num_classes) for idx in parts])
