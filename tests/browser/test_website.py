@@ -1,0 +1,184 @@
+"""The course website, as a reader's browser sees it: every page, offline, in headless Chromium.
+
+The module builds the site once from the stored notebook outputs (``tools/build_website.py``,
+into a temporary folder), serves it from a loopback HTTP server that the fixture starts and
+always stops, and opens every page in Debian's Chromium (the ``browser`` fixture of
+``conftest.py``). For each page it checks that
+
+* no request goes anywhere but the test's own server on 127.0.0.1 (requests elsewhere are
+  blocked and reported: a page that needs a CDN, a web font or an analytics script fails);
+* no request fails and no response is an HTTP error (a missing vendored file, a 404);
+* the browser console shows no error and no uncaught exception;
+* every image has loaded and has a size (no broken image);
+* every link to a page of the site leads to a file that exists, and every ``#anchor`` to an
+  element with that id;
+* formulas were typeset by the local MathJax, without TeX errors, and the widgets' stored state
+  was rendered by the local widget manager (a slider, no "Error displaying widget").
+
+Screenshots of every page go to ``test-artifacts/website/<page>.png`` (full page for the
+landing page, notebook 04 and the instructor guide; ``<page>_widget.png`` for each page's first
+widget), and the build and test times to
+``test-artifacts/website/timings.json``. Run only these tests with
+``.venv/bin/python -m pytest tests/browser/test_website.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS_DIR = REPO / "test-artifacts" / "website"
+sys.path.insert(0, str(REPO))
+
+from tools import build_website  # noqa: E402
+
+FULL_PAGE = {"index", "notebooks/04_multi_client_experiment", "instructor_guide"}
+pytestmark = pytest.mark.browser
+
+
+def _expected_pages() -> list[str]:
+    names = [Path(target).with_suffix("").as_posix() for target in build_website.pages().values()]
+    return sorted([*names, "genindex", "search"])
+
+
+PAGES = _expected_pages()
+_timings: dict[str, float] = {}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A fresh build of the website; its HTML folder."""
+    start = time.perf_counter()
+    html = build_website.build(tmp_path_factory.mktemp("website") / "website")
+    _timings["build_s"] = round(time.perf_counter() - start, 1)
+    return html
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """Serves ``site`` on a free loopback port; yields the base URL; always stops."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+        _timings["pages_s"] = round(time.perf_counter() - start, 1)
+        ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS_DIR / "timings.json").write_text(json.dumps(_timings, indent=2) + "\n")
+
+
+def test_every_page_is_built(site):
+    built = sorted(p.relative_to(site).with_suffix("").as_posix() for p in site.rglob("*.html")
+                   if "_static" not in p.parts and "_sources" not in p.parts)
+    assert built == PAGES, f"pages built {built}, expected {PAGES}"
+
+
+def _anchor_ids(path: Path) -> set[str]:
+    return set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page(name, site, server, browser):
+    base = urllib.parse.urlsplit(server)
+    url = f"{server}/{name}.html"
+    outside, failed, http_errors, console_errors = [], [], [], []
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  service_workers="block")
+
+    def gate(route):
+        target = urllib.parse.urlsplit(route.request.url)
+        if (target.scheme, target.netloc) == (base.scheme, base.netloc):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.on("console", lambda message: console_errors.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
+    page.on("requestfailed", lambda request: failed.append(
+        f"{request.url} ({request.failure})"))
+    page.on("response", lambda response: http_errors.append(
+        f"{response.status} {response.url}") if response.status >= 400 else None)
+    start = time.perf_counter()
+    try:
+        response = page.goto(url, wait_until="load")
+        assert response is not None and response.ok, f"{url}: {response and response.status}"
+        page.wait_for_load_state("networkidle")
+        has_math = page.locator(".math").count() > 0
+        if has_math:  # MathJax typesets after load
+            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise"
+                                   " && document.querySelector('mjx-container')", timeout=30000)
+            page.evaluate("MathJax.startup.promise")
+        widget_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]')
+        if widget_views.count():
+            page.wait_for_selector(".widget-slider", timeout=30000)
+        page.wait_for_load_state("networkidle")
+
+        ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS_DIR / f"{name.replace('/', '__')}.png"),
+                        full_page=name in FULL_PAGE)
+
+        assert not outside, f"{name}: requests left the machine (blocked): {outside}"
+        assert not failed, f"{name}: requests failed: {failed}"
+        assert not http_errors, f"{name}: HTTP errors: {http_errors}"
+        assert not console_errors, f"{name}: console errors: {console_errors}"
+
+        broken = page.evaluate("""() => Array.from(document.images)
+            .filter(img => !img.complete || img.naturalWidth === 0)
+            .map(img => img.currentSrc || img.src)""")
+        assert not broken, f"{name}: broken images: {broken}"
+
+        if has_math:
+            assert page.locator("mjx-container").count() > 0, f"{name}: no formula typeset"
+            assert page.locator("mjx-merror").count() == 0, f"{name}: TeX errors in formulas"
+        if widget_views.count():
+            assert page.locator(".widget-slider").count() > 0, f"{name}: widget not rendered"
+            assert "Error displaying widget" not in page.inner_text("body"), name
+            widget = page.locator(".cell_output:has(.widget-slider)").first
+            widget.scroll_into_view_if_needed()
+            widget.screenshot(path=str(ARTIFACTS_DIR / f"{name.replace('/', '__')}_widget.png"))
+
+        links = page.evaluate("""() => Array.from(document.querySelectorAll('a[href]'))
+            .map(a => a.href)""")
+        bad = []
+        for href in sorted(set(links)):
+            target = urllib.parse.urlsplit(href)
+            if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+                continue
+            path = urllib.parse.unquote(target.path).lstrip("/")
+            file = site / path
+            if file.is_dir():
+                file = file / "index.html"
+            if not file.is_file():
+                bad.append(f"{href} (no such file)")
+            elif target.fragment and file.suffix == ".html" and (
+                    urllib.parse.unquote(target.fragment) not in _anchor_ids(file)):
+                bad.append(f"{href} (no element with that id)")
+        assert not bad, f"{name}: broken internal links: {bad}"
+    finally:
+        _timings[name] = round(time.perf_counter() - start, 1)
+        context.close()
