@@ -118,7 +118,12 @@ def test_epsilon_equals_the_accountants(toy_data):
     expected = accounting.epsilon_per_round(
         noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5)
     assert result.epsilon == expected[-1]
-    np.testing.assert_array_equal(result.epsilon_per_step, expected)
+    assert result.epsilon == accounting.dp_fedavg_epsilon(
+        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5)
+    np.testing.assert_array_equal(result.epsilon_per_step(), expected)
+    # More noise, less epsilon: the number depends on z (the check above is not vacuous).
+    assert accounting.dp_fedavg_epsilon(noise_multiplier=2.2, sampling_probability=0.2,
+                                        num_rounds=5, target_delta=1e-5) < result.epsilon
     assert result.expected_batch_size == pytest.approx(0.2 * 60)
     assert 0 < result.epsilon < math.inf
 
@@ -128,6 +133,7 @@ def test_no_noise_means_no_guarantee(toy_data):
     result = train_quietly(models.make_softmax_regression(0), x, y,
                            **{**SETTINGS, "noise_multiplier": 0.0})
     assert math.isinf(result.epsilon)
+    assert np.all(np.isinf(result.epsilon_per_step()))
     assert "no privacy guarantee" in result.privacy_statement()
 
 
