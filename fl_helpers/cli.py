@@ -37,6 +37,13 @@ _SPLITS = ("iid", "shards", "dirichlet")
 _MODELS = ("softmax_regression", "2nn", "cnn")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its own errors on one line: ``error: <argparse's message> (see --help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def _batch_size(text: str) -> int | None:
     return None if text.strip().lower() == "full" else int(text)
 
@@ -44,7 +51,7 @@ def _batch_size(text: str) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every flag documented; old spellings kept as hidden aliases)."""
     d = _DEFAULTS
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m fl_helpers.experiment",
         description=(
             "Train a federated model on MNIST split among many clients, with client-level "
@@ -128,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _flag_error(parser: argparse.ArgumentParser, err: Exception) -> None:
     """Exits with ``error: --flag: message`` for an error raised by the library's checks.
 
-    The library's messages start with the parameter's name, which is the flag's name with
-    underscores (``clipping_norm must be > 0, got -1.0.``).
+    The library's messages name the parameter, which is the flag's name with underscores
+    (``clipping_norm must be > 0, got -1.0.``); the first flag named is the one reported.
     """
     message = str(err)
-    name = message.split(" ", 1)[0]
-    flag = "--" + name.replace("_", "-")
     known = {a.dest for a in parser._actions}  # noqa: SLF001 (argparse has no public list)
-    prefix = f"{flag}: " if name in known else ""
+    words = "".join(c if c.isidentifier() or c.isdigit() else " " for c in message).split()
+    name = next((word for word in words if word in known), None)
+    prefix = "" if name is None else "--" + name.replace("_", "-") + ": "
     parser.exit(2, f"error: {prefix}{message} (see --help)\n")
 
 

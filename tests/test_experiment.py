@@ -1,26 +1,22 @@
-"""The experiment module and its command line (``python -m fl_helpers.experiment``).
+"""The experiment module (the command line is tested in tests/test_cli.py).
 
 DP-FedAvg's own properties (z = 0 and a huge C is FedAvg, clipped norms <= C, noise std z*C on
-the sum, epsilon from the accountant for a given z, same seed same history) are tested on
-:func:`fl_helpers.dp_fedavg.run_dp_fedavg` in ``tests/test_engine.py``. Here: what this module
+the sum, secret noise, epsilon from the accountant) are tested on
+:func:`fl_helpers.training.run_dp_fedavg` in ``tests/test_dp_fedavg.py``. Here: what this module
 adds on top -- the budget calibration (the epsilon reported is the accountant's for the run's
 q, the calibrated z and the rounds), the non-private mode, local DP (noise std z*C*sqrt(m) on the
-sum of m clients, and its calibration), reproducibility of a whole run, and the command line.
+sum of m clients, and its calibration on the run's own schedule), reproducibility, JSON output.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
+import warnings
 
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, data, dp_fedavg, experiment, models
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from fl_helpers import accounting, data, experiment, models, reporting, schedule, training
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +32,9 @@ def _run(small, **kwargs):
     clients, test = small
     args = dict(num_rounds=3, sampling_probability=0.25, seed=3, clipping_norm=0.5)
     args.update(kwargs)
-    return experiment.run_experiment(clients, test, **args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return experiment.run_experiment(clients, test, **args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,10 +50,11 @@ def test_budget_is_calibrated_and_reported_epsilon_is_the_accountants(small):
     expected = accounting.epsilon_per_round(noise_multiplier=z, sampling_probability=0.25,
                                             num_rounds=3, target_delta=1e-5)
     np.testing.assert_allclose(result.history.epsilon, expected, rtol=1e-12)
-    assert result.rounds_trained == 3 and result.history.stopped_early == ""
+    assert result.rounds_trained == 3 and result.history.stopped_early is None
     assert result.epsilon_spent <= 3.0  # the whole budget, never more
     assert result.epsilon_spent == pytest.approx(3.0, rel=1e-3)
-    assert result.config["privacy"] == "central DP" and result.config["clipping_norm"] == 0.5
+    assert result.privacy is experiment.Privacy.CENTRAL_DP
+    assert result.config["clipping_norm"] == 0.5
 
 
 def test_given_noise_multiplier_reports_the_accountants_epsilon(small):
@@ -66,28 +65,50 @@ def test_given_noise_multiplier_reports_the_accountants_epsilon(small):
 
 
 def test_non_private_run_neither_clips_nor_noises(small):
-    result = _run(small, clipping_norm=1e-3)  # would clip everything if it were used
+    # Behaviour, not configuration: the non-private run equals DP-FedAvg's loop with z = 0 and
+    # no clipping on the same schedule, and no update was shortened.
+    clients, test = small
+    result = _run(small, clipping_norm=1e-3, diagnostics=True)  # 1e-3 would clip everything
     h = result.history
-    assert result.config["privacy"] == "non-private" and result.config["noise_multiplier"] == 0
-    assert np.all(h.fraction_clipped[h.num_sampled > 0] == 0)
-    for before, after in zip(h.update_norms, h.clipped_update_norms, strict=True):
-        np.testing.assert_allclose(after, before, rtol=1e-6)
+    assert result.privacy is experiment.Privacy.NON_PRIVATE
+    for before, after in zip(h.diagnostics.update_norms, h.diagnostics.clipped_update_norms,
+                             strict=True):
+        np.testing.assert_array_equal(after, before)
+    assert np.concatenate(h.diagnostics.update_norms).min() > 1e-3
+    same = training.run_dp_fedavg(
+        lambda: models.make_softmax_regression(seed=3), clients, num_rounds=3, sampling_probability=0.25,
+        local_epochs=1, batch_size=10, client_learning_rate=0.1, clipping_norm=1e30,
+        noise_multiplier=0.0, seed=3, progress=False, test_data=test,
+        randomness=schedule.PrivateRandomness.reproducible(3, warn=False))
+    for a, b in zip(h.final_weights, same.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
     assert math.isinf(result.epsilon_spent)
-    assert result.to_json()["summary"]["epsilon_spent"] is None  # strict JSON has no inf
+    assert reporting.to_json(result)["summary"]["epsilon_spent"] is None  # strict JSON, no inf
 
 
-def test_same_seed_same_result_and_another_seed_differs(small):
-    first, again = _run(small, target_epsilon=4.0), _run(small, target_epsilon=4.0)
-    strip = lambda r: {k: v for k, v in r.to_json().items() if k != "summary"}  # noqa: E731
-    one, two = strip(first), strip(again)
-    for rounds in (one["rounds"], two["rounds"]):
-        for row in rounds:
-            row.pop("seconds")
-    assert one == two
+def test_same_seed_same_result_only_with_reproducible_noise(small):
+    kwargs = dict(target_epsilon=4.0, reproducible_noise=True)
+    first, again = _run(small, **kwargs), _run(small, **kwargs)
     for a, b in zip(first.history.final_weights, again.history.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
-    other = _run(small, target_epsilon=4.0, seed=4)
-    assert not np.array_equal(other.history.final_weights[0], first.history.final_weights[0])
+    assert reporting.to_json(first)["summary"]["warning"] == reporting.REPRODUCIBLE_WARNING
+    assert "not private" in reporting.summary_line(first)
+    secret = [_run(small, target_epsilon=4.0) for _ in range(2)]
+    assert not np.array_equal(secret[0].history.final_weights[0],
+                              secret[1].history.final_weights[0])
+    assert "warning" not in reporting.to_json(secret[0])["summary"]
+    # The non-private baseline is reproducible (nothing secret to protect) and says nothing.
+    base = [_run(small), _run(small)]
+    np.testing.assert_array_equal(base[0].history.final_weights[0],
+                                  base[1].history.final_weights[0])
+
+
+def test_json_has_no_per_client_figures_unless_asked(small):
+    plain = reporting.to_json(_run(small, noise_multiplier=1.0))
+    assert "diagnostics_not_covered_by_epsilon" not in plain
+    assert set(plain["rounds"][0]) == {"round", "epsilon", "test_accuracy", "test_loss"}
+    asked = reporting.to_json(_run(small, noise_multiplier=1.0, diagnostics=True))
+    assert len(asked["diagnostics_not_covered_by_epsilon"]["num_sampled"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -113,20 +134,14 @@ def test_run_experiment_rejects_bad_arguments(small, change, match):
 
 
 def test_local_noise_multiplier_is_twice_the_gaussians_for_the_busiest_client():
-    z, busiest = experiment.local_noise_multiplier(
-        target_epsilon=2.0, target_delta=1e-5, num_clients=200, sampling_probability=0.1,
-        num_rounds=20, seed=5)
-    counts = np.zeros(200, dtype=int)
-    for t in range(20):
-        counts[dp_fedavg.sample_clients_poisson(200, sampling_probability=0.1, seed=5,
-                                                round_index=t)] += 1
-    assert busiest == counts.max() > 2  # more than the mean of 2 participations
+    z = experiment.local_noise_multiplier(target_epsilon=2.0, target_delta=1e-5,
+                                          busiest_reports=5)
     z_gaussian = accounting.noise_multiplier_for_epsilon(
-        target_epsilon=2.0, target_delta=1e-5, sampling_probability=1.0, num_rounds=busiest)
+        target_epsilon=2.0, target_delta=1e-5, sampling_probability=1.0, num_rounds=5)
     assert z == pytest.approx(2 * z_gaussian, rel=1e-12)
     # Each report of the busiest client: Gaussian with std z*C, sensitivity 2C, composed.
     spent = accounting.dp_fedavg_epsilon(noise_multiplier=z / 2, sampling_probability=1.0,
-                                         num_rounds=busiest, target_delta=1e-5)
+                                         num_rounds=5, target_delta=1e-5)
     assert spent <= 2.0
 
 
@@ -138,11 +153,16 @@ def test_local_noise_on_the_sum_has_std_z_c_sqrt_m(small):
     kwargs = dict(num_rounds=1, sampling_probability=0.5, local_epochs=1, batch_size=10,
                   client_learning_rate=0.1, clipping_norm=0.3, seed=2, progress=False)
     model_fn = models.make_softmax_regression
-    clean = dp_fedavg.run_dp_fedavg(model_fn, clients, noise_multiplier=0.0, **kwargs)
-    noisy = dp_fedavg.run_dp_fedavg(model_fn, clients, noise_multiplier=2.0,
-                                    noise_placement="local", **kwargs)
-    m = int(noisy.num_sampled[0])
-    assert m == clean.num_sampled[0] > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        clean = training.run_dp_fedavg(
+            model_fn, clients, noise_multiplier=0.0, diagnostics=True,
+            randomness=schedule.PrivateRandomness.reproducible(2, warn=False), **kwargs)
+        noisy = training.run_dp_fedavg(
+            model_fn, clients, noise_multiplier=2.0, noise_placement="local", diagnostics=True,
+            randomness=schedule.PrivateRandomness.reproducible(2, warn=False), **kwargs)
+    m = int(noisy.diagnostics.num_sampled[0])
+    assert m == clean.diagnostics.num_sampled[0] > 1
     noise = np.concatenate([(a - b).ravel() for a, b in
                             zip(noisy.final_weights, clean.final_weights, strict=True)])
     noise *= 0.5 * len(clients)
@@ -150,11 +170,12 @@ def test_local_noise_on_the_sum_has_std_z_c_sqrt_m(small):
 
 
 def test_local_run_reports_the_busiest_clients_epsilon(small):
-    result = _run(small, target_epsilon=4.0, target_delta=1e-5, noise_placement="local")
+    result = _run(small, target_epsilon=4.0, target_delta=1e-5, noise_placement="local",
+                  diagnostics=True)
     z = result.config["noise_multiplier"]
     seen = np.zeros(24, dtype=int)
     busiest_so_far = []
-    for ids in result.history.sampled_clients:
+    for ids in result.history.diagnostics.sampled_clients:
         seen[ids] += 1
         busiest_so_far.append(seen.max())
     per_report = accounting.epsilon_per_round(noise_multiplier=z / 2, sampling_probability=1.0,
@@ -162,80 +183,4 @@ def test_local_run_reports_the_busiest_clients_epsilon(small):
     expected = [per_report[c - 1] if c else 0.0 for c in busiest_so_far]
     np.testing.assert_allclose(result.history.epsilon, expected, rtol=1e-12)
     assert result.epsilon_spent <= 4.0
-    assert result.config["privacy"] == "local DP"
-
-
-# --------------------------------------------------------------------------------------------
-# The command line
-# --------------------------------------------------------------------------------------------
-
-FLAGS = ["--num-clients", "--clients-per-round", "--sampling-probability", "--rounds",
-         "--target-epsilon", "--noise-multiplier", "--target-delta", "--clipping-norm", "--split",
-         "--alpha", "--local-epochs", "--batch-size", "--client-lr", "--server-lr", "--model",
-         "--seed", "--output"]
-
-
-def test_help_documents_every_flag(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        experiment.main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for flag in FLAGS:
-        assert flag in text, flag
-    assert "(default: 1000)" in text and "(0, 1)" in text  # defaults and ranges shown
-
-
-@pytest.mark.parametrize(
-    ("argv", "flag"),
-    [
-        (["--rounds", "0"], "--rounds"),
-        (["--num-clients", "abc"], "--num-clients"),
-        (["--num-clients", "70000"], "--num-clients"),
-        (["--sampling-probability", "1.5"], "--sampling-probability"),
-        (["--target-epsilon", "-1"], "--target-epsilon"),
-        (["--target-epsilon", "nan"], "--target-epsilon"),
-        (["--noise-multiplier", "-0.5"], "--noise-multiplier"),
-        (["--target-delta", "1"], "--target-delta"),
-        (["--clipping-norm", "0"], "--clipping-norm"),
-        (["--alpha", "0"], "--alpha"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--client-lr", "inf"], "--client-lr"),
-        (["--seed", "-3"], "--seed"),
-        (["--num-clients", "10", "--clients-per-round", "20"], "--clients-per-round"),
-        (["--split", "shards", "--num-clients", "7"], "--num-clients"),
-        (["--split", "iid", "--alpha", "0.3"], "--alpha"),
-        (["--target-epsilon", "1", "--noise-multiplier", "1"], "--noise-multiplier"),
-        (["--split", "random"], "--split"),
-    ],
-)
-def test_bad_values_exit_nonzero_with_one_line_naming_the_flag(capsys, argv, flag):
-    with pytest.raises(SystemExit) as exit_info:
-        experiment.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"error: {flag}"), err
-
-
-def test_bad_value_from_a_real_process():
-    done = subprocess.run([sys.executable, "-m", "fl_helpers.experiment", "--rounds", "0"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr == "error: --rounds must be an integer >= 1, got 0 (see --help)\n"
-
-
-def test_tiny_run_writes_metrics_json_and_plot_png(tmp_path, capsys):
-    out = tmp_path / "run"
-    code = experiment.main(["--num-clients", "600", "--clients-per-round", "6", "--rounds", "2",
-                            "--target-epsilon", "8", "--split", "shards", "--output", str(out),
-                            "--no-progress"])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "test acc" in printed and "ε spent" in printed
-    metrics = json.loads((out / "metrics.json").read_text())  # strict JSON: no NaN or inf
-    assert metrics["config"]["num_clients"] == 600
-    assert metrics["config"]["sampling_probability"] == pytest.approx(0.01)
-    assert metrics["config"]["split"] == "shards" and metrics["config"]["target_epsilon"] == 8
-    assert [row["round"] for row in metrics["rounds"]] == [1, 2]
-    assert all(0 <= row["test_accuracy"] <= 1 for row in metrics["rounds"])
-    assert 0 < metrics["summary"]["epsilon_spent"] <= 8
-    assert (out / "plot.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert result.privacy is experiment.Privacy.LOCAL_DP
