@@ -35,7 +35,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, str):
         text = repr(value)
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
-            and abs(int(value)).bit_length() > 100:
+            and abs(int(value)).bit_length() > 256:
         digits = int(abs(int(value)).bit_length() * math.log10(2)) + 1
         text = f"{'-' if value < 0 else ''}an integer of about {digits} digits"
     else:
