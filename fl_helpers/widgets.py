@@ -363,7 +363,7 @@ def fedavg_summary_line(history, *, split: str, num_clients: int, clients_per_ro
 
 
 def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int = 8,
-                    clients_per_round: int = 10, local_epochs: int = 1,
+                    clients_per_round: int | None = None, local_epochs: int = 1,
                     batch_size: int | None = 10, split: str | None = None,
                     client_learning_rate: float = 0.1, seed: int = 0) -> Explorer:
     """A panel that reruns a short FedAvg training and redraws its test-accuracy curve.
@@ -386,7 +386,7 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
         test_data: ``(x_test, y_test)`` evaluated after every round.
         num_rounds: Rounds per run, in 1..100.
         clients_per_round: Initial ``m``, one of ``round(q N)`` for q in
-            :data:`FEDAVG_CLIENT_FRACTIONS`.
+            :data:`FEDAVG_CLIENT_FRACTIONS` (default: q = 0.1).
         local_epochs: Initial E, in 1..5.
         batch_size: Initial B, one of :data:`FEDAVG_BATCH_SIZES`.
         split: Initial split, a key of ``client_splits`` (default: the first).
@@ -415,6 +415,8 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=100)
     choices = {min(max(round(q * num_clients), 1), num_clients): q
                for q in FEDAVG_CLIENT_FRACTIONS}
+    if clients_per_round is None:
+        clients_per_round = min(max(round(0.1 * num_clients), 1), num_clients)
     if clients_per_round not in choices:
         raise ValueError(f"clients_per_round must be one of {sorted(choices)}, got "
                          f"{clients_per_round!r}.")

@@ -1,4 +1,4 @@
-"""Tests of fl_helpers.federated: batch order, the client update, FedAvg and the training loop.
+"""Federated averaging: batch order (schedule), the client update (client), FedAvg and the loop.
 
 Tolerances: float32 TensorFlow against a float64 numpy reference agree to ~1e-6 relative on these
 tiny problems; we allow rtol=1e-5, atol=1e-6.

@@ -10,16 +10,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from fl_helpers import federated, plotting
+from fl_helpers import plotting, training
 
 
 def _history(accuracy):
     accuracy = np.asarray(accuracy, dtype=float)
-    return federated.History(
+    return training.History(
         rounds=np.arange(1, accuracy.size + 1), test_accuracy=accuracy,
         test_loss=np.zeros_like(accuracy), final_weights=[],
-        seconds_per_round=np.ones_like(accuracy), sampled_clients=np.zeros((accuracy.size, 1)),
-        engine="loop")
+        seconds_per_round=np.ones_like(accuracy), engine=training.Engine.LOOP,
+        aggregation="FedAvg")
 
 
 def test_plot_accuracy_curves_draws_each_history_and_the_target():

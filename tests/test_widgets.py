@@ -107,9 +107,9 @@ def _tiny_client():
 def test_local_sgd_summary_line():
     import numpy as np
 
-    from fl_helpers import federated
+    from fl_helpers import client
 
-    curve = federated.LossCurve(steps=np.array([0, 10]), examples_seen=np.array([0, 40]),
+    curve = client.LossCurve(steps=np.array([0, 10]), examples_seen=np.array([0, 40]),
                                 loss=np.array([2.3, 0.5]), num_examples=20, final_weights=[],
                                 diverged=False)
     assert widgets.local_sgd_summary_line(curve, test_accuracy=0.625) == (
@@ -120,16 +120,16 @@ def test_local_sgd_summary_line():
 
 
 def test_local_sgd_explorer_retrains_with_the_chosen_settings(monkeypatch):
-    from fl_helpers import federated, models
+    from fl_helpers import client, models
 
     calls = []
-    original = federated.sgd_loss_curve
+    original = client.sgd_loss_curve
 
     def recording(*args, **kwargs):
         calls.append(kwargs)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(federated, "sgd_loss_curve", recording)
+    monkeypatch.setattr(client, "sgd_loss_curve", recording)
     summaries = []
     original_line = widgets.local_sgd_summary_line
     monkeypatch.setattr(widgets, "local_sgd_summary_line",
@@ -138,15 +138,15 @@ def test_local_sgd_explorer_retrains_with_the_chosen_settings(monkeypatch):
     panel = widgets.local_sgd_explorer(models.make_softmax_regression, x, y, test_data=(x, y),
                                        client_learning_rate=0.01, batch_size=10, local_epochs=2)
     controls = panel.controls
-    assert isinstance(controls["learning_rate"], ipywidgets.FloatLogSlider)
+    assert isinstance(controls["client_learning_rate"], ipywidgets.FloatLogSlider)
     assert isinstance(controls["batch_size"], ipywidgets.SelectionSlider)
     assert calls[-1]["client_learning_rate"] == pytest.approx(0.01)
     assert (calls[-1]["batch_size"], calls[-1]["local_epochs"]) == (10, 2)
     controls["batch_size"].value = 0  # the "full" option
     assert calls[-1]["batch_size"] is None
-    controls["epochs"].value = 3
+    controls["local_epochs"].value = 3
     assert calls[-1]["local_epochs"] == 3
-    controls["learning_rate"].value = 0.1
+    controls["client_learning_rate"].value = 0.1
     assert calls[-1]["client_learning_rate"] == pytest.approx(0.1)
     line = original_line(*summaries[-1][0], **summaries[-1][1])
     assert "steps over 3.0 epochs" in line and "test accuracy" in line
@@ -179,31 +179,31 @@ def _fake_history(accuracy=(0.5, 0.8, 0.931), weights=None):
 
 
 def test_fedavg_bytes_per_round_counts_down_and_up():
-    from fl_helpers import models
+    from fl_helpers import aggregation, models
 
     weights = models.make_2nn(0).get_weights()
-    assert widgets.fedavg_bytes_per_round(weights, 10) == 2 * 10 * 199_210 * 4 == 15_936_800
-    assert widgets.fedavg_bytes_per_round(weights, 1) == 1_593_680
+    assert aggregation.fedavg_bytes_per_round(weights, 10) == 2 * 10 * 199_210 * 4 == 15_936_800
+    assert aggregation.fedavg_bytes_per_round(weights, 1) == 1_593_680
     with pytest.raises(ValueError, match="clients_per_round must be >= 1"):
-        widgets.fedavg_bytes_per_round(weights, 0)
+        aggregation.fedavg_bytes_per_round(weights, 0)
 
 
 def test_fedavg_summary_line():
     line = widgets.fedavg_summary_line(_fake_history(), split="IID", num_clients=100,
                                        clients_per_round=10, local_epochs=1, batch_size=10)
     # Softmax regression: 7,850 float32 parameters, 2 * 10 * 7,850 * 4 bytes = 0.628 MB.
-    assert line == ("IID, C = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% "
+    assert line == ("IID, q = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% "
                     "after 3 rounds; 0.6 MB per round (up + down)")
     line = widgets.fedavg_summary_line(_fake_history(), split="non-IID", num_clients=100,
                                        clients_per_round=1, local_epochs=5, batch_size=None)
-    assert "C = 0.01 (1 of 100 clients), E = 5, B = full" in line
+    assert "q = 0.01 (1 of 100 clients), E = 5, B = full" in line
     with pytest.raises(ValueError, match="no test accuracy"):
         widgets.fedavg_summary_line(_fake_history(accuracy=()), split="IID", num_clients=10,
                                     clients_per_round=1, local_epochs=1, batch_size=10)
 
 
 def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
-    from fl_helpers import federated, models
+    from fl_helpers import models, training
 
     calls = []
 
@@ -211,7 +211,7 @@ def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
         calls.append(dict(kwargs, clients=clients))
         return _fake_history()
 
-    monkeypatch.setattr(federated, "run_fedavg", fake_run_fedavg)
+    monkeypatch.setattr(training, "run_fedavg", fake_run_fedavg)
     summaries = []
     monkeypatch.setattr(widgets, "fedavg_summary_line",
                         lambda history, **kwargs: summaries.append(kwargs) or "line")
@@ -220,7 +220,7 @@ def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
                                     ("x", "y"), num_rounds=3, client_learning_rate=0.05)
     controls = panel.controls
     assert isinstance(controls["local_epochs"], ipywidgets.IntSlider)
-    assert isinstance(controls["client_fraction"], ipywidgets.SelectionSlider)
+    assert isinstance(controls["clients_per_round"], ipywidgets.SelectionSlider)
     assert isinstance(controls["batch_size"], ipywidgets.SelectionSlider)
     # One training for the starting settings, reused for the first drawing.
     assert len(calls) == 1 and len(summaries) == 1
@@ -231,7 +231,9 @@ def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
     assert first["test_data"] == ("x", "y") and first["progress"] is False
     controls["local_epochs"].value = 4
     assert calls[-1]["local_epochs"] == 4 and summaries[-1]["local_epochs"] == 4
-    controls["client_fraction"].value = 0.01  # 0.01 * 20 clients rounds to 0: at least 1
+    # q = 0.01 of 20 clients rounds to 0: at least 1 client.
+    assert [m for _, m in controls["clients_per_round"].options] == [1, 2, 4, 10]
+    controls["clients_per_round"].value = 1
     assert calls[-1]["clients_per_round"] == 1
     controls["batch_size"].value = 0  # the "full" option
     assert calls[-1]["batch_size"] is None
@@ -244,8 +246,8 @@ def test_fedavg_explorer_rejects_bad_start():
     from fl_helpers import models
 
     splits = {"IID": [None] * 10}
-    with pytest.raises(ValueError, match="client_fraction must be one of"):
-        widgets.fedavg_explorer(models.make_2nn, splits, None, client_fraction=0.3)
+    with pytest.raises(ValueError, match="clients_per_round must be one of"):
+        widgets.fedavg_explorer(models.make_2nn, splits, None, clients_per_round=3)
     with pytest.raises(ValueError, match="batch_size must be one of"):
         widgets.fedavg_explorer(models.make_2nn, splits, None, batch_size=7)
     with pytest.raises(ValueError, match="local_epochs must be <= 5"):
@@ -276,7 +278,8 @@ def _fake_experiment(calls):
         history = types.SimpleNamespace(
             rounds=rounds, test_accuracy=np.linspace(0.5, 0.9 if eps is None else 0.8, rounds.size),
             epsilon=np.zeros(0) if eps is None else np.linspace(eps / 2, eps, rounds.size))
-        config = {"privacy": "non-private" if eps is None else "central DP",
+        config = {"privacy": experiment.Privacy.NON_PRIVATE if eps is None
+                  else experiment.Privacy.CENTRAL_DP,
                   "sampling_probability": kwargs["sampling_probability"], "target_epsilon": eps,
                   "noise_multiplier": 0.0 if eps is None else 1.0 / eps,
                   "clipping_norm": kwargs.get("clipping_norm"),
@@ -318,6 +321,11 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
     assert [c.get("target_epsilon") for c in calls[-2:]] == [None, pytest.approx(1.0)]
     assert calls[-1]["sampling_probability"] == 0.1
     assert panel.last_seconds >= 0
+    # Back to a setting seen before: its remembered run is shown again, nothing is retrained
+    # (each private run drew secret noise, so a retrain would show a different run).
+    before = len(calls)
+    controls["clients_per_round"].value = 100
+    assert len(calls) == before
 
 
 def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(monkeypatch):
