@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refreshes the JavaScript the website's pages load, vendored in docs/_static/vendor/ so that no
+# Refreshes the JavaScript the website's pages load, vendored in docs/web_assets/vendor/ so that no
 # page fetches anything from a CDN: RequireJS and @jupyter-widgets/html-manager (to render the
 # widgets' stored state) and MathJax 3 (for the formulas). Needs npm and the npm registry; run it
 # by hand when bumping a version, then rebuild the site and run tests/browser/test_website.py.
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 HTML_MANAGER=1.0.15   # @jupyter-widgets/html-manager for ipywidgets 8.1 (requirements.txt)
 REQUIREJS=2.3.8
 MATHJAX=3.2.2
-vendor=docs/_static/vendor
+vendor=docs/web_assets/vendor
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent "@jupyter-widgets/html-manager@$HTML_MANAGER" "requirejs@$REQUIREJS" \

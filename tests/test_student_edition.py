@@ -1,0 +1,213 @@
+"""The student edition and the answer key (``tools/make_student_edition.py``).
+
+The edition is built once into a temporary folder. Fast tests check what it contains: every
+notebook, the launch links and the Colab set-up cell, empty answer cells, the check cells
+unchanged, every other cell unchanged, nothing of the solutions. The slow test runs, for every
+notebook, the cells the exercises need and then every ★/★★ check cell twice: on the empty answer
+it must print a message that does not start with "Correct", on the solution's answer one that
+does.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools import course_notebooks as cn  # noqa: E402
+from tools import make_student_edition as se  # noqa: E402
+
+NOTEBOOKS = cn.main_notebooks()
+WITH_CHECKS = [p for p in NOTEBOOKS if any(e.stars <= 2 for e in cn.find_exercises(cn.read(p)))]
+params = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("editions")
+    se.build_student_edition(out / "student")
+    se.build_answer_key(out / "answer_key")  # problems: see test_answer_key_has_every_answer...
+    return out
+
+
+def _student(edition: Path, path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(edition / "student" / "notebooks" / path.name, as_version=4)
+
+
+def _text(nb) -> str:
+    return "\n".join(cell.source for cell in nb.cells)
+
+
+def test_every_notebook_is_in_the_edition(edition):
+    built = sorted(p.name for p in (edition / "student" / "notebooks").glob("*.ipynb"))
+    assert built == [p.name for p in NOTEBOOKS]
+    assert not list((edition / "student").rglob("*solutions*")), "solutions in the edition"
+    keys = sorted(p.name for p in (edition / "answer_key").glob("*.ipynb"))
+    assert keys == [f"{p.stem}_answers.ipynb" for p in NOTEBOOKS]
+    for name in ("fl_helpers/__init__.py", "data/mnist", "requirements.txt", "pyproject.toml",
+                 "README.md"):
+        assert (edition / "student" / name).exists(), f"the edition lacks {name}"
+
+
+@params
+def test_header_links_and_install_cell(edition, path):
+    nb = _student(edition, path)
+    links = [c for c in nb.cells if "launch-links" in c.metadata.get("tags", [])]
+    install = [c for c in nb.cells if "colab-install" in c.metadata.get("tags", [])]
+    assert len(links) == 1 and len(install) == 1
+    assert nb.cells.index(links[0]) == 1 and nb.cells.index(install[0]) == 2, "not under the title"
+    relative = f"notebooks/{path.name}"
+    assert f"/blob/main/{relative})" in links[0].source  # Colab and GitHub
+    assert f"?labpath={relative.replace('/', '%2F')})" in links[0].source  # Binder
+    assert "nbval-skip" in install[0].metadata["tags"], "nbval (and so CI) must skip it"
+
+
+def test_install_cell_does_nothing_outside_colab(tmp_path):
+    code = (cn.install_cell_source()
+            + "\nimport os, sys\nprint(os.getcwd(), len(sys.path), 'FL_DATA_DIR' in os.environ)")
+    before = subprocess.run([sys.executable, "-c", "import os, sys\nprint(os.getcwd(), "
+                             "len(sys.path), 'FL_DATA_DIR' in os.environ)"],
+                            capture_output=True, text=True, check=True, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin"})
+    after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert after.stdout == before.stdout
+    ast.parse(cn.install_cell_source())
+
+
+@params
+def test_answer_cells_are_empty_and_check_cells_kept(edition, path):
+    original, student = cn.read(path), _student(edition, path)
+    exercises = [e for e in cn.find_exercises(student) if e.stars <= 2]
+    assert len(exercises) == sum(e.stars <= 2 for e in cn.find_exercises(original))
+    originals = [e for e in cn.find_exercises(original) if e.stars <= 2]
+    for exercise, source in zip(exercises, originals, strict=True):
+        assert exercise.check_cell is not None and exercise.answer_cells, (
+            f"{path.name}: {exercise.title!r} needs an answer cell and a check cell")
+        for index in exercise.answer_cells:
+            cell = student.cells[index]
+            assert cn.is_placeholder(cell.source), f"{exercise.title}: not empty:\n{cell.source}"
+            assert not cell.outputs and "exercise-answer" in cell.metadata["tags"]
+        check = student.cells[exercise.check_cell]
+        assert check.source == original.cells[source.check_cell].source
+        assert not check.outputs and "exercise-check" in check.metadata["tags"]
+
+
+@params
+def test_other_cells_unchanged(edition, path):
+    original, student = cn.read(path), _student(edition, path)
+    added = [c for c in student.cells
+             if {"launch-links", "colab-install"} & set(c.metadata.get("tags", []))]
+    rest = [c for c in student.cells if c not in added]
+    assert len(rest) == len(original.cells)
+    for mine, theirs in zip(rest, original.cells, strict=True):
+        if mine.cell_type == "markdown":
+            assert mine.source == se.student_text(theirs.source)
+        elif not {"exercise-answer", "exercise-check"} & set(mine.metadata.get("tags", [])):
+            assert mine.source == theirs.source
+            assert mine.get("outputs") == theirs.get("outputs")
+
+
+@params
+def test_nothing_of_the_solutions_in_the_edition(edition, path):
+    text = _text(_student(edition, path))
+    assert "solutions/" not in text and "solutions notebook" not in text.lower()
+    student_defs = {}
+    for cell in _student(edition, path).cells:
+        tree = cn.parse(cell.source) if cell.cell_type == "code" else None
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                student_defs.setdefault(node.name, []).append(ast.dump(node))
+    for answer in se.answers_for(path):
+        for node in ast.parse(answer.source).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert ast.dump(node) not in student_defs.get(node.name, []), (
+                    f"{path.name}: the solution's {node.name}() is in the student edition")
+            elif isinstance(node, ast.Assign):
+                for name in cn.statement_binds(node):
+                    assert f"{name} = {ast.unparse(node.value)}" not in text, (
+                        f"{path.name}: the answer {name} = ... is in the student edition")
+
+
+@params
+def test_answer_key_has_every_answer_and_check(edition, path):
+    key = nbformat.read(edition / "answer_key" / f"{path.stem}_answers.ipynb", as_version=4)
+    text = _text(key)
+    for answer in se.answers_for(path):
+        assert answer.source.strip() in text
+    for exercise in cn.find_exercises(cn.read(path)):
+        assert exercise.title in text
+
+
+def test_student_text_points_to_the_answer_key():
+    text = ("A solution is in `notebooks/solutions/01_x_solutions.ipynb`. See the solutions "
+            "notebook, or [the worked answer](solutions/01_x_solutions.ipynb).")
+    assert se.student_text(text) == ("A solution is in the answer key. See the answer key, or "
+                                     "the worked answer.")
+
+
+def test_placeholders():
+    assert cn.is_placeholder("x = None  # your answer\ny = None")
+    assert cn.is_placeholder('def f(a):\n    """Doc."""\n    return None  # replace\n')
+    assert cn.is_placeholder('def f(a):\n    raise NotImplementedError("Exercise")\n')
+    assert not cn.is_placeholder("x = 2")
+    assert not cn.is_placeholder("def f(a):\n    return a + 1\n")
+    blank = cn.placeholder_for('def f(a, *, b):\n    """Doc."""\n    return a + b\n\nx = f(1, b=2)')
+    assert cn.is_placeholder(blank) and 'def f(a, *, b):\n    """Doc."""' in blank
+    assert "x = None" in blank and "a + b" not in blank
+
+
+def test_a_worked_answer_inline_is_emptied(tmp_path, monkeypatch):
+    """A notebook that keeps a solution in its answer cell, or a cell tagged "solution", gets an
+    empty answer cell and loses the solution cell in the student edition."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_markdown_cell("## Exercises\n\n### ★ Predict: a number"),
+                nbformat.v4.new_code_cell("guess = 42"),
+                nbformat.v4.new_code_cell("# Check cell\nprint('Correct' if guess == 42 else "
+                                          "'Not quite')"),
+                nbformat.v4.new_code_cell("print('the answer is 42')",
+                                          metadata={"tags": ["solution"]}),
+                nbformat.v4.new_markdown_cell("## Summary")]
+    path = tmp_path / "99_example.ipynb"
+    nbformat.write(nb, path)
+    student = se.student_notebook(path)
+    sources = [c.source for c in student.cells]
+    assert "guess = None  # your answer\n" in sources
+    assert "print('the answer is 42')" not in sources
+
+
+def test_exercises_are_found():
+    for path in NOTEBOOKS:
+        exercises = cn.find_exercises(cn.read(path))
+        assert exercises, (f"{path.name}: no exercise found (a heading with ★, ★★ or ★★★ "
+                           "under ## Exercises)")
+        for exercise in exercises:
+            if exercise.stars <= 2:
+                assert exercise.check_cell is not None and exercise.answer_cells, (
+                    f"{path.name}: {exercise.title!r} needs an answer cell and a check cell")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", WITH_CHECKS, ids=lambda p: p.stem)
+def test_check_cells_fail_on_empty_and_pass_on_the_solution(edition, path):
+    results, facts = se.check_notebook(edition / "student" / "notebooks" / path.name)
+    assert results, f"{path.name}: no ★/★★ exercise was checked"
+    problems = []
+    for result in results:
+        if not result.fails_on_empty:
+            problems.append(f"{result.exercise!r} on the empty answer said "
+                            f"{(result.empty_error or result.empty_output).strip()!r}; it should "
+                            "tell the student to answer, not raise or say Correct")
+        if not result.passes_on_filled:
+            problems.append(f"{result.exercise!r} on the solution's answer said "
+                            f"{(result.filled_error or result.filled_output).strip()!r}; it "
+                            "should start with Correct")
+    assert not problems, f"{path.name} ({facts['mode']}):\n" + "\n".join(problems)
