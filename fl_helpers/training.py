@@ -338,6 +338,10 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
         update, norms, clipped, rejected = _round_update(setup, rule, weights, rounds[t],
                                                          context, client_hook, deadline)
         if rejected and len(rejected) == len(rounds[t]):
+            if all(r.reason.startswith("non-finite") for r in rejected):
+                raise ValueError(
+                    f"every client's update in round {t + 1} holds NaN or inf values: the "
+                    "clients' training diverged. Try a smaller client_learning_rate.")
             warnings.warn(f"round {t + 1}: every sampled client's update was rejected; the "
                           "global model is unchanged" + (" except for the noise" if isinstance(
                               rule, aggregation.DPFedAvg) else "") + ".", RuntimeWarning,
