@@ -102,6 +102,9 @@ PLD_CURVE_POINTS = 32
 #: The range :func:`noise_multiplier_for_epsilon` searches.
 MIN_NOISE_MULTIPLIER = 0.01
 MAX_NOISE_MULTIPLIER = 1000.0
+#: The largest noise multiplier the accountants take: beyond it epsilon is 0 to any printed
+#: precision, and dp-accounting's RDP overflows (``sigma**2``) near 1e154.
+MAX_ACCOUNTED_NOISE_MULTIPLIER = 1e6
 #: The finest relative precision :func:`noise_multiplier_for_epsilon` can be asked for.
 MIN_RTOL = 1e-8
 #: The most rounds (or releases) these functions account for (a per-round curve is an array of
@@ -149,6 +152,15 @@ def _check_sampling_probability(value: Any) -> float:
     return value
 
 
+def _check_noise_multiplier(value: Any) -> float:
+    value = v.check_positive("noise_multiplier", value)
+    if value > MAX_ACCOUNTED_NOISE_MULTIPLIER:
+        raise ValueError(
+            f"noise_multiplier must be <= {MAX_ACCOUNTED_NOISE_MULTIPLIER:g}, got "
+            f"{v._fmt(value)}. Beyond that epsilon is 0 to any useful precision.")
+    return value
+
+
 def _check_delta(value: Any) -> float:
     value = v.check_open_unit("target_delta", value)
     if value < v.MIN_NORMAL:
@@ -160,7 +172,7 @@ def _check_delta(value: Any) -> float:
 def _check_common(noise_multiplier: Any, sampling_probability: Any, num_rounds: Any,
                   target_delta: Any, accountant: Any
                   ) -> tuple[float, float, int, float, Accountant]:
-    return (v.check_positive("noise_multiplier", noise_multiplier),
+    return (_check_noise_multiplier(noise_multiplier),
             _check_sampling_probability(sampling_probability),
             _check_rounds("num_rounds", num_rounds),
             _check_delta(target_delta),
@@ -422,7 +434,8 @@ def dp_fedavg_epsilon(*, noise_multiplier: float, sampling_probability: float, n
     is adding or removing one example (DP-SGD) or one client's whole data (DP-FedAvg).
 
     Args:
-        noise_multiplier: Noise std divided by the clipping norm (L2 sensitivity), > 0.
+        noise_multiplier: Noise std divided by the clipping norm (L2 sensitivity), in
+            (0, :data:`MAX_ACCOUNTED_NOISE_MULTIPLIER`].
         sampling_probability: Poisson sampling probability q per round, in (0, 1].
         num_rounds: Number of rounds (or steps) T, 1 <= T <= :data:`MAX_NUM_ROUNDS`.
         target_delta: The delta of the (epsilon, delta) guarantee, in (0, 1).
@@ -463,7 +476,8 @@ def epsilon_per_round(*, noise_multiplier: float, sampling_probability: float, n
     calls with the same arguments are answered from a cache (a fresh copy each time).
 
     Args:
-        noise_multiplier: Noise std divided by the clipping norm, > 0.
+        noise_multiplier: Noise std divided by the clipping norm, in
+            (0, :data:`MAX_ACCOUNTED_NOISE_MULTIPLIER`].
         sampling_probability: Poisson sampling probability q per round, in (0, 1].
         num_rounds: Number of rounds T, 1 <= T <= :data:`MAX_NUM_ROUNDS`.
         target_delta: The delta of the guarantee, in (0, 1).

@@ -153,7 +153,7 @@ PARTS = [np.array([0, 1, 2]), np.array([5, 9])]
 DELTA = 1e-5
 ACCOUNTING = {"noise_multiplier": 1.0, "sampling_probability": 0.1, "num_rounds": 10,
               "target_delta": DELTA}
-ACCOUNTING_CORRUPT = {"noise_multiplier": POSITIVE,
+ACCOUNTING_CORRUPT = {"noise_multiplier": (*POSITIVE, "huge_scale"),
                       "sampling_probability": PROBABILITY, "num_rounds": COUNT,
                       "target_delta": (*OPEN_UNIT, "subnormal"), "accountant": NAME}
 
@@ -247,7 +247,8 @@ REGISTRY: list[Entry] = [
                    "epsilon": POSITIVE, "sampler": NAME},
           xfail={("sensitivity", "subnormal"): PRIVACY_SUBNORMAL}),
     # ---------------------------------------------------------------- fl_helpers.accounting
-    Entry(accounting.dp_fedavg_epsilon, kwargs=ACCOUNTING, corrupt=ACCOUNTING_CORRUPT),
+    Entry(accounting.dp_fedavg_epsilon, kwargs=ACCOUNTING, corrupt=ACCOUNTING_CORRUPT,
+          extra={"noise_multiplier": [1e300, accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER * 2]}),
     Entry(accounting.epsilon_per_round, kwargs=ACCOUNTING, corrupt=ACCOUNTING_CORRUPT,
           extra={"num_rounds": [accounting.MAX_NUM_ROUNDS + 1, 2**62]}),
     Entry(accounting.laplace_epsilon_per_release,
