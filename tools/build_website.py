@@ -111,6 +111,8 @@ def site_notebook(path: Path, mapping: dict[str, str]) -> nbformat.NotebookNode:
     """A notebook as the site shows it: launch links under the title, links fixed."""
     relative = path.relative_to(cn.REPO).as_posix()
     nb = cn.read(path)
+    # A notebook saved before its first run has no language_info; its code is Python all the same.
+    nb.metadata.setdefault("language_info", {"name": "python"})
     if not any(cell.cell_type == "markdown" and "colab.research.google.com/github" in cell.source
                for cell in nb.cells[:4]):
         title = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown"
