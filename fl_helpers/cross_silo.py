@@ -423,9 +423,9 @@ def epsilon(config: TrainingConfig, num_train: int, *, target_delta: float) -> f
     """Epsilon of one hospital after the whole run, from ``fl_helpers.accounting``.
 
     The patient-level guarantee of a hospital with ``num_train`` training patients against
-    everyone who sees its updates (the server, the other hospitals, the final model): RDP
-    accounting of ``num_rounds * local_steps`` Poisson-subsampled Gaussian steps with
-    ``q = expected_batch_size / num_train``.
+    everyone who sees its updates (the server, the other hospitals, the final model):
+    ``accounting.dp_fedavg_epsilon`` (its default accountant) of ``num_rounds * local_steps``
+    Poisson-subsampled Gaussian steps with ``q = expected_batch_size / num_train``.
     """
     if not config.private:
         return math.inf
@@ -438,9 +438,9 @@ def _epsilon(noise_multiplier: float, sampling_probability: float, steps: int,
              target_delta: float) -> float:
     from fl_helpers import accounting  # dp-accounting: not needed by the ClientApp
 
-    return float(accounting.epsilon_per_round(
+    return float(accounting.dp_fedavg_epsilon(
         noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
-        num_rounds=steps, target_delta=target_delta)[-1])
+        num_rounds=steps, target_delta=target_delta))
 
 
 def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:

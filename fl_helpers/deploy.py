@@ -36,6 +36,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -413,7 +414,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                 run_log.append(line.rstrip())
                 if any(key in line for key in ("[ROUND", "aggregate_fit", "Run finished",
                                                "ERROR", "Traceback")):
-                    say(line.rstrip())
+                    say(_ANSI.sub("", line).rstrip())
                 continue
             if run.poll() is not None and not line:
                 rest = run.stdout.read() or ""
@@ -448,6 +449,9 @@ def _node_connected(log: str) -> bool:
 
 #: Lines a SuperNode logs once the SuperLink has accepted it (Flower 1.42).
 _CONNECTED_MARKERS = ("SuperNode ID:",)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _toml(value: Any) -> str:
