@@ -97,24 +97,20 @@ def install_cell_source() -> str:
     repo = repository()
     return f'''\
 # Set-up for Google Colab only: run this cell first there. Anywhere else it does nothing.
-import os
-import sys
-
+import os, subprocess, sys
 if "google.colab" in sys.modules:
-    import subprocess
-
     COURSE = "/content/fl-privacy-course"
     if not os.path.isdir(COURSE):
         subprocess.run(["git", "clone", "--depth", "1", "--branch", "{repo['branch']}",
-                        "{repo['url']}.git", COURSE], check=True)
+                        "{repo['url']}.git", COURSE],
+                       check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dp-accounting==0.6.0"],
                        check=True)
-    sys.path.insert(0, COURSE)                         # import fl_helpers from the clone
+    sys.path.insert(0, COURSE)  # import fl_helpers from the clone
     os.environ["FL_DATA_DIR"] = os.path.join(COURSE, "data")  # the MNIST files it ships
-    os.chdir(os.path.join(COURSE, "notebooks"))        # relative links and paths work
+    os.chdir(os.path.join(COURSE, "notebooks"))  # relative paths work as at home
     from google.colab import output
-
-    output.enable_custom_widget_manager()              # the Try it widgets'''
+    output.enable_custom_widget_manager()  # the Try it widgets'''
 
 
 def has_header(nb: nbformat.NotebookNode) -> bool:

@@ -21,7 +21,7 @@ The filled answer of a ★/★★ exercise is taken from the solutions notebook'
 rank (the k-th starred section answers the k-th starred exercise): the statements of that section
 that define the names the answer cell leaves empty, with the statements they depend on. A
 prediction that the solution states only in prose is read from inline code in the section's text
-(``` `same_when_equal_sizes = True` ```) or, failing that, from ``tools/exercise_answers.toml``.
+(``` `same_when_equal_sizes = True` ```) or, failing that, from ``tools/exercise_answers.yml``.
 
 ``--check`` executes, in one kernel per notebook, the cells the exercises need (see
 :func:`needed_cells`), then for every ★/★★ exercise the empty answer cells and the check cell, then
@@ -42,20 +42,20 @@ import re
 import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: python tools/make_student_edition.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nbformat
+import yaml
 
 from tools import course_notebooks as cn
 
 BUILD = cn.REPO / "build"
 STUDENT_DIR = BUILD / "student"
 ANSWER_KEY_DIR = BUILD / "answer_key"
-ANSWERS_TABLE = Path(__file__).resolve().parent / "exercise_answers.toml"
+ANSWERS_TABLE = Path(__file__).resolve().parent / "exercise_answers.yml"
 #: Copied into the student edition so that its notebooks run there.
 SUPPORT = ["fl_helpers", "data", "benchmarks/results", "requirements.txt", "pyproject.toml",
            "LICENSE"]
@@ -124,7 +124,8 @@ has an answer cell to complete and a check cell that tells you whether your answ
 
 Set up once, then open the notebooks (Python 3.10 or newer, about 3 GB of disk):
 
-    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt -e . && .venv/bin/jupyter lab notebooks/
+    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt -e .
+    .venv/bin/jupyter lab notebooks/
 
 No installation possible? Each notebook starts with "Open in Colab" and "Launch Binder" links;
 on Colab, run the set-up cell at the top first. The MNIST data ships in `data/` (CC BY-SA 3.0,
@@ -181,7 +182,7 @@ class Answer:
         names: The names the answer cells leave empty.
         source: Code that fills them in (run in the notebook's kernel after its own cells).
         origin: Where each name's answer came from (``"solution code"``, ``"solution text"``,
-            ``"tools/exercise_answers.toml"``).
+            ``"tools/exercise_answers.yml"``).
         solution_cells: ``(first, end)`` of the solution's section in the solutions notebook.
     """
 
@@ -196,7 +197,7 @@ class Answer:
 def _answers_table() -> dict:
     if not ANSWERS_TABLE.is_file():
         return {}
-    return tomllib.loads(ANSWERS_TABLE.read_text(encoding="utf-8"))
+    return yaml.safe_load(ANSWERS_TABLE.read_text(encoding="utf-8")) or {}
 
 
 def _statements(cells) -> list[tuple[ast.stmt, str]]:
@@ -327,8 +328,8 @@ def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
     for cell in key.cells:
         cell.setdefault("id", nbformat.v4.new_code_cell().id)
         if cell.cell_type == "markdown":
-            cell.source = re.sub(r"\]\((?:\.\./)?(\d\d_[\w-]+\.ipynb)", r"](../student/notebooks/\1",
-                                 cell.source)
+            cell.source = re.sub(r"\]\((?:\.\./)?(\d\d_[\w-]+\.ipynb)",
+                                 r"](../student/notebooks/\1", cell.source)
     return key
 
 
