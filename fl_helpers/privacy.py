@@ -52,7 +52,8 @@ of at most ``d * 2**-40``). With that, the guarantees are exact, not approximati
   release satisfies is the requested one; :func:`laplace_mechanism_spec` reports it.
 * Gaussian: the discrete Gaussian with parameter ``sigma`` satisfies the same Renyi-divergence
   bound as the continuous one, ``D_alpha <= alpha * Delta^2 / (2 sigma^2)`` for integer shifts of
-  L2 norm ``Delta`` (CKS 2020, their Renyi / concentrated-DP analysis of the discrete Gaussian, multivariate).
+  L2 norm ``Delta`` (CKS 2020, their Renyi / concentrated-DP analysis of the multivariate
+  discrete Gaussian).
   That is converted to (epsilon, delta) with the conversion of CKS 2020, Proposition 12 (the one
   ``dp_accounting.rdp`` uses), minimised over the order alpha, and sigma is chosen by bisection
   so that the *computed* delta is at most the requested one (:func:`zcdp_delta`,
@@ -86,7 +87,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import secrets
 from collections.abc import Sequence
 from fractions import Fraction
@@ -114,47 +114,33 @@ _MAX_INT64 = 2**63 - 1
 # --------------------------------------------------------------------------------------------
 
 def _real(name: str, value: Any) -> float:
-    """A finite real number as a float; ints too large for a float64 get a ValueError."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if abs(int(value)) > 2**1023:
-            raise ValueError(f"{name} must be finite, got an integer with "
-                             f"{len(str(abs(int(value))))} digits (too large for float64).")
+    """A finite real number as a float (the shared check; huge ints get a named ValueError)."""
     try:
         return v.check_real(name, value)
-    except OverflowError as error:  # e.g. a numpy object that overflows float()
-        raise ValueError(f"{name} must be finite, got a value too large for float64.") from error
+    except OverflowError as error:  # e.g. 10**400, if the shared check let it through
+        raise ValueError(f"{name} must be finite, got an integer of "
+                         f"{abs(int(value)).bit_length()} bits (too large for float64).") from error
 
 
 def _positive(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}.")
-    return value
+    """> 0 and normal: the shared check, which also rejects subnormal scales (< 2.2e-308)."""
+    _real(name, value)
+    return v.check_positive(name, value)
 
 
 def _non_negative(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}.")
-    return value
+    _real(name, value)
+    return v.check_non_negative(name, value)
 
 
 def _open_unit(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {value}.")
-    return value
+    _real(name, value)
+    return v.check_open_unit(name, value)
 
 
 def _count(name: str, value: Any, *, minimum: int, maximum: int = _MAX_INT64) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    if value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
-    return value
+    """An integer in [minimum, maximum] (the shared check: bools and huge ints rejected)."""
+    return v.check_int(name, value, minimum=minimum, maximum=maximum)
 
 
 def _finite_result(result: float, message: str) -> float:
