@@ -1,0 +1,592 @@
+"""Attacks on federated learning, and the bounds differential privacy puts on them.
+
+Two families, measured the way the papers measure them:
+
+* **Gradient inversion** -- reconstruct a client's training images from the update it sends.
+  :func:`invert_dense_layer` is the analytic attack on a fully connected first layer (Phong et al.
+  2017, "Privacy-Preserving Deep Learning via Additively Homomorphic Encryption", Section 3;
+  Geiping et al. 2020, "Inverting Gradients", Section 4): for one example the weight gradient of
+  unit ``j`` is the input times the bias gradient of unit ``j``, so their ratio *is* the input.
+  :func:`dlg_attack` is the optimisation attack (Zhu et al. 2019, "Deep Leakage from Gradients",
+  Algorithm 1) with the label trick of Zhao et al. 2020 ("iDLG", Section 3,
+  :func:`idlg_labels`) and the scale-free cosine distance of Geiping et al. 2020 (Section 3), so
+  it works on clipped updates too. Quality is measured with :func:`ssim` (``tf.image.ssim``) and
+  :func:`psnr`.
+* **Membership inference** -- was this example (or this client) in the training data?
+  :func:`loss_threshold_scores` (Yeom et al. 2018, "Privacy Risk in Machine Learning", Section 3.2)
+  and the offline likelihood-ratio attack :func:`lira_offline_scores` (Carlini et al. 2022,
+  "Membership Inference Attacks From First Principles", Section 4 and the offline variant of
+  Section 6.2). :func:`roc_curve`, :func:`auc` and :func:`tpr_at_fpr` report them as LiRA
+  recommends: the whole ROC on log axes and the true-positive rate at a low false-positive rate.
+
+And the other side of the ledger: any membership test against an ``(epsilon, delta)``-DP mechanism
+has ``TPR <= e^epsilon FPR + delta`` and ``1 - FPR <= ... `` symmetrically
+(:func:`dp_tpr_bound`; Kairouz, Oh, Viswanath 2015, Theorem 2.1), and the exact trade-off
+curve of DP-FedAvg's subsampled Gaussian mechanism, computed from dp-accounting's privacy loss
+distribution, is tighter still (:func:`tradeoff_tpr_bound`; Dong, Roth, Su 2019, "Gaussian
+Differential Privacy", Proposition 2.12: a mechanism is f-DP for the envelope of all its
+``(epsilon, delta(epsilon))`` pairs).
+
+Everything here is an *attack*: it is run by the adversary on what the adversary sees (one
+client's update, the released model). Measurements that need the ground truth (matching a
+reconstruction to its original) say so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.special
+import tensorflow as tf
+from dp_accounting.pld import privacy_loss_distribution as pld_lib
+
+from fl_helpers import _validation as v
+from fl_helpers import engine
+
+#: Side of an MNIST image.
+IMAGE_SIDE = 28
+
+# --------------------------------------------------------------------------------------------
+# Models as plain functions of their weights (Dense stacks)
+# --------------------------------------------------------------------------------------------
+
+
+def model_activations(model: Any) -> tuple[str, ...]:
+    """The activations of a Dense-stack model (softmax regression, the 2NN), checked.
+
+    Raises:
+        ValueError: ``model`` is not a plain Dense stack.
+    """
+    activations = engine.dense_activations(model)
+    if activations is None:
+        raise ValueError(f"model must be a plain Dense stack (Flatten + Dense layers), got "
+                         f"{getattr(model, 'name', type(model).__name__)!r}.")
+    return activations
+
+
+def forward(weights: Sequence[Any], x: tf.Tensor, activations: tuple[str, ...]) -> tf.Tensor:
+    """Logits of a Dense stack, ``weights = [kernel_0, bias_0, kernel_1, ...]``, on flat ``x``."""
+    h = x
+    for i, name in enumerate(activations):
+        h = engine.ACTIVATIONS[name](tf.matmul(h, weights[2 * i]) + weights[2 * i + 1])
+    return h
+
+
+def _flat_images(x: Any, name: str = "x") -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.shape in ((IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE * IMAGE_SIDE,)):
+        arr = arr[None]  # one image
+    if arr.ndim < 2 or arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be a non-empty finite batch of images, got shape "
+                         f"{arr.shape}.")
+    return arr.reshape(len(arr), -1)
+
+
+def gradient(weights: Sequence[np.ndarray], activations: tuple[str, ...], x: Any,
+             y: Any) -> list[np.ndarray]:
+    """The gradient of the mean cross-entropy of ``(x, y)`` at ``weights`` (what FedSGD sends).
+
+    A FedSGD client with learning rate ``eta`` sends the update ``-eta * gradient``.
+    """
+    xf = tf.constant(_flat_images(x))
+    yt = tf.constant(np.asarray(y, dtype=np.int32).reshape(-1))
+    ws = [tf.constant(w, tf.float32) for w in weights]
+    with tf.GradientTape() as tape:
+        tape.watch(ws)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            yt, forward(ws, xf, activations)))
+    return [g.numpy() for g in tape.gradient(loss, ws)]
+
+
+# --------------------------------------------------------------------------------------------
+# Reconstruction quality
+# --------------------------------------------------------------------------------------------
+
+
+def _images(x: Any, name: str) -> np.ndarray:
+    return _flat_images(x, name).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def ssim(reconstructed: Any, original: Any) -> np.ndarray:
+    """Structural similarity of each reconstruction with its original (``tf.image.ssim``).
+
+    Images are clipped to [0, 1] (the attacker knows the pixel range) and compared with
+    ``max_val=1`` and TensorFlow's default 11x11 Gaussian window (Wang et al. 2004, "Image
+    Quality Assessment: From Error Visibility to Structural Similarity", Eq. 13). 1 means
+    identical; below about 0.3 an MNIST digit is no longer recognisable by eye.
+
+    Returns:
+        One float per image pair.
+    """
+    a = np.clip(_images(reconstructed, "reconstructed"), 0, 1)[..., None]
+    b = np.clip(_images(original, "original"), 0, 1)[..., None]
+    if a.shape != b.shape:
+        raise ValueError(f"reconstructed and original must have the same shape, got "
+                         f"{a.shape[:-1]} and {b.shape[:-1]}.")
+    return tf.image.ssim(tf.constant(a), tf.constant(b), max_val=1.0).numpy().astype(np.float64)
+
+
+def psnr(reconstructed: Any, original: Any) -> np.ndarray:
+    """Peak signal-to-noise ratio in dB, ``10 log10(1 / MSE)``, images clipped to [0, 1].
+
+    ``inf`` for an exact reconstruction.
+    """
+    a = np.clip(_images(reconstructed, "reconstructed"), 0, 1).astype(np.float64)
+    b = np.clip(_images(original, "original"), 0, 1).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"reconstructed and original must have the same shape, got "
+                         f"{a.shape} and {b.shape}.")
+    mse = np.mean((a - b) ** 2, axis=(1, 2))
+    with np.errstate(divide="ignore"):
+        return np.where(mse == 0, np.inf, -10 * np.log10(mse))
+
+
+def match_to_originals(candidates: Any, originals: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each original with a distinct candidate so that the total SSIM is largest.
+
+    A *measurement* tool (it needs the originals, which the attacker does not have): it answers
+    "which of the batch's images came out, and how well", as Geiping et al. 2020 do in Section 6.
+    Solved exactly with the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``).
+
+    Returns:
+        ``(index, ssim)``: for each original, the index of its candidate and their SSIM.
+    """
+    cands = np.clip(_images(candidates, "candidates"), 0, 1)
+    origs = np.clip(_images(originals, "originals"), 0, 1)
+    if len(cands) < len(origs):
+        raise ValueError(f"candidates must hold at least as many images as originals "
+                         f"({len(origs)}), got {len(cands)}.")
+    pairs_a = np.repeat(cands, len(origs), axis=0)
+    pairs_b = np.tile(origs, (len(cands), 1, 1))
+    scores = ssim(pairs_a, pairs_b).reshape(len(cands), len(origs))
+    rows, cols = scipy.optimize.linear_sum_assignment(-scores)
+    index = np.empty(len(origs), dtype=np.int64)
+    index[cols] = rows
+    return index, scores[index, np.arange(len(origs))]
+
+
+# --------------------------------------------------------------------------------------------
+# Analytic inversion of a fully connected layer
+# --------------------------------------------------------------------------------------------
+
+
+def _check_layer(kernel_update: Any, bias_update: Any) -> tuple[np.ndarray, np.ndarray]:
+    kernel = np.asarray(kernel_update, dtype=np.float64)
+    bias = np.asarray(bias_update, dtype=np.float64)
+    if kernel.ndim != 2 or bias.ndim != 1 or kernel.shape[1] != bias.shape[0]:
+        raise ValueError(f"kernel_update must be (inputs, units) and bias_update (units,), got "
+                         f"{kernel.shape} and {bias.shape}.")
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise ValueError("kernel_update and bias_update must be finite, got NaN or inf values.")
+    return kernel, bias
+
+
+def invert_dense_layer(kernel_update: Any, bias_update: Any, *,
+                       relative_threshold: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The input of a dense layer from its weight and bias updates, one candidate per unit.
+
+    For ``h = x W + b`` and one example, ``dL/dW[:, j] = x * dL/db[j]``, so
+    ``x = dW[:, j] / db[j]`` for every unit ``j`` whose bias gradient is not zero -- exactly
+    (Phong et al. 2017, Section 3; Geiping et al. 2020, Section 4, Proposition 4.1). The same
+    holds for an update ``-eta * gradient`` and for a clipped update (a common scale cancels).
+    For a batch, ``dW[:, j] / db[j] = sum_n g_nj x_n / sum_n g_nj`` is a weighted mixture of the
+    batch's images; a ReLU unit that fires for one image only gives that image exactly.
+
+    Args:
+        kernel_update: ``(inputs, units)`` update (or gradient) of the layer's kernel.
+        bias_update: ``(units,)`` update (or gradient) of its bias.
+        relative_threshold: Units with ``|db[j]| <= relative_threshold * max |db|`` are skipped
+            (their ratio is 0/0 up to rounding).
+
+    Returns:
+        ``(candidates, units)``: ``(num_candidates, inputs)`` reconstructions, largest ``|db|``
+        first, and the unit of each.
+    """
+    kernel, bias = _check_layer(kernel_update, bias_update)
+    relative_threshold = v.check_non_negative("relative_threshold", relative_threshold)
+    scale = np.abs(bias).max()
+    if scale == 0:
+        raise ValueError("bias_update must not be all zeros: no unit carries the input.")
+    units = np.flatnonzero(np.abs(bias) > relative_threshold * scale)
+    units = units[np.argsort(-np.abs(bias[units]), kind="stable")]
+    return (kernel[:, units] / bias[units]).T, units
+
+
+def invert_dense_least_squares(kernel_update: Any, bias_update: Any) -> np.ndarray:
+    """One input from all units at once: ``x = sum_j db_j dW[:, j] / sum_j db_j^2``.
+
+    The least-squares fit of ``dW[:, j] ~ x db_j`` over every unit. Exact for one example, like
+    :func:`invert_dense_layer`; with Gaussian noise on the update it averages the noise over all
+    units, which makes it the stronger attack on a noised update of one example.
+    """
+    kernel, bias = _check_layer(kernel_update, bias_update)
+    energy = float(np.dot(bias, bias))
+    if energy == 0:
+        raise ValueError("bias_update must not be all zeros: no unit carries the input.")
+    return kernel @ bias / energy
+
+
+def clip_and_noise(update: Sequence[np.ndarray], *, clipping_norm: float,
+                   noise_multiplier: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """What an observer of one client's DP update sees: clipped to ``C``, plus ``N(0, (zC)^2)``.
+
+    Clipping is over all layers at once, as in DP-FedAvg. The noise comes from ``rng``: this is
+    the attack's *simulation* of the mechanism (a reproducible experiment), not the library's
+    private path.
+    """
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
+    rng = v.check_rng("rng", rng)
+    layers = [np.asarray(u, dtype=np.float64) for u in update]
+    norm = math.sqrt(sum(float(np.sum(u * u)) for u in layers))
+    factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
+    std = noise_multiplier * clipping_norm
+    return [u * factor + std * rng.standard_normal(u.shape) for u in layers]
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation-based inversion: DLG with the iDLG labels
+# --------------------------------------------------------------------------------------------
+
+
+def idlg_labels(last_bias_gradient: Any, batch_size: int) -> np.ndarray:
+    """The labels of a batch from the gradient of the last layer's bias (iDLG).
+
+    With softmax cross-entropy the bias gradient is ``mean_n (p_n - onehot(y_n))``: the entries
+    of the batch's labels are the negative ones (Zhao et al. 2020, Section 3, for one example;
+    for a batch of distinct labels the ``batch_size`` most negative entries). Pass the gradient,
+    i.e. ``-update`` for an update (any positive scale, e.g. clipping, is fine).
+
+    Returns:
+        ``batch_size`` labels, most negative entry first.
+    """
+    grad = np.asarray(last_bias_gradient, dtype=np.float64).reshape(-1)
+    batch_size = v.check_int("batch_size", batch_size, minimum=1, maximum=grad.size)
+    return np.argsort(grad, kind="stable")[:batch_size].astype(np.int64)
+
+
+_DLG_STEPS: dict[tuple, Any] = {}
+
+
+def _dlg_step_fn(activations: tuple[str, ...]) -> Any:
+    if activations in _DLG_STEPS:
+        return _DLG_STEPS[activations]
+
+    @tf.function
+    def step(params, labels, weights, target, optimizer_vars, step_size, tv_weight, t):
+        m, s = optimizer_vars
+        with tf.GradientTape() as outer:
+            outer.watch(params)
+            x = tf.sigmoid(params)
+            with tf.GradientTape() as inner:
+                inner.watch(weights)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels, forward(weights, x, activations)))
+            grads = inner.gradient(loss, weights)
+            flat = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+            cosine = tf.reduce_sum(flat * target) / (tf.norm(flat) * tf.norm(target) + 1e-12)
+            images = tf.reshape(x, [-1, IMAGE_SIDE, IMAGE_SIDE, 1])
+            tv = tf.reduce_mean(tf.image.total_variation(images)) / IMAGE_SIDE ** 2
+            objective = 1.0 - cosine + tv_weight * tv
+        g = outer.gradient(objective, params)
+        # Adam (Kingma & Ba 2015, Algorithm 1), written out so the whole step is one graph.
+        m.assign(0.9 * m + 0.1 * g)
+        s.assign(0.999 * s + 0.001 * g * g)
+        m_hat = m / (1 - 0.9 ** t)
+        s_hat = s / (1 - 0.999 ** t)
+        params.assign_sub(step_size * m_hat / (tf.sqrt(s_hat) + 1e-8))
+        return objective
+
+    _DLG_STEPS[activations] = step
+    return step
+
+
+def dlg_attack(weights: Sequence[np.ndarray], activations: tuple[str, ...],
+               observed_update: Sequence[np.ndarray], *, batch_size: int,
+               labels: Any = None, num_steps: int = 300, step_size: float = 0.1,
+               tv_weight: float = 1e-2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstruct a batch of images whose gradient points where the observed update points.
+
+    DLG (Zhu et al. 2019, Algorithm 1): start from random dummy images and labels, and move the
+    images so that the gradient they would produce at ``weights`` matches the observed one.
+    Here the labels come from :func:`idlg_labels` (Zhao et al. 2020), the distance is one minus
+    the cosine similarity over all parameters (Geiping et al. 2020, Eq. 4: scale-free, so a
+    clipped update works as well as a raw one), with a small total-variation prior, and the
+    pixels are ``sigmoid(params)`` so they stay in [0, 1]. Adam with ``step_size``.
+
+    Args:
+        weights: The global weights the client started from (the server knows them).
+        activations: The model's activations (:func:`model_activations`).
+        observed_update: The client's update ``w_k - w`` (its direction is ``-gradient``).
+        batch_size: How many images to reconstruct.
+        labels: The batch's labels, or ``None`` to infer them with :func:`idlg_labels`.
+        num_steps: Optimisation steps (a few hundred).
+        step_size: Adam's learning rate.
+        tv_weight: Weight of the total-variation prior (0 for plain DLG's objective).
+        seed: Fixes the dummy images' start.
+
+    Returns:
+        ``(images, labels)``: ``(batch_size, 28, 28)`` reconstructions in [0, 1] and the labels
+        used.
+    """
+    batch_size = v.check_int("batch_size", batch_size, minimum=1, maximum=10_000)
+    num_steps = v.check_int("num_steps", num_steps, minimum=1, maximum=100_000)
+    step_size = v.check_positive("step_size", step_size)
+    tv_weight = v.check_non_negative("tv_weight", tv_weight)
+    seed = v.check_int("seed", seed, minimum=0)
+    update = [np.asarray(u, dtype=np.float32) for u in observed_update]
+    if len(update) != len(weights) or any(u.shape != np.shape(w)
+                                          for u, w in zip(update, weights, strict=True)):
+        raise ValueError("observed_update must have the shapes of weights, layer by layer.")
+    if labels is None:
+        labels = idlg_labels(-update[-1], batch_size)
+    labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+    if labels.size != batch_size:
+        raise ValueError(f"labels must hold batch_size={batch_size} labels, got {labels.size}.")
+    target = tf.constant(-np.concatenate([u.ravel() for u in update]))
+    rng = np.random.default_rng(seed)
+    params = tf.Variable(rng.normal(0, 0.5, (batch_size, weights[0].shape[0])).astype(np.float32))
+    moments = (tf.Variable(tf.zeros_like(params)), tf.Variable(tf.zeros_like(params)))
+    ws = [tf.constant(w, tf.float32) for w in weights]
+    step = _dlg_step_fn(tuple(activations))
+    for t in range(1, num_steps + 1):
+        step(params, tf.constant(labels), ws, target, moments, tf.constant(step_size, tf.float32),
+             tf.constant(tv_weight, tf.float32), tf.constant(float(t)))
+    images = tf.sigmoid(params).numpy().reshape(batch_size, IMAGE_SIDE, IMAGE_SIDE)
+    return images, labels.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Membership inference
+# --------------------------------------------------------------------------------------------
+
+
+def per_example_logits(weights: Sequence[np.ndarray], activations: tuple[str, ...],
+                       x: Any) -> np.ndarray:
+    """The model's logits on every example (float64, ``(n, classes)``)."""
+    xf = tf.constant(_flat_images(x))
+    ws = [tf.constant(w, tf.float32) for w in weights]
+    return forward(ws, xf, activations).numpy().astype(np.float64)
+
+
+def per_example_losses(logits: Any, labels: Any) -> np.ndarray:
+    """Cross-entropy of every example, ``logsumexp(z) - z_y``, from its logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if z.ndim != 2 or len(z) != len(y):
+        raise ValueError(f"logits must be (n, classes) with one label each, got {z.shape} and "
+                         f"{y.shape}.")
+    return scipy.special.logsumexp(z, axis=1) - z[np.arange(len(y)), y]
+
+
+def loss_threshold_scores(losses: Any) -> np.ndarray:
+    """Yeom et al. 2018's attack (Section 3.2): a low loss says "member"; the score is ``-loss``."""
+    return -np.asarray(losses, dtype=np.float64)
+
+
+def logit_confidence(logits: Any, labels: Any) -> np.ndarray:
+    """LiRA's statistic ``log(p_y / (1 - p_y))``, computed stably as ``z_y - logsumexp(z_{!=y})``.
+
+    Carlini et al. 2022, Section 4.3: the logit of the true-class probability is close to
+    Gaussian across models, unlike the probability itself.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if z.ndim != 2 or len(z) != len(y):
+        raise ValueError(f"logits must be (n, classes) with one label each, got {z.shape} and "
+                         f"{y.shape}.")
+    rows = np.arange(len(y))
+    others = z.copy()
+    others[rows, y] = -np.inf
+    return z[rows, y] - scipy.special.logsumexp(others, axis=1)
+
+
+def lira_offline_scores(target_confidence: Any, shadow_confidence: Any,
+                        shadow_members: Any, *, min_std: float = 1e-3) -> np.ndarray:
+    """Offline LiRA: how far above the "out" distribution each example's confidence is.
+
+    For every example, fit a Gaussian ``N(mu_out, sigma_out^2)`` to its confidence in the shadow
+    models that did *not* train on it, and score the target model's confidence by its
+    z-score ``(phi - mu_out) / sigma_out`` (Carlini et al. 2022, Section 6.2, the one-sided
+    offline test; the score orders examples exactly as its Gaussian tail probability does).
+
+    Args:
+        target_confidence: ``(n,)`` :func:`logit_confidence` of the target model.
+        shadow_confidence: ``(num_shadows, n)`` the same for every shadow model.
+        shadow_members: ``(num_shadows, n)`` booleans, ``True`` where the shadow trained on it.
+        min_std: Floor on ``sigma_out`` (an example with identical confidences everywhere).
+
+    Returns:
+        ``(n,)`` scores: larger means "member".
+
+    Raises:
+        ValueError: shapes disagree, or an example has fewer than two "out" shadows.
+    """
+    target = np.asarray(target_confidence, dtype=np.float64).reshape(-1)
+    shadows = np.asarray(shadow_confidence, dtype=np.float64)
+    members = np.asarray(shadow_members, dtype=bool)
+    if shadows.ndim != 2 or shadows.shape[1] != target.size or members.shape != shadows.shape:
+        raise ValueError(f"shadow_confidence and shadow_members must be (num_shadows, "
+                         f"{target.size}), got {shadows.shape} and {members.shape}.")
+    min_std = v.check_positive("min_std", min_std)
+    out = ~members
+    count = out.sum(axis=0)
+    if count.min() < 2:
+        raise ValueError(f"every example needs >= 2 shadow models that did not train on it, got "
+                         f"{int(count.min())} for example {int(count.argmin())}.")
+    mean = np.where(out, shadows, 0).sum(axis=0) / count
+    var = np.where(out, (shadows - mean) ** 2, 0).sum(axis=0) / (count - 1)
+    return (target - mean) / np.maximum(np.sqrt(var), min_std)
+
+
+def roc_curve(member_scores: Any, nonmember_scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC of the test "score >= threshold means member", over every threshold.
+
+    Returns:
+        ``(fpr, tpr)`` from ``(0, 0)`` to ``(1, 1)``, non-decreasing; ties between a member and
+        a non-member score move both rates in one step.
+    """
+    pos = np.asarray(member_scores, dtype=np.float64).reshape(-1)
+    neg = np.asarray(nonmember_scores, dtype=np.float64).reshape(-1)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError(f"member_scores and nonmember_scores must be non-empty, got "
+                         f"{pos.size} and {neg.size} scores.")
+    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+        raise ValueError("member_scores and nonmember_scores must be finite, got NaN or inf.")
+    thresholds = np.unique(np.concatenate([pos, neg]))[::-1]
+    pos_sorted, neg_sorted = np.sort(pos), np.sort(neg)
+    tp = pos.size - np.searchsorted(pos_sorted, thresholds, side="left")
+    fp = neg.size - np.searchsorted(neg_sorted, thresholds, side="left")
+    fpr = np.concatenate([[0.0], fp / neg.size])
+    tpr = np.concatenate([[0.0], tp / pos.size])
+    return fpr, tpr
+
+
+def auc(fpr: Any, tpr: Any) -> float:
+    """Area under a ROC curve (trapezoids; 0.5 is guessing)."""
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def tpr_at_fpr(fpr: Any, tpr: Any, target_fpr: float) -> float:
+    """The largest true-positive rate among the thresholds with ``FPR <= target_fpr``."""
+    target_fpr = v.check_probability("target_fpr", target_fpr)
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    return float(tpr[fpr <= target_fpr].max())
+
+
+# --------------------------------------------------------------------------------------------
+# What DP promises about every membership test
+# --------------------------------------------------------------------------------------------
+
+
+def dp_tpr_bound(fpr: Any, *, epsilon: float, delta: float) -> np.ndarray:
+    """The largest TPR any test can reach at ``fpr`` against an ``(epsilon, delta)``-DP mechanism.
+
+    ``TPR <= min(e^eps FPR + delta, 1 - e^-eps (1 - delta - FPR))``, the two sides of the
+    hypothesis-testing view of DP (Kairouz, Oh, Viswanath 2015, "The Composition Theorem for
+    Differential Privacy", Theorem 2.1; Wasserman & Zhou 2010), capped at 1.
+    """
+    epsilon = v.check_non_negative("epsilon", epsilon)
+    delta = v.check_real("delta", delta)
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    fpr = np.asarray(fpr, dtype=np.float64)
+    first = math.exp(epsilon) * fpr + delta
+    second = 1 - math.exp(-epsilon) * (1 - delta - fpr)
+    return np.clip(np.minimum(first, second), 0, 1)
+
+
+def tradeoff_tpr_bound(fpr: Any, *, noise_multiplier: float, sampling_probability: float,
+                       num_rounds: int, epsilons: Any = None,
+                       value_discretization_interval: float = 1e-3) -> np.ndarray:
+    """The tight TPR bound of ``num_rounds`` rounds of the subsampled Gaussian mechanism.
+
+    Builds dp-accounting's privacy loss distribution of DP-FedAvg's mechanism (noise
+    multiplier ``z``, Poisson rate ``q``, ``T`` rounds, add/remove one client, pessimistic
+    discretisation), reads ``delta(epsilon)`` on a grid of ``epsilon`` and takes the lower
+    envelope of the :func:`dp_tpr_bound` lines: the mechanism is ``(epsilon, delta(epsilon))``-DP
+    for all of them at once (Dong, Roth, Su 2019, Proposition 2.12), so every test lies under
+    all of them. Much tighter than any single ``(epsilon, delta)`` line.
+
+    Args:
+        fpr: False-positive rates in [0, 1].
+        noise_multiplier: ``z`` > 0.
+        sampling_probability: ``q`` in (0, 1].
+        num_rounds: ``T`` >= 1.
+        epsilons: The grid of ``epsilon``; default 400 values from 0 to 20 (the envelope only
+            gets tighter with more values; every line is a valid bound).
+        value_discretization_interval: The PLD's grid (smaller is tighter and slower).
+
+    Returns:
+        The bound at every ``fpr``.
+    """
+    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
+    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**6)
+    grid = (np.linspace(0, 20, 400) if epsilons is None
+            else np.asarray(epsilons, dtype=np.float64).reshape(-1))
+    pld = pld_lib.from_gaussian_mechanism(
+        standard_deviation=noise_multiplier, sampling_prob=sampling_probability,
+        value_discretization_interval=value_discretization_interval).self_compose(num_rounds)
+    deltas = np.asarray(pld.get_delta_for_epsilon(grid), dtype=np.float64)
+    fpr = np.asarray(fpr, dtype=np.float64)
+    bound = np.ones_like(fpr)
+    for eps, delta in zip(grid, deltas, strict=True):
+        if delta < 1:
+            bound = np.minimum(bound, dp_tpr_bound(fpr, epsilon=float(eps), delta=float(delta)))
+    return bound
+
+
+def clopper_pearson(successes: Any, trials: Any, *, confidence: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact two-sided binomial confidence interval (Clopper & Pearson 1934) for a rate.
+
+    Returns:
+        ``(lower, upper)``: each covers the true rate with probability >= ``confidence``
+        (and each one-sided bound with probability >= ``(1 + confidence) / 2``).
+    """
+    confidence = v.check_open_unit("confidence", confidence)
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
+        raise ValueError(f"successes must be integers in 0..trials and trials >= 1, got "
+                         f"{successes!r} of {trials!r}.")
+    alpha = 1 - confidence
+    with np.errstate(invalid="ignore"):
+        lower = np.where(k == 0, 0.0, scipy.special.betaincinv(k, n - k + 1, alpha / 2))
+        upper = np.where(k == n, 1.0, scipy.special.betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return lower, upper
+
+
+def roc_under_bound(fpr: Any, tpr: Any, *, num_members: int, num_nonmembers: int,
+                    bound: Any, confidence: float = 0.95) -> np.ndarray:
+    """Whether each point of a measured ROC is consistent with a TPR bound, allowing for chance.
+
+    A measured ROC is an estimate: at a small FPR a few lucky members can put it above the true
+    curve. A point ``(FPR, TPR)`` *violates* the bound only if even the Clopper-Pearson lower
+    limit of its TPR lies above the bound evaluated at the upper limit of its FPR (each limit
+    one-sided at ``(1 + confidence) / 2``).
+
+    Args:
+        fpr, tpr: The measured ROC (rates).
+        num_members, num_nonmembers: How many member and non-member scores it was measured on.
+        bound: A function from FPR values (array) to the largest TPR allowed, e.g.
+            ``lambda f: dp_tpr_bound(f, epsilon=2, delta=1e-5)``.
+        confidence: In (0, 1).
+
+    Returns:
+        One boolean per point: ``True`` where the point is consistent with the bound.
+    """
+    num_members = v.check_int("num_members", num_members, minimum=1)
+    num_nonmembers = v.check_int("num_nonmembers", num_nonmembers, minimum=1)
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    tpr_low, _ = clopper_pearson(np.round(tpr * num_members), num_members,
+                                 confidence=confidence)
+    _, fpr_up = clopper_pearson(np.round(fpr * num_nonmembers), num_nonmembers,
+                                confidence=confidence)
+    return tpr_low <= np.asarray(bound(fpr_up), dtype=np.float64) + 1e-12

@@ -1,0 +1,193 @@
+"""Auditing DP-FedAvg with canary clients: an empirical lower bound on its epsilon.
+
+A DP guarantee is a claim about *every* membership test. An audit runs one strong test and
+turns its success into a lower bound ``epsilon_LB`` that holds with a stated confidence: if the
+implementation really is ``(epsilon, delta)``-DP then ``epsilon_LB <= epsilon`` (up to the
+confidence level), so ``epsilon_LB > epsilon`` proves a bug (Jagielski, Ullman, Oprea 2020,
+"Auditing Differentially Private Machine Learning: How Private is Private SGD?", Section 3;
+Nasr et al. 2021, "Adversary Instantiation: Lower Bounds for Differentially Private Machine
+Learning", Section 4).
+
+The canary here is a client whose update is a crafted direction ``u`` with norm far above the
+clipping norm ``C`` (after clipping it contributes exactly ``C u``, the largest change one client
+may make). :func:`canary_audit` runs one aggregation round many times with the canary and many
+times without, through the aggregation rule's own code path (its clipping, its noise, its
+randomness), and scores each released update by its projection on ``u``. The neighbouring
+relation is the one DP-FedAvg's epsilon is stated for: the same round with and without one
+client. :func:`epsilon_lower_bound` then picks a threshold on half of the trials and bounds the
+false-positive and false-negative rates of that test on the other half with Clopper-Pearson
+intervals; ``(epsilon, delta)``-DP requires ``FPR + e^eps FNR >= 1 - delta`` and
+``FNR + e^eps FPR >= 1 - delta`` (Kairouz, Oh, Viswanath 2015, Theorem 2.1), which gives the
+bound. With ``n`` trials a side the bound cannot exceed about ``log(n / 3)``: an audit can only
+catch implementations that leak a lot more than they claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fl_helpers import _validation as v
+from fl_helpers import aggregation, attacks, schedule
+
+Weights = list[np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditResult:
+    """The outcome of an audit.
+
+    Attributes:
+        epsilon_lower_bound: ``epsilon_LB`` >= 0, valid with probability >= ``confidence``.
+        threshold: The test's threshold ("score >= threshold" means "the canary was there").
+        false_positive_rate: Measured on the evaluation half.
+        false_negative_rate: Measured on the evaluation half.
+        fpr_upper: Clopper-Pearson upper bound on the false-positive rate.
+        fnr_upper: Clopper-Pearson upper bound on the false-negative rate.
+        trials_per_side: Trials with (and without) the canary used for the bound.
+        delta: The ``delta`` the bound is for.
+        confidence: Joint confidence of both rate bounds.
+    """
+
+    epsilon_lower_bound: float
+    threshold: float
+    false_positive_rate: float
+    false_negative_rate: float
+    fpr_upper: float
+    fnr_upper: float
+    trials_per_side: int
+    delta: float
+    confidence: float
+
+
+def _epsilon_from_rates(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
+    """``max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR), 0)``, elementwise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.log(np.maximum(1 - delta - fnr, 0) / fpr)
+        second = np.log(np.maximum(1 - delta - fpr, 0) / fnr)
+    return np.nan_to_num(np.maximum(np.maximum(first, second), 0), nan=0.0, posinf=0.0)
+
+
+def epsilon_lower_bound(in_scores: Any, out_scores: Any, *, delta: float,
+                        confidence: float = 0.95) -> AuditResult:
+    """A lower bound on epsilon from scores of runs with (``in``) and without (``out``) a canary.
+
+    The first half of each side chooses the threshold (the one whose bound, computed the same
+    way on that half, is largest); the second half, untouched by that choice, measures the
+    test's error rates, bounded above with Clopper-Pearson at joint confidence ``confidence``
+    (each side at ``(1 + confidence) / 2``). The bound is ``max(log((1 - delta - FNR_up) / FPR_up),
+    log((1 - delta - FPR_up) / FNR_up), 0)``.
+
+    Args:
+        in_scores: Scores of the runs with the canary (larger means "canary present").
+        out_scores: Scores of the runs without it.
+        delta: The ``delta`` of the guarantee being audited, in [0, 1).
+        confidence: In (0, 1).
+
+    Returns:
+        An :class:`AuditResult`.
+    """
+    ins = np.asarray(in_scores, dtype=np.float64).reshape(-1)
+    outs = np.asarray(out_scores, dtype=np.float64).reshape(-1)
+    if ins.size < 4 or outs.size < 4:
+        raise ValueError(f"in_scores and out_scores need >= 4 scores each, got {ins.size} and "
+                         f"{outs.size}.")
+    if not (np.isfinite(ins).all() and np.isfinite(outs).all()):
+        raise ValueError("in_scores and out_scores must be finite, got NaN or inf.")
+    delta = v.check_real("delta", delta)
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    confidence = v.check_open_unit("confidence", confidence)
+    half_in, half_out = ins.size // 2, outs.size // 2
+    pick_in, eval_in = ins[:half_in], ins[half_in:]
+    pick_out, eval_out = outs[:half_out], outs[half_out:]
+    thresholds = np.unique(np.concatenate([pick_in, pick_out]))
+    # On the first half, the bound each threshold would give (counts penalised the same way).
+    fp = pick_out.size - np.searchsorted(np.sort(pick_out), thresholds, side="left")
+    fn = np.searchsorted(np.sort(pick_in), thresholds, side="left")
+    _, fp_up = attacks.clopper_pearson(fp, pick_out.size, confidence=confidence)
+    _, fn_up = attacks.clopper_pearson(fn, pick_in.size, confidence=confidence)
+    threshold = float(thresholds[int(np.argmax(_epsilon_from_rates(fp_up, fn_up, delta)))])
+    false_pos = int(np.count_nonzero(eval_out >= threshold))
+    false_neg = int(np.count_nonzero(eval_in < threshold))
+    _, fpr_up = attacks.clopper_pearson(false_pos, eval_out.size, confidence=confidence)
+    _, fnr_up = attacks.clopper_pearson(false_neg, eval_in.size, confidence=confidence)
+    bound = float(_epsilon_from_rates(np.asarray(fpr_up), np.asarray(fnr_up), delta))
+    return AuditResult(epsilon_lower_bound=bound, threshold=threshold,
+                       false_positive_rate=false_pos / eval_out.size,
+                       false_negative_rate=false_neg / eval_in.size,
+                       fpr_upper=float(fpr_up), fnr_upper=float(fnr_up),
+                       trials_per_side=int(min(eval_in.size, eval_out.size)), delta=delta,
+                       confidence=confidence)
+
+
+def canary_update(shapes: Sequence[tuple[int, ...]], *, norm: float,
+                  rng: np.random.Generator) -> Weights:
+    """A crafted update: a random unit direction (drawn from ``rng``, public) times ``norm``."""
+    norm = v.check_positive("norm", norm)
+    rng = v.check_rng("rng", rng)
+    sizes = [math.prod(shape) for shape in shapes]
+    direction = rng.standard_normal(sum(sizes))
+    direction *= norm / np.linalg.norm(direction)
+    pieces = np.split(direction.astype(np.float32), np.cumsum(sizes)[:-1])
+    return [p.reshape(shape) for p, shape in zip(pieces, shapes, strict=True)]
+
+
+def _flat(update: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(u, dtype=np.float64).ravel() for u in update])
+
+
+def canary_scores(rule: aggregation.AggregationRule, other_updates: Sequence[Weights],
+                  canary: Weights, *, num_trials: int, randomness: schedule.PrivateRandomness,
+                  num_clients: int) -> tuple[np.ndarray, np.ndarray]:
+    """The canary's projection score in ``num_trials`` rounds with it and ``num_trials`` without.
+
+    Every round is ``rule.aggregate`` (the implementation under audit, with its clipping and
+    noise) on the other clients' updates, plus the canary's on the "in" side. Round ``i`` with
+    the canary uses round index ``2 i`` of ``randomness`` and without it ``2 i + 1``, so every
+    round's noise is a fresh draw.
+
+    Returns:
+        ``(in_scores, out_scores)``: ``<released update, canary / ||canary||>`` per round.
+    """
+    if not isinstance(rule, aggregation.AggregationRule):
+        raise TypeError(f"rule must be an AggregationRule, got {type(rule).__name__}.")
+    if not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness, got "
+                        f"{type(randomness).__name__}.")
+    num_trials = v.check_int("num_trials", num_trials, minimum=4, maximum=10**7)
+    num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    direction = _flat(canary)
+    length = np.linalg.norm(direction)
+    if not math.isfinite(length) or length == 0:
+        raise ValueError(f"canary must be a finite non-zero update, got norm {length}.")
+    direction /= length
+    others = [list(u) for u in other_updates]
+    sizes_out = np.ones(len(others), dtype=np.int64)
+    sizes_in = np.ones(len(others) + 1, dtype=np.int64)
+    scores = np.empty((2, num_trials))
+    for i in range(num_trials):
+        for side, (deltas, sizes) in enumerate(((others + [list(canary)], sizes_in),
+                                                (others, sizes_out))):
+            context = aggregation.RoundContext(round_index=2 * i + side,
+                                               num_clients=num_clients, randomness=randomness)
+            scores[side, i] = _flat(rule.aggregate(deltas, sizes, context)) @ direction
+    return scores[0], scores[1]
+
+
+def canary_audit(rule: aggregation.AggregationRule, other_updates: Sequence[Weights],
+                 canary: Weights, *, num_trials: int, randomness: schedule.PrivateRandomness,
+                 num_clients: int, delta: float, confidence: float = 0.95) -> AuditResult:
+    """:func:`canary_scores`, then :func:`epsilon_lower_bound`: ``epsilon_LB`` of one round.
+
+    Compare the result with the epsilon the rule claims for one round with the canary present
+    or absent (no subsampling): ``accounting.dp_fedavg_epsilon(noise_multiplier=z,
+    sampling_probability=1.0, num_rounds=1, target_delta=delta)``.
+    """
+    ins, outs = canary_scores(rule, other_updates, canary, num_trials=num_trials,
+                              randomness=randomness, num_clients=num_clients)
+    return epsilon_lower_bound(ins, outs, delta=delta, confidence=confidence)
