@@ -408,6 +408,8 @@ def _epsilon_per_round_cached(noise_multiplier: float, sampling_probability: flo
                   else np.full(num_rounds, noise_multiplier))
     usable = ((target_delta >= PLD_MIN_DELTA) & (step_noise >= PLD_MIN_NOISE_MULTIPLIER)
               & (_guard_curve(event, num_rounds, target_delta) <= PLD_MAX_EPSILON))
+    # The last round decides exactly as dp_fedavg_epsilon does, so that the two agree.
+    usable[-1] = _pld_usable(noise_multiplier, sampling_probability, num_rounds, target_delta)
 
     def pld_epsilons(wanted: list[int]) -> dict[int, float]:
         if sampling_probability == 1.0:  # t Gaussians of std z are one of std z / sqrt(t)
