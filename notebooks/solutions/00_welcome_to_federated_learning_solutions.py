@@ -41,10 +41,10 @@ def largest_digit_share(alpha):
 
 
 shares = {alpha: largest_digit_share(alpha) for alpha in [0.01, 0.1, 1, 10, 100]}
-alpha_nearly_iid = min(alpha for alpha, share in shares.items() if share < 0.15)
+alpha_nearly_iid = min(alpha for alpha, share in shares.items() if share < 0.14)
 for alpha, share in shares.items():
     print(f"alpha = {alpha:>6}: largest digit's share {share:.3f}")
-print(f"smallest alpha with share below 0.15: {alpha_nearly_iid}")
+print(f"smallest alpha with share below 0.14: {alpha_nearly_iid}")
 
 # %% [markdown]
 # The share falls from nearly 1 (each client holds mostly one digit) towards 0.1 (all ten digits

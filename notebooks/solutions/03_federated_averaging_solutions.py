@@ -5,10 +5,14 @@
 # exercises need, so it runs on its own (about 30 s on a laptop CPU).
 
 # %%
+from fl_helpers import quiet
+
+quiet.import_tensorflow()  # without TensorFlow's C++ start-up lines (notebook 02 explains)
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fl_helpers import data, federated, models, plotting, reproducibility
+from fl_helpers import (aggregation, client, data, models, plotting, reproducibility, schedule,
+                        training)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -31,11 +35,11 @@ global_weights = model.get_weights()
 # of different sizes. Checked on three IID clients (one local step each):
 
 # %%
-equal = [federated.client_update(model, global_weights, *iid_clients[k], local_epochs=1,
+equal = [client.client_update(model, global_weights, *iid_clients[k], local_epochs=1,
                                  batch_size=None, client_learning_rate=0.1, seed=0)[0]
          for k in range(3)]
 plain_mean = [np.mean([w[i] for w in equal], axis=0) for i in range(len(equal[0]))]
-weighted = federated.fedavg(equal, [600, 600, 600])
+weighted = aggregation.fedavg(equal, [600, 600, 600])
 gap = max(np.abs(a - b).max() for a, b in zip(plain_mean, weighted, strict=True))
 print(f"largest difference between the unweighted and the weighted mean: {gap:.1e}")
 
@@ -49,7 +53,7 @@ print(f"largest difference between the unweighted and the weighted mean: {gap:.1
 # %%
 def fedavg_with_server_lr(global_weights, client_weights, num_examples, *,
                           server_learning_rate):
-    averaged = federated.fedavg(client_weights, num_examples)
+    averaged = aggregation.fedavg(client_weights, num_examples)
     return [(w.astype(np.float64)
              + server_learning_rate * (a.astype(np.float64) - w.astype(np.float64))
              ).astype(np.float32)
@@ -62,19 +66,19 @@ def fedavg_with_server_lr(global_weights, client_weights, num_examples, *,
 # way, $\eta_s = 2$ twice as far along the same direction:
 
 # %%
-sampled = federated.sample_clients(100, 10, seed=SEED, round_index=0)
-results = [federated.client_update(model, global_weights, *iid_clients[k], local_epochs=1,
+sampled = schedule.sample_clients(100, 10, seed=SEED, round_index=0)
+results = [client.client_update(model, global_weights, *iid_clients[k], local_epochs=1,
                                    batch_size=10, client_learning_rate=0.1,
-                                   seed=federated.client_seed(SEED, 0, int(k)))
+                                   seed=schedule.client_seed(SEED, 0, int(k)))
            for k in sampled]
 client_weights = [w for w, _ in results]
 num_examples = [n for _, n in results]
-fedavg_weights = federated.fedavg(client_weights, num_examples)
+fedavg_weights = aggregation.fedavg(client_weights, num_examples)
 for eta_s in (1.0, 0.5, 2.0):
     new = fedavg_with_server_lr(global_weights, client_weights, num_examples,
                                 server_learning_rate=eta_s)
     step = np.sqrt(sum(np.sum((a - w) ** 2) for a, w in zip(new, global_weights, strict=True)))
-    accuracy = federated.evaluate(model, new, x_test, y_test)[1]
+    accuracy = client.evaluate(model, new, x_test, y_test)[1]
     print(f"eta_s = {eta_s}: step length {step:.3f}, test accuracy {accuracy:.3f}")
 for a, b in zip(fedavg_with_server_lr(global_weights, client_weights, num_examples,
                                       server_learning_rate=1.0), fedavg_weights, strict=True):
@@ -94,7 +98,7 @@ for a, b in zip(fedavg_with_server_lr(global_weights, client_weights, num_exampl
 #
 # - **Question.** On the shard split, does going from $E = 1$ to $E = 5$ local epochs reduce the
 #   rounds needed, as it does on IID data?
-# - **Held fixed.** The model (2NN), $C = 0.1$, $\eta = 0.1$, $B = 50$, the split, and 10 rounds.
+# - **Held fixed.** The model (2NN), $q = 0.1$, $\eta = 0.1$, $B = 50$, the split, and 10 rounds.
 #   With $B = 50$, $E = 5$ is $u = 60$ local steps per round, the same work as the notebook's
 #   $E = 1$, $B = 10$ runs, and $E = 1$ is $u = 12$; so this compares 5× more local work per
 #   round, not different batch sizes.
@@ -107,7 +111,7 @@ for a, b in zip(fedavg_with_server_lr(global_weights, client_weights, num_exampl
 curves = {}
 for local_epochs in (1, 5):
     for seed in (0, 1):
-        history = federated.run_fedavg(
+        history = training.run_fedavg(
             models.make_2nn, shard_clients, num_rounds=10, clients_per_round=10,
             local_epochs=local_epochs, batch_size=50, client_learning_rate=0.1,
             test_data=(x_test, y_test), seed=seed, progress=False)
@@ -120,7 +124,7 @@ fig, ax = plt.subplots(figsize=(7, 3.4))
 styles = {label: {"color": "C0" if label.startswith("E = 1") else "C1",
                   "ls": "-" if label.endswith("0") else "--"} for label in curves}
 plotting.plot_accuracy_curves(curves, styles=styles, ax=ax)
-ax.set_title("2NN, non-IID (2 shards), C = 0.1, B = 50, η = 0.1", fontsize=10)
+ax.set_title("2NN, non-IID (2 shards), q = 0.1, B = 50, η = 0.1", fontsize=10)
 ax.set_ylim(0, 1)
 plt.show()
 
