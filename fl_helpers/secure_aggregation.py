@@ -45,6 +45,7 @@ not implement. Nothing here authenticates clients: a public-key infrastructure i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -261,7 +262,7 @@ def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
 
 
 #: Largest variance :func:`discrete_gaussian` accepts (so that its integer arithmetic fits int64).
-MAX_VARIANCE = 10**7
+MAX_VARIANCE = 5 * 10**7
 
 
 def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.ndarray:
@@ -275,7 +276,7 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
     round the target up, which only adds noise).
 
     Args:
-        variance: ``sigma^2``, an integer in 1..10^7.
+        variance: ``sigma^2``, an integer in 1..5 * 10^7.
         size: Number of draws >= 0.
         source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
 
@@ -437,15 +438,22 @@ def shamir_reconstruct(shares: Sequence[tuple[int, int]], *, threshold: int) -> 
                          f"{len(points)}: with fewer the secret is hidden (too many clients "
                          "dropped out).")
     points = points[:threshold]
-    total = 0
-    for j, (xj, yj) in enumerate(points):
+    weights = _lagrange_at_zero(tuple(int(x) for x, _ in points))
+    return sum(int(y) * w for (_, y), w in zip(points, weights, strict=True)) % FIELD_PRIME
+
+
+@functools.lru_cache(maxsize=64)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """``l_j(0) = prod_{m != j} x_m / (x_m - x_j)`` mod p (cached: one holder set per round)."""
+    weights = []
+    for j, xj in enumerate(xs):
         num, den = 1, 1
-        for m, (xm, _) in enumerate(points):
+        for m, xm in enumerate(xs):
             if m != j:
-                num = num * (-xm) % FIELD_PRIME
-                den = den * (xj - xm) % FIELD_PRIME
-        total = (total + yj * num * pow(den, -1, FIELD_PRIME)) % FIELD_PRIME
-    return total
+                num = num * xm % FIELD_PRIME
+                den = den * (xm - xj) % FIELD_PRIME
+        weights.append(num * pow(den, -1, FIELD_PRIME) % FIELD_PRIME)
+    return tuple(weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -900,6 +908,33 @@ def ddg_epsilon(*, rho: float, num_rounds: int, target_delta: float,
     return float(epsilon)
 
 
+def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: float,
+                                     sampling_probability: float, num_rounds: int) -> float:
+    """The smallest ``z`` (to 0.1 %) whose :func:`ddg_epsilon` at ``rho = 1 / (2 z^2)`` is at most
+    ``target_epsilon``.
+
+    With :class:`DistributedDPSecAgg`, every round's integer sum carries variance at least
+    ``(z Delta)^2``, so its rho is ``1 / (2 z^2)`` plus Kairouz et al.'s ``tau`` term (check it
+    with :func:`ddg_rho`; it is below 1e-300 for the course's settings).
+    """
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+
+    def spent(z: float) -> float:
+        return ddg_epsilon(rho=1 / (2 * z * z), num_rounds=num_rounds, target_delta=target_delta,
+                           sampling_probability=sampling_probability)
+
+    low, high = 0.05, 1.0
+    while spent(high) > target_epsilon:
+        low, high = high, 2 * high
+        if high > 1e4:
+            raise ValueError(f"target_epsilon={target_epsilon} needs a noise multiplier above "
+                             "1e4; raise the budget or lower sampling_probability.")
+    while high - low > 1e-3 * high:
+        middle = (low + high) / 2
+        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
+    return high
+
+
 # --------------------------------------------------------------------------------------------
 # The aggregation rule
 # --------------------------------------------------------------------------------------------
@@ -919,7 +954,8 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         clipping_norm: ``C`` > 0.
         expected_clients: The divisor ``q N`` > 0.
         noise_multiplier: ``z`` >= 0 (noise std on the integer sum over its sensitivity).
-        scale: ``s`` > 0 (default ``2^14 / C``; larger is finer and needs more bits).
+        scale: ``s`` > 0 (default ``2^12 / C``: the sensitivity ``s C + sqrt(d)`` is then 2.2 %
+            above ``s C`` for the 7,850 parameters of softmax regression; larger is finer).
         modulus_bits: ``b`` (default 32).
         threshold_fraction: ``t = ceil(threshold_fraction m)`` (default 2/3).
         source: Randomness for rounding and noise (default: a fresh ``NoiseSource.secret()``).
@@ -934,7 +970,7 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
-        self.scale = 2.0**14 / self.clipping_norm if scale is None \
+        self.scale = 2.0**12 / self.clipping_norm if scale is None \
             else v.check_positive("scale", scale)
         self.modulus_bits = check_modulus_bits(modulus_bits)
         self.threshold_fraction = v.check_probability("threshold_fraction", threshold_fraction)
