@@ -86,6 +86,7 @@ Plus the plain functions the notebook widget and the tests share (:func:`noise_s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import secrets
 from collections.abc import Sequence
@@ -394,6 +395,7 @@ def zcdp_delta(*, rho: float, epsilon: float) -> float:
     return math.exp(min(0.0, result.fun, log_delta(guess)))
 
 
+@functools.lru_cache(maxsize=256)
 def _gaussian_multiplier(epsilon: float, delta: float) -> float:
     """Smallest z (sigma / sensitivity) with zcdp_delta(rho = 1 / (2 z^2), epsilon) <= delta."""
     def too_small(z: float) -> bool:
