@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     priv.add_argument("--noise-placement", choices=("central", "local"), default="central",
                       help="central: the server noises the sum (trusted server); local: every "
                            "client noises its own update (no trusted server, much more noise)")
+    priv.add_argument("--accountant", choices=("pld", "rdp"), default="pld",
+                      help="privacy accountant: pld (privacy loss distributions, the tightest) "
+                           "or rdp (Renyi DP, what most libraries use)")
     priv.add_argument("--reproducible-noise", action="store_true",
                       help="derive the noise and sampling from --seed: reproducible, and NOT "
                            "private against anyone who knows the seed (teaching and tests)")
@@ -190,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             client_learning_rate=args.client_learning_rate,
             server_learning_rate=args.server_learning_rate, seed=args.seed,
             noise_placement=args.noise_placement, progress=not args.no_progress,
-            reproducible_noise=args.reproducible_noise, diagnostics=args.diagnostics)
+            reproducible_noise=args.reproducible_noise, diagnostics=args.diagnostics,
+            accountant=args.accountant)
     except (ValueError, TypeError) as err:
         _flag_error(parser, err)
         return 2

@@ -153,24 +153,35 @@ def make_federation(num_clients: int, *, split: str = "dirichlet", alpha: float 
 
 @functools.lru_cache(maxsize=256)
 def _calibrated(target_epsilon: float, target_delta: float, sampling_probability: float,
-                num_rounds: int) -> float:
+                num_rounds: int, accountant: accounting.AccountantName) -> float:
     return accounting.noise_multiplier_for_epsilon(
         target_epsilon=target_epsilon, target_delta=target_delta,
-        sampling_probability=sampling_probability, num_rounds=num_rounds)
+        sampling_probability=sampling_probability, num_rounds=num_rounds,
+        accountant=accountant)
 
 
 def noise_multiplier_for_budget(*, target_epsilon: float, target_delta: float,
-                                sampling_probability: float, num_rounds: int) -> float:
+                                sampling_probability: float, num_rounds: int,
+                                accountant: accounting.AccountantName = accounting.Accountant.PLD
+                                ) -> float:
     """:func:`fl_helpers.accounting.noise_multiplier_for_epsilon`, remembered per setting.
 
     A widget asks for the same few budgets again and again; the accountant checks the arguments
     (this function does not) and a repeated setting costs nothing.
     """
-    return _calibrated(target_epsilon, target_delta, sampling_probability, num_rounds)
+    settings = (target_epsilon, target_delta, sampling_probability, num_rounds, accountant)
+    if all(isinstance(x, (int, float, str)) for x in settings):
+        return _calibrated(*settings)
+    # Not cacheable (e.g. a numpy scalar or a bad type): the accountant checks and answers.
+    return accounting.noise_multiplier_for_epsilon(
+        target_epsilon=target_epsilon, target_delta=target_delta,
+        sampling_probability=sampling_probability, num_rounds=num_rounds, accountant=accountant)
 
 
 def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
-                           busiest_reports: int) -> float:
+                           busiest_reports: int,
+                           accountant: accounting.AccountantName = accounting.Accountant.PLD
+                           ) -> float:
     """The noise multiplier of *local* DP for a client that sends ``busiest_reports`` reports.
 
     With local DP (no trusted server) every report a client sends must itself be private: the
@@ -182,7 +193,9 @@ def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
     inverts. Kairouz et al. 2021, "Advances and Open Problems in Federated Learning", Section
     4.2.2, compares local and central DP.
     """
-    return 2.0 * _calibrated(target_epsilon, target_delta, 1.0, max(int(busiest_reports), 1))
+    return 2.0 * noise_multiplier_for_budget(
+        target_epsilon=target_epsilon, target_delta=target_delta, sampling_probability=1.0,
+        num_rounds=max(int(busiest_reports), 1), accountant=accountant)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +257,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    seed: int = DEFAULTS["seed"],
                    noise_placement: str | aggregation.NoisePlacement = "central",
                    progress: bool = False, callback: training.Callback | None = None,
-                   reproducible_noise: bool = False, diagnostics: bool = False
+                   reproducible_noise: bool = False, diagnostics: bool = False,
+                   accountant: accounting.AccountantName = accounting.Accountant.PLD
                    ) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
 
@@ -284,6 +298,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         callback: Called after every round (see :func:`fl_helpers.training.run_dp_fedavg`).
         reproducible_noise: Derive noise and sampling from ``seed`` (NOT private; for teaching).
         diagnostics: Also return per-client figures (NOT covered by epsilon).
+        accountant: ``"pld"`` (default, the tightest) or ``"rdp"``: calibrates the noise and
+            reports epsilon.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -316,11 +332,12 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                 num_rounds=num_rounds)
             busiest = int(schedule.busiest_client_counts(schedule_, len(client_datasets))[-1])
             z = local_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
-                                       busiest_reports=busiest)
+                                       busiest_reports=busiest, accountant=accountant)
         else:
             z = noise_multiplier_for_budget(
                 target_epsilon=target_epsilon, target_delta=target_delta,
-                sampling_probability=sampling_probability, num_rounds=num_rounds)
+                sampling_probability=sampling_probability, num_rounds=num_rounds,
+                accountant=accountant)
         accountant_seconds = time.perf_counter() - tic
         kind = Privacy.LOCAL_DP if local else Privacy.CENTRAL_DP
     elif noise_multiplier is not None:
@@ -338,7 +355,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         clipping_norm=clipping_norm, noise_multiplier=z,
         server_learning_rate=server_learning_rate, test_data=test_data, seed=seed,
         progress=progress, target_delta=target_delta, callback=callback,
-        noise_placement=placement, randomness=randomness, diagnostics=diagnostics)
+        noise_placement=placement, randomness=randomness, diagnostics=diagnostics,
+        accountant=accountant)
     config = {
         "privacy": kind,
         "num_clients": len(client_datasets),

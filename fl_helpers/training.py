@@ -602,7 +602,9 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
 
 
 def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.ndarray,
-                               target_delta: float) -> np.ndarray:
+                               target_delta: float,
+                               accountant: accounting.AccountantName = accounting.Accountant.PLD
+                               ) -> np.ndarray:
     """Epsilon of the busiest client after each round when every client noises its own update.
 
     Local DP: the server sees each client's report and who sent it, so sampling gives no
@@ -618,6 +620,7 @@ def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.nd
         noise_multiplier: ``z`` > 0.
         busiest_counts: Non-decreasing report counts of the busiest client, one per round.
         target_delta: delta in (0, 1).
+        accountant: ``"pld"`` (default) or ``"rdp"``.
 
     Returns:
         Float64 array with one epsilon per round.
@@ -625,7 +628,8 @@ def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.nd
     busiest = np.asarray(busiest_counts, dtype=np.int64)
     per_report = accounting.epsilon_per_round(
         noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
-        num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta)
+        num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta,
+        accountant=accountant)
     return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
 
 
@@ -645,7 +649,9 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   client_hook: robust.ClientHook | None = None,
                   deadline_seconds: float | None = None,
                   checkpoint: str | os.PathLike | None = None,
-                  checkpoint_every: int = 1) -> DPHistory:
+                  checkpoint_every: int = 1,
+                  accountant: accounting.AccountantName = accounting.Accountant.PLD
+                  ) -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -698,6 +704,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             epsilon; a warning says so).
         randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
             one (so a caller can see the schedule first, e.g. for local-DP calibration).
+        accountant: ``"pld"`` (default, the tightest) or ``"rdp"``
+            (:class:`fl_helpers.accounting.Accountant`).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
@@ -759,7 +767,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                                          num_rounds=num_rounds)
     epsilons = _epsilons(placement, noise_multiplier=noise_multiplier,
                          sampling_probability=sampling_probability, rounds=rounds,
-                         num_clients=num_clients, target_delta=target_delta)
+                         num_clients=num_clients, target_delta=target_delta,
+                         accountant=accountant)
     rounds_allowed = num_rounds
     if target_epsilon is not None and epsilons is not None:
         rounds_allowed = int(np.searchsorted(epsilons, target_epsilon, side="right"))
@@ -785,12 +794,14 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         epsilon=np.zeros(0) if epsilons is None else epsilons[:done].copy(),
         noise_multiplier=noise_multiplier, clipping_norm=clipping_norm,
         sampling_probability=sampling_probability, target_delta=target_delta,
-        noise_placement=placement, accountant="pld", reproducible_noise=reproducible_noise)
+        noise_placement=placement, accountant=accounting.Accountant(accountant).value,
+        reproducible_noise=reproducible_noise)
 
 
 def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
               sampling_probability: float, rounds: list[np.ndarray], num_clients: int,
-              target_delta: float | None) -> np.ndarray | None:
+              target_delta: float | None,
+              accountant: accounting.AccountantName) -> np.ndarray | None:
     if target_delta is None:
         return None
     if noise_multiplier == 0:
@@ -799,10 +810,10 @@ def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
         return local_dp_epsilon_per_round(
             noise_multiplier=noise_multiplier,
             busiest_counts=schedule.busiest_client_counts(rounds, num_clients),
-            target_delta=target_delta)
+            target_delta=target_delta, accountant=accountant)
     return accounting.epsilon_per_round(
         noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
-        num_rounds=len(rounds), target_delta=target_delta)
+        num_rounds=len(rounds), target_delta=target_delta, accountant=accountant)
 
 
 # --------------------------------------------------------------------------------------------
