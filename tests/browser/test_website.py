@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from tools import build_website  # noqa: E402
 
 FULL_PAGE = {"index", "notebooks/04_multi_client_experiment", "instructor_guide"}
+WAIT_MS = 120_000  # generous: on a loaded 2-core machine MathJax alone can take many seconds
 pytestmark = pytest.mark.browser
 
 
@@ -116,6 +117,7 @@ def test_page(name, site, server, browser):
 
     context.route("**/*", gate)
     page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
     page.on("console", lambda message: console_errors.append(message.text)
             if message.type == "error" else None)
     page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
@@ -131,11 +133,11 @@ def test_page(name, site, server, browser):
         has_math = page.locator(".math").count() > 0
         if has_math:  # MathJax typesets after load
             page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise"
-                                   " && document.querySelector('mjx-container')", timeout=30000)
+                                   " && document.querySelector('mjx-container')")
             page.evaluate("MathJax.startup.promise")
         widget_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]')
         if widget_views.count():
-            page.wait_for_selector(".widget-slider", timeout=30000)
+            page.wait_for_selector(".widget-slider")
         page.wait_for_load_state("networkidle")
 
         ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
