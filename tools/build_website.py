@@ -117,7 +117,12 @@ def site_notebook(path: Path, mapping: dict[str, str]) -> nbformat.NotebookNode:
                for cell in nb.cells[:4]):
         title = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown"
                       and cell.source.lstrip().startswith("# ")), -1)
-        links = nbformat.v4.new_markdown_cell(cn.launch_links(relative))
+        text = cn.launch_links(relative)
+        if nb.metadata.get("widgets"):
+            text += ("\n\n*The widgets on this page show the state they were saved in; to move "
+                     "them and see the results change, run the notebook (Colab, Binder or your own "
+                     "JupyterLab).*")
+        links = nbformat.v4.new_markdown_cell(text)
         links.metadata["tags"] = ["launch-links"]
         nb.cells.insert(title + 1, links)
     for cell in nb.cells:
