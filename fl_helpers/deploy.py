@@ -395,7 +395,8 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                      "expected-batch-size": config.expected_batch_size, "seed": config.seed,
                      "missing": missing, "reproducible-noise": bool(reproducible_noise),
                      "secagg": bool(secagg),
-                     "evaluate-every-round": bool(evaluate_every_round), "num-hospitals": len(hospitals),
+                     "evaluate-every-round": bool(evaluate_every_round),
+                     "num-hospitals": len(hospitals),
                      "result-path": str(result_path)}
         run_started = time.monotonic()
         run = subprocess.Popen(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from flwr.app import Context, Message
+from flwr.app.message_type import MessageType
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
-from flwr.app.message_type import MessageType
 
 from fl_helpers import cross_silo, data
 from heart_app.common import training_config
@@ -54,10 +54,8 @@ def client_fn(context: Context):
         raise ValueError("this SuperNode has no hospital-id in its --node-config; start it with "
                          "--node-config \"hospital-id=K\" (K in 0..3).")
     hospital_id = int(node["hospital-id"])
-    num = int(context.run_config["num-hospitals"])
     if not 0 <= hospital_id < data.NUM_HOSPITALS:
         raise ValueError(f"hospital-id must be in 0..{data.NUM_HOSPITALS - 1}, got {hospital_id}.")
-    del num
     data_dir = node.get("data-dir") or None
     hospital = cross_silo.load_hospital(hospital_id, missing=str(context.run_config["missing"]),
                                         data_dir=data_dir)
