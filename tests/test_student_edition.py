@@ -161,6 +161,8 @@ def test_student_text_points_to_the_answer_key():
             "notebook, or [the worked answer](solutions/01_x_solutions.ipynb).")
     assert se.student_text(text) == ("A solution is in the answer key. See the answer key, or "
                                      "the worked answer.")
+    assert se.student_text("design.\nThe solutions\nnotebook runs one.") == (
+        "design.\nThe answer key runs one.")
 
 
 def test_placeholders():

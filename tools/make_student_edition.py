@@ -62,8 +62,9 @@ SUPPORT = ["fl_helpers", "data", "benchmarks/results", "requirements.txt", "pypr
 
 _SOLUTION_LINK = re.compile(r"\[([^\]]*)\]\((?:\.\./|\./)?(?:notebooks/)?solutions/[^)]*\)")
 _SOLUTION_PATH = re.compile(r"`(?:\.\./|\./)?(?:notebooks/)?solutions/?[^`]*`")
-_SOLUTION_WORDS = [(re.compile(r"\b[Tt]he solutions notebook"), "the answer key"),
-                   (re.compile(r"\b[Ss]olutions notebook"), "answer key")]
+_SOLUTION_WORDS = [(re.compile(r"\bthe\s+solutions\s+notebook"), "the answer key"),
+                   (re.compile(r"\bThe\s+solutions\s+notebook"), "The answer key"),
+                   (re.compile(r"\b[Ss]olutions\s+notebook"), "answer key")]
 _INLINE_ASSIGNMENT = re.compile(r"`\s*([A-Za-z_]\w*)\s*=\s*([^`]+?)\s*`")
 
 
