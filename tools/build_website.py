@@ -45,6 +45,8 @@ SITE_DIR = BUILD / "website"
 STAGE_DIR = BUILD / "website-src"
 
 _LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
+#: Links to files that are not in the checkout, found by the last :func:`stage` (reported).
+MISSING: list[str] = []
 
 
 def pages() -> dict[str, str]:
@@ -74,8 +76,12 @@ def rewrite_links(markdown: str, source: str, mapping: dict[str, str]) -> str:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), path))
         if resolved in mapping:
             new = posixpath.relpath(mapping[resolved], here or ".")
-        elif resolved.startswith("..") or not (cn.REPO / resolved).exists():
-            return match.group(0)  # not ours to fix; the link test will say if it is broken
+        elif resolved.startswith(".."):
+            return match.group(0)  # outside the repository: Sphinx warns, the build fails
+        elif not (cn.REPO / resolved).exists():
+            # Not in this checkout (yet): link to where it will be on GitHub, and say so.
+            MISSING.append(f"{source}: link to {resolved}, which does not exist")
+            new = f"{repo['url']}/blob/{repo['branch']}/{resolved}"
         else:
             kind = "tree" if (cn.REPO / resolved).is_dir() else "blob"
             new = f"{repo['url']}/{kind}/{repo['branch']}/{resolved}"
@@ -137,6 +143,7 @@ def site_notebook(path: Path, mapping: dict[str, str]) -> nbformat.NotebookNode:
 
 def stage(stage_dir: Path = STAGE_DIR) -> Path:
     """Copies the book's sources into ``stage_dir`` (replacing it); returns it."""
+    MISSING.clear()
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
@@ -200,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1
+    for missing in MISSING:
+        print(f"note: {missing} (linked to GitHub instead)", file=sys.stderr)
     count = len(list(html.rglob("*.html")))
     print(f"website: {count} HTML files in {html} ({time.perf_counter() - start:.0f} s); open "
           f"{html / 'index.html'}")
