@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_helpers import experiment
+from fl_helpers import aggregation, experiment, training
 
 
 def json_number(value: Any) -> Any:
@@ -119,4 +119,59 @@ def results_table(result: experiment.ExperimentResult, *, max_rows: int = 12) ->
         loss = f"{h.test_loss[i]:9.4f}" if h.test_loss.size else f"{'-':>9}"
         lines.append(f"{int(h.rounds[i]):5d}  "
                      f"{('inf' if not math.isfinite(eps) else f'{eps:.3f}'):>8}  {acc}  {loss}")
+    return "\n".join(lines)
+
+
+def privacy_statement(history: training.DPHistory, *, num_clients: int,
+                      examples_per_client: float | None = None) -> str:
+    """What a DP-FedAvg run's epsilon protects, written out from the run's own figures.
+
+    Names the unit protected, the neighbouring relation, the guarantee with its accountant, who
+    sees what and who is trusted, and what the epsilon does not cover (so that nobody quotes the
+    number without its meaning).
+
+    Args:
+        history: The run's :class:`fl_helpers.training.DPHistory` (with ``target_delta``).
+        num_clients: ``N``, the clients of the federation.
+        examples_per_client: A typical client's number of examples, for the wording, or
+            ``None``.
+
+    Returns:
+        A few lines of text.
+
+    Raises:
+        ValueError: The run accounted no epsilon (no ``target_delta``).
+    """
+    if history.target_delta is None or history.epsilon.size == 0:
+        raise ValueError("history has no epsilon: run run_dp_fedavg with target_delta.")
+    eps, delta = float(history.epsilon[-1]), history.target_delta
+    rounds = int(history.rounds[-1])
+    data = ("all of its data" if examples_per_client is None
+            else f"all of its ~{examples_per_client:.0f} examples")
+    local = history.noise_placement is aggregation.NoisePlacement.LOCAL
+    lines = [
+        "What this ε means",
+        f"- Unit protected: one client, with {data} (client-level DP; a person with k "
+        "devices is protected only at group level, about k·ε).",
+        "- Neighbouring relation: " + (
+            "replace one client's data by any other (each report hides the client's data)."
+            if local else f"add or remove one client from the {num_clients:,} clients."),
+        f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
+        f"{history.accountant.upper()} accountant, z = {history.noise_multiplier:.3g}, "
+        f"q = {history.sampling_probability:g}, C = {history.clipping_norm:g}"
+        + (" (ε of the busiest client)." if local else "."),
+        ("- Observer: anyone, the server included: it sees every noisy report and who sent it."
+         if local else
+         f"- Observer: anyone who sees the {rounds} released global models (and what is "
+         "computed from them on public data)."),
+        ("- Trusted: no server; each client trusts its own device to clip and noise."
+         if local else
+         "- Trusted: the server that samples, clips, sums and adds the noise, with secret "
+         "randomness; it sees each clipped update before noise and who took part."),
+        "- Not covered: choosing hyperparameters on the same private data (that spends privacy "
+        "too), per-client diagnostics (diagnostics=True), timings.",
+    ]
+    if history.reproducible_noise:
+        lines.append("- THIS RUN used reproducible noise derived from its seed: its ε does not "
+                     "hold against anyone who knows the seed (teaching only).")
     return "\n".join(lines)
