@@ -256,7 +256,7 @@ for make_model, rate in [(models.make_softmax_regression, 0.5), (models.make_2nn
 print(f"share of 0s among the test images: {np.mean(y_test == 0):.1%}")
 
 # %% [markdown]
-# The softmax-regression "loss" fell to about −400,000 while the cross-entropy and the accuracy
+# The softmax-regression "loss" fell to about $-4.2 \times 10^{5}$ while the cross-entropy and the accuracy
 # stayed at their untrained values (the last digit moves only because the logits grow so large
 # that float32 rounding changes a few predictions). The 2NN's outputs became NaN; its 9.8% is
 # an artefact: `argmax` of a row of NaNs returns 0, and 9.8% of the test images are 0s.
@@ -767,6 +767,7 @@ ax.axhline(sweep[0.0][1], color="0.5", ls="--", label="clipping only (z = 0, ε 
 ax.axhline(plain_accuracy, color="0.2", ls=":", label="plain SGD (no privacy)")
 ax.set_xscale("log")
 ax.set_ylim(min(r[1] for r in sweep.values()) - 0.1, max(plain_accuracy, 0.6) + 0.05)
+ax.set_xlim(0.6 * min(r[0] for r in private.values()), 3 * max(r[0] for r in private.values()))
 ax.set_xlabel(f"ε (δ = {target_delta:g}) after {sweep_steps} steps")
 ax.set_ylabel("test accuracy")
 ax.legend(frameon=False, fontsize=8, loc="lower right")

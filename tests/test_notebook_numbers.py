@@ -52,6 +52,7 @@ def _out(pattern: str) -> Callable[[str], float]:
 
 
 NB01 = "01_differential_privacy_noise.ipynb"
+NB02 = "02_local_gradient_descent.ipynb"
 
 NUMBERS: list[Number] = [
     # Issue 13: delta is not a failure probability.
@@ -103,6 +104,18 @@ NUMBERS: list[Number] = [
     # Issue 12: the floating-point attack finds nothing on the helper's mechanism.
     Number(NB01, "helper outputs ruled out", r"so the replay\s+#?\s*finds (?P<value>nothing)",
            r"privacy.laplace_mechanism: (?P<value>\d+) of"),
+    # Notebook 02 (issue 13: the memory argument counts weights and gradients too).
+    Number(NB02, "batch where activations catch up", r"up to \$B \\approx (?P<value>\d+)\$",
+           r"activations equal weights \+ gradients at B = (?P<value>\d+)"),
+    Number(NB02, "loss = model(batch) runaway", r"fell to about \$-(?P<value>[\d.]+) \\times "
+           r"10\^\{(?P<exponent>\d+)\}\$",
+           r"softmax_regression mean 'loss' after 30 steps\s+-(?P<value>[\d.e+]+)"),
+    Number(NB02, "share of 0s", r"and (?P<value>[\d.]+)% of the test images are 0s",
+           r"share of 0s among the test images: (?P<value>[\d.]+)%"),
+    Number(NB02, "client 0 alone", r"2NN reaches about (?P<value>\d+)% accuracy",
+           r"client 0 alone\s+test accuracy (?P<value>[\d.]+)%"),
+    Number(NB02, "all the data", r"the same model reaches about (?P<value>\d+)% after",
+           r"all 60,000 examples\s+test accuracy (?P<value>[\d.]+)%"),
 ]
 
 
