@@ -158,14 +158,8 @@ ACCOUNTING_CORRUPT = {"noise_multiplier": (*POSITIVE, "huge_scale"),
                       "target_delta": (*OPEN_UNIT, "subnormal"), "accountant": NAME}
 
 
-#: Known failures of fl_helpers/privacy.py (owned by another engineer, fixing its validation).
-PRIVACY_SUBNORMAL = ("fl_helpers/privacy.py: its own _positive check accepts subnormal floats "
-                     "(< 2.2e-308), which _validation.check_positive rejects")
 #: Known failures of whole families in a module, by (module, family).
-KNOWN_FAILURES = {
-    ("privacy", "giant_int"): "fl_helpers/privacy.py: _real() prints len(str(value)) of an int "
-                              "beyond Python's 4300-digit limit and raises an unnamed ValueError",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 #: Known failure of the heart-disease loader in fl_helpers/data.py (another engineer's part).
 HEART_DATA_DIR = ("fl_helpers/data.py load_heart_disease (heart-disease section, not the MNIST "
                   "part): data_dir's type is not checked, Path() raises an unnamed TypeError")
@@ -183,17 +177,14 @@ REGISTRY: list[Entry] = [
           corrupt={"value": ARRAY, "sensitivity": NON_NEGATIVE, "epsilon": POSITIVE,
                    "reproducible_rng": ("optional_rng",)}),
     Entry(privacy.laplace_mechanism_spec, kwargs={"sensitivity": 1.0, "epsilon": 1.0, "size": 3},
-          corrupt={"sensitivity": POSITIVE, "epsilon": POSITIVE, "size": COUNT},
-          xfail={("sensitivity", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"sensitivity": POSITIVE, "epsilon": POSITIVE, "size": COUNT}),
     Entry(privacy.classic_gaussian_sigma,
           kwargs={"sensitivity": 1.0, "epsilon": 0.5, "delta": DELTA},
           corrupt={"sensitivity": NON_NEGATIVE, "epsilon": POSITIVE, "delta": OPEN_UNIT}),
     Entry(privacy.gaussian_delta, kwargs={"sigma": 1.0, "sensitivity": 1.0, "epsilon": 1.0},
-          corrupt={"sigma": POSITIVE, "sensitivity": NON_NEGATIVE, "epsilon": NON_NEGATIVE},
-          xfail={("sigma", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"sigma": POSITIVE, "sensitivity": NON_NEGATIVE, "epsilon": NON_NEGATIVE}),
     Entry(privacy.gaussian_sigma, kwargs={"sensitivity": 1.0, "epsilon": 1.0, "delta": DELTA},
-          corrupt={"sensitivity": NON_NEGATIVE, "epsilon": POSITIVE, "delta": OPEN_UNIT},
-          xfail={("epsilon", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"sensitivity": NON_NEGATIVE, "epsilon": POSITIVE, "delta": OPEN_UNIT}),
     Entry(privacy.gaussian_mechanism, args=(np.array([1.0, 2.0]),),
           kwargs={"sensitivity": 1.0, "epsilon": 1.0, "delta": DELTA},
           corrupt={"value": ARRAY, "sensitivity": NON_NEGATIVE, "epsilon": POSITIVE,
@@ -201,18 +192,14 @@ REGISTRY: list[Entry] = [
     Entry(privacy.gaussian_mechanism_spec,
           kwargs={"sensitivity": 1.0, "epsilon": 1.0, "delta": DELTA, "size": 2},
           corrupt={"sensitivity": POSITIVE, "epsilon": POSITIVE, "delta": OPEN_UNIT,
-                   "size": COUNT},
-          xfail={("sensitivity", "subnormal"): PRIVACY_SUBNORMAL}),
+                   "size": COUNT}),
     Entry(privacy.grid_granularity, kwargs={"sensitivity": 1.0},
-          corrupt={"sensitivity": POSITIVE},
-          xfail={("sensitivity", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"sensitivity": POSITIVE}),
     Entry(privacy.zcdp_delta, kwargs={"rho": 0.5, "epsilon": 1.0},
-          corrupt={"rho": POSITIVE, "epsilon": NON_NEGATIVE},
-          xfail={("rho", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"rho": POSITIVE, "epsilon": NON_NEGATIVE}),
     Entry(privacy.clip_by_l2_norm, args=(np.array([3.0, 4.0]), 1.0),
           # (a ragged list is valid here: one array per layer)
-          corrupt={"tensors": ARRAY[:-1], "clipping_norm": POSITIVE},
-          xfail={("clipping_norm", "subnormal"): PRIVACY_SUBNORMAL}),
+          corrupt={"tensors": ARRAY[:-1], "clipping_norm": POSITIVE}),
     Entry(privacy.noise_scale, args=("gaussian",),
           kwargs={"sensitivity": 1.0, "epsilon": 1.0, "delta": DELTA},
           corrupt={"mechanism": NAME, "sensitivity": NON_NEGATIVE, "epsilon": POSITIVE,
@@ -244,8 +231,7 @@ REGISTRY: list[Entry] = [
     Entry(privacy.mironov_impossible_outputs, args=(np.zeros(5),),
           kwargs={"other_input": 1.0, "sensitivity": 1.0, "epsilon": 1.0, "sampler": "naive"},
           corrupt={"outputs": ARRAY, "other_input": REAL, "sensitivity": POSITIVE,
-                   "epsilon": POSITIVE, "sampler": NAME},
-          xfail={("sensitivity", "subnormal"): PRIVACY_SUBNORMAL}),
+                   "epsilon": POSITIVE, "sampler": NAME}),
     # ---------------------------------------------------------------- fl_helpers.accounting
     Entry(accounting.dp_fedavg_epsilon, kwargs=ACCOUNTING, corrupt=ACCOUNTING_CORRUPT,
           extra={"noise_multiplier": [1e300, accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER * 2]}),
