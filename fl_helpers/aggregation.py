@@ -147,7 +147,7 @@ class LinearRule(AggregationRule):
             norm = math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64)))
                                        for d in delta))
             if self.clipping_norm is not None:
-                delta, _ = privacy.clip_by_l2_norm(delta, self.clipping_norm)
+                delta = list(privacy.clip_by_l2_norm(delta, self.clipping_norm)[0])
             norms.append(norm)
             clipped_norms.append(min(norm, self.clipping_norm or math.inf))
             for t, d in zip(total, delta, strict=True):
@@ -207,6 +207,7 @@ class DPFedAvg(LinearRule):
     """
 
     name = "DP-FedAvg"
+    clipping_norm: float
 
     def __init__(self, *, clipping_norm: float, noise_multiplier: float,
                  expected_clients: float,
@@ -279,7 +280,7 @@ class NormBounded(AggregationRule):
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: RoundContext) -> Weights:
-        clipped = [privacy.clip_by_l2_norm(delta, self.clipping_norm)[0] for delta in deltas]
+        clipped = [list(privacy.clip_by_l2_norm(delta, self.clipping_norm)[0]) for delta in deltas]
         return self.rule.aggregate(clipped, num_examples, context)
 
 

@@ -78,7 +78,7 @@ def client_batches_unchecked(num_examples: int, local_epochs: int, batch_size: i
                              rng: np.random.Generator) -> list[np.ndarray]:
     """:func:`client_batches` without the argument checks, for trainers that checked once."""
     step = num_examples if batch_size is None else min(batch_size, num_examples)
-    batches = []
+    batches: list[np.ndarray] = []
     for _ in range(local_epochs):
         order = rng.permutation(num_examples).astype(np.int64)
         batches.extend(order[start:start + step] for start in range(0, num_examples, step))
@@ -184,7 +184,9 @@ class PrivateRandomness:
     @classmethod
     def secret(cls) -> PrivateRandomness:
         """Fresh secret randomness from the operating system (``os.urandom``)."""
-        return cls(_entropy=int(np.random.SeedSequence().entropy), _seed=None)
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)  # a fresh SeedSequence draws one int from os.urandom
+        return cls(_entropy=entropy, _seed=None)
 
     @classmethod
     def reproducible(cls, seed: int, *, warn: bool = True) -> PrivateRandomness:
