@@ -5,12 +5,16 @@
 # the exercises need, so it runs on its own (about 40 s on a laptop CPU).
 
 # %%
+from fl_helpers import quiet
+
+quiet.import_tensorflow()  # without TensorFlow's C++ start-up lines (notebook 02 explains)
 import json
 from pathlib import Path
 
 import numpy as np
 
-from fl_helpers import accounting, experiment, plotting, reproducibility
+from fl_helpers import (accounting, client, data, experiment, models, plotting, reporting,
+                        reproducibility)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -82,33 +86,58 @@ federation = experiment.make_federation(1000, split="dirichlet", alpha=0.5, seed
 clients, test_data = federation.client_datasets, federation.test_data
 few_rounds = experiment.run_experiment(clients, test_data, num_rounds=10, sampling_probability=0.3,
                                        target_epsilon=1.0, clipping_norm=C, seed=SEED)
-print(experiment.summary_line(few_rounds))
+print(reporting.summary_line(few_rounds))
 
 # %% [markdown]
 # **More local work is free.** The accountant only sees how often a client's clipped update is
 # released ($q$ and $T$), not how it was computed: three local epochs instead of one cost no
-# privacy at all, and each update then carries more of the client's data. The updates are longer,
-# so $C$ goes up a little, to 0.7 (about their median norm, as in the notebook's rule of thumb).
+# privacy at all, and each update then carries more of the client's data. The updates are
+# longer, so $C$ should follow them. We measure their norms on the notebook's public proxy (1,000
+# test images in 16 proxy clients: no privacy spent) and take the median:
 
 # %%
-more_local = experiment.run_experiment(clients, test_data, num_rounds=30, sampling_probability=0.1,
-                                       target_epsilon=1.0, clipping_norm=0.7, local_epochs=3,
-                                       seed=SEED)
-print(experiment.summary_line(more_local))
-print(f"gain over the stored mean: {more_local.final_accuracy - reference.mean():+.2%}")
+x_public, y_public = test_data[0][-1000:], test_data[1][-1000:]
+proxy = data.client_datasets(x_public, y_public, data.partition_dirichlet(
+    y_public, 16, alpha=0.5, rng=np.random.default_rng(SEED)))
+model = models.make_softmax_regression(seed=SEED)
+norms = {}
+for epochs in (1, 3):
+    trainer = client.LoopTrainer(model, client.check_datasets(model, proxy), local_epochs=epochs,
+                                 batch_size=10, client_learning_rate=0.1, seed=SEED)
+    deltas = trainer.train(model.get_weights(), np.arange(16), 0).deltas
+    norms[epochs] = np.median([np.sqrt(sum(float(np.sum(d**2)) for d in delta))
+                               for delta in deltas])
+    print(f"E = {epochs}: median proxy update norm {norms[epochs]:.2f}")
+C_MORE_LOCAL = round(float(C * norms[3] / norms[1]), 1)  # scale the notebook's C with the norms
+print(f"C for E = 3: {C_MORE_LOCAL}")
 
 # %% [markdown]
-# At $\varepsilon = 1$ this design reaches about the accuracy the non-private $E = 1$ run had
-# (87.7%). The lesson: privacy is spent per *release*, so do as much useful work as possible
-# between releases. The price is computation on the clients (three times the local training),
-# which is the trade McMahan et al. 2018 describe: with DP-FedAvg, privacy costs computation
-# more than accuracy.
+# Two training seeds (each run draws secret noise, so a rerun differs a little):
+
+# %%
+more_local = [experiment.run_experiment(
+    clients, test_data, num_rounds=30, sampling_probability=0.1, target_epsilon=1.0,
+    clipping_norm=C_MORE_LOCAL, local_epochs=3, seed=seed) for seed in (0, 1)]
+for run in more_local:
+    print(reporting.summary_line(run))
+more_local_acc = np.array([run.final_accuracy for run in more_local])
+non_private = np.array([r["final_test_accuracy"] for r in stored["sweeps"]["privacy_utility"]["runs"]
+                        if r["target_epsilon"] is None])
+print(f"gain over the stored epsilon = 1 mean: {more_local_acc.mean() - reference.mean():+.2%}; "
+      f"stored non-private E = 1 accuracy: {non_private.mean():.2%}")
+
+# %% [markdown]
+# At $\varepsilon = 1$ this design comes close to the accuracy of the non-private $E = 1$ run
+# (both printed above). The lesson: privacy is spent per *release*, so do as much useful work as
+# possible between releases. The price is computation on the clients (three times the local
+# training), which is the trade McMahan et al. 2018 describe: with DP-FedAvg, privacy costs
+# computation more than accuracy.
 
 # %% [markdown]
 # ## Sanity check
 
 # %%
 assert few_rounds.final_accuracy < reference.mean()
-assert more_local.final_accuracy > reference.mean() + 2 * reference.std(ddof=1)
-assert more_local.epsilon_spent <= 1.0
+assert more_local_acc.min() > reference.mean() + 2 * reference.std(ddof=1)
+assert all(run.epsilon_spent <= 1.0 for run in more_local)
 print("all checks passed")
