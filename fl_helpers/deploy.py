@@ -298,6 +298,9 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
     v.check_positive("connect_timeout_s", connect_timeout_s)
     v.check_positive("run_timeout_s", run_timeout_s)
     data_dir = Path(data_dir).resolve() if data_dir is not None else data.heart_disease_dir()
+    if any(c in str(data_dir) for c in "'\"="):
+        raise ValueError(f"data_dir must not contain quotes or '=' (Flower's --node-config syntax "
+                         f"cannot carry them), got {str(data_dir)!r}.")
     for h in hospitals:  # fail here, with the file's name, not inside a ClientApp process
         cross_silo.load_hospital(h, missing=missing, data_dir=data_dir)
     link_port = (free_port() if superlink_port is None
@@ -459,7 +462,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return "'" + value.replace("'", "") + "'"
+        if "'" in value:
+            raise ValueError(f"run-config strings must not contain a single quote, got {value!r}.")
+        return "'" + value + "'"
     return repr(value)
 
 

@@ -117,3 +117,23 @@ def test_deployment_end_to_end_plain_and_secagg():
     _assert_nothing_survives(secure["flwr_home"])
     print(f"\nend-to-end: plain {plain['run_s']:.1f} s, SecAgg+/TLS/auth {secure['run_s']:.1f} s "
           f"(flwr run); whole test {time.monotonic() - started:.1f} s")
+
+
+def test_data_dir_with_a_quote_is_refused(tmp_path):
+    odd = tmp_path / "it's here"
+    odd.mkdir()
+    with pytest.raises(ValueError, match="data_dir must not contain quotes"):
+        deploy.run_deployment(config=CONFIG, data_dir=odd, progress=None)
+
+
+def test_client_app_imports_stay_light():
+    """Every message starts a fresh ClientApp process: it must not import TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, 'flower_app'); import heart_app.client_app; "
+            "print(','.join(m for m in ('tensorflow', 'keras', 'dp_accounting') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=deploy.APP_DIR.parent)
+    assert result.stdout.strip() == ""
