@@ -94,6 +94,11 @@ WIDGET_CASES = [
     # Every move retrains DP-FedAvg; the printed line ends with the seconds it took.
     WidgetCase("04_multi_client_experiment.ipynb", slider="target ε", volatile=r"\d+\.\d s\b",
                run_timeout_s=600.0),
+    # Every move re-runs the analytic inversion of a stored update (no training).
+    WidgetCase("05_attacks_and_defences.ipynb", slider="noise multiplier z"),
+    # One step (20 % -> 30 % attackers): every move retrains a small poisoned federation.
+    WidgetCase("07_robustness.ipynb", slider="malicious f/n", keys=("ArrowRight",),
+               volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
 ]
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
