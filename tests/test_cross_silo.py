@@ -219,3 +219,22 @@ def test_private_comparison_respects_the_target(federation):
     assert [r["epsilon"] for r in rows if r["method"] == "fedavg" and r["hospital"] == smallest
             ] == [pytest.approx(2.0, rel=1e-3)]
     assert all(e <= 2.0 * (1 + 1e-3) for e in eps)
+
+
+def test_widget_summary_and_drawing(federation):
+    from matplotlib.figure import Figure
+
+    from fl_helpers import cross_silo_widget
+
+    config = dataclasses.replace(CFG, num_rounds=3)
+    a = cross_silo_widget.dp_federation_summary(federation, config, noise_multiplier=2.0)
+    b = cross_silo_widget.dp_federation_summary(federation, config, noise_multiplier=2.0)
+    assert a == b  # reproducible noise: the same setting draws the same picture
+    assert a["epsilon"] == [cross_silo.epsilon(dataclasses.replace(config, noise_multiplier=2.0),
+                                               h.num_train, target_delta=1e-4)
+                            for h in federation]
+    assert "switzerland eps" in cross_silo_widget.summary_line(a)
+    fig = cross_silo_widget.draw_dp_federation(a, reference_auc=[0.9] * 4)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    with pytest.raises(ValueError, match="noise_multiplier must be > 0"):
+        cross_silo_widget.dp_federation_summary(federation, config, noise_multiplier=0.0)
