@@ -34,6 +34,7 @@ reconstruction to its original) say so.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -501,6 +502,18 @@ def dp_tpr_bound(fpr: Any, *, epsilon: float, delta: float) -> np.ndarray:
     return np.clip(np.minimum(first, second), 0, 1)
 
 
+@functools.lru_cache(maxsize=64)
+def _delta_table(noise_multiplier: float, sampling_probability: float, num_rounds: int,
+                 grid: tuple[float, ...], value_discretization_interval: float) -> np.ndarray:
+    """``delta(epsilon)`` on ``grid`` from the composed PLD (cached for a plot and its check)."""
+    pld = pld_lib.from_gaussian_mechanism(
+        standard_deviation=noise_multiplier, sampling_prob=sampling_probability,
+        value_discretization_interval=value_discretization_interval).self_compose(num_rounds)
+    deltas = np.asarray(pld.get_delta_for_epsilon(list(grid)), dtype=np.float64)
+    deltas.setflags(write=False)
+    return deltas
+
+
 def tradeoff_tpr_bound(fpr: Any, *, noise_multiplier: float, sampling_probability: float,
                        num_rounds: int, epsilons: Any = None,
                        value_discretization_interval: float = 1e-3) -> np.ndarray:
@@ -530,10 +543,10 @@ def tradeoff_tpr_bound(fpr: Any, *, noise_multiplier: float, sampling_probabilit
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**6)
     grid = (np.linspace(0, 20, 400) if epsilons is None
             else np.asarray(epsilons, dtype=np.float64).reshape(-1))
-    pld = pld_lib.from_gaussian_mechanism(
-        standard_deviation=noise_multiplier, sampling_prob=sampling_probability,
-        value_discretization_interval=value_discretization_interval).self_compose(num_rounds)
-    deltas = np.asarray(pld.get_delta_for_epsilon(grid), dtype=np.float64)
+    value_discretization_interval = v.check_positive("value_discretization_interval",
+                                                     value_discretization_interval)
+    deltas = _delta_table(noise_multiplier, sampling_probability, num_rounds,
+                          tuple(float(e) for e in grid), value_discretization_interval)
     fpr = np.asarray(fpr, dtype=np.float64)
     bound = np.ones_like(fpr)
     for eps, delta in zip(grid, deltas, strict=True):
