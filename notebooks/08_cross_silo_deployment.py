@@ -40,7 +40,7 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fl_helpers import accounting, cross_silo, data, deploy, plotting
+from fl_helpers import accounting, cross_silo, cross_silo_widget, data, deploy, plotting
 
 SEED = 0
 plotting.use_course_style()
@@ -424,8 +424,24 @@ print("  FLamby:", ", ".join(f"{k} {x:.3f}" for k, x in FLAMBY_DP_MEAN_ACCURACY.
 # Both show the same thing: on this data and model, example-level DP at $\varepsilon$ between
 # 1 and 10 costs at most a few points of mean accuracy. (FLamby's $\varepsilon$ is per centre
 # with its own accountant and its own $\delta$ grid; only the shape is comparable.)
+
+# %% [markdown]
+# ### Try it
 #
-# **Why not client-level DP?** DP-FedAvg (notebook 04) protects a whole *client*: here, a whole
+# Move the noise multiplier $\sigma$ and watch each hospital's $\varepsilon$ and FedAvg test
+# AUC (black marks: without DP). Every move retrains the federation twice; the widget's noise is
+# derived from the seed, so the same $\sigma$ always draws the same picture, which also makes it
+# **not private**: it is for exploring only. Where does Switzerland's $\varepsilon$ pass 1?
+
+# %% tags=["nbval-ignore-output"]
+cross_silo_widget.dp_federation_explorer(
+    federation, config, noise_multiplier=2.0, target_delta=DELTA,
+    reference_auc=[auc["fedavg", n][0] for n in data.HOSPITALS])
+
+# %% [markdown]
+# ### Why not client-level DP?
+#
+# DP-FedAvg (notebook 04) protects a whole *client*: here, a whole
 # hospital. With four hospitals that take part in every round, $q = 1$ (no amplification), and
 # the noise on the average must hide one hospital's entire update among four:
 
