@@ -96,8 +96,6 @@ WIDGET_CASES = [
                run_timeout_s=600.0),
     # Every move re-runs the analytic inversion of a stored update (no training).
     WidgetCase("05_attacks_and_defences.ipynb", slider="noise multiplier z"),
-    # Every move re-runs the analytic inversion of a stored update (no training).
-    WidgetCase("05_attacks_and_defences.ipynb", slider="noise multiplier z"),
     # One step (20 % -> 30 % attackers): every move retrains a small poisoned federation.
     WidgetCase("07_robustness.ipynb", slider="malicious f/n", keys=("ArrowRight",),
                volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
