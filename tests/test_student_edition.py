@@ -176,6 +176,28 @@ def test_placeholders():
     assert "x = None" in blank and "a + b" not in blank
 
 
+def test_free_names():
+    code = ("import math\ndef f(a, b=c):\n    x = a + y\n    return [q for q in x if q > z]\n"
+            "try:\n    w = f(1)\n    v = w + 1\nexcept ValueError as e:\n    print(e, k)\n"
+            "for i in r:\n    u = i + math.pi\nwith open(path) as h:\n    h.read()\n")
+    assert cn.free_names(ast.parse(code)) == {"c", "y", "z", "ValueError", "print", "k", "r",
+                                              "open", "path"}
+
+
+def test_needed_cells_follow_the_names():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import numpy as np"),
+                nbformat.v4.new_code_cell("rng = np.random.default_rng(0)"),
+                nbformat.v4.new_code_cell("noise = rng.normal(size=3)"),        # advances rng
+                nbformat.v4.new_code_cell("unused = np.arange(3)"),
+                nbformat.v4.new_code_cell("table = {}\ntable['a'] = 1"),
+                nbformat.v4.new_code_cell("table['b'] = 2"),                    # changes table
+                nbformat.v4.new_code_cell("fig = plot(table)"),
+                nbformat.v4.new_markdown_cell("## Exercises")]
+    needed = se.needed_cells(nb, ["print(rng.integers(5), table['b'])"])
+    assert needed == [0, 1, 2, 4, 5]
+
+
 def test_a_worked_answer_inline_is_emptied(tmp_path, monkeypatch):
     """A notebook that keeps a solution in its answer cell, or a cell tagged "solution", gets an
     empty answer cell and loses the solution cell in the student edition."""

@@ -314,6 +314,94 @@ def used_names(node: ast.AST) -> set[str]:
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
 
 
+def _local_names(node: ast.AST) -> set[str]:
+    """Names stored anywhere inside ``node`` (locals of a function, comprehension targets)."""
+    names = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            names.add(sub.id)
+        elif isinstance(sub, ast.arg):
+            names.add(sub.arg)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(sub.name)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in sub.names}
+        elif isinstance(sub, ast.ExceptHandler) and sub.name:
+            names.add(sub.name)
+    return names
+
+
+def _reads(node: ast.AST) -> set[str]:
+    """Names ``node`` reads from the scope it runs in (not its own locals or parameters)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        outer = set()
+        for default in [*node.args.defaults, *filter(None, node.args.kw_defaults)]:
+            outer |= _reads(default)
+        for decorator in getattr(node, "decorator_list", []):
+            outer |= _reads(decorator)
+        body = node.body if isinstance(node.body, list) else [node.body]
+        inner = set()
+        for statement in body:
+            inner |= _reads(statement)
+        return outer | (inner - _local_names(node))
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        targets = set()
+        for generator in node.generators:
+            targets |= _targets(generator.target)
+        reads = set()
+        for child in ast.iter_child_nodes(node):
+            reads |= _reads(child)
+        return reads - targets
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) else set()
+    reads = set()
+    for child in ast.iter_child_nodes(node):
+        reads |= _reads(child)
+    return reads
+
+
+def free_names(tree: ast.Module) -> set[str]:
+    """Names a cell reads before (or without) binding them itself: what it needs from earlier
+    cells. Statement by statement, so ``x = 1; print(x)`` needs nothing."""
+    return _free_in(tree.body, set())
+
+
+def _free_in(statements: list[ast.stmt], bound: set[str]) -> set[str]:
+    """Free names of a statement list run in order; ``bound`` grows as names get bound. Blocks
+    (if/for/while/with/try) are read statement by statement too."""
+    free = set()
+    for statement in statements:
+        blocks = [getattr(statement, name) for name in ("body", "orelse", "finalbody")
+                  if isinstance(getattr(statement, name, None), list)]
+        if isinstance(statement, ast.Try) or (hasattr(ast, "TryStar")
+                                              and isinstance(statement, ast.TryStar)):
+            blocks += [handler.body for handler in statement.handlers]
+            for handler in statement.handlers:
+                if handler.type is not None:
+                    free |= _reads(handler.type) - bound
+                if handler.name:
+                    bound.add(handler.name)
+        if blocks and not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                 ast.ClassDef)):
+            for header in ("test", "iter", "items"):  # evaluated before the block
+                value = getattr(statement, header, None)
+                for part in value if isinstance(value, list) else [value]:
+                    if isinstance(part, ast.withitem):
+                        free |= _reads(part.context_expr) - bound
+                        if part.optional_vars is not None:
+                            bound |= _targets(part.optional_vars)
+                    elif part is not None:
+                        free |= _reads(part) - bound
+            if isinstance(statement, (ast.For, ast.AsyncFor)):
+                bound |= _targets(statement.target)
+            for block in blocks:
+                free |= _free_in(block, bound)
+        else:
+            free |= _reads(statement) - bound
+        bound |= statement_binds(statement)
+    return free
+
+
 def touched_names(node: ast.AST) -> set[str]:
     """Names whose object ``node`` may change in place: ``x.attr = ...``, ``x[...] = ...``,
     ``x += ...``, ``x.method(...)``, and every name passed to a call as an argument."""

@@ -381,15 +381,16 @@ def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list
     A backward slice over names: a cell is kept when it binds a name that later kept code (or
     the exercises) reads, or changes such a name's object in place (``x[...] = ``,
     ``x.method()``, or passing a random generator or a model to a call, which may advance or
-    train it). Cells that cannot be parsed (magics) are kept. The install cell is never run.
+    train it); calling a function of an imported module does not count as changing the module.
+    Cells that cannot be parsed (magics) are kept. The install cell is never run.
     """
     section = cn.exercises_section(nb)
     stop = section[0] if section else len(nb.cells)
     needed = set()
     for source in exercise_sources:
         tree = cn.parse(source)
-        needed |= cn.used_names(tree) if tree else set()
-    stateful = set()
+        needed |= cn.free_names(tree) if tree else set()
+    stateful, modules = set(), set()
     candidates = []
     for index in range(stop):
         cell = nb.cells[index]
@@ -400,20 +401,41 @@ def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list
         candidates.append((index, tree))
         if tree is not None:
             for statement in tree.body:
-                if _STATEFUL.search(ast.unparse(statement)):
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    modules |= cn.statement_binds(statement)
+                elif _STATEFUL.search(ast.unparse(statement)):
                     stateful |= cn.statement_binds(statement)
     kept = []
     for index, tree in reversed(candidates):
         if tree is None:
             kept.append(index)
             continue
-        touched = cn.touched_names(tree)
+        touched = cn.touched_names(tree) - modules  # np.sum(...) does not change np
         changes = (cn.bound_names(tree) | {n for n in touched if n in stateful}
                    | {n for n in touched if _mutated_by_statement(tree, n)})
         if changes & needed:
             kept.append(index)
-            needed |= cn.used_names(tree)
+            # What this cell assigns outright, earlier cells need not provide (unless it also
+            # reads it, as in x = x + 1).
+            needed = (needed - _definitely_bound(tree)) | cn.free_names(tree)
     return sorted(kept)
+
+
+def _definitely_bound(tree: ast.Module) -> set[str]:
+    """Names a cell always rebinds: plain top-level assignments, defs and imports."""
+    names = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.FunctionDef,
+                                  ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+                                  ast.ImportFrom)):
+            if isinstance(statement, ast.AnnAssign) and statement.value is None:
+                continue
+            names |= {n for n in cn.statement_binds(statement)}
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:  # x[...] = ... changes x, it does not rebind it
+                if not isinstance(target, (ast.Name, ast.Tuple, ast.List)):
+                    names -= cn.statement_binds(statement)
+    return names
 
 
 def _mutated_by_statement(tree: ast.Module, name: str) -> bool:
