@@ -104,15 +104,15 @@ def inversion_explorer(update: Sequence[np.ndarray], original: np.ndarray, *,
         raise ValueError(f"clipping_norm must be in [0.01, 10], got {clipping_norm}.")
     original = np.asarray(original, dtype=np.float32).reshape(attacks.IMAGE_SIDE,
                                                              attacks.IMAGE_SIDE)
-    style = {"description_width": "150px"}
-    z_slider = widgets.FloatLogSlider(
-        value=noise_multiplier, base=10, min=-4, max=0, step=0.25,
-        description="noise multiplier z", readout_format=".4f", continuous_update=False,
-        style=style, layout=widgets.Layout(width="460px"))
-    c_slider = widgets.FloatLogSlider(
-        value=clipping_norm, base=10, min=-2, max=1, step=0.25, description="clipping norm C",
-        readout_format=".3f", continuous_update=False, style=style,
-        layout=widgets.Layout(width="460px"))
+    def log_slider(value: float, exponents: tuple[int, int], label: str, fmt: str):
+        return widgets.FloatLogSlider(value=value, base=10, min=exponents[0], max=exponents[1],
+                                      step=0.25, description=label, readout_format=fmt,
+                                      continuous_update=False,
+                                      style={"description_width": "150px"},
+                                      layout=widgets.Layout(width="460px"))
+
+    z_slider = log_slider(noise_multiplier, (-4, 0), "noise multiplier z", ".4f")
+    c_slider = log_slider(clipping_norm, (-2, 1), "clipping norm C", ".3f")
     output = widgets.Output()
     panel: Explorer
 
