@@ -31,6 +31,9 @@ depend on the machine and its load.
     Section 5): loss threshold (Yeom et al. 2018) and offline LiRA per example; per client the
     mean of its examples' scores ("was client k in the federation?"). Stored: AUC, TPR at 1 % and
     0.1 % FPR, the ROC on a log grid of FPR, the counts, and the test accuracy of the models.
+    One caveat: ``run_dp_fedavg`` divides by ``q N`` with ``N = len(client_datasets)``, so a
+    model with one more member client divides by ``q (N + 1)``; the accounting treats ``q N`` as
+    a public constant. The effect here is a ~2 % rescaling, far below what the attacks resolve.
 
 Usage (from the repository root)::
 
