@@ -215,8 +215,14 @@ class DPFedAvg(LinearRule):
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
+        if self.noise_multiplier * self.clipping_norm > schedule.MAX_NOISE_STDDEV:
+            raise ValueError(
+                f"noise_multiplier * clipping_norm must be <= {schedule.MAX_NOISE_STDDEV:g} (the "
+                f"float32 noise would overflow to inf), got noise_multiplier="
+                f"{v._fmt(self.noise_multiplier)} and clipping_norm={v._fmt(self.clipping_norm)}.")
         if not isinstance(placement, NoisePlacement):
-            raise TypeError(f"placement must be a NoisePlacement, got {placement!r}.")
+            raise TypeError(f"placement must be a NoisePlacement, got {type(placement).__name__} "
+                            f"{v._fmt(placement)}.")
         self.placement = placement
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
@@ -236,8 +242,9 @@ class DPFedAvg(LinearRule):
             if context.randomness is None:
                 raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
                                  "context.randomness=None.")
-            noise = schedule.gaussian_noise([t.shape for t in total], stddev=stddev,
-                                            rng=context.randomness.noise_rng(context.round_index))
+            noise = schedule.gaussian_noise_unchecked(
+                [t.shape for t in total], stddev=stddev,
+                rng=context.randomness.noise_rng(context.round_index))
             total = [t + n for t, n in zip(total, noise, strict=True)]
         return [(t / np.float32(self.expected_clients)).astype(np.float32) for t in total]
 
@@ -392,7 +399,8 @@ def fedavg(client_weights: Sequence[Sequence[np.ndarray]],
             names the client and layer).
         TypeError: A client's weights are not a list of arrays, or a count is not a number.
     """
-    if isinstance(client_weights, np.ndarray) or not isinstance(client_weights, Sequence):
+    if isinstance(client_weights, (np.ndarray, str, bytes)) \
+            or not isinstance(client_weights, Sequence):
         raise TypeError(
             f"client_weights must be a list with one list of per-layer arrays per client, got "
             f"{type(client_weights).__name__}."
@@ -405,8 +413,8 @@ def fedavg(client_weights: Sequence[Sequence[np.ndarray]],
                         f"{type(num_examples).__name__}.")
     if len(num_examples) != len(client_weights):
         raise ValueError(
-            f"num_examples must have one count per client ({len(client_weights)}), got "
-            f"{len(num_examples)}."
+            f"num_examples must have one count per client of client_weights "
+            f"({len(client_weights)}), got {len(num_examples)}."
         )
     counts = [v.check_positive(f"num_examples[{k}]", n) for k, n in enumerate(num_examples)]
     total = math.fsum(counts)
@@ -466,5 +474,15 @@ def fedavg_bytes_per_round(weights: Sequence[np.ndarray], clients_per_round: int
     Raises:
         TypeError, ValueError: ``clients_per_round`` is not an integer >= 1.
     """
+    if isinstance(weights, (str, bytes, np.ndarray)) or not isinstance(weights, Sequence) \
+            or len(weights) == 0:
+        raise TypeError(f"weights must be a non-empty list of per-layer arrays (as from "
+                        f"model.get_weights()), got {type(weights).__name__} {v._fmt(weights)}.")
+    layers = []
+    for i, layer in enumerate(weights):
+        if not isinstance(layer, np.ndarray) or not np.issubdtype(layer.dtype, np.number):
+            raise TypeError(f"weights[{i}] must be a numeric numpy array, got "
+                            f"{type(layer).__name__} {v._fmt(layer)}.")
+        layers.append(layer)
     clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
-    return 2 * clients_per_round * sum(int(np.asarray(w).nbytes) for w in weights)
+    return 2 * clients_per_round * sum(int(layer.nbytes) for layer in layers)

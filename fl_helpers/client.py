@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -53,14 +52,34 @@ def check_model(model: Any) -> keras.Model:
 
 def num_outputs(model: keras.Model) -> int:
     """The number of classes: the width of the model's output (logits)."""
-    return int(model.outputs[0].shape[-1])
+    return int(check_model(model).outputs[0].shape[-1])
+
+
+def _check_name(argument: str, value: Any) -> str:
+    """``value`` if it is a string: the name of an argument, for the messages."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string (the name used in messages), got "
+                        f"{type(value).__name__} {v._fmt(value)}.")
+    return value
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value)``, with an error naming the argument for ragged nested lists."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array (not a ragged nested list), got "
+                        f"{type(value).__name__}.") from None
 
 
 def check_dataset(model: keras.Model, x: Any, y: Any, *, name_x: str = "x",
-                       name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
+                  name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """Checks one dataset ``(x, y)`` against ``model``; returns float32 x and int64 y."""
-    x = np.asarray(x)
-    y = np.asarray(y)
+    model = check_model(model)
+    name_x = _check_name("name_x", name_x)
+    name_y = _check_name("name_y", name_y)
+    x = _as_array(name_x, x)
+    y = _as_array(name_y, y)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{name_x} must hold at least one example, got shape {x.shape}.")
     if y.ndim != 1:
@@ -92,19 +111,19 @@ def check_dataset(model: keras.Model, x: Any, y: Any, *, name_x: str = "x",
 
 
 def check_seed(seed: Any) -> int | list[int]:
-    """A seed is an int >= 0 or a non-empty sequence of them (``[seed, t, k]``)."""
-    if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
-        return v.check_int("seed", seed, minimum=0)
-    if isinstance(seed, (Sequence, np.ndarray)) and not isinstance(seed, str) and len(seed) > 0:
-        return [v.check_int(f"seed[{i}]", s, minimum=0) for i, s in enumerate(seed)]
-    raise TypeError(
-        f"seed must be an integer >= 0 or a non-empty sequence of them, "
-        f"got {type(seed).__name__} {seed!r}."
-    )
+    """A seed is an int >= 0 or a non-empty sequence of them (``[seed, t, k]``).
+
+    Each int may have up to 128 bits (what ``np.random.default_rng`` takes); see
+    :func:`fl_helpers._validation.check_seed`.
+    """
+    checked = v.check_seed("seed", seed)
+    return list(checked) if isinstance(checked, tuple) else checked
 
 
 def check_weights(model: keras.Model, weights: Any, name: str) -> list[np.ndarray]:
     """Checks a list of per-layer arrays against the model's own weight shapes."""
+    model = check_model(model)
+    name = _check_name("name", name)
     expected = [tuple(w.shape) for w in model.weights]
     if not isinstance(weights, (list, tuple)):
         raise TypeError(
@@ -117,11 +136,13 @@ def check_weights(model: keras.Model, weights: Any, name: str) -> list[np.ndarra
         )
     out = []
     for i, (w, shape) in enumerate(zip(weights, expected, strict=True)):
-        w = np.asarray(w)
+        w = _as_array(f"{name}[{i}]", w)
         if w.shape != shape:
             raise ValueError(f"{name}[{i}] must have shape {shape}, got {w.shape}.")
-        if not np.issubdtype(w.dtype, np.number) or not np.isfinite(w).all():
-            raise ValueError(f"{name}[{i}] must hold finite numbers, got NaN, inf or non-numbers.")
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+            raise TypeError(f"{name}[{i}] must hold real numbers, got dtype {w.dtype}.")
+        if not np.isfinite(w).all():
+            raise ValueError(f"{name}[{i}] must be finite, got NaN or inf values.")
         out.append(w)
     return out
 
@@ -241,11 +262,14 @@ def run_sgd(model: keras.Model, x: np.ndarray, y: np.ndarray, batches: Sequence[
     model = check_model(model)
     x, y = check_dataset(model, x, y)
     learning_rate = v.check_positive("learning_rate", learning_rate)
+    if isinstance(batches, (str, bytes)) or not isinstance(batches, (Sequence, np.ndarray)):
+        raise TypeError(f"batches must be a list of index arrays, got {type(batches).__name__} "
+                        f"{v._fmt(batches)}.")
     if len(batches) == 0:
         raise ValueError("batches must hold at least one index array, got 0.")
     checked = []
     for i, batch in enumerate(batches):
-        batch = np.asarray(batch)
+        batch = _as_array(f"batches[{i}]", batch)
         if batch.ndim != 1 or batch.size == 0 or not np.issubdtype(batch.dtype, np.integer):
             raise ValueError(
                 f"batches[{i}] must be a non-empty 1-D integer index array, got shape "
@@ -307,7 +331,7 @@ def client_update(model: keras.Model, global_weights: list[np.ndarray], x: np.nd
     model = check_model(model)
     global_weights = check_weights(model, global_weights, "global_weights")
     x, y = check_dataset(model, x, y)
-    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
+    local_epochs = schedule.check_local_epochs(local_epochs, num_examples=len(x))
     batch_size = schedule.check_batch_size(batch_size)
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     seed = check_seed(seed)
@@ -367,7 +391,7 @@ def sgd_loss_curve(model: keras.Model, initial_weights: list[np.ndarray], x: np.
         batch_size: ``B`` >= 1, or ``None`` for full-batch gradient descent.
         client_learning_rate: ``eta`` > 0, finite.
         seed: Integer >= 0 or sequence of them, as for :func:`client_update`.
-        evaluations_per_epoch: Checkpoints per epoch's worth of examples (>= 1).
+        evaluations_per_epoch: Checkpoints per epoch's worth of examples (1 .. 2**30).
 
     Returns:
         A :class:`LossCurve`. If the loss becomes NaN or inf, training stops there and
@@ -379,15 +403,17 @@ def sgd_loss_curve(model: keras.Model, initial_weights: list[np.ndarray], x: np.
     model = check_model(model)
     initial_weights = check_weights(model, initial_weights, "initial_weights")
     x, y = check_dataset(model, x, y)
-    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
+    local_epochs = schedule.check_local_epochs(local_epochs, num_examples=len(x))
     batch_size = schedule.check_batch_size(batch_size)
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     seed = check_seed(seed)
-    evaluations_per_epoch = v.check_int("evaluations_per_epoch", evaluations_per_epoch, minimum=1)
+    # (More checkpoints than examples per epoch cannot happen: one per step at most.)
+    evaluations_per_epoch = v.check_int("evaluations_per_epoch", evaluations_per_epoch,
+                                        minimum=1, maximum=schedule.MAX_BATCH_INDICES)
 
     n = len(x)
-    batches = schedule.client_batches(n, local_epochs=local_epochs, batch_size=batch_size,
-                             rng=np.random.default_rng(seed))
+    batches = schedule.client_batches_unchecked(n, local_epochs, batch_size,
+                                                np.random.default_rng(seed))
     seen = np.cumsum([len(b) for b in batches])
     # Checkpoint after batch j when it completes another 1/evaluations_per_epoch of an epoch.
     ticks = seen * evaluations_per_epoch // n
@@ -439,9 +465,11 @@ def evaluate(model: keras.Model, weights: list[np.ndarray] | None, x: np.ndarray
     """
     model = check_model(model)
     if weights is not None:
-        model.set_weights(check_weights(model, weights, "weights"))
+        weights = check_weights(model, weights, "weights")
     x, y = check_dataset(model, x, y)
     batch_size = v.check_int("batch_size", batch_size, minimum=1)
+    if weights is not None:
+        model.set_weights(weights)
     return _evaluate_unchecked(model, x, y, batch_size)
 
 
@@ -472,7 +500,9 @@ def check_datasets(model: keras.Model, datasets: Any,
         TypeError, ValueError: Not a non-empty list of pairs, or a pair does not fit the model
             (the message names the client).
     """
-    if isinstance(datasets, np.ndarray) or not isinstance(datasets, Sequence):
+    model = check_model(model)
+    name = _check_name("name", name)
+    if isinstance(datasets, (np.ndarray, str, bytes)) or not isinstance(datasets, Sequence):
         raise TypeError(f"{name} must be a list of (x, y) pairs, one per client, got "
                         f"{type(datasets).__name__}.")
     if len(datasets) == 0:
@@ -488,6 +518,8 @@ def check_datasets(model: keras.Model, datasets: Any,
 
 def check_pair(model: keras.Model, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Checks one ``(x, y)`` pair (e.g. ``test_data``) against ``model``."""
+    model = check_model(model)
+    name = _check_name("name", name)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be an (x, y) pair, got {type(data).__name__}.")
     return check_dataset(model, *data, name_x=f"{name} x", name_y=f"{name} y")
@@ -527,12 +559,13 @@ class ClientResults:
 class LoopTrainer:
     """The reference trainer: one :func:`client_update` per sampled client, one after another.
 
-    Built once per run with checked client datasets (as from :func:`check_datasets`); then
-    :meth:`train` is called every round without further checks.
+    Checks its arguments once, at construction; then :meth:`train` is called every round
+    without further checks.
 
     Args:
         model: A Keras model used as a workspace.
-        client_datasets: Checked ``(x_k, y_k)`` pairs (float32, int64).
+        client_datasets: One ``(x_k, y_k)`` pair per client (checked with
+            :func:`check_datasets`).
         local_epochs, batch_size, client_learning_rate: Local SGD, as for :func:`client_update`.
         seed: The run's seed; client ``k`` of round ``t`` trains with
             :func:`fl_helpers.schedule.client_seed` ``(seed, t, k)``.
@@ -543,12 +576,26 @@ class LoopTrainer:
     def __init__(self, model: keras.Model, client_datasets: list[tuple[np.ndarray, np.ndarray]],
                  *, local_epochs: int, batch_size: int | None, client_learning_rate: float,
                  seed: int) -> None:
-        self.model = model
-        self.client_datasets = client_datasets
-        self.local_epochs = local_epochs
-        self.batch_size = batch_size
-        self.client_learning_rate = client_learning_rate
-        self.seed = seed
+        self.model = check_model(model)
+        self.client_datasets = check_datasets(model, client_datasets)
+        self.local_epochs = schedule.check_local_epochs(
+            local_epochs, num_examples=max(len(x) for x, _ in self.client_datasets))
+        self.batch_size = schedule.check_batch_size(batch_size)
+        self.client_learning_rate = v.check_positive("client_learning_rate",
+                                                     client_learning_rate)
+        self.seed = v.check_int("seed", seed, minimum=0)
+
+    @classmethod
+    def _from_checked(cls, model: keras.Model,
+                      client_datasets: list[tuple[np.ndarray, np.ndarray]], *,
+                      local_epochs: int, batch_size: int | None, client_learning_rate: float,
+                      seed: int) -> LoopTrainer:
+        """A trainer from arguments the caller (the training loop) has already checked."""
+        trainer = cls.__new__(cls)
+        trainer.model, trainer.client_datasets = model, client_datasets
+        trainer.local_epochs, trainer.batch_size = local_epochs, batch_size
+        trainer.client_learning_rate, trainer.seed = client_learning_rate, seed
+        return trainer
 
     def train(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
               round_index: int) -> ClientResults:

@@ -118,18 +118,22 @@ def make_federation(num_clients: int, *, split: str = "dirichlet", alpha: float 
         alpha: Dirichlet concentration (> 0); small values give strongly skewed clients. Only
             used by ``"dirichlet"``.
         seed: Integer >= 0; the split is drawn from ``np.random.default_rng(seed)``.
-        mnist: The output of :func:`fl_helpers.data.load_mnist` if already loaded, else ``None``.
+        mnist: The output of :func:`fl_helpers.data.load_mnist` if already loaded, else ``None``:
+            ``((x_train, y_train), (x_test, y_test))``, finite numeric images and 1-D integer
+            labels of the same lengths.
 
     Returns:
         A :class:`Federation`.
 
     Raises:
-        ValueError: ``split`` is unknown, or a partition argument is out of range.
+        TypeError, ValueError: ``split`` is unknown, ``mnist`` is malformed, or a partition
+            argument is out of range.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {v._fmt(split)}.")
     seed = v.check_int("seed", seed, minimum=0)
-    (x_train, y_train), test_data = data.load_mnist() if mnist is None else mnist
+    alpha = v.check_positive("alpha", alpha)
+    (x_train, y_train), test_data = data.load_mnist() if mnist is None else _check_mnist(mnist)
     num_clients = v.check_int("num_clients", num_clients, minimum=1, maximum=len(y_train))
     rng = np.random.default_rng(seed)
     if split == "iid":
@@ -138,12 +142,42 @@ def make_federation(num_clients: int, *, split: str = "dirichlet", alpha: float 
         partitions = data.partition_shards(y_train, num_clients,
                                            shards_per_client=SHARDS_PER_CLIENT, rng=rng)
     else:
-        alpha = v.check_positive("alpha", alpha)
         partitions = data.partition_dirichlet(y_train, num_clients, alpha=alpha, rng=rng)
     return Federation(
         client_datasets=data.client_datasets(x_train, y_train, partitions),
         partitions=partitions, train_labels=y_train, test_data=test_data, split=split,
         alpha=alpha if split == "dirichlet" else None)
+
+
+def _check_mnist(mnist: Any) -> tuple[tuple[np.ndarray, np.ndarray],
+                                     tuple[np.ndarray, np.ndarray]]:
+    """``mnist`` as ``((x_train, y_train), (x_test, y_test))``, each pair checked."""
+    if not isinstance(mnist, (tuple, list)) or len(mnist) != 2:
+        raise TypeError(f"mnist must be ((x_train, y_train), (x_test, y_test)) as from "
+                        f"data.load_mnist(), got {type(mnist).__name__}.")
+    checked = []
+    for part, pair in zip(("train", "test"), mnist, strict=True):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"mnist's {part} part must be an (x, y) pair, got "
+                            f"{type(pair).__name__}.")
+        try:
+            x, y = np.asarray(pair[0]), np.asarray(pair[1])
+        except (TypeError, ValueError):
+            raise TypeError(f"mnist's {part} part must hold arrays (x, y).") from None
+        if x.ndim < 2 or not (np.issubdtype(x.dtype, np.floating)
+                              or np.issubdtype(x.dtype, np.integer)):
+            raise TypeError(f"mnist's {part} images must be a numeric array of images, got shape "
+                            f"{x.shape} and dtype {x.dtype}.")
+        if not np.isfinite(x).all():
+            raise ValueError(f"mnist's {part} images must be finite, got NaN or inf values.")
+        if y.ndim != 1 or y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"mnist's {part} labels must be a 1-D integer array, got shape "
+                            f"{y.shape} and dtype {y.dtype}.")
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"mnist's {part} images and labels must have the same length >= 1, "
+                             f"got {len(x)} and {len(y)}.")
+        checked.append((x, y))
+    return checked[0], checked[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,10 +226,15 @@ def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
     sampling; :func:`fl_helpers.training.local_dp_epsilon_per_round` is the accounting this
     inverts. Kairouz et al. 2021, "Advances and Open Problems in Federated Learning", Section
     4.2.2, compares local and central DP.
+
+    ``busiest_reports`` is an integer in 0 .. :data:`fl_helpers.accounting.MAX_NUM_ROUNDS` (0,
+    no report at all, is calibrated like 1).
     """
+    busiest_reports = v.check_int("busiest_reports", busiest_reports, minimum=0,
+                                  maximum=accounting.MAX_NUM_ROUNDS)
     return 2.0 * noise_multiplier_for_budget(
         target_epsilon=target_epsilon, target_delta=target_delta, sampling_probability=1.0,
-        num_rounds=max(int(busiest_reports), 1), accountant=accountant)
+        num_rounds=max(busiest_reports, 1), accountant=accountant)
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,12 +348,18 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
             ``noise_multiplier`` are given, or the budget cannot be met (the message says which).
     """
     start = time.perf_counter()
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}.")
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {v._fmt(model)}.")
+    if target_epsilon is not None:
+        target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    if noise_multiplier is not None:
+        noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     if target_epsilon is not None and noise_multiplier is not None:
         raise ValueError(
             f"give target_epsilon or noise_multiplier, not both, got target_epsilon="
             f"{target_epsilon} and noise_multiplier={noise_multiplier}.")
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    reproducible_noise = training._check_flag("reproducible_noise", reproducible_noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
     local = placement is aggregation.NoisePlacement.LOCAL
     if local and target_epsilon is None and noise_multiplier is None:

@@ -9,23 +9,46 @@ are not covered by epsilon.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
 import numpy as np
 
+from fl_helpers import _validation as v
 from fl_helpers import aggregation, experiment, training
 
 
 def json_number(value: Any) -> Any:
-    """Floats for JSON: NaN and infinities become ``None`` (strict JSON has neither)."""
+    """One value of a config or a metric as a strict-JSON value.
+
+    Floats stay floats, but NaN and infinities become ``None`` (strict JSON has neither); numpy
+    scalars become Python ones; an enum (e.g. :class:`fl_helpers.experiment.Privacy`) becomes
+    its value; ``None``, bools, ints and strings are returned as they are.
+
+    Raises:
+        TypeError: ``value`` is something else (a complex number, an array, a list...), which
+            has no JSON number form.
+    """
+    if isinstance(value, enum.Enum) and isinstance(value.value, (str, int, float)):
+        value = value.value
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
+    if isinstance(value, (int, np.integer)):
         return int(value)
-    if isinstance(value, experiment.Privacy):
-        return value.value
+    raise TypeError(f"value must be a number, a string, a bool or None (a JSON value), got "
+                    f"{type(value).__name__} {v._fmt(value)}.")
+
+
+def _check_result(name: str, value: Any) -> experiment.ExperimentResult:
+    if not isinstance(value, experiment.ExperimentResult):
+        raise TypeError(f"{name} must be an ExperimentResult (as from "
+                        f"experiment.run_experiment), got {type(value).__name__}.")
     return value
 
 
@@ -35,7 +58,7 @@ def to_json(result: experiment.ExperimentResult) -> dict[str, Any]:
     ``reproducible_noise`` in the config and a ``warning`` in the summary say when the run's
     noise came from its seed (then not private against anyone who knows the seed).
     """
-    h = result.history
+    h = _check_result("result", result).history
     per_round = []
     for i in range(result.rounds_trained):
         per_round.append({
@@ -84,7 +107,9 @@ def summary_line(result: experiment.ExperimentResult, *,
         (non-private 87.7%), ε spent 1.999 at δ = 1e-05, 4.1 s"``; runs with reproducible noise
         end with ``"[reproducible noise: not private]"``.
     """
-    c = result.config
+    c = _check_result("result", result).config
+    if baseline is not None:
+        _check_result("baseline", baseline)
     if result.privacy is experiment.Privacy.NON_PRIVATE:
         setting = f"non-private: q = {c['sampling_probability']:.3f}"
     else:
@@ -108,8 +133,13 @@ def results_table(result: experiment.ExperimentResult, *, max_rows: int = 12) ->
 
     Shows round 1, evenly spaced rounds and the last round, with epsilon spent, test accuracy
     and test loss (what a private run may release).
+
+    Raises:
+        TypeError, ValueError: ``result`` is not an ExperimentResult, or ``max_rows`` is not an
+            integer >= 1.
     """
-    h = result.history
+    h = _check_result("result", result).history
+    max_rows = v.check_int("max_rows", max_rows, minimum=1)
     count = result.rounds_trained
     shown = np.unique(np.linspace(0, count - 1, min(max_rows, count)).round().astype(int))
     lines = [f"{'round':>5}  {'epsilon':>8}  {'test acc':>8}  {'test loss':>9}", "-" * 36]
@@ -140,10 +170,18 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
         A few lines of text.
 
     Raises:
-        ValueError: The run accounted no epsilon (no ``target_delta``).
+        TypeError: ``history`` is not a DPHistory.
+        ValueError: The run accounted no epsilon (no ``target_delta``), or a count is out of
+            range.
     """
+    if not isinstance(history, training.DPHistory):
+        raise TypeError(f"history must be a DPHistory (as from training.run_dp_fedavg), got "
+                        f"{type(history).__name__}.")
     if history.target_delta is None or history.epsilon.size == 0:
         raise ValueError("history has no epsilon: run run_dp_fedavg with target_delta.")
+    num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    if examples_per_client is not None:
+        examples_per_client = v.check_positive("examples_per_client", examples_per_client)
     eps, delta = float(history.epsilon[-1]), history.target_delta
     rounds = int(history.rounds[-1])
     data = ("all of its data" if examples_per_client is None

@@ -8,8 +8,8 @@ of :mod:`fl_helpers.engine`) takes its randomness from here, so that they agree 
 * plain FedAvg samples a fixed number of clients per round with :func:`sample_clients`
   (``np.random.default_rng([seed, t])``): reproducible, and not a privacy mechanism;
 * DP-FedAvg samples each client independently with probability ``q``
-  (:func:`sample_clients_poisson`) and adds Gaussian noise. Both are part of the privacy mechanism, so they draw from a
-  :class:`PrivateRandomness`, which is **secret by default**.
+  (:func:`sample_clients_poisson`) and adds Gaussian noise. Both are part of the privacy
+  mechanism, so they draw from a :class:`PrivateRandomness`, which is **secret by default**.
 
 Why secret: the privacy guarantee of DP-FedAvg holds against an observer who does not know the
 noise. If the noise were a function of a public seed, anyone who knows the seed could regenerate
@@ -32,7 +32,9 @@ discrete route (integers and a discrete Gaussian under secure aggregation) that 
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,15 @@ from fl_helpers import _validation as v
 #: Stream tags mixed into the seed material, so that sampling, noise and batches never overlap.
 _SAMPLING_STREAM = 0x53616D706C65  # "Sample"
 _NOISE_STREAM = 0x4E6F697365  # "Noise"
+
+#: Most local epochs a client may run (a guard against runs that would never end).
+MAX_LOCAL_EPOCHS = 10**6
+#: Most batch indices one client's local training may hold, ``num_examples * local_epochs``
+#: (8 GiB of int64 indices).
+MAX_BATCH_INDICES = 2**30
+#: Largest standard deviation :func:`gaussian_noise` draws: float32 reaches only 3.4e38, and a
+#: standard normal draw beyond 340 (the margin left) has probability below 1e-25000.
+MAX_NOISE_STDDEV = 1e36
 
 
 def client_batches(num_examples: int, *, local_epochs: int, batch_size: int | None,
@@ -56,7 +67,8 @@ def client_batches(num_examples: int, *, local_epochs: int, batch_size: int | No
 
     Args:
         num_examples: The client's number of examples ``n_k`` (>= 1).
-        local_epochs: Passes over the data ``E`` (>= 1).
+        local_epochs: Passes over the data ``E`` (1 .. :data:`MAX_LOCAL_EPOCHS`), with
+            ``num_examples * local_epochs`` at most :data:`MAX_BATCH_INDICES`.
         batch_size: Examples per step ``B`` (>= 1; values above ``num_examples`` give one batch
             per epoch), or ``None`` for full-batch steps (McMahan et al.'s ``B = inf``).
         rng: Source of the permutations; the same generator state gives the same batches.
@@ -67,13 +79,17 @@ def client_batches(num_examples: int, *, local_epochs: int, batch_size: int | No
     Raises:
         TypeError, ValueError: An argument is out of range (the message names it).
     """
-    num_examples = v.check_int("num_examples", num_examples, minimum=1)
-    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
+    num_examples = v.check_int("num_examples", num_examples, minimum=1,
+                               maximum=MAX_BATCH_INDICES)
+    local_epochs = check_local_epochs(local_epochs, num_examples=num_examples)
     batch_size = check_batch_size(batch_size)
     rng = v.check_rng("rng", rng)
     return client_batches_unchecked(num_examples, local_epochs, batch_size, rng)
 
 
+# An unchecked internal fast path, deliberately public: the trainers (client.LoopTrainer and
+# engine.MultiClientEngine) check their arguments once per run and then call this every round.
+# Not for users (call client_batches); the bad-input fuzz lists it in its UNCHECKED allow-list.
 def client_batches_unchecked(num_examples: int, local_epochs: int, batch_size: int | None,
                              rng: np.random.Generator) -> list[np.ndarray]:
     """:func:`client_batches` without the argument checks, for trainers that checked once."""
@@ -92,9 +108,40 @@ def check_batch_size(batch_size: Any) -> int | None:
     return v.check_int("batch_size", batch_size, minimum=1)
 
 
+def check_local_epochs(local_epochs: Any, *, num_examples: int = 1) -> int:
+    """``local_epochs`` as an int in 1 .. :data:`MAX_LOCAL_EPOCHS`.
+
+    For a client of ``num_examples`` examples (the largest client, for a federation), the
+    epochs' batch indices, ``num_examples * local_epochs``, must also fit in
+    :data:`MAX_BATCH_INDICES`: a larger run would never finish (or run out of memory first).
+    """
+    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=MAX_LOCAL_EPOCHS)
+    num_examples = v.check_int("num_examples", num_examples, minimum=1)
+    if num_examples * local_epochs > MAX_BATCH_INDICES:
+        raise ValueError(
+            f"local_epochs must be <= {MAX_BATCH_INDICES // num_examples} for a client of "
+            f"{num_examples} examples (at most {MAX_BATCH_INDICES} batch indices), got "
+            f"{local_epochs}.")
+    return local_epochs
+
+
 def client_seed(seed: int, round_index: int, client: int) -> list[int]:
-    """The local-training seed of client ``client`` in round ``round_index``: ``[seed, t, k]``."""
-    return [int(seed), int(round_index), int(client)]
+    """The local-training seed of client ``client`` in round ``round_index``: ``[seed, t, k]``.
+
+    Args:
+        seed: The run's seed, an integer >= 0.
+        round_index: ``t`` >= 0.
+        client: ``k`` >= 0.
+
+    Raises:
+        TypeError, ValueError: An argument is not an integer >= 0 (``1.5`` would silently
+            become the seed of another round or client).
+    """
+    if type(seed) is int and type(round_index) is int and type(client) is int \
+            and 0 <= min(seed, round_index, client) and max(seed, round_index, client) <= v.MAX_INT:
+        return [seed, round_index, client]  # the common case, as cheap as before
+    return [v.check_index("seed", seed), v.check_index("round_index", round_index),
+            v.check_index("client", client)]
 
 
 def sample_clients(num_clients: int, clients_per_round: int, *, seed: int,
@@ -140,26 +187,43 @@ def sample_clients_poisson(num_clients: int, *, sampling_probability: float,
     """
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
     sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    if sampling_probability < v.MIN_NORMAL:
+        raise ValueError(f"sampling_probability must be >= {v.MIN_NORMAL} (the smallest normal "
+                         f"float), got {v._fmt(sampling_probability)}.")
     rng = v.check_rng("rng", rng)
     return np.flatnonzero(rng.random(num_clients) < sampling_probability).astype(np.int64)
 
 
-def busiest_client_counts(schedule: list[np.ndarray], num_clients: int) -> np.ndarray:
+def busiest_client_counts(schedule: Sequence[np.ndarray], num_clients: int) -> np.ndarray:
     """Reports sent so far by the most frequently sampled client, after each round.
 
     Args:
-        schedule: The sampled client ids of each round, in order.
+        schedule: The sampled client ids of each round, in order: a list with one 1-D array of
+            distinct integer ids in ``0 .. num_clients - 1`` per round (a round may be empty).
         num_clients: ``N`` >= 1.
 
     Returns:
         int64 array with one entry per round, non-decreasing: entry ``t`` is the largest number
         of rounds among ``0 .. t`` that any one client took part in.
+
+    Raises:
+        TypeError, ValueError: ``schedule`` is not a list of id arrays, or a round holds a
+            negative, repeated, non-integer or out-of-range id (the message names the round).
     """
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
-    seen = np.zeros(num_clients, dtype=np.int64)
-    busiest = np.empty(len(schedule), dtype=np.int64)
+    if isinstance(schedule, (str, bytes, np.ndarray)) or not isinstance(schedule, Sequence):
+        raise TypeError(f"schedule must be a list with one array of client ids per round, got "
+                        f"{type(schedule).__name__} {v._fmt(schedule)}.")
+    rounds = []
     for t, sampled in enumerate(schedule):
-        seen[np.asarray(sampled, dtype=np.int64)] += 1
+        try:
+            rounds.append(v.check_ids(f"schedule[{t}]", sampled, num=num_clients, unique=True))
+        except ValueError as error:  # an id out of range may mean a wrong num_clients
+            raise ValueError(f"{error} (num_clients={num_clients})") from None
+    seen = np.zeros(num_clients, dtype=np.int64)
+    busiest = np.empty(len(rounds), dtype=np.int64)
+    for t, sampled in enumerate(rounds):
+        seen[sampled] += 1
         busiest[t] = seen.max()
     return busiest
 
@@ -234,13 +298,48 @@ class PrivateRandomness:
                                        rng=self.sampling_rng(t)) for t in range(num_rounds)]
 
 
-def gaussian_noise(shapes: list[tuple[int, ...]], *, stddev: float,
+def gaussian_noise(shapes: Sequence[tuple[int, ...]], *, stddev: float,
                    rng: np.random.Generator) -> list[np.ndarray]:
     """I.i.d. ``N(0, stddev^2)`` float32 arrays of the given shapes, drawn in order from ``rng``.
 
     Drawn as one flat vector and split, so the draw does not depend on how the parameters are
     cut into layers.
+
+    Args:
+        shapes: One shape (a tuple of ints >= 0) per array, e.g. ``[w.shape for w in weights]``.
+        stddev: The standard deviation, >= 0 and at most :data:`MAX_NOISE_STDDEV` (a larger
+            one would make the float32 draws overflow to inf).
+        rng: The generator to draw from.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
     """
+    if isinstance(shapes, (str, bytes, np.ndarray)) or not isinstance(shapes, Sequence):
+        raise TypeError(f"shapes must be a list of array shapes (tuples of ints), got "
+                        f"{type(shapes).__name__} {v._fmt(shapes)}.")
+    checked = []
+    for i, shape in enumerate(shapes):
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
+            raise TypeError(f"shapes[{i}] must be a tuple of ints, got {type(shape).__name__} "
+                            f"{v._fmt(shape)}.")
+        checked.append(tuple(v.check_int(f"shapes[{i}][{j}]", n, minimum=0)
+                             for j, n in enumerate(shape)))
+    total = sum(math.prod(shape) for shape in checked)
+    if total > v.MAX_INT:
+        raise ValueError(f"shapes must hold at most {v.MAX_INT} values in all, got {total}.")
+    stddev = v.check_non_negative("stddev", stddev)
+    if stddev > MAX_NOISE_STDDEV:
+        raise ValueError(f"stddev must be <= {MAX_NOISE_STDDEV:g} (float32 noise would overflow "
+                         f"to inf), got {v._fmt(stddev)}.")
+    rng = v.check_rng("rng", rng)
+    return gaussian_noise_unchecked(checked, stddev=stddev, rng=rng)
+
+
+# An unchecked internal fast path like client_batches_unchecked: aggregation.DPFedAvg draws the
+# noise of every round with it, from shapes and a stddev it checked once at construction.
+def gaussian_noise_unchecked(shapes: Sequence[tuple[int, ...]], *, stddev: float,
+                             rng: np.random.Generator) -> list[np.ndarray]:
+    """:func:`gaussian_noise` without the checks, for the rules that draw it every round."""
     sizes = [int(np.prod(shape)) for shape in shapes]
     flat = rng.standard_normal(sum(sizes), dtype=np.float32) * np.float32(stddev)
     pieces = np.split(flat, np.cumsum(sizes)[:-1])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import math
 import os
 import time
@@ -213,22 +214,34 @@ def _check_engine(value: Any) -> Engine:
 def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs: Any,
            batch_size: Any, client_learning_rate: Any, test_data: Any, seed: Any,
            engine_choice: Any, initial_weights: Any, callback: Any,
-           max_clients_per_round: int | None = None) -> tuple[_Setup, int]:
-    """Validates the arguments every run shares, builds the model, data and trainer."""
+           max_clients_per_round: int | None = None,
+           clients_per_round_is_fixed: bool = False) -> tuple[_Setup, int]:
+    """Validates the arguments every run shares, builds the model, data and trainer.
+
+    With ``clients_per_round_is_fixed`` (FedAvg), ``max_clients_per_round`` is the user's
+    ``clients_per_round`` and is checked against the number of clients here, after the
+    datasets themselves (so that a malformed ``client_datasets`` is named as such).
+    """
+    if isinstance(model_fn, keras.Model):
+        raise TypeError(f"model_fn must be a function that builds a model, got the model "
+                        f"{model_fn.name!r} itself. Pass e.g. models.make_softmax_regression.")
     if not callable(model_fn):
         raise TypeError(f"model_fn must be callable, got {type(model_fn).__name__}.")
     chosen = _check_engine(engine_choice)
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
-    local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=10**6)
+    local_epochs = schedule.check_local_epochs(local_epochs)
     batch_size = schedule.check_batch_size(batch_size)
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     seed = v.check_int("seed", seed, minimum=0)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}.")
+    _check_callable("callback", callback, {"round": 1})
     model = model_fn()
     if not isinstance(model, keras.Model):
         raise TypeError(f"model_fn must return a keras.Model, got {type(model).__name__}.")
     datasets = client.check_datasets(model, client_datasets)
+    if clients_per_round_is_fixed:
+        v.check_int("clients_per_round", max_clients_per_round, minimum=1, maximum=len(datasets))
+    local_epochs = schedule.check_local_epochs(
+        local_epochs, num_examples=max(len(x) for x, _ in datasets))
     test = None if test_data is None else client.check_pair(model, test_data, "test_data")
     if initial_weights is None:
         weights = [np.array(w, dtype=np.float32) for w in model.get_weights()]
@@ -248,7 +261,7 @@ def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs
         trainer = engine.MultiClientEngine(model, datasets,
                                            max_clients_per_round=max_clients_per_round, **local)
     else:
-        trainer = client.LoopTrainer(model, datasets, **local)
+        trainer = client.LoopTrainer._from_checked(model, datasets, **local)
     return _Setup(model, datasets, test, weights, trainer, resolved), num_rounds
 
 
@@ -463,22 +476,50 @@ def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]]
 
 def _check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}.")
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
+                        f"{v._fmt(value)}.")
     return value
+
+
+def _check_callable(name: str, value: Any, *example_args: Any) -> None:
+    """``value`` must be ``None`` or callable with ``example_args`` (checked, not called).
+
+    A function of the wrong arity would otherwise fail only in the first round (a callback), or
+    be taken for a faulty client every round (a client hook).
+    """
+    if value is None:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {type(value).__name__} "
+                        f"{v._fmt(value)}.")
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # some builtins have no signature: trust them
+        return
+    try:
+        signature.bind(*example_args)
+    except TypeError:
+        raise TypeError(f"{name} must accept {len(example_args)} positional argument"
+                        f"{'s' if len(example_args) > 1 else ''}, got {value!r} with signature "
+                        f"{signature}.") from None
 
 
 def _check_fault_options(client_hook: Any, deadline_seconds: Any, checkpoint: Any,
                          checkpoint_every: Any) -> dict[str, Any]:
     """The fault-handling and checkpoint arguments of both front doors, checked."""
-    if client_hook is not None and not callable(client_hook):
-        raise TypeError(f"client_hook must be callable or None, got "
-                        f"{type(client_hook).__name__}.")
+    _check_callable("client_hook", client_hook, 0, 0, [])
     if deadline_seconds is not None:
         deadline_seconds = v.check_positive("deadline_seconds", deadline_seconds)
     if checkpoint is not None and (isinstance(checkpoint, bool)
                                    or not isinstance(checkpoint, (str, os.PathLike))):
         raise TypeError(f"checkpoint must be a path (str or os.PathLike) or None, got "
                         f"{type(checkpoint).__name__}.")
+    if checkpoint is not None:
+        path = os.fspath(checkpoint)
+        if not isinstance(path, str) or path == "" or os.path.isdir(path) \
+                or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ValueError(f"checkpoint must be the path of a file in an existing folder, got "
+                             f"{v._fmt(path)}.")
     checkpoint_every = v.check_int("checkpoint_every", checkpoint_every, minimum=1)
     return {"client_hook": client_hook, "deadline": deadline_seconds, "checkpoint": checkpoint,
             "checkpoint_every": checkpoint_every}
@@ -580,14 +621,12 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     progress = _check_flag("progress", progress)
     diagnostics = _check_flag("diagnostics", diagnostics)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
-    if isinstance(client_datasets, Sequence) and len(client_datasets) > 0:
-        clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1,
-                                        maximum=len(client_datasets))
+    clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
     setup, num_rounds = _setup(
         model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
         batch_size=batch_size, client_learning_rate=client_learning_rate, test_data=test_data,
         seed=seed, engine_choice=engine, initial_weights=initial_weights, callback=callback,
-        max_clients_per_round=clients_per_round)
+        max_clients_per_round=clients_per_round, clients_per_round_is_fixed=True)
     rounds = [schedule.sample_clients(len(setup.datasets), clients_per_round, seed=seed,
                                       round_index=t) for t in range(num_rounds)]
     fields = _loop(setup, rule=rule, server_optimizer=optimizer, rounds=rounds, randomness=None,
@@ -624,13 +663,46 @@ def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.nd
 
     Returns:
         Float64 array with one epsilon per round.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
     """
-    busiest = np.asarray(busiest_counts, dtype=np.int64)
+    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
+    if noise_multiplier / 2 > accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER:
+        raise ValueError(f"noise_multiplier must be <= "
+                         f"{2 * accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER:g}, got "
+                         f"{v._fmt(noise_multiplier)}.")
+    busiest = _check_counts("busiest_counts", busiest_counts)
     per_report = accounting.epsilon_per_round(
         noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
         num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta,
         accountant=accountant)
     return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
+
+
+def _check_counts(name: str, value: Any) -> np.ndarray:
+    """A 1-D array of non-decreasing report counts in 0 .. accounting.MAX_NUM_ROUNDS."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-D array of report counts, got "
+                        f"{type(value).__name__} {v._fmt(value)}.")
+    try:
+        counts = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a 1-D array of report counts, got "
+                        f"{type(value).__name__}.") from None
+    if counts.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of report counts, got shape "
+                         f"{counts.shape}.")
+    if counts.size and (counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer)):
+        raise TypeError(f"{name} must hold integer counts, got dtype {counts.dtype}.")
+    counts = counts.astype(np.int64)
+    if counts.size and (counts.min() < 0 or counts.max() > accounting.MAX_NUM_ROUNDS):
+        raise ValueError(f"{name} must hold counts in 0..{accounting.MAX_NUM_ROUNDS}, got values "
+                         f"from {counts.min()} to {counts.max()}.")
+    if np.any(np.diff(counts) < 0):
+        raise ValueError(f"{name} must be non-decreasing (reports so far, round by round), got "
+                         f"{v._fmt(value)}.")
+    return counts
 
 
 def run_dp_fedavg(model_fn: Callable[[], keras.Model],
@@ -721,7 +793,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         TypeError, ValueError: An argument is malformed (the message names it), or
             ``target_epsilon`` is already exceeded by the first round.
     """
-    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    sampling_probability = accounting._check_sampling_probability(sampling_probability)
+    accountant = accounting._check_accountant(accountant)  # also when there is no target_delta
     placement = aggregation.NoisePlacement.parse(noise_placement)
     reproducible_noise = _check_flag("reproducible_noise", reproducible_noise)
     diagnostics = _check_flag("diagnostics", diagnostics)
@@ -738,6 +811,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         if target_delta is None:
             raise ValueError("target_epsilon needs target_delta: pass target_delta=1e-5 or "
                              "similar, so that epsilon can be accounted.")
+    server_learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
     if server_optimizer is None:
         server_optimizer = aggregation.ServerSGD(server_learning_rate)
     elif not isinstance(server_optimizer, aggregation.ServerOptimizer):
@@ -864,8 +938,9 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
     if not isinstance(randomness, schedule.PrivateRandomness):
         raise TypeError(f"randomness must be a PrivateRandomness, got "
                         f"{type(randomness).__name__}.")
-    trainer = client.LoopTrainer(
-        model, datasets, local_epochs=v.check_int("local_epochs", local_epochs, minimum=1),
+    trainer = client.LoopTrainer._from_checked(
+        model, datasets, local_epochs=schedule.check_local_epochs(
+            local_epochs, num_examples=max(len(x) for x, _ in datasets)),
         batch_size=schedule.check_batch_size(batch_size),
         client_learning_rate=v.check_positive("client_learning_rate", client_learning_rate),
         seed=v.check_int("seed", seed, minimum=0))
