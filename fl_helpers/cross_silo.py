@@ -333,8 +333,8 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown TrainingConfig keys {unknown}; expected some of "
                              f"{sorted(fields)}.")
-        cast = {k: (int(x) if isinstance(getattr(cls, k), int) else float(x))
-                for k, x in values.items()}
+        cast: dict[str, Any] = {k: (int(x) if isinstance(getattr(cls, k), int) else float(x))
+                                for k, x in values.items()}
         return cls(**cast)
 
 
@@ -474,13 +474,13 @@ def weighted_average(updates: Sequence[np.ndarray], weights: Sequence[float]) ->
     if len(updates) != len(weights) or not updates:
         raise ValueError(f"updates and weights must be non-empty and of equal length, got "
                          f"{len(updates)} and {len(weights)}.")
-    weights = np.asarray(weights, dtype=np.float64)
-    if (weights <= 0).any():
-        raise ValueError(f"weights must be > 0, got {weights.tolist()}.")
+    w = np.asarray(weights, dtype=np.float64)
+    if (w <= 0).any():
+        raise ValueError(f"weights must be > 0, got {w.tolist()}.")
     total = np.zeros_like(np.asarray(updates[0], dtype=np.float64))
-    for update, weight in zip(updates, weights, strict=True):
+    for update, weight in zip(updates, w, strict=True):
         total = total + weight * np.asarray(update, dtype=np.float64)
-    return total / weights.sum()
+    return total / w.sum()
 
 
 def noise_seed_for(seed: int, round_index: int, hospital_id: int) -> list[int]:
