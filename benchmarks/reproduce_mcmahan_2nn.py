@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fl_helpers import data, federated, models, reproducibility
+from fl_helpers import data, models, reproducibility, training
 
 #: Rounds to 97% in McMahan et al. 2017, Table 1 (2NN, E = 1, B = 10, C = 0.1).
 PAPER_ROUNDS = {"iid": 87, "noniid": 664}
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         for lr in [lr for lr in args.lrs if lr not in done]:
             start = time.perf_counter()
             try:
-                history = federated.run_fedavg(
+                history = training.run_fedavg(
                     models.make_2nn, clients, num_rounds=max_rounds,
                     clients_per_round=CLIENTS_PER_ROUND, local_epochs=LOCAL_EPOCHS,
                     batch_size=BATCH_SIZE, client_learning_rate=lr, test_data=test_data,
@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
             wall = time.perf_counter() - start
             accuracy = history.test_accuracy
             run = {
-                "client_learning_rate": lr, "num_rounds": max_rounds, "engine": history.engine,
+                "client_learning_rate": lr, "num_rounds": max_rounds,
+                "engine": history.engine.value,
                 "rounds_to_target": rounds_to_target(accuracy, TARGET),
                 "max_accuracy": float(accuracy.max()), "final_accuracy": float(accuracy[-1]),
                 # NaN/inf test loss: the training blew up (a too large learning rate).
