@@ -8,8 +8,9 @@ Attacks (each a few lines over a client's data or its update ``delta_k = w_k - w
 * :func:`add_trigger` and :func:`backdoor_data` -- the pixel-trigger backdoor of Bagdasaryan et al.
   2020, "How To Backdoor Federated Learning", Section 3: a small white square in the corner makes
   the model answer ``target_label`` whatever the digit. With *model replacement* (their
-  Section 3.3, eq. 3) the attacker scales its update by ``gamma = n / eta`` (``n`` clients per round,
-  ``eta`` the server learning rate), so that averaging replaces the global model by its own.
+  Section 3.3, eq. 3) the attacker scales its update by ``gamma = n / eta`` (``n`` clients per
+  round, ``eta`` the server learning rate), so that averaging replaces the global model by its
+  own.
 * :func:`gaussian_update` -- a client sends pure noise.
 
 :class:`MaliciousClients` applies an update attack to a set of client ids; it is a *client hook*
@@ -27,8 +28,8 @@ and norm bounding are :class:`fl_helpers.aggregation.CoordinateMedian` and
   Tolerant Gradient Descent", Section 4; defined for ``m > 2 f + 2``).
 
 All of them act on updates; Flower's ``FedMedian``, ``FedTrimmedAvg`` and ``Krum`` act on the
-clients' weights ``w_k = w + delta_k``. The median, the trimmed mean and Krum commute with adding the
-same ``w`` to every input, so both give the same new global model (``tests/test_robust.py``).
+clients' weights ``w_k = w + delta_k``. The median, the trimmed mean and Krum commute with adding
+the same ``w`` to every input, so both give the same new global model (``tests/test_robust.py``).
 
 Faults. A *client hook* ``hook(client_id, round_index, delta) -> delta`` stands between a client's
 local training and the server: it may return the update unchanged, an altered one (an attack),
