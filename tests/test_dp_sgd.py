@@ -268,7 +268,7 @@ def test_parity_with_a_from_scratch_loop(toy_data):
     randomness = schedule.PrivateRandomness.reproducible(5, warn=False)
     for t in range(steps):
         batch = np.flatnonzero(randomness.sampling_rng(t).random(n) < q)
-        noise = schedule.gaussian_noise([v.shape for v in model.trainable_variables],
+        noise = schedule.gaussian_noise([tuple(v.shape) for v in model.trainable_variables],
                                         stddev=z * clip, rng=randomness.noise_rng(t))
         total = [np.zeros(v.shape, np.float32) for v in model.trainable_variables]
         for i in batch:
