@@ -42,7 +42,6 @@ import hashlib
 import json
 import math
 import secrets
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -53,9 +52,16 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from scipy import stats
 
-from fl_helpers import accounting, aggregation, experiment, models, plotting, reproducibility
+from fl_helpers import (
+    accounting,
+    aggregation,
+    experiment,
+    models,
+    plotting,
+    reproducibility,
+    training,
+)
 from fl_helpers import secure_aggregation as sa
-from fl_helpers import training
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)  # teaching data only: masks and noise stay secret
@@ -545,8 +551,9 @@ for r in stored["expansion"]:
 
 # %% [markdown]
 # **Compute**, measured by the benchmark for one round among 100 clients with the 2NN's 199,210
-# parameters ($b = 32$), on this shared 2-core machine while it was busy with other work (all clients simulated on
-# one core, one after another), so read the figures as upper bounds:
+# parameters ($b = 32$), on this shared 2-core machine while it was busy with other
+# work (all clients simulated on one core, one after another), so read the figures as upper
+# bounds:
 
 # %% tags=["nbval-check-output"]
 cost = stored["compute"]
