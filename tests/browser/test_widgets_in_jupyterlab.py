@@ -99,6 +99,8 @@ WIDGET_CASES = [
     # One step (20 % -> 30 % attackers): every move retrains a small poisoned federation.
     WidgetCase("07_robustness.ipynb", slider="malicious f/n", keys=("ArrowRight",),
                volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
+    # Every move retrains the four-hospital federation twice; Run All includes a Flower deployment.
+    WidgetCase("08_cross_silo_deployment.ipynb", slider="noise multiplier σ", run_timeout_s=600.0),
 ]
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
