@@ -230,6 +230,16 @@ def derive_answer(notebook: Path, nb: nbformat.NotebookNode, exercise: cn.Exerci
             chosen.append(text)
             wanted |= cn.used_names(statement)
     chosen.reverse()
+    # The answer runs in the student's notebook, which may not import what the solution uses:
+    # bring the solutions notebook's imports of the names the chosen code needs.
+    imports = {}
+    for statement, text in _statements([c for c in solutions.cells if c.cell_type == "code"]):
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for name in cn.statement_binds(statement):
+                imports.setdefault(name, text)
+    needs = cn.free_names(ast.parse("\n\n".join(chosen))) if chosen else set()
+    chosen = list(dict.fromkeys(imports[name] for name in sorted(needs) if name in imports)) \
+        + chosen
     defined = set().union(*(cn.bound_names(ast.parse(text)) for text in chosen)) if chosen \
         else set()
     origin = {name: "solution code" for name in names if name in defined}
