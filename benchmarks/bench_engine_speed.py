@@ -2,13 +2,13 @@
 
 The McMahan et al. 2017 2NN setup (Section 3): 10 clients x 600 real MNIST training examples,
 B = 10, client learning rate 0.1, all 10 clients every round, E = 1 and E = 5. Four trainers
-start from the same weights and take the same batches (``federated.client_batches`` with seeds
+start from the same weights and take the same batches (``schedule.client_batches`` with seeds
 ``[seed, t, k]``), so they reach the same test accuracy:
 
 (a) a per-client Keras ``model.fit`` loop (the clients' batches concatenated in order, so that
-    ``fit(shuffle=False)`` takes exactly them), then ``federated.fedavg``;
-(b) ``federated.run_fedavg(engine="loop")``: one compiled GradientTape SGD graph per client;
-(c) ``federated.run_fedavg(engine="fast")``: all clients in one XLA graph (``fl_helpers.engine``);
+    ``fit(shuffle=False)`` takes exactly them), then ``aggregation.fedavg``;
+(b) ``training.run_fedavg(engine="loop")``: one compiled GradientTape SGD graph per client;
+(c) ``training.run_fedavg(engine="fast")``: all clients in one XLA graph (``fl_helpers.engine``);
 (d) Flower's simulation engine (``flwr``, Ray backend) running (a)'s Keras ``fit`` in its clients
     with its FedAvg strategy, in a separate Python that has ``flwr`` (see below).
 
@@ -28,6 +28,10 @@ can see the course's packages, e.g.::
 
 and pass ``--flower-python /tmp/flwr_venv/bin/python`` (the default when that file exists).
 Without it, (d) is skipped with the reason printed.
+
+With ``--cnn`` it first times the course CNN (McMahan et al. 2017, Section 3) the same way,
+(b) against (c), at ``--cnn-epochs`` (default E = 5) on ``--cnn-clients`` x ``--cnn-examples``
+(default 10 x 600: many minutes per round on a 2-core CPU; pass fewer to fit a loaded machine).
 
 Run: ``.venv/bin/python benchmarks/bench_engine_speed.py`` (about 3-5 minutes on a 2-core CPU).
 Prints figures, never asserts. The machine's load average is printed at the start and the end:
@@ -77,9 +81,9 @@ def keras_fit_client(model, global_weights, x, y, *, local_epochs, seed):
     ``fit(shuffle=False, batch_size=B)`` cuts its input into consecutive batches of B, so feeding
     it the examples in ``client_batches`` order reproduces them exactly when B divides n_k.
     """
-    from fl_helpers import federated
+    from fl_helpers import schedule
 
-    batches = federated.client_batches(len(x), local_epochs=local_epochs, batch_size=BATCH_SIZE,
+    batches = schedule.client_batches(len(x), local_epochs=local_epochs, batch_size=BATCH_SIZE,
                                        rng=np.random.default_rng(seed))
     if any(len(b) != BATCH_SIZE for b in batches):
         raise ValueError(f"keras_fit_client needs n_k divisible by B={BATCH_SIZE}, got {len(x)}.")
@@ -101,8 +105,8 @@ def compiled_keras_model():
 
 
 def run_keras_fit(clients, test, *, local_epochs, rounds):
-    """(a): per-client ``fit``, then ``federated.fedavg``; returns (seconds, accuracies)."""
-    from fl_helpers import federated
+    """(a): per-client ``fit``, then ``aggregation.fedavg``; returns (seconds, accuracies)."""
+    from fl_helpers import aggregation, client, schedule
 
     model = compiled_keras_model()
     eval_model = compiled_keras_model()
@@ -111,21 +115,21 @@ def run_keras_fit(clients, test, *, local_epochs, rounds):
     for t in range(rounds):
         start = time.perf_counter()
         new = [keras_fit_client(model, weights, x, y, local_epochs=local_epochs,
-                                seed=federated.client_seed(SEED, t, k))
+                                seed=schedule.client_seed(SEED, t, k))
                for k, (x, y) in enumerate(clients)]
-        weights = federated.fedavg(new, [len(y) for _, y in clients])
+        weights = aggregation.fedavg(new, [len(y) for _, y in clients])
         seconds.append(time.perf_counter() - start)
-        accuracies.append(federated.evaluate(eval_model, weights, *test)[1])
+        accuracies.append(client.evaluate(eval_model, weights, *test)[1])
     return np.array(seconds), np.array(accuracies)
 
 
-def run_federated(clients, test, *, engine, local_epochs, rounds):
-    """(b) and (c): ``federated.run_fedavg`` with the given engine."""
-    from fl_helpers import federated, models
+def run_federated(clients, test, *, engine, local_epochs, rounds, model_fn=None):
+    """(b) and (c): ``training.run_fedavg`` with the given engine (the 2NN by default)."""
+    from fl_helpers import models, training
 
-    history = federated.run_fedavg(
-        lambda: models.make_2nn(seed=SEED), clients, num_rounds=rounds,
-        clients_per_round=NUM_CLIENTS, local_epochs=local_epochs, batch_size=BATCH_SIZE,
+    history = training.run_fedavg(
+        model_fn or (lambda: models.make_2nn(seed=SEED)), clients, num_rounds=rounds,
+        clients_per_round=len(clients), local_epochs=local_epochs, batch_size=BATCH_SIZE,
         client_learning_rate=LEARNING_RATE, test_data=test, seed=SEED, progress=False,
         engine=engine)
     return history.seconds_per_round, history.test_accuracy
@@ -143,7 +147,11 @@ def run_engine_grouped(clients, *, local_epochs, rounds, group_size):
     seconds = []
     for t in range(rounds):
         start = time.perf_counter()
-        weights = fast.fedavg_round(weights, np.arange(NUM_CLIENTS), t)
+        sampled = np.arange(NUM_CLIENTS)
+        sizes = fast.sizes[sampled]
+        result = fast.clipped_sum(weights, sampled, t, scales=sizes / sizes.sum(),
+                                  clipping_norm=None)
+        weights = [w + d for w, d in zip(weights, result.total, strict=True)]
         seconds.append(time.perf_counter() - start)
     return np.array(seconds)
 
@@ -171,25 +179,25 @@ def flower_worker(local_epochs: int, rounds: int, output: str) -> None:
             self.partition = partition
 
         def fit(self, parameters, config):
-            from fl_helpers import federated
+            from fl_helpers import schedule
 
             model = _worker_model()
             x, y = clients[self.partition]
             t = int(config["server_round"]) - 1
             weights = keras_fit_client(model, parameters, x, y, local_epochs=local_epochs,
-                                       seed=federated.client_seed(SEED, t, self.partition))
+                                       seed=schedule.client_seed(SEED, t, self.partition))
             return weights, len(y), {}
 
     def client_fn(context: Context):
         return KerasFitClient(int(context.node_config["partition-id"])).to_client()
 
     def evaluate_fn(server_round, parameters, config):
-        from fl_helpers import federated
+        from fl_helpers import client
 
         start = time.perf_counter()
         if "model" not in eval_model:
             eval_model["model"] = compiled_keras_model()
-        loss, accuracy = federated.evaluate(eval_model["model"], parameters, *test)
+        loss, accuracy = client.evaluate(eval_model["model"], parameters, *test)
         timeline.append((server_round, start, time.perf_counter() - start, accuracy))
         return loss, {"accuracy": accuracy}
 
@@ -279,23 +287,25 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 def notebook04_setting(model_name: str, rounds: int, engine: str = "fast"):
     """DP-FedAvg on 1,000 Dirichlet(0.5) clients of ~60 examples, q = 0.05, E = 1, B = 10."""
-    from fl_helpers import data, dp_fedavg, models
+    from fl_helpers import data, models, training
 
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
     parts = data.partition_dirichlet(y_train, 1000, alpha=0.5, rng=np.random.default_rng(SEED))
     clients = data.client_datasets(x_train, y_train, parts)
     model_fn = {"2nn": models.make_2nn, "softmax": models.make_softmax_regression}[model_name]
-    evaluations = []
+    evaluations, sampled = [], []
 
     def timed_callback(figures):
         evaluations.append(time.perf_counter())
+        sampled.append(figures["num_sampled"])
 
     start = time.perf_counter()
-    history = dp_fedavg.run_dp_fedavg(
+    history = training.run_dp_fedavg(
         model_fn, clients, num_rounds=rounds, sampling_probability=0.05, local_epochs=1,
         batch_size=BATCH_SIZE, client_learning_rate=LEARNING_RATE, clipping_norm=1.0,
         noise_multiplier=1.0, test_data=(x_test[:2000], y_test[:2000]), seed=SEED,
-        progress=False, target_delta=1e-3, callback=timed_callback, engine=engine)
+        progress=False, target_delta=1e-3, callback=timed_callback, engine=engine,
+        diagnostics=True)
     total = time.perf_counter() - start
     sizes = np.array([len(y) for _, y in clients])
     return {
@@ -303,10 +313,47 @@ def notebook04_setting(model_name: str, rounds: int, engine: str = "fast"):
         "first": history.seconds_per_round[0],
         "train_median": float(np.median(history.seconds_per_round[1:])),
         "per_round_with_eval": float(np.median(np.diff(evaluations))),
-        "clients_mean": float(history.num_sampled.mean()),
+        "clients_mean": float(np.mean(sampled)),
         "sizes": (int(sizes.min()), int(np.median(sizes)), int(sizes.max())),
         "accuracy": history.test_accuracy[-1], "epsilon": history.epsilon[-1],
     }
+
+
+def cnn_flops_per_example() -> int:
+    """Nominal training FLOPs of one example through the course CNN: 6 x multiply-adds.
+
+    Multiply-adds of the forward pass: 28 x 28 x (5 x 5 x 1) x 32 for the first convolution,
+    14 x 14 x (5 x 5 x 32) x 64 for the second, 3,136 x 512 + 512 x 10 for the dense layers;
+    2 FLOPs each forward and 4 backward (as :func:`fl_helpers.engine.flops_per_example`; the
+    first convolution's input gradient is counted but never needed).
+    """
+    macs = 28 * 28 * 25 * 32 + 14 * 14 * 800 * 64 + 3136 * 512 + 512 * 10
+    return 6 * macs
+
+
+def cnn_comparison(num_clients: int, examples: int, local_epochs: int, rounds: int,
+                   peak: float) -> None:
+    """The CNN, per-client loop against the fast engine, side by side (no test evaluation)."""
+    from fl_helpers import models
+
+    clients, _ = load_setup()
+    clients = [(x[:examples], y[:examples]) for x, y in clients[:num_clients]]
+    rows = {}
+    for name, engine_name in (("(b) GradientTape loop", "loop"), ("(c) fast engine", "fast")):
+        seconds, _ = run_federated(clients, None, engine=engine_name, local_epochs=local_epochs,
+                                   rounds=rounds, model_fn=lambda: models.make_cnn(seed=SEED))
+        rows[name] = seconds
+    reference = float(np.median(rows["(c) fast engine"][1:]))
+    print(f"CNN (1,663,370 parameters), E = {local_epochs}, B = {BATCH_SIZE}, {num_clients} "
+          f"clients x {examples}, {rounds} rounds (first = warm-up); load average "
+          f"{load_average()}")
+    print(f"{'trainer':<26}{'first round s':>14}{'s / round':>11}{'x engine':>10}")
+    for name, seconds in rows.items():
+        per_round = float(np.median(seconds[1:]))
+        print(f"{name:<26}{seconds[0]:>14.3f}{per_round:>11.3f}{per_round / reference:>10.2f}")
+    achieved = cnn_flops_per_example() * num_clients * examples * local_epochs / reference / 1e9
+    print(f"CNN engine: {achieved:.1f} GFLOP/s nominal = {achieved / peak:.0%} of the best "
+          f"measured matmul peak ({peak:.1f} GFLOP/s)\n")
 
 
 def load_average() -> str:
@@ -321,6 +368,13 @@ def main() -> None:
                         help="a Python with flwr[simulation] (and the course's packages)")
     parser.add_argument("--skip-flower", action="store_true")
     parser.add_argument("--skip-notebook04", action="store_true")
+    parser.add_argument("--skip-2nn", action="store_true", help="skip the 2NN trainers")
+    parser.add_argument("--cnn", action="store_true",
+                        help="also time the CNN: per-client loop against the fast engine")
+    parser.add_argument("--cnn-clients", type=int, default=NUM_CLIENTS)
+    parser.add_argument("--cnn-examples", type=int, default=EXAMPLES_PER_CLIENT,
+                        help="examples per CNN client (<= 600)")
+    parser.add_argument("--cnn-epochs", type=int, default=5, help="E for the CNN")
     parser.add_argument("--flower-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--local-epochs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -345,7 +399,9 @@ def main() -> None:
     print(f"2NN: {params:,} parameters; float32 matmul peak (2048^3, best of 10): "
           f"{peak:.1f} GFLOP/s\n")
 
-    for local_epochs in args.epochs:
+    if args.cnn:
+        cnn_comparison(args.cnn_clients, args.cnn_examples, args.cnn_epochs, args.rounds, peak)
+    for local_epochs in [] if args.skip_2nn else args.epochs:
         rows = {}
         rows["(a) Keras fit loop"] = run_keras_fit(clients, test, local_epochs=local_epochs,
                                                    rounds=args.rounds)
@@ -364,7 +420,8 @@ def main() -> None:
                 rows["(d) Flower simulation"] = (seconds, accuracy)
         reference = float(np.median(rows["(c) fast engine"][0][1:]))
         print(f"E = {local_epochs}, B = {BATCH_SIZE}, {NUM_CLIENTS} clients x "
-              f"{EXAMPLES_PER_CLIENT}, {args.rounds} rounds (first = warm-up)")
+              f"{EXAMPLES_PER_CLIENT}, {args.rounds} rounds (first = warm-up); load average "
+              f"{load_average()}")
         print(f"{'trainer':<26}{'first round s':>14}{'s / round':>11}{'x engine':>10}"
               f"{'test acc (last)':>17}")
         for name, (seconds, accuracy) in rows.items():

@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
             "paper_source": "McMahan et al. 2017, Table 1, 2NN with E=1, row B=10, column C=0.1",
             "engine": None,
             "machine": machine,
-            "git_commit": _git_commit(),
-            "started_utc": _now(),
+            "git_commit": git_commit(),
+            "started_utc": now_utc(),
             "complete": False,
             "selected_lr": None,
             "runs": [],
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "error": str(error), "wall_seconds": round(time.perf_counter() - start, 2),
                        "test_accuracy": []}
                 results["runs"].append(run)
-                _summarise(results)
+                summarise(results)
                 path.write_text(json.dumps(results, indent=1) + "\n")
                 print(f"{SPLIT_NAMES[split]}, lr={lr:g}: diverged ({error})", flush=True)
                 continue
@@ -240,15 +240,15 @@ def main(argv: list[str] | None = None) -> dict:
                 "test_accuracy": [round(float(a), 4) for a in accuracy],
             }
             results["runs"].append(run)
-            _summarise(results)
+            summarise(results)
             path.write_text(json.dumps(results, indent=1) + "\n")  # after every run
             print(f"{SPLIT_NAMES[split]}, lr={lr:g}: rounds to {TARGET:.0%} = "
                   f"{_fmt_rounds(run['rounds_to_target'], max_rounds)} (paper "
                   f"{PAPER_ROUNDS[split]}), max accuracy {run['max_accuracy']:.4f}, "
                   f"{wall:.1f} s", flush=True)
-        _summarise(results)
+        summarise(results)
         results["complete"] = True
-        results["finished_utc"] = _now()
+        results["finished_utc"] = now_utc()
         path.write_text(json.dumps(results, indent=1) + "\n")
         all_results[split] = results
         print(f"results written to {path}")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
     return all_results
 
 
-def _summarise(results: dict) -> None:
+def summarise(results: dict) -> None:
     """Sorts the runs by learning rate and fills in the selected rate and the engines used."""
     results["runs"].sort(key=lambda r: r["client_learning_rate"])
     best = best_run(results["runs"])
@@ -264,7 +264,7 @@ def _summarise(results: dict) -> None:
     results["engine"] = ", ".join(sorted({r["engine"] for r in results["runs"] if r["engine"]}))
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     """The repository's HEAD commit (the code measured), or None outside a git checkout."""
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -273,7 +273,7 @@ def _git_commit() -> str | None:
         return None
 
 
-def _now() -> str:
+def now_utc() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
