@@ -722,8 +722,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   deadline_seconds: float | None = None,
                   checkpoint: str | os.PathLike | None = None,
                   checkpoint_every: int = 1,
-                  accountant: accounting.AccountantName = accounting.Accountant.PLD
-                  ) -> DPHistory:
+                  accountant: accounting.AccountantName = accounting.Accountant.PLD,
+                  expected_clients: float | None = None) -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -778,6 +778,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             one (so a caller can see the schedule first, e.g. for local-DP calibration).
         accountant: ``"pld"`` (default, the tightest) or ``"rdp"``
             (:class:`fl_helpers.accounting.Accountant`).
+        expected_clients: The fixed divisor ``q N`` of the average, a **public** constant.
+            Default: ``sampling_probability * len(client_datasets)``. The add/remove analysis
+            assumes the divisor does not depend on whether a client is present; if the number of
+            clients is itself private, pass a public value here (e.g. ``q`` times a published
+            federation size).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
@@ -833,8 +838,10 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     else:
         num_clients = 1  # _setup raises the type error
     # The rule checks clipping_norm and noise_multiplier (once, here).
+    if expected_clients is None:
+        expected_clients = sampling_probability * num_clients
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
-                                expected_clients=sampling_probability * num_clients,
+                                expected_clients=expected_clients,
                                 placement=placement)
     clipping_norm, noise_multiplier = rule.clipping_norm, rule.noise_multiplier
     rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
