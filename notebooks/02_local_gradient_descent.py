@@ -6,7 +6,7 @@
 # `fl_helpers.client.client_update`, the client step of federated averaging, and train with
 # example-level differential privacy (DP-SGD).
 #
-# *Runtime: about 25 s on a laptop CPU.* Prerequisites:
+# *Runtime: about 50 s of CPU time on a 2-core laptop-class CPU.* Prerequisites:
 # [00 — welcome to federated learning](00_welcome_to_federated_learning.ipynb) for the client
 # splits; the idea of a derivative.
 
@@ -493,8 +493,9 @@ print("sanity checks passed")
 # ### Short local training
 #
 # Federated clients rarely train for 20 epochs between two rounds; a few epochs are typical.
-# Here is the 2NN trained on client 0 for 3 epochs with $B = 32$ and $\eta = 0.1$, with the
-# same summary line and plot as the widget below shows for its starting setting:
+# Here is the 2NN trained on client 0 for 3 epochs with $B = 32$ and $\eta = 0.1$: the
+# widget's starting setting, with the summary line it prints (the widget then keeps this curve
+# in grey for comparison):
 
 # %%
 short_curve = client.sgd_loss_curve(two_nn, two_nn_start, x_client, y_client, local_epochs=3,
@@ -678,7 +679,7 @@ def clipped_sum(x_batch, y_batch):                    # sum of the clipped per-e
 
 noise_multiplier, q, dp_learning_rate, num_steps = 1.0, 32 / n_client, 0.5, 100
 randomness = schedule.PrivateRandomness.reproducible(SEED)      # NOT private: for the check
-shapes = [v.shape for v in variables]
+shapes = [tuple(v.shape) for v in variables]
 for t in range(num_steps):
     batch = np.flatnonzero(randomness.sampling_rng(t).random(n_client) < q)     # Poisson
     noise = schedule.gaussian_noise(shapes, stddev=noise_multiplier * clipping_norm,
