@@ -146,12 +146,17 @@ def _check_rounds(name: str, value: Any) -> int:
     return v.check_int(name, value, minimum=1, maximum=MAX_NUM_ROUNDS)
 
 
-def _check_sampling_probability(value: Any) -> float:
-    value = v.check_probability("sampling_probability", value)
+def _at_least_normal(name: str, value: float) -> float:
+    """``value`` if it is at least the smallest normal float (subnormals lose precision)."""
     if value < v.MIN_NORMAL:
-        raise ValueError(f"sampling_probability must be >= {v.MIN_NORMAL} (the smallest normal "
-                         f"float), got {v._fmt(value)}.")
+        raise ValueError(f"{name} must be >= {v.MIN_NORMAL} (the smallest normal float), got "
+                         f"{v._fmt(value)}.")
     return value
+
+
+def _check_sampling_probability(value: Any) -> float:
+    return _at_least_normal("sampling_probability",
+                            v.check_probability("sampling_probability", value))
 
 
 def _check_noise_multiplier(value: Any) -> float:
@@ -164,11 +169,7 @@ def _check_noise_multiplier(value: Any) -> float:
 
 
 def _check_delta(value: Any) -> float:
-    value = v.check_open_unit("target_delta", value)
-    if value < v.MIN_NORMAL:
-        raise ValueError(f"target_delta must be >= {v.MIN_NORMAL} (the smallest normal float), "
-                         f"got {v._fmt(value)}.")
-    return value
+    return _at_least_normal("target_delta", v.check_open_unit("target_delta", value))
 
 
 def _check_common(noise_multiplier: Any, sampling_probability: Any, num_rounds: Any,

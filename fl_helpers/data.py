@@ -53,19 +53,27 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "mnist"
 
 
-def _read_idx(path: Path, expected_sha256: str, ndim: int) -> np.ndarray:
+def _read_verified(path: Path, expected_sha256: str, *, what: str, folder: str) -> bytes:
+    """The bytes of a shipped data file, after checking it exists and its SHA-256.
+
+    Raises:
+        FileNotFoundError: The file is missing (the message names it and where it belongs).
+        ValueError: Its checksum differs from ``expected_sha256``.
+    """
     if not path.is_file():
         raise FileNotFoundError(
-            f"MNIST file {path.name} is missing: expected it at {path}. "
-            "The data ships with the course in data/mnist/; restore it with `git checkout data/`."
-        )
+            f"{what} is missing: expected it at {path}. The data ships with the course in "
+            f"data/{folder}/; restore it with `git checkout data/`.")
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected_sha256:
-        raise ValueError(
-            f"MNIST file {path.name} is corrupted: its SHA-256 is {digest}, expected "
-            f"{expected_sha256}. Restore it with `git checkout data/`."
-        )
+        raise ValueError(f"{what} is corrupted: its SHA-256 is {digest}, expected "
+                         f"{expected_sha256}. Restore it with `git checkout data/`.")
+    return raw
+
+
+def _read_idx(path: Path, expected_sha256: str, ndim: int) -> np.ndarray:
+    raw = _read_verified(path, expected_sha256, what=f"MNIST file {path.name}", folder="mnist")
     try:
         buffer = gzip.decompress(raw)
     except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
@@ -423,19 +431,8 @@ def load_heart_disease(hospital: int | str,
     name = hospital_name(hospital)
     filename, expected = HEART_DISEASE_FILES[name]
     path = (Path(data_dir) if data_dir is not None else heart_disease_dir()) / filename
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Heart-disease file {filename} ({name}) is missing: expected it at {path}. "
-            "The data ships with the course in data/heart_disease/; restore it with "
-            "`git checkout data/`."
-        )
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != expected:
-        raise ValueError(
-            f"Heart-disease file {filename} ({name}) is corrupted: its SHA-256 is {digest}, "
-            f"expected {expected}. Restore it with `git checkout data/`."
-        )
+    raw = _read_verified(path, expected, what=f"Heart-disease file {filename} ({name})",
+                         folder="heart_disease")
     rows = []
     for number, line in enumerate(raw.decode("ascii").splitlines(), start=1):
         fields = line.strip().split(",")
