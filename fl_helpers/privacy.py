@@ -478,6 +478,13 @@ def _release(array: np.ndarray, granularity: float, draw, scale: float) -> np.nd
     return out.reshape(array.shape)
 
 
+def _value_and_bits(value: Any, reproducible_rng: Any) -> tuple[np.ndarray, Any]:
+    """The checked value and the source of random bits: secret unless a Generator is given."""
+    rng = _check_reproducible_rng(reproducible_rng)
+    array = _check_value(value)
+    return array, (_SecretBits() if rng is None else _GeneratorBits(rng))
+
+
 def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon: float,
                       reproducible_rng: np.random.Generator | None = None
                       ) -> float | np.ndarray:
@@ -510,12 +517,10 @@ def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon:
     """
     sensitivity = _non_negative("sensitivity", sensitivity)
     epsilon = _positive("epsilon", epsilon)
-    rng = _check_reproducible_rng(reproducible_rng)
-    array = _check_value(value)
+    array, bits = _value_and_bits(value, reproducible_rng)
     if sensitivity == 0 or array.size == 0:
         return float(array) if array.ndim == 0 else array.copy()
     spec = laplace_mechanism_spec(sensitivity=sensitivity, epsilon=epsilon, size=array.size)
-    bits = _SecretBits() if rng is None else _GeneratorBits(rng)
     ratio = Fraction(int(spec.sensitivity_on_grid)) / Fraction(epsilon)  # t in grid steps
     num, den = ratio.numerator, ratio.denominator
     noisy = _release(array, spec.granularity, lambda: _discrete_laplace(num, den, bits),
@@ -556,13 +561,11 @@ def gaussian_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon
     sensitivity = _non_negative("sensitivity", sensitivity)
     epsilon = _positive("epsilon", epsilon)
     delta = _open_unit("delta", delta)
-    rng = _check_reproducible_rng(reproducible_rng)
-    array = _check_value(value)
+    array, bits = _value_and_bits(value, reproducible_rng)
     if sensitivity == 0 or array.size == 0:
         return float(array) if array.ndim == 0 else array.copy()
     spec = gaussian_mechanism_spec(sensitivity=sensitivity, epsilon=epsilon, delta=delta,
                                    size=array.size)
-    bits = _SecretBits() if rng is None else _GeneratorBits(rng)
     sigma_steps = Fraction(spec.noise_scale) / Fraction(spec.granularity)
     sigma_sq = sigma_steps * sigma_steps
     noisy = _release(array, spec.granularity, lambda: _discrete_gaussian(sigma_sq, bits),
