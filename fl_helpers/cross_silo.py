@@ -29,7 +29,6 @@ the caller passes ``noise_seed`` (then the run is reproducible and NOT private).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import warnings
@@ -429,18 +428,20 @@ def epsilon(config: TrainingConfig, num_train: int, *, target_delta: float) -> f
     """
     if not config.private:
         return math.inf
-    return _epsilon(config.noise_multiplier, config.sampling_probability(num_train),
-                    config.num_rounds * config.local_steps, float(target_delta))
+    return float(_accounting().dp_fedavg_epsilon(
+        noise_multiplier=config.noise_multiplier,
+        sampling_probability=config.sampling_probability(num_train),
+        num_rounds=config.num_rounds * config.local_steps, target_delta=float(target_delta)))
 
 
-@functools.lru_cache(maxsize=256)
-def _epsilon(noise_multiplier: float, sampling_probability: float, steps: int,
-             target_delta: float) -> float:
-    from fl_helpers import accounting  # dp-accounting: not needed by the ClientApp
+def _accounting() -> Any:
+    """fl_helpers.accounting, imported on first use: the ClientApp never needs dp-accounting.
 
-    return float(accounting.dp_fedavg_epsilon(
-        noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
-        num_rounds=steps, target_delta=target_delta))
+    The accounting functions cache their answers, so repeated settings cost nothing.
+    """
+    from fl_helpers import accounting
+
+    return accounting
 
 
 def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:
@@ -538,19 +539,11 @@ def calibrate_noise(config: TrainingConfig, num_train: int, *, target_epsilon: f
     """``config`` with the noise multiplier that gives a data holder of ``num_train`` patients
     exactly ``target_epsilon`` after the whole run (``accounting.noise_multiplier_for_epsilon``).
     Holders with more patients then have a smaller epsilon (smaller sampling probability)."""
-    return dataclasses.replace(config, noise_multiplier=_calibrated_sigma(
-        config.sampling_probability(num_train), config.num_rounds * config.local_steps,
-        float(target_epsilon), float(target_delta)))
-
-
-@functools.lru_cache(maxsize=64)
-def _calibrated_sigma(sampling_probability: float, steps: int, target_epsilon: float,
-                      target_delta: float) -> float:
-    from fl_helpers import accounting
-
-    return float(accounting.noise_multiplier_for_epsilon(
-        target_epsilon=target_epsilon, target_delta=target_delta,
-        sampling_probability=sampling_probability, num_rounds=steps))
+    return dataclasses.replace(config, noise_multiplier=float(
+        _accounting().noise_multiplier_for_epsilon(
+            target_epsilon=float(target_epsilon), target_delta=float(target_delta),
+            sampling_probability=config.sampling_probability(num_train),
+            num_rounds=config.num_rounds * config.local_steps)))
 
 
 def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig, *,
