@@ -166,8 +166,8 @@ _, accuracy_one_round = client.evaluate(model, averaged, x_test, y_test)
 print(f"test accuracy after one round: {accuracy_one_round:.3f}")
 
 # %% [markdown]
-# > **Pitfall: averaging the wrong way.** Two patterns circulate in widely read blog tutorials on
-# > federated learning with Keras, and both are wrong.
+# > **Pitfall: averaging the wrong way.** Two ways of averaging Keras weights look natural and
+# > run without complaint, and both are wrong.
 # >
 # > 1. *`np.mean(client_weights, axis=0)`* over the list of per-client weight lists. Each
 # >    client's weights are a **ragged** list of arrays of different shapes (784×200, 200,
