@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import ipywidgets
 import numpy as np
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
@@ -259,9 +258,7 @@ def robustness_explorer(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]]
             ax.set(xlabel="round", ylabel="test accuracy", ylim=(0, 1))
             ax.legend(loc="lower right")
             fig.tight_layout()
-            display(fig)
-            panel.last_seconds = time.perf_counter() - start
-            print(f"responded in {panel.last_seconds:.1f} s")
+            panel.show(fig, started=start)
 
     for control in (fraction_slider, defence_menu, attack_menu):
         control.observe(redraw, names="value")

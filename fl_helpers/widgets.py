@@ -14,6 +14,7 @@ which leaves a blank or half-drawn plot (``tests/browser`` caught this).
 from __future__ import annotations
 
 import math
+import time
 
 import ipywidgets
 from IPython.display import display
@@ -39,6 +40,14 @@ class Explorer(ipywidgets.VBox):
         self.output = output
         #: Seconds the last redraw took (training, accounting and drawing), NaN before one.
         self.last_seconds = math.nan
+
+    def show(self, fig: Figure, *, started: float | None = None) -> None:
+        """Displays ``fig``; given the redraw's start time, also records and prints how long
+        the redraw took (``responded in X s``)."""
+        display(fig)
+        if started is not None:
+            self.last_seconds = time.perf_counter() - started
+            print(f"responded in {self.last_seconds:.1f} s (training, accounting and drawing)")
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: the distribution of noisy answers as epsilon, sensitivity and mechanism change.
@@ -112,17 +121,14 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
             drawn as a second, dashed density; ``None`` for none.
 
     Returns:
-        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area and its
-        ``controls`` attribute a dict of the controls by name.
+        An :class:`Explorer` to display.
 
     Raises:
         ValueError: If an initial value is outside its slider's range.
     """
-    import ipywidgets as widgets
     import numpy as np
 
-    from fl_helpers import _validation as v
-    from fl_helpers import plotting, privacy
+    from fl_helpers import privacy
 
     true_answer = v.check_real("true_answer", true_answer)
     epsilon = v.check_positive("epsilon", epsilon)
@@ -146,20 +152,20 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         neighbour_answer = v.check_real("neighbour_answer", neighbour_answer)
 
     style = {"description_width": "80px"}
-    epsilon_slider = widgets.FloatLogSlider(
+    epsilon_slider = ipywidgets.FloatLogSlider(
         value=epsilon, base=10, min=-2, max=1, step=0.05, description="epsilon ε",
         readout_format=".3f", continuous_update=False, style=style,
-        layout=widgets.Layout(width="420px"))
-    sensitivity_slider = widgets.FloatSlider(
+        layout=ipywidgets.Layout(width="420px"))
+    sensitivity_slider = ipywidgets.FloatSlider(
         value=sensitivity, min=0.1, max=max_sensitivity, step=0.1, description="sensitivity",
-        continuous_update=False, style=style, layout=widgets.Layout(width="420px"))
-    mechanism_menu = widgets.Dropdown(options=[("Laplace", "laplace"), ("Gaussian", "gaussian")],
+        continuous_update=False, style=style, layout=ipywidgets.Layout(width="420px"))
+    mechanism_menu = ipywidgets.Dropdown(options=[("Laplace", "laplace"), ("Gaussian", "gaussian")],
                                       value=mechanism, description="mechanism", style=style)
-    delta_slider = widgets.FloatLogSlider(
+    delta_slider = ipywidgets.FloatLogSlider(
         value=delta, base=10, min=-10, max=-1, step=1, description="delta δ",
         readout_format=".0e", continuous_update=False, style=style,
         disabled=mechanism == "laplace")
-    output = widgets.Output()
+    output = ipywidgets.Output()
 
     def redraw(_change=None) -> None:
         kind = mechanism_menu.value
@@ -185,10 +191,10 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
 
     for control in (epsilon_slider, sensitivity_slider, mechanism_menu, delta_slider):
         control.observe(redraw, names="value")
-    epsilon_row = widgets.HBox([widgets.Label("more privacy"), epsilon_slider,
-                                widgets.Label("less privacy")])
+    epsilon_row = ipywidgets.HBox([ipywidgets.Label("more privacy"), epsilon_slider,
+                                ipywidgets.Label("less privacy")])
     panel = Explorer([epsilon_row, sensitivity_slider,
-                      widgets.HBox([mechanism_menu, delta_slider]), output],
+                      ipywidgets.HBox([mechanism_menu, delta_slider]), output],
                      controls={"epsilon": epsilon_slider, "sensitivity": sensitivity_slider,
                                "mechanism": mechanism_menu, "delta": delta_slider},
                      output=output)
@@ -250,14 +256,11 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
         seed: Seed of the batch order.
 
     Returns:
-        An ``ipywidgets.VBox`` to display; its ``output`` attribute is the output area and its
-        ``controls`` attribute a dict of the controls by name.
+        An :class:`Explorer` to display.
 
     Raises:
         ValueError: If an initial value is outside its control's range.
     """
-    import ipywidgets as widgets
-
     from fl_helpers import client
 
     client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
@@ -271,19 +274,19 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
     initial_weights = model.get_weights()
 
     style = {"description_width": "110px"}
-    rate_slider = widgets.FloatLogSlider(
+    rate_slider = ipywidgets.FloatLogSlider(
         value=client_learning_rate, base=10, min=-3, max=0, step=0.125,
         description="learning rate η", readout_format=".3f", continuous_update=False,
-        style=style, layout=widgets.Layout(width="420px"))
+        style=style, layout=ipywidgets.Layout(width="420px"))
     # Option values must not be None, so full batch is stored as 0 and mapped back.
-    batch_slider = widgets.SelectionSlider(
+    batch_slider = ipywidgets.SelectionSlider(
         options=[("full" if b is None else str(b), b or 0) for b in LOCAL_SGD_BATCH_SIZES],
         value=batch_size or 0, description="batch size B", continuous_update=False,
-        style=style, layout=widgets.Layout(width="420px"))
-    epochs_slider = widgets.IntSlider(
+        style=style, layout=ipywidgets.Layout(width="420px"))
+    epochs_slider = ipywidgets.IntSlider(
         value=local_epochs, min=1, max=10, description="epochs E", continuous_update=False,
-        style=style, layout=widgets.Layout(width="420px"))
-    output = widgets.Output()
+        style=style, layout=ipywidgets.Layout(width="420px"))
+    output = ipywidgets.Output()
 
     def train() -> tuple:
         curve = client.sgd_loss_curve(
@@ -535,11 +538,8 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     Raises:
         ValueError: If an initial value is outside its control's range.
     """
-    import time
-
     from fl_helpers import experiment, reporting
 
-    widgets = ipywidgets
     num_clients = len(client_datasets)
     target_epsilon = v.check_positive("target_epsilon", target_epsilon)
     if not 0.3 <= target_epsilon <= 10:
@@ -559,17 +559,17 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)}.")
 
     style = {"description_width": "120px"}
-    layout = widgets.Layout(width="440px")
-    epsilon_slider = widgets.FloatLogSlider(
+    layout = ipywidgets.Layout(width="440px")
+    epsilon_slider = ipywidgets.FloatLogSlider(
         value=target_epsilon, base=10, min=-0.5, max=1, step=0.1, description="target ε",
         readout_format=".2f", continuous_update=False, style=style, layout=layout)
-    clients_slider = widgets.SelectionSlider(
+    clients_slider = ipywidgets.SelectionSlider(
         options=options, value=clients_per_round, description="clients per round",
         continuous_update=False, style=style, layout=layout)
-    clipping_slider = widgets.FloatLogSlider(
+    clipping_slider = ipywidgets.FloatLogSlider(
         value=clipping_norm, base=10, min=-1.3, max=0.5, step=0.1, description="clipping norm C",
         readout_format=".2f", continuous_update=False, style=style, layout=layout)
-    output = widgets.Output()
+    output = ipywidgets.Output()
     baselines: dict = {}
     private_runs: dict = {}
     if baseline is not None:
@@ -602,14 +602,12 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
                 target_epsilon=epsilon_slider.value,
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
             fig.tight_layout()
-            display(fig)
-            panel.last_seconds = time.perf_counter() - start
-            print(f"responded in {panel.last_seconds:.1f} s (training, accountant and drawing)")
+            panel.show(fig, started=start)
 
     for control in (epsilon_slider, clients_slider, clipping_slider):
         control.observe(redraw, names="value")
-    epsilon_row = widgets.HBox([widgets.Label("more privacy"), epsilon_slider,
-                                widgets.Label("less privacy")])
+    epsilon_row = ipywidgets.HBox([ipywidgets.Label("more privacy"), epsilon_slider,
+                                ipywidgets.Label("less privacy")])
     panel = Explorer([epsilon_row, clients_slider, clipping_slider, output],
                      controls={"target_epsilon": epsilon_slider,
                                "clients_per_round": clients_slider,
