@@ -248,15 +248,23 @@ def _epsilon_after_counts(rdp_one: np.ndarray, counts: np.ndarray, delta: float,
     return result
 
 
-@functools.lru_cache(maxsize=1024)
-def _rdp_epsilon(noise_multiplier: float, sampling_probability: float, num_rounds: int,
-                 target_delta: float) -> float:
+def _composed_rdp_epsilon(noise_multiplier: float, sampling_probability: float,
+                          num_rounds: int, target_delta: float,
+                          orders: tuple[float, ...]) -> float:
+    """Epsilon of ``num_rounds`` subsampled Gaussian steps from an RDP accountant on ``orders``."""
     event = dp_accounting.SelfComposedDpEvent(
         _gaussian_event(noise_multiplier, sampling_probability), num_rounds)
     with _quiet_absl():
-        accountant = _rdp_accountant()
+        accountant = _rdp_accountant(orders)
         accountant.compose(event)
         return float(accountant.get_epsilon(target_delta))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rdp_epsilon(noise_multiplier: float, sampling_probability: float, num_rounds: int,
+                 target_delta: float) -> float:
+    return _composed_rdp_epsilon(noise_multiplier, sampling_probability, num_rounds,
+                                 target_delta, RDP_ORDERS)
 
 
 def _rdp_curve(event: dp_accounting.DpEvent, num_rounds: int, delta: float,
@@ -291,12 +299,8 @@ def _pld_usable(noise_multiplier: float, sampling_probability: float, num_rounds
 def _guard_epsilon(noise_multiplier: float, sampling_probability: float, num_rounds: int,
                    target_delta: float) -> float:
     """A quick RDP upper bound (integer orders only: a millisecond instead of tens)."""
-    event = dp_accounting.SelfComposedDpEvent(
-        _gaussian_event(noise_multiplier, sampling_probability), num_rounds)
-    with _quiet_absl():
-        accountant = _rdp_accountant(_GUARD_ORDERS)
-        accountant.compose(event)
-        return float(accountant.get_epsilon(target_delta))
+    return _composed_rdp_epsilon(noise_multiplier, sampling_probability, num_rounds,
+                                 target_delta, _GUARD_ORDERS)
 
 
 @functools.lru_cache(maxsize=1024)

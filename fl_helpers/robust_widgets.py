@@ -46,9 +46,11 @@ class Setting:
         noise_multiplier: ``z`` of DP-FedAvg as a defence.
     """
 
+    # Attacks.
     sign_flip_boost: float = 10.0
     noise_stddev: float = 0.3
     backdoor_fraction: float = 0.5
+    # Defences.
     assumed_malicious: float = 0.3
     clipping_norm: float = 0.5
     noise_multiplier: float = 0.3
