@@ -375,7 +375,9 @@ def _composed_epsilons(one_step: Callable[[], pld_lib.PrivacyLossDistribution],
     :func:`dp_fedavg_epsilon`.
     """
     found: dict[int, float] = {}
-    step = one_step() if rounds else None
+    if not rounds:
+        return found
+    step = one_step()
     running = None
     for t in rounds:
         if t == num_rounds:

@@ -295,12 +295,12 @@ def partition_dirichlet(labels: np.ndarray, num_clients: int, *, alpha: float,
         for client, part in enumerate(np.split(members, cuts)):
             owner[part] = client
     counts = np.bincount(owner, minlength=num_clients)
-    for client in np.flatnonzero(counts == 0):
+    for empty in np.flatnonzero(counts == 0):
         donor = int(np.argmax(counts))
-        moved = np.flatnonzero(owner == donor)[rng.integers(counts[donor])]
-        owner[moved] = client
+        moved = int(np.flatnonzero(owner == donor)[rng.integers(counts[donor])])
+        owner[moved] = empty
         counts[donor] -= 1
-        counts[client] += 1
+        counts[empty] += 1
     order = np.argsort(owner, kind="stable")
     return [part.astype(np.int64) for part in np.split(order, np.cumsum(counts)[:-1])]
 

@@ -850,6 +850,7 @@ def clip_by_l2_norm(tensors: np.ndarray | Sequence[np.ndarray], clipping_norm: f
     """
     clipping_norm = _positive("clipping_norm", clipping_norm)
     single = isinstance(tensors, np.ndarray) or np.isscalar(tensors)
+    arrays: list[Any]
     try:
         arrays = [tensors] if single else list(tensors)
     except TypeError as error:
@@ -857,7 +858,7 @@ def clip_by_l2_norm(tensors: np.ndarray | Sequence[np.ndarray], clipping_norm: f
                         f"{type(tensors).__name__} {tensors!r}.") from error
     if not arrays:
         raise ValueError("tensors must hold at least one array, got an empty list.")
-    arrays = [_check_value(array, "tensors") for array in arrays]
+    arrays = [np.asarray(_check_value(array, "tensors")) for array in arrays]
     # Sum of squares in float64, scaled by the largest entry so huge values do not overflow.
     largest = max((float(np.max(np.abs(array))) if array.size else 0.0) for array in arrays)
     if largest == 0.0:

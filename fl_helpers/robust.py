@@ -399,9 +399,12 @@ def screen_round(hook: ClientHook | None, sampled: np.ndarray, round_index: int,
     Returns:
         The accepted updates, their ``n_k`` and one :class:`Rejection` per rejected client.
     """
-    accepted, sizes, rejected = [], [], []
+    accepted: list[Any] = []
+    sizes: list[int] = []
+    rejected = []
     for k, delta, n_k in zip(sampled, deltas, num_examples, strict=True):
         k = int(k)
+        reason: str | None
         try:
             reply = delta if hook is None else hook(k, round_index, delta)
         except Exception as error:  # a crashed client must not crash the server
@@ -466,7 +469,7 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{k: np.asarray(a) for k, a in arrays.items()})
+            np.savez(file, **{k: np.asarray(a) for k, a in arrays.items()})  # type: ignore[arg-type]
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)

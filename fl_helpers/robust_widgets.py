@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets
 import numpy as np
@@ -172,9 +173,10 @@ def attack_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     malicious = robust.malicious_ids(num_clients, fraction, seed=seed)
     datasets, hook = poison(client_datasets, malicious, attack,
                             num_clients_per_round=num_clients, setting=setting, seed=seed)
-    common = {"num_rounds": num_rounds, "local_epochs": local_epochs, "batch_size": batch_size,
-              "client_learning_rate": client_learning_rate, "test_data": test_data,
-              "seed": seed, "progress": False, "client_hook": hook}
+    common: dict[str, Any] = {
+        "num_rounds": num_rounds, "local_epochs": local_epochs, "batch_size": batch_size,
+        "client_learning_rate": client_learning_rate, "test_data": test_data, "seed": seed,
+        "progress": False, "client_hook": hook}
     rule = make_defence(defence, num_clients=num_clients, setting=setting)
     if rule is None:
         history: training.History = training.run_dp_fedavg(

@@ -283,15 +283,15 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
     divisor does not depend on who failed, and the accounting is unchanged.
     """
     trainer = setup.trainer
-    linear = isinstance(rule, aggregation.LinearRule)
-    if hook is None and deadline is None and linear \
+    linear = rule if isinstance(rule, aggregation.LinearRule) else None
+    if hook is None and deadline is None and linear is not None \
             and isinstance(trainer, engine.MultiClientEngine):
         sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
         summed = trainer.clipped_sum(weights, sampled, context.round_index,
-                                     scales=rule.client_scales(sizes),
-                                     clipping_norm=rule.clipping_norm)
+                                     scales=linear.client_scales(sizes),
+                                     clipping_norm=linear.clipping_norm)
         if np.isfinite(summed.update_norms).all():
-            update = rule.finalize(summed.total, summed.num_examples, context)
+            update = linear.finalize(summed.total, summed.num_examples, context)
             return update, summed.update_norms, summed.clipped_norms, []
     results = trainer.train(weights, sampled, context.round_index)
     deltas, sizes, rejected = robust.screen_round(
@@ -299,8 +299,8 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
         [w.shape for w in weights], deadline)
     norms = np.asarray([robust.norm(d) for d in deltas], dtype=np.float64)
     clipped = norms
-    if linear and rule.clipping_norm is not None:
-        clipped = np.minimum(norms, rule.clipping_norm)
+    if linear is not None and linear.clipping_norm is not None:
+        clipped = np.minimum(norms, linear.clipping_norm)
     if deltas:
         update = rule.aggregate(deltas, sizes, context)
     elif isinstance(rule, aggregation.DPFedAvg):  # noise is added whoever failed

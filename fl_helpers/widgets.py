@@ -184,7 +184,7 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
             print(noise_summary_line(true_answer, kind, **kwargs))
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()
-            plotting.plot_noisy_answer_distribution(true_answer, kind, samples=samples,
+            plotting.plot_noisy_answer_distribution(true_answer, kind, samples=np.asarray(samples),
                                                     half_range=half_range, ax=ax,
                                                     neighbour_answer=neighbour_answer, **kwargs)
             display(fig)
