@@ -170,6 +170,10 @@ plt.show()
 # | `02_local_gradient_descent` | train a model on one client's data with plain SGD: the client update |
 # | `03_federated_averaging` | run FedAvg over many clients, IID and non-IID, and reproduce McMahan et al. 2017 |
 # | `04_multi_client_experiment` | train with DP-FedAvg and trade accuracy against ε across many clients |
+# | `05_attacks_and_defences` | reconstruct a client's images from its update, infer membership, and measure how DP-FedAvg stops both |
+# | `06_secure_aggregation` | mask updates so the server learns only their sum, survive dropouts, and add distributed discrete Gaussian noise |
+# | `07_robustness` | poison a federation with a few bad clients, defend with robust aggregation rules, and survive failing clients |
+# | `08_cross_silo_deployment` | federate four hospitals' real data with patient-level DP, and deploy the same code on Flower |
 #
 # ### Notation
 #
