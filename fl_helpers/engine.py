@@ -448,7 +448,7 @@ class MultiClientEngine:
 
     # -- host side: index tensors from client_batches --------------------------------------
 
-    def _layout(self, sampled: np.ndarray, round_index: int) -> tuple[np.ndarray, ...]:
+    def _layout(self, sampled: np.ndarray, round_index: int) -> tuple[Any, ...]:
         """Index, mask, step counts and group membership for the sampled clients of a round."""
         num_groups = -(-len(sampled) // self.group_size)
         while num_groups > self.capacity:
