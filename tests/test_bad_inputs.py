@@ -491,6 +491,8 @@ REGISTRY += [
           corrupt={"schedule": ("schedule",), "num_clients": COUNT}, extra={"num_clients": [2]}),
     Entry(schedule.gaussian_noise, args=([(2, 3), (4,)],), kwargs={"stddev": 0.5, "rng": _rng()},
           corrupt={"shapes": ("shapes",), "stddev": (*NON_NEGATIVE, "huge_scale"), "rng": RNG}),
+    Entry(schedule.warn_reproducible, args=(0, "the noise"),
+          corrupt={"seed": INDEX, "what": ("arg_name",)}),
     # ------------------------------------------------------------------ fl_helpers.aggregation
     Entry(aggregation.fedavg, args=([WEIGHTS, WEIGHTS], [10, 20]),
           corrupt={"client_weights": WEIGHT_LIST, "num_examples": ARRAY},
