@@ -115,6 +115,9 @@ def ablation_configs(base: Config) -> list[tuple[str, Config]]:
         ("2x rounds at q / 2 (same compute)", replace(
             base, num_rounds=2 * base.num_rounds,
             sampling_probability=base.sampling_probability / 2)),
+        ("4x rounds at q / 4 (same compute)", replace(
+            base, num_rounds=4 * base.num_rounds,
+            sampling_probability=base.sampling_probability / 4)),
         ("E = 2 local epochs", replace(base, local_epochs=2)),
         ("server SGD, no momentum", replace(base, server="sgd")),
         ("server Adam (DP-FedAdam), lr 0.01", replace(base, server="adam",
@@ -141,6 +144,9 @@ def main() -> None:
     parser.add_argument("--num-clients", type=int, default=None, help="override N")
     parser.add_argument("--skip", nargs="*", default=[],
                         help="ablation rows to skip, by a word of their label (e.g. CNN)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only the ablation rows with one of these words in their label "
+                             "(with --reuse the other stored rows are kept)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the stored headline and non-private runs if their "
@@ -178,15 +184,21 @@ def main() -> None:
         "ablation": [], "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
     }
+    if stored is not None and stored["config"] == dataclasses.asdict(base):
+        result["ablation"] = list(stored.get("ablation", []))  # kept unless re-run below
     print(f"headline: accuracy {headline['test_accuracy']:.4f} at epsilon "
           f"{headline['epsilon']:.3f} (delta {TARGET_DELTA:g}, z {headline['noise_multiplier']:.3f}"
           f"), {headline['wall_seconds']:.0f} s; non-private {twin['test_accuracy']:.4f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")
     if args.ablation:
-        for label, config in ablation_configs(base):
-            if any(word.lower() in label.lower() for word in args.skip):
-                continue
+        rows = [(label, config) for label, config in ablation_configs(base)
+                if not any(word.lower() in label.lower() for word in args.skip)
+                and (args.only is None
+                     or any(word.lower() in label.lower() for word in args.only))]
+        rerun = {label for label, _ in rows}
+        result["ablation"] = [row for row in result["ablation"] if row["lever"] not in rerun]
+        for label, config in rows:
             row = run(config, private=True, mnist=mnist)
             row["lever"] = label
             row["gain_vs_headline"] = round(headline["test_accuracy"] - row["test_accuracy"], 4)
