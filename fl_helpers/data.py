@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,16 @@ def _read_idx(path: Path, expected_sha256: str, ndim: int) -> np.ndarray:
     return array.reshape(shape)
 
 
+def _data_folder(data_dir: Any, default: Any) -> Path:
+    """``data_dir`` as a folder, or ``default()`` for ``None``; a ``TypeError`` for a non-path."""
+    if data_dir is None:
+        return default()
+    if isinstance(data_dir, bool) or not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got "
+                        f"{type(data_dir).__name__} {v._fmt(data_dir)}.")
+    return Path(data_dir)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_raw(data_dir: str) -> tuple[np.ndarray, ...]:
     folder = Path(data_dir)
@@ -125,11 +136,7 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> tuple[
         ValueError: A file's checksum or IDX header is wrong (the message names it).
         TypeError: ``data_dir`` is not a path.
     """
-    if data_dir is not None and (isinstance(data_dir, bool)
-                                 or not isinstance(data_dir, (str, os.PathLike))):
-        raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got "
-                        f"{type(data_dir).__name__} {v._fmt(data_dir)}.")
-    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = _data_folder(data_dir, default_data_dir)
     train_images, train_labels, test_images, test_labels = _load_raw(str(folder.resolve()))
     scale = np.float32(1.0 / 255.0)
     return (
@@ -430,7 +437,7 @@ def load_heart_disease(hospital: int | str,
     """
     name = hospital_name(hospital)
     filename, expected = HEART_DISEASE_FILES[name]
-    path = (Path(data_dir) if data_dir is not None else heart_disease_dir()) / filename
+    path = _data_folder(data_dir, heart_disease_dir) / filename
     raw = _read_verified(path, expected, what=f"Heart-disease file {filename} ({name})",
                          folder="heart_disease")
     rows = []

@@ -180,9 +180,6 @@ ACCOUNTING_CORRUPT = {"noise_multiplier": (*POSITIVE, "huge_scale"),
 
 #: Known failures of whole families in a module, by (module, family).
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}
-#: Known failure of the heart-disease loader in fl_helpers/data.py (another engineer's part).
-HEART_DATA_DIR = ("fl_helpers/data.py load_heart_disease (heart-disease section, not the MNIST "
-                  "part): data_dir's type is not checked, Path() raises an unnamed TypeError")
 
 
 def _rng() -> np.random.Generator:
@@ -301,7 +298,7 @@ REGISTRY: list[Entry] = [
     Entry(data.load_heart_disease, args=(0,), kwargs={"data_dir": None},
           corrupt={"hospital": ("float_int", "huge_int", "bool", "none", "negative"),
                    "data_dir": PATH},
-          extra={"hospital": [4, "mayo"]}, xfail={"data_dir": HEART_DATA_DIR}),
+          extra={"hospital": [4, "mayo"]}),
     # -------------------------------------------------------------------- fl_helpers.models
     *(Entry(factory, kwargs={"seed": 0}, corrupt={"seed": INDEX})
       for factory in (models.make_softmax_regression, models.make_2nn, models.make_cnn)),
