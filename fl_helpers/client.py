@@ -197,7 +197,7 @@ def _build_eval_fn(model: keras.Model) -> tf.types.experimental.GenericFunction:
     return evaluate_batch
 
 
-class _FunctionCache:
+class FunctionCache:
     """Traced functions per model, held here (never written into the Keras object).
 
     A traced function closes over its model's variables, so the cache keeps the model alive; it
@@ -223,8 +223,8 @@ class _FunctionCache:
         return entry[1]
 
 
-_train_fn = _FunctionCache(_build_train_fn)
-_eval_fn = _FunctionCache(_build_eval_fn)
+_train_fn = FunctionCache(_build_train_fn)
+_eval_fn = FunctionCache(_build_eval_fn)
 
 
 def _run_sgd_unchecked(model: keras.Model, x: np.ndarray, y: np.ndarray,
@@ -287,12 +287,25 @@ def run_sgd(model: keras.Model, x: np.ndarray, y: np.ndarray, batches: Sequence[
 def _client_update_unchecked(model: keras.Model, global_weights: list[np.ndarray],
                              x: np.ndarray, y: np.ndarray, *, local_epochs: int,
                              batch_size: int | None, client_learning_rate: float,
-                             seed: int | list[int]) -> tuple[list[np.ndarray], int]:
+                             seed: int | Sequence[int]) -> tuple[list[np.ndarray], int]:
     batches = schedule.client_batches_unchecked(len(x), local_epochs, batch_size,
                                                 np.random.default_rng(seed))
     model.set_weights(global_weights)
     _run_sgd_unchecked(model, x, y, batches, client_learning_rate)
     return model.get_weights(), len(x)
+
+
+def _check_local_training(model: Any, weights: Any, weights_name: str, x: Any, y: Any,
+                          local_epochs: Any, batch_size: Any, client_learning_rate: Any,
+                          seed: Any) -> tuple[Any, ...]:
+    """The checks shared by :func:`client_update` and :func:`sgd_loss_curve`, in their order."""
+    model = check_model(model)
+    weights = check_weights(model, weights, weights_name)
+    x, y = check_dataset(model, x, y)
+    return (model, weights, x, y,
+            schedule.check_local_epochs(local_epochs, num_examples=len(x)),
+            schedule.check_batch_size(batch_size),
+            v.check_positive("client_learning_rate", client_learning_rate), check_seed(seed))
 
 
 def client_update(model: keras.Model, global_weights: list[np.ndarray], x: np.ndarray,
@@ -328,13 +341,9 @@ def client_update(model: keras.Model, global_weights: list[np.ndarray], x: np.nd
             different lengths, ``batch_size < 1``, ``local_epochs < 1``, a non-finite learning
             rate, or weights that do not fit the model (the message names it).
     """
-    model = check_model(model)
-    global_weights = check_weights(model, global_weights, "global_weights")
-    x, y = check_dataset(model, x, y)
-    local_epochs = schedule.check_local_epochs(local_epochs, num_examples=len(x))
-    batch_size = schedule.check_batch_size(batch_size)
-    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
-    seed = check_seed(seed)
+    model, global_weights, x, y, local_epochs, batch_size, client_learning_rate, seed = (
+        _check_local_training(model, global_weights, "global_weights", x, y, local_epochs,
+                              batch_size, client_learning_rate, seed))
     return _client_update_unchecked(
         model, global_weights, x, y, local_epochs=local_epochs, batch_size=batch_size,
         client_learning_rate=client_learning_rate, seed=seed,
@@ -400,13 +409,9 @@ def sgd_loss_curve(model: keras.Model, initial_weights: list[np.ndarray], x: np.
     Raises:
         TypeError, ValueError: An argument is malformed (the message names it).
     """
-    model = check_model(model)
-    initial_weights = check_weights(model, initial_weights, "initial_weights")
-    x, y = check_dataset(model, x, y)
-    local_epochs = schedule.check_local_epochs(local_epochs, num_examples=len(x))
-    batch_size = schedule.check_batch_size(batch_size)
-    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
-    seed = check_seed(seed)
+    model, initial_weights, x, y, local_epochs, batch_size, client_learning_rate, seed = (
+        _check_local_training(model, initial_weights, "initial_weights", x, y, local_epochs,
+                              batch_size, client_learning_rate, seed))
     # (More checkpoints than examples per epoch cannot happen: one per step at most.)
     evaluations_per_epoch = v.check_int("evaluations_per_epoch", evaluations_per_epoch,
                                         minimum=1, maximum=schedule.MAX_BATCH_INDICES)

@@ -68,7 +68,7 @@ import numpy as np
 import tensorflow as tf
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, schedule
+from fl_helpers import accounting, client, schedule
 
 # --------------------------------------------------------------------------------------------
 # Argument checks
@@ -76,10 +76,8 @@ from fl_helpers import accounting, schedule
 
 
 def _check_model(model: Any) -> keras.Model:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"model must be a keras.Model, got {type(model).__name__}. "
-            "Build one with fl_helpers.models.make_softmax_regression() or similar.")
+    """:func:`fl_helpers.client.check_model`, plus what per-example clipping needs."""
+    model = client.check_model(model)
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
@@ -92,43 +90,6 @@ def _check_model(model: Any) -> keras.Model:
     if not model.trainable_variables:
         raise ValueError("model must have trainable variables, got none.")
     return model
-
-
-def _num_classes(model: keras.Model) -> int:
-    return int(model.outputs[0].shape[-1])
-
-
-def _check_data(model: keras.Model, x: Any, y: Any, *, name_x: str = "x",
-                name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Checks ``(x, y)`` against ``model``; returns float32 x and int64 y."""
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"{name_x} must hold at least one example, got shape {x.shape}.")
-    if y.ndim != 1:
-        raise ValueError(f"{name_y} must be a 1-D array of labels, got shape {y.shape}.")
-    if len(x) != len(y):
-        raise ValueError(f"{name_x} and {name_y} must have the same length, got {len(x)} and "
-                         f"{len(y)}.")
-    expected = tuple(model.inputs[0].shape[1:])
-    if tuple(x.shape[1:]) != expected:
-        raise ValueError(f"{name_x} must have shape (num_examples, "
-                         f"{', '.join(map(str, expected))}) to fit the model's input, got "
-                         f"{x.shape}.")
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating)
-                               or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"{name_x} must hold real numbers, got dtype {x.dtype}.")
-    if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name_y} must hold integer labels, got dtype {y.dtype}.")
-    x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name_x} must be finite, got NaN or inf values.")
-    num_classes = _num_classes(model)
-    low, high = int(y.min()), int(y.max())
-    if low < 0 or high >= num_classes:
-        raise ValueError(f"{name_y} must hold labels in 0..{num_classes - 1}, got values in "
-                         f"{low}..{high}.")
-    return x, y.astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,13 +153,9 @@ def _build_per_example_fn(model: keras.Model):
     return per_example
 
 
-def _cached(model: keras.Model, attribute: str, builder):
-    # Cached on the model itself (outside Keras' attribute tracking): traced once per model.
-    fn = model.__dict__.get(attribute)
-    if fn is None:
-        fn = builder(model)
-        object.__setattr__(model, attribute, fn)
-    return fn
+#: Traced functions per model, held outside the Keras objects (see client.FunctionCache).
+_per_example_fns = client.FunctionCache(_build_per_example_fn)
+_step_fns = client.FunctionCache(_build_step_fn)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,9 +183,8 @@ def per_example_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> l
         TypeError, ValueError: An argument is malformed (the message names it).
     """
     model = _check_model(model)
-    x, y = _check_data(model, x, y)
-    return [g.numpy() for g in _cached(model, "_fl_dp_sgd_per_example",
-                                       _build_per_example_fn)(x, y)]
+    x, y = client.check_dataset(model, x, y)
+    return [g.numpy() for g in _per_example_fns(model)(x, y)]
 
 
 def clip_per_example(gradients: list[np.ndarray], *, clipping_norm: float
@@ -382,7 +338,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         TypeError, ValueError: An argument is malformed or out of range (the message names it).
     """
     model = _check_model(model)
-    x, y = _check_data(model, x, y)
+    x, y = client.check_dataset(model, x, y)
     noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     sampling_probability = v.check_probability("sampling_probability", sampling_probability)
@@ -416,7 +372,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     expected_batch_size = sampling_probability * n
     shapes = [tuple(var.shape) for var in model.trainable_variables]
     noise_std = noise_multiplier * clipping_norm
-    step = _cached(model, "_fl_dp_sgd_step", _build_step_fn)
+    step = _step_fns(model)
     constants = [tf.constant(value, tf.float32)
                  for value in (clipping_norm, expected_batch_size, learning_rate)]
     for t in range(num_steps):
