@@ -51,7 +51,7 @@ Callback = Callable[[dict[str, Any]], "bool | None"]
 class Engine(enum.Enum):
     """How the sampled clients of a round are trained."""
 
-    #: ``FAST`` where the fast engine supports the model (Dense stacks), ``LOOP`` otherwise.
+    #: ``FAST`` for Dense stacks (where it is measured faster), ``LOOP`` otherwise (the CNN).
     AUTO = "auto"
     #: All sampled clients in one XLA-compiled graph (:mod:`fl_helpers.engine`).
     FAST = "fast"
@@ -248,11 +248,16 @@ def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs
     else:
         weights = [np.array(w, dtype=np.float32)
                    for w in client.check_weights(model, initial_weights, "initial_weights")]
-    fast_ok = engine.supports(model)
-    if chosen is Engine.FAST and not fast_ok:
-        raise ValueError(f"engine='fast' needs a plain Dense stack (Flatten + Dense layers "
-                         f"ending in logits), got model {model.name!r}. Use engine='auto'.")
-    resolved = Engine.FAST if chosen is Engine.FAST or (chosen is Engine.AUTO and fast_ok) \
+    if chosen is Engine.FAST and not engine.supports(model):
+        raise ValueError(f"engine='fast' needs a Sequential of Flatten/Reshape/Dense/Conv2D/"
+                         f"MaxPooling2D layers ending in logits, got model {model.name!r}. "
+                         "Use engine='auto'.")
+    # "auto" takes the fast engine where it is measured faster: Dense stacks. Convolutional
+    # models run on it too (engine="fast"), but on a CPU their round is bound by the
+    # convolutions' arithmetic and the per-client loop was as fast or faster (benchmarks/
+    # bench_engine_speed.py --cnn).
+    dense = engine.dense_activations(model) is not None
+    resolved = Engine.FAST if chosen is Engine.FAST or (chosen is Engine.AUTO and dense) \
         else Engine.LOOP
     local = {"local_epochs": local_epochs, "batch_size": batch_size,
              "client_learning_rate": client_learning_rate, "seed": seed}
