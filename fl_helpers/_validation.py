@@ -217,6 +217,13 @@ def check_ids(name: str, value: Any, *, num: int, unique: bool = False) -> np.nd
     return array
 
 
+def check_flag(name: str, value: Any) -> bool:
+    """Checks ``value`` is ``True`` or ``False`` (not 1, ``"yes"`` or ``None``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_type_name(value)} {_fmt(value)}.")
+    return value
+
+
 def check_rng(name: str, value: Any) -> np.random.Generator:
     """Checks ``value`` is a ``numpy.random.Generator`` (as made by ``np.random.default_rng``)."""
     if not isinstance(value, np.random.Generator):

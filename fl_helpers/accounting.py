@@ -129,7 +129,8 @@ def _quiet_absl() -> Iterator[None]:
         absl_logging.set_verbosity(previous)
 
 
-def _check_accountant(accountant: Any) -> Accountant:
+def check_accountant(accountant: Any) -> Accountant:
+    """``accountant`` as an :class:`Accountant` (a member, ``"pld"`` or ``"rdp"``, any case)."""
     if isinstance(accountant, Accountant):
         return accountant
     if not isinstance(accountant, str):
@@ -154,9 +155,10 @@ def _at_least_normal(name: str, value: float) -> float:
     return value
 
 
-def _check_sampling_probability(value: Any) -> float:
+def check_sampling_probability(sampling_probability: Any) -> float:
+    """A sampling probability the accountants take: in (0, 1] and not subnormal."""
     return _at_least_normal("sampling_probability",
-                            v.check_probability("sampling_probability", value))
+                            v.check_probability("sampling_probability", sampling_probability))
 
 
 def _check_noise_multiplier(value: Any) -> float:
@@ -176,10 +178,10 @@ def _check_common(noise_multiplier: Any, sampling_probability: Any, num_rounds: 
                   target_delta: Any, accountant: Any
                   ) -> tuple[float, float, int, float, Accountant]:
     return (_check_noise_multiplier(noise_multiplier),
-            _check_sampling_probability(sampling_probability),
+            check_sampling_probability(sampling_probability),
             _check_rounds("num_rounds", num_rounds),
             _check_delta(target_delta),
-            _check_accountant(accountant))
+            check_accountant(accountant))
 
 
 # ------------------------------------------------------------------------------------ events
@@ -562,7 +564,7 @@ def laplace_epsilon_per_release(*, epsilon: float, num_releases: int, target_del
     epsilon = v.check_positive("epsilon", epsilon)
     num_releases = _check_rounds("num_releases", num_releases)
     target_delta = _check_delta(target_delta)
-    accountant = _check_accountant(accountant)
+    accountant = check_accountant(accountant)
     return _laplace_curve_cached(epsilon, num_releases, target_delta, accountant).copy()
 
 
@@ -604,14 +606,14 @@ def noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: float,
     """
     target_epsilon = v.check_positive("target_epsilon", target_epsilon)
     target_delta = _check_delta(target_delta)
-    sampling_probability = _check_sampling_probability(sampling_probability)
+    sampling_probability = check_sampling_probability(sampling_probability)
     num_rounds = _check_rounds("num_rounds", num_rounds)
     rtol = v.check_real("rtol", rtol)
     if not MIN_RTOL <= rtol < 1:
         raise ValueError(
             f"rtol must be in [{MIN_RTOL}, 1), got {v._fmt(rtol)}. A finer precision than "
             f"{MIN_RTOL} is below what the accountants resolve.")
-    accountant = _check_accountant(accountant)
+    accountant = check_accountant(accountant)
     return _calibrate(target_epsilon, target_delta, sampling_probability, num_rounds, rtol,
                       accountant)
 

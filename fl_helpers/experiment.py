@@ -359,7 +359,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
             f"give target_epsilon or noise_multiplier, not both, got target_epsilon="
             f"{target_epsilon} and noise_multiplier={noise_multiplier}.")
     target_delta = v.check_open_unit("target_delta", target_delta)
-    reproducible_noise = training._check_flag("reproducible_noise", reproducible_noise)
+    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
     local = placement is aggregation.NoisePlacement.LOCAL
     if local and target_epsilon is None and noise_multiplier is None:

@@ -479,12 +479,6 @@ def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]]
     return weights, int(arrays["next_round"])
 
 
-def _check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
-                        f"{v._fmt(value)}.")
-    return value
-
 
 def _check_callable(name: str, value: Any, *example_args: Any) -> None:
     """``value`` must be ``None`` or callable with ``example_args`` (checked, not called).
@@ -623,8 +617,8 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     if not isinstance(optimizer, aggregation.ServerOptimizer):
         raise TypeError(f"server_optimizer must be a ServerOptimizer, got "
                         f"{type(optimizer).__name__}.")
-    progress = _check_flag("progress", progress)
-    diagnostics = _check_flag("diagnostics", diagnostics)
+    progress = v.check_flag("progress", progress)
+    diagnostics = v.check_flag("diagnostics", diagnostics)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
     clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
     setup, num_rounds = _setup(
@@ -803,12 +797,12 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         TypeError, ValueError: An argument is malformed (the message names it), or
             ``target_epsilon`` is already exceeded by the first round.
     """
-    sampling_probability = accounting._check_sampling_probability(sampling_probability)
-    accountant = accounting._check_accountant(accountant)  # also when there is no target_delta
+    sampling_probability = accounting.check_sampling_probability(sampling_probability)
+    accountant = accounting.check_accountant(accountant)  # also when there is no target_delta
     placement = aggregation.NoisePlacement.parse(noise_placement)
-    reproducible_noise = _check_flag("reproducible_noise", reproducible_noise)
-    diagnostics = _check_flag("diagnostics", diagnostics)
-    progress = _check_flag("progress", progress)
+    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
+    diagnostics = v.check_flag("diagnostics", diagnostics)
+    progress = v.check_flag("progress", progress)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
     if checkpoint is not None and placement is aggregation.NoisePlacement.LOCAL:
         raise ValueError("checkpoint is not supported with noise_placement='local': local DP's "

@@ -268,6 +268,9 @@ REGISTRY: list[Entry] = [
                    "rtol": (*OPEN_UNIT, "subnormal"), "accountant": NAME},
           # Unreachable precision (used to hang) and unreachable budgets.
           extra={"rtol": [1e-16, 1e-9], "target_epsilon": [1e-6, 1e9]}),
+    Entry(accounting.check_accountant, args=("pld",), corrupt={"accountant": NAME}),
+    Entry(accounting.check_sampling_probability, args=(0.1,),
+          corrupt={"sampling_probability": PROBABILITY}),
     # ---------------------------------------------------------------------- fl_helpers.data
     Entry(data.default_data_dir),
     Entry(data.load_mnist, kwargs={"data_dir": None}, corrupt={"data_dir": PATH}),
