@@ -77,7 +77,8 @@ def test_non_private_run_neither_clips_nor_noises(small):
     assert np.concatenate(h.diagnostics.update_norms).min() > 1e-3
     same = training.run_dp_fedavg(
         lambda: models.make_softmax_regression(seed=3), clients, num_rounds=3,
-        sampling_probability=0.25, local_epochs=1, batch_size=10, client_learning_rate=0.1, clipping_norm=1e30,
+        sampling_probability=0.25, local_epochs=1, batch_size=10, client_learning_rate=0.1,
+        clipping_norm=1e30,
         noise_multiplier=0.0, seed=3, progress=False, test_data=test,
         randomness=schedule.PrivateRandomness.reproducible(3, warn=False))
     for a, b in zip(h.final_weights, same.final_weights, strict=True):
