@@ -11,20 +11,10 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, aggregation, client, data, models, schedule, training
+from fl_helpers import accounting, aggregation, client, models, schedule, training
 
 WEIGHT_ATOL = 1e-5
 ACCURACY_ATOL = 1.5e-3
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    x, y = x_train[:720], y_train[:720]
-    rng = np.random.default_rng(0)
-    iid = data.client_datasets(x, y, data.partition_iid(720, 16, rng=rng))
-    dirichlet = data.client_datasets(x, y, data.partition_dirichlet(y, 16, alpha=0.3, rng=rng))
-    return {"iid": iid, "dirichlet": dirichlet}, (x_test[:1000], y_test[:1000])
 
 
 def _dp(clients, test, **kwargs):
@@ -41,11 +31,11 @@ def _flat(weights):
     return np.concatenate([np.ravel(w) for w in weights]).astype(np.float64)
 
 
-def test_dp_without_noise_or_clipping_is_fedavg(mnist):
+def test_dp_without_noise_or_clipping_is_fedavg(small_federation):
     # q = 1 samples all N clients, so the fixed denominator q N is the actual number of clients;
     # equal client sizes make FedAvg's weights n_k / n equal to 1 / N as well; C = 1e6 never
     # clips, z = 0 adds nothing, server_learning_rate = 1 takes the average as it is.
-    clients, test = mnist
+    clients, test = small_federation
     dp = _dp(clients["iid"], test, sampling_probability=1.0, clipping_norm=1e6,
              noise_multiplier=0.0, seed=4, diagnostics=True)
     plain = training.run_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=3,
@@ -57,8 +47,8 @@ def test_dp_without_noise_or_clipping_is_fedavg(mnist):
         np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
 
 
-def test_q1_z0_is_bit_identical_and_secret_noise_differs(mnist):
-    clients, _ = mnist
+def test_q1_z0_is_bit_identical_and_secret_noise_differs(small_federation):
+    clients, _ = small_federation
     kwargs = dict(sampling_probability=1.0, num_rounds=2)
     first = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
     again = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
@@ -74,8 +64,8 @@ def test_q1_z0_is_bit_identical_and_secret_noise_differs(mnist):
     assert seeded[0].reproducible_noise
 
 
-def test_reproducible_noise_warns_that_it_is_not_private(mnist):
-    clients, _ = mnist
+def test_reproducible_noise_warns_that_it_is_not_private(small_federation):
+    clients, _ = small_federation
     with pytest.warns(UserWarning, match="does not hold against them"):
         training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
                                sampling_probability=0.5, local_epochs=1, batch_size=10,
@@ -83,10 +73,10 @@ def test_reproducible_noise_warns_that_it_is_not_private(mnist):
                                progress=False, reproducible_noise=True)
 
 
-def test_the_seeded_noise_attack_works_only_on_reproducible_noise(mnist):
+def test_the_seeded_noise_attack_works_only_on_reproducible_noise(small_federation):
     # An observer of one released round who knows the seed regenerates the noise, subtracts it
     # and recovers the noiseless sum of clipped updates; with secret noise this fails.
-    clients, _ = mnist
+    clients, _ = small_federation
     kwargs = dict(sampling_probability=1.0, num_rounds=1, noise_multiplier=2.0, seed=7)
     clean = _dp(clients["iid"], None, **{**kwargs, "noise_multiplier": 0.0})
     start = _flat(models.make_softmax_regression().get_weights())
@@ -105,8 +95,8 @@ def test_the_seeded_noise_attack_works_only_on_reproducible_noise(mnist):
     assert errors[False] > 0.5
 
 
-def test_engine_equals_loop_with_clipping_and_noise(mnist):
-    clients, test = mnist
+def test_engine_equals_loop_with_clipping_and_noise(small_federation):
+    clients, test = small_federation
     fast = _dp(clients["dirichlet"], test, engine="fast", reproducible_noise=True,
                diagnostics=True)
     loop = _dp(clients["dirichlet"], test, engine="loop", reproducible_noise=True,
@@ -120,8 +110,8 @@ def test_engine_equals_loop_with_clipping_and_noise(mnist):
         np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
 
 
-def test_every_clipped_update_is_inside_the_ball(mnist):
-    clients, _ = mnist
+def test_every_clipped_update_is_inside_the_ball(small_federation):
+    clients, _ = small_federation
     history = _dp(clients["dirichlet"], None, clipping_norm=1.5, num_rounds=4,
                   sampling_probability=0.5, diagnostics=True)
     norms = np.concatenate(history.diagnostics.update_norms)
@@ -155,8 +145,8 @@ def test_local_noise_grows_with_the_number_of_reports():
     assert central.noise_stddev(9) == pytest.approx(1.0)
 
 
-def test_noise_is_added_to_the_sum_then_divided_by_q_n(mnist):
-    clients, _ = mnist
+def test_noise_is_added_to_the_sum_then_divided_by_q_n(small_federation):
+    clients, _ = small_federation
     kwargs = dict(num_rounds=1, sampling_probability=0.5, clipping_norm=0.3,
                   reproducible_noise=True)
     clean = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
@@ -167,8 +157,8 @@ def test_noise_is_added_to_the_sum_then_divided_by_q_n(mnist):
     assert abs(np.std(noise * denominator) / (2.0 * 0.3) - 1) < 0.05
 
 
-def test_poisson_rounds_vary_and_an_empty_round_is_only_noise(mnist):
-    clients, test = mnist
+def test_poisson_rounds_vary_and_an_empty_round_is_only_noise(small_federation):
+    clients, test = small_federation
     history = _dp(clients["dirichlet"], test, sampling_probability=0.1, num_rounds=8,
                   reproducible_noise=True, diagnostics=True)
     counts = history.diagnostics.num_sampled
@@ -186,8 +176,8 @@ def test_poisson_sampling_rate_follows_q():
     assert abs(np.mean(counts) - 50) < 2.5
 
 
-def test_private_outputs_only_by_default(mnist):
-    clients, test = mnist
+def test_private_outputs_only_by_default(small_federation):
+    clients, test = small_federation
     calls = []
     history = _dp(clients["iid"], test, callback=calls.append, target_delta=1e-5)
     assert history.diagnostics is None
@@ -204,8 +194,8 @@ def test_private_outputs_only_by_default(mnist):
                                progress=False, diagnostics=True)
 
 
-def test_epsilon_is_the_accountants_and_the_budget_stops_training(mnist):
-    clients, _ = mnist
+def test_epsilon_is_the_accountants_and_the_budget_stops_training(small_federation):
+    clients, _ = small_federation
     kwargs = dict(noise_multiplier=1.1, sampling_probability=0.3, target_delta=1e-5)
     full = _dp(clients["iid"], None, num_rounds=5, **kwargs)
     expected = accounting.epsilon_per_round(noise_multiplier=1.1, sampling_probability=0.3,
@@ -247,15 +237,15 @@ def test_local_dp_epsilon_is_the_busiest_clients_gaussian_composition():
         (dict(randomness=7), TypeError, "randomness must be a PrivateRandomness"),
     ],
 )
-def test_dp_rejects_bad_arguments(mnist, change, error, match):
-    clients, _ = mnist
+def test_dp_rejects_bad_arguments(small_federation, change, error, match):
+    clients, _ = small_federation
     with pytest.raises(error, match=match):
         _dp(clients["iid"], None, **change)
 
 
 @pytest.fixture
-def round_args(mnist):
-    clients, _ = mnist
+def round_args(small_federation):
+    clients, _ = small_federation
     model = models.make_softmax_regression()
     return dict(model=model, global_weights=model.get_weights(), client_datasets=clients["iid"],
                 round_index=0, local_epochs=1, batch_size=10, client_learning_rate=0.1,
@@ -282,8 +272,8 @@ def test_reference_round_rejects_what_would_break_the_guarantee(round_args, samp
         training.dp_fedavg_round(sampled_clients=np.array(sampled), **round_args)
 
 
-def test_reference_round_equals_the_loop(round_args, mnist):
-    clients, _ = mnist
+def test_reference_round_equals_the_loop(round_args, small_federation):
+    clients, _ = small_federation
     randomness = schedule.PrivateRandomness.reproducible(3, warn=False)
     round_args.update(randomness=randomness, round_index=2)
     sampled = np.array([1, 5, 6])

@@ -13,25 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fl_helpers import aggregation, client, data, engine, models, training
+from fl_helpers import aggregation, client, engine, models, training
 
 WEIGHT_ATOL = 1e-5
 ACCURACY_ATOL = 1.5e-3  # one example in 1,000 may flip
 LOSS_RTOL = 1e-4
 NN_ACCURACY_ATOL = 5e-3
 NN_LOSS_RTOL = 5e-3
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    x, y = x_train[:720], y_train[:720]
-    rng = np.random.default_rng(0)
-    # 45 examples each: with B = 10 every epoch ends with a partial batch of 5.
-    iid = data.client_datasets(x[:720], y[:720], data.partition_iid(720, 16, rng=rng))
-    dirichlet = data.client_datasets(
-        x, y, data.partition_dirichlet(y, 16, alpha=0.3, rng=rng))
-    return {"iid": iid, "dirichlet": dirichlet}, (x_test[:1000], y_test[:1000])
 
 
 def _fedavg(clients, test, engine_name, model_fn=models.make_softmax_regression, **kwargs):
@@ -54,8 +42,8 @@ def _assert_same_history(fast, loop, *, weights=True, accuracy_atol=ACCURACY_ATO
 
 @pytest.mark.parametrize("split", ["iid", "dirichlet"])
 @pytest.mark.parametrize("local_epochs", [1, 2])
-def test_engine_equals_loop(mnist, split, local_epochs):
-    clients, test = mnist
+def test_engine_equals_loop(small_federation, split, local_epochs):
+    clients, test = small_federation
     sizes = [len(y) for _, y in clients[split]]
     assert any(n % 10 for n in sizes)  # partial last batches are exercised
     if split == "dirichlet":
@@ -66,15 +54,15 @@ def test_engine_equals_loop(mnist, split, local_epochs):
     _assert_same_history(fast, loop)
 
 
-def test_engine_equals_loop_full_batch(mnist):
-    clients, test = mnist
+def test_engine_equals_loop_full_batch(small_federation):
+    clients, test = small_federation
     fast = _fedavg(clients["dirichlet"], test, "fast", batch_size=None, num_rounds=2)
     loop = _fedavg(clients["dirichlet"], test, "loop", batch_size=None, num_rounds=2)
     _assert_same_history(fast, loop)
 
 
-def test_engine_equals_loop_on_the_2nn(mnist):
-    clients, test = mnist
+def test_engine_equals_loop_on_the_2nn(small_federation):
+    clients, test = small_federation
     kwargs = dict(model_fn=models.make_2nn, local_epochs=2, client_learning_rate=0.05)
     fast = _fedavg(clients["dirichlet"], test, "fast", **kwargs)
     loop = _fedavg(clients["dirichlet"], test, "loop", **kwargs)
@@ -86,16 +74,16 @@ def test_engine_equals_loop_on_the_2nn(mnist):
     assert np.median(diffs) < 1e-6
 
 
-def test_auto_picks_the_fast_engine_for_dense_stacks(mnist):
-    clients, _ = mnist
+def test_auto_picks_the_fast_engine_for_dense_stacks(small_federation):
+    clients, _ = small_federation
     assert engine.supports(models.make_softmax_regression())
     assert engine.supports(models.make_2nn())
     history = _fedavg(clients["iid"], None, "auto", num_rounds=1)
     assert history.engine is training.Engine.FAST
 
 
-def test_engine_is_deterministic(mnist):
-    clients, test = mnist
+def test_engine_is_deterministic(small_federation):
+    clients, test = small_federation
     first = _fedavg(clients["dirichlet"], test, "fast")
     again = _fedavg(clients["dirichlet"], test, "fast")
     other = _fedavg(clients["dirichlet"], test, "fast", seed=5)
@@ -112,8 +100,8 @@ def _engine(clients, model, **kwargs):
     return engine.MultiClientEngine(model, datasets, **args), datasets
 
 
-def test_group_size_changes_nothing_but_speed(mnist):
-    clients, _ = mnist
+def test_group_size_changes_nothing_but_speed(small_federation):
+    clients, _ = small_federation
     model = models.make_softmax_regression()
     sampled = np.arange(0, 16, 2)  # 8 clients of different sizes: groups mix short and long
     start = model.get_weights()
@@ -127,10 +115,10 @@ def test_group_size_changes_nothing_but_speed(mnist):
             np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL * sizes.sum())
 
 
-def test_fused_clipped_sum_equals_the_rules_reference_sum(mnist):
+def test_fused_clipped_sum_equals_the_rules_reference_sum(small_federation):
     # The engine computes sum_k a_k clip(delta_k, C) in its graph; the rule's sum_updates does
     # it client by client from the loop's updates. Both must agree, norms included.
-    clients, _ = mnist
+    clients, _ = small_federation
     model = models.make_softmax_regression()
     fast, datasets = _engine(clients["dirichlet"], model)
     loop = client.LoopTrainer(model, datasets, local_epochs=2, batch_size=10,
@@ -149,8 +137,8 @@ def test_fused_clipped_sum_equals_the_rules_reference_sum(mnist):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
-def test_engine_returns_every_update_like_the_loop(mnist):
-    clients, _ = mnist
+def test_engine_returns_every_update_like_the_loop(small_federation):
+    clients, _ = small_federation
     model = models.make_softmax_regression()
     fast, datasets = _engine(clients["dirichlet"], model, group_size=3)
     loop = client.LoopTrainer(model, datasets, local_epochs=2, batch_size=10,
@@ -165,8 +153,8 @@ def test_engine_returns_every_update_like_the_loop(mnist):
     assert fast.train(start, np.zeros(0, np.int64), 0).deltas == []
 
 
-def test_median_rule_runs_on_both_engines(mnist):
-    clients, test = mnist
+def test_median_rule_runs_on_both_engines(small_federation):
+    clients, test = small_federation
     kwargs = dict(aggregation_rule=aggregation.CoordinateMedian())
     fast = _fedavg(clients["iid"], test, "fast", **kwargs)
     loop = _fedavg(clients["iid"], test, "loop", **kwargs)
@@ -176,8 +164,8 @@ def test_median_rule_runs_on_both_engines(mnist):
     assert not np.allclose(mean.final_weights[0], fast.final_weights[0], atol=1e-4)
 
 
-def test_training_reports_divergence(mnist):
-    clients, _ = mnist
+def test_training_reports_divergence(small_federation):
+    clients, _ = small_federation
     with pytest.raises(ValueError, match="diverged"):
         _fedavg(clients["iid"], None, "fast", model_fn=models.make_2nn,
                 client_learning_rate=1e20, num_rounds=1)
