@@ -88,6 +88,18 @@ def best_run(runs: list[dict]) -> dict | None:
     return max(finished, key=lambda r: r["max_accuracy"]) if finished else None
 
 
+def check_grid_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Turns ``--lrs`` into floats and checks it and ``--max-rounds`` (shared with the CNN run)."""
+    try:
+        args.lrs = [float(s) for s in args.lrs.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
+    if not args.lrs or any(not np.isfinite(lr) or lr <= 0 for lr in args.lrs):
+        parser.error(f"--lrs must hold finite numbers > 0, got {args.lrs}")
+    if args.max_rounds is not None and args.max_rounds < 1:
+        parser.error(f"--max-rounds must be >= 1, got {args.max_rounds}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["iid", "noniid", "both"], default="both")
@@ -106,14 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the runs already stored for this split with the same settings "
                              "and only run the learning rates that are missing (to widen a grid)")
     args = parser.parse_args(argv)
-    try:
-        args.lrs = [float(s) for s in args.lrs.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
-    if not args.lrs or any(not np.isfinite(lr) or lr <= 0 for lr in args.lrs):
-        parser.error(f"--lrs must hold finite numbers > 0, got {args.lrs}")
-    if args.max_rounds is not None and args.max_rounds < 1:
-        parser.error(f"--max-rounds must be >= 1, got {args.max_rounds}")
+    check_grid_args(parser, args)
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     return args

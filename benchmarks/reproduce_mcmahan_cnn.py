@@ -64,14 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, default=twonn.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        args.lrs = [float(s) for s in args.lrs.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--lrs must be comma-separated numbers, got {args.lrs!r}")
-    if not args.lrs or any(not np.isfinite(lr) or lr <= 0 for lr in args.lrs):
-        parser.error(f"--lrs must hold finite numbers > 0, got {args.lrs}")
-    if args.max_rounds is not None and args.max_rounds < 1:
-        parser.error(f"--max-rounds must be >= 1, got {args.max_rounds}")
+    twonn.check_grid_args(parser, args)
     return args
 
 
