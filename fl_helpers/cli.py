@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Train a federated model on MNIST split among many clients, with client-level "
             "differential privacy (DP-FedAvg, McMahan et al. 2018): Poisson client sampling from "
             "a secret source, each update clipped to L2 norm C, Gaussian noise of std z*C on the "
-            "sum, privacy accounted with dp-accounting. The epsilon protects all the data of one "
-            "client against whoever sees the trained models, with a trusted server. Prints a "
+            "sum, privacy accounted with dp-accounting. The epsilon is client-level: it bounds what "
+            "the trained models reveal about adding or removing one client with all its data, "
+            "against whoever sees them, with a trusted server (local DP: against the server too, "
+            "replace-one relation). Prints a "
             "results table and writes OUTPUT/metrics.json and OUTPUT/plot.png. Without "
             "--target-epsilon and --noise-multiplier the run is non-private."),
         epilog=("example: python -m fl_helpers.experiment --num-clients 1000 "
