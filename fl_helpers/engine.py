@@ -37,6 +37,14 @@ course's 2-core machine): measured faster than both one client at a time and all
 lockstep, whose stacked 2NN weights (8 MB for 10 clients) stream from L3 at every step. On a GPU,
 groups of 64 fill the device. ``benchmarks/bench_engine_speed.py`` prints the lockstep variant.
 
+One local step per client (``E = 1`` and every ``n_k <= B``, or ``B = inf``: FedSGD, and
+DP-FedAvg over clients of one example, which is DP-SGD) takes a shorter path for Dense stacks:
+every client starts from the same global weights, so all their examples go through one ordinary
+forward and backward pass, each client's update norm comes from Gram matrices of its layer
+inputs and output gradients (the "ghost norm", never forming the update), and the clipped
+weighted sum is one matmul per layer (:func:`_build_one_step_fn`). A round of 3,000 one-example
+clients then costs about as much as one SGD step on a batch of 3,000.
+
 Convolutional models (the course CNN; see :func:`layer_program` for what is supported) take the
 same path: the model is read as a short program of steps (:data:`Op`), every client's weights are
 stacked along the client axis, convolutions are written out per client inside the graph
@@ -343,6 +351,84 @@ def _build_train_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
     return train_groups
 
 
+def _use_ghost_norm(width: int, kernel_shape: tuple[int, ...]) -> bool:
+    """Whether a ``W x W`` Gram matrix per client is cheaper than a ``d_in x d_out`` gradient."""
+    return width * width <= kernel_shape[0] * kernel_shape[1]
+
+
+def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
+    """The compiled round for Dense stacks when every client takes exactly one local step.
+
+    ``mode`` is ``"sum"`` or ``"clip"``. With one step from the shared global weights ``w``,
+    client ``k``'s update is ``delta_k = -eta * g_k``, ``g_k`` the gradient of its mean batch loss
+    at ``w``: all clients' examples go through one ordinary forward pass with the shared weights,
+    and the clipped weighted sum ``-eta * sum_k c_k g_k`` is, for a Dense layer with inputs ``a``
+    and output gradients ``d`` (one row per example), the single matmul ``a^T (c * d)``. Each
+    client's norm ``||g_k||`` comes without forming ``g_k`` from the Gram-matrix identity
+    ``||sum_b a_b d_b^T||^2 = sum_{b,b'} (a_b . a_b')(d_b . d_b')`` (bias: ``a_b . a_b' + 1``;
+    Goodfellow 2015, "Efficient Per-Example Gradient Computations"; used for DP-SGD as "ghost
+    clipping" by Li et al. 2022, "Large Language Models Can Be Strong Differentially Private
+    Learners", Section 4), or, when a client's batch is wider than the layer (full-batch FedSGD),
+    from its gradient formed directly (Bu et al. 2022, "Scalable and Efficient Training of Large
+    Convolutional Neural Networks with Differential Privacy", mixed ghost clipping).
+    ``idx`` and ``mask`` are ``[K, W]`` (client, batch slot); padding clients have zero masks,
+    hence zero gradients, zero norms and zero weight in the sum.
+    """
+
+    @tf.function(jit_compile=True, reduce_retracing=False)
+    def one_step(x_all, y_all, idx, mask, client_scale, global_weights, learning_rate,
+                 clipping_norm):
+        num_clients, width = idx.shape
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        h = tf.reshape(tf.gather(x_all, idx), [num_clients * width, -1])
+        inputs, outputs = [], []
+        weights = iter(global_weights)
+        with tf.GradientTape() as tape:
+            for op in program:
+                if op[0] == "flatten":
+                    continue  # the engine's inputs are flat already
+                kernel, bias = next(weights), next(weights)
+                inputs.append(h)
+                z = tf.linalg.matmul(h, kernel) + bias
+                tape.watch(z)
+                outputs.append(z)
+                h = ACTIVATIONS[op[1]](z)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.reshape(tf.gather(y_all, idx), [-1]), logits=h)
+            # Each client's mean over its real slots; the sum over clients separates them.
+            loss = tf.reduce_sum(tf.reshape(ce, [num_clients, width]) * mask / count[:, None])
+        grads = tape.gradient(loss, outputs)  # per-example rows of d loss_k / d z
+        squared = tf.zeros([num_clients])
+        for a, d in zip(inputs, grads, strict=True):
+            a3 = tf.reshape(a, [num_clients, width, -1])
+            d3 = tf.reshape(d, [num_clients, width, -1])
+            if _use_ghost_norm(width, (a3.shape[2], d3.shape[2])):
+                gram_a = tf.einsum("kbi,kci->kbc", a3, a3) + 1.0
+                gram_d = tf.einsum("kbo,kco->kbc", d3, d3)
+                squared += tf.reduce_sum(gram_a * gram_d, axis=[1, 2])
+            else:
+                per_client = tf.einsum("kbi,kbo->kio", a3, d3)
+                squared += tf.reduce_sum(per_client ** 2, axis=[1, 2]) \
+                    + tf.reduce_sum(tf.reduce_sum(d3, axis=1) ** 2, axis=1)
+        norm = learning_rate * tf.sqrt(tf.maximum(squared, 0.0))
+        coefficient = client_scale
+        clipped = norm
+        if mode == "clip":
+            factor = clipping_norm / tf.maximum(norm, clipping_norm)
+            coefficient = client_scale * factor
+            clipped = norm * factor
+        rows = tf.reshape(tf.broadcast_to(-learning_rate * coefficient[:, None],
+                                          [num_clients, width]), [-1, 1])
+        total = []
+        for a, d in zip(inputs, grads, strict=True):
+            weighted = rows * d
+            total += [tf.linalg.matmul(a, weighted, transpose_a=True),
+                      tf.reduce_sum(weighted, axis=0)]
+        return total, norm, clipped
+
+    return one_step
+
+
 def _build_eval_fn(program: tuple[Op, ...]) -> Callable[..., Any]:
     @tf.function(jit_compile=True, reduce_retracing=False)
     def evaluate(x, y, weights):
@@ -359,10 +445,25 @@ _TRAIN_FNS: dict[tuple[tuple[Op, ...], str], Callable[..., Any]] = {}
 
 
 def _train_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
+    """The compiled round for ``program``; ``mode`` ``"one_step_sum"`` / ``"one_step_clip"``
+    selects :func:`_build_one_step_fn`."""
     key = (program, mode)
     if key not in _TRAIN_FNS:
-        _TRAIN_FNS[key] = _build_train_fn(program, mode)
+        _TRAIN_FNS[key] = (_build_one_step_fn(program, mode.removeprefix("one_step_"))
+                           if mode.startswith("one_step_") else _build_train_fn(program, mode))
     return _TRAIN_FNS[key]
+
+
+def _bucket(count: int) -> int:
+    """The smallest ``m * 2**j >= count`` with ``m`` in 4..7 (or ``count`` itself below 8).
+
+    Rounds of varying size (Poisson sampling) share a few compiled shapes, each padded by less
+    than a quarter.
+    """
+    if count < 8:
+        return max(count, 1)
+    shift = count.bit_length() - 3
+    return -(-count >> shift) << shift
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,6 +544,11 @@ class MultiClientEngine:
         per_epoch = np.ones_like(sizes) if batch_size is None else -(-sizes // batch_size)
         self.client_steps = (self.local_epochs * per_epoch).astype(np.int64)
         self.max_steps = int(self.client_steps.max())
+        # Every client takes one step from the global weights (E = 1 and n_k <= B, or B = inf,
+        # i.e. FedSGD): its update is -eta times its gradient, and a Dense stack's round is one
+        # batched forward and backward pass (_build_one_step_fn). The step's batch is all of the
+        # client's examples whatever client_batches' order, so the results are the same.
+        self.one_step = self.flat_input and self.max_steps == 1
         wanted = len(sizes) if max_clients_per_round is None else v.check_int(
             "max_clients_per_round", max_clients_per_round, minimum=1)
         # A power of two: padding groups cost nothing (the loop stops at the real count), and
@@ -480,10 +586,37 @@ class MultiClientEngine:
             group_steps[g] = max(group_steps[g], len(batches))
         return idx, mask, group_steps, num_groups, slot_of
 
+    def _run_one_step(self, global_weights: Sequence[np.ndarray], sampled: np.ndarray,
+                      client_scale: np.ndarray, clipping_norm: float | None, mode: str
+                      ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The round of :meth:`_run` when every client takes one step (``self.one_step``)."""
+        rows = _bucket(len(sampled))
+        slots = np.arange(self.batch_width)
+        sizes = np.zeros(rows, dtype=np.int64)
+        sizes[:len(sampled)] = self.sizes[sampled]
+        starts = np.zeros(rows, dtype=np.int64)
+        starts[:len(sampled)] = self.offsets[sampled]
+        real = slots[None, :] < sizes[:, None]
+        idx = np.where(real, starts[:, None] + slots[None, :], 0).astype(np.int32)
+        scale = np.zeros(rows, dtype=np.float32)
+        scale[:len(sampled)] = client_scale
+        total, norms, clipped = _train_fn(self.program, f"one_step_{mode}")(
+            self.x_all, self.y_all, tf.constant(idx), tf.constant(real.astype(np.float32)),
+            tf.constant(scale), [tf.convert_to_tensor(w, tf.float32) for w in global_weights],
+            tf.constant(self.client_learning_rate, tf.float32),
+            tf.constant(np.inf if clipping_norm is None else clipping_norm, tf.float32))
+        count = len(sampled)
+        return ([t.numpy() for t in total], norms.numpy()[:count].astype(np.float64),
+                clipped.numpy()[:count].astype(np.float64))
+
     def _run(self, global_weights: Sequence[np.ndarray], sampled: np.ndarray, round_index: int,
              client_scale: np.ndarray, clipping_norm: float | None, mode: str
              ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
         sampled = np.asarray(sampled, dtype=np.int64)
+        if self.one_step and mode != "collect":
+            total, norms, clipped = self._run_one_step(global_weights, sampled, client_scale,
+                                                       clipping_norm, mode)
+            return total, norms, clipped, np.arange(len(sampled))
         idx, mask, group_steps, num_groups, slot_of = self._layout(sampled, round_index)
         scale = np.zeros(self.capacity * self.group_size, dtype=np.float32)
         scale[slot_of] = client_scale

@@ -169,3 +169,74 @@ def test_training_reports_divergence(small_federation):
     with pytest.raises(ValueError, match="diverged"):
         _fedavg(clients["iid"], None, "fast", model_fn=models.make_2nn,
                 client_learning_rate=1e20, num_rounds=1)
+
+
+# -- the one-step path: every client takes one local step (FedSGD, or one small batch each) ----
+
+
+@pytest.mark.parametrize("model_fn", [models.make_softmax_regression, models.make_2nn])
+@pytest.mark.parametrize("clipping_norm", [None, 0.05])
+def test_one_step_clipped_sum_equals_the_loop(small_federation, model_fn, clipping_norm):
+    # E = 1 with B = inf (FedSGD: one full-batch step, batches of 24-108 examples, wider than
+    # the Dirichlet clients' smallest) and with one example per client (B = 10 > n_k = 1, the
+    # private-MNIST headline's layout): the engine's one-pass round (ghost norms, one matmul per
+    # layer) must give the loop's sum and every client's norm before and after clipping.
+    clients, _ = small_federation
+    one_each = [(x[:1], y[:1]) for x, y in clients["iid"]]
+    for datasets, batch_size in ((clients["dirichlet"], None), (one_each, 10)):
+        model = model_fn()
+        fast, checked = _engine(datasets, model, local_epochs=1, batch_size=batch_size)
+        assert fast.one_step
+        loop = client.LoopTrainer(model, checked, local_epochs=1, batch_size=batch_size,
+                                  client_learning_rate=0.2, seed=1)
+        start = model.get_weights()
+        sampled = np.array([12, 1, 4, 5, 9, 3, 0, 15, 7])  # 9: padded to a bucket of 10
+        scales = np.linspace(0.5, 2.0, len(sampled))
+        fused = fast.clipped_sum(start, sampled, 3, scales=scales, clipping_norm=clipping_norm)
+        results = loop.train(start, sampled, 3)
+        norms = np.array([np.sqrt(sum(np.sum(d.astype(np.float64) ** 2) for d in delta))
+                          for delta in results.deltas])
+        factor = np.ones_like(norms) if clipping_norm is None else np.minimum(
+            1.0, clipping_norm / norms)
+        if clipping_norm is not None:
+            assert 0 < np.mean(factor < 1)  # C really clips
+        np.testing.assert_allclose(fused.update_norms, norms, rtol=2e-5)
+        np.testing.assert_allclose(fused.clipped_norms, norms * factor, rtol=2e-5)
+        np.testing.assert_array_equal(fused.num_examples, results.num_examples)
+        for layer, total in enumerate(fused.total):
+            expected = sum(a * f * delta[layer]
+                           for a, f, delta in zip(scales, factor, results.deltas, strict=True))
+            np.testing.assert_allclose(total, expected, rtol=0,
+                                       atol=1e-6 * max(1.0, np.abs(expected).max()))
+
+
+def test_one_step_path_is_taken_only_when_every_client_takes_one_step(small_federation):
+    clients, _ = small_federation
+    model = models.make_2nn()
+    assert _engine(clients["iid"], model, local_epochs=1, batch_size=None)[0].one_step
+    assert _engine(clients["iid"], model, local_epochs=1, batch_size=45)[0].one_step
+    assert not _engine(clients["iid"], model, local_epochs=1, batch_size=44)[0].one_step
+    assert not _engine(clients["iid"], model, local_epochs=2, batch_size=None)[0].one_step
+    assert not _engine(clients["iid"][:2], models.make_cnn(), local_epochs=1,
+                       batch_size=None)[0].one_step
+
+
+def test_one_step_dp_fedavg_equals_the_loop(small_federation):
+    # A whole private run (reproducible noise, so both engines add the same noise) on clients
+    # of one example each: DP-FedAvg is then DP-SGD, and the fast path must not change it.
+    clients, test = small_federation
+    one_each = [(x[i:i + 1], y[i:i + 1]) for x, y in clients["iid"] for i in range(3)]
+    runs = {}
+    for name in ("fast", "loop"):
+        with pytest.warns(UserWarning, match="seed"):
+            runs[name] = training.run_dp_fedavg(
+                models.make_softmax_regression, one_each, num_rounds=4,
+                sampling_probability=0.5, local_epochs=1, batch_size=10,
+                client_learning_rate=0.5, clipping_norm=0.5, noise_multiplier=0.5,
+                test_data=test, seed=3, progress=False, engine=name, reproducible_noise=True)
+    assert (runs["fast"].engine, runs["loop"].engine) == (training.Engine.FAST,
+                                                          training.Engine.LOOP)
+    np.testing.assert_allclose(runs["fast"].test_accuracy, runs["loop"].test_accuracy, rtol=0,
+                               atol=ACCURACY_ATOL)
+    for a, b in zip(runs["fast"].final_weights, runs["loop"].final_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
