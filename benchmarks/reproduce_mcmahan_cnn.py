@@ -63,9 +63,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=twonn.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--save-every", type=int, default=5,
+                        help="store a run's accuracies so far every this many rounds, so that an "
+                             "interrupted run leaves its partial curve (default %(default)s)")
+    parser.add_argument("--stop-at-target", action="store_true",
+                        help="end a run at the first round that reaches the target")
     args = parser.parse_args(argv)
     twonn.check_grid_args(parser, args)
     return args
+
+
+def partial_saver(path: Path, results: dict, lr: float, max_rounds: int, so_far: list[float],
+                  start: float, *, save_every: int, stop_at_target: bool):
+    """A ``run_fedavg`` callback that stores the run's curve so far every ``save_every`` rounds
+    (marked ``in_progress``), so that an interrupted run leaves what it reached; it returns True
+    (end the run) at the target if ``stop_at_target``."""
+    def save(figures: dict) -> bool:
+        so_far.append(float(figures["test_accuracy"]))
+        if len(so_far) % save_every == 0:
+            partial = {"client_learning_rate": lr, "num_rounds": max_rounds,
+                       "in_progress": True, "rounds_run": len(so_far),
+                       "rounds_to_target": twonn.rounds_to_target(np.array(so_far), TARGET),
+                       "max_accuracy": max(so_far),
+                       "wall_seconds": round(time.perf_counter() - start, 2),
+                       "load_average": list(os.getloadavg()),
+                       "test_accuracy": [round(a, 4) for a in so_far]}
+            path.write_text(json.dumps(dict(results, runs=[*results["runs"], partial]),
+                                       indent=1) + "\n")
+        return stop_at_target and so_far[-1] >= TARGET
+
+    return save
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,13 +123,18 @@ def main(argv: list[str] | None = None) -> dict:
         path = result_path(args.output_dir, split)
         for lr in args.lrs:
             start = time.perf_counter()
+            so_far: list[float] = []
+            save_partial = partial_saver(path, results, lr, max_rounds, so_far, start,
+                                         save_every=args.save_every,
+                                         stop_at_target=args.stop_at_target)
             history = training.run_fedavg(
                 models.make_cnn, clients, num_rounds=max_rounds,
                 clients_per_round=twonn.CLIENTS_PER_ROUND, local_epochs=LOCAL_EPOCHS,
                 batch_size=BATCH_SIZE, client_learning_rate=lr, test_data=test_data,
-                seed=args.seed, progress=args.progress)
+                seed=args.seed, progress=args.progress, callback=save_partial)
             accuracy = history.test_accuracy
             run = {"client_learning_rate": lr, "num_rounds": max_rounds,
+                   "rounds_run": len(accuracy),
                    "engine": history.engine.value,
                    "rounds_to_target": twonn.rounds_to_target(accuracy, TARGET),
                    "max_accuracy": float(accuracy.max()), "final_accuracy": float(accuracy[-1]),

@@ -14,7 +14,11 @@ which leaves a blank or half-drawn plot (``tests/browser`` caught this).
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from typing import Any
 
 import ipywidgets
 from IPython.display import display
@@ -31,13 +35,17 @@ class Explorer(ipywidgets.VBox):
         children: The widgets shown, top to bottom.
         controls: The controls by name (the keys are the parameter names they set).
         output: The output area the callbacks draw into.
+        prefetcher: The :class:`Prefetcher` the panel computes its settings with, if any.
     """
 
     def __init__(self, children: list[ipywidgets.Widget], *,
-                 controls: dict[str, ipywidgets.Widget], output: ipywidgets.Output) -> None:
+                 controls: dict[str, ipywidgets.Widget], output: ipywidgets.Output,
+                 prefetcher: Prefetcher | None = None) -> None:
         super().__init__(children)
         self.controls = controls
         self.output = output
+        #: The panel's :class:`Prefetcher` if it computes likely next settings ahead, else None.
+        self.prefetcher = prefetcher
         #: Seconds the last redraw took (training, accounting and drawing), NaN before one.
         self.last_seconds = math.nan
 
@@ -48,6 +56,92 @@ class Explorer(ipywidgets.VBox):
         if started is not None:
             self.last_seconds = time.perf_counter() - started
             print(f"responded in {self.last_seconds:.1f} s (training, accounting and drawing)")
+
+def log_slider_neighbours(slider: ipywidgets.FloatLogSlider) -> list[float]:
+    """The values one step up and one step down from a log slider's value, within its range.
+
+    The slider's positions are ``base ** (min + k * step)``; a value between two positions (a
+    start value off the grid) has the positions on either side as its neighbours.
+    """
+    position = (math.log(slider.value, slider.base) - slider.min) / slider.step
+    last = round((slider.max - slider.min) / slider.step)
+    up, down = math.floor(position + 1e-6) + 1, math.ceil(position - 1e-6) - 1
+    return [slider.base ** (slider.min + k * slider.step) for k in (up, down) if 0 <= k <= last]
+
+
+class Prefetcher:
+    """Results by setting, computed when asked for or ahead of time in a background thread.
+
+    A panel asks :meth:`get` for the result of the setting on screen; after drawing it, it
+    hands :meth:`ahead` the settings a student is likely to pick next (the main slider's
+    neighbours), which one daemon thread computes while the student reads. A move to such a
+    setting then only waits for what is still running; a move anywhere else computes at once,
+    as without a prefetcher. Each setting is computed once and remembered, so returning to a
+    setting shows the same result (for a private run: the noise it drew then, not a new draw).
+    A newer :meth:`ahead` call supersedes an older one: the settings it has not started are
+    dropped. A computation that raised is forgotten (the next :meth:`get` raises it afresh).
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._threads: list[threading.Thread] = []
+
+    def _claim(self, key: Hashable) -> tuple[Future, bool]:
+        """The future for ``key`` and whether the caller must compute it."""
+        with self._lock:
+            future = self._futures.get(key)
+            if future is not None:
+                return future, False
+            future = self._futures[key] = Future()
+            return future, True
+
+    def _compute(self, key: Hashable, future: Future, compute: Callable[[], Any]) -> None:
+        try:
+            future.set_result(compute())
+        except BaseException as error:  # handed to whoever waits on this setting
+            with self._lock:
+                self._futures.pop(key, None)
+            future.set_exception(error)
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The result for ``key``: remembered, awaited if being prefetched, or computed now."""
+        future, mine = self._claim(key)
+        if mine:
+            self._compute(key, future, compute)
+        return future.result()
+
+    def ahead(self, items: Sequence[tuple[Hashable, Callable[[], Any]]]) -> None:
+        """Computes ``(key, compute)`` pairs in order in the background, skipping known keys."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+
+        def work() -> None:
+            for key, compute in items:
+                with self._lock:
+                    if generation != self._generation:
+                        return  # a newer call has other neighbours in mind
+                future, mine = self._claim(key)
+                if mine:
+                    self._compute(key, future, compute)
+
+        thread = threading.Thread(target=work, name="fl_helpers-prefetch", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait(self) -> None:
+        """Blocks until the background threads have finished (for tests and timing)."""
+        for thread in list(self._threads):
+            thread.join()
+
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key``'s result is known (computed, not merely started)."""
+        with self._lock:
+            future = self._futures.get(key)
+        return future is not None and future.done() and future.exception() is None
+
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: the distribution of noisy answers as epsilon, sensitivity and mechanism change.
@@ -380,7 +474,9 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
     prints :func:`fedavg_summary_line` (final test accuracy, bytes per round) and draws the
     accuracy curve with :func:`fl_helpers.plotting.plot_accuracy_curves`, next to the curve of
     the starting settings in grey. A run costs about ``m E n_k / B`` SGD steps per round, so
-    large E with small B and many clients takes longest.
+    large E with small B and many clients takes longest. Every setting is trained once and
+    remembered, and after each redraw the settings one step of the E slider away are trained
+    in the background (:class:`Prefetcher`), so a one-step move answers at once.
 
     Args:
         model_fn: Builds the model, e.g. ``fl_helpers.models.make_2nn``.
@@ -458,16 +554,29 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             batch_size=chosen["batch_size"], client_learning_rate=client_learning_rate,
             test_data=test_data, seed=seed, progress=False)
 
+    runs = Prefetcher()
+
+    def run(chosen: dict) -> training.History:
+        return runs.get(tuple(sorted(chosen.items())), lambda: train(chosen))
+
     start = settings()
-    reference = train(start)
+    reference = run(start)
 
     def label(chosen: dict) -> str:
         return (f"{chosen['split']}, q={chosen['clients_per_round'] / num_clients:g}, "
                 f"E={chosen['local_epochs']}, B={chosen['batch_size'] or 'full'}")
 
+    def neighbours(chosen: dict) -> list:
+        """The settings one step of the E slider away, to train ahead of a move."""
+        nearby = [dict(chosen, local_epochs=e) for e in (chosen["local_epochs"] + 1,
+                                                         chosen["local_epochs"] - 1)
+                  if epochs_slider.min <= e <= epochs_slider.max]
+        return [(tuple(sorted(n.items())), lambda n=n: train(n)) for n in nearby]
+
     def redraw(_change=None) -> None:
+        started = time.perf_counter()
         chosen = settings()
-        history = reference if chosen == start else train(chosen)
+        history = run(chosen)
         with output:
             output.clear_output(wait=True)
             print(fedavg_summary_line(history, num_clients=num_clients, **chosen))
@@ -479,13 +588,15 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             ax.set_xlim(0.5, num_rounds + 0.5)
             ax.set_ylim(0, 1)
             display(fig)
+        panel.last_seconds = time.perf_counter() - started
+        runs.ahead(neighbours(chosen))
 
     for control in (epochs_slider, clients_slider, batch_slider, split_buttons):
         control.observe(redraw, names="value")
     panel = Explorer([epochs_slider, clients_slider, batch_slider, split_buttons, output],
                      controls={"local_epochs": epochs_slider, "clients_per_round": clients_slider,
                                "batch_size": batch_slider, "split": split_buttons},
-                     output=output)
+                     output=output, prefetcher=runs)
     redraw()
     return panel
 
@@ -515,7 +626,8 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     (:func:`fl_helpers.plotting.plot_accuracy_and_epsilon`) against a non-private run with the
     same clients per round (trained once per setting and remembered). Each private run draws
     secret noise; every run is remembered by its setting, so going back to a setting shows the
-    same run again.
+    same run again. After each redraw the private runs one step of the epsilon slider away are
+    trained in the background (:class:`Prefetcher`), each with its own secret noise.
 
     Args:
         client_datasets: One ``(x_k, y_k)`` pair per client.
@@ -570,28 +682,35 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         value=clipping_norm, base=10, min=-1.3, max=0.5, step=0.1, description="clipping norm C",
         readout_format=".2f", continuous_update=False, style=style, layout=layout)
     output = ipywidgets.Output()
-    baselines: dict = {}
-    private_runs: dict = {}
+    runs = Prefetcher()
     if baseline is not None:
-        baselines[baseline.config["sampling_probability"], baseline.config["num_rounds"]] = baseline
+        runs.get(("non-private", baseline.config["sampling_probability"]), lambda: baseline)
 
     def run(**kwargs):
         return experiment.run_experiment(client_datasets, test_data, num_rounds=num_rounds,
                                          target_delta=target_delta, seed=seed,
                                          **training, **kwargs)
 
+    def private_key(q: float, epsilon: float, clip: float) -> tuple:
+        # Log sliders: the browser computes 10 ** exponent itself, which may differ from
+        # Python's in the last bit, so settings are known by their rounded exponents.
+        return ("private", q, round(math.log10(epsilon), 4), round(math.log10(clip), 4))
+
+    def private_run(q: float, epsilon: float, clip: float):
+        # Each private run draws secret noise; a setting seen before shows the run it got then.
+        return (private_key(q, epsilon, clip),
+                lambda: run(sampling_probability=q, target_epsilon=epsilon, clipping_norm=clip))
+
+    def neighbours(q: float) -> list:
+        """The private runs one step of the epsilon slider away, to train ahead of a move."""
+        return [private_run(q, value, clipping_slider.value)
+                for value in log_slider_neighbours(epsilon_slider)]
+
     def redraw(_change=None) -> None:
         start = time.perf_counter()
         q = clients_slider.value / num_clients
-        if (q, num_rounds) not in baselines:
-            baselines[q, num_rounds] = run(sampling_probability=q)
-        reference = baselines[q, num_rounds]
-        # Each private run draws secret noise; a setting seen before shows the run it got then.
-        key = (q, epsilon_slider.value, clipping_slider.value)
-        if key not in private_runs:
-            private_runs[key] = run(sampling_probability=q, target_epsilon=epsilon_slider.value,
-                                    clipping_norm=clipping_slider.value)
-        result = private_runs[key]
+        reference = runs.get(("non-private", q), lambda: run(sampling_probability=q))
+        result = runs.get(*private_run(q, epsilon_slider.value, clipping_slider.value))
         with output:
             output.clear_output(wait=True)
             print(reporting.summary_line(result, baseline=reference))
@@ -603,6 +722,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
             fig.tight_layout()
             panel.show(fig, started=start)
+        runs.ahead(neighbours(q))
 
     for control in (epsilon_slider, clients_slider, clipping_slider):
         control.observe(redraw, names="value")
@@ -611,6 +731,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     panel = Explorer([epsilon_row, clients_slider, clipping_slider, output],
                      controls={"target_epsilon": epsilon_slider,
                                "clients_per_round": clients_slider,
-                               "clipping_norm": clipping_slider}, output=output)
+                               "clipping_norm": clipping_slider}, output=output,
+                     prefetcher=runs)
     redraw()
     return panel

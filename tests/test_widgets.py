@@ -222,24 +222,97 @@ def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
     assert isinstance(controls["local_epochs"], ipywidgets.IntSlider)
     assert isinstance(controls["clients_per_round"], ipywidgets.SelectionSlider)
     assert isinstance(controls["batch_size"], ipywidgets.SelectionSlider)
-    # One training for the starting settings, reused for the first drawing.
-    assert len(calls) == 1 and len(summaries) == 1
-    first = calls[-1]
+    # One training for the starting settings, reused for the first drawing; then E = 2, one
+    # step of the E slider away, is trained ahead in the background.
+    panel.prefetcher.wait()
+    assert len(summaries) == 1
+    assert [c["local_epochs"] for c in calls] == [1, 2]
+    first = calls[0]
     assert first["clients"] is iid
     assert (first["num_rounds"], first["clients_per_round"], first["local_epochs"],
             first["batch_size"], first["client_learning_rate"]) == (3, 2, 1, 10, 0.05)
     assert first["test_data"] == ("x", "y") and first["progress"] is False
+    controls["local_epochs"].value = 2  # prefetched: nothing is trained for the move itself
+    assert summaries[-1]["local_epochs"] == 2
+    panel.prefetcher.wait()
+    assert sorted(c["local_epochs"] for c in calls) == [1, 2, 3]  # E = 1 is known, 3 is new
     controls["local_epochs"].value = 4
-    assert calls[-1]["local_epochs"] == 4 and summaries[-1]["local_epochs"] == 4
+    panel.prefetcher.wait()
+    assert summaries[-1]["local_epochs"] == 4
+    assert sorted(c["local_epochs"] for c in calls) == [1, 2, 3, 4, 5]  # each trained once
     # q = 0.01 of 20 clients rounds to 0: at least 1 client.
     assert [m for _, m in controls["clients_per_round"].options] == [1, 2, 4, 10]
     controls["clients_per_round"].value = 1
-    assert calls[-1]["clients_per_round"] == 1
+    panel.prefetcher.wait()
+    assert summaries[-1]["clients_per_round"] == 1
+    assert {c["local_epochs"] for c in calls if c["clients_per_round"] == 1} == {3, 4, 5}
     controls["batch_size"].value = 0  # the "full" option
-    assert calls[-1]["batch_size"] is None
+    assert summaries[-1]["batch_size"] is None
     controls["split"].value = "non-IID"
-    assert calls[-1]["clients"] is noniid and summaries[-1]["split"] == "non-IID"
-    assert len(calls) == 5
+    panel.prefetcher.wait()
+    assert summaries[-1]["split"] == "non-IID"
+    assert {id(c["clients"]) for c in calls if c["batch_size"] is None} == {id(iid), id(noniid)}
+    # Back to a setting seen before: nothing is trained again.
+    before = len(calls)
+    controls["split"].value = "IID"
+    panel.prefetcher.wait()
+    assert len(calls) == before and summaries[-1]["split"] == "IID"
+
+
+def test_prefetcher_computes_once_waits_and_forgets_errors():
+    import threading
+
+    computed = []
+    release = threading.Event()
+
+    def slow(value):
+        def compute():
+            release.wait(5)
+            computed.append(value)
+            return value
+        return compute
+
+    ahead = widgets.Prefetcher()
+    ahead.ahead([("a", slow("a")), ("b", slow("b"))])
+    assert "a" not in ahead
+    release.set()
+    assert ahead.get("a", lambda: pytest.fail("'a' is being prefetched")) == "a"
+    ahead.wait()
+    assert ahead.get("b", lambda: pytest.fail("'b' was prefetched")) == "b"
+    assert computed == ["a", "b"] and "b" in ahead
+
+    def broken():
+        raise ValueError("no such setting")
+
+    with pytest.raises(ValueError, match="no such setting"):
+        ahead.get("c", broken)
+    assert "c" not in ahead
+    assert ahead.get("c", lambda: "fixed") == "fixed"
+    ahead.ahead([("d", broken)])
+    ahead.wait()
+    assert "d" not in ahead  # a failed prefetch is forgotten, and raised to whoever asks
+    with pytest.raises(ValueError, match="no such setting"):
+        ahead.get("d", broken)
+
+
+def test_prefetcher_drops_neighbours_a_newer_move_made_stale():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    computed = []
+
+    def first():
+        started.set()
+        release.wait(5)
+        computed.append("first")
+
+    ahead = widgets.Prefetcher()
+    ahead.ahead([("first", first), ("stale", lambda: computed.append("stale"))])
+    started.wait(5)
+    ahead.ahead([("new", lambda: computed.append("new"))])
+    release.set()
+    ahead.wait()
+    assert sorted(computed) == ["first", "new"]
 
 
 def test_fedavg_explorer_rejects_bad_start():
@@ -307,24 +380,39 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
               if isinstance(child, ipywidgets.Label)]
     assert labels == ["more privacy", "less privacy"]
     assert controls["clients_per_round"].options == (10, 20, 50, 100, 200)
-    # The baseline (no epsilon) and the private run, both with q = 100 / 500.
-    assert [c.get("target_epsilon") for c in calls] == [None, 2.0]
+    # The baseline (no epsilon) and the private run, both with q = 100 / 500 (then, in the
+    # background, the neighbours checked below).
+    assert [c.get("target_epsilon") for c in calls[:2]] == [None, 2.0]
     assert all(c["sampling_probability"] == 0.2 and c["local_epochs"] == 2 for c in calls)
     first = capsys.readouterr().out
     assert "target ε = 2" in first and "(non-private 90.0%)" in first and "responded in" in first
+    # Ahead of a move, the private runs one step of the epsilon slider away (2.0 lies between
+    # its positions 10 ** 0.3 and 10 ** 0.4).
+    panel.prefetcher.wait()
+    assert sorted(c.get("target_epsilon") or 0 for c in calls) == pytest.approx(
+        [0, 10 ** 0.3, 2.0, 10 ** 0.4])
     slider.value = 1.0
-    assert calls[-1]["target_epsilon"] == pytest.approx(1.0) and len(calls) == 3  # baseline kept
+    panel.prefetcher.wait()
     assert "target ε = 1" in capsys.readouterr().out
+    private = [c for c in calls if c.get("target_epsilon") is not None]
+    assert sum(c["target_epsilon"] == pytest.approx(1.0) for c in private) == 1
+    assert sum(c.get("target_epsilon") is None for c in calls) == 1  # baseline kept
     controls["clipping_norm"].value = 1.0
-    assert calls[-1]["clipping_norm"] == pytest.approx(1.0)
+    panel.prefetcher.wait()
+    assert any(c.get("clipping_norm") == pytest.approx(1.0)
+               and c.get("target_epsilon") == pytest.approx(1.0) for c in calls)
     controls["clients_per_round"].value = 50  # a new q: a new baseline, then the private run
-    assert [c.get("target_epsilon") for c in calls[-2:]] == [None, pytest.approx(1.0)]
-    assert calls[-1]["sampling_probability"] == 0.1
+    panel.prefetcher.wait()
+    assert sum(c.get("target_epsilon") is None and c["sampling_probability"] == 0.1
+               for c in calls) == 1
+    assert any(c["sampling_probability"] == 0.1 and c.get("target_epsilon") == pytest.approx(1.0)
+               for c in calls)
     assert panel.last_seconds >= 0
     # Back to a setting seen before: its remembered run is shown again, nothing is retrained
     # (each private run drew secret noise, so a retrain would show a different run).
     before = len(calls)
     controls["clients_per_round"].value = 100
+    panel.prefetcher.wait()
     assert len(calls) == before
 
 
@@ -336,8 +424,10 @@ def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(mo
     monkeypatch.setattr(experiment, "run_experiment", fake)
     baseline = fake(None, None, num_rounds=3, sampling_probability=0.1, target_delta=1e-5)
     calls.clear()
-    widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3, baseline=baseline)
-    assert [c.get("target_epsilon") for c in calls] == [2.0]  # only the private run
+    panel = widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3, baseline=baseline)
+    panel.prefetcher.wait()
+    assert all(c.get("target_epsilon") for c in calls)  # only private runs: no new baseline
+    assert calls[0]["target_epsilon"] == 2.0
     with pytest.raises(ValueError, match="target_epsilon must be in"):
         widgets.dp_experiment_explorer([None] * 1000, None, target_epsilon=20.0)
     with pytest.raises(ValueError, match="clients_per_round must be one of"):
@@ -346,3 +436,14 @@ def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(mo
         widgets.dp_experiment_explorer([None] * 1000, None, clipping_norm=10.0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         widgets.dp_experiment_explorer([None] * 1000, None, epochs=3)
+
+
+def test_log_slider_neighbours_snap_to_the_sliders_positions():
+    slider = ipywidgets.FloatLogSlider(value=1.0, base=10, min=-0.5, max=1, step=0.1)
+    assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** 0.1, 10 ** -0.1])
+    slider.value = 2.0  # between the positions 10 ** 0.3 and 10 ** 0.4
+    assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** 0.4, 10 ** 0.3])
+    slider.value = 10.0  # the top: only the step down
+    assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** 0.9])
+    slider.value = 10 ** -0.5
+    assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** -0.4])
