@@ -343,6 +343,40 @@ def client_datasets(x: np.ndarray, y: np.ndarray,
     return [(x[idx], y[idx]) for idx in _check_partitions(partitions, len(x))]
 
 
+def downsample(images: np.ndarray, factor: int) -> np.ndarray:
+    """Averages every ``factor x factor`` block of pixels: 28 x 28 MNIST digits become 14 x 14.
+
+    A fixed transformation that looks at one image at a time and depends on no data, so a
+    client can apply it to its own images before training at no privacy cost. Fewer inputs mean
+    fewer first-layer weights, hence less noise in DP training (the noise's norm grows with the
+    square root of the number of parameters).
+
+    Args:
+        images: Float array ``(n, height, width)`` with finite values; ``height`` and ``width``
+            must be multiples of ``factor``.
+        factor: Block side, an int >= 1 (1 returns a float32 copy).
+
+    Returns:
+        Float32 array ``(n, height // factor, width // factor)``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    array = _check_array("images", images)
+    if array.ndim != 3 or not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"images must be a float array of shape (n, height, width), got dtype "
+                         f"{array.dtype} and shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError("images must hold finite values, got NaN or inf.")
+    factor = v.check_int("factor", factor, minimum=1)
+    count, height, width = array.shape
+    if height % factor or width % factor:
+        raise ValueError(f"factor must divide the images' height and width {height} x {width}, "
+                         f"got {factor}.")
+    blocks = array.reshape(count, height // factor, factor, width // factor, factor)
+    return blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+
+
 def label_counts(labels: np.ndarray, partitions: list[np.ndarray],
                  num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Counts the examples of each label that every client holds.

@@ -439,15 +439,39 @@ def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round:
     for name in ("update_norms", "clipped_norms"):
         arrays.update(robust.pack_ragged(f"columns/{name}", columns[name]))
     arrays.update(robust.rejections_to_arrays(rejections))
-    for name, value in vars(server_optimizer).items():
-        if value is None:
-            arrays[f"optimizer/{name}/none"] = 0
-        elif isinstance(value, list):
-            arrays[f"optimizer/{name}/count"] = len(value)
-            arrays.update({f"optimizer/{name}/{i}": a for i, a in enumerate(value)})
-        else:
-            arrays[f"optimizer/{name}"] = value
+    arrays.update(_optimizer_arrays("optimizer", server_optimizer))
     robust.save_checkpoint(path, arrays)
+
+
+def _optimizer_arrays(prefix: str, optimizer: aggregation.ServerOptimizer) -> dict[str, Any]:
+    """Every attribute of ``optimizer`` as named arrays (a wrapped optimizer's too, nested)."""
+    arrays: dict[str, Any] = {}
+    for name, value in vars(optimizer).items():
+        if isinstance(value, aggregation.ServerOptimizer):
+            arrays.update(_optimizer_arrays(f"{prefix}/{name}", value))
+        elif value is None:
+            arrays[f"{prefix}/{name}/none"] = 0
+        elif isinstance(value, list):
+            arrays[f"{prefix}/{name}/count"] = len(value)
+            arrays.update({f"{prefix}/{name}/{i}": a for i, a in enumerate(value)})
+        else:
+            arrays[f"{prefix}/{name}"] = value
+    return arrays
+
+
+def _restore_optimizer(prefix: str, optimizer: aggregation.ServerOptimizer,
+                       arrays: dict[str, Any]) -> None:
+    """Sets ``optimizer``'s attributes from :func:`_optimizer_arrays`' arrays."""
+    for name, value in vars(optimizer).items():
+        if isinstance(value, aggregation.ServerOptimizer):
+            _restore_optimizer(f"{prefix}/{name}", value, arrays)
+        elif f"{prefix}/{name}/none" in arrays:
+            setattr(optimizer, name, None)
+        elif f"{prefix}/{name}/count" in arrays:
+            setattr(optimizer, name, [arrays[f"{prefix}/{name}/{i}"] for i in
+                                      range(int(arrays[f"{prefix}/{name}/count"]))])
+        else:
+            setattr(optimizer, name, arrays[f"{prefix}/{name}"].item())
 
 
 def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]],
@@ -468,14 +492,7 @@ def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]]
         columns[name].extend(robust.unpack_ragged(arrays, f"columns/{name}"))
     rejections.extend(robust.rejections_from_arrays(arrays))
     skipped.extend(int(t) for t in arrays["skipped"])
-    for name in vars(server_optimizer):
-        if f"optimizer/{name}/none" in arrays:
-            setattr(server_optimizer, name, None)
-        elif f"optimizer/{name}/count" in arrays:
-            setattr(server_optimizer, name, [arrays[f"optimizer/{name}/{i}"] for i in
-                                             range(int(arrays[f"optimizer/{name}/count"]))])
-        else:
-            setattr(server_optimizer, name, arrays[f"optimizer/{name}"].item())
+    _restore_optimizer("optimizer", server_optimizer, arrays)
     return weights, int(arrays["next_round"])
 
 

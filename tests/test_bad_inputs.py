@@ -305,6 +305,16 @@ REGISTRY: list[Entry] = [
     # -------------------------------------------------------------------- fl_helpers.models
     *(Entry(factory, kwargs={"seed": 0}, corrupt={"seed": INDEX})
       for factory in (models.make_softmax_regression, models.make_2nn, models.make_cnn)),
+    Entry(models.make_mlp, args=((8,),),
+          kwargs={"activation": "tanh", "input_shape": (4, 4), "seed": 0},
+          corrupt={"seed": INDEX, "activation": NAME},
+          extra={"hidden_units": [8, "8", None, (0,), (8.5,), (10**6,), (8,) * 9],
+                 "input_shape": [(), 16, "4x4", (0, 4), (4.0, 4), (10**5, 10**5)]}),
+    Entry(data.downsample, args=(np.zeros((2, 4, 4), np.float32), 2),
+          corrupt={"images": ARRAY[:2] + ("array_nonfinite", "array_object", "array_ragged"),
+                   "factor": COUNT},
+          extra={"images": [np.zeros((4, 4), np.float32), np.zeros((2, 4, 4), np.int64)],
+                 "factor": [3]}),
 ]
 
 
@@ -515,6 +525,10 @@ REGISTRY += [
     Entry(aggregation.ServerSGD, args=(0.5,), kwargs={"momentum": 0.9},
           corrupt={"server_learning_rate": POSITIVE,
                    "momentum": (*NON_NEGATIVE, "one", "above_one")}),
+    Entry(aggregation.ExponentialAverage, args=(aggregation.ServerSGD(),),
+          kwargs={"decay": 0.9},
+          corrupt={"optimizer": ("server_optimizer",),
+                   "decay": (*NON_NEGATIVE, "one", "above_one")}),
     Entry(aggregation.ServerAdam, args=(0.01,),
           kwargs={"beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
           corrupt={"server_learning_rate": POSITIVE,

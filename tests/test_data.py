@@ -388,3 +388,15 @@ def test_client_datasets_valid_lists_and_empty_clients():
 def test_client_datasets_checks_x_and_y(x, y, error, pattern):
     with pytest.raises(error, match=pattern):
         data.client_datasets(x, y, [np.array([0])])
+
+
+def test_downsample_averages_blocks():
+    images = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    small = data.downsample(images, 2)
+    assert small.shape == (2, 2, 3) and small.dtype == np.float32
+    assert small[0, 0, 0] == np.mean([0, 1, 6, 7])
+    np.testing.assert_array_equal(data.downsample(images, 1), images)
+    with pytest.raises(ValueError, match="factor must divide"):
+        data.downsample(images, 4)
+    with pytest.raises(ValueError, match="finite"):
+        data.downsample(np.full((1, 2, 2), np.nan, np.float32), 2)

@@ -539,3 +539,24 @@ def test_run_fedavg_progress_bar_shows_rounds_and_accuracy(uneven_clients, capsy
     err = capsys.readouterr().err
     assert "FedAvg" in err and "2/2" in err
     assert f"test_accuracy={history.test_accuracy[-1]:.4f}" in err
+
+
+def test_exponential_average_follows_the_global_models_without_changing_them():
+    from fl_helpers import aggregation
+
+    plain = aggregation.ServerSGD(0.5, momentum=0.9)
+    averaged = aggregation.ExponentialAverage(aggregation.ServerSGD(0.5, momentum=0.9),
+                                              decay=0.8)
+    weights_a = weights_b = [np.zeros(3, np.float32)]
+    expected = None
+    for t in range(5):
+        update = [np.full(3, t + 1.0, np.float32)]
+        weights_a = plain.apply(weights_a, update)
+        weights_b = averaged.apply(weights_b, update)
+        np.testing.assert_array_equal(weights_a[0], weights_b[0])  # training is unchanged
+        expected = weights_b[0] if expected is None else 0.8 * expected + 0.2 * weights_b[0]
+        np.testing.assert_allclose(averaged.averaged_weights[0], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="decay must be in"):
+        aggregation.ExponentialAverage(plain, decay=1.0)
+    with pytest.raises(TypeError, match="optimizer must be a ServerOptimizer"):
+        aggregation.ExponentialAverage(averaged)

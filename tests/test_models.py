@@ -55,3 +55,20 @@ def test_outputs_are_logits_of_shape_batch_by_10(factory):
 def test_bad_seed_is_rejected(seed, error):
     with pytest.raises(error, match="seed"):
         models.make_2nn(seed)
+
+
+def test_make_mlp_builds_the_2nn_and_smaller_models():
+    from fl_helpers import engine
+
+    two = models.make_mlp((200, 200), activation="relu")
+    assert two.count_params() == models.make_2nn().count_params() == 199_210
+    small = models.make_mlp((100,), activation="tanh", input_shape=(14, 14))
+    assert small.count_params() == 196 * 100 + 100 + 100 * 10 + 10
+    assert small(np.zeros((2, 14, 14), np.float32)).shape == (2, 10)
+    assert engine.dense_activations(small) == ("tanh", "linear")
+    np.testing.assert_array_equal(models.make_mlp(seed=3).get_weights()[0],
+                                  models.make_mlp(seed=3).get_weights()[0])
+    with pytest.raises(ValueError, match="activation must be one of"):
+        models.make_mlp(activation="gelu")
+    with pytest.raises(TypeError, match="hidden_units must be a tuple"):
+        models.make_mlp(100)

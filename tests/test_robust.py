@@ -409,3 +409,29 @@ def test_robustness_explorer_redraws_and_reports_its_time(small_federation):
     assert set(panel.controls) == {"fraction", "defence", "attack"}
     with pytest.raises(ValueError, match="fraction must be one of"):
         robust_widgets.robustness_explorer(clients, test, fraction=0.25)
+
+
+def test_resume_restores_a_wrapped_optimizer_and_its_average(federation, tmp_path):
+    def optimizer():
+        return aggregation.ExponentialAverage(aggregation.ServerSGD(1.0, momentum=0.5),
+                                              decay=0.7)
+
+    full_optimizer = optimizer()
+    full = _fedavg(federation, num_rounds=4, engine="fast", server_optimizer=full_optimizer)
+
+    def stop_after_2(figures):
+        if figures["round"] == 2:
+            raise _Interrupt
+
+    path = tmp_path / "run.npz"
+    with pytest.raises(_Interrupt):
+        _fedavg(federation, num_rounds=4, engine="fast", server_optimizer=optimizer(),
+                checkpoint=path, callback=stop_after_2)
+    resumed_optimizer = optimizer()
+    resumed = _fedavg(federation, num_rounds=4, engine="fast", server_optimizer=resumed_optimizer,
+                      checkpoint=path)
+    for a, b in zip(resumed.final_weights, full.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(resumed_optimizer.averaged_weights, full_optimizer.averaged_weights,
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
