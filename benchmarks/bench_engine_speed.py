@@ -362,7 +362,7 @@ def load_average() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4, help="rounds per trainer (>= 2)")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds per trainer (>= 2)")
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 5], help="values of E")
     parser.add_argument("--flower-python", default=DEFAULT_FLOWER_PYTHON,
                         help="a Python with flwr[simulation] (and the course's packages)")

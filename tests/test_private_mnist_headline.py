@@ -59,3 +59,14 @@ def test_every_private_ablation_row_is_within_the_budget(headline):
             accountant=config["accountant"])
         assert epsilon <= 2.0 + 1e-9, row["lever"]
         assert epsilon == pytest.approx(row["epsilon"], rel=1e-6), row["lever"]
+
+
+def test_headline_accuracy_is_the_mean_of_its_stored_runs(headline):
+    runs = headline["headline_run"]["runs"]
+    assert len(runs) == headline["repeats"] >= 1
+    accuracies = [run["test_accuracy"] for run in runs]
+    assert headline["test_accuracy"] == pytest.approx(sum(accuracies) / len(accuracies), abs=1e-4)
+    assert headline["test_accuracy_min"] == min(accuracies)
+    for run in runs:  # every repeat drew its own noise at the same calibrated z
+        assert run["noise_multiplier"] == headline["noise_multiplier"]
+        assert run["epsilon"] == pytest.approx(headline["epsilon"], rel=1e-9)
