@@ -13,9 +13,11 @@ which leaves a blank or half-drawn plot (``tests/browser`` caught this).
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -69,6 +71,18 @@ def log_slider_neighbours(slider: ipywidgets.FloatLogSlider) -> list[float]:
     return [slider.base ** (slider.min + k * slider.step) for k in (up, down) if 0 <= k <= last]
 
 
+#: Every live prefetcher, so that interpreter exit can let their threads finish (below).
+_PREFETCHERS: weakref.WeakSet[Prefetcher] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_prefetching() -> None:
+    """At exit, drops the settings not yet started and waits for the running computations:
+    TensorFlow aborts the process if it is torn down under a running daemon thread."""
+    for prefetcher in list(_PREFETCHERS):
+        prefetcher.stop()
+
+
 class Prefetcher:
     """Results by setting, computed when asked for or ahead of time in a background thread.
 
@@ -87,6 +101,7 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._generation = 0
         self._threads: list[threading.Thread] = []
+        _PREFETCHERS.add(self)
 
     def _claim(self, key: Hashable) -> tuple[Future, bool]:
         """The future for ``key`` and whether the caller must compute it."""
@@ -135,6 +150,12 @@ class Prefetcher:
         """Blocks until the background threads have finished (for tests and timing)."""
         for thread in list(self._threads):
             thread.join()
+
+    def stop(self) -> None:
+        """Drops the settings not yet started and waits for the ones running."""
+        with self._lock:
+            self._generation += 1
+        self.wait()
 
     def __contains__(self, key: Hashable) -> bool:
         """Whether ``key``'s result is known (computed, not merely started)."""

@@ -447,3 +447,22 @@ def test_log_slider_neighbours_snap_to_the_sliders_positions():
     assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** 0.9])
     slider.value = 10 ** -0.5
     assert widgets.log_slider_neighbours(slider) == pytest.approx([10 ** -0.4])
+
+
+def test_prefetcher_stop_drops_what_has_not_started():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    computed = []
+
+    def first():
+        started.set()
+        release.wait(5)
+        computed.append("first")
+
+    ahead = widgets.Prefetcher()
+    ahead.ahead([("first", first), ("second", lambda: computed.append("second"))])
+    started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    ahead.stop()  # what interpreter exit calls: the running one finishes, the rest is dropped
+    assert computed == ["first"] and "second" not in ahead
