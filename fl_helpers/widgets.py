@@ -59,16 +59,36 @@ class Explorer(ipywidgets.VBox):
             self.last_seconds = time.perf_counter() - started
             print(f"responded in {self.last_seconds:.1f} s (training, accounting and drawing)")
 
+def log_slider_positions(slider: ipywidgets.FloatLogSlider) -> list[float]:
+    """Every value a log slider can take, ``base ** (min + k * step)``, from ``min`` up."""
+    last = round((slider.max - slider.min) / slider.step)
+    return [slider.base ** round(slider.min + k * slider.step, 10) for k in range(last + 1)]
+
+
+def log_slider_value(slider: ipywidgets.FloatLogSlider) -> float:
+    """The slider's value as the position it stands on (see :func:`log_slider_positions`).
+
+    The browser computes ``base ** exponent`` itself, which may differ from Python's in the last
+    bit; settings snapped to the positions' exact floats are found again in the caches (and a
+    start value off the grid, such as 2.0, is kept as it is).
+    """
+    position = (math.log(slider.value, slider.base) - slider.min) / slider.step
+    if abs(position - round(position)) > 1e-6:
+        return float(slider.value)
+    positions = log_slider_positions(slider)
+    return positions[min(max(round(position), 0), len(positions) - 1)]
+
+
 def log_slider_neighbours(slider: ipywidgets.FloatLogSlider) -> list[float]:
     """The values one step up and one step down from a log slider's value, within its range.
 
-    The slider's positions are ``base ** (min + k * step)``; a value between two positions (a
-    start value off the grid) has the positions on either side as its neighbours.
+    A value between two positions (a start value off the grid) has the positions on either side
+    as its neighbours.
     """
     position = (math.log(slider.value, slider.base) - slider.min) / slider.step
-    last = round((slider.max - slider.min) / slider.step)
+    positions = log_slider_positions(slider)
     up, down = math.floor(position + 1e-6) + 1, math.ceil(position - 1e-6) - 1
-    return [slider.base ** (slider.min + k * slider.step) for k in (up, down) if 0 <= k <= last]
+    return [positions[k] for k in (up, down) if 0 <= k < len(positions)]
 
 
 #: Every live prefetcher, so that interpreter exit can let their threads finish (below).
@@ -648,7 +668,9 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     same clients per round (trained once per setting and remembered). Each private run draws
     secret noise; every run is remembered by its setting, so going back to a setting shows the
     same run again. After each redraw the private runs one step of the epsilon slider away are
-    trained in the background (:class:`Prefetcher`), each with its own secret noise.
+    trained in the background (:class:`Prefetcher`), each with its own secret noise, and then the
+    noise multiplier and epsilon curve of every other position of the slider are computed (they
+    depend on the budget, q, T and delta only), so a move anywhere on the slider only trains.
 
     Args:
         client_datasets: One ``(x_k, y_k)`` pair per client.
@@ -671,7 +693,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     Raises:
         ValueError: If an initial value is outside its control's range.
     """
-    from fl_helpers import experiment, reporting
+    from fl_helpers import accounting, experiment, reporting
 
     num_clients = len(client_datasets)
     target_epsilon = v.check_positive("target_epsilon", target_epsilon)
@@ -722,16 +744,33 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         return (private_key(q, epsilon, clip),
                 lambda: run(sampling_probability=q, target_epsilon=epsilon, clipping_norm=clip))
 
-    def neighbours(q: float) -> list:
-        """The private runs one step of the epsilon slider away, to train ahead of a move."""
-        return [private_run(q, value, clipping_slider.value)
-                for value in log_slider_neighbours(epsilon_slider)]
+    def accounting_for(q: float, epsilon: float):
+        """Calibrates z for a budget and accounts its epsilon curve (cached for the run)."""
+        def compute() -> None:
+            z = experiment.noise_multiplier_for_budget(
+                target_epsilon=epsilon, target_delta=target_delta, sampling_probability=q,
+                num_rounds=num_rounds)
+            accounting.epsilon_per_round(noise_multiplier=z, sampling_probability=q,
+                                         num_rounds=num_rounds, target_delta=target_delta)
+        return ("accounting", q, round(math.log10(epsilon), 4)), compute
+
+    def ahead(q: float) -> list:
+        """What to compute before the next move: the private runs one step of the epsilon
+        slider away, then the accounting of every other epsilon (nearest first), which does not
+        depend on the data, so that any move only trains."""
+        clip = log_slider_value(clipping_slider)
+        here = math.log10(log_slider_value(epsilon_slider))
+        others = sorted(log_slider_positions(epsilon_slider),
+                        key=lambda value: abs(math.log10(value) - here))
+        return ([private_run(q, value, clip) for value in log_slider_neighbours(epsilon_slider)]
+                + [accounting_for(q, value) for value in others])
 
     def redraw(_change=None) -> None:
         start = time.perf_counter()
         q = clients_slider.value / num_clients
         reference = runs.get(("non-private", q), lambda: run(sampling_probability=q))
-        result = runs.get(*private_run(q, epsilon_slider.value, clipping_slider.value))
+        result = runs.get(*private_run(q, log_slider_value(epsilon_slider),
+                                       log_slider_value(clipping_slider)))
         with output:
             output.clear_output(wait=True)
             print(reporting.summary_line(result, baseline=reference))
@@ -743,7 +782,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
             fig.tight_layout()
             panel.show(fig, started=start)
-        runs.ahead(neighbours(q))
+        runs.ahead(ahead(q))
 
     for control in (epsilon_slider, clients_slider, clipping_slider):
         control.observe(redraw, names="value")

@@ -336,6 +336,19 @@ def test_fedavg_explorer_rejects_bad_start():
 # --------------------------------------------------------------------------------------------
 
 
+def _fake_accounting(monkeypatch, accounted=None):
+    """Replaces the accountant calls the epsilon panel makes ahead of moves with quick fakes."""
+    from fl_helpers import accounting, experiment
+
+    def calibrate(**kwargs):
+        if accounted is not None:
+            accounted.append(kwargs["target_epsilon"])
+        return 1.0
+
+    monkeypatch.setattr(experiment, "noise_multiplier_for_budget", calibrate)
+    monkeypatch.setattr(accounting, "epsilon_per_round", lambda **kwargs: None)
+
+
 def _fake_experiment(calls):
     """Stands in for experiment.run_experiment: records its arguments, returns a small result."""
     import types
@@ -366,8 +379,9 @@ def _fake_experiment(calls):
 def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
     from fl_helpers import experiment
 
-    calls = []
+    calls, accounted = [], []
     monkeypatch.setattr(experiment, "run_experiment", _fake_experiment(calls))
+    _fake_accounting(monkeypatch, accounted)
     clients = [None] * 500
     panel = widgets.dp_experiment_explorer(clients, ("x", "y"), target_epsilon=2.0,
                                            clients_per_round=100, clipping_norm=0.5,
@@ -391,6 +405,9 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
     panel.prefetcher.wait()
     assert sorted(c.get("target_epsilon") or 0 for c in calls) == pytest.approx(
         [0, 10 ** 0.3, 2.0, 10 ** 0.4])
+    # ... then the accounting of every position of the slider, nearest first (data-free).
+    assert sorted(accounted) == pytest.approx([10 ** (k / 10) for k in range(-5, 11)])
+    assert accounted[:2] == pytest.approx([10 ** 0.3, 10 ** 0.4])
     slider.value = 1.0
     panel.prefetcher.wait()
     assert "target ε = 1" in capsys.readouterr().out
@@ -422,6 +439,7 @@ def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(mo
     calls = []
     fake = _fake_experiment(calls)
     monkeypatch.setattr(experiment, "run_experiment", fake)
+    _fake_accounting(monkeypatch)
     baseline = fake(None, None, num_rounds=3, sampling_probability=0.1, target_delta=1e-5)
     calls.clear()
     panel = widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3, baseline=baseline)
@@ -466,3 +484,13 @@ def test_prefetcher_stop_drops_what_has_not_started():
     threading.Timer(0.2, release.set).start()
     ahead.stop()  # what interpreter exit calls: the running one finishes, the rest is dropped
     assert computed == ["first"] and "second" not in ahead
+
+
+def test_log_slider_value_snaps_to_the_positions_floats():
+    slider = ipywidgets.FloatLogSlider(value=10 ** 0.6000000000000001, base=10, min=-0.5, max=1,
+                                       step=0.1)
+    positions = widgets.log_slider_positions(slider)
+    assert len(positions) == 16 and positions[11] == 10 ** 0.6
+    assert widgets.log_slider_value(slider) == 10 ** 0.6  # the same float as the position
+    slider.value = 2.0  # off the grid: kept
+    assert widgets.log_slider_value(slider) == 2.0
