@@ -495,9 +495,10 @@ plt.show()
 # %% [markdown]
 # The CNN tells the same story one accuracy level higher: 99% within a few dozen rounds on IID
 # clients; on clients holding two digits each the curve climbs in jumps, as rounds happen to
-# sample clients with complementary digits, and needs far more rounds (the printed lines say how
-# far our run got). One learning rate (0.1) and one seed each, so read them as a check of the
-# picture, not of the exact numbers.
+# sample clients with complementary digits, and needs several times more rounds (the printed
+# lines give our counts: more rounds than the paper on IID clients, fewer on non-IID ones). One
+# learning rate (0.1) and one seed each, so read them as a check of the picture, not of the
+# exact numbers.
 
 # %% [markdown]
 # ## Sanity check
