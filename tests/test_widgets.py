@@ -263,10 +263,11 @@ def test_prefetcher_computes_once_waits_and_forgets_errors():
     import threading
 
     computed = []
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
 
     def slow(value):
         def compute():
+            started.set()
             release.wait(5)
             computed.append(value)
             return value
@@ -274,6 +275,7 @@ def test_prefetcher_computes_once_waits_and_forgets_errors():
 
     ahead = widgets.Prefetcher()
     ahead.ahead([("a", slow("a")), ("b", slow("b"))])
+    started.wait(5)  # the background thread holds "a" now
     assert "a" not in ahead
     release.set()
     assert ahead.get("a", lambda: pytest.fail("'a' is being prefetched")) == "a"
