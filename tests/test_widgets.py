@@ -297,17 +297,23 @@ def test_prefetcher_computes_once_waits_and_forgets_errors():
         ahead.get("d", broken)
 
 
-def test_prefetcher_drops_neighbours_a_newer_move_made_stale():
+def _held_computation(computed: list):
+    """A computation that starts, then waits for ``release`` before recording "first"."""
     import threading
 
     started, release = threading.Event(), threading.Event()
-    computed = []
 
     def first():
         started.set()
         release.wait(5)
         computed.append("first")
 
+    return first, started, release
+
+
+def test_prefetcher_drops_neighbours_a_newer_move_made_stale():
+    computed = []
+    first, started, release = _held_computation(computed)
     ahead = widgets.Prefetcher()
     ahead.ahead([("first", first), ("stale", lambda: computed.append("stale"))])
     started.wait(5)
@@ -472,14 +478,8 @@ def test_log_slider_neighbours_snap_to_the_sliders_positions():
 def test_prefetcher_stop_drops_what_has_not_started():
     import threading
 
-    started, release = threading.Event(), threading.Event()
     computed = []
-
-    def first():
-        started.set()
-        release.wait(5)
-        computed.append("first")
-
+    first, started, release = _held_computation(computed)
     ahead = widgets.Prefetcher()
     ahead.ahead([("first", first), ("second", lambda: computed.append("second"))])
     started.wait(5)
