@@ -410,6 +410,9 @@ results_dir = Path(training.__file__).resolve().parents[1] / "benchmarks" / "res
 split_names = {"iid": "IID", "noniid": "non-IID"}
 benchmark = {split: json.loads((results_dir / f"reproduce_mcmahan_2nn_{split}.json").read_text())
              for split in split_names}
+best_runs = {split: next(r for r in result["runs"]
+                         if r["client_learning_rate"] == result["selected_lr"])
+             for split, result in benchmark.items()}
 for split, result in benchmark.items():
     grid = ", ".join(
         f"{r['client_learning_rate']:g} -> "
@@ -418,8 +421,7 @@ for split, result in benchmark.items():
         for r in result["runs"])
     print(f"{split_names[split]} (paper {result['paper_rounds']} rounds), rounds to 97% by "
           f"learning rate: {grid}")
-    chosen = next(r for r in result["runs"]
-                  if r["client_learning_rate"] == result["selected_lr"])
+    chosen = best_runs[split]
     print(f"    best lr {result['selected_lr']}: {chosen['num_rounds']} rounds took "
           f"{chosen['wall_seconds'] / 60:.1f} min ({result['engine']} engine, "
           f"{result['machine']['cpu_count']} shared CPUs)")
@@ -428,22 +430,30 @@ for split, result in benchmark.items():
         print(f"    communication to reach 97%: {sent / 1e9:.2f} GB")
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.4))
-colors = {"iid": "C0", "noniid": "C1"}
-for split, result in benchmark.items():
-    chosen = next(r for r in result["runs"]
-                  if r["client_learning_rate"] == result["selected_lr"])
-    curve = {"rounds": np.arange(1, chosen["num_rounds"] + 1),
-             "test_accuracy": np.maximum.accumulate(chosen["test_accuracy"])}
-    label = f"{split_names[split]}, lr {result['selected_lr']} (best so far)"
-    plotting.plot_accuracy_curves({label: curve}, styles={label: {"color": colors[split]}},
-                                  ax=ax)
-    ax.axvline(result["paper_rounds"], color=colors[split], ls="--", lw=1,
-               label=f"paper: {result['paper_rounds']} rounds ({split_names[split]})")
-ax.axhline(0.97, color="0.4", ls=":", lw=1, label="target 97%")
-ax.set_ylim(0.85, 1.0)
-ax.legend(fontsize=8, frameon=False, loc="lower right")
-plt.show()
+def plot_against_paper(curves, *, target, ylim):
+    """Best-so-far accuracy per split, beside the paper's rounds to ``target``.
+
+    ``curves`` maps a split to ``(label, test accuracies per round, paper's rounds)``.
+    """
+    colors = {"iid": "C0", "noniid": "C1"}
+    _, ax = plt.subplots(figsize=(8, 3.4))
+    for split, (label, accuracy, paper_rounds) in curves.items():
+        curve = {"rounds": np.arange(1, len(accuracy) + 1),
+                 "test_accuracy": np.maximum.accumulate(accuracy)}
+        plotting.plot_accuracy_curves({label: curve}, styles={label: {"color": colors[split]}},
+                                      ax=ax)
+        ax.axvline(paper_rounds, color=colors[split], ls="--", lw=1,
+                   label=f"paper: {paper_rounds} rounds ({split_names[split]})")
+    ax.axhline(target, color="0.4", ls=":", lw=1, label=f"target {target:.0%}")
+    ax.set_ylim(*ylim)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    plt.show()
+
+
+plot_against_paper(
+    {split: (f"{split_names[split]}, lr {result['selected_lr']} (best so far)",
+             best_runs[split]["test_accuracy"], result["paper_rounds"])
+     for split, result in benchmark.items()}, target=0.97, ylim=(0.85, 1.0))
 
 # %% [markdown]
 # The curves show the best accuracy so far, as the paper's figures do. What reproduces is the
@@ -470,27 +480,19 @@ plt.show()
 # %%
 cnn = {split: json.loads((results_dir / f"reproduce_mcmahan_cnn_{split}.json").read_text())
        for split in split_names}
-fig, ax = plt.subplots(figsize=(8, 3.4))
 for split, result in cnn.items():
     run = result["runs"][-1]
-    done = len(run["test_accuracy"])
     reached = run["rounds_to_target"]
     status = (f"99% after {reached} rounds" if reached
-              else f"best {max(run['test_accuracy']):.2%} in {done} rounds, 99% not reached"
+              else f"best {max(run['test_accuracy']):.2%} in {len(run['test_accuracy'])} "
+              "rounds, 99% not reached"
               + (" (run still in progress when stored)" if run.get("in_progress") else ""))
     print(f"CNN, {split_names[split]}, lr {run['client_learning_rate']:g}: {status} "
           f"(paper: {result['paper_rounds']} rounds)")
-    curve = {"rounds": np.arange(1, done + 1),
-             "test_accuracy": np.maximum.accumulate(run["test_accuracy"])}
-    label = f"CNN, {split_names[split]} (best so far)"
-    plotting.plot_accuracy_curves({label: curve}, styles={label: {"color": colors[split]}},
-                                  ax=ax)
-    ax.axvline(result["paper_rounds"], color=colors[split], ls="--", lw=1,
-               label=f"paper: {result['paper_rounds']} rounds ({split_names[split]})")
-ax.axhline(0.99, color="0.4", ls=":", lw=1, label="target 99%")
-ax.set_ylim(0.9, 1.0)
-ax.legend(fontsize=8, frameon=False, loc="lower right")
-plt.show()
+plot_against_paper(
+    {split: (f"CNN, {split_names[split]} (best so far)", result["runs"][-1]["test_accuracy"],
+             result["paper_rounds"]) for split, result in cnn.items()},
+    target=0.99, ylim=(0.9, 1.0))
 
 # %% [markdown]
 # The CNN tells the same story one accuracy level higher: 99% within a few dozen rounds on IID
