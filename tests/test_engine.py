@@ -240,3 +240,74 @@ def test_one_step_dp_fedavg_equals_the_loop(small_federation):
                                atol=ACCURACY_ATOL)
     for a, b in zip(runs["fast"].final_weights, runs["loop"].final_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_consecutive_runs_on_the_same_clients_share_one_upload(small_federation):
+    # A widget retrains the same federation at every move: its data is uploaded once.
+    clients, _ = small_federation
+    model = models.make_softmax_regression()
+    first, _ = _engine(clients["dirichlet"], model)
+    again, _ = _engine([(x.copy(), y.copy()) for x, y in clients["dirichlet"]], model)
+    assert again.x_all is first.x_all and again.y_all is first.y_all
+    assert not engine._UPLOADS[next(reversed(engine._UPLOADS))][0].flags.writeable
+
+
+@pytest.mark.parametrize("change", ["image", "label", "negative zero"])
+def test_changed_client_data_is_uploaded_afresh(small_federation, change):
+    # Same sizes, one value different (even a bit-level one, -0.0 for 0.0): no stale data.
+    clients, _ = small_federation
+    model = models.make_softmax_regression()
+    original = [(x.copy(), y.copy()) for x, y in clients["dirichlet"]]
+    first, _ = _engine(original, model)
+    changed = [(x.copy(), y.copy()) for x, y in original]
+    x, y = changed[3]
+    if change == "image":
+        x[0, 5, 5] += 0.5
+    elif change == "label":
+        y[0] = (y[0] + 1) % 10
+    else:
+        zero = np.flatnonzero(x.reshape(-1) == 0.0)[0]
+        x.reshape(-1)[zero] = -0.0
+    fresh, datasets = _engine(changed, model)
+    assert fresh.x_all is not first.x_all
+    start = int(fresh.offsets[3])
+    np.testing.assert_array_equal(fresh.x_all.numpy()[start], datasets[3][0][0].reshape(-1))
+    np.testing.assert_array_equal(fresh.y_all.numpy()[start], datasets[3][1][0])
+    # and the reused upload is never the changed one: the original data gets its own again
+    back, _ = _engine(original, model)
+    np.testing.assert_array_equal(back.x_all.numpy()[start], original[3][0][0].reshape(-1))
+
+
+def test_uploads_are_bounded(small_federation):
+    clients, _ = small_federation
+    model = models.make_softmax_regression()
+    for count in range(3, 3 + engine.MAX_UPLOADS + 2):
+        _engine(clients["dirichlet"][:count], model)
+    assert len(engine._UPLOADS) == engine.MAX_UPLOADS
+
+
+@pytest.mark.parametrize("local_epochs, batch_size", [(1, 10), (3, 7), (2, None), (2, 1000)])
+def test_layout_holds_exactly_the_batches_of_client_batches(small_federation, local_epochs,
+                                                            batch_size):
+    from fl_helpers import schedule
+
+    clients, _ = small_federation
+    model = models.make_softmax_regression()
+    fast, _ = _engine(clients["dirichlet"], model, local_epochs=local_epochs,
+                      batch_size=batch_size, group_size=3)
+    sampled = np.array([7, 2, 11, 0, 5])
+    idx, mask, group_steps, num_groups, slot_of = fast._layout(sampled, 4)
+    assert num_groups == 2
+    flat_idx = idx.reshape(-1, *idx.shape[2:])
+    flat_mask = mask.reshape(-1, *mask.shape[2:])
+    for i, k in enumerate(sampled):
+        batches = schedule.client_batches(
+            len(clients["dirichlet"][k][1]), local_epochs=local_epochs, batch_size=batch_size,
+            rng=np.random.default_rng(schedule.client_seed(1, 4, int(k))))
+        slot = slot_of[i]
+        assert group_steps[slot // 3] >= len(batches)
+        for s, batch in enumerate(batches):
+            real = flat_mask[slot, s] == 1.0
+            assert real.sum() == len(batch)
+            np.testing.assert_array_equal(flat_idx[slot, s][real], batch + fast.offsets[k])
+        assert not flat_mask[slot, len(batches):].any()
