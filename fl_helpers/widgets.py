@@ -114,6 +114,9 @@ class Prefetcher:
     setting shows the same result (for a private run: the noise it drew then, not a new draw).
     A newer :meth:`ahead` call supersedes an older one: the settings it has not started are
     dropped. A computation that raised is forgotten (the next :meth:`get` raises it afresh).
+    A computation that calls :meth:`pause` now and then (e.g. as a training callback, once a
+    round) gives way to the student: in the background, it waits there while :meth:`get`
+    computes a setting on screen, so that the two do not share the CPU.
     """
 
     def __init__(self) -> None:
@@ -121,7 +124,18 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._generation = 0
         self._threads: list[threading.Thread] = []
+        self._foreground = 0  # computations running in get(), on the caller's thread
+        self._quiet = threading.Condition()
+        self._background = threading.local()
         _PREFETCHERS.add(self)
+
+    def pause(self, *_: Any) -> None:
+        """Waits while a :meth:`get` computes in the foreground, if called from this
+        prefetcher's background thread; returns at once otherwise. Returns ``None``, so it can
+        serve as a training callback (``callback=prefetcher.pause``)."""
+        if getattr(self._background, "active", False):
+            with self._quiet:
+                self._quiet.wait_for(lambda: self._foreground == 0)
 
     def _claim(self, key: Hashable) -> tuple[Future, bool]:
         """The future for ``key`` and whether the caller must compute it."""
@@ -144,7 +158,14 @@ class Prefetcher:
         """The result for ``key``: remembered, awaited if being prefetched, or computed now."""
         future, mine = self._claim(key)
         if mine:
-            self._compute(key, future, compute)
+            with self._quiet:
+                self._foreground += 1
+            try:
+                self._compute(key, future, compute)
+            finally:
+                with self._quiet:
+                    self._foreground -= 1
+                    self._quiet.notify_all()
         return future.result()
 
     def ahead(self, items: Sequence[tuple[Hashable, Callable[[], Any]]]) -> None:
@@ -154,7 +175,9 @@ class Prefetcher:
             generation = self._generation
 
         def work() -> None:
+            self._background.active = True
             for key, compute in items:
+                self.pause()  # the student's setting first
                 with self._lock:
                     if generation != self._generation:
                         return  # a newer call has other neighbours in mind
@@ -593,7 +616,7 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             model_fn, client_splits[chosen["split"]], num_rounds=num_rounds,
             clients_per_round=chosen["clients_per_round"], local_epochs=chosen["local_epochs"],
             batch_size=chosen["batch_size"], client_learning_rate=client_learning_rate,
-            test_data=test_data, seed=seed, progress=False)
+            test_data=test_data, seed=seed, progress=False, callback=runs.pause)
 
     runs = Prefetcher()
 
@@ -730,9 +753,10 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         runs.get(("non-private", baseline.config["sampling_probability"]), lambda: baseline)
 
     def run(**kwargs):
+        # runs.pause: a run trained ahead waits, between rounds, while the one on screen trains.
         return experiment.run_experiment(client_datasets, test_data, num_rounds=num_rounds,
                                          target_delta=target_delta, seed=seed,
-                                         **training, **kwargs)
+                                         callback=runs.pause, **training, **kwargs)
 
     def private_key(q: float, epsilon: float, clip: float) -> tuple:
         # Log sliders: the browser computes 10 ** exponent itself, which may differ from

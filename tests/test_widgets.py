@@ -323,6 +323,34 @@ def test_prefetcher_drops_neighbours_a_newer_move_made_stale():
     assert sorted(computed) == ["first", "new"]
 
 
+def test_prefetcher_background_gives_way_while_the_foreground_computes():
+    import threading
+    import time
+
+    ahead = widgets.Prefetcher()
+    steps, running = [], threading.Event()
+
+    def background():  # a prefetched run that calls pause() once a "round"
+        for i in range(200):
+            ahead.pause()
+            steps.append(i)
+            running.set()
+            time.sleep(0.001)
+        return "ahead"
+
+    def foreground():  # the student's setting, computed on the caller's thread
+        at_start = len(steps)
+        time.sleep(0.3)  # long enough for the background to take 100+ steps if it did not wait
+        return len(steps) - at_start
+
+    ahead.ahead([("ahead", background)])
+    running.wait(5)
+    assert ahead.get("on screen", foreground) <= 1  # at most the step already past pause()
+    ahead.pause()  # on the caller's thread: returns at once
+    ahead.wait()
+    assert steps == list(range(200)) and ahead.get("ahead", lambda: None) == "ahead"
+
+
 def test_fedavg_explorer_rejects_bad_start():
     from fl_helpers import models
 

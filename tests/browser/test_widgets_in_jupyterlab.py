@@ -105,6 +105,7 @@ WIDGET_CASES = [
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
 QUIET_S = 15.0  # kernel idle this long after a move with no redraw: the callback failed
+POLL_S = 0.1  # how often the widget's state is read while waiting for a redraw
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TRY_IT_HEADING = re.compile(r"^#{1,6}\s+Try it\s*$", re.MULTILINE)
 
@@ -346,8 +347,12 @@ def _choose_keys(case: WidgetCase, before: dict) -> tuple[str, ...]:
 
 
 def _move(page, jupyterlab, kernel_errors: KernelErrors, case: WidgetCase, keys, previous: dict, *,
-          label: str) -> dict:
+          label: str, timing: dict | None = None) -> dict:
     """Presses ``keys`` on the main slider's handle; returns the settled widget state.
+
+    With ``timing``, stores in ``timing["shown_at"]`` the ``time.monotonic()`` of the first poll
+    that saw the new output whole (readout, text and plot changed, images loaded): what a
+    student sees, before the test's extra poll that confirms the widget has settled.
 
     Fails with a message naming the move when the widget then shows a traceback or "Error
     displaying widget", when the readout did not move, or when the output did not change.
@@ -360,7 +365,9 @@ def _move(page, jupyterlab, kernel_errors: KernelErrors, case: WidgetCase, keys,
     handle.focus()
     for key in keys:
         handle.press(key)
-    state, gave_up = _wait_for_new_output(page, jupyterlab, case, previous)
+    state, gave_up, shown_at = _wait_for_new_output(page, jupyterlab, case, previous)
+    if timing is not None:
+        timing["shown_at"] = shown_at
     move = (f"moving '{label}' with {'+'.join(keys)} from {previous['readout']} "
             f"to {state['readout']}")
     raised = kernel_errors.since(errors_index)
@@ -418,34 +425,44 @@ def _record_timings(case: WidgetCase, timings: dict) -> None:
     path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
 
 
-def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict) -> tuple[dict, str]:
+def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict
+                         ) -> tuple[dict, str, float | None]:
     """Waits until the readout and the output changed, then until the widget is settled.
 
-    Returns the widget state and, if it gave up, why: the timeout, or the kernel idle for
-    ``QUIET_S`` seconds with nothing redrawn (a callback that failed outside the output area).
+    Returns the widget state; if it gave up, why (the timeout, or the kernel idle for
+    ``QUIET_S`` seconds with nothing redrawn: a callback that failed outside the output area);
+    and the ``time.monotonic()`` at which the new output was first seen whole (``None`` if
+    never). Polls every :data:`POLL_S` seconds.
     """
     start = time.monotonic()
     busy_at = start
     previous = None
+    shown_at = None
     while True:
         state = page.evaluate(_WIDGET_STATE)
         output, old = _widget_output(state), _widget_output(before)
         changed = all(output[part] != old[part] for part in case.must_change)
-        idle = _kernels_idle(jupyterlab)
         now = time.monotonic()
+        # (A redraw clears its output first: between the clearing and the new figure, "plot
+        # changed" holds with no image at all.)
+        drawn = state["imagesReady"] and (bool(state["images"]) or "plot" not in case.must_change)
+        if shown_at is None and state["readout"] != before["readout"] and changed and drawn:
+            shown_at = now
+        idle = _kernels_idle(jupyterlab)
         if not idle:
             busy_at = now
         if state["errors"] or state["displayErrors"]:
-            return state, ""
+            return state, "", shown_at
         if state["readout"] != before["readout"] and changed and idle and state["imagesReady"]:
             if previous == state:  # unchanged for one poll with the kernel idle: settled
-                return state, ""
+                return state, "", shown_at
             previous = state
         elif not changed and now - busy_at > QUIET_S:
-            return state, f"the kernel has been idle for {QUIET_S:.0f} s and nothing was redrawn"
+            return (state, f"the kernel has been idle for {QUIET_S:.0f} s and nothing was redrawn",
+                    shown_at)
         if now - start > case.move_timeout_s:
-            return state, f"nothing settled within {case.move_timeout_s:.0f} s"
-        time.sleep(0.5)
+            return state, f"nothing settled within {case.move_timeout_s:.0f} s", shown_at
+        time.sleep(POLL_S)
 
 
 class KernelErrors:
@@ -543,9 +560,13 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
 
         keys = _choose_keys(case, before)
         label = marked["label"]
-        moved = time.monotonic()
-        after = _move(page, jupyterlab, kernel_errors, case, keys, before, label=label)
-        timings["slider_to_output_s"] = round(time.monotonic() - moved, 1)
+        moved, seen = time.monotonic(), {}
+        after = _move(page, jupyterlab, kernel_errors, case, keys, before, label=label,
+                      timing=seen)
+        # From the key press to the first poll that saw the new output whole; settled_s adds
+        # the polls that confirm it stays (the kernel idle, the output unchanged).
+        timings["slider_to_output_s"] = round(seen["shown_at"] - moved, 1)
+        timings["slider_to_settled_s"] = round(time.monotonic() - moved, 1)
         widget.screenshot(path=ARTIFACTS_DIR / f"{case.name}_after.png")
         if "plot" in case.must_change:
             # A plot that changed into an empty picture is a broken plot, not a redraw.
