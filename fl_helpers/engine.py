@@ -57,7 +57,7 @@ the client axis and runs the plain kernels (a step of B = 10 took 4.3 ms against
 the stacked forms). A CNN round on a CPU is bound by its convolutions: at E = 5, B = 10,
 10 clients x 600 the engine took 15.3 s per round against the loop's 17.3 s (1.14x), at
 145 GFLOP/s, 66% of the machine's measured float32 matmul peak (218 GFLOP/s), and the loop
-itself runs at about 60% of it, so no formulation of the same arithmetic can be 3x faster
+itself runs at about 58% of it, so no formulation of the same arithmetic can be 3x faster
 than the loop on this CPU (``benchmarks/bench_engine_speed.py --cnn``).
 Models with other layers (dropout, batch normalisation) are trained by the training loop
 (:mod:`fl_helpers.training`, ``engine="auto"``) with :class:`fl_helpers.client.LoopTrainer`.
@@ -666,8 +666,7 @@ class MultiClientEngine:
             steps.append(client_steps)
             slots.append(client_slots)
             positions.append(np.full(len(client_steps), position, dtype=np.int64))
-        position = np.concatenate(positions)
-        g, c = np.divmod(position, self.group_size)
+        g, c = np.divmod(np.concatenate(positions), self.group_size)
         step, slot = np.concatenate(steps), np.concatenate(slots)
         idx[g, c, step, slot] = np.concatenate(rows)
         mask[g, c, step, slot] = 1.0
