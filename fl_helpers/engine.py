@@ -531,7 +531,9 @@ def _client_data(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     The last :data:`MAX_UPLOADS` federations stay uploaded: a run whose clients hold the same
     sizes and, compared bit for bit, the same examples and labels (about 20 ms for MNIST) reuses
     their tensors, so a client array changed in place is uploaded afresh. On a CPU the tensors
-    share the memory of private, read-only host arrays, so the data is held once.
+    share the memory of private, read-only host arrays, so the data is held once. The clients'
+    data thus stays in the process's memory after a run ends (no one else sees it);
+    :func:`release_uploads` frees it.
     """
     sizes = tuple(len(y) for _, y in client_datasets)
     key = (example_shape, sizes)
@@ -551,6 +553,11 @@ def _client_data(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     while len(_UPLOADS) > MAX_UPLOADS:
         del _UPLOADS[next(iter(_UPLOADS))]
     return entry[2], entry[3]
+
+
+def release_uploads() -> None:
+    """Frees the clients' data kept uploaded between runs (it is uploaded again when needed)."""
+    _UPLOADS.clear()
 
 
 # --------------------------------------------------------------------------------------------

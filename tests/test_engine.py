@@ -284,6 +284,8 @@ def test_uploads_are_bounded(small_federation):
     for count in range(3, 3 + engine.MAX_UPLOADS + 2):
         _engine(clients["dirichlet"][:count], model)
     assert len(engine._UPLOADS) == engine.MAX_UPLOADS
+    engine.release_uploads()
+    assert not engine._UPLOADS
 
 
 @pytest.mark.parametrize("local_epochs, batch_size", [(1, 10), (3, 7), (2, None), (2, 1000)])
