@@ -25,7 +25,18 @@ What this module builds, step by step (notebook 06 writes each step by hand firs
    shares of its self-mask seed instead. An honest client never reveals both for the same
    client (:meth:`SecAggClient.reveal_shares` refuses), which is why the self mask is needed:
    without it, a "dropped" client's late masked input minus its reconstructed pairwise masks is
-   its raw update.
+   its raw update. Every :class:`SecAggClient` is single-use: it shares its keys once, masks
+   one input once (a second input under the same masks would give the server the difference of
+   the two inputs; :class:`MaskReuseError`) and answers the unmasking request once.
+   **The threshold** must satisfy ``2 <= t <= n`` and ``t > n / 2`` (:func:`check_threshold`):
+   with ``t = 1`` every single share *is* the secret, so any one client (or the server after
+   one answer) holds every seed; with ``t <= n / 2`` a server that tells two disjoint halves of
+   the clients different stories about who dropped collects ``t`` shares of both seeds of one
+   client. With ``t > n / 2`` any two groups of ``t`` answering clients overlap, and a client in
+   the overlap answers only once. Bonawitz et al. prove honest-but-curious security for ``t``
+   above the number of colluding clients (Section 6.2); with ``c`` clients colluding with an
+   equivocating server the overlap argument needs ``t > (n + c) / 2``, and the paper's actively
+   secure variant uses ``t`` of about ``2 n / 3`` (Section 6.3), the default here.
 4. **Distributed noise** (:func:`discrete_gaussian`, :class:`DistributedDPSecAgg`): each of the
    ``m`` clients adds discrete Gaussian noise of variance ``ceil(sigma^2 / m)`` (an exact
    sampler: Canonne, Kamath, Steinke 2020, "The Discrete Gaussian for Differential Privacy",
@@ -48,6 +59,7 @@ import dataclasses
 import functools
 import hashlib
 import math
+import numbers
 import os
 import secrets
 import time
@@ -79,8 +91,31 @@ SHARE_BYTES = 17
 ENCRYPTED_SHARE_BYTES = 4 + 4 + 2 * SHARE_BYTES + 16
 #: Largest modulus: masked vectors are uint64 arrays.
 MAX_MODULUS_BITS = 62
+#: Most clients in one run of the protocol, and the largest client id (Shamir x-coordinate):
+#: 2^14, the largest ``n`` Bonawitz et al. 2017 analyse (Section 7). The simulation is
+#: O(n^2) key agreements, so far fewer are practical here.
+MAX_CLIENTS = 2**14
+#: Longest vector any function here masks, quantises or draws noise for: 2^27 entries (1 GiB
+#: of uint64), far above the course's largest model.
+MAX_SIZE = 2**27
+#: Largest integer magnitude that float64 holds exactly: integer inputs above it are refused
+#: where they would pass through float64 (:func:`quantize`, :func:`discrete_gaussian_pmf`).
+MAX_EXACT_INT = 2**53
 #: Orders of the RDP accountant for :func:`ddg_epsilon` (integers, as Zhu & Wang's bound needs).
 RDP_ORDERS = tuple(range(2, 257))
+
+
+class ProtocolAbort(ValueError):
+    """An honest party refuses a protocol step that would reveal an individual input."""
+
+
+class MaskReuseError(ProtocolAbort):
+    """A :class:`SecAggClient` was asked to mask a second input (or to run a step twice).
+
+    Both inputs would carry the same self mask and pairwise masks, so the server would learn
+    their difference ``y - y' = x - x' mod 2^b``. A client object serves one round: make a new
+    one (fresh keys, fresh seeds) for the next input.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,17 +143,63 @@ def prg_mask(seed: bytes, size: int, *, modulus_bits: int) -> np.ndarray:
 
     Args:
         seed: The shared or self-mask seed (bytes, at least 16).
-        size: Number of entries ``d`` >= 0.
+        size: Number of entries ``d`` in 0..2^27.
         modulus_bits: ``b`` in 1..62.
 
     Returns:
         uint64 array of shape ``(size,)``, entries in ``0 .. 2^b - 1``.
     """
-    if not isinstance(seed, bytes) or len(seed) < SEED_BYTES:
-        raise TypeError(f"seed must be at least {SEED_BYTES} bytes, got {type(seed).__name__}.")
-    size = v.check_int("size", size, minimum=0)
+    seed = _check_seed_bytes("seed", seed)
+    size = _check_size("size", size)
     bits = check_modulus_bits(modulus_bits)
     return _prg(seed, size, bits)
+
+
+def _check_seed_bytes(name: str, seed: Any) -> bytes:
+    if not isinstance(seed, bytes):
+        raise TypeError(f"{name} must be bytes (at least {SEED_BYTES}), got "
+                        f"{type(seed).__name__}.")
+    if len(seed) < SEED_BYTES:
+        raise ValueError(f"{name} must be at least {SEED_BYTES} bytes, got {len(seed)}.")
+    return seed
+
+
+def _check_size(name: str, size: Any) -> int:
+    """A vector length in 0..:data:`MAX_SIZE`."""
+    return v.check_int(name, size, minimum=0, maximum=MAX_SIZE)
+
+
+def _check_round_tag(round_tag: Any) -> bytes:
+    if not isinstance(round_tag, bytes):
+        raise TypeError(f"round_tag must be bytes, got {type(round_tag).__name__} "
+                        f"{v._fmt(round_tag)}.")
+    if len(round_tag) > 1024:
+        raise ValueError(f"round_tag must be at most 1024 bytes, got {len(round_tag)}.")
+    return round_tag
+
+
+def _check_integer_array(name: str, values: Any, *, max_abs: int | None = None) -> np.ndarray:
+    """A flat array of integers (not bool), at most :data:`MAX_SIZE` long, with entries of
+    magnitude at most ``max_abs`` (default: anything int64 holds)."""
+    if values is None or isinstance(values, (str, bytes, numbers.Number, np.generic)):
+        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__} "
+                        f"{v._fmt(values)}.")
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError, OverflowError) as error:  # ragged lists, ints beyond int64
+        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__}."
+                        ) from error
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}.")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a flat (1-D) array, got shape {array.shape}.")
+    _check_size(f"the length of {name}", array.size)
+    if max_abs is not None and array.size:
+        largest = max(abs(int(array.max())), abs(int(array.min())))
+        if largest > max_abs:
+            raise ValueError(f"{name} must hold integers of magnitude <= {max_abs}, got "
+                             f"{v._fmt(largest)}.")
+    return array
 
 
 def _prg(seed: bytes, size: int, bits: int) -> np.ndarray:
@@ -157,6 +238,7 @@ class NoiseSource:
             warn: Emit a ``UserWarning`` saying so (default ``True``).
         """
         seed = v.check_int("seed", seed, minimum=0)
+        warn = v.check_flag("warn", warn)
         if warn:
             schedule.warn_reproducible(seed, "the rounding and the discrete Gaussian noise")
         key = hashlib.sha256(f"fl-course noise seed {seed}".encode()).digest()
@@ -166,15 +248,31 @@ class NoiseSource:
         return "NoiseSource.reproducible(...)" if self.is_reproducible else "NoiseSource.secret()"
 
     def words(self, size: int) -> np.ndarray:
-        """``size`` uniform uint64 words."""
-        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
+        """``size`` uniform uint64 words (``size`` in 0..2^27)."""
+        return self._words(_check_size("size", size))
 
     def below(self, bounds: np.ndarray) -> np.ndarray:
         """One uniform integer in ``0 .. bounds[i] - 1`` per entry (exact, by rejection).
 
         A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
         values, so ``w mod n`` is exactly uniform.
+
+        Args:
+            bounds: A flat integer array, every entry in 1..2^63 - 1.
         """
+        array = _check_integer_array("bounds", bounds)
+        if array.size and int(array.min()) < 1:
+            raise ValueError(f"bounds must be >= 1, got {int(array.min())}.")
+        return self._below(array)
+
+    def uniform(self, size: int) -> np.ndarray:
+        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
+        return self._uniform(_check_size("size", size))
+
+    def _words(self, size: int) -> np.ndarray:
+        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
+
+    def _below(self, bounds: np.ndarray) -> np.ndarray:
         bounds = np.asarray(bounds, dtype=np.uint64)
         out = np.empty(bounds.shape, dtype=np.uint64)
         todo = np.arange(bounds.size)
@@ -182,15 +280,14 @@ class NoiseSource:
         result = out.reshape(-1)
         while todo.size:
             n = flat[todo]
-            w = self.words(todo.size)
+            w = self._words(todo.size)
             keep = w >= (np.uint64(0) - n) % n
             result[todo[keep]] = w[keep] % n[keep]
             todo = todo[~keep]
         return out
 
-    def uniform(self, size: int) -> np.ndarray:
-        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
-        return (self.words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    def _uniform(self, size: int) -> np.ndarray:
+        return (self._words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +306,7 @@ def _bernoulli_exp_minus_fraction(num: np.ndarray, den: np.ndarray,
     result = np.zeros(num.shape, dtype=bool)
     active = np.arange(num.size)
     while active.size:
-        success = source.below(k[active] * den[active]) < num[active].astype(np.uint64)
+        success = source._below(k[active] * den[active]) < num[active].astype(np.uint64)
         stopped = active[~success]
         result[stopped] = k[stopped] % 2 == 1
         active = active[success]
@@ -240,7 +337,7 @@ def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
     todo = np.arange(size)
     while todo.size:
         n = todo.size
-        u = source.below(np.full(n, scale)).astype(np.int64)
+        u = source._below(np.full(n, scale)).astype(np.int64)
         keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
         geometric = np.zeros(n, dtype=np.int64)
         going = np.arange(n)
@@ -250,7 +347,7 @@ def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
             geometric[going[hit]] += 1
             going = going[hit]
         magnitude = u + scale * geometric
-        negative = (source.words(n) & np.uint64(1)).astype(bool)
+        negative = (source._words(n) & np.uint64(1)).astype(bool)
         keep &= ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
         out[todo[keep]] = np.where(negative[keep], -magnitude[keep], magnitude[keep])
         todo = todo[~keep]
@@ -272,18 +369,17 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
     round the target up, which only adds noise).
 
     Args:
-        variance: ``sigma^2``, an integer in 1..5 * 10^7.
-        size: Number of draws >= 0.
+        variance: ``sigma^2``, an integer in 1..5 * 10^7 (an exact integer: floats, and so
+            integers beyond 2^53 rounded through float64, are refused).
+        size: Number of draws in 0..2^27.
         source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
 
     Returns:
         int64 array of shape ``(size,)``.
     """
     variance = v.check_int("variance", variance, minimum=1, maximum=MAX_VARIANCE)
-    size = v.check_int("size", size, minimum=0)
-    if not isinstance(source, NoiseSource):
-        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
-                        "source=NoiseSource.secret().")
+    size = _check_size("size", size)
+    _check_source(source)
     scale = math.isqrt(variance) + 1
     out = np.empty(size, dtype=np.int64)
     todo = np.arange(size)
@@ -300,13 +396,59 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
     return out
 
 
+def _check_source(source: Any) -> NoiseSource:
+    if not isinstance(source, NoiseSource):
+        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
+                        "source=NoiseSource.secret().")
+    return source
+
+
 def discrete_gaussian_pmf(values: np.ndarray, variance: float) -> np.ndarray:
-    """The probabilities of N_Z(0, variance) at the integers ``values`` (normalised numerically)."""
+    """The probabilities of N_Z(0, variance) at the integers ``values`` (normalised numerically).
+
+    Args:
+        values: Integers (an integer array, or integral floats), of magnitude at most 2^53 so
+            that float64 holds them exactly (larger ones are refused, not rounded).
+        variance: ``sigma^2`` in (0, 5 * 10^7].
+
+    Returns:
+        float64 array like ``values``.
+    """
+    array = _check_pmf_values(values)
     variance = v.check_positive("variance", variance)
+    if variance > MAX_VARIANCE:
+        raise ValueError(f"variance must be <= {MAX_VARIANCE}, got {v._fmt(variance)}.")
     span = int(math.ceil(40 * math.sqrt(variance))) + 1
     support = np.arange(-span, span + 1, dtype=np.float64)
     norm = math.fsum(np.exp(-support**2 / (2 * variance)))
-    return np.exp(-np.asarray(values, dtype=np.float64)**2 / (2 * variance)) / norm
+    return np.exp(-array**2 / (2 * variance)) / norm
+
+
+def _check_pmf_values(values: Any) -> np.ndarray:
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"values must be an array of integers, got {type(values).__name__}.")
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"values must be an array of integers, got {type(values).__name__}."
+                        ) from error
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"values must be an array of integers, got dtype {array.dtype}.")
+    _check_size("the size of values", array.size)
+    if array.size == 0:
+        return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("values must be finite, got NaN or inf.")
+        if np.any(array != np.round(array)):
+            raise ValueError("values must be integers (the discrete Gaussian lives on Z), got "
+                             "non-integral floats.")
+    largest = max(abs(int(np.max(array))), abs(int(np.min(array))))
+    if largest > MAX_EXACT_INT:
+        raise ValueError(f"values must have magnitude <= 2**53 (float64 holds no larger integer "
+                         f"exactly), got {v._fmt(largest)}.")
+    return array.astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,23 +470,59 @@ def quantize(update: np.ndarray, *, clipping_norm: float, scale: float,
     so the result has L2 norm at most ``s C + sqrt(d)`` (:func:`quantized_norm_bound`).
 
     Args:
-        update: A flat float array (one client's update).
+        update: A flat array (one client's update) of floats, or of integers of magnitude at
+            most 2^53 (converted to float64 exactly; larger ones are refused, since float64
+            would round them), at most 2^27 long.
         clipping_norm: ``C`` > 0.
-        scale: ``s`` > 0, integer units per unit of the update.
+        scale: ``s`` > 0, integer units per unit of the update, with ``s C <= 2^53`` so that
+            every scaled coordinate, its floor and its rounding are exact.
         source: Randomness for the rounding.
 
     Returns:
         int64 array like ``update``.
+
+    Raises:
+        TypeError: ``update`` not a flat numeric array, ``source`` not a :class:`NoiseSource`.
+        ValueError: NaN or inf, an integer beyond 2^53, ``C`` or ``s`` not > 0, ``s C > 2^53``.
     """
-    array = np.asarray(update)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.floating):
-        raise TypeError(f"update must be a flat float array, got dtype {array.dtype} and shape "
-                        f"{array.shape}.")
-    if not np.isfinite(array).all():
-        raise ValueError("update must be finite, got NaN or inf values.")
+    array = _check_update("update", update)
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    scale = _check_scale(scale, clipping_norm)
+    _check_source(source)
+    return _quantize(array, clipping_norm, scale, source)
+
+
+def _check_update(name: str, update: Any) -> np.ndarray:
+    """A flat float64 copy of a float array or of an integer array with |x| <= 2^53."""
+    if update is None or isinstance(update, (str, bytes, numbers.Number, np.generic)):
+        raise TypeError(f"{name} must be a flat float array, got {type(update).__name__} "
+                        f"{v._fmt(update)}.")
+    try:
+        array = np.asarray(update)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"{name} must be a flat float array, got {type(update).__name__}."
+                        ) from error
+    is_int = np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_
+    if array.ndim != 1 or not (is_int or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name} must be a flat float array, got dtype {array.dtype} and shape "
+                        f"{array.shape}.")
+    _check_size(f"the length of {name}", array.size)
+    if is_int:
+        if array.size and max(abs(int(array.max())), abs(int(array.min()))) > MAX_EXACT_INT:
+            raise ValueError(f"{name} must hold integers of magnitude <= 2**53 (float64 rounds "
+                             "larger ones, which would change the sensitivity), got "
+                             f"{v._fmt(max(abs(int(array.max())), abs(int(array.min()))))}.")
+    elif not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf values.")
+    return array.astype(np.float64)
+
+
+def _check_scale(scale: Any, clipping_norm: float) -> float:
     scale = v.check_positive("scale", scale)
-    return _quantize(array.astype(np.float64), clipping_norm, scale, source)
+    if scale * clipping_norm > MAX_EXACT_INT:
+        raise ValueError(f"scale * clipping_norm must be <= 2**53 so that rounding is exact, got "
+                         f"scale={v._fmt(scale)} and clipping_norm={v._fmt(clipping_norm)}.")
+    return scale
 
 
 def _quantize(flat: np.ndarray, clipping_norm: float, scale: float,
@@ -352,21 +530,59 @@ def _quantize(flat: np.ndarray, clipping_norm: float, scale: float,
     clipped, _ = privacy.clip_by_l2_norm(flat, clipping_norm)
     scaled = np.asarray(clipped, dtype=np.float64) * scale
     low = np.floor(scaled)
-    return (low + (source.uniform(scaled.size) < scaled - low)).astype(np.int64)
+    return (low + (source._uniform(scaled.size) < scaled - low)).astype(np.int64)
 
 
 def quantized_norm_bound(*, clipping_norm: float, scale: float, dimension: int) -> float:
-    """``s C + sqrt(d)``: the largest L2 norm :func:`quantize` can return (the sensitivity)."""
+    """``s C + sqrt(d)``: the largest L2 norm :func:`quantize` can return (the sensitivity).
+
+    Args:
+        clipping_norm: ``C`` > 0.
+        scale: ``s`` > 0 with ``s C <= 2^53``.
+        dimension: ``d`` in 1..2^27.
+    """
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    scale = _check_scale(scale, clipping_norm)
+    dimension = v.check_int("dimension", dimension, minimum=1, maximum=MAX_SIZE)
+    return _norm_bound(clipping_norm, scale, dimension)
+
+
+def _norm_bound(clipping_norm: float, scale: float, dimension: int) -> float:
     return scale * clipping_norm + math.sqrt(dimension)
 
 
 def to_modular(values: np.ndarray, modulus_bits: int) -> np.ndarray:
-    """Signed integers as residues mod ``2^b`` (uint64, two's complement low bits)."""
-    return np.asarray(values, dtype=np.int64).view(np.uint64) & np.uint64(2**modulus_bits - 1)
+    """Signed integers as residues mod ``2^b`` (uint64, two's complement low bits).
+
+    Args:
+        values: A flat integer array (any integer dtype; not bool, not float: a float would be
+            truncated silently), at most 2^27 long.
+        modulus_bits: ``b`` in 1..62.
+    """
+    array = _check_integer_array("values", values)
+    return _to_modular(array, check_modulus_bits(modulus_bits))
+
+
+def _to_modular(values: np.ndarray, modulus_bits: int) -> np.ndarray:
+    return np.asarray(values).astype(np.int64).view(np.uint64) & np.uint64(2**modulus_bits - 1)
 
 
 def from_modular(residues: np.ndarray, modulus_bits: int) -> np.ndarray:
-    """Residues mod ``2^b`` as signed integers in ``[-2^(b-1), 2^(b-1))`` (int64)."""
+    """Residues mod ``2^b`` as signed integers in ``[-2^(b-1), 2^(b-1))`` (int64).
+
+    Args:
+        residues: A flat integer array with entries in ``0 .. 2^b - 1``.
+        modulus_bits: ``b`` in 1..62.
+    """
+    bits = check_modulus_bits(modulus_bits)
+    array = _check_integer_array("residues", residues)
+    if array.size and (int(array.min()) < 0 or int(array.max()) >= 2**bits):
+        raise ValueError(f"residues must lie in 0..2**{bits} - 1, got values from "
+                         f"{int(array.min())} to {int(array.max())}.")
+    return _from_modular(array, bits)
+
+
+def _from_modular(residues: np.ndarray, modulus_bits: int) -> np.ndarray:
     signed = np.asarray(residues, dtype=np.uint64).astype(np.int64)
     return np.where(signed >= 2**(modulus_bits - 1), signed - 2**modulus_bits, signed)
 
@@ -386,24 +602,63 @@ def shamir_share(secret: int, *, num_shares: int, threshold: int) -> list[tuple[
 
     Args:
         secret: Integer in ``0 .. p - 1``.
-        num_shares: ``n`` >= 1.
-        threshold: ``t`` in 1..n.
+        num_shares: ``n`` in 2..2^14.
+        threshold: ``t`` in 2..n (``t = 1`` would make every share equal to the secret).
 
     Returns:
         ``[(1, f(1)), ..., (n, f(n))]``.
     """
     secret = v.check_int("secret", secret, minimum=0, maximum=FIELD_PRIME - 1)
-    num_shares = v.check_int("num_shares", num_shares, minimum=1, maximum=2**31)
-    threshold = _check_threshold(threshold, num_shares)
+    num_shares = v.check_int("num_shares", num_shares, minimum=2, maximum=MAX_CLIENTS)
+    threshold = _check_shamir_threshold(threshold, num_shares)
     return _share(secret, num_shares, threshold)
 
 
-def _check_threshold(threshold: Any, num_clients: int) -> int:
+def _check_shamir_threshold(threshold: Any, num_clients: int) -> int:
+    """``2 <= threshold <= num_clients``: one share must never be the secret itself."""
     if isinstance(threshold, (int, np.integer)) and not isinstance(threshold, bool) \
             and int(threshold) > num_clients:
         raise ValueError(f"threshold must be <= the number of clients ({num_clients}), got "
-                         f"{int(threshold)}.")
-    return v.check_int("threshold", threshold, minimum=1, maximum=num_clients)
+                         f"{v._fmt(int(threshold))}.")
+    threshold = v.check_int("threshold", threshold, minimum=1, maximum=num_clients)
+    if threshold < 2:
+        raise ValueError(f"threshold must be >= 2, got {threshold}: with threshold 1 every "
+                         "single share is the secret, so any one party can read it.")
+    return threshold
+
+
+def check_threshold(threshold: Any, num_clients: Any) -> int:
+    """The protocol's threshold: ``2 <= t <= n`` and ``t > n / 2``.
+
+    ``t = 1`` hands every secret to whoever holds one share. ``t <= n / 2`` lets a server that
+    tells two disjoint groups of clients different stories about who dropped collect ``t``
+    shares of both seeds of one client (and so its input); with ``t > n / 2`` the two groups
+    share a client, who answers only once (:meth:`SecAggClient.reveal_shares`). See the module
+    docstring for what Bonawitz et al. 2017 require (Sections 6.2 and 6.3).
+
+    Args:
+        threshold: ``t``, an integer.
+        num_clients: ``n`` in 2..2^14, the clients that take part (advertise keys).
+
+    Returns:
+        ``t`` as an int.
+
+    Raises:
+        TypeError: Not integers.
+        ValueError: ``n < 2``, ``t < 2``, ``t > n`` or ``2 t <= n``.
+    """
+    n = v.check_int("num_clients", num_clients, minimum=2, maximum=MAX_CLIENTS)
+    t = _check_shamir_threshold(threshold, n)
+    return _check_majority(t, n)
+
+
+def _check_majority(t: int, n: int) -> int:
+    if 2 * t <= n:
+        raise ValueError(f"threshold must be > num_clients / 2 = {n / 2:g}, got {t}: with "
+                         f"t <= n / 2 a server could ask two disjoint halves of the clients for "
+                         "the two seeds of one client and unmask its input. Use at least "
+                         f"{n // 2 + 1} (the default is ceil(2 n / 3) = {math.ceil(2 * n / 3)}).")
+    return t
 
 
 def _share(secret: int, num_shares: int, threshold: int) -> list[tuple[int, int]]:
@@ -420,13 +675,18 @@ def _share(secret: int, num_shares: int, threshold: int) -> list[tuple[int, int]
 def shamir_reconstruct(shares: Sequence[tuple[int, int]], *, threshold: int) -> int:
     """``f(0)`` from at least ``threshold`` shares, by Lagrange interpolation at 0.
 
+    Args:
+        shares: ``(x, y)`` pairs of integers, ``x`` in 1..2^14, ``y`` in ``0 .. p - 1``.
+        threshold: ``t`` in 2..2^14.
+
     Raises:
+        TypeError: ``shares`` not a sequence of integer pairs.
         ValueError: Fewer than ``threshold`` distinct shares (the secret is then information-
             theoretically hidden, so no answer is returned), or a repeated x.
     """
-    threshold = v.check_int("threshold", threshold, minimum=1)
-    points = list(shares)
-    xs = [int(x) for x, _ in points]
+    threshold = v.check_int("threshold", threshold, minimum=2, maximum=MAX_CLIENTS)
+    points = _check_shares(shares)
+    xs = [x for x, _ in points]
     if len(set(xs)) != len(xs):
         raise ValueError(f"shares must have distinct x, got {sorted(xs)}.")
     if len(points) < threshold:
@@ -436,6 +696,22 @@ def shamir_reconstruct(shares: Sequence[tuple[int, int]], *, threshold: int) -> 
     points = points[:threshold]
     weights = _lagrange_at_zero(tuple(int(x) for x, _ in points))
     return sum(int(y) * w for (_, y), w in zip(points, weights, strict=True)) % FIELD_PRIME
+
+
+def _check_shares(shares: Any) -> list[tuple[int, int]]:
+    if isinstance(shares, (str, bytes, np.ndarray)) or not isinstance(shares, Sequence):
+        raise TypeError(f"shares must be a list of (x, y) integer pairs, got "
+                        f"{type(shares).__name__}.")
+    if len(shares) > MAX_CLIENTS:
+        raise ValueError(f"shares must hold at most {MAX_CLIENTS} pairs, got {len(shares)}.")
+    points = []
+    for k, pair in enumerate(shares):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"shares[{k}] must be an (x, y) pair, got {type(pair).__name__}.")
+        points.append((v.check_int(f"shares[{k}] x", pair[0], minimum=1, maximum=MAX_CLIENTS),
+                       v.check_int(f"shares[{k}] y", pair[1], minimum=0,
+                                   maximum=FIELD_PRIME - 1)))
+    return points
 
 
 @functools.lru_cache(maxsize=64)
@@ -479,7 +755,26 @@ def pairwise_mask_sum(mask_key_seed: bytes, me: int, public_keys: dict[int, byte
 
     ``s_uv`` is HKDF of the X25519 shared secret of ``me``'s mask key and ``v``'s public key,
     so ``me`` and ``v`` derive the same seed; the signs make the pair's masks cancel.
+
+    Args:
+        mask_key_seed: ``me``'s mask-key seed (bytes, at least 16).
+        me: The client id in 1..2^14.
+        public_keys: Client id -> that client's 32-byte public mask key.
+        size: ``d`` in 0..2^27.
+        modulus_bits: ``b`` in 1..62.
+        round_tag: Bytes mixed into every pair's seed (at most 1024).
     """
+    seed = _check_seed_bytes("mask_key_seed", mask_key_seed)
+    me = _check_client_id("me", me)
+    keys = _check_key_map("public_keys", public_keys, lambda name, key: _check_public_key(
+        name, key))
+    size = _check_size("size", size)
+    bits = check_modulus_bits(modulus_bits)
+    return _pairwise_mask_sum(seed, me, keys, size, bits, _check_round_tag(round_tag))
+
+
+def _pairwise_mask_sum(mask_key_seed: bytes, me: int, public_keys: dict[int, bytes], size: int,
+                       modulus_bits: int, round_tag: bytes) -> np.ndarray:
     key = _private_key(mask_key_seed)
     total = np.zeros(size, dtype=np.uint64)
     for other, public in public_keys.items():
@@ -490,30 +785,97 @@ def pairwise_mask_sum(mask_key_seed: bytes, me: int, public_keys: dict[int, byte
     return total & np.uint64(2**modulus_bits - 1)
 
 
+def _check_client_id(name: str, value: Any) -> int:
+    return v.check_int(name, value, minimum=1, maximum=MAX_CLIENTS)
+
+
+def _check_public_key(name: str, key: Any) -> bytes:
+    if not isinstance(key, bytes):
+        raise TypeError(f"{name} must be {PUBLIC_KEY_BYTES} bytes, got {type(key).__name__}.")
+    if len(key) != PUBLIC_KEY_BYTES:
+        raise ValueError(f"{name} must be {PUBLIC_KEY_BYTES} bytes, got {len(key)}.")
+    return key
+
+
+def _check_key_pair(name: str, keys: Any) -> tuple[bytes, bytes]:
+    if not isinstance(keys, (tuple, list)) or len(keys) != 2:
+        raise TypeError(f"{name} must be a pair (channel key, mask key) of "
+                        f"{PUBLIC_KEY_BYTES}-byte public keys, got {type(keys).__name__}.")
+    return (_check_public_key(f"{name}[0]", keys[0]), _check_public_key(f"{name}[1]", keys[1]))
+
+
+def _check_key_map(name: str, mapping: Any, check_value: Any) -> dict[int, Any]:
+    """A dict from client ids (1..2^14) to values that ``check_value(name, value)`` accepts."""
+    if not isinstance(mapping, dict):
+        raise TypeError(f"{name} must be a dict from client ids to values, got "
+                        f"{type(mapping).__name__}.")
+    if len(mapping) > MAX_CLIENTS:
+        raise ValueError(f"{name} must have at most {MAX_CLIENTS} entries, got {len(mapping)}.")
+    return {_check_client_id(f"a client id in {name}", u): check_value(f"{name}[{u}]", value)
+            for u, value in mapping.items()}
+
+
+def _check_bytes(name: str, value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{name} must be bytes, got {type(value).__name__}.")
+    return value
+
+
+def _check_ids_list(name: str, ids: Any) -> list[int]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, set, frozenset)):
+        raise TypeError(f"{name} must be a list of client ids, got {type(ids).__name__}.")
+    if len(ids) > MAX_CLIENTS:
+        raise ValueError(f"{name} must hold at most {MAX_CLIENTS} ids, got {len(ids)}.")
+    out = [_check_client_id(f"{name}[{k}]", u) for k, u in enumerate(ids)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat an id, got {sorted(out)}.")
+    return out
+
+
 class SecAggClient:
-    """One client of the protocol: its keys, its shares of others' secrets, its masked input.
+    """One client of the protocol, for **one** round: its keys, its shares of others' secrets,
+    its masked input.
+
+    Single-use: :meth:`share_keys`, :meth:`masked_input` and :meth:`reveal_shares` each run at
+    most once, in that order; a second call raises :class:`MaskReuseError` (a second masked
+    input would carry the same masks, and the server would learn the difference of the two
+    inputs). Use a new client object, with fresh keys and seeds, for every round.
 
     Args:
-        client_id: Its id ``u`` in 1..n (Shamir x-coordinates are the ids).
-        threshold: ``t``.
-        modulus_bits: ``b``.
-        round_tag: Bytes that make this round's masks differ from any other round's.
+        client_id: Its id ``u`` in 1..2^14 (Shamir x-coordinates are the ids).
+        threshold: ``t`` in 2..2^14; :meth:`share_keys` checks ``t > n / 2`` once it knows the
+            ``n`` clients that advertised keys (:func:`check_threshold`).
+        modulus_bits: ``b`` in 1..62.
+        round_tag: Bytes (at most 1024) that make this round's masks differ from any other
+            round's.
         double_masking: Add a self mask (default ``True``; ``False`` only to show the attack).
     """
 
     def __init__(self, client_id: int, *, threshold: int, modulus_bits: int,
                  round_tag: bytes = b"", double_masking: bool = True) -> None:
-        self.client_id = client_id
-        self.threshold = threshold
-        self.modulus_bits = modulus_bits
-        self.round_tag = round_tag
-        self.double_masking = double_masking
+        self.client_id = _check_client_id("client_id", client_id)
+        self.threshold = _check_shamir_threshold(threshold, MAX_CLIENTS)
+        self.modulus_bits = check_modulus_bits(modulus_bits)
+        self.round_tag = _check_round_tag(round_tag)
+        self.double_masking = v.check_flag("double_masking", double_masking)
         self._channel_key = x25519.X25519PrivateKey.generate()
         self._mask_seed = secrets.token_bytes(SEED_BYTES)
         self._self_seed = secrets.token_bytes(SEED_BYTES)
         self._public_keys: dict[int, tuple[bytes, bytes]] = {}
         self._held: dict[int, tuple[int, int]] = {}  # owner -> (share of mask seed, of self seed)
         self._channels: dict[int, bytes] = {}  # other -> key of the encrypted channel with it
+        self._done: set[str] = set()  # the single-use steps already taken
+
+    def _step(self, name: str, *, after: str | None = None) -> None:
+        """Refuses a step taken twice (the masks would be reused) or out of order."""
+        if name in self._done:
+            raise MaskReuseError(
+                f"client {self.client_id} refuses a second {name}() in one round: its masks "
+                "would be used twice, and the difference of two masked inputs is the difference "
+                "of the inputs. Make a new SecAggClient (fresh keys) for a new round.")
+        if after is not None and after not in self._done:
+            raise ProtocolAbort(f"client {self.client_id}: {name}() must come after {after}().")
+        self._done.add(name)
 
     # Round 0 ----------------------------------------------------------------------------
     def advertise_keys(self) -> tuple[bytes, bytes]:
@@ -522,10 +884,34 @@ class SecAggClient:
 
     # Round 1 ----------------------------------------------------------------------------
     def share_keys(self, public_keys: dict[int, tuple[bytes, bytes]]) -> dict[int, bytes]:
-        """Shamir-shares both seeds: one encrypted message per other client (server-relayed)."""
-        if len(public_keys) < self.threshold:
-            raise ValueError(f"only {len(public_keys)} clients advertised keys, fewer than "
-                             f"threshold={self.threshold}: the protocol aborts.")
+        """Shamir-shares both seeds: one encrypted message per other client (server-relayed).
+
+        Args:
+            public_keys: Client id -> its two advertised public keys; must include this
+                client's own, unchanged.
+
+        Raises:
+            ProtocolAbort: Fewer than ``t`` clients, or ``t <= n / 2`` for the ``n`` listed
+                (a server could then unmask an input, see :func:`check_threshold`), or this
+                client's own keys missing or altered.
+            MaskReuseError: A second call.
+        """
+        keys = _check_key_map("public_keys", public_keys, _check_key_pair)
+        if len(keys) < self.threshold:
+            raise ProtocolAbort(f"only {len(keys)} clients advertised keys, fewer than "
+                                f"threshold={self.threshold}: the protocol aborts.")
+        if 2 * self.threshold <= len(keys):
+            raise ProtocolAbort(
+                f"client {self.client_id} aborts: threshold={self.threshold} is not above half "
+                f"of the {len(keys)} clients that advertised keys (a server could unmask an "
+                "input by asking two disjoint halves for its two seeds).")
+        if keys.get(self.client_id) != self.advertise_keys():
+            raise ProtocolAbort(f"client {self.client_id} aborts: public_keys must list its own "
+                                "advertised keys unchanged.")
+        self._step("share_keys")
+        return self._share_keys(keys)
+
+    def _share_keys(self, public_keys: dict[int, tuple[bytes, bytes]]) -> dict[int, bytes]:
         self._public_keys = dict(public_keys)
         ids = sorted(public_keys)
         mask_shares = dict(_share(int.from_bytes(self._mask_seed, "big"), max(ids),
@@ -548,19 +934,40 @@ class SecAggClient:
 
     # Round 2 ----------------------------------------------------------------------------
     def masked_input(self, values: np.ndarray, inbox: dict[int, bytes]) -> np.ndarray:
-        """``y_u = x_u + PRG(b_u) + pairwise masks`` mod ``2^b`` (after storing its shares)."""
+        """``y_u = x_u + PRG(b_u) + pairwise masks`` mod ``2^b`` (after storing its shares).
+
+        Args:
+            values: A flat integer array, entries of magnitude below ``2^(b-1)``.
+            inbox: Sender id -> the encrypted share message it sent this client.
+
+        Raises:
+            MaskReuseError: A second call (the same masks would hide two inputs).
+            ProtocolAbort: Called before :meth:`share_keys`; a message from a client that
+                advertised no keys, or naming the wrong sender or receiver.
+        """
+        array = _check_integer_array("values", values,
+                                     max_abs=2**(self.modulus_bits - 1) - 1)  # no wrap-around
+        messages = _check_key_map("inbox", inbox, _check_bytes)
+        self._step("masked_input", after="share_keys")
+        return self._masked_input(array, messages)
+
+    def _masked_input(self, values: np.ndarray, inbox: dict[int, bytes]) -> np.ndarray:
+        """:meth:`masked_input` without its checks (tests use it to show the mask-reuse leak)."""
         for sender, ciphertext in inbox.items():
+            if sender not in self._channels:
+                raise ProtocolAbort(f"client {self.client_id}: a share message from client "
+                                    f"{sender}, which advertised no keys; the protocol aborts.")
             plain = ChaCha20Poly1305(self._channels[sender]).decrypt(
                 _nonce(sender, self.client_id), ciphertext, self.round_tag)
             if int.from_bytes(plain[:4], "big") != sender or \
                     int.from_bytes(plain[4:8], "big") != self.client_id:
-                raise ValueError(f"client {self.client_id}: a share message names the wrong "
-                                 "sender or receiver; the protocol aborts.")
+                raise ProtocolAbort(f"client {self.client_id}: a share message names the wrong "
+                                    "sender or receiver; the protocol aborts.")
             self._held[sender] = (int.from_bytes(plain[8:8 + SHARE_BYTES], "big"),
                                   int.from_bytes(plain[8 + SHARE_BYTES:], "big"))
         bits = self.modulus_bits
-        masked = to_modular(values, bits)
-        masked = masked + pairwise_mask_sum(
+        masked = _to_modular(values, bits)
+        masked = masked + _pairwise_mask_sum(
             self._mask_seed, self.client_id, {k: pk[1] for k, pk in self._public_keys.items()},
             masked.size, bits, self.round_tag)
         if self.double_masking:
@@ -571,17 +978,42 @@ class SecAggClient:
     def reveal_shares(self, included: Sequence[int], dropped: Sequence[int]
                       ) -> dict[int, tuple[str, int]]:
         """Shares of the self-mask seed of every ``included`` client, of the mask seed of every
-        ``dropped`` one.
+        ``dropped`` one. Answered once per round.
+
+        Args:
+            included: Ids whose masked input the server says it holds (this client among
+                them, at least ``t`` of them).
+            dropped: Ids the server says dropped after sharing their keys.
 
         Raises:
-            ValueError: A client is in both lists (the server is asking for both secrets of one
-                client, which would unmask its input): an honest client refuses.
+            ProtocolAbort: A client is in both lists (the server is asking for both secrets of
+                one client, which would unmask its input): an honest client refuses. Also:
+                fewer than ``t`` included, this client not included, an id that advertised no
+                keys, or a call before :meth:`masked_input`.
+            MaskReuseError: A second call: a server that asked again with other lists could
+                collect both seeds of one client from two overlapping groups.
         """
+        included = _check_ids_list("included", included)
+        dropped = _check_ids_list("dropped", dropped)
         overlap = sorted(set(included) & set(dropped))
         if overlap:
-            raise ValueError(f"client {self.client_id} refuses to unmask: clients {overlap} are "
-                             "listed both as included and as dropped (that would reveal their "
-                             "inputs).")
+            raise ProtocolAbort(f"client {self.client_id} refuses to unmask: clients {overlap} "
+                                "are listed both as included and as dropped (that would reveal "
+                                "their inputs).")
+        unknown = sorted(set(included + dropped) - set(self._public_keys))
+        if unknown:
+            raise ProtocolAbort(f"client {self.client_id} refuses to unmask: clients {unknown} "
+                                "never advertised keys in this round.")
+        if len(included) < self.threshold or self.client_id not in included:
+            raise ProtocolAbort(
+                f"client {self.client_id} refuses to unmask: included must list at least "
+                f"threshold={self.threshold} clients, this one among them, got {included}.")
+        self._step("reveal_shares", after="masked_input")
+        return self._reveal_shares(included, dropped)
+
+    def _reveal_shares(self, included: Sequence[int], dropped: Sequence[int]
+                       ) -> dict[int, tuple[str, int]]:
+        """:meth:`reveal_shares` without its checks (tests use it to show the attacks)."""
         shares = {u: ("self", self._held[u][1]) for u in included if u in self._held}
         shares.update({u: ("mask", self._held[u][0]) for u in dropped if u in self._held})
         return shares
@@ -591,29 +1023,47 @@ class SecAggServer:
     """The server: relays messages, collects masked inputs, unmasks only their sum.
 
     It stores public keys, ciphertexts it cannot read, masked vectors and, at the end, shares;
-    never an individual client's unmasked input (tests check every array it holds).
+    never an individual client's unmasked input. What it could compute from all of that (its
+    whole view) is what ``tests/test_secure_aggregation.py`` attacks.
+
+    Args:
+        threshold: ``t`` in 2..2^14 (``t > n / 2`` is checked by :meth:`unmask`).
+        modulus_bits: ``b`` in 1..62.
+        size: ``d`` in 0..2^27, the length of every masked vector.
+        round_tag: Bytes (at most 1024), as the clients use.
+        double_masking: As the clients use.
     """
 
     def __init__(self, *, threshold: int, modulus_bits: int, size: int,
                  round_tag: bytes = b"", double_masking: bool = True) -> None:
-        self.threshold = threshold
-        self.modulus_bits = modulus_bits
-        self.size = size
-        self.round_tag = round_tag
-        self.double_masking = double_masking
+        self.threshold = _check_shamir_threshold(threshold, MAX_CLIENTS)
+        self.modulus_bits = check_modulus_bits(modulus_bits)
+        self.size = _check_size("size", size)
+        self.round_tag = _check_round_tag(round_tag)
+        self.double_masking = v.check_flag("double_masking", double_masking)
         self.public_keys: dict[int, tuple[bytes, bytes]] = {}
         self.masked_inputs: dict[int, np.ndarray] = {}
         self.bytes_received: dict[int, int] = {}
 
     def receive_keys(self, client_id: int, keys: tuple[bytes, bytes]) -> None:
         """Round 0: a client's two public keys."""
+        client_id = _check_client_id("client_id", client_id)
+        keys = _check_key_pair("keys", keys)
+        if client_id in self.public_keys:
+            raise ValueError(f"client_id {client_id} already advertised keys in this round.")
         self.public_keys[client_id] = keys
         self.bytes_received[client_id] = sum(len(k) for k in keys)
 
     def route(self, outboxes: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
         """Round 1: the encrypted shares, regrouped by receiver (opaque to the server)."""
-        inboxes: dict[int, dict[int, bytes]] = {u: {} for u in outboxes}
-        for sender, messages in outboxes.items():
+        boxes = _check_key_map("outboxes", outboxes, lambda name, box: _check_key_map(
+            name, box, _check_bytes))
+        unknown = sorted(set(boxes) - set(self.public_keys))
+        if unknown:
+            raise ValueError(f"outboxes must come from clients that advertised keys, got "
+                             f"{unknown}.")
+        inboxes: dict[int, dict[int, bytes]] = {u: {} for u in boxes}
+        for sender, messages in boxes.items():
             self.bytes_received[sender] += sum(len(c) for c in messages.values())
             for receiver, ciphertext in messages.items():
                 if receiver in inboxes:
@@ -621,9 +1071,19 @@ class SecAggServer:
         return inboxes
 
     def receive_masked(self, client_id: int, masked: np.ndarray) -> None:
-        """Round 2: a client's masked vector."""
-        self.masked_inputs[client_id] = masked
-        self.bytes_received[client_id] += int(math.ceil(masked.size * self.modulus_bits / 8))
+        """Round 2: a client's masked vector (uint64 residues mod ``2^b``, length ``size``)."""
+        client_id = _check_client_id("client_id", client_id)
+        array = _check_integer_array("masked", masked)
+        if array.size != self.size:
+            raise ValueError(f"masked must have size {self.size}, got {array.size}.")
+        if array.size and (int(array.min()) < 0 or int(array.max()) >= 2**self.modulus_bits):
+            raise ValueError(f"masked must hold residues in 0..2**{self.modulus_bits} - 1.")
+        if client_id not in self.public_keys:
+            raise ValueError(f"client_id {client_id} never advertised keys in this round.")
+        if client_id in self.masked_inputs:
+            raise ValueError(f"client_id {client_id} already sent a masked input.")
+        self.masked_inputs[client_id] = array.astype(np.uint64)
+        self.bytes_received[client_id] += int(math.ceil(array.size * self.modulus_bits / 8))
 
     def unmask(self, responses: dict[int, dict[int, tuple[str, int]]]) -> np.ndarray:
         """Round 4: the sum of the masked inputs, with every mask removed.
@@ -632,12 +1092,18 @@ class SecAggServer:
             responses: For each surviving client, its :meth:`SecAggClient.reveal_shares`.
 
         Raises:
-            ValueError: Fewer than ``threshold`` clients answered.
+            ValueError: Fewer than ``threshold`` clients answered; ``t <= n / 2``
+                (:func:`check_threshold`); a malformed response.
         """
-        if len(responses) < self.threshold:
+        answers = _check_key_map("responses", responses, _check_response)
+        if len(answers) < self.threshold:
             raise ValueError(f"unmasking needs at least threshold={self.threshold} surviving "
-                             f"clients, got {len(responses)}: too many clients dropped out, "
+                             f"clients, got {len(answers)}: too many clients dropped out, "
                              "the round's sum cannot be recovered.")
+        _check_majority(self.threshold, len(self.public_keys))
+        return self._unmask(answers)
+
+    def _unmask(self, responses: dict[int, dict[int, tuple[str, int]]]) -> np.ndarray:
         bits = self.modulus_bits
         total = np.zeros(self.size, dtype=np.uint64)
         for masked in self.masked_inputs.values():
@@ -646,8 +1112,8 @@ class SecAggServer:
         for u in dropped:  # remove the pairwise masks the survivors shared with u
             seed = self._secret(u, "mask", responses)
             survivors = {k: self.public_keys[k][1] for k in self.masked_inputs}
-            total = total + pairwise_mask_sum(seed, u, survivors, self.size, bits,
-                                              self.round_tag)
+            total = total + _pairwise_mask_sum(seed, u, survivors, self.size, bits,
+                                               self.round_tag)
         if self.double_masking:
             for u in self.masked_inputs:
                 total = total - _prg(self._secret(u, "self", responses) + self.round_tag,
@@ -660,6 +1126,15 @@ class SecAggServer:
                   if owner in answer and answer[owner][0] == kind]
         value = shamir_reconstruct(shares, threshold=self.threshold)
         return value.to_bytes(SEED_BYTES, "big")
+
+
+def _check_response(name: str, response: Any) -> dict[int, tuple[str, int]]:
+    def check_share(entry_name: str, entry: Any) -> tuple[str, int]:
+        if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] not in ("self", "mask"):
+            raise TypeError(f"{entry_name} must be a pair ('self' or 'mask', share), got "
+                            f"{v._fmt(entry)}.")
+        return entry[0], v.check_int(entry_name, entry[1], minimum=0, maximum=FIELD_PRIME - 1)
+    return _check_key_map(name, response, check_share)
 
 
 @dataclasses.dataclass(eq=False)
@@ -696,26 +1171,28 @@ def secure_sum(inputs: Sequence[np.ndarray], *, modulus_bits: int, threshold: in
     is in the sum, and the others' shares remove their self mask).
 
     Args:
-        inputs: One flat integer array per client, all of the same length; signed values.
-        modulus_bits: ``b``: the sum is computed mod ``2^b`` and must fit in
+        inputs: One flat integer array per client (``n`` in 2..2^14 clients), all of the same
+            length (at most 2^27); signed values.
+        modulus_bits: ``b`` in 1..62: the sum is computed mod ``2^b`` and must fit in
             ``[-2^(b-1), 2^(b-1))``.
-        threshold: ``t`` in 1..n (default ``ceil(2 n / 3)``: up to a third may drop).
+        threshold: ``t`` with ``2 <= t <= n`` and ``t > n / 2`` (:func:`check_threshold`;
+            default ``ceil(2 n / 3)``: up to a third may drop).
         dropped_before_masking, dropped_before_unmasking: 0-based client indices.
-        round_tag: Bytes mixed into every mask seed (e.g. the round number).
+        round_tag: Bytes (at most 1024) mixed into every mask seed (e.g. the round number).
         double_masking: Add self masks (default ``True``).
 
     Returns:
         A :class:`SecureSumResult`.
 
     Raises:
-        TypeError: Inputs that are not integer arrays.
-        ValueError: ``t > n``; ``b`` too small for the largest possible sum; fewer than ``t``
-            clients left to unmask.
+        TypeError: Inputs that are not integer arrays; arguments of the wrong type.
+        ValueError: Fewer than 2 clients; ``t`` outside the range above; ``b`` outside 1..62
+            or too small for the largest possible sum; fewer than ``t`` clients left to unmask.
     """
     arrays = _check_inputs(inputs)
     n = len(arrays)
     bits = check_modulus_bits(modulus_bits)
-    t = math.ceil(2 * n / 3) if threshold is None else _check_threshold(threshold, n)
+    t = check_threshold(math.ceil(2 * n / 3) if threshold is None else threshold, n)
     largest = sum(int(np.max(np.abs(a), initial=0)) for a in arrays)
     if largest >= 2**(bits - 1):
         raise ValueError(f"modulus_bits={bits} is too small for the sum: the inputs' largest "
@@ -723,12 +1200,12 @@ def secure_sum(inputs: Sequence[np.ndarray], *, modulus_bits: int, threshold: in
                          f"{largest.bit_length() + 1}.")
     early = set(v.check_ids("dropped_before_masking", list(dropped_before_masking), num=n))
     late = set(v.check_ids("dropped_before_unmasking", list(dropped_before_unmasking), num=n))
-    if not isinstance(round_tag, bytes):
-        raise TypeError(f"round_tag must be bytes, got {type(round_tag).__name__}.")
+    round_tag = _check_round_tag(round_tag)
+    double_masking = v.check_flag("double_masking", double_masking)
     clock = _Clock()
     total, server, included = _run_protocol(arrays, t, bits, early, late, round_tag,
                                             double_masking, clock)
-    return SecureSumResult(total=from_modular(total, bits), included=included,
+    return SecureSumResult(total=_from_modular(total, bits), included=included,
                            bytes_sent=dict(server.bytes_received), server=server,
                            client_seconds=clock.clients, server_seconds=clock.server)
 
@@ -757,15 +1234,28 @@ def _check_inputs(inputs: Any) -> list[np.ndarray]:
     if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence) or not inputs:
         raise TypeError(f"inputs must be a non-empty list of integer arrays, got "
                         f"{type(inputs).__name__}.")
+    if len(inputs) < 2:
+        raise ValueError(f"inputs must hold at least 2 clients' arrays, got {len(inputs)}: the "
+                         "sum of one input is that input.")
+    if len(inputs) > MAX_CLIENTS:
+        raise ValueError(f"inputs must hold at most {MAX_CLIENTS} arrays, got {len(inputs)}.")
     arrays = []
     for k, x in enumerate(inputs):
-        a = np.asarray(x)
+        try:
+            a = np.asarray(x)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise TypeError(f"inputs[{k}] must be a flat integer array, got "
+                            f"{type(x).__name__}.") from error
         if not np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
             raise TypeError(f"inputs[{k}] must hold integers, got dtype {a.dtype}. Quantise "
                             "float updates first (secure_aggregation.quantize).")
         if a.ndim != 1 or a.shape != np.shape(inputs[0]):
             raise ValueError(f"inputs[{k}] must be flat with the shape of inputs[0] "
                              f"{np.shape(inputs[0])}, got {a.shape}.")
+        _check_size(f"the length of inputs[{k}]", a.size)
+        if a.size and max(abs(int(a.max())), abs(int(a.min()))) >= 2**62:
+            raise ValueError(f"inputs[{k}] must hold integers of magnitude < 2**62, got "
+                             f"{v._fmt(max(abs(int(a.max())), abs(int(a.min()))))}.")
         arrays.append(a.astype(np.int64))
     return arrays
 
@@ -820,9 +1310,9 @@ def ddg_rho(*, sensitivity: float, client_variance: float, num_clients: int,
     client_variance = v.check_positive("client_variance", client_variance)
     if client_variance < 0.25:
         raise ValueError(f"client_variance must be >= 1/4 (sigma >= 1/2), got {client_variance}.")
-    n = v.check_int("num_clients", num_clients, minimum=1)
+    n = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
     d = v.check_int("dimension", dimension, minimum=1)
-    tau = ddg_tau(client_variance=client_variance, num_clients=n)
+    tau = _tau(client_variance, n)
     total = n * client_variance
     eps = min(math.sqrt(sensitivity**2 / total + tau * d / 2),
               sensitivity / math.sqrt(total) + tau * math.sqrt(d))
@@ -830,7 +1320,22 @@ def ddg_rho(*, sensitivity: float, client_variance: float, num_clients: int,
 
 
 def ddg_tau(*, client_variance: float, num_clients: int) -> float:
-    """``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1))`` of Kairouz et al. 2021."""
+    """``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1))`` of Kairouz et al. 2021.
+
+    Args:
+        client_variance: ``sigma^2`` > 0.
+        num_clients: ``n`` in 1..10^7.
+    """
+    client_variance = v.check_positive("client_variance", client_variance)
+    num_clients = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
+    return _tau(client_variance, num_clients)
+
+
+#: Most clients :func:`ddg_tau` and :func:`ddg_rho` sum over (an array of that many floats).
+MAX_ACCOUNTED_CLIENTS = 10**7
+
+
+def _tau(client_variance: float, num_clients: int) -> float:
     k = np.arange(1, num_clients, dtype=np.float64)
     return float(10 * np.sum(np.exp(-2 * math.pi**2 * client_variance * k / (k + 1))))
 
@@ -854,10 +1359,14 @@ def poisson_subsampled_rdp(rdp: np.ndarray, orders: Sequence[int],
         The bound at each order.
     """
     q = v.check_probability("sampling_probability", sampling_probability)
-    orders = [int(a) for a in orders]
-    if orders != list(range(2, orders[-1] + 1)):
-        raise ValueError(f"orders must be 2, 3, ..., max, got {orders[:4]}...")
-    eps = dict(zip(orders, np.asarray(rdp, dtype=np.float64), strict=True))
+    if isinstance(orders, (str, bytes)) or not isinstance(orders, (Sequence, np.ndarray)):
+        raise TypeError(f"orders must be a sequence of integers, got {type(orders).__name__}.")
+    orders = [v.check_int(f"orders[{k}]", a, minimum=2, maximum=1024)
+              for k, a in enumerate(orders)]
+    if not orders or orders != list(range(2, orders[-1] + 1)):
+        raise ValueError(f"orders must be 2, 3, ..., max (max <= 1024), got {orders[:4]}...")
+    values = _check_rdp(rdp, len(orders))
+    eps = dict(zip(orders, values, strict=True))
     out = []
     log_q = math.log(q)
     log_1q = math.log1p(-q) if q < 1 else -math.inf
@@ -872,6 +1381,21 @@ def poisson_subsampled_rdp(rdp: np.ndarray, orders: Sequence[int],
         top = max(terms)
         out.append((top + math.log(math.fsum(math.exp(x - top) for x in terms))) / (alpha - 1))
     return np.asarray(out)
+
+
+def _check_rdp(rdp: Any, length: int) -> np.ndarray:
+    if rdp is None or isinstance(rdp, (str, bytes, numbers.Number, np.generic)):
+        raise TypeError(f"rdp must be an array of floats, got {type(rdp).__name__}.")
+    try:
+        array = np.asarray(rdp, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"rdp must be an array of floats, got {type(rdp).__name__}.") from error
+    if array.shape != (length,):
+        raise ValueError(f"rdp must have one value per order ({length}), got shape "
+                         f"{array.shape}.")
+    if not np.isfinite(array).all() or np.any(array < 0):
+        raise ValueError("rdp must hold finite values >= 0, got NaN, inf or a negative value.")
+    return array
 
 
 def ddg_epsilon(*, rho: float, num_rounds: int, target_delta: float,
@@ -952,9 +1476,12 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         noise_multiplier: ``z`` >= 0 (noise std on the integer sum over its sensitivity).
         scale: ``s`` > 0 (default ``2^12 / C``: the sensitivity ``s C + sqrt(d)`` is then 2.2 %
             above ``s C`` for the 7,850 parameters of softmax regression; larger is finer).
-        modulus_bits: ``b`` (default 32).
-        threshold_fraction: ``t = ceil(threshold_fraction m)`` (default 2/3).
+        modulus_bits: ``b`` in 1..62 (default 32).
+        threshold_fraction: ``t = max(2, ceil(threshold_fraction m))``, in (1/2, 1] (default
+            2/3; :func:`check_threshold` explains why ``t`` must exceed ``m / 2``).
         source: Randomness for rounding and noise (default: a fresh ``NoiseSource.secret()``).
+
+    A round needs at least 2 clients (secure aggregation of one input reveals it).
     """
 
     name = "SecAgg + distributed DP"
@@ -967,9 +1494,13 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         self.scale = 2.0**12 / self.clipping_norm if scale is None \
-            else v.check_positive("scale", scale)
+            else _check_scale(scale, self.clipping_norm)
         self.modulus_bits = check_modulus_bits(modulus_bits)
         self.threshold_fraction = v.check_probability("threshold_fraction", threshold_fraction)
+        if self.threshold_fraction <= 0.5:
+            raise ValueError(f"threshold_fraction must be > 1/2, got "
+                             f"{v._fmt(self.threshold_fraction)}: the threshold must exceed "
+                             "half of the round's clients (see check_threshold).")
         if source is not None and not isinstance(source, NoiseSource):
             raise TypeError(f"source must be a NoiseSource or None, got "
                             f"{type(source).__name__}.")
@@ -977,20 +1508,22 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         self.rounds_aggregated = 0
 
     def sensitivity(self, dimension: int) -> float:
-        """``Delta = s C + sqrt(d)`` in integer units."""
-        return quantized_norm_bound(clipping_norm=self.clipping_norm, scale=self.scale,
-                                    dimension=dimension)
+        """``Delta = s C + sqrt(d)`` in integer units (``d`` in 1..2^27)."""
+        dimension = v.check_int("dimension", dimension, minimum=1, maximum=MAX_SIZE)
+        return _norm_bound(self.clipping_norm, self.scale, dimension)
 
     def client_variance(self, dimension: int, num_clients: int) -> int:
         """Each client's integer noise variance ``ceil((z Delta)^2 / m)`` (0 without noise)."""
+        num_clients = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_CLIENTS)
         if self.noise_multiplier == 0:
             return 0
         return math.ceil((self.noise_multiplier * self.sensitivity(dimension))**2 / num_clients)
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: aggregation.RoundContext) -> Weights:
-        if len(deltas) == 0:
-            raise ValueError("DistributedDPSecAgg needs at least one client in a round, got 0.")
+        if len(deltas) < 2:
+            raise ValueError(f"DistributedDPSecAgg needs at least 2 clients in a round, got "
+                             f"{len(deltas)}: secure aggregation of one input reveals it.")
         shapes = [np.shape(layer) for layer in deltas[0]]
         flats = [np.concatenate([np.ravel(np.asarray(d, dtype=np.float64)) for d in delta])
                  for delta in deltas]
@@ -1008,7 +1541,7 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
                 f"modulus_bits={self.modulus_bits} is too small for the sum of {m} clients "
                 f"(up to about {bound:.3g} per coordinate); raise modulus_bits or lower scale.")
         result = secure_sum(inputs, modulus_bits=self.modulus_bits,
-                            threshold=max(1, math.ceil(self.threshold_fraction * m)),
+                            threshold=max(2, math.ceil(self.threshold_fraction * m)),
                             round_tag=context.round_index.to_bytes(8, "big"))
         self.rounds_aggregated += 1
         flat_update = result.total.astype(np.float64) / (self.scale * self.expected_clients)
@@ -1033,13 +1566,15 @@ def client_bits(*, num_clients: int, dimension: int, value_bits: int, key_bits: 
     Args:
         num_clients: ``n`` >= 2.
         dimension: ``d`` >= 1.
-        value_bits: Bits of each input entry.
-        key_bits: ``a_K``, bits of a public key (256 for X25519).
-        share_bits: ``a_S``, bits of one secret share as sent.
+        value_bits: Bits of each input entry, 1..1024.
+        key_bits: ``a_K``, bits of a public key (256 for X25519), 1..2^16.
+        share_bits: ``a_S``, bits of one secret share as sent, 1..2^16.
     """
     n = v.check_int("num_clients", num_clients, minimum=2)
     d = v.check_int("dimension", dimension, minimum=1)
-    value_bits = v.check_int("value_bits", value_bits, minimum=1)
+    value_bits = v.check_int("value_bits", value_bits, minimum=1, maximum=1024)
+    key_bits = v.check_int("key_bits", key_bits, minimum=1, maximum=2**16)
+    share_bits = v.check_int("share_bits", share_bits, minimum=1, maximum=2**16)
     r = value_bits + math.ceil(math.log2(n))
     return 2 * n * key_bits + (5 * n - 4) * share_bits + d * r
 
