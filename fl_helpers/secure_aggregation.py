@@ -900,11 +900,10 @@ class SecAggClient:
         if len(keys) < self.threshold:
             raise ProtocolAbort(f"only {len(keys)} clients advertised keys, fewer than "
                                 f"threshold={self.threshold}: the protocol aborts.")
-        if 2 * self.threshold <= len(keys):
-            raise ProtocolAbort(
-                f"client {self.client_id} aborts: threshold={self.threshold} is not above half "
-                f"of the {len(keys)} clients that advertised keys (a server could unmask an "
-                "input by asking two disjoint halves for its two seeds).")
+        try:
+            _check_majority(self.threshold, len(keys))
+        except ValueError as error:
+            raise ProtocolAbort(f"client {self.client_id} aborts: {error}") from None
         if keys.get(self.client_id) != self.advertise_keys():
             raise ProtocolAbort(f"client {self.client_id} aborts: public_keys must list its own "
                                 "advertised keys unchanged.")
@@ -1438,6 +1437,9 @@ def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: flo
     with :func:`ddg_rho`; it is below 1e-300 for the course's settings).
     """
     target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
 
     def spent(z: float) -> float:
         return ddg_epsilon(rho=1 / (2 * z * z), num_rounds=num_rounds, target_delta=target_delta,
@@ -1527,6 +1529,8 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         shapes = [np.shape(layer) for layer in deltas[0]]
         flats = [np.concatenate([np.ravel(np.asarray(d, dtype=np.float64)) for d in delta])
                  for delta in deltas]
+        if not all(np.isfinite(flat).all() for flat in flats):
+            raise ValueError("deltas must be finite, got NaN or inf in a client's update.")
         m, d = len(flats), flats[0].size
         variance = self.client_variance(d, m)
         inputs = []
