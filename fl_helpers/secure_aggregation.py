@@ -1197,8 +1197,8 @@ def secure_sum(inputs: Sequence[np.ndarray], *, modulus_bits: int, threshold: in
         raise ValueError(f"modulus_bits={bits} is too small for the sum: the inputs' largest "
                          f"possible |sum| is {largest}, which needs modulus_bits >= "
                          f"{largest.bit_length() + 1}.")
-    early = set(v.check_ids("dropped_before_masking", list(dropped_before_masking), num=n))
-    late = set(v.check_ids("dropped_before_unmasking", list(dropped_before_unmasking), num=n))
+    early = set(v.check_ids("dropped_before_masking", dropped_before_masking, num=n).tolist())
+    late = set(v.check_ids("dropped_before_unmasking", dropped_before_unmasking, num=n).tolist())
     round_tag = _check_round_tag(round_tag)
     double_masking = v.check_flag("double_masking", double_masking)
     clock = _Clock()

@@ -8,13 +8,16 @@ than once in a million runs, together with a check that the same test rejects un
 
 from __future__ import annotations
 
+import inspect
 import math
+import threading
 
 import dp_accounting
 import numpy as np
 import pytest
 from scipy import stats
 
+from fl_helpers import _validation as v
 from fl_helpers import aggregation
 from fl_helpers import secure_aggregation as sa
 
@@ -96,7 +99,11 @@ def _arrays_in(obj, seen=None):
     return [a for item in items for a in _arrays_in(item, seen)]
 
 
-def test_the_server_never_holds_an_unmasked_individual_update():
+def test_the_server_stores_only_masked_vectors():
+    # Only what the server *stores*: no array it holds equals an input. That alone says nothing
+    # about what it can *compute* from its view (without self masks it holds only masked
+    # vectors and still recovers a late input exactly): tests/test_secure_aggregation_attacks.py
+    # attacks the whole view.
     rng = np.random.default_rng(2)
     inputs = [rng.integers(-100, 100, 64) for _ in range(8)]
     result = sa.secure_sum(inputs, modulus_bits=20, dropped_before_masking=[3],
@@ -384,3 +391,348 @@ def test_rule_plugs_into_run_fedavg():
     assert secure.aggregation == "SecAgg + distributed DP" and rule.rounds_aggregated == 2
     for a, b in zip(secure.final_weights, plain.final_weights, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Size arguments that used to hang, integers beyond 2^53, and every public entry point's
+# bad-input behaviour (the pattern of tests/test_bad_inputs.py, for this module)
+# --------------------------------------------------------------------------------------------
+
+def _run_with_timeout(function, timeout=60.0):
+    """("returned", value), ("raised", error) or ("hung", None): a guard, not a timing test."""
+    outcome = []
+
+    def target():
+        try:
+            outcome.append(("returned", function()))
+        except BaseException as error:  # noqa: BLE001 -- reported to the test
+            outcome.append(("raised", error))
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else ("hung", None)
+
+
+_PUBLIC_KEY = sa.SecAggClient(2, threshold=2, modulus_bits=8).advertise_keys()[1]
+
+#: The calls that computed 2**modulus_bits before checking it (2**(2**64) never finishes).
+HUGE_BITS_CALLS = {
+    "to_modular": lambda b: sa.to_modular(np.arange(3), b),
+    "from_modular": lambda b: sa.from_modular(np.arange(3, dtype=np.uint64), b),
+    "pairwise_mask_sum": lambda b: sa.pairwise_mask_sum(bytes(16), 1, {2: _PUBLIC_KEY}, 3, b,
+                                                        b""),
+    "SecAggClient": lambda b: sa.SecAggClient(1, threshold=2, modulus_bits=b),
+    "SecAggServer": lambda b: sa.SecAggServer(threshold=2, modulus_bits=b, size=3),
+    "prg_mask": lambda b: sa.prg_mask(bytes(16), 3, modulus_bits=b),
+    "secure_sum": lambda b: sa.secure_sum([np.arange(3)] * 3, modulus_bits=b),
+    "DistributedDPSecAgg": lambda b: sa.DistributedDPSecAgg(clipping_norm=1.0,
+                                                            expected_clients=1.0,
+                                                            modulus_bits=b),
+}
+
+
+@pytest.mark.parametrize("bits", [2**64, 10**400], ids=["2**64", "10**400"])
+@pytest.mark.parametrize("name", sorted(HUGE_BITS_CALLS))
+def test_huge_modulus_bits_raise_instead_of_hanging(name, bits):
+    status, error = _run_with_timeout(lambda: HUGE_BITS_CALLS[name](bits))
+    assert status == "raised", f"{name}(modulus_bits={v._fmt(bits)}) {status}"
+    assert isinstance(error, ValueError)
+    assert "modulus_bits must be <= 62" in str(error)
+
+
+def test_integers_beyond_2_53_are_refused_where_they_would_pass_through_float64():
+    # float64 rounds 2^53 + 1 to 2^53: the value the mechanism would see is not the input.
+    assert float(2**53 + 1) == float(2**53)
+    source = _reproducible(11)
+    exact = np.array([2**53, -3, 0])
+    np.testing.assert_array_equal(  # up to 2^53 integers are converted exactly
+        sa.quantize(exact, clipping_norm=1.0, scale=1.0, source=source),
+        sa.quantize(exact.astype(np.float64), clipping_norm=1.0, scale=1.0,
+                    source=_reproducible(11)))
+    for big in (2**53 + 1, -(2**60)):
+        with pytest.raises(ValueError, match="update must hold integers of magnitude <= 2\\*\\*53"):
+            sa.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, source=source)
+        with pytest.raises(ValueError, match="values must have magnitude <= 2\\*\\*53"):
+            sa.discrete_gaussian_pmf(np.array([big]), 4.0)
+    # The discrete Gaussian takes an exact integer variance, bounded far below 2^53 ...
+    with pytest.raises(ValueError, match="variance must be <= 50000000"):
+        sa.discrete_gaussian(2**53 + 1, 3, source=source)
+    with pytest.raises(TypeError, match="variance must be an integer"):
+        sa.discrete_gaussian(float(2**53), 3, source=source)
+    # ... and quantisation refuses a scale whose products float64 could not round exactly (or
+    # that would overflow int64: 1e30 once became -2^63).
+    with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
+        sa.quantize(np.array([0.5]), clipping_norm=1.0, scale=1e30, source=source)
+    with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
+        sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, scale=2.0**60)
+
+
+def test_a_round_needs_two_clients_and_a_majority_threshold():
+    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0)
+    with pytest.raises(ValueError, match="at least 2 clients in a round, got 1"):
+        rule.aggregate([[np.zeros(3, dtype=np.float32)]], np.ones(1),
+                       aggregation.RoundContext(round_index=0, num_clients=3))
+    with pytest.raises(ValueError, match="threshold_fraction must be > 1/2, got 0.5"):
+        sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, threshold_fraction=0.5)
+    with pytest.raises(ValueError, match="deltas must be finite"):
+        rule.aggregate([[np.array([np.nan], dtype=np.float32)]] * 2, np.ones(2),
+                       aggregation.RoundContext(round_index=0, num_clients=3))
+    # the smallest legal rounds still give the exact sum
+    for n in (2, 3, 4, 5):
+        inputs = [np.arange(4) + k for k in range(n)]
+        t = n // 2 + 1
+        total = sa.secure_sum(inputs, modulus_bits=16, threshold=t).total
+        np.testing.assert_array_equal(total, sum(inputs))
+
+
+# Bad values by kind (see tests/test_bad_inputs.py for the families' rationale).
+_NUMBERS = ["1", None, True, 1 + 0j, [1], np.array([1.0, 2.0]), object()]
+COUNT = [*_NUMBERS, 2.0, 1.5, 2**64, 10**400, -1, 0, math.nan]
+INDEX = [*_NUMBERS, 2.0, 2**64, 10**400, -1, math.nan]
+POSITIVE = [*_NUMBERS, math.nan, math.inf, -math.inf, 10**400, -1.0, 0.0, 5e-324]
+PROBABILITY = [*POSITIVE[:-1], 1.5]  # (0, 1]; a subnormal probability is merely tiny
+UNIT = [*PROBABILITY, 1.0]  # (0, 1)
+FLAG = [1, 0, "yes", None, np.array([True])]
+BYTES = ["abc", 3, None, bytearray(16), [1, 2]]
+INT_ARRAY = [None, "abc", 5, np.array([0.5, 1.0]), np.array([True, False]),
+             np.zeros((2, 2), dtype=np.int64), np.array([object()], dtype=object),
+             [[1], [1, 2]]]
+FLOAT_ARRAY = [None, "abc", 5, np.array([1.0, np.nan]), np.array([np.inf]),
+               np.zeros((2, 2)), np.array([object()], dtype=object), np.array([1 + 1j]),
+               np.array([2**60])]
+SOURCE = [None, 0, np.random.default_rng(0), "secret"]
+DICT = [None, [1, 2], "abc", {0: b""}, {2**20: b""}, {"1": b""}, {1.0: b""}]
+
+
+def _setup_round(step):
+    """A 3-client round (t = 2) advanced to ``step``; returns (clients, server, inboxes)."""
+    clients = {u: sa.SecAggClient(u, threshold=2, modulus_bits=8) for u in (1, 2, 3)}
+    server = sa.SecAggServer(threshold=2, modulus_bits=8, size=3)
+    for u, c in clients.items():
+        server.receive_keys(u, c.advertise_keys())
+    if step == "keys":
+        return clients, server, None
+    inboxes = server.route({u: c.share_keys(server.public_keys) for u, c in clients.items()})
+    if step == "shared":
+        return clients, server, inboxes
+    for u, c in clients.items():
+        server.receive_masked(u, c.masked_input(np.arange(3), inboxes[u]))
+    return clients, server, inboxes
+
+
+def _client(step):
+    return _setup_round(step)[0][1]
+
+
+def _server(step):
+    return _setup_round(step)[1]
+
+
+def _shares():
+    return sa.shamir_share(12345, num_shares=3, threshold=2)[:2]
+
+
+_LATEST: dict = {}
+
+
+def _valid_public_keys():
+    """A round's public keys; its client 1 (not yet sharing) is kept for the call."""
+    clients, server, _ = _setup_round("keys")
+    _LATEST["client"] = clients[1]
+    return server.public_keys
+
+
+def _responses():
+    clients, server, _ = _setup_round("masked")
+    return {u: c.reveal_shares([1, 2, 3], []) for u, c in clients.items()}
+
+
+#: (label, function(**kwargs), valid kwargs factory, {argument: bad values}).
+ENTRIES = [
+    ("prg_mask", sa.prg_mask, lambda: dict(seed=bytes(16), size=3, modulus_bits=8),
+     {"seed": [*BYTES, bytes(15)], "size": [*INDEX, sa.MAX_SIZE + 1],
+      "modulus_bits": [*COUNT, 63]}),
+    ("NoiseSource.reproducible", sa.NoiseSource.reproducible, lambda: dict(seed=0, warn=False),
+     {"seed": INDEX, "warn": FLAG}),
+    ("NoiseSource.words", lambda size: sa.NoiseSource.secret().words(size), lambda: dict(size=3),
+     {"size": [*INDEX, sa.MAX_SIZE + 1]}),
+    ("NoiseSource.uniform", lambda size: sa.NoiseSource.secret().uniform(size),
+     lambda: dict(size=3), {"size": [*INDEX, sa.MAX_SIZE + 1]}),
+    ("NoiseSource.below", lambda bounds: sa.NoiseSource.secret().below(bounds),
+     lambda: dict(bounds=np.array([3, 5])), {"bounds": [*INT_ARRAY, np.array([0, 3]),
+                                                         np.array([-2])]}),
+    ("discrete_gaussian", sa.discrete_gaussian,
+     lambda: dict(variance=4, size=3, source=sa.NoiseSource.secret()),
+     {"variance": [*COUNT, sa.MAX_VARIANCE + 1], "size": [*INDEX, sa.MAX_SIZE + 1],
+      "source": SOURCE}),
+    ("discrete_gaussian_pmf", sa.discrete_gaussian_pmf,
+     lambda: dict(values=np.arange(-2, 3), variance=4.0),
+     {"values": [None, "abc", np.array([0.5]), np.array([np.nan]), np.array([True]),
+                 np.array([2**53 + 1]), np.array([object()], dtype=object)],
+      "variance": [*POSITIVE, 1e12]}),
+    ("check_modulus_bits", sa.check_modulus_bits, lambda: dict(modulus_bits=8),
+     {"modulus_bits": [*COUNT, 63]}),
+    ("quantize", sa.quantize,
+     lambda: dict(update=np.array([0.1, -0.2]), clipping_norm=1.0, scale=10.0,
+                  source=sa.NoiseSource.secret()),
+     {"update": FLOAT_ARRAY, "clipping_norm": POSITIVE, "scale": [*POSITIVE, 1e300],
+      "source": SOURCE}),
+    ("quantized_norm_bound", sa.quantized_norm_bound,
+     lambda: dict(clipping_norm=1.0, scale=10.0, dimension=4),
+     {"clipping_norm": POSITIVE, "scale": POSITIVE, "dimension": [*COUNT, sa.MAX_SIZE + 1]}),
+    ("to_modular", sa.to_modular, lambda: dict(values=np.arange(3), modulus_bits=8),
+     {"values": INT_ARRAY, "modulus_bits": [*COUNT, 63]}),
+    ("from_modular", sa.from_modular,
+     lambda: dict(residues=np.arange(3, dtype=np.uint64), modulus_bits=8),
+     {"residues": [*INT_ARRAY, np.array([256]), np.array([-1])],
+      "modulus_bits": [*COUNT, 63]}),
+    ("shamir_share", sa.shamir_share, lambda: dict(secret=5, num_shares=3, threshold=2),
+     {"secret": [*(x for x in INDEX if not (type(x) is int and x == 2**64)), sa.FIELD_PRIME],
+      "num_shares": [*COUNT, 1, sa.MAX_CLIENTS + 1],
+      "threshold": [*COUNT, 1, 4]}),
+    ("shamir_reconstruct", sa.shamir_reconstruct, lambda: dict(shares=_shares(), threshold=2),
+     {"shares": [None, "ab", 5, np.zeros((2, 2)), [(0, 1), (1, 2)], [(1.5, 2), (2, 3)],
+                 [(1, -1), (2, 3)], [(1,), (2, 3)], [(1, 2), (1, 3)]],
+      "threshold": [*COUNT, 1, sa.MAX_CLIENTS + 1]}),
+    ("check_threshold", sa.check_threshold, lambda: dict(threshold=2, num_clients=3),
+     {"threshold": [*COUNT, 1, 4], "num_clients": [*COUNT, 1, sa.MAX_CLIENTS + 1]}),
+    ("pairwise_mask_sum", sa.pairwise_mask_sum,
+     lambda: dict(mask_key_seed=bytes(16), me=1, public_keys={2: _PUBLIC_KEY}, size=3,
+                  modulus_bits=8, round_tag=b""),
+     {"mask_key_seed": BYTES, "me": [*COUNT, sa.MAX_CLIENTS + 1],
+      "public_keys": [*DICT, {2: b"short"}, {2: "key"}], "size": [*INDEX, sa.MAX_SIZE + 1],
+      "modulus_bits": [*COUNT, 63], "round_tag": ["r", 1, None, bytes(2000)]}),
+    ("SecAggClient", sa.SecAggClient,
+     lambda: dict(client_id=1, threshold=2, modulus_bits=8, round_tag=b"", double_masking=True),
+     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1], "threshold": [*COUNT, 1],
+      "modulus_bits": [*COUNT, 63], "round_tag": ["r", 1, None],
+      "double_masking": FLAG}),
+    ("SecAggClient.share_keys", lambda public_keys: _LATEST["client"].share_keys(public_keys),
+     lambda: dict(public_keys=_valid_public_keys()),
+     {"public_keys": [*DICT, {1: (b"x", b"y")}, {1: b"k" * 32}]}),
+    ("SecAggClient.masked_input",
+     lambda values, inbox: _client("shared").masked_input(values, inbox),
+     lambda: dict(values=np.arange(3), inbox={}),
+     {"values": [*INT_ARRAY, np.array([128])], "inbox": [*DICT, {2: "text"}]}),
+    ("SecAggClient.reveal_shares",
+     lambda included, dropped: _client("masked").reveal_shares(included, dropped),
+     lambda: dict(included=[1, 2, 3], dropped=[]),
+     {"included": [None, "abc", 5, [1.5], [0], [1, 1, 2], [True, 2], [2**20]],
+      "dropped": [None, "abc", 5, [1.5], [0], [2**20]]}),
+    ("SecAggServer", sa.SecAggServer,
+     lambda: dict(threshold=2, modulus_bits=8, size=3, round_tag=b"", double_masking=True),
+     {"threshold": [*COUNT, 1], "modulus_bits": [*COUNT, 63],
+      "size": [*INDEX, sa.MAX_SIZE + 1], "round_tag": ["r", 1, None],
+      "double_masking": FLAG}),
+    ("SecAggServer.receive_keys",
+     lambda client_id, keys: sa.SecAggServer(threshold=2, modulus_bits=8, size=3)
+     .receive_keys(client_id, keys),
+     lambda: dict(client_id=1, keys=(_PUBLIC_KEY, _PUBLIC_KEY)),
+     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1],
+      "keys": [None, b"k" * 32, (b"k", b"k"), ("a" * 32, "b" * 32), (_PUBLIC_KEY,)]}),
+    ("SecAggServer.route", lambda outboxes: _server("keys").route(outboxes),
+     lambda: dict(outboxes={}),
+     {"outboxes": [*DICT, {1: {2: "text"}}, {1: [b"x"]}, {9: {}}]}),
+    ("SecAggServer.receive_masked",
+     lambda client_id, masked: _server("shared").receive_masked(client_id, masked),
+     lambda: dict(client_id=1, masked=np.arange(3, dtype=np.uint64)),
+     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1, 9],
+      "masked": [*INT_ARRAY, np.arange(4), np.array([256, 0, 0]), np.array([-1, 0, 0])]}),
+    ("SecAggServer.unmask", lambda responses: _server("masked").unmask(responses),
+     lambda: dict(responses=_responses()),
+     {"responses": [*DICT, {1: {2: ("both", 5)}, 2: {}}, {1: {2: ("self", -1)}, 2: {}},
+                    {1: [], 2: {}}]}),  # (too few responses: a test above)
+    ("secure_sum", sa.secure_sum,
+     lambda: dict(inputs=[np.arange(3)] * 3, modulus_bits=8, threshold=2,
+                  dropped_before_masking=[], dropped_before_unmasking=[], round_tag=b"",
+                  double_masking=True),
+     {"inputs": [None, "abc", [np.arange(3)], [np.arange(3.0)] * 3, [np.array([2**62])] * 3,
+                 [[1, 2], [1]], [np.arange(3)] * (sa.MAX_CLIENTS + 1)],
+      "modulus_bits": [*COUNT, 63],
+      "threshold": [*(x for x in COUNT if x is not None), 1, 4],
+      "dropped_before_masking": [None, "abc", [3], [-1], [1.5]],
+      "dropped_before_unmasking": [None, "abc", [3], [-1], [1.5]],
+      "round_tag": ["r", 1, None, bytes(2000)], "double_masking": FLAG}),
+    ("ddg_rho", sa.ddg_rho,
+     lambda: dict(sensitivity=1.0, client_variance=1.0, num_clients=3, dimension=4),
+     {"sensitivity": POSITIVE, "client_variance": [*POSITIVE, 0.2],
+      "num_clients": [*COUNT, sa.MAX_ACCOUNTED_CLIENTS + 1], "dimension": COUNT}),
+    ("ddg_tau", sa.ddg_tau, lambda: dict(client_variance=1.0, num_clients=3),
+     {"client_variance": POSITIVE, "num_clients": [*COUNT, sa.MAX_ACCOUNTED_CLIENTS + 1]}),
+    ("poisson_subsampled_rdp", sa.poisson_subsampled_rdp,
+     lambda: dict(rdp=np.array([0.1, 0.2]), orders=[2, 3], sampling_probability=0.1),
+     {"rdp": [None, "abc", np.array([0.1]), np.array([np.nan, 0.1]), np.array([-1.0, 0.1])],
+      "orders": [None, "ab", 5, [3, 4], [2, 4], [], [2.0, 3.0], list(range(2, 2000))],
+      "sampling_probability": PROBABILITY}),
+    ("ddg_epsilon", sa.ddg_epsilon,
+     lambda: dict(rho=0.1, num_rounds=3, target_delta=1e-5, sampling_probability=0.5),
+     {"rho": POSITIVE, "num_rounds": COUNT, "target_delta": UNIT,
+      "sampling_probability": PROBABILITY}),
+    ("ddg_noise_multiplier_for_epsilon", sa.ddg_noise_multiplier_for_epsilon,
+     lambda: dict(target_epsilon=2.0, target_delta=1e-5, sampling_probability=0.1,
+                  num_rounds=3),
+     {"target_epsilon": POSITIVE, "target_delta": UNIT,
+      "sampling_probability": PROBABILITY, "num_rounds": COUNT}),
+    ("DistributedDPSecAgg", sa.DistributedDPSecAgg,
+     lambda: dict(clipping_norm=1.0, expected_clients=2.0, noise_multiplier=0.0, scale=None,
+                  modulus_bits=32, threshold_fraction=2 / 3, source=None),
+     {"clipping_norm": POSITIVE, "expected_clients": POSITIVE,
+      "noise_multiplier": [*_NUMBERS, math.nan, math.inf, -1.0],
+      "scale": [*(x for x in POSITIVE if x is not None), 1e300],
+      "modulus_bits": [*COUNT, 63], "threshold_fraction": [*PROBABILITY, 0.5],
+      "source": [0, np.random.default_rng(0), "secret"]}),
+    ("DistributedDPSecAgg.sensitivity",
+     lambda dimension: sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=2.0)
+     .sensitivity(dimension), lambda: dict(dimension=4),
+     {"dimension": [*COUNT, sa.MAX_SIZE + 1]}),
+    ("DistributedDPSecAgg.client_variance",
+     lambda dimension, num_clients: sa.DistributedDPSecAgg(
+         clipping_norm=1.0, expected_clients=2.0, noise_multiplier=1.0)
+     .client_variance(dimension, num_clients), lambda: dict(dimension=4, num_clients=3),
+     {"dimension": [*COUNT, sa.MAX_SIZE + 1], "num_clients": [*COUNT, sa.MAX_CLIENTS + 1]}),
+    ("client_bits", sa.client_bits,
+     lambda: dict(num_clients=3, dimension=4, value_bits=16, key_bits=256, share_bits=256),
+     {"num_clients": [*COUNT, 1], "dimension": COUNT, "value_bits": [*COUNT, 1025],
+      "key_bits": [*COUNT, 2**16 + 1], "share_bits": [*COUNT, 2**16 + 1]}),
+    ("expansion_factor", sa.expansion_factor,
+     lambda: dict(num_clients=3, dimension=4, value_bits=16, key_bits=256, share_bits=256),
+     {"num_clients": [*COUNT, 1], "dimension": COUNT, "value_bits": [*COUNT, 1025],
+      "key_bits": COUNT, "share_bits": COUNT}),
+]
+
+
+def _bad_cases():
+    return [pytest.param(function, valid, argument, value, id=f"{label}-{argument}-{k}")
+            for label, function, valid, corrupt in ENTRIES
+            for argument, values in corrupt.items() for k, value in enumerate(values)]
+
+
+@pytest.mark.parametrize("label, function, valid",
+                         [(label, f, valid) for label, f, valid, _ in ENTRIES],
+                         ids=[e[0] for e in ENTRIES])
+def test_valid_calls_succeed(label, function, valid):
+    status, result = _run_with_timeout(lambda: function(**valid()))
+    assert status == "returned", f"{label}: the valid call {status}: {result!r}"
+
+
+@pytest.mark.parametrize("function, valid, argument, value", _bad_cases())
+def test_bad_input_is_rejected_naming_the_argument(function, valid, argument, value):
+    kwargs = valid()
+    kwargs[argument] = value
+    status, error = _run_with_timeout(lambda: function(**kwargs))
+    label = f"{argument}={v._fmt(value)}"
+    assert status == "raised", f"{label}: {status}"
+    assert isinstance(error, (ValueError, TypeError)), \
+        f"{label}: raised {type(error).__name__}: {error}"
+    assert argument in str(error), f"{label}: the message does not name it: {error}"
+
+
+def test_every_public_function_and_class_of_the_module_has_an_entry():
+    labels = {label.split(".")[0] for label, *_ in ENTRIES}
+    public = {name for name, obj in vars(sa).items()
+              if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
+              and getattr(obj, "__module__", "") == sa.__name__}
+    # Not entry points: exceptions, the result record.
+    exempt = {"ProtocolAbort", "MaskReuseError", "SecureSumResult"}
+    assert public - exempt - labels == set()
