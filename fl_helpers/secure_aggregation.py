@@ -101,6 +101,8 @@ MAX_SIZE = 2**27
 #: Largest integer magnitude that float64 holds exactly: integer inputs above it are refused
 #: where they would pass through float64 (:func:`quantize`, :func:`discrete_gaussian_pmf`).
 MAX_EXACT_INT = 2**53
+#: Most clients :func:`ddg_tau` and :func:`ddg_rho` sum over (an array of that many floats).
+MAX_ACCOUNTED_CLIENTS = 10**7
 #: Orders of the RDP accountant for :func:`ddg_epsilon` (integers, as Zhu & Wang's bound needs).
 RDP_ORDERS = tuple(range(2, 257))
 
@@ -1328,10 +1330,6 @@ def ddg_tau(*, client_variance: float, num_clients: int) -> float:
     client_variance = v.check_positive("client_variance", client_variance)
     num_clients = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
     return _tau(client_variance, num_clients)
-
-
-#: Most clients :func:`ddg_tau` and :func:`ddg_rho` sum over (an array of that many floats).
-MAX_ACCOUNTED_CLIENTS = 10**7
 
 
 def _tau(client_variance: float, num_clients: int) -> float:
