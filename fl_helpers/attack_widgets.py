@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
@@ -121,9 +120,7 @@ def inversion_explorer(update: Sequence[np.ndarray], original: np.ndarray, *,
         z, c = float(z_slider.value), float(c_slider.value)
         result = noisy_inversion(update, original, clipping_norm=c, noise_multiplier=z,
                                  noise_seed=noise_seed)
-        with output:
-            output.clear_output(wait=True)
-            print(inversion_summary_line(result, clipping_norm=c, noise_multiplier=z))
+        with panel.failures_shown():
             fig = Figure(figsize=(4.6, 2.4), dpi=90)
             axes = fig.subplots(1, 2)
             axes[0].imshow(original, cmap="gray", vmin=0, vmax=1)
@@ -133,7 +130,7 @@ def inversion_explorer(update: Sequence[np.ndarray], original: np.ndarray, *,
             for ax in axes:
                 ax.set_axis_off()
             fig.tight_layout()
-            display(fig)
+            panel.show(inversion_summary_line(result, clipping_norm=c, noise_multiplier=z), fig)
         panel.last_seconds = time.perf_counter() - start
 
     panel = Explorer([z_slider, c_slider, output],

@@ -251,9 +251,7 @@ def robustness_explorer(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]]
         start = time.perf_counter()
         chosen = (attack_menu.value, fraction_slider.value, defence_menu.value)
         reference, result = run(("none", 0.0, "FedAvg")), run(chosen)
-        with output:
-            output.clear_output(wait=True)
-            print(summary_line(result, attack=chosen[0], fraction=chosen[1], defence=chosen[2]))
+        with panel.failures_shown():
             fig = Figure(figsize=(7.0, 3.0))
             ax = fig.subplots()
             rounds = np.arange(1, num_rounds + 1)
@@ -262,7 +260,8 @@ def robustness_explorer(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]]
             ax.set(xlabel="round", ylabel="test accuracy", ylim=(0, 1))
             ax.legend(loc="lower right")
             fig.tight_layout()
-            panel.show(fig, started=start)
+            panel.show(summary_line(result, attack=chosen[0], fraction=chosen[1],
+                                    defence=chosen[2]), fig, started=start)
 
     for control in (fraction_slider, defence_menu, attack_menu):
         control.observe(redraw, names="value")

@@ -5,25 +5,29 @@ wire sliders to plain functions of the domain modules (``privacy``, ``accounting
 the plots in ``plotting``; those plain functions are what the unit tests check. Every panel
 is self-contained: its own imports, helpers and tests.
 
-Callbacks draw on a :class:`matplotlib.figure.Figure` of their own and ``display`` it, never on
-pyplot: in JupyterLab 4 with ipykernel 7 widget messages are handled on a second kernel thread,
-and pyplot's global figures can be redrawn by the kernel while a callback is still drawing them,
-which leaves a blank or half-drawn plot (``tests/browser`` caught this).
+Callbacks draw on a :class:`matplotlib.figure.Figure` of their own, never on pyplot: in
+JupyterLab 4 with ipykernel 7 widget messages are handled on a second kernel thread, and pyplot's
+global figures can be redrawn by the kernel while a callback is still drawing them, which leaves
+a blank or half-drawn plot (``tests/browser`` caught this). They hand the finished text and figure
+to :meth:`Explorer.show`, which replaces the whole output in one message: printing and then
+``display``-ing sends two, and between them the browser shows the new text with no plot (a blank
+flash a student sees, and a frame a test may judge).
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import contextlib
 import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import ipywidgets
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
@@ -51,13 +55,61 @@ class Explorer(ipywidgets.VBox):
         #: Seconds the last redraw took (training, accounting and drawing), NaN before one.
         self.last_seconds = math.nan
 
-    def show(self, fig: Figure, *, started: float | None = None) -> None:
-        """Displays ``fig``; given the redraw's start time, also records and prints how long
-        the redraw took (``responded in X s``)."""
-        display(fig)
+    def show(self, text: str, fig: Figure | None = None, *, started: float | None = None
+             ) -> None:
+        """Replaces the output with ``text`` and ``fig`` at once (one message to the browser).
+
+        Given the redraw's start time, also records how long the redraw took (training,
+        accounting and drawing the figure) and prints it below the plot
+        (``responded in X s``).
+
+        Args:
+            text: The summary printed above the plot.
+            fig: The plot, or ``None`` for text only.
+            started: ``time.perf_counter()`` when the redraw began, or ``None``.
+        """
+        outputs = [_stream_output(text)]
+        if fig is not None:
+            outputs.append(figure_output(fig))
         if started is not None:
             self.last_seconds = time.perf_counter() - started
-            print(f"responded in {self.last_seconds:.1f} s (training, accounting and drawing)")
+            outputs.append(_stream_output(f"responded in {self.last_seconds:.1f} s "
+                                          "(training, accounting and drawing)"))
+        self.output.outputs = tuple(outputs)
+
+    @contextlib.contextmanager
+    def failures_shown(self) -> Iterator[None]:
+        """Shows an exception raised in the block in the output area, in place of the old plot.
+
+        In a notebook the traceback is shown there and the exception ends; elsewhere (tests) it
+        propagates.
+        """
+        try:
+            yield
+        except Exception:
+            self.output.outputs = ()
+            with self.output:
+                raise
+
+
+def _stream_output(text: str) -> dict[str, str]:
+    return {"output_type": "stream", "name": "stdout",
+            "text": text if text.endswith("\n") else text + "\n"}
+
+
+def figure_output(fig: Figure) -> dict[str, Any]:
+    """``fig`` as a notebook output (a PNG, rendered as the inline backend renders it).
+
+    The dictionary is what ``display(fig)`` would send, so it can be put in an
+    :class:`ipywidgets.Output`'s ``outputs`` together with other outputs in one assignment.
+    """
+    from IPython.core.pylabtools import print_figure
+
+    png = print_figure(fig, "png")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(png).decode("ascii"),
+                     "text/plain": repr(fig)}}
+
 
 def log_slider_positions(slider: ipywidgets.FloatLogSlider) -> list[float]:
     """Every value a log slider can take, ``base ** (min + k * step)``, from ``min`` up."""
@@ -337,15 +389,13 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
             samples = privacy.laplace_mechanism(truth, reproducible_rng=rng, **kwargs)
         else:
             samples = privacy.gaussian_mechanism(truth, reproducible_rng=rng, **kwargs)
-        with output:
-            output.clear_output(wait=True)
-            print(noise_summary_line(true_answer, kind, **kwargs))
+        with panel.failures_shown():
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()
             plotting.plot_noisy_answer_distribution(true_answer, kind, samples=np.asarray(samples),
                                                     half_range=half_range, ax=ax,
                                                     neighbour_answer=neighbour_answer, **kwargs)
-            display(fig)
+            panel.show(noise_summary_line(true_answer, kind, **kwargs), fig)
 
     for control in (epsilon_slider, sensitivity_slider, mechanism_menu, delta_slider):
         control.observe(redraw, names="value")
@@ -464,16 +514,14 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
         curve, accuracy = train()
         label = (f"η={rate_slider.value:.3g}, B={batch_slider.value or 'full'}, "
                  f"E={epochs_slider.value}")
-        with output:
-            output.clear_output(wait=True)
-            print(local_sgd_summary_line(curve, test_accuracy=accuracy))
+        with panel.failures_shown():
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()
             ax.plot(reference.epochs, reference.loss, color="0.7", lw=3, label=reference_label)
             plotting.plot_loss_curves({label: curve}, x_axis="epochs", ax=ax)
             ax.set_xlim(0, 10)
             ax.set_ylim(0, max(3.0, float(reference.loss[0]) * 1.1))
-            display(fig)
+            panel.show(local_sgd_summary_line(curve, test_accuracy=accuracy), fig)
 
     for control in (rate_slider, batch_slider, epochs_slider):
         control.observe(redraw, names="value")
@@ -641,9 +689,7 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
         started = time.perf_counter()
         chosen = settings()
         history = run(chosen)
-        with output:
-            output.clear_output(wait=True)
-            print(fedavg_summary_line(history, num_clients=num_clients, **chosen))
+        with panel.failures_shown():
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()
             curves = {f"start: {label(start)}": reference, label(chosen): history}
@@ -651,7 +697,7 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
             plotting.plot_accuracy_curves(curves, styles=styles, ax=ax)
             ax.set_xlim(0.5, num_rounds + 0.5)
             ax.set_ylim(0, 1)
-            display(fig)
+            panel.show(fedavg_summary_line(history, num_clients=num_clients, **chosen), fig)
         panel.last_seconds = time.perf_counter() - started
         runs.ahead(neighbours(chosen))
 
@@ -795,9 +841,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         reference = runs.get(("non-private", q), lambda: run(sampling_probability=q))
         result = runs.get(*private_run(q, log_slider_value(epsilon_slider),
                                        log_slider_value(clipping_slider)))
-        with output:
-            output.clear_output(wait=True)
-            print(reporting.summary_line(result, baseline=reference))
+        with panel.failures_shown():
             fig = Figure(figsize=(9.5, 3.2))
             axes = fig.subplots(1, 2)
             plotting.plot_accuracy_and_epsilon(
@@ -805,7 +849,7 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
                 target_epsilon=epsilon_slider.value,
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
             fig.tight_layout()
-            panel.show(fig, started=start)
+            panel.show(reporting.summary_line(result, baseline=reference), fig, started=start)
         runs.ahead(ahead(q))
 
     for control in (epsilon_slider, clients_slider, clipping_slider):

@@ -85,6 +85,44 @@ def test_noise_explorer_controls_and_redraw(monkeypatch):
     assert calls[-1]["sensitivity"] == 3.0
 
 
+def _shown_text(panel) -> str:
+    """The text a panel's output area shows (its stream outputs, joined)."""
+    return "".join(o["text"] for o in panel.output.outputs if o["output_type"] == "stream")
+
+
+def test_a_redraw_replaces_text_and_plot_in_one_message(monkeypatch):
+    """Printing, then displaying the figure, sends two messages: in between, the browser shows
+    the new text and no plot (a blank flash). A redraw sets the output's whole content at once:
+    one change of ``outputs``, holding the text and a PNG that is not blank."""
+    panel = widgets.noise_explorer(100.0, epsilon=1.0)
+    changes = []
+    panel.output.observe(lambda change: changes.append(change["new"]), names="outputs")
+    panel.controls["epsilon"].value = 0.1
+    assert len(changes) == 1
+    kinds = [o["output_type"] for o in changes[0]]
+    assert kinds == ["stream", "display_data"]
+    assert "epsilon = 0.1" in changes[0][0]["text"]
+    import base64
+    import io
+
+    import matplotlib.image
+    pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(
+        changes[0][1]["data"]["image/png"])), format="png")
+    assert pixels.shape[0] > 100 and pixels.std() > 0.05  # a drawn plot, not a blank canvas
+
+
+def test_a_failed_redraw_shows_its_error_in_place_of_the_plot(monkeypatch):
+    panel = widgets.noise_explorer(100.0, epsilon=1.0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(widgets.plotting, "plot_noisy_answer_distribution", broken)
+    with pytest.raises(RuntimeError, match="drawing failed"):  # outside IPython it propagates
+        panel.controls["epsilon"].value = 0.1
+    assert panel.output.outputs == ()  # the stale plot is gone
+
+
 def test_noise_explorer_rejects_out_of_range_start():
     with pytest.raises(ValueError, match="epsilon must be in"):
         widgets.noise_explorer(0.0, epsilon=50.0)
@@ -412,7 +450,7 @@ def _fake_experiment(calls):
     return run
 
 
-def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
+def test_dp_experiment_explorer_controls_and_redraw(monkeypatch):
     from fl_helpers import experiment
 
     calls, accounted = [], []
@@ -434,7 +472,7 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
     # background, the neighbours checked below).
     assert [c.get("target_epsilon") for c in calls[:2]] == [None, 2.0]
     assert all(c["sampling_probability"] == 0.2 and c["local_epochs"] == 2 for c in calls)
-    first = capsys.readouterr().out
+    first = _shown_text(panel)
     assert "target ε = 2" in first and "(non-private 90.0%)" in first and "responded in" in first
     # Ahead of a move, the private runs one step of the epsilon slider away (2.0 lies between
     # its positions 10 ** 0.3 and 10 ** 0.4).
@@ -446,7 +484,7 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch, capsys):
     assert accounted[:2] == pytest.approx([10 ** 0.3, 10 ** 0.4])
     slider.value = 1.0
     panel.prefetcher.wait()
-    assert "target ε = 1" in capsys.readouterr().out
+    assert "target ε = 1" in _shown_text(panel)
     private = [c for c in calls if c.get("target_epsilon") is not None]
     assert sum(c["target_epsilon"] == pytest.approx(1.0) for c in private) == 1
     assert sum(c.get("target_epsilon") is None for c in calls) == 1  # baseline kept

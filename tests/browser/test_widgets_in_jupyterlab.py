@@ -106,6 +106,7 @@ WIDGET_CASES = [
 STDERR_MIME = "application/vnd.jupyter.stderr"
 QUIET_S = 15.0  # kernel idle this long after a move with no redraw: the callback failed
 POLL_S = 0.1  # how often the widget's state is read while waiting for a redraw
+SETTLE_S = 1.0  # a new output unchanged this long, with the kernel idle, has settled
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TRY_IT_HEADING = re.compile(r"^#{1,6}\s+Try it\s*$", re.MULTILINE)
 
@@ -425,43 +426,74 @@ def _record_timings(case: WidgetCase, timings: dict) -> None:
     path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
 
 
+def _ink_floor(state: dict) -> float:
+    """The least ink a redrawn plot must have not to count as blank: a quarter of the ink of
+    the plot before the move, and at least 0.2 % of the pixels."""
+    inks = [_ink_fraction(src) for src in state["images"]]
+    return max(0.002, 0.25 * max(inks, default=0.0))
+
+
+def _plots_complete(state: dict, floor: float, inks: dict[str, float]) -> bool:
+    """Whether the widget shows at least one plot and none of them is (nearly) blank."""
+    if not state["images"] or not state["imagesReady"]:
+        return False
+    for src in state["images"]:
+        if src not in inks:
+            inks[src] = _ink_fraction(src)
+    return all(inks[src] >= floor for src in state["images"])
+
+
 def _wait_for_new_output(page, jupyterlab, case: WidgetCase, before: dict
                          ) -> tuple[dict, str, float | None]:
-    """Waits until the readout and the output changed, then until the widget is settled.
+    """Waits until the readout and the output changed and the new output is complete, then
+    until the widget is settled.
+
+    Complete means: with a plot, every image has loaded and none is (nearly) blank (see
+    :func:`_ink_floor`); a frame in the middle of a redraw is never judged, the test waits for
+    the finished one (up to ``case.move_timeout_s``). Settled means: the kernel idle and the
+    widget unchanged for :data:`SETTLE_S` seconds.
 
     Returns the widget state; if it gave up, why (the timeout, or the kernel idle for
     ``QUIET_S`` seconds with nothing redrawn: a callback that failed outside the output area);
-    and the ``time.monotonic()`` at which the new output was first seen whole (``None`` if
+    and the ``time.monotonic()`` at which the new output was first seen complete (``None`` if
     never). Polls every :data:`POLL_S` seconds.
     """
     start = time.monotonic()
     busy_at = start
-    previous = None
+    previous, stable_since = None, None
     shown_at = None
+    needs_plot = "plot" in case.must_change
+    floor = _ink_floor(before) if needs_plot else 0.0
+    inks: dict[str, float] = {}
     while True:
         state = page.evaluate(_WIDGET_STATE)
         output, old = _widget_output(state), _widget_output(before)
         changed = all(output[part] != old[part] for part in case.must_change)
         now = time.monotonic()
-        # (A redraw clears its output first: between the clearing and the new figure, "plot
-        # changed" holds with no image at all.)
-        drawn = state["imagesReady"] and (bool(state["images"]) or "plot" not in case.must_change)
-        if shown_at is None and state["readout"] != before["readout"] and changed and drawn:
+        moved = state["readout"] != before["readout"]
+        complete = (_plots_complete(state, floor, inks) if needs_plot
+                    else state["imagesReady"])
+        if shown_at is None and moved and changed and complete:
             shown_at = now
         idle = _kernels_idle(jupyterlab)
         if not idle:
             busy_at = now
         if state["errors"] or state["displayErrors"]:
             return state, "", shown_at
-        if state["readout"] != before["readout"] and changed and idle and state["imagesReady"]:
-            if previous == state:  # unchanged for one poll with the kernel idle: settled
+        if moved and changed and complete and idle:
+            if previous != state:
+                previous, stable_since = state, now
+            elif now - stable_since >= SETTLE_S:
                 return state, "", shown_at
-            previous = state
-        elif not changed and now - busy_at > QUIET_S:
-            return (state, f"the kernel has been idle for {QUIET_S:.0f} s and nothing was redrawn",
-                    shown_at)
+        else:
+            previous, stable_since = None, None
+            if not changed and now - busy_at > QUIET_S:
+                return (state, f"the kernel has been idle for {QUIET_S:.0f} s and nothing was "
+                        "redrawn", shown_at)
         if now - start > case.move_timeout_s:
-            return state, f"nothing settled within {case.move_timeout_s:.0f} s", shown_at
+            why = "nothing settled" if changed and complete else (
+                "the plot stayed (nearly) blank or incomplete" if changed else "nothing changed")
+            return state, f"{why} within {case.move_timeout_s:.0f} s", shown_at
         time.sleep(POLL_S)
 
 
