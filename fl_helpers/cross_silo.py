@@ -18,12 +18,33 @@ are computed locally on purpose: pooled imputation or pooled standardisation wou
 hospital's raw values in one place, which is exactly what federated learning avoids (and a pooled
 median computed from patients of another hospital leaks about them).
 
-Privacy: the unit is the *patient*. :func:`dp_sgd_update` is example-level DP-SGD (Abadi et al.
-2016, "Deep Learning with Differential Privacy", Algorithm 1): each local step Poisson-samples
-patients with probability ``sampling_probability``, clips each patient's gradient to L2 norm
-``clipping_norm``, sums, adds Gaussian noise of std ``noise_multiplier * clipping_norm`` and divides
-by the expected batch size. Sampling and noise come from the operating system's entropy unless
-the caller passes ``noise_seed`` (then the run is reproducible and NOT private).
+Privacy: the unit is the *patient*; two data sets are neighbours when one patient's record is
+added to or removed from one hospital's training split. Each hospital is trusted with its own
+records; the observer is everyone who sees what a hospital sends (the server, the other
+hospitals, anyone holding the final model). :func:`dp_sgd_update` is example-level DP-SGD (Abadi
+et al. 2016, "Deep Learning with Differential Privacy", Algorithm 1): each local step
+Poisson-samples patients with probability ``sampling_probability``, clips each patient's gradient
+to L2 norm ``clipping_norm``, sums, adds Gaussian noise of std ``noise_multiplier *
+clipping_norm`` and divides by the public ``expected_batch_size``. Sampling and noise come from
+the operating system's entropy unless the caller passes ``noise_seed`` (then the run is
+reproducible and NOT private).
+
+That guarantee needs every other input of the mechanism to be independent of the patient, so a
+private run differs from FLamby's protocol in three places:
+
+* ``preprocessing="public"`` (:data:`PUBLIC_FEATURES`): each record is imputed, clipped and
+  scaled with fixed clinical constants written down below, never with statistics of the
+  hospital's patients. With the local median, mean and standard deviation, removing one patient
+  moves every other patient's features and so their clipped gradients: over Switzerland's split
+  the clipped gradient sum moved by up to 2.1 C, while the accounting assumes C
+  (``tests/test_cross_silo_sensitivity.py``). Private training refuses locally prepared
+  hospitals.
+* The sampling probability, the divisor and the FedAvg weight of a hospital come from its public
+  size (:func:`public_train_size`: the published patient count of its file), not from the
+  number of rows it holds, which changes when a patient is added or removed.
+* What a hospital sends in a private run is its noised model and its id: no count (the public
+  weight instead) and no test metrics (``flower_app/``; test metrics are an explicit opt-in that
+  epsilon does not cover).
 """
 
 from __future__ import annotations
@@ -52,14 +73,161 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 MISSING_MODES = ("impute", "drop")
+PREPROCESSING_MODES = ("local", "public")
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicFeature:
+    """Fixed, public constants for one raw column (never computed from any patient).
+
+    A value is clipped to ``[low, high]``, a gap is filled with ``reference`` and the result is
+    scaled to ``(x - centre) / scale`` with ``centre = (low + high) / 2`` and
+    ``scale = (high - low) / 4`` (so the plausible range maps onto [-2, 2]).
+    """
+
+    low: float
+    high: float
+    reference: float
+    source: str
+
+    @property
+    def centre(self) -> float:
+        return (self.low + self.high) / 2.0
+
+    @property
+    def scale(self) -> float:
+        return (self.high - self.low) / 4.0
+
+
+#: Clinically plausible ranges and reference values per raw column, from published clinical
+#: conventions (not from these data): they make a record's features a function of that record
+#: alone, which patient-level DP needs. Binary and categorical columns use their coding.
+PUBLIC_FEATURES: dict[str, PublicFeature] = {
+    "age": PublicFeature(20.0, 80.0, 55.0,
+                         "adult cardiology patients; the UCI documentation's coding (years)"),
+    "sex": PublicFeature(0.0, 1.0, 0.0, "coding 0 = female, 1 = male"),
+    "cp": PublicFeature(1.0, 4.0, 4.0,
+                        "chest-pain coding 1-4; gap = 4, asymptomatic (no chest pain reported)"),
+    "trestbps": PublicFeature(80.0, 200.0, 120.0,
+                              "resting systolic blood pressure, mm Hg; 120 = upper limit of "
+                              "normal (Whelton et al. 2018, ACC/AHA hypertension guideline)"),
+    "chol": PublicFeature(100.0, 600.0, 200.0,
+                          "serum cholesterol, mg/dl; 200 = 'desirable' limit (NCEP ATP III, "
+                          "2002)"),
+    "fbs": PublicFeature(0.0, 1.0, 0.0,
+                         "fasting blood sugar > 120 mg/dl; gap = 0, the normal value"),
+    "restecg": PublicFeature(0.0, 2.0, 0.0, "resting ECG coding 0-2; gap = 0, normal"),
+    "thalach": PublicFeature(60.0, 220.0, 165.0,
+                             "maximum heart rate achieved, beats/min; gap = 165, the "
+                             "age-predicted maximum 220 - age (Fox, Naughton & Haskell 1971) at "
+                             "the reference age 55"),
+    "exang": PublicFeature(0.0, 1.0, 0.0, "exercise-induced angina; gap = 0, none"),
+    "oldpeak": PublicFeature(-3.0, 7.0, 0.0, "ST depression, mm; gap = 0, none"),
+}
+#: Raw columns in which 0 is a missing-value code (physiologically impossible): Switzerland
+#: records cholesterol 0 for every patient, VA for 49 patients and one blood pressure of 0.
+ZERO_MEANS_MISSING = ("trestbps", "chol")
+
+#: Published patient counts per file, in FLamby's hospital order. ``"impute"`` keeps every row:
+#: the counts of the UCI Machine Learning Repository's Heart Disease page (Cleveland 303,
+#: Hungarian 294, Switzerland 123, Long Beach VA 200). ``"drop"`` keeps complete rows: FLamby's
+#: README (train/test 199/104, 172/89, 30/16, 85/45).
+PUBLISHED_PATIENTS: dict[str, tuple[int, ...]] = {"impute": (303, 294, 123, 200),
+                                                  "drop": (303, 261, 46, 130)}
+
+
+def public_train_size(hospital: int | str, *, missing: str = "impute",
+                      train_fraction: float = 0.66) -> int:
+    """The public size of a hospital's training split: ``n - ceil((1 - f) n)`` of the published
+    patient count ``n`` (:data:`PUBLISHED_PATIENTS`).
+
+    A private run derives the sampling probability, the DP-SGD divisor and the FedAvg weight of a
+    hospital from this number, never from the rows it holds (that count changes when a patient is
+    added or removed). With the shipped files it equals the split's actual size.
+    """
+    index = data.HOSPITALS.index(data.hospital_name(hospital))
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {list(MISSING_MODES)}, got {missing!r}.")
+    train_fraction = v.check_open_unit("train_fraction", train_fraction)
+    n = PUBLISHED_PATIENTS[missing][index]
+    return n - math.ceil((1.0 - train_fraction) * n)
+
+
+def _public_raw(raw: np.ndarray) -> np.ndarray:
+    """Row by row: zero codes to gaps, gaps to the reference value, values clipped to range."""
+    raw = np.array(raw, dtype=np.float64)
+    columns = list(data.HEART_DISEASE_COLUMNS)
+    for name, feature in PUBLIC_FEATURES.items():
+        j = columns.index(name)
+        values = raw[:, j]
+        if name in ZERO_MEANS_MISSING:
+            values = np.where(values == 0.0, np.nan, values)
+        values = np.where(np.isnan(values), feature.reference, values)
+        raw[:, j] = np.clip(values, feature.low, feature.high)
+    return raw
+
+
+def _public_centre_scale() -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of each encoded feature: a numeric column's public constants; a 0/1
+    column (sex, fbs, exang and the one-hot indicators) is centred at 0.5 and scaled by 0.5."""
+    centre, scale = [], []
+    for name in FEATURE_NAMES:
+        base = name.split("=")[0]
+        if "=" in name or PUBLIC_FEATURES[base].high - PUBLIC_FEATURES[base].low == 1.0:
+            centre.append(0.5)
+            scale.append(0.5)
+        else:
+            centre.append(PUBLIC_FEATURES[base].centre)
+            scale.append(PUBLIC_FEATURES[base].scale)
+    return np.array(centre), np.array(scale)
+
+
+def preprocess(raw_train: np.ndarray, raw_test: np.ndarray, *, preprocessing: str,
+               missing: str = "impute") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Encodes, imputes and standardises a hospital's raw rows (the file's 14 columns).
+
+    Args:
+        raw_train, raw_test: Rows of :func:`data.load_heart_disease` (train and test split).
+        preprocessing: ``"local"`` (FLamby: the median, mean and standard deviation of
+            ``raw_train``; every patient's features depend on every other training patient) or
+            ``"public"`` (:data:`PUBLIC_FEATURES`: each row depends on that row alone, as
+            patient-level DP needs).
+        missing: ``"impute"`` or ``"drop"`` (the rows were already dropped; only ``"local"``
+            uses it, to skip the median).
+
+    Returns:
+        ``(x_train, x_test, x_train_raw, x_test_raw)``: standardised features and the encoded,
+        imputed features before standardisation.
+    """
+    if preprocessing not in PREPROCESSING_MODES:
+        raise ValueError(f"preprocessing must be one of {list(PREPROCESSING_MODES)}, got "
+                         f"{preprocessing!r}.")
+    if preprocessing == "public":
+        x_train, x_test = _encode(_public_raw(raw_train)), _encode(_public_raw(raw_test))
+        centre, scale = _public_centre_scale()
+        return ((x_train - centre) / scale, (x_test - centre) / scale, x_train, x_test)
+    x_train, x_test = _encode(raw_train), _encode(raw_test)
+    if missing == "impute":
+        with warnings.catch_warnings():  # an all-missing column is reported just below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nanmedian(x_train, axis=0)
+        if np.isnan(medians).any():
+            bad = [FEATURE_NAMES[i] for i in np.flatnonzero(np.isnan(medians))]
+            raise ValueError(f"no observed training value to impute {bad} from.")
+        x_train = np.where(np.isnan(x_train), medians, x_train)
+        x_test = np.where(np.isnan(x_test), medians, x_test)
+    mean, std = _train_stats(x_train)
+    return (_standardise(x_train, mean, std), _standardise(x_test, mean, std), x_train, x_test)
 
 
 @dataclasses.dataclass(frozen=True)
 class Hospital:
-    """One hospital's train and test data, standardised with its own training statistics.
+    """One hospital's train and test data, prepared by :func:`preprocess`.
 
     ``x_*_raw`` are the encoded (and, for ``missing="impute"``, imputed) features before
     standardisation; pooled training needs them to standardise with pooled statistics.
+    ``preprocessing`` says how (``"local"`` or ``"public"``); ``public_train_size`` is the
+    public size of the training split (:func:`public_train_size`), what private training uses.
     """
 
     hospital_id: int
@@ -70,6 +238,8 @@ class Hospital:
     y_test: np.ndarray
     x_train_raw: np.ndarray
     x_test_raw: np.ndarray
+    preprocessing: str
+    public_train_size: int
 
     @property
     def num_train(self) -> int:
@@ -133,18 +303,22 @@ def _train_stats(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: int = 43,
-                  train_fraction: float = 0.66,
+                  train_fraction: float = 0.66, preprocessing: str = "local",
                   data_dir: str | os.PathLike | None = None) -> Hospital:
     """Loads, splits, imputes and standardises one hospital's data, using only that hospital.
 
     Args:
         hospital: 0..3 or a name from ``data.HOSPITALS`` (0 Cleveland, 1 Hungary,
             2 Switzerland, 3 VA Long Beach, FLamby's order).
-        missing: ``"impute"`` (each remaining gap gets the median of its column in this
-            hospital's training split) or ``"drop"`` (FLamby: drop incomplete rows).
+        missing: ``"impute"`` (each remaining gap is filled) or ``"drop"`` (FLamby: drop
+            incomplete rows).
         split_seed: Seed of the train/test split (>= 0). The split is fixed data preparation, not
             a privacy mechanism.
         train_fraction: Share of the rows in the training split, in (0, 1); FLamby uses 0.66.
+        preprocessing: ``"local"`` (FLamby: gaps filled with the median, features standardised
+            with the mean and std of this hospital's training split; fine without DP) or
+            ``"public"`` (fixed clinical constants, :data:`PUBLIC_FEATURES`; what private
+            training requires). See :func:`preprocess`.
         data_dir: Folder with the four files (default: ``data.heart_disease_dir()``).
 
     Returns:
@@ -157,6 +331,9 @@ def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: i
     name = data.hospital_name(hospital)
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {list(MISSING_MODES)}, got {missing!r}.")
+    if preprocessing not in PREPROCESSING_MODES:
+        raise ValueError(f"preprocessing must be one of {list(PREPROCESSING_MODES)}, got "
+                         f"{preprocessing!r}.")
     split_seed = v.check_int("split_seed", split_seed, minimum=0)
     raw = data.load_heart_disease(name, data_dir)
     hospital_id = data.HOSPITALS.index(name)
@@ -164,30 +341,27 @@ def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: i
     if missing == "drop":
         raw = raw[~np.isnan(kept).any(axis=1)]
     y = (raw[:, -1] > 0).astype(np.float64)
-    x = _encode(raw)
     rng = np.random.default_rng([split_seed, hospital_id])
     train, test = split_train_test(y, train_fraction=train_fraction, rng=rng)
-    x_train, x_test = x[train], x[test]
-    if missing == "impute":
-        with warnings.catch_warnings():  # an all-missing column is reported just below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            medians = np.nanmedian(x_train, axis=0)
-        if np.isnan(medians).any():
-            bad = [FEATURE_NAMES[i] for i in np.flatnonzero(np.isnan(medians))]
-            raise ValueError(f"{name}: no observed training value to impute {bad} from.")
-        x_train = np.where(np.isnan(x_train), medians, x_train)
-        x_test = np.where(np.isnan(x_test), medians, x_test)
-    mean, std = _train_stats(x_train)
-    return Hospital(hospital_id, name, _standardise(x_train, mean, std), y[train],
-                    _standardise(x_test, mean, std), y[test], x_train, x_test)
+    try:
+        x_train, x_test, x_train_raw, x_test_raw = preprocess(
+            raw[train], raw[test], preprocessing=preprocessing, missing=missing)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+    return Hospital(hospital_id, name, x_train, y[train], x_test, y[test], x_train_raw,
+                    x_test_raw, preprocessing,
+                    public_train_size(hospital_id, missing=missing,
+                                      train_fraction=train_fraction))
 
 
 def load_federation(*, missing: str = "impute", split_seed: int = 43,
-                    train_fraction: float = 0.66,
+                    train_fraction: float = 0.66, preprocessing: str = "local",
                     data_dir: str | os.PathLike | None = None) -> list[Hospital]:
-    """All four hospitals, each prepared by :func:`load_hospital` with its own statistics."""
+    """All four hospitals, each prepared by :func:`load_hospital` on its own (``"local"``: with
+    its own statistics; ``"public"``: with the public constants, as private training needs)."""
     return [load_hospital(h, missing=missing, split_seed=split_seed,
-                          train_fraction=train_fraction, data_dir=data_dir)
+                          train_fraction=train_fraction, preprocessing=preprocessing,
+                          data_dir=data_dir)
             for h in range(data.NUM_HOSPITALS)]
 
 
@@ -196,10 +370,14 @@ def pooled_standardisation(hospitals: Sequence[Hospital]) -> tuple[
     """The pooled training set and each hospital's test set, standardised with pooled statistics.
 
     This is the baseline nobody may compute in practice: it needs every patient's raw features in
-    one place. FLamby's pooled baseline does the same.
+    one place. FLamby's pooled baseline does the same. Hospitals prepared with the public
+    constants are already on one scale: their rows are concatenated unchanged.
     """
     x_train = np.concatenate([h.x_train_raw for h in hospitals])
     y_train = np.concatenate([h.y_train for h in hospitals])
+    if all(h.preprocessing == "public" for h in hospitals):
+        return ((np.concatenate([h.x_train for h in hospitals]), y_train),
+                [(h.x_test, h.y_test) for h in hospitals])
     mean, std = _train_stats(x_train)
     tests = [(_standardise(h.x_test_raw, mean, std), h.y_test) for h in hospitals]
     return (_standardise(x_train, mean, std), y_train), tests
@@ -318,9 +496,10 @@ class TrainingConfig:
     def private(self) -> bool:
         return self.noise_multiplier > 0
 
-    def sampling_probability(self, num_train: int) -> float:
-        """Poisson sampling probability ``q = expected_batch_size / n`` of a hospital (<= 1)."""
-        return min(1.0, self.expected_batch_size / num_train)
+    def sampling_probability(self, public_train_size: int) -> float:
+        """Poisson sampling probability ``q = expected_batch_size / n`` of a hospital (<= 1),
+        with ``n`` its *public* training size (:func:`public_train_size`)."""
+        return min(1.0, self.expected_batch_size / public_train_size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -383,32 +562,37 @@ def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
 
 
 def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
-                  sampling_probability: float, clipping_norm: float, noise_multiplier: float,
-                  client_learning_rate: float,
+                  sampling_probability: float, expected_batch_size: float, clipping_norm: float,
+                  noise_multiplier: float, client_learning_rate: float,
                   rng: np.random.Generator | None = None) -> np.ndarray:
     """Example-level DP-SGD (Abadi et al. 2016, Algorithm 1) for logistic regression.
 
     Each step: include every patient independently with probability ``q``; clip each included
     patient's gradient to L2 norm ``C``; add ``N(0, (sigma C)^2)`` to each coordinate of the sum;
-    divide by the *expected* batch size ``q n`` (a fixed denominator, so one patient changes the
-    step by at most ``C / (q n)`` before noise); take a step.
+    divide by the public ``expected_batch_size`` (a fixed denominator, so one patient changes the
+    step by at most ``C / expected_batch_size`` before noise); take a step.
 
     Privacy: with respect to adding or removing one patient of this hospital, the ``local_steps``
     steps of all rounds together are ``num_rounds * local_steps`` compositions of the Poisson
-    subsampled Gaussian mechanism; see :func:`epsilon`.
+    subsampled Gaussian mechanism; see :func:`epsilon`. This holds only if ``x`` row ``i`` is a
+    function of patient ``i``'s record alone (``preprocessing="public"``) and
+    ``sampling_probability`` and ``expected_batch_size`` are public (e.g. from
+    :func:`public_train_size`), never ``len(y)``.
 
     Args:
+        sampling_probability: Poisson sampling probability ``q`` in [0, 1] (public).
+        expected_batch_size: The divisor, ``q`` times the public training size (> 0).
         rng: Source of the sampling and the noise. ``None`` (default) draws a fresh
             :func:`secret_rng`; pass :func:`reproducible_noise_rng` only when the run need not
             be private.
     """
     v.check_probability("sampling_probability", sampling_probability)
+    denominator = v.check_positive("expected_batch_size", expected_batch_size)
     v.check_positive("clipping_norm", clipping_norm)
     v.check_positive("noise_multiplier", noise_multiplier)
     rng = secret_rng() if rng is None else v.check_rng("rng", rng)
     params = np.array(params, dtype=np.float64)
     n = len(y)
-    denominator = sampling_probability * n
     for _ in range(local_steps):
         batch = np.flatnonzero(rng.random(n) < sampling_probability)
         total = clip_rows(per_example_gradients(params, x[batch], y[batch]),
@@ -418,19 +602,20 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
     return params
 
 
-def epsilon(config: TrainingConfig, num_train: int, *, target_delta: float) -> float:
+def epsilon(config: TrainingConfig, public_train_size: int, *, target_delta: float) -> float:
     """Epsilon of one hospital after the whole run, from ``fl_helpers.accounting``.
 
-    The patient-level guarantee of a hospital with ``num_train`` training patients against
-    everyone who sees its updates (the server, the other hospitals, the final model):
+    The patient-level guarantee (add/remove one patient) of a hospital whose public training
+    size is ``public_train_size`` against everyone who sees its updates (the server, the other
+    hospitals, the final model):
     ``accounting.dp_fedavg_epsilon`` (its default accountant) of ``num_rounds * local_steps``
-    Poisson-subsampled Gaussian steps with ``q = expected_batch_size / num_train``.
+    Poisson-subsampled Gaussian steps with ``q = expected_batch_size / public_train_size``.
     """
     if not config.private:
         return math.inf
     return float(_accounting().dp_fedavg_epsilon(
         noise_multiplier=config.noise_multiplier,
-        sampling_probability=config.sampling_probability(num_train),
+        sampling_probability=config.sampling_probability(public_train_size),
         num_rounds=config.num_rounds * config.local_steps, target_delta=float(target_delta)))
 
 
@@ -450,16 +635,27 @@ def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Gener
 
 
 def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: TrainingConfig,
-                  round_index: int, hospital_id: int,
+                  round_index: int, hospital_id: int, public_train_size: int | None = None,
                   noise_rng: np.random.Generator | None = None) -> np.ndarray:
     """One hospital's local training in one round: the code the simulation and Flower share.
 
     Without DP: :func:`sgd_update` with batches from :func:`client_rng`. With DP:
-    :func:`dp_sgd_update` with ``noise_rng`` (default: secret).
+    :func:`dp_sgd_update` with ``noise_rng`` (default: secret), sampling probability
+    ``config.sampling_probability(public_train_size)`` and divisor ``q * public_train_size``.
+
+    Raises:
+        ValueError: A private update without ``public_train_size`` (``len(y)`` is private).
     """
     if config.private:
+        if public_train_size is None:
+            raise ValueError("a private update needs public_train_size (the hospital's public "
+                             "training size, e.g. Hospital.public_train_size); len(y) changes "
+                             "when a patient is added or removed.")
+        public_train_size = v.check_int("public_train_size", public_train_size, minimum=1)
+        q = config.sampling_probability(public_train_size)
         return dp_sgd_update(params, x, y, local_steps=config.local_steps,
-                             sampling_probability=config.sampling_probability(len(y)),
+                             sampling_probability=q,
+                             expected_batch_size=q * public_train_size,
                              clipping_norm=config.clipping_norm,
                              noise_multiplier=config.noise_multiplier,
                              client_learning_rate=config.client_learning_rate, rng=noise_rng)
@@ -471,7 +667,7 @@ def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: T
 def weighted_average(updates: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """FedAvg's aggregation rule: ``sum_k n_k theta_k / sum_k n_k``, summed in the given order
     (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized
-    Data", Algorithm 1)."""
+    Data", Algorithm 1). In a private run the weights are public (:func:`public_weights`)."""
     if len(updates) != len(weights) or not updates:
         raise ValueError(f"updates and weights must be non-empty and of equal length, got "
                          f"{len(updates)} and {len(weights)}.")
@@ -482,6 +678,23 @@ def weighted_average(updates: Sequence[np.ndarray], weights: Sequence[float]) ->
     for update, weight in zip(updates, w, strict=True):
         total = total + weight * np.asarray(update, dtype=np.float64)
     return total / w.sum()
+
+
+def public_weights(hospitals: Sequence[Hospital], config: TrainingConfig) -> list[float]:
+    """FedAvg weights: the training counts without DP, the public training sizes with DP."""
+    return [float(h.public_train_size if config.private else h.num_train) for h in hospitals]
+
+
+def check_private_preparation(hospitals: Sequence[Hospital]) -> None:
+    """Raises ``ValueError`` unless every hospital was prepared with the public constants."""
+    local = [h.name for h in hospitals if h.preprocessing != "public"]
+    if local:
+        raise ValueError(
+            f"private training needs hospitals prepared with preprocessing='public', got "
+            f"'local' for {local}. Load them with cross_silo.load_federation("
+            "preprocessing='public'): local medians, means and standard deviations depend on "
+            "every patient, so removing one patient moves the others' gradients (up to 2.1 C) "
+            "while the accounting assumes C.")
 
 
 def noise_seed_for(seed: int, round_index: int, hospital_id: int) -> list[int]:
@@ -501,10 +714,17 @@ def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
 
     Returns:
         ``(params, history)``: the final global model and, per round, the weighted mean training
-        loss of the global model before the round (``"train_loss"``).
+        loss of the global model before the round (``"train_loss"``; only without DP, since it is
+        a noiseless statistic of the training data).
+
+    Raises:
+        ValueError: A private run on hospitals prepared with local statistics.
     """
+    if config.private:
+        check_private_preparation(hospitals)
     params = init_params(hospitals[0].x_train.shape[1])
-    history = []
+    history: list[dict[str, float]] = []
+    weights = public_weights(hospitals, config)
     for t in range(config.num_rounds):
         updates = []
         for h in hospitals:
@@ -514,35 +734,37 @@ def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
                                              warn=False)
             updates.append(client_update(params, h.x_train, h.y_train, config=config,
                                          round_index=t, hospital_id=h.hospital_id,
+                                         public_train_size=h.public_train_size,
                                          noise_rng=rng))
-        weights = [h.num_train for h in hospitals]
-        history.append({"train_loss": float(np.average(
+        history.append({} if config.private else {"train_loss": float(np.average(
             [loss(params, h.x_train, h.y_train) for h in hospitals], weights=weights))})
         params = weighted_average(updates, weights)
     return params, history
 
 
 def train_alone(x: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
-                hospital_id: int) -> np.ndarray:
+                hospital_id: int, public_train_size: int | None = None) -> np.ndarray:
     """One data holder training on its own for as many local steps as the whole federated run
     (``num_rounds * local_steps``), with the same batch size and learning rate: the local-only
-    baseline (one hospital) or the pooled baseline (all data in one place)."""
+    baseline (one hospital) or the pooled baseline (all data in one place). With DP it needs
+    the holder's ``public_train_size``."""
     params = init_params(x.shape[1])
     for t in range(config.num_rounds):
         params = client_update(params, x, y, config=config, round_index=t,
-                               hospital_id=hospital_id)
+                               hospital_id=hospital_id, public_train_size=public_train_size)
     return params
 
 
-def calibrate_noise(config: TrainingConfig, num_train: int, *, target_epsilon: float,
+def calibrate_noise(config: TrainingConfig, public_train_size: int, *, target_epsilon: float,
                     target_delta: float) -> TrainingConfig:
-    """``config`` with the noise multiplier that gives a data holder of ``num_train`` patients
-    exactly ``target_epsilon`` after the whole run (``accounting.noise_multiplier_for_epsilon``).
+    """``config`` with the noise multiplier that gives a data holder of public training size
+    ``public_train_size`` exactly ``target_epsilon`` after the whole run
+    (``accounting.noise_multiplier_for_epsilon``).
     Holders with more patients then have a smaller epsilon (smaller sampling probability)."""
     return dataclasses.replace(config, noise_multiplier=float(
         _accounting().noise_multiplier_for_epsilon(
             target_epsilon=float(target_epsilon), target_delta=float(target_delta),
-            sampling_probability=config.sampling_probability(num_train),
+            sampling_probability=config.sampling_probability(public_train_size),
             num_rounds=config.num_rounds * config.local_steps)))
 
 
@@ -559,28 +781,35 @@ def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig, *,
             noise) so that *every patient* has epsilon <= ``target_epsilon`` at
             ``target_delta``: local and FedAvg use the noise multiplier calibrated for the
             smallest hospital, the pooled model its own (calibrated for the pooled set).
+            Private comparisons need hospitals prepared with ``preprocessing="public"``.
 
     Returns:
         One row per (method, hospital): ``{"method", "hospital", "accuracy", "auc", "loss",
         "auc_defined", "epsilon"}``. ``method`` is ``"local"`` (the hospital's own model),
         ``"fedavg"`` or ``"pooled"``; ``epsilon`` is that hospital's (inf without DP).
     """
+    private = target_epsilon is not None or config.private
+    if private:
+        check_private_preparation(hospitals)
     rows = []
     (x_pool, y_pool), pooled_tests = pooled_standardisation(hospitals)
+    pooled_size = sum(h.public_train_size for h in hospitals)
     # The pooled model does the work of all hospitals together: len(hospitals) times the steps.
     pooled_config = dataclasses.replace(config, local_steps=config.local_steps * len(hospitals))
     if target_epsilon is not None:
-        smallest = min(h.num_train for h in hospitals)
+        smallest = min(h.public_train_size for h in hospitals)
         config = calibrate_noise(config, smallest, target_epsilon=target_epsilon,
                                  target_delta=target_delta)
-        pooled_config = calibrate_noise(pooled_config, len(y_pool),
+        pooled_config = calibrate_noise(pooled_config, pooled_size,
                                         target_epsilon=target_epsilon, target_delta=target_delta)
     fed, _ = run_fedavg(hospitals, config)
-    pooled = train_alone(x_pool, y_pool, pooled_config, hospital_id=len(hospitals))
+    pooled = train_alone(x_pool, y_pool, pooled_config, hospital_id=len(hospitals),
+                         public_train_size=pooled_size)
     for h, (x_pt, y_pt) in zip(hospitals, pooled_tests, strict=True):
-        local = train_alone(h.x_train, h.y_train, config, hospital_id=h.hospital_id)
-        eps = epsilon(config, h.num_train, target_delta=target_delta)
-        eps_pooled = epsilon(pooled_config, len(y_pool), target_delta=target_delta)
+        local = train_alone(h.x_train, h.y_train, config, hospital_id=h.hospital_id,
+                            public_train_size=h.public_train_size)
+        eps = epsilon(config, h.public_train_size, target_delta=target_delta)
+        eps_pooled = epsilon(pooled_config, pooled_size, target_delta=target_delta)
         rows.append({"method": "local", "hospital": h.name, "epsilon": eps,
                      **evaluate(local, h.x_test, h.y_test)})
         rows.append({"method": "fedavg", "hospital": h.name, "epsilon": eps,

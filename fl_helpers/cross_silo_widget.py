@@ -7,7 +7,8 @@ its own ``matplotlib.figure.Figure`` and ``display``s it (never pyplot, see the 
 which imports that module in every message, never imports ipywidgets or matplotlib.
 
 The widget's DP noise is **reproducible** (derived from the seed) so that the same setting draws
-the same picture: it is for exploring the trade-off, and is NOT private.
+the same picture: it is for exploring the trade-off, and is NOT private. Like every private run it
+needs hospitals prepared with ``preprocessing="public"``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def dp_federation_summary(hospitals: Sequence[cross_silo.Hospital],
     """FedAvg with example-level DP-SGD at noise ``noise_multiplier``: epsilon, AUC and accuracy
     per hospital (mean over ``num_runs`` seeds, reproducible noise, NOT private).
 
+    ``hospitals`` must be prepared with ``preprocessing="public"``; epsilon is per hospital, at
+    its public training size.
+
     Returns:
         ``{"names", "epsilon", "auc", "accuracy", "noise_multiplier"}`` (lists in hospital order).
     """
@@ -42,7 +46,8 @@ def dp_federation_summary(hospitals: Sequence[cross_silo.Hospital],
         scores.append([cross_silo.evaluate(params, h.x_test, h.y_test) for h in hospitals])
     return {
         "names": [h.name for h in hospitals],
-        "epsilon": [cross_silo.epsilon(private, h.num_train, target_delta=target_delta)
+        "epsilon": [cross_silo.epsilon(private, h.public_train_size,
+                                      target_delta=target_delta)
                     for h in hospitals],
         "auc": [float(np.mean([run[k]["auc"] for run in scores])) for k in range(len(hospitals))],
         "accuracy": [float(np.mean([run[k]["accuracy"] for run in scores]))

@@ -1,6 +1,6 @@
 """Launch the heart-disease Flower app as real processes on loopback, and always stop them.
 
-``python -m fl_helpers.deploy --rounds 3 [--secagg] [--tls] [--auth]`` (or :func:`run_deployment`)
+``python -m fl_helpers.deploy --rounds 3 [--secagg] [--insecure]`` (or :func:`run_deployment`)
 starts one ``flower-superlink`` and one ``flower-supernode`` per hospital (each told its hospital
 with ``--node-config``), waits until every SuperNode has connected, runs ``flower_app/`` with
 ``flwr run --stream``, streams Flower's progress lines and returns the ServerApp's result (final
@@ -10,22 +10,43 @@ Hygiene, because the processes are real:
 
 * every port is a free port on 127.0.0.1, checked before start (a port in use is an error naming
   it); nothing listens on another interface;
-* Flower's state lives in a fresh temporary ``FLWR_HOME``, removed at the end;
-* ``FLWR_TELEMETRY_ENABLED=0`` and ``FLWR_DISABLE_UPDATE_CHECK=1`` (Flower otherwise contacts the
-  internet) and ``--disable-runtime-dependency-installation`` (otherwise the SuperLink runs
-  ``uv sync``);
+* Flower's state, the certificates and the node keys live in a fresh temporary folder (mode 0700,
+  the owner's only), removed at the end;
+* the children get a scrubbed environment (:func:`child_environment`): every ``FLWR_*`` variable of
+  the caller is dropped (``FLWR_INTERNAL_GRPC_CONTROL_API=1`` or ``..._FLEET_API=1`` would open
+  Flower's legacy gRPC APIs on 0.0.0.0; ``FLWR_DATABASE``, ``FLWR_OIDC_*`` and the rest would
+  change what the SuperLink does), then ``FLWR_HOME``, ``FLWR_TELEMETRY_ENABLED=0`` and
+  ``FLWR_DISABLE_UPDATE_CHECK=1`` are set (Flower otherwise contacts the internet), and the
+  SuperLink runs with ``--disable-runtime-dependency-installation`` (otherwise ``uv sync``);
 * each process starts in its own process group, and a ``finally`` sends the whole group SIGTERM,
   then SIGKILL, on success, on any error and on Ctrl-C; :func:`surviving_processes` finds
-  anything left (the tests assert it is empty).
+  anything left (the tests assert it is empty);
+* if the launching process dies without running its ``finally`` (SIGKILL, the out-of-memory
+  killer, a kernel restart), nothing survives either: on Linux every process is started with a
+  parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, set by a tiny exec wrapper rather
+  than ``preexec_fn``, which is unsafe in a threaded Jupyter kernel), and a watchdog process
+  (its own session) waits on a pipe from the launcher; when the pipe closes without a "done", it
+  kills every process of the deployment (found by its ``FLWR_HOME``) and removes the temporary
+  folder with the keys. ``tests/test_deploy_hard_kill.py`` SIGKILLs a launcher and checks.
 
-Security options (Flower 1.42): ``tls=True`` generates a throw-away CA and a server certificate
-for 127.0.0.1/localhost with ``cryptography`` and starts the SuperLink with ``--ssl-*`` and the
-SuperNodes and ``flwr run`` with the CA as root certificate (server-authenticated TLS; Flower has
-no client certificates, mTLS). ``auth=True`` (needs TLS) adds SuperNode authentication: the
-SuperLink runs with ``--enable-supernode-auth``, each SuperNode gets its own ECDSA key pair, and
-the launcher registers each public key with ``flwr supernode register`` before the SuperNode
-starts (Flower then refuses SuperNodes whose key is not registered; the course's tests check that
-an authenticated run works, not the refusal).
+Security (Flower 1.42), closed by default: ``tls=True`` (default) generates a throw-away CA and a
+server certificate for 127.0.0.1/localhost with ``cryptography`` and starts the SuperLink with
+``--ssl-*`` and the SuperNodes and ``flwr run`` with the CA as root certificate
+(server-authenticated TLS; Flower has no client certificates, mTLS). ``auth=True`` (default, needs
+TLS) adds SuperNode authentication: the SuperLink runs with ``--enable-supernode-auth``, each
+SuperNode gets its own ECDSA key pair, and the launcher registers each public key with ``flwr
+supernode register`` before the SuperNode starts; Flower refuses SuperNodes whose key is not
+registered, so no other local process can join as a hospital. ``tls=False`` (which implies
+``auth=False``) is the named way to Flower's ``--insecure``: plain HTTP on loopback.
+
+Who can submit an app: the SuperLink's Control API (what ``flwr run`` talks to) shares the
+SuperLink's port on 127.0.0.1, and Flower 1.42 authenticates its users only with OIDC (not set up
+here). So any process *on this machine* that connects to that port during the run, under any
+user account, could submit an app, which then runs inside every SuperNode next to the hospital
+files. TLS does not stop it (it authenticates the server, not the client). That is acceptable on
+a single-user machine (a laptop, a Colab VM, a container), where every local process is the
+owner's and could read the hospital files directly anyway; on a machine shared with other users,
+do not run this launcher (or put the SuperLink behind OIDC user authentication).
 """
 
 from __future__ import annotations
@@ -43,6 +64,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +76,10 @@ from fl_helpers import cross_silo, data
 HOST = "127.0.0.1"
 APP_DIR = Path(__file__).resolve().parents[1] / "flower_app"
 PROFILE = "course-deployment"
+
+
+#: The caller's variables that never reach Flower's processes: every ``FLWR_*`` one.
+SCRUBBED_PREFIXES = ("FLWR_",)
 
 
 class DeploymentError(RuntimeError):
@@ -123,6 +149,109 @@ def surviving_processes(flwr_home: str | os.PathLike) -> list[int]:
     return sorted(found)
 
 
+def child_environment(flwr_home: str | os.PathLike, bin_dir: str | os.PathLike
+                      ) -> dict[str, str]:
+    """The environment of every process of a deployment: the caller's without any ``FLWR_*``
+    variable (e.g. ``FLWR_INTERNAL_GRPC_CONTROL_API=1``, which opens a legacy API on 0.0.0.0),
+    plus Flower's state folder, telemetry and update checks off, no runtime dependency
+    installation, and ``bin_dir`` first on ``PATH`` (Flower starts ``flower-superexec``,
+    ``flwr-serverapp`` and ``flwr-clientapp`` by name)."""
+    env = {k: x for k, x in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env.update({"FLWR_HOME": os.fspath(flwr_home), "FLWR_TELEMETRY_ENABLED": "0",
+                "FLWR_DISABLE_UPDATE_CHECK": "1",
+                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "PYTHONUNBUFFERED": "1",
+                "PATH": os.pathsep.join([os.fspath(bin_dir), os.environ.get("PATH", "")])})
+    return env
+
+
+#: Exec wrapper that makes the kernel SIGKILL the process when the launcher's thread dies
+#: (prctl(PR_SET_PDEATHSIG) = option 1); exits at once if the launcher is already gone.
+_PDEATHSIG_WRAPPER = (
+    "import ctypes, os, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:\n"
+    "    raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n")
+
+#: The watchdog: reads process-group ids from stdin until "done" (normal end: exit) or EOF (the
+#: launcher died): then stops every process whose environment holds FLWR_HOME=argv[2] and the
+#: groups it was told, and removes the folder argv[1].
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+from pathlib import Path
+work, marker = sys.argv[1], ("FLWR_HOME=" + sys.argv[2]).encode()
+groups = []
+for line in sys.stdin:
+    line = line.strip()
+    if line == "done":
+        sys.exit(0)
+    if line.isdigit():
+        groups.append(int(line))
+def ours():
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except OSError:
+            pass
+    for pid in ours():
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.1)
+shutil.rmtree(work, ignore_errors=True)
+"""
+
+
+def _guarded(command: list[str]) -> list[str]:
+    """``command`` behind the parent-death wrapper (Linux; elsewhere unchanged)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", _PDEATHSIG_WRAPPER, str(os.getpid()), shutil.which(
+        command[0]) or command[0], *command[1:]]
+
+
+class _Watchdog:
+    """A process in its own session that cleans up after a launcher that died hard."""
+
+    def __init__(self, work: Path, flwr_home: Path) -> None:
+        env = {k: x for k, x in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(work), str(flwr_home)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, cwd="/", start_new_session=True, text=True)
+        self._lock = threading.Lock()
+
+    def watch(self, group: int) -> None:
+        with self._lock:
+            assert self.process.stdin is not None
+            self.process.stdin.write(f"{group}\n")
+            self.process.stdin.flush()
+
+    def done(self) -> None:
+        """The launcher cleaned up itself: the watchdog exits without touching anything."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            assert self.process.stdin is not None
+            self.process.stdin.write("done\n")
+            self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+
+
 def make_tls_files(folder: Path) -> dict[str, Path]:
     """A throw-away CA and a server certificate for 127.0.0.1 / localhost (valid one day).
 
@@ -185,19 +314,25 @@ def make_node_keys(folder: Path, name: str) -> tuple[Path, Path]:
 class _Processes:
     """The processes of one deployment, each in its own process group, stopped together."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
+    def __init__(self, env: dict[str, str], logs: Path, watchdog: _Watchdog) -> None:
+        self.env, self.logs, self.watchdog = env, logs, watchdog
         self.started: list[tuple[str, subprocess.Popen]] = []
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("wb")
+    def start(self, name: str, command: list[str], **kwargs: Any) -> subprocess.Popen:
+        """Starts ``command`` in its own group, behind the parent-death wrapper, watched."""
+        if "stdout" not in kwargs:
+            log = (self.logs / f"{name}.log").open("wb")
+            kwargs.update(stdout=log, stderr=subprocess.STDOUT)
+        else:
+            log = None
         try:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=self.env,
-                                       start_new_session=True)
+            process = subprocess.Popen(_guarded(command), stdin=subprocess.DEVNULL, env=self.env,
+                                       start_new_session=True, **kwargs)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         self.started.append((name, process))
+        self.watchdog.watch(process.pid)
         return process
 
     def check_alive(self) -> None:
@@ -225,8 +360,8 @@ class _Processes:
 
 
 def _flwr(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([_bin("flwr"), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(_guarded([_bin("flwr"), *args]), env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def _connected_nodes(env: dict[str, str]) -> int | None:
@@ -241,8 +376,9 @@ def _connected_nodes(env: dict[str, str]) -> int | None:
 
 
 def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int] = (0, 1, 2, 3),
-                   secagg: bool = False, tls: bool = False, auth: bool = False,
-                   missing: str = "impute", reproducible_noise: bool = False,
+                   secagg: bool = False, tls: bool = True, auth: bool = True,
+                   missing: str = "impute", preprocessing: str | None = None,
+                   reproducible_noise: bool = False, clear_test_metrics: bool = False,
                    evaluate_every_round: bool = True,
                    data_dir: str | os.PathLike | None = None, superlink_port: int | None = None,
                    connect_timeout_s: float = 60.0, run_timeout_s: float = 300.0,
@@ -255,10 +391,19 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         config: The training configuration (the same object the simulation takes).
         hospitals: Hospital ids (0..3), one SuperNode each, distinct.
         secagg: Aggregate with Flower's SecAgg+ (the server sees only the sum).
-        tls: TLS with a throw-away CA generated on the fly.
-        auth: SuperNode authentication (requires ``tls``).
+        tls: TLS with a throw-away CA generated on the fly (default). ``False`` runs Flower
+            with ``--insecure`` (plain HTTP on loopback) and needs ``auth=False``.
+        auth: SuperNode authentication (default; requires ``tls``): only the SuperNodes whose
+            keys the launcher registered may join.
         missing: ``"impute"`` or ``"drop"`` (see :func:`cross_silo.load_hospital`).
+        preprocessing: ``"local"`` or ``"public"`` (see :func:`cross_silo.preprocess`);
+            default ``"public"`` for a private run (the only one it accepts) and ``"local"``
+            (FLamby's) without DP.
         reproducible_noise: With DP, derive the noise from the seed (NOT private; parity tests).
+        clear_test_metrics: In a private run, also ask each hospital for its test loss,
+            accuracy and AUC, sent in the clear and NOT covered by epsilon (the result marks
+            them ``"evaluate_covered_by_epsilon": False``). Default: a private run sends no
+            metric and no count. Without DP the metrics are always sent.
         evaluate_every_round: Evaluate on every hospital's test set after every round
             (``False``: after the last round only, which saves one ClientApp process per
             hospital and round).
@@ -275,7 +420,8 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         (whole deployment), ``"run_s"`` (``flwr run`` alone) and ``"flwr_home"`` (removed).
 
     Raises:
-        ValueError, TypeError: A bad argument (hospital out of range, port in use, ...).
+        ValueError, TypeError: A bad argument (hospital out of range, port in use, a flag that
+            is not True or False, ...).
         FileNotFoundError: A hospital's data file is missing.
         DeploymentError: A process failed or a SuperNode never connected (named), or the run
             timed out.
@@ -285,6 +431,20 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
     if not isinstance(config, cross_silo.TrainingConfig):
         raise TypeError(f"config must be a cross_silo.TrainingConfig, got "
                         f"{type(config).__name__}.")
+    # Flags must be real bools: "false" is truthy and would silently switch a mode on.
+    for flag, value in (("secagg", secagg), ("tls", tls), ("auth", auth),
+                        ("reproducible_noise", reproducible_noise),
+                        ("clear_test_metrics", clear_test_metrics),
+                        ("evaluate_every_round", evaluate_every_round)):
+        v.check_flag(flag, value)
+    if preprocessing is None:
+        preprocessing = "public" if config.private else "local"
+    if preprocessing not in cross_silo.PREPROCESSING_MODES:
+        raise ValueError(f"preprocessing must be one of {list(cross_silo.PREPROCESSING_MODES)}, "
+                         f"got {preprocessing!r}.")
+    if config.private and preprocessing != "public":
+        raise ValueError("a private run needs preprocessing='public': local statistics depend "
+                         "on every patient, so epsilon would not hold.")
     hospitals = [v.check_int("hospital", h, minimum=0, maximum=data.NUM_HOSPITALS - 1)
                  for h in hospitals]
     if not hospitals or len(set(hospitals)) != len(hospitals):
@@ -294,7 +454,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         raise ValueError(f"a federation needs >= 2 hospitals, got {hospitals}.")
     if auth and not tls:
         raise ValueError("auth=True needs tls=True: Flower 1.42 authenticates SuperNodes only "
-                         "over TLS.")
+                         "over TLS. For an insecure run pass tls=False, auth=False.")
     v.check_positive("connect_timeout_s", connect_timeout_s)
     v.check_positive("run_timeout_s", run_timeout_s)
     data_dir = Path(data_dir).resolve() if data_dir is not None else data.heart_disease_dir()
@@ -302,22 +462,18 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         raise ValueError(f"data_dir must not contain quotes or '=' (Flower's --node-config syntax "
                          f"cannot carry them), got {str(data_dir)!r}.")
     for h in hospitals:  # fail here, with the file's name, not inside a ClientApp process
-        cross_silo.load_hospital(h, missing=missing, data_dir=data_dir)
+        cross_silo.load_hospital(h, missing=missing, preprocessing=preprocessing,
+                                 data_dir=data_dir)
     link_port = (free_port() if superlink_port is None
                  else check_port_free(superlink_port, "SuperLink"))
 
-    work = Path(tempfile.mkdtemp(prefix="fl-course-flower-"))
+    work = Path(tempfile.mkdtemp(prefix="fl-course-flower-"))  # mode 0700
     home, logs = work / "flwr_home", work / "logs"
+    watchdog = _Watchdog(work, home)
     home.mkdir()
     logs.mkdir()
-    env = {**os.environ, "FLWR_HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0",
-           "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-           "PYTHONUNBUFFERED": "1",
-           # Flower starts helper commands (flower-superexec, flwr-serverapp, flwr-clientapp) by
-           # name: they must be found in this environment's bin folder.
-           "PATH": os.pathsep.join([str(Path(_bin("flwr")).parent), os.environ.get("PATH", "")])}
-    env.pop("FLWR_ADDRESS", None)
-    processes = _Processes(env, logs)
+    env = child_environment(home, Path(_bin("flwr")).parent)
+    processes = _Processes(env, logs, watchdog)
     try:
         link_cmd = [_bin("flower-superlink"), "--disable-runtime-dependency-installation",
                     "--host", HOST, "--port", str(link_port)]
@@ -396,18 +552,18 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                      "noise-multiplier": config.noise_multiplier,
                      "clipping-norm": config.clipping_norm,
                      "expected-batch-size": config.expected_batch_size, "seed": config.seed,
-                     "missing": missing, "reproducible-noise": bool(reproducible_noise),
-                     "secagg": bool(secagg),
-                     "evaluate-every-round": bool(evaluate_every_round),
+                     "missing": missing, "preprocessing": preprocessing,
+                     "reproducible-noise": reproducible_noise,
+                     "clear-test-metrics": clear_test_metrics, "secagg": secagg,
+                     "evaluate-every-round": evaluate_every_round,
                      "num-hospitals": len(hospitals),
                      "result-path": str(result_path)}
         run_started = time.monotonic()
-        run = subprocess.Popen(
-            [_bin("flwr"), "run", str(APP_DIR), PROFILE, "--stream",
-             "--run-config", " ".join(f"{k}={_toml(x)}" for k, x in overrides.items())],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        processes.started.append(("flwr run", run))
+        run = processes.start(
+            "flwr run", [_bin("flwr"), "run", str(APP_DIR), PROFILE, "--stream",
+                         "--run-config",
+                         " ".join(f"{k}={_toml(x)}" for k, x in overrides.items())],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         run_log = []
         timer_deadline = run_started + run_timeout_s
         assert run.stdout is not None
@@ -445,6 +601,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
+        watchdog.done()
 
 
 def _node_connected(log: str) -> bool:
@@ -479,8 +636,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="> 0: example-level DP-SGD at every hospital (secret noise)")
     parser.add_argument("--hospitals", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--secagg", action="store_true", help="aggregate with SecAgg+")
-    parser.add_argument("--tls", action="store_true", help="TLS with a throw-away CA")
-    parser.add_argument("--auth", action="store_true", help="SuperNode authentication (+TLS)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="no TLS and no SuperNode authentication (Flower's --insecure); "
+                             "default: both on")
+    parser.add_argument("--clear-test-metrics", action="store_true",
+                        help="private run: also send each hospital's test metrics in the clear "
+                             "(NOT covered by epsilon)")
     parser.add_argument("--port", type=int, default=None, help="SuperLink port (default: free)")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args(argv)
@@ -488,7 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        noise_multiplier=args.noise_multiplier)
     try:
         result = run_deployment(config=config, hospitals=args.hospitals, secagg=args.secagg,
-                                tls=args.tls, auth=args.auth, superlink_port=args.port)
+                                tls=not args.insecure, auth=not args.insecure,
+                                clear_test_metrics=args.clear_test_metrics,
+                                superlink_port=args.port)
     except (ValueError, TypeError, FileNotFoundError, DeploymentError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -17,15 +17,16 @@
 #
 # - **Describe** a cross-silo federation on real data: four hospitals with different sizes, base
 #   rates and missing values, all taking part in every round.
-# - **Prepare** each hospital's data where it lives (split, imputation, standardisation with
-#   local statistics) and explain why pooled statistics would leak.
+# - **Prepare** each hospital's data where it lives (split, imputation, standardisation) and
+#   explain why pooled statistics leak and why private training needs public constants instead
+#   of the hospital's own statistics.
 # - **Compare** local-only, federated and pooled logistic regression per hospital, by accuracy and
 #   AUC, and say where federation helps.
 # - **Protect** patients with example-level DP-SGD inside each hospital, read each hospital's
 #   $\varepsilon$ from the accountant, and explain why client-level DP is meaningless with four
 #   clients.
-# - **Deploy** the same client update on Flower as real processes, with SecAgg+ and TLS, and
-#   check that it reproduces the simulation.
+# - **Deploy** the same client update on Flower as real processes, closed by default (TLS,
+#   SuperNode authentication), with SecAgg+, and check that it reproduces the simulation.
 
 # %% [markdown]
 # ## Setup
@@ -129,14 +130,18 @@ np.testing.assert_array_equal(
     va_prepared.x_train_raw[:, cross_silo.FEATURE_NAMES.index("trestbps")], filled[train])
 
 # %% [markdown]
-# > **Pitfall: pooled preprocessing statistics.** It is tempting to impute with the median of
-# > all 920 patients, or to standardise with the pooled mean and standard deviation, "as in a
-# > normal ML pipeline". In a federation that needs every hospital's raw values in one place,
-# > which is what federated learning exists to avoid, and the statistics themselves leak: a
-# > median or a mean computed over four hospitals and shipped to each of them tells every
-# > hospital something about the other hospitals' patients (a pooled statistic is a function of
-# > every patient's record, released without any noise). Compute them locally, from the training
-# > split only (statistics from the test split would leak the test set into training).
+# > **Pitfall: preprocessing statistics are a release too.** It is tempting to impute with the
+# > median of all 920 patients, or to standardise with the pooled mean and standard deviation,
+# > "as in a normal ML pipeline". In a federation that needs every hospital's raw values in one
+# > place, which is what federated learning exists to avoid, and the statistics themselves leak:
+# > a pooled median or mean is a function of every patient's record, shipped to every hospital
+# > without any noise. Local statistics (each hospital's own training split, as here and in
+# > FLamby) keep the raw values at home, and are fine *without* DP. They are **not** a fix for
+# > differential privacy: the local median, mean and standard deviation depend on every patient,
+# > so adding or removing one patient moves every other patient's features, and so their
+# > gradients, and the model the hospital sends. Private training below therefore uses fixed
+# > public constants instead. (Statistics from the test split would also leak the test set into
+# > training.)
 
 # %% tags=["nbval-check-output"]
 federation = cross_silo.load_federation()  # missing="impute"
@@ -299,32 +304,89 @@ for method, theirs in FLAMBY_ACCURACY.items():
 # %% [markdown]
 # ## Privacy across hospitals: example-level DP-SGD inside each hospital
 #
-# Whom do we protect, from whom?
+# > **Privacy statement.**
+# > - **Unit**: a *patient*. Neighbouring data sets differ by adding or removing one patient's
+# >   record in one hospital's training split.
+# > - **Trusted**: each hospital with its own records (it holds them anyway), its own noise and
+# >   its own test set.
+# > - **Observer**: the server, the other hospitals and anyone who later sees the model. They
+# >   see every message the hospital sends in every round: its noised model, its id and, where
+# >   Flower wants a count, the hospital's *public* size. No exact count and no metric on its
+# >   test set is sent in a private run; such metrics are an explicit opt-in
+# >   (`clear_test_metrics=True`) that $\varepsilon$ does not cover.
+# > - **Everything else is public**: the preprocessing constants, each hospital's sampling
+# >   probability, divisor and FedAvg weight (from the published patient counts, not from the
+# >   rows it holds), $\sigma$, $C$ and the number of steps.
 #
-# - **Unit**: a *patient*. Neighbouring data sets differ by adding or removing one patient's
-#   record at one hospital.
-# - **Trusted**: each hospital with its own records (it holds them anyway) and its own noise.
-# - **Observer**: the server, the other hospitals and anyone who later sees the model. They see
-#   every update the hospital sends in every round, and the final model.
+# For the guarantee to hold, a patient may influence only their own clipped gradient. With the
+# local statistics used so far that is false. `cross_silo.preprocess` prepares a training split
+# either way; remove one Swiss patient at a time and measure how far the sum of clipped
+# gradients (at the zero model, $C = 1$) moves. The accountant assumes at most $C$:
+
+# %% tags=["nbval-check-output"]
+swiss_raw = tables["switzerland"]
+swiss_train, swiss_test = cross_silo.split_train_test(
+    (swiss_raw[:, -1] > 0).astype(float), train_fraction=0.66, rng=np.random.default_rng([43, 2]))
+
+
+def clipped_sum(rows, mode):
+    """Sum of the clipped gradients (C = 1) at `params` of the training rows, prepared as `mode`."""
+    x = cross_silo.preprocess(swiss_raw[rows], swiss_raw[swiss_test], preprocessing=mode)[0]
+    g = cross_silo.per_example_gradients(params, x, (swiss_raw[rows, -1] > 0).astype(float))
+    return cross_silo.clip_rows(g, 1.0).sum(axis=0)
+
+
+for mode in ("local", "public"):
+    full = clipped_sum(swiss_train, mode)
+    shift = max(np.linalg.norm(full - clipped_sum(np.delete(swiss_train, i), mode))
+                for i in range(len(swiss_train)))
+    print(f"{mode:<7} preprocessing: removing one patient moves the sum by up to {shift:.2f} C")
+
+# %% [markdown]
+# With local statistics one patient moves the sum by more than twice what the accounting
+# assumes, so the $\varepsilon$ printed below would not hold. With `preprocessing="public"`
+# every record is imputed, clipped to a clinically plausible range and scaled with constants
+# written down in `cross_silo.PUBLIC_FEATURES` (each with its source); a patient's features then
+# depend on that patient alone, and removing them moves the sum by their own clipped gradient,
+# at most $C$ (`tests/test_cross_silo_sensitivity.py` checks every patient of every hospital).
+# Gaps get a clinical reference value, and the 0 that Switzerland records as every patient's
+# cholesterol is read as a gap:
+
+# %% tags=["nbval-check-output"]
+for name, feature in cross_silo.PUBLIC_FEATURES.items():
+    if feature.high - feature.low > 4:
+        print(f"{name:<9} range [{feature.low:g}, {feature.high:g}], gap -> {feature.reference:g}")
+public_federation = cross_silo.load_federation(preprocessing="public")
+print("public training sizes:", [h.public_train_size for h in public_federation])
+
+# %% [markdown]
+# The public training size of a hospital comes from the published patient count of its file
+# (`cross_silo.PUBLISHED_PATIENTS`, the UCI repository's counts); it sets the sampling
+# probability, the divisor and the FedAvg weight, and with the shipped files it equals the number
+# of training rows. Private training (`run_fedavg`, `compare_training`, the widget, the Flower
+# ClientApp) refuses hospitals prepared with local statistics.
 #
 # So each hospital runs DP-SGD (Abadi et al. 2016, Algorithm 1) in its local training: every
 # step includes each patient independently with probability $q = 8 / n_k$ (Poisson sampling,
-# 8 patients expected), clips each patient's gradient to norm $C$, adds $N(0, \sigma^2 C^2)$ to
-# the sum and divides by the expected batch size $q n_k$. One step, by hand (with a seeded
-# generator for the parity check only; training draws from the OS's entropy):
+# 8 patients expected, $n_k$ the public size), clips each patient's gradient to norm $C$, adds
+# $N(0, \sigma^2 C^2)$ to the sum and divides by the expected batch size $q n_k = 8$. One step,
+# by hand (with a seeded generator for the parity check only; training draws from the OS's
+# entropy):
 
 # %%
-q = config.expected_batch_size / cleveland.num_train
+cleveland_pub = public_federation[0]
+n_pub = cleveland_pub.public_train_size
+q = config.expected_batch_size / n_pub
 step_rng = np.random.default_rng(SEED)  # reproducible, so NOT private: parity check only
-sampled = np.flatnonzero(step_rng.random(cleveland.num_train) < q)
-g = cross_silo.per_example_gradients(params, cleveland.x_train[sampled],
-                                     cleveland.y_train[sampled])
+sampled = np.flatnonzero(step_rng.random(cleveland_pub.num_train) < q)
+g = cross_silo.per_example_gradients(params, cleveland_pub.x_train[sampled],
+                                     cleveland_pub.y_train[sampled])
 g = g * np.minimum(1.0, 1.0 / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12))
-noisy_mean = (g.sum(axis=0) + step_rng.normal(0.0, 1.0 * 1.0, size=params.shape)) / (
-    q * cleveland.num_train)
+noisy_mean = (g.sum(axis=0) + step_rng.normal(0.0, 1.0 * 1.0, size=params.shape)) / (q * n_pub)
 by_hand = params - config.client_learning_rate * noisy_mean
-library = cross_silo.dp_sgd_update(params, cleveland.x_train, cleveland.y_train, local_steps=1,
-                                   sampling_probability=q, clipping_norm=1.0,
+library = cross_silo.dp_sgd_update(params, cleveland_pub.x_train, cleveland_pub.y_train,
+                                   local_steps=1, sampling_probability=q,
+                                   expected_batch_size=q * n_pub, clipping_norm=1.0,
                                    noise_multiplier=1.0,
                                    client_learning_rate=config.client_learning_rate,
                                    rng=np.random.default_rng(SEED))
@@ -340,18 +402,24 @@ np.testing.assert_allclose(by_hand, library, rtol=1e-12)
 # %% tags=["nbval-check-output"]
 DELTA = 1e-4
 private = dataclasses.replace(config, noise_multiplier=1.0)
-for h in federation:
-    print(f"{h.name:<12} n={h.num_train:>3}  q={private.sampling_probability(h.num_train):.3f}  "
-          f"epsilon={cross_silo.epsilon(private, h.num_train, target_delta=DELTA):.2f}")
+for h in public_federation:
+    n_k = h.public_train_size
+    print(f"{h.name:<12} n={n_k:>3}  q={private.sampling_probability(n_k):.3f}  "
+          f"epsilon={cross_silo.epsilon(private, n_k, target_delta=DELTA):.2f}")
 
 # %% [markdown]
 # Same noise, different privacy: the smallest hospital samples each patient more often, so its
 # patients spend the most. To promise every patient $\varepsilon \le$ a target, we calibrate
 # $\sigma$ for the smallest hospital (the others then do better), and for the pooled model we
-# calibrate separately. Two budgets, five runs each with secret noise:
+# calibrate separately. Without DP first, on the public preparation (the reference for what
+# follows), then two budgets, five runs each with secret noise:
 
 # %%
-dp_runs = {eps: [cross_silo.compare_training(federation, dataclasses.replace(config, seed=s),
+public_runs = [cross_silo.compare_training(public_federation, dataclasses.replace(config, seed=s))
+               for s in range(5)]
+pub_acc, pub_auc = print_table(public_runs)  # no DP, public preparation
+dp_runs = {eps: [cross_silo.compare_training(public_federation,
+                                             dataclasses.replace(config, seed=s),
                                              target_epsilon=eps, target_delta=DELTA)
                  for s in range(5)] for eps in (1.0, 8.0)}
 for eps, eps_runs in dp_runs.items():
@@ -361,21 +429,21 @@ for eps, eps_runs in dp_runs.items():
 
 # %%
 sigmas = [0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0]
-smallest = min(h.num_train for h in federation)
+smallest = min(h.public_train_size for h in public_federation)
 sweep_eps = [cross_silo.epsilon(dataclasses.replace(config, noise_multiplier=s), smallest,
                                 target_delta=DELTA) for s in sigmas]
 sweep_auc = []
 for sigma in sigmas:
-    models = [cross_silo.run_fedavg(federation, dataclasses.replace(
+    models = [cross_silo.run_fedavg(public_federation, dataclasses.replace(
         config, noise_multiplier=sigma, seed=s))[0] for s in range(3)]
     sweep_auc.append([np.mean([cross_silo.evaluate(m, h.x_test, h.y_test)["auc"]
-                               for m in models]) for h in federation])
+                               for m in models]) for h in public_federation])
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3))
 for k, name in enumerate(data.HOSPITALS):
     ax.plot(sweep_eps, [row[k] for row in sweep_auc], "o-", label=name)
-    ax.axhline(auc["fedavg", name][0], color=f"C{k}", ls=":", lw=1)
+    ax.axhline(pub_auc["fedavg", name][0], color=f"C{k}", ls=":", lw=1)
 ax.set_xscale("log")
 ax.set_xlabel(r"$\varepsilon$ of the smallest hospital ($\delta = 10^{-4}$)")
 ax.set_ylabel("FedAvg test AUC")
@@ -383,28 +451,28 @@ ax.legend(frameon=False, ncols=4, fontsize=8, loc="lower right")
 plt.show()
 
 # %% [markdown]
-# Dotted lines: without DP. **Sanity check** (honest bounds, secret noise):
+# Dotted lines: without DP (public preparation). **Sanity check** (honest bounds, secret noise):
 
 # %%
 fed_auc_8, fed_acc_8 = summarise(dp_runs[8.0], "auc"), summarise(dp_runs[8.0], "accuracy")
 fed_auc_1, fed_acc_1 = summarise(dp_runs[1.0], "auc"), summarise(dp_runs[1.0], "accuracy")
-print(f"Cleveland FedAvg AUC: no DP {auc['fedavg', 'cleveland'][0]:.3f}, "
+print(f"Cleveland FedAvg AUC: no DP {pub_auc['fedavg', 'cleveland'][0]:.3f}, "
       f"epsilon<=8 {fed_auc_8['fedavg', 'cleveland'][0]:.3f}, "
       f"epsilon<=1 {fed_auc_1['fedavg', 'cleveland'][0]:.3f}")
-assert abs(fed_auc_8["fedavg", "cleveland"][0] - auc["fedavg", "cleveland"][0]) < 0.05
-assert fed_auc_1["fedavg", "switzerland"][0] > fed_auc_1["local", "switzerland"][0]
+assert abs(fed_auc_8["fedavg", "cleveland"][0] - pub_auc["fedavg", "cleveland"][0]) < 0.05
+assert fed_auc_1["fedavg", "va"][0] > fed_auc_1["local", "va"][0] + 0.05
 assert sweep_auc[-1][0] < sweep_auc[0][0]
 
 # %% [markdown]
 # A logistic regression on 13 standardised features is a forgiving model for DP: the clipped
 # gradients are small, and each step averages the noise over the expected batch. At
 # $\varepsilon \le 8$ the models are as good as without DP, and even at $\varepsilon \le 1$ the
-# federated model still ranks patients far better than Switzerland's local model; the AUC falls
+# federated model still ranks VA's patients far better than VA's local model; the AUC falls
 # once the smallest hospital's $\varepsilon$ goes below about 1 (the points move a little from
-# run to run: the noise is secret). The price of DP is also paid unevenly: the smallest hospital sets the noise
-# for everyone. (Switzerland's *local* model changes a lot under DP-SGD, and from run to run:
-# with 5 healthy training patients, clipping each patient's pull reshapes it; read nothing into
-# that column's AUC.)
+# run to run: the noise is secret). The price of DP is also paid unevenly: the smallest hospital
+# sets the noise for everyone. (Switzerland's *local* model moves a lot with the preparation and
+# under DP-SGD, from run to run: with 5 healthy training patients, the scaling and the clipping
+# of each patient's pull reshape it; read nothing into that column's AUC.)
 #
 # FLamby's repository has a DP experiment on this data set too (`flamby/dp_example/`: FedAvg
 # with DP-SGD at each centre under its `missing="drop"` protocol, results for five seeds). It
@@ -413,7 +481,7 @@ assert sweep_auc[-1][0] < sweep_auc[0][0]
 # %%
 FLAMBY_DP_MEAN_ACCURACY = {  # flamby/dp_example/results_fed_heart_disease.csv, delta = 1e-4
     "no DP": 0.712, "epsilon 10": 0.700, "epsilon 1": 0.685}
-ours_mean = {"no DP": np.mean([acc["fedavg", n][0] for n in data.HOSPITALS]),
+ours_mean = {"no DP": np.mean([pub_acc["fedavg", n][0] for n in data.HOSPITALS]),
              "epsilon 8": np.mean([fed_acc_8["fedavg", n][0] for n in data.HOSPITALS]),
              "epsilon 1": np.mean([fed_acc_1["fedavg", n][0] for n in data.HOSPITALS])}
 print("FedAvg, mean test accuracy over the 4 hospitals")
@@ -435,8 +503,8 @@ print("  FLamby:", ", ".join(f"{k} {x:.3f}" for k, x in FLAMBY_DP_MEAN_ACCURACY.
 
 # %% tags=["nbval-ignore-output"]
 cross_silo_widget.dp_federation_explorer(
-    federation, config, noise_multiplier=2.0, target_delta=DELTA,
-    reference_auc=[auc["fedavg", n][0] for n in data.HOSPITALS])
+    public_federation, config, noise_multiplier=2.0, target_delta=DELTA,
+    reference_auc=[pub_auc["fedavg", n][0] for n in data.HOSPITALS])
 
 # %% [markdown]
 # ### Why not client-level DP?
@@ -478,11 +546,29 @@ print(f"noise std on each coordinate of the averaged update: {sigma_client / 4:.
 # - `flwr run flower_app <profile> --stream` ships the app to the SuperLink and starts the run.
 #
 # `deploy.run_deployment` (also `python -m fl_helpers.deploy --rounds 3`) starts all of this on
-# 127.0.0.1 with free ports, a temporary `FLWR_HOME`, telemetry and update checks off
+# 127.0.0.1 with free ports, a temporary `FLWR_HOME` (mode 0700), telemetry and update checks off
 # (`FLWR_TELEMETRY_ENABLED=0`, `FLWR_DISABLE_UPDATE_CHECK=1`) and
 # `--disable-runtime-dependency-installation` (no `uv sync`), waits until all four SuperNodes
 # have connected, runs the app and stops every process it started, also on errors and Ctrl-C.
-# Three rounds, plain aggregation:
+# It is closed by default:
+#
+# - **TLS and SuperNode authentication are on**: a throw-away certificate authority signs the
+#   SuperLink's certificate, each SuperNode gets its own key pair, and only the four registered
+#   keys may join (`tls=False, auth=False` is the named way to Flower's `--insecure`);
+# - **no legacy doors from the environment**: every `FLWR_*` variable of the caller is dropped
+#   before a Flower process starts (`FLWR_INTERNAL_GRPC_CONTROL_API=1`, for instance, would open
+#   Flower's old gRPC control API on 0.0.0.0);
+# - **nothing outlives a dead kernel**: each process gets a parent-death signal
+#   (`prctl(PR_SET_PDEATHSIG)`), and a watchdog removes the processes and the folder with the
+#   keys if the kernel is killed without cleaning up (`tests/test_deploy_hard_kill.py`).
+#
+# One door stays open on purpose: the SuperLink's Control API, through which `flwr run` submits
+# an app, shares the SuperLink's port on 127.0.0.1, and Flower 1.42 authenticates its users only
+# with OIDC, which we do not set up. Any process on this machine, under any account, could submit
+# an app during the run, and the app would run next to the hospital files. On a single-user
+# machine (a laptop, a Colab VM, a container) every such process is already yours and could read
+# the files directly; on a machine shared with other users, do not run the launcher.
+# Three rounds, plain aggregation (no DP, so FLamby's local preparation):
 
 # %% tags=["nbval-ignore-output"]
 deploy_config = dataclasses.replace(config, num_rounds=3)
@@ -494,8 +580,15 @@ print(f"wall time per deployed training round: {np.mean(np.diff(fit_done)):.1f} 
 # %% [markdown]
 # The result came back from the ServerApp process: the final model and each hospital's test
 # metrics after the last round, computed by its own ClientApp (`evaluate_every_round=False`
-# skips the evaluation of the earlier rounds: each one is another process per hospital). Is it
-# the model of the in-process simulation with the same configuration?
+# skips the evaluation of the earlier rounds: each one is another process per hospital). This
+# run is not private, so each hospital also sent its exact training count (FedAvg's weight) and
+# its test metrics in the clear. In a private run (`noise_multiplier > 0`) a hospital sends its
+# noised model and its id only: Flower's count field carries the public size, the server
+# weights by the public sizes, and no evaluation is requested unless the caller opts in with
+# `clear_test_metrics=True` (metrics then marked as not covered by $\varepsilon$);
+# `tests/test_deploy_private_messages.py` compares a hospital's replies with and without one
+# patient, and the end-to-end test checks what the ServerApp received. Is the model the one of
+# the in-process simulation with the same configuration?
 
 # %% tags=["nbval-check-output"]
 simulated, _ = cross_silo.run_fedavg(federation, deploy_config)
@@ -518,15 +611,12 @@ for entry, h in zip(deployed["rounds"][-1]["evaluate"], federation, strict=True)
 # drop out), and the server learns only the sum. Each round then takes four message exchanges
 # instead of one, so it costs several times the wall time of a plain round. Updates are quantised
 # to $2^{22}$ levels on $[-8, 8]$, so the model agrees with the simulation to about $10^{-5}$,
-# not exactly. With `tls=True` the launcher makes a throw-away certificate authority and a
-# server certificate for 127.0.0.1 with `cryptography`; with `auth=True` the SuperLink runs with
-# `--enable-supernode-auth` and only SuperNodes whose public keys were registered
-# (`flwr supernode register`) may join. The test `tests/test_deploy.py` runs
-# `run_deployment(secagg=True, tls=True, auth=True)` with DP-SGD for 3 rounds and checks the
-# tolerance; from the command line:
+# not exactly. The test `tests/test_deploy.py` runs `run_deployment(secagg=True)` with DP-SGD
+# for 3 rounds (over TLS with SuperNode authentication, the defaults) and checks the tolerance;
+# from the command line:
 #
 # ```
-# python -m fl_helpers.deploy --rounds 3 --secagg --tls --auth
+# python -m fl_helpers.deploy --rounds 3 --secagg --noise-multiplier 1.0
 # ```
 #
 # SecAgg+ hides the individual updates from the server, not from the final model; it is a
@@ -587,8 +677,8 @@ largest_epsilon_hospital = None  # replace None by "cleveland", "hungary", "swit
 # %%
 # Check cell
 two = dataclasses.replace(config, noise_multiplier=2.0)
-truth = max(federation, key=lambda h: cross_silo.epsilon(two, h.num_train,
-                                                         target_delta=DELTA)).name
+truth = max(public_federation, key=lambda h: cross_silo.epsilon(two, h.public_train_size,
+                                                                target_delta=DELTA)).name
 if largest_epsilon_hospital is None:
     print("Set largest_epsilon_hospital above, then run this cell again.")
 elif largest_epsilon_hospital == truth:
@@ -622,8 +712,8 @@ if answer is None:
     print("Complete epsilons_for_batch above, then run this cell again.")
 else:
     sixteen = dataclasses.replace(config, noise_multiplier=1.0, expected_batch_size=16)
-    expected = {h.name: cross_silo.epsilon(sixteen, h.num_train, target_delta=DELTA)
-                for h in federation}
+    expected = {h.name: cross_silo.epsilon(sixteen, h.public_train_size, target_delta=DELTA)
+                for h in public_federation}
     if set(answer) == set(expected) and all(
             np.isclose(answer[k], expected[k], rtol=1e-6) for k in expected):
         print("Correct. Same noise, twice the sampling rate: every epsilon goes up.")
@@ -650,12 +740,15 @@ else:
 #
 # - Cross-silo FL has a few large, stable, very different clients that all take part in every
 #   round; the UCI heart-disease hospitals differ in size, base rate (46–93 %) and missing
-#   columns, and each prepares its data with its own statistics.
+#   columns, and each prepares its data at home: with its own statistics without DP, with
+#   public constants under DP (its own statistics let one patient move everyone's gradient).
 # - Federation helps the small hospitals most: Switzerland's local model ranks patients no
 #   better than chance, the federated one almost perfectly; a shared intercept can still hurt
 #   accuracy where the base rate is extreme.
 # - The unit to protect is the patient: example-level DP-SGD inside each hospital, with an
-#   $\varepsilon$ per hospital from the accountant; the smallest hospital spends the most.
+#   $\varepsilon$ per hospital from the accountant; the smallest hospital spends the most. It
+#   holds only if nothing else a hospital sends depends on its patients: public weights and
+#   sizes, no counts, no clear test metrics.
 #   Client-level DP with four clients drowns the model in noise and protects the wrong unit.
 # - The same numpy client update runs in the simulation and as a Flower ClientApp; sorting the
 #   results by hospital makes the deployed model bitwise equal to the simulated one, and SecAgg+

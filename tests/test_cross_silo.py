@@ -19,6 +19,11 @@ def federation():
     return cross_silo.load_federation()
 
 
+@pytest.fixture(scope="module")
+def public_federation():
+    return cross_silo.load_federation(preprocessing="public")
+
+
 def _toy(n=40, d=5, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
@@ -113,8 +118,8 @@ def test_weighted_average():
 
 def test_dp_noise_is_secret_by_default_and_reproducible_on_request():
     params, x, y = _toy()
-    kw = dict(local_steps=3, sampling_probability=0.5, clipping_norm=1.0, noise_multiplier=1.0,
-              client_learning_rate=0.1)
+    kw = dict(local_steps=3, sampling_probability=0.5, expected_batch_size=20.0,
+              clipping_norm=1.0, noise_multiplier=1.0, client_learning_rate=0.1)
     assert not np.array_equal(cross_silo.dp_sgd_update(params, x, y, **kw),
                               cross_silo.dp_sgd_update(params, x, y, **kw))
     with pytest.warns(UserWarning, match="reproducible DP noise"):
@@ -132,7 +137,8 @@ def test_dp_noise_has_the_calibrated_std():
     y = cross_silo.predict_proba(params, x)
     rng = np.random.default_rng(5)
     steps = np.stack([cross_silo.dp_sgd_update(params, x, y, local_steps=1,
-                                               sampling_probability=q, clipping_norm=clip,
+                                               sampling_probability=q,
+                                               expected_batch_size=q * n, clipping_norm=clip,
                                                noise_multiplier=sigma, client_learning_rate=lr,
                                                rng=rng) for _ in range(300)])
     expected = lr * sigma * clip / (q * n)
@@ -146,7 +152,8 @@ def test_dp_sgd_follows_the_clipped_gradient_without_noise():
     params, x, y = _toy()
     rng = np.random.default_rng(0)
     step = cross_silo.dp_sgd_update(params, x, y, local_steps=1, sampling_probability=1.0,
-                                    clipping_norm=0.1, noise_multiplier=1e-12,
+                                    expected_batch_size=len(y), clipping_norm=0.1,
+                                    noise_multiplier=1e-12,
                                     client_learning_rate=1.0, rng=rng)
     clipped = cross_silo.clip_rows(cross_silo.per_example_gradients(params, x, y), 0.1)
     np.testing.assert_allclose(step, params - clipped.mean(axis=0), atol=1e-12)
@@ -211,17 +218,19 @@ def test_config_round_trip():
         cross_silo.TrainingConfig.from_dict({"rounds": 3})
 
 
-def test_private_comparison_respects_the_target(federation):
+def test_private_comparison_respects_the_target(public_federation):
+    federation = public_federation
     rows = cross_silo.compare_training(federation, CFG, target_epsilon=2.0, target_delta=1e-4)
     eps = [r["epsilon"] for r in rows]
     assert max(eps) == pytest.approx(2.0, rel=1e-3)
-    smallest = min(federation, key=lambda h: h.num_train).name
+    smallest = min(federation, key=lambda h: h.public_train_size).name
     assert [r["epsilon"] for r in rows if r["method"] == "fedavg" and r["hospital"] == smallest
             ] == [pytest.approx(2.0, rel=1e-3)]
     assert all(e <= 2.0 * (1 + 1e-3) for e in eps)
 
 
-def test_widget_summary_and_drawing(federation):
+def test_widget_summary_and_drawing(public_federation):
+    federation = public_federation
     from matplotlib.figure import Figure
 
     from fl_helpers import cross_silo_widget
@@ -231,10 +240,50 @@ def test_widget_summary_and_drawing(federation):
     b = cross_silo_widget.dp_federation_summary(federation, config, noise_multiplier=2.0)
     assert a == b  # reproducible noise: the same setting draws the same picture
     assert a["epsilon"] == [cross_silo.epsilon(dataclasses.replace(config, noise_multiplier=2.0),
-                                               h.num_train, target_delta=1e-4)
+                                               h.public_train_size, target_delta=1e-4)
                             for h in federation]
     assert "switzerland eps" in cross_silo_widget.summary_line(a)
     fig = cross_silo_widget.draw_dp_federation(a, reference_auc=[0.9] * 4)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     with pytest.raises(ValueError, match="noise_multiplier must be > 0"):
         cross_silo_widget.dp_federation_summary(federation, config, noise_multiplier=0.0)
+
+
+def test_private_training_refuses_local_statistics(federation):
+    private = dataclasses.replace(CFG, noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="preprocessing='public'.*'cleveland'"):
+        cross_silo.run_fedavg(federation, private)
+    with pytest.raises(ValueError, match="preprocessing='public'"):
+        cross_silo.compare_training(federation, CFG, target_epsilon=2.0)
+    h = federation[0]
+    with pytest.raises(ValueError, match="a private update needs public_train_size"):
+        cross_silo.client_update(cross_silo.init_params(), h.x_train, h.y_train, config=private,
+                                 round_index=0, hospital_id=0)
+
+
+def test_public_sizes_are_published_counts_and_match_the_shipped_splits():
+    for missing in cross_silo.MISSING_MODES:
+        for h in cross_silo.load_federation(missing=missing, preprocessing="public"):
+            assert h.public_train_size == h.num_train
+    assert [cross_silo.public_train_size(k) for k in range(4)] == [199, 194, 81, 132]
+    assert [cross_silo.public_train_size(k, missing="drop") for k in range(4)] == [
+        199, 172, 30, 85]  # FLamby's README
+
+
+def test_private_weights_and_divisor_do_not_use_the_row_count(public_federation):
+    """The FedAvg weights of a private run are the public sizes, and a DP-SGD step is the same
+    whether a hospital holds n rows or n + 1 (the extra patient has a zero gradient): the
+    divisor is the public expected batch size, not a count of the rows."""
+    private = dataclasses.replace(CFG, noise_multiplier=1.0)
+    assert cross_silo.public_weights(public_federation, private) == [199.0, 194.0, 81.0, 132.0]
+    h = public_federation[2]
+    params = cross_silo.init_params()
+    # Features all zero and label 0.5 = the prediction at zero params: gradient (p - y)[x, 1] = 0.
+    x_more = np.vstack([h.x_train, np.zeros((1, h.x_train.shape[1]))])
+    y_more = np.append(h.y_train, 0.5)
+    steps = [cross_silo.dp_sgd_update(params, x, y, local_steps=1, sampling_probability=1.0,
+                                      expected_batch_size=81.0, clipping_norm=1.0,
+                                      noise_multiplier=1e-300, client_learning_rate=1.0,
+                                      rng=np.random.default_rng(0))
+             for x, y in ((h.x_train, h.y_train), (x_more, y_more))]
+    np.testing.assert_allclose(steps[0], steps[1], rtol=0, atol=1e-15)

@@ -39,7 +39,36 @@ def test_duplicate_hospitals():
 
 def test_auth_needs_tls():
     with pytest.raises(ValueError, match="auth=True needs tls=True"):
-        deploy.run_deployment(config=CONFIG, auth=True, progress=None)
+        deploy.run_deployment(config=CONFIG, tls=False, auth=True, progress=None)
+
+
+@pytest.mark.parametrize("flag", ["secagg", "tls", "auth", "reproducible_noise",
+                                  "clear_test_metrics", "evaluate_every_round"])
+@pytest.mark.parametrize("value", ["false", 0, 1, None])
+def test_flags_must_be_real_bools(flag, value):
+    """run_deployment(reproducible_noise="false") used to switch non-private noise on."""
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got .*{value!r}"):
+        deploy.run_deployment(config=CONFIG, progress=None, **{flag: value})
+
+
+def test_a_private_run_refuses_local_statistics():
+    private = dataclasses.replace(CONFIG, noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="a private run needs preprocessing='public'"):
+        deploy.run_deployment(config=private, preprocessing="local", progress=None)
+
+
+def test_child_environment_drops_the_callers_flower_variables(monkeypatch, tmp_path):
+    """FLWR_INTERNAL_GRPC_* would open Flower's legacy gRPC APIs on 0.0.0.0."""
+    for name in ("FLWR_INTERNAL_GRPC_CONTROL_API", "FLWR_INTERNAL_GRPC_FLEET_API",
+                 "FLWR_DATABASE", "FLWR_OIDC_ENABLED", "FLWR_ADDRESS", "FLWR_TELEMETRY_ENABLED"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("FLWR_HOME", "/somewhere/else")
+    env = deploy.child_environment(tmp_path, "/bin-dir")
+    flower = {k: x for k, x in env.items() if k.startswith("FLWR_")}
+    assert flower == {"FLWR_HOME": str(tmp_path), "FLWR_TELEMETRY_ENABLED": "0",
+                      "FLWR_DISABLE_UPDATE_CHECK": "1",
+                      "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+    assert env["PATH"].startswith("/bin-dir")
 
 
 def test_missing_data_file(tmp_path):
@@ -86,8 +115,9 @@ def test_ctrl_c_stops_everything():
 
 @pytest.mark.slow
 def test_deployment_end_to_end_plain_and_secagg():
-    """4 SuperNodes, 3 rounds: plain (exact parity) and SecAgg+ over TLS with SuperNode
-    authentication and DP-SGD (reproducible noise, parity within SecAgg+'s quantisation)."""
+    """4 SuperNodes, 3 rounds, TLS and SuperNode authentication (the defaults): plain (exact
+    parity) and SecAgg+ with DP-SGD (reproducible noise, parity within SecAgg+'s quantisation),
+    where no hospital sends a count or a test metric."""
     federation = cross_silo.load_federation()
     started = time.monotonic()
 
@@ -107,13 +137,22 @@ def test_deployment_end_to_end_plain_and_secagg():
     secure = deploy.run_deployment(config=private, secagg=True, tls=True, auth=True,
                                    reproducible_noise=True, evaluate_every_round=False,
                                    progress=None)
-    simulated_dp, _ = cross_silo.run_fedavg(federation, private, reproducible_noise=True)
+    public = cross_silo.load_federation(preprocessing="public")
+    simulated_dp, _ = cross_silo.run_fedavg(public, private, reproducible_noise=True)
     assert np.max(np.abs(simulated_dp)) < 8.0  # inside SecAgg+'s clipping_range
     # SecAgg+ quantises each weighted update to 2^22 levels over [-8, 8] (step 3.8e-6) with
     # stochastic rounding; over 3 rounds the model moves by at most a few 1e-5.
     np.testing.assert_allclose(np.array(secure["params"]), simulated_dp, atol=1e-4)
     assert not np.array_equal(np.array(secure["params"]), simulated_dp)
-    assert len(secure["rounds"][-1]["evaluate"]) == 4
+    # What the hospitals sent in the private run, as the ServerApp received it: besides the
+    # (masked) model, the public size in Flower's count field and the hospital id; no
+    # evaluation was requested, so no test metric exists anywhere in the result.
+    public_sizes = [h.public_train_size for h in public]
+    for record in secure["rounds"]:
+        assert [r["num_examples"] for r in record["received"]] == public_sizes
+        assert all(r["metrics"] == ["hospital-id"] for r in record["received"])
+        assert "evaluate" not in record
+    assert secure["preprocessing"] == "public" and not secure["clear_test_metrics"]
     _assert_nothing_survives(secure["flwr_home"])
     print(f"\nend-to-end: plain {plain['run_s']:.1f} s, SecAgg+/TLS/auth {secure['run_s']:.1f} s "
           f"(flwr run); whole test {time.monotonic() - started:.1f} s")

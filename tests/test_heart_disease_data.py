@@ -114,3 +114,25 @@ def test_a_hospital_reads_only_its_own_file(tmp_path):
 def test_bad_missing_mode():
     with pytest.raises(ValueError, match="missing must be one of"):
         cross_silo.load_hospital(0, missing="mean")
+
+
+def test_public_preparation_uses_the_written_constants():
+    """preprocessing="public": zero codes and gaps get the reference value, values are clipped
+    to the plausible range, and the scaling is (x - centre) / scale from PUBLIC_FEATURES."""
+    h = cross_silo.load_hospital("switzerland", preprocessing="public")
+    chol = cross_silo.FEATURE_NAMES.index("chol")
+    # Switzerland records cholesterol 0 for every patient: a missing-value code.
+    assert (h.x_train_raw[:, chol] == cross_silo.PUBLIC_FEATURES["chol"].reference).all()
+    feature = cross_silo.PUBLIC_FEATURES["chol"]
+    np.testing.assert_allclose(h.x_train[:, chol], (200.0 - feature.centre) / feature.scale)
+    va = cross_silo.load_hospital("va", preprocessing="public")
+    trestbps = cross_silo.FEATURE_NAMES.index("trestbps")
+    assert va.x_train_raw[:, trestbps].min() >= 80.0  # VA's one 0 mm Hg is a gap, not a value
+    for hospital in cross_silo.load_federation(preprocessing="public"):
+        assert np.isfinite(hospital.x_train).all() and np.abs(hospital.x_train).max() <= 2.0
+        assert hospital.preprocessing == "public"
+
+
+def test_bad_preprocessing_mode():
+    with pytest.raises(ValueError, match="preprocessing must be one of"):
+        cross_silo.load_hospital(0, preprocessing="pooled")

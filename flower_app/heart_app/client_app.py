@@ -3,6 +3,14 @@
 Every message starts a fresh ``flwr-clientapp`` process, so this module imports only numpy, flwr
 and ``fl_helpers.cross_silo`` (no TensorFlow). The SuperNode tells it which hospital it is with
 ``--node-config "hospital-id=K data-dir='...'"``; it reads only that hospital's file.
+
+In a private run (``noise-multiplier > 0``) a hospital sends only what epsilon covers: its noised
+model, its id (public) and, where Flower wants a count, its *public* training size
+(:func:`cross_silo.public_train_size`), the same whether a patient is added or removed. It
+prepares its data with the public constants (``preprocessing="public"``) and answers no
+evaluation request unless the run sets ``clear-test-metrics = true``, an explicit opt-in whose
+loss, accuracy and AUC on the private test set are NOT covered by epsilon. Without DP it sends
+its exact counts and test metrics, as in FedAvg.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ class HospitalClient(NumPyClient):
         self.hospital = hospital
         self.run_config = run_config
         self.config = training_config(run_config)
+        if self.config.private:
+            cross_silo.check_private_preparation([hospital])
 
     def fit(self, parameters, config):
         round_index = int(config["round-index"])
@@ -36,12 +46,18 @@ class HospitalClient(NumPyClient):
                 warn=False)
         update = cross_silo.client_update(params, h.x_train, h.y_train, config=self.config,
                                           round_index=round_index, hospital_id=h.hospital_id,
+                                          public_train_size=h.public_train_size,
                                           noise_rng=noise_rng)
-        return [update], h.num_train, {"hospital-id": h.hospital_id}
+        # Private: the public size, never the count of rows this hospital holds.
+        weight = h.public_train_size if self.config.private else h.num_train
+        return [update], weight, {"hospital-id": h.hospital_id}
 
     def evaluate(self, parameters, config):
         params = np.asarray(parameters[0], dtype=np.float64)
         h = self.hospital
+        if self.config.private and not bool(self.run_config.get("clear-test-metrics", False)):
+            raise RuntimeError("a private run releases no test metrics (epsilon does not cover "
+                               "them); set clear-test-metrics = true to opt in.")
         metrics = cross_silo.evaluate(params, h.x_test, h.y_test)
         return metrics["loss"], h.num_test, {"hospital-id": h.hospital_id,
                                              "accuracy": metrics["accuracy"],
@@ -57,8 +73,9 @@ def client_fn(context: Context):
     if not 0 <= hospital_id < data.NUM_HOSPITALS:
         raise ValueError(f"hospital-id must be in 0..{data.NUM_HOSPITALS - 1}, got {hospital_id}.")
     data_dir = node.get("data-dir") or None
-    hospital = cross_silo.load_hospital(hospital_id, missing=str(context.run_config["missing"]),
-                                        data_dir=data_dir)
+    hospital = cross_silo.load_hospital(
+        hospital_id, missing=str(context.run_config["missing"]),
+        preprocessing=str(context.run_config.get("preprocessing", "local")), data_dir=data_dir)
     return HospitalClient(hospital, dict(context.run_config)).to_client()
 
 
