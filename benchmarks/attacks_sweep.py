@@ -203,7 +203,10 @@ def sweep_membership(args) -> dict:
             else:
                 hist = training.run_dp_fedavg(
                     models.make_2nn, chosen, sampling_probability=s["sampling_probability"],
-                    clipping_norm=s["clipping_norm"], noise_multiplier=z, **common)
+                    clipping_norm=s["clipping_norm"], noise_multiplier=z,
+                    # Public: each client is in a model with probability 1/2 (never the count of
+                    # the members, which is what membership inference asks about).
+                    expected_clients=s["sampling_probability"] * num_clients / 2, **common)
             logits = attacks.per_example_logits(hist.final_weights, act, x)
             conf.append(attacks.logit_confidence(logits, y))
             loss.append(attacks.per_example_losses(logits, y))

@@ -305,7 +305,7 @@ def notebook04_setting(model_name: str, rounds: int, engine: str = "fast"):
         batch_size=BATCH_SIZE, client_learning_rate=LEARNING_RATE, clipping_norm=1.0,
         noise_multiplier=1.0, test_data=(x_test[:2000], y_test[:2000]), seed=SEED,
         progress=False, target_delta=1e-3, callback=timed_callback, engine=engine,
-        diagnostics=True)
+        diagnostics=True, expected_clients=0.05 * len(clients))
     total = time.perf_counter() - start
     sizes = np.array([len(y) for _, y in clients])
     return {

@@ -93,7 +93,7 @@ def _run(clients, test_data, *, target_epsilon: float, seed: int, clipping_norm:
     result = experiment.run_experiment(
         clients, test_data, target_epsilon=target_epsilon if private else None,
         clipping_norm=clipping_norm, seed=seed, diagnostics=True, accountant=accountant,
-        **kwargs)
+        expected_clients=SETTING["sampling_probability"] * len(clients), **kwargs)  # N public
     h = result.history
     d = h.diagnostics
     return {

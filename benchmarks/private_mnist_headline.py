@@ -140,7 +140,8 @@ def run(config: Config, *, private: bool, mnist) -> dict:
         # The twin: run_dp_fedavg needs z > 0; 1e-12 adds noise far below float32 rounding.
         clipping_norm=config.clipping_norm, noise_multiplier=z if private else 1e-12,
         test_data=None, seed=0, progress=False, server_optimizer=optimizer,
-        accountant=config.accountant, target_delta=TARGET_DELTA if private else None)
+        accountant=config.accountant, target_delta=TARGET_DELTA if private else None,
+        expected_clients=config.sampling_probability * len(federation.client_datasets))
     model = model_fn(config)()
     _, last = client.evaluate(model, history.final_weights, *federation.test_data)
     averaged = getattr(optimizer, "averaged_weights", None)

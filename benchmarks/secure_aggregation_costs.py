@@ -180,7 +180,8 @@ def accuracy(repeats: int, variants: list[str]) -> dict:
                     client_learning_rate=s["client_learning_rate"],
                     clipping_norm=s["clipping_norm"], noise_multiplier=z_central,
                     test_data=federation.test_data, seed=0, progress=False,
-                    target_delta=s["target_delta"])
+                    target_delta=s["target_delta"],
+                    expected_clients=s["sampling_probability"] * s["num_clients"])
                 run = {"noise_multiplier": z_central,
                        "test_accuracy": central.test_accuracy.tolist(),
                        "final_accuracy": float(central.test_accuracy[-1]),

@@ -161,6 +161,7 @@ def canary_scores(rule: aggregation.AggregationRule, other_updates: Sequence[Wei
                         f"{type(randomness).__name__}.")
     num_trials = v.check_int("num_trials", num_trials, minimum=4, maximum=10**7)
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    randomness.claim("canary_scores")
     direction = _flat(canary)
     length = np.linalg.norm(direction)
     if not math.isfinite(length) or length == 0:

@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_learning_rate=args.server_learning_rate, seed=args.seed,
             noise_placement=args.noise_placement, progress=not args.no_progress,
             reproducible_noise=args.reproducible_noise, diagnostics=args.diagnostics,
-            accountant=args.accountant)
+            accountant=args.accountant,
+            expected_clients=q * args.num_clients)  # --num-clients is public (the command line)
     except (ValueError, TypeError) as err:
         _flag_error(parser, err)
         return 2

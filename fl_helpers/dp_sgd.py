@@ -327,9 +327,10 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             (operating-system entropy; private). An integer >= 0: they come from
             ``PrivateRandomness.reproducible(reproducible_noise_seed)``, the run is repeatable
             and **not private**; a ``UserWarning`` says so and the result is flagged.
-        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to draw from instead (e.g.
-            to share one secret source between runs); not together with
-            ``reproducible_noise_seed``.
+        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to draw from instead; not
+            together with ``reproducible_noise_seed``. A secret one serves one run only: a
+            second run with it is refused (it would reuse the noise, and two releases with the
+            same noise cancel it).
 
     Returns:
         A :class:`DPSGDResult`.
@@ -360,6 +361,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             "anyone who knows the seed, so the reported epsilon does not hold against them. "
             "Use it for teaching and tests only.", UserWarning, stacklevel=2)
         randomness = schedule.PrivateRandomness.reproducible(seed, warn=False)
+    randomness.claim("dp_sgd.train")
 
     if noise_multiplier > 0:
         epsilon = accounting.dp_fedavg_epsilon(

@@ -297,8 +297,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    noise_placement: str | aggregation.NoisePlacement = "central",
                    progress: bool = False, callback: training.Callback | None = None,
                    reproducible_noise: bool = False, diagnostics: bool = False,
-                   accountant: accounting.AccountantName = accounting.Accountant.PLD
-                   ) -> ExperimentResult:
+                   accountant: accounting.AccountantName = accounting.Accountant.PLD,
+                   expected_clients: float | None = None) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
 
     Three modes, by which of ``target_epsilon`` and ``noise_multiplier`` is given:
@@ -339,6 +339,11 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         diagnostics: Also return per-client figures (NOT covered by epsilon).
         accountant: ``"pld"`` (default, the tightest) or ``"rdp"``: calibrates the noise and
             reports epsilon.
+        expected_clients: The public divisor ``q N`` of DP-FedAvg's average: ``q`` times the
+            federation's published size, fixed before the run. Required for a private run
+            (never counted from ``client_datasets``, whose size is private under add/remove;
+            see :func:`fl_helpers.training.run_dp_fedavg`); a non-private run divides by
+            ``q * len(client_datasets)`` unless given.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -401,12 +406,16 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         server_learning_rate=server_learning_rate, test_data=test_data, seed=seed,
         progress=progress, target_delta=target_delta, callback=callback,
         noise_placement=placement, randomness=randomness, diagnostics=diagnostics,
-        accountant=accountant)
+        accountant=accountant,
+        expected_clients=(accounting.check_sampling_probability(sampling_probability)
+                          * len(client_datasets)
+                          if expected_clients is None and kind is Privacy.NON_PRIVATE
+                          else expected_clients))
     config = {
         "privacy": kind,
         "num_clients": len(client_datasets),
         "sampling_probability": history.sampling_probability,
-        "expected_clients_per_round": history.sampling_probability * len(client_datasets),
+        "expected_clients_per_round": history.expected_clients,
         "num_rounds": num_rounds,
         "target_epsilon": target_epsilon,
         "noise_multiplier": history.noise_multiplier,

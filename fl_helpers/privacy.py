@@ -150,6 +150,16 @@ def _finite_result(result: float, message: str) -> float:
     return result
 
 
+#: The largest integer magnitude the mechanisms take: every integer up to 2**53 is exact in
+#: float64, so neighbouring integer answers stay exactly ``sensitivity`` apart.
+MAX_EXACT_INTEGER = 2**53
+
+
+def _describe_integer(n: int) -> str:
+    digits = str(abs(n))
+    return str(n) if len(digits) <= 24 else f"an integer of {len(digits)} digits"
+
+
 def _check_value(value: Any, name: str = "value") -> np.ndarray:
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be a real number or a numeric array, "
@@ -159,16 +169,30 @@ def _check_value(value: Any, name: str = "value") -> np.ndarray:
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"{name} must be a real number or a numeric array, "
                         f"got {type(value).__name__}.") from error
-    if array.dtype == bool or array.dtype.kind not in "iuf":
-        if array.dtype.kind == "O":  # e.g. huge Python ints
-            try:
-                array = array.astype(np.float64)
-            except (TypeError, ValueError, OverflowError) as error:
-                raise ValueError(f"{name} must hold finite real numbers, got an entry that is "
-                                 "not a real number or too large for float64.") from error
-        else:
-            raise TypeError(f"{name} must be a real number or a numeric array, got an array "
-                            f"of dtype {array.dtype}.")
+    if array.dtype == bool or array.dtype.kind not in "iufO":
+        raise TypeError(f"{name} must be a real number or a numeric array, got an array "
+                        f"of dtype {array.dtype}.")
+    if array.dtype.kind in "iuO":  # integers (huge Python ints arrive as objects)
+        entries = array.ravel().tolist()
+        if array.dtype.kind == "O" and not all(
+                isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool)
+                for e in entries):
+            raise TypeError(f"{name} must be a real number or a numeric array, got an entry "
+                            "that is not a real number.")
+        too_big = [e for e in entries if isinstance(e, (int, np.integer))
+                   and abs(int(e)) > MAX_EXACT_INTEGER]
+        if too_big:
+            raise ValueError(
+                f"{name} must hold integers of magnitude at most 2**53, got "
+                f"{_describe_integer(int(too_big[0]))}: "
+                "larger integers are not exact in float64, and rounding them can move two "
+                "neighbouring answers apart by up to 2**(k-53) times the sensitivity (2**60: "
+                "256 times the epsilon). Scale the query down or release it in parts.")
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ValueError(f"{name} must hold finite real numbers, got an entry that is "
+                             "not a real number or too large for float64.") from error
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got an entry that is NaN or inf.")

@@ -182,6 +182,7 @@ def attack_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         history: training.History = training.run_dp_fedavg(
             models.make_softmax_regression, datasets, sampling_probability=1.0,
             clipping_norm=setting.clipping_norm, noise_multiplier=setting.noise_multiplier,
+            expected_clients=float(num_clients),  # q = 1: every one of the public N clients
             randomness=schedule.PrivateRandomness.reproducible(seed, warn=False), **common)
     else:
         history = training.run_fedavg(models.make_softmax_regression, datasets,

@@ -252,16 +252,30 @@ class PrivateRandomness:
     Make one with :meth:`secret` (the default everywhere: 128 bits of OS entropy that are never
     exposed) or :meth:`reproducible` (derived from a seed: the same seed gives the same noise,
     so the run is **not private** against anyone who knows the seed; a warning says so).
-    Each round gets its own independent streams, fixed for the object's lifetime, so a caller
-    that needs the schedule before training (local-DP accounting) sees the schedule training will
-    use.
+    Each round gets its own independent streams, so a caller that needs the schedule before
+    training (local-DP accounting) sees the schedule training will use.
+
+    A secret object never hands out the same noise twice, since two releases with the same
+    noise cancel it (their difference is the difference of the noiseless sums):
+
+    * :meth:`noise_rng` gives each round's noise stream once; a second request for the same
+      round raises :class:`NoiseReuseError`;
+    * a private run claims the object (:meth:`claim`); a second run with the same object is
+      refused, because it would reuse both the noise and the secret client sampling (the
+      accountant composes independent runs);
+    * it cannot be copied or pickled (the copy would regenerate the noise bit for bit).
+
+    A reproducible object is exempt from these rules (its noise is already public to anyone
+    who knows the seed), so that tests and notebooks can replay it for parity checks.
     """
 
-    __slots__ = ("_entropy", "_seed")
+    __slots__ = ("_entropy", "_seed", "_noise_drawn", "_claimed_by")
 
     def __init__(self, *, _entropy: int, _seed: int | None) -> None:
         self._entropy = _entropy
         self._seed = _seed
+        self._noise_drawn: set[int] = set()
+        self._claimed_by: str | None = None
 
     @classmethod
     def secret(cls) -> PrivateRandomness:
@@ -294,6 +308,34 @@ class PrivateRandomness:
             return "PrivateRandomness.secret()"
         return f"PrivateRandomness.reproducible({self._seed})"
 
+    def __reduce__(self) -> Any:
+        raise TypeError("a PrivateRandomness cannot be pickled: a copy would regenerate its "
+                        "noise. Checkpoints store the run's state, never its randomness.")
+
+    def __copy__(self) -> PrivateRandomness:
+        raise TypeError("a PrivateRandomness cannot be copied: a copy would regenerate its noise. "
+                        "Make a fresh one with PrivateRandomness.secret().")
+
+    def __deepcopy__(self, memo: dict) -> PrivateRandomness:
+        return self.__copy__()
+
+    def claim(self, run: str) -> None:
+        """Marks the object as the randomness of one private run (``run`` names it).
+
+        Raises:
+            ValueError: A secret object already claimed by a run: pass a fresh
+                ``PrivateRandomness.secret()`` to each run.
+        """
+        if self._seed is not None:
+            return
+        if self._claimed_by is not None:
+            raise ValueError(
+                f"randomness was already used by {self._claimed_by}; a second run with the same "
+                "secret PrivateRandomness would reuse its noise and its client sampling (two "
+                "releases with the same noise cancel it). Pass a fresh PrivateRandomness.secret() "
+                f"to {run} (also to resume a run from its checkpoint).")
+        self._claimed_by = run
+
     def _sequence(self, round_index: int, stream: int) -> np.random.SeedSequence:
         return np.random.SeedSequence([self._entropy, int(round_index), stream])
 
@@ -302,7 +344,18 @@ class PrivateRandomness:
         return np.random.default_rng(self._sequence(round_index, _SAMPLING_STREAM))
 
     def noise_rng(self, round_index: int) -> np.random.Generator:
-        """The generator of round ``round_index``'s noise (independent of the sampling)."""
+        """The generator of round ``round_index``'s noise (independent of the sampling).
+
+        Raises:
+            NoiseReuseError: A secret object asked twice for the same round's noise.
+        """
+        if self._seed is None:
+            if round_index in self._noise_drawn:
+                raise NoiseReuseError(
+                    f"the noise of round {round_index} was already drawn from this "
+                    "PrivateRandomness; it is never handed out twice (two releases with the same "
+                    "noise cancel it). Use a fresh PrivateRandomness.secret() for a new release.")
+            self._noise_drawn.add(int(round_index))
         return np.random.default_rng(self._sequence(round_index, _NOISE_STREAM))
 
     def poisson_schedule(self, num_clients: int, *, sampling_probability: float,
@@ -311,6 +364,10 @@ class PrivateRandomness:
         num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
         return [sample_clients_poisson(num_clients, sampling_probability=sampling_probability,
                                        rng=self.sampling_rng(t)) for t in range(num_rounds)]
+
+
+class NoiseReuseError(RuntimeError):
+    """A secret :class:`PrivateRandomness` was asked for noise it has already handed out."""
 
 
 def gaussian_noise(shapes: Sequence[tuple[int, ...]], *, stddev: float,

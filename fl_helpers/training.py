@@ -117,8 +117,9 @@ class History:
         test_loss: Mean cross-entropy on ``test_data`` after each round (empty likewise).
         final_weights: Global per-layer weights after the last round.
         seconds_per_round: Wall-clock seconds of each round's training (sampling, local updates,
-            aggregation), without the evaluation. In a private run this is a side channel too
-            (it grows with the number of clients sampled): do not publish it with the model.
+            aggregation), without the evaluation. A round's time grows with the number of
+            clients sampled, which is secret in a private run: there every entry is the mean
+            over the run's rounds (the per-round times only with ``diagnostics=True``).
         engine: The engine that trained the clients (``AUTO`` resolved).
         aggregation: The name of the aggregation rule.
         stopped_early: Why training stopped before ``num_rounds``, or ``None``.
@@ -173,6 +174,8 @@ class DPHistory(History):
         accountant: The accountant that computed ``epsilon``.
         reproducible_noise: ``True`` if the noise and sampling were derived from the seed (the
             epsilon then does not hold against anyone who knows it).
+        expected_clients: The public divisor ``q N`` the noisy sum was divided by (a constant
+            of the run, not a count of the private data).
     """
 
     epsilon: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -183,6 +186,7 @@ class DPHistory(History):
     noise_placement: aggregation.NoisePlacement = aggregation.NoisePlacement.CENTRAL
     accountant: str = "pld"
     reproducible_noise: bool = False
+    expected_clients: float = math.nan
 
     def _series(self) -> tuple[str, ...]:
         return (*super()._series(), "epsilon")
@@ -355,7 +359,10 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
                                            randomness=randomness)
         update, norms, clipped, rejected = _round_update(setup, rule, weights, rounds[t],
                                                          context, client_hook, deadline)
-        if rejected and len(rejected) == len(rounds[t]):
+        # In a private run, that a round's clients all failed is private (it can single out
+        # the round where only the target was sampled): the round's noise is applied as
+        # always, and nothing is said unless diagnostics=True (not covered by epsilon).
+        if rejected and len(rejected) == len(rounds[t]) and report_faults:
             if all(r.reason.startswith("non-finite") for r in rejected):
                 raise ValueError(
                     f"every client's update in round {t + 1} holds NaN or inf values: the "
@@ -364,8 +371,7 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
                           "global model is unchanged" + (" except for the noise" if isinstance(
                               rule, aggregation.DPFedAvg) else "") + ".", RuntimeWarning,
                           stacklevel=3)
-            if report_faults:
-                skipped.append(t + 1)
+            skipped.append(t + 1)
         if report_faults:
             rejections.extend(rejected)
         weights = server_optimizer.apply(weights, update)
@@ -397,6 +403,10 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
             break
     bar.close()
     done = len(columns["seconds"])
+    if not report_faults and done:
+        # A round's time tells how many clients were sampled (the schedule is secret): a
+        # private run reports every round at the mean time (the total is unchanged).
+        columns["seconds"] = [float(np.mean(columns["seconds"]))] * done
     return {
         "rounds": np.arange(1, done + 1, dtype=np.int64),
         "test_accuracy": np.asarray(columns["test_accuracy"], dtype=np.float64),
@@ -794,18 +804,24 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             one (so a caller can see the schedule first, e.g. for local-DP calibration).
         accountant: ``"pld"`` (default, the tightest) or ``"rdp"``
             (:class:`fl_helpers.accounting.Accountant`).
-        expected_clients: The fixed divisor ``q N`` of the average, a **public** constant.
-            Default: ``sampling_probability * len(client_datasets)``. The add/remove analysis
-            assumes the divisor does not depend on whether a client is present; if the number of
-            clients is itself private, pass a public value here (e.g. ``q`` times a published
-            federation size).
+        expected_clients: The fixed divisor ``q N`` of the average, a **public** constant
+            chosen before the run (required). The add/remove analysis assumes the divisor does
+            not depend on whether a client is present, so it is never counted from
+            ``client_datasets``: adding or removing one client would change it, and the scale of
+            every released update would tell (measured: N = 100 told from N = 101 in 200 of 200
+            trials). Pass ``q`` times the federation's published size.
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
-            only in ``diagnostics``. A checkpoint never holds the secret randomness: to repeat a
-            run exactly on resume, pass the same ``randomness`` (or ``reproducible_noise``);
-            with fresh secret randomness the remaining rounds are sampled and noised afresh,
-            which central DP's accounting allows (local DP's does not: refused).
+            only in ``diagnostics``. A checkpoint never holds the secret randomness: a resumed
+            private run takes a fresh ``PrivateRandomness.secret()`` (the old one is refused: on
+            changed data its noise would cancel), and its remaining rounds are sampled and noised
+            afresh, which central DP's accounting allows (local DP's does not: refused). So
+            that no round already released is run again (a second, unaccounted release), a
+            private run with a checkpoint saves it after every round, before the round's model
+            reaches the callback (``checkpoint_every`` > 1 is refused). A reproducible run (not
+            private) may resume with the same ``randomness`` and repeats the uninterrupted run
+            exactly.
 
     Returns:
         A :class:`DPHistory`.
@@ -847,15 +863,27 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         randomness = (schedule.PrivateRandomness.reproducible(seed) if reproducible_noise
                       else schedule.PrivateRandomness.secret())
     reproducible_noise = randomness.is_reproducible
+    if checkpoint is not None and not reproducible_noise and faults["checkpoint_every"] != 1:
+        raise ValueError(
+            f"checkpoint_every must be 1 in a private run with a checkpoint, got "
+            f"{faults['checkpoint_every']}: a resume starts at the last checkpoint, and rounds "
+            "released after it would be run again with fresh noise, a release the accounting "
+            "never counted.")
+    randomness.claim("run_dp_fedavg")
     if diagnostics:
         _warn_diagnostics()
     if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, str):
         num_clients = max(1, len(client_datasets))
     else:
         num_clients = 1  # _setup raises the type error
-    # The rule checks clipping_norm and noise_multiplier (once, here).
     if expected_clients is None:
-        expected_clients = sampling_probability * num_clients
+        raise ValueError(
+            "expected_clients must be given, got None: the divisor q N of DP-FedAvg is a "
+            "public constant, never counted from the private client datasets (adding or "
+            "removing a client would change it, and the scale of the released updates would "
+            "show it). Pass q times the federation's published size, e.g. expected_clients="
+            f"{sampling_probability * num_clients:g} if N = {num_clients} is public.")
+    # The rule checks clipping_norm, noise_multiplier and expected_clients (once, here).
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
                                 expected_clients=expected_clients,
                                 placement=placement)
@@ -892,7 +920,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         noise_multiplier=noise_multiplier, clipping_norm=clipping_norm,
         sampling_probability=sampling_probability, target_delta=target_delta,
         noise_placement=placement, accountant=accounting.Accountant(accountant).value,
-        reproducible_noise=reproducible_noise)
+        reproducible_noise=reproducible_noise, expected_clients=rule.expected_clients)
 
 
 def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
@@ -969,10 +997,11 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
         seed=v.check_int("seed", seed, minimum=0))
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
                                 expected_clients=expected_clients)
+    server = aggregation.ServerSGD(server_learning_rate)  # every check before the noise is drawn
     results = trainer.train(weights, sampled, round_index)
     update = rule.aggregate(results.deltas, results.num_examples, aggregation.RoundContext(
         round_index=round_index, num_clients=len(datasets), randomness=randomness))
-    return aggregation.ServerSGD(server_learning_rate).apply(weights, update)
+    return server.apply(weights, update)
 
 
 def _check_client_ids(value: Any, num_clients: int) -> np.ndarray:

@@ -800,9 +800,13 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
 
     def run(**kwargs):
         # runs.pause: a run trained ahead waits, between rounds, while the one on screen trains.
+        # The divisor q N uses the size of the notebook's federation, which the notebook made
+        # from public data and published: a public constant, as DP-FedAvg requires.
         return experiment.run_experiment(client_datasets, test_data, num_rounds=num_rounds,
                                          target_delta=target_delta, seed=seed,
-                                         callback=runs.pause, **training, **kwargs)
+                                         callback=runs.pause,
+                                         expected_clients=kwargs["sampling_probability"]
+                                         * num_clients, **training, **kwargs)
 
     def private_key(q: float, epsilon: float, clip: float) -> tuple:
         # Log sliders: the browser computes 10 ** exponent itself, which may differ from

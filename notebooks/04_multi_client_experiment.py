@@ -158,7 +158,11 @@ print(f"over 30 rounds: mean {num_sampled.mean():.1f}, std {num_sampled.std():.1
 #    $C$, its L2 sensitivity;
 # 3. **add noise** $\mathcal{N}(0, (zC)^2)$ to every coordinate of the sum, where $z$ is the
 #    `noise_multiplier` (noise standard deviation in units of the sensitivity);
-# 4. **divide by the expected number of clients** $qN$, a public constant;
+# 4. **divide by the expected number of clients** $qN$, a public constant: $N$ is the size the
+#    federation announced before training, not a count of the clients' data (under add/remove
+#    the real count is $N$ or $N + 1$, and a divisor that followed it would give Alice away:
+#    the scale of every released update would change). `run_dp_fedavg` therefore asks for it
+#    (`expected_clients`) instead of counting `client_datasets`;
 # 5. **step**: add the result to the global weights, scaled by the server learning rate
 #    $\eta_s$ (1 here).
 #
@@ -399,7 +403,8 @@ private = training.run_dp_fedavg(
     lambda: models.make_softmax_regression(seed=SEED), clients, num_rounds=40,
     sampling_probability=SAMPLING_PROBABILITY, clipping_norm=C, noise_multiplier=z,
     test_data=test_data, seed=SEED, progress=False, target_delta=DELTA,
-    target_epsilon=TARGET_EPSILON, reproducible_noise=True, **TRAINING)
+    target_epsilon=TARGET_EPSILON, reproducible_noise=True,
+    expected_clients=SAMPLING_PROBABILITY * NUM_CLIENTS, **TRAINING)  # qN: public constants
 baseline = experiment.run_experiment(clients, test_data, num_rounds=NUM_ROUNDS,
                                      sampling_probability=SAMPLING_PROBABILITY, seed=SEED,
                                      **TRAINING)
@@ -534,7 +539,7 @@ for n in client_counts[:-1]:
     dp_runs[n] = experiment.run_experiment(
         clients[:n], test_data, num_rounds=NUM_ROUNDS, sampling_probability=SAMPLING_PROBABILITY,
         target_epsilon=TARGET_EPSILON, clipping_norm=C, seed=SEED, reproducible_noise=True,
-        **TRAINING).history
+        expected_clients=SAMPLING_PROBABILITY * n, **TRAINING).history
 
 # %% tags=["nbval-check-output"]
 print(f"epsilon = {TARGET_EPSILON}, q = {SAMPLING_PROBABILITY}, z = {z:.3f} for every N")
@@ -711,7 +716,8 @@ print(f"{len(clipped)} reports: noise std in the sum {local_noise.std():.2f}, ex
 local = experiment.run_experiment(clients, test_data, num_rounds=NUM_ROUNDS,
                                   sampling_probability=SAMPLING_PROBABILITY,
                                   target_epsilon=TARGET_EPSILON, clipping_norm=C, seed=SEED,
-                                  noise_placement="local", reproducible_noise=True, **TRAINING)
+                                  noise_placement="local", reproducible_noise=True,
+                                  expected_clients=SAMPLING_PROBABILITY * NUM_CLIENTS, **TRAINING)
 print(f"epsilon = {TARGET_EPSILON}: central DP {private.test_accuracy[-1]:.1%}, "
       f"local DP {local.final_accuracy:.1%}, non-private {baseline.final_accuracy:.1%}")
 

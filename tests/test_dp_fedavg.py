@@ -22,6 +22,7 @@ def _dp(clients, test, **kwargs):
                 client_learning_rate=0.2, clipping_norm=0.5, noise_multiplier=0.5,
                 test_data=test, seed=2, progress=False)
     args.update(kwargs)
+    args.setdefault("expected_clients", args["sampling_probability"] * len(clients))  # N public
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reproducible-noise / diagnostics notes
         return training.run_dp_fedavg(models.make_softmax_regression, clients, **args)
@@ -70,7 +71,8 @@ def test_reproducible_noise_warns_that_it_is_not_private(small_federation):
         training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
                                sampling_probability=0.5, local_epochs=1, batch_size=10,
                                client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
-                               progress=False, reproducible_noise=True)
+                               progress=False, reproducible_noise=True,
+                               expected_clients=0.5 * len(clients["iid"]))
 
 
 def test_the_seeded_noise_attack_works_only_on_reproducible_noise(small_federation):
@@ -191,7 +193,8 @@ def test_private_outputs_only_by_default(small_federation):
         training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
                                sampling_probability=0.5, local_epochs=1, batch_size=10,
                                client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
-                               progress=False, diagnostics=True)
+                               progress=False, diagnostics=True,
+                               expected_clients=0.5 * len(clients["iid"]))
 
 
 def test_epsilon_is_the_accountants_and_the_budget_stops_training(small_federation):

@@ -233,7 +233,8 @@ def test_one_step_dp_fedavg_equals_the_loop(small_federation):
                 models.make_softmax_regression, one_each, num_rounds=4,
                 sampling_probability=0.5, local_epochs=1, batch_size=10,
                 client_learning_rate=0.5, clipping_norm=0.5, noise_multiplier=0.5,
-                test_data=test, seed=3, progress=False, engine=name, reproducible_noise=True)
+                test_data=test, seed=3, progress=False, engine=name, reproducible_noise=True,
+                expected_clients=0.5 * len(one_each))
     assert (runs["fast"].engine, runs["loop"].engine) == (training.Engine.FAST,
                                                           training.Engine.LOOP)
     np.testing.assert_allclose(runs["fast"].test_accuracy, runs["loop"].test_accuracy, rtol=0,

@@ -32,6 +32,8 @@ def _run(small, **kwargs):
     clients, test = small
     args = dict(num_rounds=3, sampling_probability=0.25, seed=3, clipping_norm=0.5)
     args.update(kwargs)
+    if args.get("target_epsilon") is not None or args.get("noise_multiplier") is not None:
+        args.setdefault("expected_clients", args["sampling_probability"] * len(clients))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return experiment.run_experiment(clients, test, **args)
@@ -80,7 +82,8 @@ def test_non_private_run_neither_clips_nor_noises(small):
         sampling_probability=0.25, local_epochs=1, batch_size=10, client_learning_rate=0.1,
         clipping_norm=1e30,
         noise_multiplier=0.0, seed=3, progress=False, test_data=test,
-        randomness=schedule.PrivateRandomness.reproducible(3, warn=False))
+        randomness=schedule.PrivateRandomness.reproducible(3, warn=False),
+        expected_clients=0.25 * len(clients))
     for a, b in zip(h.final_weights, same.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert math.isinf(result.epsilon_spent)
@@ -152,7 +155,8 @@ def test_local_noise_on_the_sum_has_std_z_c_sqrt_m(small):
     # z C sqrt(m). 7,850 draws: relative standard error of the std 0.8 %, bound 5 %.
     clients, _ = small
     kwargs = dict(num_rounds=1, sampling_probability=0.5, local_epochs=1, batch_size=10,
-                  client_learning_rate=0.1, clipping_norm=0.3, seed=2, progress=False)
+                  client_learning_rate=0.1, clipping_norm=0.3, seed=2, progress=False,
+                  expected_clients=0.5 * len(clients))
     model_fn = models.make_softmax_regression
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -7,6 +7,7 @@ forgets the sensitivity, or is off by a factor of two).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import dp_accounting
@@ -690,3 +691,21 @@ def test_extreme_legal_values_give_an_answer_or_a_clear_error(function, valid, a
                 array = np.asarray(value, dtype=float) if not isinstance(
                     value, (bool, np.bool_)) else np.asarray(0.0)
                 assert np.all(np.isfinite(array)), (function.__name__, argument, edge, result)
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_integers_beyond_float64_precision_are_refused(mechanism):
+    """Attack: two neighbouring counts above 2**53 (sensitivity 1). Converted to float64 they
+    round apart by 2 (2**53 + 2 -> 2**53 + 2, 2**53 + 3 -> 2**53 + 4), twice the sensitivity
+    the noise is calibrated to, so the release's epsilon doubles (256 times at 2**60). The
+    mechanisms refuse such integers instead of rounding them."""
+    low, high = 2**53 + 2, 2**53 + 3
+    assert float(high) - float(low) == 2.0  # the rounding the attack exploits
+    release = (privacy.laplace_mechanism if mechanism == "laplace" else
+               functools.partial(privacy.gaussian_mechanism, delta=1e-6))
+    for value in (high, np.int64(2**60), [0, 2**62], 10**400):
+        with pytest.raises(ValueError, match=r"value must hold integers of magnitude at most "
+                                             r"2\*\*53"):
+            release(value, sensitivity=1.0, epsilon=1.0)
+    exact = release(np.array([2**53, -(2**53)]), sensitivity=1.0, epsilon=1.0)
+    assert np.all(np.abs(np.abs(exact) - 2**53) < 1e3)  # 2**53 itself is exact: accepted

@@ -260,15 +260,19 @@ def test_dp_fedavg_rejects_without_reporting_and_keeps_its_denominator(federatio
     options = {"num_rounds": 2, "sampling_probability": 0.5, "local_epochs": 1,
                "batch_size": 20, "client_learning_rate": 0.1, "clipping_norm": 1.0,
                "noise_multiplier": 1.0, "target_delta": 1e-5, "progress": False,
-               "client_hook": robust.FaultInjector(faults)}
+               "client_hook": robust.FaultInjector(faults), "expected_clients": 0.5 * len(clients)}
     start = models.make_softmax_regression().get_weights()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        # A private run names no round in which everyone failed (that would single out the
+        # round where only the target was sampled): no warning at all.
+        warnings.simplefilter("error", RuntimeWarning)
+        private = training.run_dp_fedavg(
+            models.make_softmax_regression, clients,
+            randomness=schedule.PrivateRandomness.reproducible(0, warn=False), **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         with pytest.warns(RuntimeWarning, match="except for the noise"):
-            private = training.run_dp_fedavg(
-                models.make_softmax_regression, clients,
-                randomness=schedule.PrivateRandomness.reproducible(0, warn=False), **options)
-        with pytest.warns(RuntimeWarning):
             audited = training.run_dp_fedavg(
                 models.make_softmax_regression, clients, diagnostics=True,
                 randomness=schedule.PrivateRandomness.reproducible(0, warn=False), **options)
@@ -286,6 +290,39 @@ def test_dp_fedavg_rejects_without_reporting_and_keeps_its_denominator(federatio
                                    rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(private.epsilon, audited.epsilon)
     assert math.isfinite(private.epsilon[-1])
+
+
+@pytest.mark.parametrize("engine", ["fast", "loop"])
+def test_a_private_run_is_silent_when_the_target_client_diverges(federation, engine):
+    """Attack (the audit's): a target client that returns NaN. Before, the run stopped with
+    "every client's update in round t holds NaN", naming the round where only the target was
+    sampled (the secret schedule, and the target's presence). Now its update is a zero
+    contribution, the round is noised as always, and the run reports nothing about it (and no
+    per-round time, which grows with the number of clients sampled)."""
+    clients, _ = federation
+    randomness = schedule.PrivateRandomness.reproducible(5, warn=False)
+    rounds = randomness.poisson_schedule(len(clients), sampling_probability=0.2, num_rounds=3)
+    poisoned = list(clients)
+    for k in np.concatenate(rounds):
+        x, y = clients[int(k)]
+        poisoned[int(k)] = (np.full_like(x, 1e38), y)  # every sampled client diverges
+    options = dict(num_rounds=3, sampling_probability=0.2, local_epochs=1, batch_size=20,
+                   client_learning_rate=0.1, clipping_norm=1.0, noise_multiplier=1.0,
+                   progress=False, engine=engine, expected_clients=0.2 * len(clients))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        history = training.run_dp_fedavg(models.make_softmax_regression, poisoned,
+                                         randomness=randomness, **options)
+    assert all(np.isfinite(w).all() for w in history.final_weights)
+    assert history.rejections == [] and history.skipped_rounds.size == 0
+    assert np.unique(history.seconds_per_round).size == 1  # the mean, not each round's time
+    with warnings.catch_warnings():  # the run's owner may look, at a price named in a warning
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="holds NaN or inf"):
+            training.run_dp_fedavg(models.make_softmax_regression, poisoned, diagnostics=True,
+                                   randomness=schedule.PrivateRandomness.reproducible(
+                                       5, warn=False), **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +362,7 @@ def test_resumed_dp_run_with_the_same_randomness_is_identical(federation, tmp_pa
     options = {"num_rounds": 4, "sampling_probability": 0.5, "local_epochs": 1,
                "batch_size": 20, "client_learning_rate": 0.1, "clipping_norm": 1.0,
                "noise_multiplier": 1.0, "target_delta": 1e-5, "progress": False,
-               "server_optimizer": None}
+               "server_optimizer": None, "expected_clients": 0.5 * len(clients)}
     randomness = schedule.PrivateRandomness.reproducible(3, warn=False)
     full = training.run_dp_fedavg(models.make_softmax_regression, clients,
                                   randomness=randomness, **options)

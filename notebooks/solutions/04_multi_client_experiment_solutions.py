@@ -85,7 +85,8 @@ print(f"stored epsilon = 1: {reference.mean():.2%} ± {reference.std(ddof=1):.2%
 federation = experiment.make_federation(1000, split="dirichlet", alpha=0.5, seed=SEED)
 clients, test_data = federation.client_datasets, federation.test_data
 few_rounds = experiment.run_experiment(clients, test_data, num_rounds=10, sampling_probability=0.3,
-                                       target_epsilon=1.0, clipping_norm=C, seed=SEED)
+                                       target_epsilon=1.0, clipping_norm=C, seed=SEED,
+                                       expected_clients=0.3 * 1000)  # q N, N = 1000 public
 print(reporting.summary_line(few_rounds))
 
 # %% [markdown]
@@ -117,7 +118,8 @@ print(f"C for E = 3: {C_MORE_LOCAL}")
 # %%
 more_local = [experiment.run_experiment(
     clients, test_data, num_rounds=30, sampling_probability=0.1, target_epsilon=1.0,
-    clipping_norm=C_MORE_LOCAL, local_epochs=3, seed=seed) for seed in (0, 1)]
+    clipping_norm=C_MORE_LOCAL, local_epochs=3, seed=seed, expected_clients=0.1 * 1000)
+    for seed in (0, 1)]
 for run in more_local:
     print(reporting.summary_line(run))
 more_local_acc = np.array([run.final_accuracy for run in more_local])

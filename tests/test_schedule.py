@@ -1,0 +1,117 @@
+"""The private-randomness contract of :class:`fl_helpers.schedule.PrivateRandomness`.
+
+Each privacy test is an attack: the adversary knows everything DP is defined against (the code,
+the public settings, the other clients' updates) and tries to cancel the noise by getting the
+same noise twice. It succeeds on a reproducible source (whose noise is public to anyone who
+knows the seed, so that is no loss) and must fail on a secret one.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from fl_helpers import aggregation, dp_sgd, models, schedule, training
+
+SHAPES = [(20, 3), (3,)]
+
+
+def _release(rule, total, randomness, round_index=0):
+    context = aggregation.RoundContext(round_index=round_index, num_clients=10,
+                                       randomness=randomness)
+    return np.concatenate([t.ravel() for t in rule.finalize(
+        total, np.ones(4, dtype=np.int64), context)])
+
+
+def test_two_releases_with_the_same_noise_cancel_it_and_a_secret_source_refuses_the_second():
+    """Attack: ask for two releases of round 0 with one source; their difference times q N is
+    the difference of the noiseless sums. Works on a seeded source (public noise), refused by a
+    secret one."""
+    rule = aggregation.DPFedAvg(clipping_norm=1.0, noise_multiplier=5.0, expected_clients=4.0)
+    rng = np.random.default_rng(0)
+    sum_a = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
+    sum_b = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
+    exact = np.concatenate([(a - b).ravel() for a, b in zip(sum_a, sum_b, strict=True)])
+
+    seeded = schedule.PrivateRandomness.reproducible(7, warn=False)
+    recovered = (_release(rule, sum_a, seeded) - _release(rule, sum_b, seeded)) * 4.0
+    np.testing.assert_allclose(recovered, exact, atol=5e-5)  # the noise (std 5) cancelled
+
+    secret = schedule.PrivateRandomness.secret()
+    _release(rule, sum_a, secret)
+    with pytest.raises(schedule.NoiseReuseError, match="round 0 was already drawn"):
+        _release(rule, sum_b, secret)
+    _release(rule, sum_b, secret, round_index=1)  # another round: fresh noise, allowed
+
+
+def test_a_secret_source_cannot_be_copied_or_pickled():
+    """A copy would regenerate round 0's noise bit for bit (the secret is in the object)."""
+    for source in (schedule.PrivateRandomness.secret(),
+                   schedule.PrivateRandomness.reproducible(1, warn=False)):
+        for clone in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match="cannot be"):
+                clone(source)
+
+
+def test_a_second_private_run_with_one_secret_source_is_refused():
+    """Attack (the audit's): two DP-SGD runs, z = 1 and z = 3, sharing one source. Step t's
+    noise is the same draw scaled by z C, so 3 * step_1 - step_3 cancels it. The second run
+    must not start."""
+    x = np.random.default_rng(0).normal(size=(40, 28, 28)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int64)
+    secret = schedule.PrivateRandomness.secret()
+    common = dict(clipping_norm=1.0, sampling_probability=0.5, num_steps=2, learning_rate=0.1,
+                  target_delta=1e-5, randomness=secret)
+    dp_sgd.train(models.make_softmax_regression(), x, y, noise_multiplier=1.0, **common)
+    with pytest.raises(ValueError, match="already used by dp_sgd.train"):
+        dp_sgd.train(models.make_softmax_regression(), x, y, noise_multiplier=3.0, **common)
+    # A seeded source is public anyway; replaying it (for parity checks) stays allowed.
+    seeded = schedule.PrivateRandomness.reproducible(2, warn=False)
+    seeded.claim("first")
+    seeded.claim("second")
+
+
+def test_dp_fedavg_divides_by_the_public_constant_never_by_a_count_of_the_clients():
+    """Attack (the audit's): with the default divisor q * len(client_datasets), the scale of the
+    released update differs between N and N + 1 clients. The run now refuses to count the
+    clients; the divisor is the public constant given, the same for both neighbours, and the
+    history names it."""
+    rng = np.random.default_rng(0)
+    clients = [(rng.normal(size=(3, 28, 28)).astype(np.float32), rng.integers(0, 10, 3))
+               for _ in range(11)]
+    common = dict(num_rounds=1, sampling_probability=0.5, local_epochs=1, batch_size=3,
+                  client_learning_rate=0.1, clipping_norm=1.0, noise_multiplier=1.0,
+                  progress=False)
+    with pytest.raises(ValueError, match="expected_clients must be given"):
+        training.run_dp_fedavg(models.make_softmax_regression, clients, **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        divisors = {training.run_dp_fedavg(models.make_softmax_regression, clients[:n],
+                                           expected_clients=5.0, **common).expected_clients
+                    for n in (10, 11)}
+    assert divisors == {5.0}
+
+
+def test_a_private_run_resumes_only_with_fresh_randomness_and_a_checkpoint_every_round(tmp_path):
+    """Attack (the audit's): resume after a crash. With the old randomness on changed data, a
+    re-run round's noise equals the released one's and cancels; with fresh randomness, rounds
+    released after the last checkpoint are released a second time, unaccounted. So: the old
+    secret source is refused, and a private run checkpoints every round."""
+    rng = np.random.default_rng(1)
+    clients = [(rng.normal(size=(3, 28, 28)).astype(np.float32), rng.integers(0, 10, 3))
+               for _ in range(6)]
+    common = dict(num_rounds=2, sampling_probability=0.5, local_epochs=1, batch_size=3,
+                  client_learning_rate=0.1, clipping_norm=1.0, noise_multiplier=1.0,
+                  progress=False, expected_clients=3.0, checkpoint=tmp_path / "run.npz")
+    with pytest.raises(ValueError, match="checkpoint_every must be 1 in a private run"):
+        training.run_dp_fedavg(models.make_softmax_regression, clients, checkpoint_every=2,
+                               **common)
+    secret = schedule.PrivateRandomness.secret()
+    training.run_dp_fedavg(models.make_softmax_regression, clients, randomness=secret, **common)
+    with pytest.raises(ValueError, match="also to resume a run from its checkpoint"):
+        training.run_dp_fedavg(models.make_softmax_regression, clients, randomness=secret,
+                               **common)
