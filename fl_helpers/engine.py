@@ -366,6 +366,20 @@ def _use_ghost_norm(width: int, kernel_shape: tuple[int, ...]) -> bool:
     return width * width <= kernel_shape[0] * kernel_shape[1]
 
 
+def _gram_error_bound(d_in: int, d_out: int, width: int) -> float:
+    """Relative float64 error of a client's squared norm from Gram matrices, per unit of
+    ``(sum_b ||(a_b, 1)|| ||d_b||)^2``.
+
+    Each Gram entry is a float64 dot product of length ``d_in`` (or ``d_out``), whose error is
+    at most ``n u ||x|| ||y||`` (``u = 2^-53``, Higham 2002, "Accuracy and Stability of Numerical
+    Algorithms", Section 3.1); the products and the sum over the ``width^2`` pairs add
+    ``(width^2 + 3) u`` of the same scale. The factor 1.01 covers the second-order terms and the
+    rounding of the lengths themselves. Summed per layer, it bounds how far the computed
+    squared norm can fall below the true one when examples' gradients cancel.
+    """
+    return 1.01 * (d_in + d_out + width * width + 3) * 2.0**-53
+
+
 def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
     """The compiled round for Dense stacks when every client takes exactly one local step.
 
@@ -408,23 +422,37 @@ def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]
             # Each client's mean over its real slots; the sum over clients separates them.
             loss = tf.reduce_sum(tf.reshape(ce, [num_clients, width]) * mask / count[:, None])
         grads = tape.gradient(loss, outputs)  # per-example rows of d loss_k / d z
-        squared = tf.zeros([num_clients])
+        # Clipping needs each client's true norm, never less: with Gram matrices the norm comes
+        # from sums that subtract (examples whose gradients cancel), which float32 can turn
+        # into 0. So the norms that clip are computed in float64 from the float32 rows (the
+        # products are exact) and raised by a bound on what rounding remains.
+        precise = mode == "clip"
+        dtype = tf.float64 if precise else tf.float32
+        squared = tf.zeros([num_clients], dtype)
+        error = tf.zeros([num_clients], dtype)
         for a, d in zip(inputs, grads, strict=True):
-            a3 = tf.reshape(a, [num_clients, width, -1])
-            d3 = tf.reshape(d, [num_clients, width, -1])
+            a3 = tf.cast(tf.reshape(a, [num_clients, width, -1]), dtype)
+            d3 = tf.cast(tf.reshape(d, [num_clients, width, -1]), dtype)
             if _use_ghost_norm(width, (a3.shape[2], d3.shape[2])):
                 gram_a = tf.einsum("kbi,kci->kbc", a3, a3) + 1.0
                 gram_d = tf.einsum("kbo,kco->kbc", d3, d3)
                 squared += tf.reduce_sum(gram_a * gram_d, axis=[1, 2])
-            else:
+                if precise:
+                    lengths = tf.sqrt(tf.linalg.diag_part(gram_a) * tf.linalg.diag_part(gram_d))
+                    error += _gram_error_bound(a3.shape[2], d3.shape[2], width) \
+                        * tf.reduce_sum(lengths, axis=1) ** 2
+            else:  # sums of squares of the client's gradient, formed directly
                 per_client = tf.einsum("kbi,kbo->kio", a3, d3)
                 squared += tf.reduce_sum(per_client ** 2, axis=[1, 2]) \
                     + tf.reduce_sum(tf.reduce_sum(d3, axis=1) ** 2, axis=1)
-        norm = learning_rate * tf.sqrt(tf.maximum(squared, 0.0))
+        norm = learning_rate * tf.cast(tf.sqrt(tf.maximum(squared, 0.0)), tf.float32)
         coefficient = client_scale
         clipped = norm
         if mode == "clip":
-            factor = clipping_norm / tf.maximum(norm, clipping_norm)
+            # (1 + 2^-21): the float32 rounding of the square root and of the product.
+            upper = learning_rate * (1.0 + 2.0**-21) * tf.cast(
+                tf.sqrt(tf.maximum(squared, 0.0) + error), tf.float32)
+            factor = clipping_norm / tf.maximum(upper, clipping_norm)
             coefficient = client_scale * factor
             clipped = norm * factor
         rows = tf.reshape(tf.broadcast_to(-learning_rate * coefficient[:, None],

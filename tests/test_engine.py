@@ -314,3 +314,33 @@ def test_layout_holds_exactly_the_batches_of_client_batches(small_federation, lo
             assert real.sum() == len(batch)
             np.testing.assert_array_equal(flat_idx[slot, s][real], batch + fast.offsets[k])
         assert not flat_mask[slot, len(batches):].any()
+
+
+@pytest.mark.parametrize("scale", [5e2, 2e3, 1e4])
+def test_one_step_clipping_holds_when_a_clients_gradients_cancel(scale):
+    """Attack (the audit's): a client whose per-example gradients are huge and cancel. The
+    Gram-matrix ("ghost") norm then subtracts huge float32 numbers; the result can come out
+    0 or negative (clamped to 0), so the engine would not clip an update whose true norm is
+    far above C. Two examples x and -x with one label, from zero weights: the kernel gradients
+    cancel exactly, the bias gradients add up (true norm 0.19, C = 0.01). Before the fix the
+    computed norm was 0 for scales 400 to 3,000 and the engine released 0.19, 19 C. The
+    contribution the engine sums must have norm <= C."""
+    u = np.random.default_rng(0).uniform(0.1, 1.0, size=(28, 28)).astype(np.float32)
+    x = np.stack([scale * u, -scale * u])
+    y = np.array([3, 3], dtype=np.int32)
+    datasets = [(x, y), (x[:1].copy(), y[:1].copy())]
+    model = models.make_softmax_regression()
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    fast, checked = _engine(datasets, model, local_epochs=1, batch_size=None)
+    assert fast.one_step
+    start = model.get_weights()
+    clipping_norm = 0.01
+    fused = fast.clipped_sum(start, np.array([0]), 0, scales=np.ones(1),
+                             clipping_norm=clipping_norm)
+    loop = client.LoopTrainer(model, checked, local_epochs=1, batch_size=None,
+                              client_learning_rate=0.2, seed=1)
+    true_norm = np.sqrt(sum(np.sum(d.astype(np.float64) ** 2)
+                            for d in loop.train(start, np.array([0]), 0).deltas[0]))
+    assert true_norm > 10 * clipping_norm  # the update really needs clipping
+    released = np.sqrt(sum(np.sum(t.astype(np.float64) ** 2) for t in fused.total))
+    assert released <= clipping_norm * (1 + 1e-4)
