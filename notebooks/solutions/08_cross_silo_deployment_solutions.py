@@ -25,7 +25,9 @@ config = cross_silo.TrainingConfig()
 # %%
 largest_epsilon_hospital = "switzerland"
 two = dataclasses.replace(config, noise_multiplier=2.0)
-spent = {h.name: cross_silo.epsilon(two, h.num_train, target_delta=DELTA) for h in federation}
+# The public training sizes (never the rows a hospital holds: they change with one patient).
+public = {h.name: cross_silo.public_train_size(h.name) for h in federation}
+spent = {name: cross_silo.epsilon(two, n, target_delta=DELTA) for name, n in public.items()}
 print({name: round(eps, 2) for name, eps in spent.items()})
 assert max(spent, key=spent.get) == largest_epsilon_hospital
 
@@ -41,18 +43,18 @@ assert max(spent, key=spent.get) == largest_epsilon_hospital
 # %%
 def epsilons_for_batch(expected_batch_size):
     steps = config.num_rounds * config.local_steps
-    return {h.name: accounting.dp_fedavg_epsilon(
-        noise_multiplier=1.0, sampling_probability=min(1.0, expected_batch_size / h.num_train),
-        num_rounds=steps, target_delta=DELTA) for h in federation}
+    return {name: accounting.dp_fedavg_epsilon(
+        noise_multiplier=1.0, sampling_probability=min(1.0, expected_batch_size / n),
+        num_rounds=steps, target_delta=DELTA) for name, n in public.items()}
 
 
 eight, sixteen = epsilons_for_batch(8), epsilons_for_batch(16)
 for name in data.HOSPITALS:
     print(f"{name:<12} batch 8: epsilon {eight[name]:6.2f}   "
           f"batch 16: epsilon {sixteen[name]:6.2f}")
-expected = {h.name: cross_silo.epsilon(dataclasses.replace(
-    config, noise_multiplier=1.0, expected_batch_size=16), h.num_train, target_delta=DELTA)
-    for h in federation}
+expected = {name: cross_silo.epsilon(dataclasses.replace(
+    config, noise_multiplier=1.0, expected_batch_size=16), n, target_delta=DELTA)
+    for name, n in public.items()}
 assert all(np.isclose(sixteen[k], expected[k], rtol=1e-6) for k in expected)
 assert sixteen["switzerland"] > eight["switzerland"]
 
