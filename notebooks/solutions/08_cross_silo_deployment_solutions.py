@@ -43,18 +43,19 @@ assert max(spent, key=spent.get) == largest_epsilon_hospital
 # %%
 def epsilons_for_batch(expected_batch_size):
     steps = config.num_rounds * config.local_steps
+    sizes = {h.name: cross_silo.public_train_size(h.name) for h in federation}  # public n_k
     return {name: accounting.dp_fedavg_epsilon(
         noise_multiplier=1.0, sampling_probability=min(1.0, expected_batch_size / n),
-        num_rounds=steps, target_delta=DELTA) for name, n in public.items()}
+        num_rounds=steps, target_delta=DELTA) for name, n in sizes.items()}
 
 
 eight, sixteen = epsilons_for_batch(8), epsilons_for_batch(16)
 for name in data.HOSPITALS:
     print(f"{name:<12} batch 8: epsilon {eight[name]:6.2f}   "
           f"batch 16: epsilon {sixteen[name]:6.2f}")
-expected = {name: cross_silo.epsilon(dataclasses.replace(
-    config, noise_multiplier=1.0, expected_batch_size=16), n, target_delta=DELTA)
-    for name, n in public.items()}
+expected = {h.name: cross_silo.epsilon(dataclasses.replace(
+    config, noise_multiplier=1.0, expected_batch_size=16), cross_silo.public_train_size(h.name),
+    target_delta=DELTA) for h in federation}
 assert all(np.isclose(sixteen[k], expected[k], rtol=1e-6) for k in expected)
 assert sixteen["switzerland"] > eight["switzerland"]
 
