@@ -59,6 +59,7 @@ from absl import logging as absl_logging
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 from dp_accounting.rdp import rdp_privacy_accountant
+from scipy import special as scipy_special
 
 from fl_helpers import _validation as v
 
@@ -70,10 +71,17 @@ class Accountant(str, enum.Enum):
     PLD = "pld"
     #: Renyi DP (dp-accounting's ``RdpAccountant``): looser, cheap, what most libraries use.
     RDP = "rdp"
+    #: Renyi DP bound that holds for the *discrete* Gaussian on an integer sum as well as for
+    #: the Gaussian (:func:`sampled_discrete_gaussian_rdp`): the accountant of exact noise.
+    DISCRETE = "discrete"
 
 
 #: What ``accountant=`` accepts.
-AccountantName = Accountant | Literal["pld", "rdp"]
+AccountantName = Accountant | Literal["pld", "rdp", "discrete"]
+
+#: Integer Renyi orders of the discrete accountant (its bound is proved at integer orders).
+DISCRETE_RDP_ORDERS: tuple[float, ...] = (tuple(float(a) for a in range(2, 64))
+                                          + (80.0, 96.0, 128.0, 192.0, 256.0, 512.0, 1024.0))
 
 #: Renyi orders alpha at which RDP is tracked; epsilon is the minimum over them. Fine steps of
 #: 0.1 between 1.1 and 10.9 (small epsilon / large noise is optimised by small orders), every
@@ -130,17 +138,18 @@ def _quiet_absl() -> Iterator[None]:
 
 
 def check_accountant(accountant: Any) -> Accountant:
-    """``accountant`` as an :class:`Accountant` (a member, ``"pld"`` or ``"rdp"``, any case)."""
+    """``accountant`` as an :class:`Accountant` (a member, ``"pld"``, ``"rdp"`` or
+    ``"discrete"``, any case)."""
     if isinstance(accountant, Accountant):
         return accountant
     if not isinstance(accountant, str):
-        raise TypeError(f"accountant must be 'pld' or 'rdp' (or an Accountant), got "
+        raise TypeError(f"accountant must be 'pld', 'rdp' or 'discrete' (or an Accountant), got "
                         f"{type(accountant).__name__} {v._fmt(accountant)}.")
     try:
         return Accountant(accountant.lower())
     except ValueError:
         raise ValueError(
-            f"accountant must be 'pld' or 'rdp', got {v._fmt(accountant)}.") from None
+            f"accountant must be 'pld', 'rdp' or 'discrete', got {v._fmt(accountant)}.") from None
 
 
 def _check_rounds(name: str, value: Any) -> int:
@@ -318,6 +327,9 @@ def _pld_epsilon(noise_multiplier: float, sampling_probability: float, num_round
 def _default_epsilon(noise_multiplier: float, sampling_probability: float, num_rounds: int,
                      target_delta: float, accountant: Accountant) -> float:
     """Epsilon by ``accountant`` for validated arguments (PLD falls back to RDP out of range)."""
+    if accountant is Accountant.DISCRETE:
+        return float(_discrete_curve(noise_multiplier, sampling_probability, target_delta,
+                                     np.array([num_rounds], dtype=np.float64))[0])
     if accountant is Accountant.PLD and _pld_usable(noise_multiplier, sampling_probability,
                                                     num_rounds, target_delta):
         epsilon = _pld_epsilon(noise_multiplier, sampling_probability, num_rounds, target_delta)
@@ -412,6 +424,9 @@ def _epsilon_per_round_cached(noise_multiplier: float, sampling_probability: flo
     event = _gaussian_event(noise_multiplier, sampling_probability)
     if accountant is Accountant.RDP:
         return _rdp_curve(event, num_rounds, target_delta)
+    if accountant is Accountant.DISCRETE:
+        return _discrete_curve(noise_multiplier, sampling_probability, target_delta,
+                               np.arange(1, num_rounds + 1, dtype=np.float64))
     rounds = np.arange(1, num_rounds + 1)
     step_noise = (noise_multiplier / np.sqrt(rounds) if sampling_probability == 1.0
                   else np.full(num_rounds, noise_multiplier))
@@ -431,6 +446,100 @@ def _epsilon_per_round_cached(noise_multiplier: float, sampling_probability: flo
 
     return _pld_curve(num_rounds, usable, pld_epsilons,
                       lambda: _rdp_curve(event, num_rounds, target_delta))
+
+
+# ------------------------------------------------------------------------------ discrete
+
+def _log_binomial_moment(order: int, q: float, eta: float) -> float:
+    """``log sum_j C(a, j) (1-q)^(a-j) q^j exp(j (j-1) eta / 2)``: the remove direction."""
+    j = np.arange(order + 1, dtype=np.float64)
+    log_choose = (scipy_special.gammaln(order + 1.0) - scipy_special.gammaln(j + 1.0)
+                  - scipy_special.gammaln(order - j + 1.0))
+    with np.errstate(divide="ignore"):
+        terms = log_choose + (order - j) * math.log1p(-q) + j * math.log(q) \
+            + j * (j - 1.0) * eta / 2.0
+    return float(scipy_special.logsumexp(terms))
+
+
+def _log_add_moment(order: int, q: float, eta: float) -> float:
+    """``log(1 + h(-q) q^2 (e^eta - 1))``, ``h(x) = ((1+x)^-k - 1 + k x) / x^2``, ``k = a - 1``:
+    the add direction, rounded up (the float error of the difference is added)."""
+    k = order - 1.0
+    exponent = -k * math.log1p(-q)  # log (1-q)^-k
+    if exponent > 700.0:  # (1-q)^-k - 1 - k q is (1-q)^-k to any precision
+        log_excess = exponent
+    else:
+        grown = math.expm1(exponent)
+        excess = max(grown - k * q, 0.0) + 4.0 * 2.0**-52 * grown  # an upper bound
+        if excess == 0.0:
+            return 0.0
+        log_excess = math.log(excess)
+    return float(np.logaddexp(0.0, log_excess + math.log(math.expm1(eta))))
+
+
+@functools.lru_cache(maxsize=256)
+def _discrete_rdp(noise_multiplier: float, sampling_probability: float) -> np.ndarray:
+    eta = 1.0 / noise_multiplier**2  # (sensitivity / sigma)^2
+    orders = np.asarray(DISCRETE_RDP_ORDERS)
+    unsampled = orders * eta / 2.0
+    if sampling_probability == 1.0:
+        return unsampled
+    bound = np.array([max(_log_binomial_moment(int(a), sampling_probability, eta),
+                          _log_add_moment(int(a), sampling_probability, eta)) / (a - 1.0)
+                      for a in orders])
+    return np.minimum(bound, unsampled)
+
+
+def _discrete_curve(noise_multiplier: float, sampling_probability: float, target_delta: float,
+                    counts: np.ndarray) -> np.ndarray:
+    return _epsilon_after_counts(_discrete_rdp(noise_multiplier, sampling_probability), counts,
+                                 target_delta, DISCRETE_RDP_ORDERS)
+
+
+def sampled_discrete_gaussian_rdp(*, noise_multiplier: float, sampling_probability: float
+                                  ) -> np.ndarray:
+    """Renyi DP of one Poisson-sampled round of the discrete Gaussian mechanism, at
+    :data:`DISCRETE_RDP_ORDERS`: an upper bound proved for the discrete Gaussian on integers.
+
+    The mechanism: every sampled client's contribution is an integer vector of L2 norm at most
+    ``Delta`` (exactly: integer arithmetic), the contributions are summed exactly, and discrete
+    Gaussian noise ``N_Z(0, sigma^2)`` is added to every coordinate, ``z = sigma / Delta``. The
+    neighbouring relation is adding or removing one client. With ``mu_0`` the output without the
+    client, ``mu_1`` with it and ``r = mu_1 / mu_0``, the two directions of Poisson sampling are
+    bounded at every integer order ``a``, with ``eta = 1 / z^2``, by:
+
+    * remove, ``D_a((1-q) mu_0 + q mu_1 || mu_0)``: expanding ``((1-q) + q r)^a`` binomially, every
+      moment ``E[r^j] = exp((j-1) D_j(mu_1 || mu_0)) <= exp(j (j-1) eta / 2)``, because the
+      discrete Gaussian with an integer shift has ``D_j <= j ||shift||^2 / (2 sigma^2)`` per
+      coordinate and Renyi divergences add over independent coordinates (Canonne, Kamath &
+      Steinke 2020, "The Discrete Gaussian for Differential Privacy", Proposition 5 and
+      Section 4). The bound is the sampled Gaussian's own (Mironov, Talwar & Zhang 2019,
+      "Renyi Differential Privacy of the Sampled Gaussian Mechanism", Section 3.3), so this
+      direction costs nothing over the Gaussian.
+    * add, ``D_a(mu_0 || (1-q) mu_0 + q mu_1)``: ``E[(1 + x)^-(a-1)]`` with ``x = q (r - 1) >= -q``
+      and ``E[x] = 0``. As ``h(x) = ((1+x)^-k - 1 + k x) / x^2`` decreases in ``x`` (its
+      third derivative is negative), ``(1+x)^-k <= 1 - k x + h(-q) x^2``, so the moment is at most
+      ``1 + h(-q) q^2 (E[r^2] - 1) <= 1 + h(-q) q^2 (e^eta - 1)``. For the Gaussian the add
+      direction is never the larger (Mironov et al. 2019); for the discrete Gaussian no such
+      theorem is known to us, so it is bounded here, which costs a little at large orders.
+
+    Each order takes the larger of the two, and never more than the unsampled ``a eta / 2``
+    (Renyi divergence is jointly quasi-convex). The bound also holds for the continuous Gaussian.
+    Measured against dp-accounting at epsilon 2, delta 1e-5: notebook 04's setting (q = 0.1,
+    z = 1.504, 100 rounds) gives 3.94 where the continuous Gaussian's PLD gives 3.52 and its RDP
+    3.91; the private-MNIST headline's (q = 0.05, z = 3.279, 1,000 rounds) 2.35 against 2.00
+    and 2.18.
+
+    Args:
+        noise_multiplier: ``z = sigma / Delta``, in (0, :data:`MAX_ACCOUNTED_NOISE_MULTIPLIER`].
+        sampling_probability: ``q`` in (0, 1].
+
+    Returns:
+        float64 array, the RDP at each order of :data:`DISCRETE_RDP_ORDERS`.
+    """
+    noise_multiplier = _check_noise_multiplier(noise_multiplier)
+    sampling_probability = check_sampling_probability(sampling_probability)
+    return _discrete_rdp(noise_multiplier, sampling_probability).copy()
 
 
 # ------------------------------------------------------------------------------ public API
@@ -565,6 +674,9 @@ def laplace_epsilon_per_release(*, epsilon: float, num_releases: int, target_del
     num_releases = _check_rounds("num_releases", num_releases)
     target_delta = _check_delta(target_delta)
     accountant = check_accountant(accountant)
+    if accountant is Accountant.DISCRETE:
+        raise ValueError("accountant must be 'pld' or 'rdp' for Laplace releases, got 'discrete' "
+                         "(the discrete accountant bounds the discrete Gaussian).")
     return _laplace_curve_cached(epsilon, num_releases, target_delta, accountant).copy()
 
 
@@ -634,7 +746,7 @@ def _calibrate(target_epsilon: float, target_delta: float, sampling_probability:
             _gaussian_event(math.exp(log_noise), sampling_probability), num_rounds)
 
     usable_low = _pld_usable(low, sampling_probability, num_rounds, target_delta)
-    if accountant is Accountant.RDP or usable_low:
+    if accountant is Accountant.RDP or (accountant is Accountant.PLD and usable_low):
         # The whole bracket uses one accountant (usability only grows with the noise), so
         # dp-accounting's calibration sees exactly what dp_fedavg_epsilon computes.
         make_accountant = _rdp_accountant if accountant is Accountant.RDP else _pld_accountant
@@ -643,8 +755,9 @@ def _calibrate(target_epsilon: float, target_delta: float, sampling_probability:
                 make_accountant, event_from_log_noise, target_epsilon, target_delta,
                 dp_accounting.ExplicitBracketInterval(math.log(low), math.log(high)), tol=tol)
     else:
-        # The bracket straddles the point below which the PLD reports RDP's bound: bisect the
-        # combined (still monotone) epsilon, keeping the end that meets the budget.
+        # The discrete accountant, or a bracket that straddles the point below which the PLD
+        # reports RDP's bound: bisect the (monotone) epsilon, keeping the end that meets the
+        # budget.
         log_low, log_noise = math.log(low), math.log(high)
         for _ in range(200):  # log2(log(1e5) / 1e-8) < 31 steps are ever needed
             if log_noise - log_low <= tol:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import privacy, schedule
+from fl_helpers import discrete_noise, privacy, schedule
 
 Weights = list[np.ndarray]
 
@@ -127,6 +127,9 @@ class LinearRule(AggregationRule):
     """
 
     clipping_norm: float | None = None
+    #: Whether an engine may fuse clipping and summing (and hand :meth:`finalize` the float
+    #: sum); ``False`` for a rule that needs every client's update (exact noise).
+    fusable: bool = True
 
     @abc.abstractmethod
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
@@ -187,23 +190,42 @@ class DPFedAvg(LinearRule):
 
     McMahan et al. 2018, Algorithm 1 with every client weighted ``w_k = 1``: each update is
     clipped to L2 norm at most ``C`` over all layers at once, the clipped updates are summed,
-    ``N(0, (z C)^2 I)`` is added to the sum, and the result is divided by the fixed
-    ``expected_clients = q N`` (the expected number of Poisson-sampled clients, not the realised
-    one, so that one client changes the average by at most ``C / (q N)`` whatever the sample).
+    noise of standard deviation ``z C`` is added to the sum, and the result is divided by the
+    fixed ``expected_clients = q N`` (the expected number of Poisson-sampled clients, not the
+    realised one, so that one client changes the average by at most ``C / (q N)`` whatever the
+    sample).
 
-    With ``placement=NoisePlacement.LOCAL`` each of the ``m`` sampled clients adds
-    ``N(0, (z C)^2 I)`` to its own clipped update before sending it (local DP: no trusted
+    Two kinds of noise:
+
+    * ``noise="exact"``: each clipped update becomes an integer vector on the grid
+      ``C / GRID_STEPS`` whose L2 norm is at most ``GRID_STEPS`` exactly
+      (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`); the integers are summed exactly
+      and discrete Gaussian noise ``N_Z(0, sigma^2)``, ``sigma >= z GRID_STEPS``, drawn exactly
+      (:func:`fl_helpers.discrete_noise.discrete_gaussian`) is added. The noised quantity is an
+      integer computed exactly; only then is it scaled back and divided by ``q N`` in floating
+      point (post-processing). Accounted by :attr:`fl_helpers.accounting.Accountant.DISCRETE`.
+      Central placement only, for now.
+    * ``noise="float"``: ``N(0, (z C)^2)`` drawn in float32 and added to the float32 sum. **Not
+      private against a floating-point attack**: with the other clients' sum known, the set of
+      float32 noise values that could have produced a released weight is an interval, and in
+      notebook 04's setting about 69 coordinates per round prove which neighbour was used
+      (Mironov 2012's attack, ``audit.float_noise_proofs``). Kept as the course's reference
+      path until its notebooks move to exact noise.
+
+    With ``placement=NoisePlacement.LOCAL`` (float noise) each of the ``m`` sampled clients
+    adds ``N(0, (z C)^2 I)`` to its own clipped update before sending it (local DP: no trusted
     server); their sum then carries ``N(0, m (z C)^2 I)``, which is drawn here as one Gaussian of
     that variance (the same distribution).
 
     The noise comes from the run's :class:`fl_helpers.schedule.PrivateRandomness` (secret by
-    default). It is sampled in float32; see :mod:`fl_helpers.schedule` for what that implies.
+    default), which hands each round's noise out once.
 
     Args:
         clipping_norm: ``C`` > 0.
         noise_multiplier: ``z`` >= 0 (0 clips without noise: no privacy).
-        expected_clients: ``q N`` > 0.
+        expected_clients: ``q N`` > 0, a public constant.
         placement: :class:`NoisePlacement` (``CENTRAL`` by default).
+        noise: ``"float"`` (default, for now) or ``"exact"``.
     """
 
     name = "DP-FedAvg"
@@ -211,7 +233,8 @@ class DPFedAvg(LinearRule):
 
     def __init__(self, *, clipping_norm: float, noise_multiplier: float,
                  expected_clients: float,
-                 placement: NoisePlacement = NoisePlacement.CENTRAL) -> None:
+                 placement: NoisePlacement = NoisePlacement.CENTRAL,
+                 noise: str = "float") -> None:
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
@@ -224,19 +247,61 @@ class DPFedAvg(LinearRule):
             raise TypeError(f"placement must be a NoisePlacement, got {type(placement).__name__} "
                             f"{v._fmt(placement)}.")
         self.placement = placement
+        self.noise = check_noise(noise)
+        if self.noise == "exact":
+            if placement is NoisePlacement.LOCAL:
+                raise ValueError("noise='exact' takes placement=NoisePlacement.CENTRAL, got "
+                                 "LOCAL: every client would draw its own discrete Gaussian "
+                                 "(m d exact draws a round), which is not built yet.")
+            variance = (self.noise_multiplier * discrete_noise.GRID_STEPS) ** 2
+            largest = math.sqrt(discrete_noise.MAX_LARGE_VARIANCE) / discrete_noise.GRID_STEPS
+            if variance > discrete_noise.MAX_LARGE_VARIANCE:
+                raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', "
+                                 f"got {v._fmt(self.noise_multiplier)}.")
+            #: The discrete Gaussian's variance on the integer sum (0 without noise).
+            self.integer_variance = (discrete_noise.exact_variance_at_least(variance)
+                                     if variance > 0 else 0)
+            self.fusable = False
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
         return np.ones(len(num_examples), dtype=np.float64)
 
     def noise_stddev(self, num_sampled: int) -> float:
-        """Standard deviation of the noise on the sum: ``z C``, or ``z C sqrt(m)`` for local DP."""
+        """Standard deviation of the noise on the sum: ``z C``, or ``z C sqrt(m)`` for local DP
+        (exact noise: ``sqrt(integer_variance) C / GRID_STEPS``, a hair above ``z C``)."""
+        if self.noise == "exact":
+            return math.sqrt(self.integer_variance) * self.clipping_norm \
+                / discrete_noise.GRID_STEPS
         stddev = self.noise_multiplier * self.clipping_norm
         if self.placement is NoisePlacement.LOCAL:
             stddev *= math.sqrt(num_sampled)
         return stddev
 
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        if self.noise != "exact":
+            return super().aggregate(deltas, num_examples, context)
+        if not len(deltas):
+            raise ValueError("DPFedAvg.aggregate needs the round's updates (an empty round goes "
+                             "to finalize with a zero total).")
+        shapes = [np.shape(layer) for layer in deltas[0]]
+        rows = np.stack([np.concatenate([np.asarray(layer, dtype=np.float64).ravel()
+                                         for layer in delta]) for delta in deltas])
+        integers = discrete_noise.clip_to_integer_grid(
+            rows, clipping_norm=self.clipping_norm, steps=discrete_noise.GRID_STEPS)
+        return self._release(integers.sum(axis=0), shapes, context)
+
     def finalize(self, total: Weights, num_examples: np.ndarray,
                  context: RoundContext) -> Weights:
+        if self.noise == "exact":
+            # Only the round whose every client failed comes here: its sum is zero.
+            if any(np.any(np.asarray(t) != 0) for t in total):
+                raise ValueError("DPFedAvg(noise='exact') adds its noise to the exact integer sum "
+                                 "of the clients' updates: call aggregate(deltas), not finalize "
+                                 "with a float sum.")
+            size = sum(int(np.size(t)) for t in total)
+            return self._release(np.zeros(size, dtype=np.int64), [np.shape(t) for t in total],
+                                 context)
         stddev = self.noise_stddev(len(num_examples))
         if stddev > 0:
             if context.randomness is None:
@@ -247,6 +312,40 @@ class DPFedAvg(LinearRule):
                 rng=context.randomness.noise_rng(context.round_index))
             total = [t + n for t, n in zip(total, noise, strict=True)]
         return [(t / np.float32(self.expected_clients)).astype(np.float32) for t in total]
+
+    def _release(self, integer_sum: np.ndarray, shapes: list[tuple[int, ...]],
+                 context: RoundContext) -> Weights:
+        """Adds the exact noise to the integer sum, then scales back (post-processing)."""
+        noised = integer_sum.astype(np.int64)
+        if self.integer_variance > 0:
+            if context.randomness is None:
+                raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
+                                 "context.randomness=None.")
+            source = discrete_noise.NoiseSource.from_key(
+                context.randomness.noise_key(context.round_index),
+                reproducible=context.randomness.is_reproducible)
+            noised = noised + discrete_noise.discrete_gaussian(self.integer_variance, noised.size,
+                                                               source=source)
+        # Everything below is post-processing of the exact integers.
+        flat = noised.astype(np.float64) * (self.clipping_norm / discrete_noise.GRID_STEPS
+                                            / self.expected_clients)
+        pieces = np.split(flat, np.cumsum([math.prod(s) for s in shapes])[:-1])
+        return [piece.reshape(shape).astype(np.float32)
+                for piece, shape in zip(pieces, shapes, strict=True)]
+
+
+#: The kinds of noise :class:`DPFedAvg` adds.
+NOISE_KINDS = ("float", "exact")
+
+
+def check_noise(noise: Any) -> str:
+    """``noise`` checked: ``"float"`` or ``"exact"``."""
+    if not isinstance(noise, str):
+        raise TypeError(f"noise must be 'float' or 'exact', got {type(noise).__name__} "
+                        f"{v._fmt(noise)}.")
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be 'float' or 'exact', got {v._fmt(noise)}.")
+    return noise
 
 
 class CoordinateMedian(AggregationRule):

@@ -192,3 +192,69 @@ def canary_audit(rule: aggregation.AggregationRule, other_updates: Sequence[Weig
     ins, outs = canary_scores(rule, other_updates, canary, num_trials=num_trials,
                               randomness=randomness, num_clients=num_clients)
     return epsilon_lower_bound(ins, outs, delta=delta, confidence=confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# The floating-point attack on float noise (Mironov 2012, applied to DP-FedAvg's release)
+# --------------------------------------------------------------------------------------------
+
+
+def _float32_order(values: np.ndarray) -> np.ndarray:
+    """float32 values as int64 keys in the same order (``-0.0`` and ``0.0`` alike)."""
+    bits = values.astype(np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _float32_from_order(keys: np.ndarray) -> np.ndarray:
+    bits = np.where(keys < 0, (-keys) | 0x80000000, keys).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def float_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.ndarray],
+                       noiseless_sum: Sequence[np.ndarray], expected_clients: float,
+                       server_learning_rate: float = 1.0) -> int:
+    """How many coordinates of a float-noise DP-FedAvg release no float32 noise can explain.
+
+    The attack of the second audit (issue 24): DP-FedAvg with float noise releases
+    ``w1 = fl(w0 + eta fl(fl(S + n) / fl(q N)))``, every operation monotone in the float32 noise
+    ``n``. An adversary who knows everything but whether the target took part -- the previous
+    model ``w0``, the other clients' updates and so the noiseless sum ``S`` under each
+    hypothesis, the public settings, the code -- finds for each coordinate, by bisection over
+    the float32 numbers, the noise values that give exactly the released ``w1``. Rounding makes
+    that set empty for some coordinates under a wrong hypothesis: each such coordinate *proves*
+    the other one, whatever the noise's scale (Mironov 2012, "On Significance of the Least
+    Significant Bits for Differential Privacy", applied to the sum instead of the sampler).
+
+    Args:
+        released: The released weights ``w1``, per layer (float32).
+        previous: The weights ``w0`` before the round.
+        noiseless_sum: The clipped sum ``S`` under the hypothesis tested.
+        expected_clients: The public divisor ``q N``.
+        server_learning_rate: ``eta`` of plain server SGD.
+
+    Returns:
+        The number of coordinates that are impossible under the hypothesis (0: consistent).
+    """
+    flat = [np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in layers])
+            for layers in (released, previous, noiseless_sum)]
+    w1, w0, total = flat
+    if not (w1.shape == w0.shape == total.shape):
+        raise ValueError(f"released, previous and noiseless_sum must have the same shapes, got "
+                         f"{w1.shape}, {w0.shape} and {total.shape}.")
+    divisor = np.float32(v.check_positive("expected_clients", expected_clients))
+    rate = np.float32(v.check_positive("server_learning_rate", server_learning_rate))
+
+    def release(noise: np.ndarray) -> np.ndarray:  # DPFedAvg.finalize, then ServerSGD.apply
+        update = ((total + noise) / divisor).astype(np.float32)
+        return (w0 + rate * update).astype(np.float32)
+
+    largest = _float32_order(np.array([np.finfo(np.float32).max]))[0]
+    low = np.full(w1.size, -largest)  # the smallest noise whose release is >= w1 lies in
+    high = np.full(w1.size, largest)  # [low, high]
+    for _ in range(40):  # 2^33 float32 values: 34 halvings
+        middle = (low + high) // 2
+        reaches = release(_float32_from_order(middle)) >= w1
+        high = np.where(reaches, middle, high)
+        low = np.where(reaches, low, middle + 1)
+    explained = release(_float32_from_order(high)) == w1
+    return int(np.count_nonzero(~explained))

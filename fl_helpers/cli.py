@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     priv.add_argument("--accountant", choices=("pld", "rdp"), default="pld",
                       help="privacy accountant: pld (privacy loss distributions, the tightest) "
                            "or rdp (Renyi DP, what most libraries use)")
+    priv.add_argument("--noise", choices=("float", "exact"), default="float",
+                      help="exact: the clipped updates on an integer grid, summed exactly, plus "
+                           "exact discrete Gaussian noise (accounted by the discrete accountant); "
+                           "float: float32 Gaussian noise, open to a floating-point attack")
     priv.add_argument("--reproducible-noise", action="store_true",
                       help="derive the noise and sampling from --seed: reproducible, and NOT "
                            "private against anyone who knows the seed (teaching and tests)")
@@ -196,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_learning_rate=args.server_learning_rate, seed=args.seed,
             noise_placement=args.noise_placement, progress=not args.no_progress,
             reproducible_noise=args.reproducible_noise, diagnostics=args.diagnostics,
-            accountant=args.accountant,
+            accountant=args.accountant, noise=args.noise,
             expected_clients=q * args.num_clients)  # --num-clients is public (the command line)
     except (ValueError, TypeError) as err:
         _flag_error(parser, err)

@@ -298,7 +298,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    progress: bool = False, callback: training.Callback | None = None,
                    reproducible_noise: bool = False, diagnostics: bool = False,
                    accountant: accounting.AccountantName = accounting.Accountant.PLD,
-                   expected_clients: float | None = None) -> ExperimentResult:
+                   expected_clients: float | None = None, noise: str = "float"
+                   ) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
 
     Three modes, by which of ``target_epsilon`` and ``noise_multiplier`` is given:
@@ -344,6 +345,9 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
             (never counted from ``client_datasets``, whose size is private under add/remove;
             see :func:`fl_helpers.training.run_dp_fedavg`); a non-private run divides by
             ``q * len(client_datasets)`` unless given.
+        noise: ``"float"`` (default for now) or ``"exact"`` (integer sum and exact discrete
+            Gaussian noise, accounted and calibrated by the ``"discrete"`` accountant; see
+            :class:`fl_helpers.aggregation.DPFedAvg`).
 
     Returns:
         An :class:`ExperimentResult`.
@@ -366,6 +370,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     target_delta = v.check_open_unit("target_delta", target_delta)
     reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
+    if aggregation.check_noise(noise) == "exact":
+        accountant = accounting.Accountant.DISCRETE  # the one that bounds the discrete Gaussian
     local = placement is aggregation.NoisePlacement.LOCAL
     if local and target_epsilon is None and noise_multiplier is None:
         raise ValueError("noise_placement='local' needs target_epsilon or noise_multiplier, got "
@@ -406,7 +412,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         server_learning_rate=server_learning_rate, test_data=test_data, seed=seed,
         progress=progress, target_delta=target_delta, callback=callback,
         noise_placement=placement, randomness=randomness, diagnostics=diagnostics,
-        accountant=accountant,
+        accountant=accountant, noise=noise,
         expected_clients=(accounting.check_sampling_probability(sampling_probability)
                           * len(client_datasets)
                           if expected_clients is None and kind is Privacy.NON_PRIVATE
@@ -430,6 +436,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         "engine": history.engine.value,
         "accountant": history.accountant,
         "reproducible_noise": history.reproducible_noise,
+        "noise": history.noise,
     }
     return ExperimentResult(config=config, history=history,
                             accountant_seconds=accountant_seconds,

@@ -32,6 +32,7 @@ discrete route (integers and a discrete Gaussian under secure aggregation) that 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -349,6 +350,20 @@ class PrivateRandomness:
         Raises:
             NoiseReuseError: A secret object asked twice for the same round's noise.
         """
+        self._take_noise(round_index)
+        return np.random.default_rng(self._sequence(round_index, _NOISE_STREAM))
+
+    def noise_key(self, round_index: int) -> bytes:
+        """Round ``round_index``'s 32-byte key for exact integer noise (a ChaCha20 key, see
+        :class:`fl_helpers.discrete_noise.NoiseSource`), derived with SHA-256 from the secret
+        (or the seed) and the round. One round's noise, like :meth:`noise_rng`'s: a secret
+        object hands it out once (:class:`NoiseReuseError`), whichever of the two is asked.
+        """
+        self._take_noise(round_index)
+        material = f"fl-course exact noise|{self._entropy}|{int(round_index)}".encode()
+        return hashlib.sha256(material).digest()
+
+    def _take_noise(self, round_index: int) -> None:
         if self._seed is None:
             if round_index in self._noise_drawn:
                 raise NoiseReuseError(
@@ -356,7 +371,6 @@ class PrivateRandomness:
                     "PrivateRandomness; it is never handed out twice (two releases with the same "
                     "noise cancel it). Use a fresh PrivateRandomness.secret() for a new release.")
             self._noise_drawn.add(int(round_index))
-        return np.random.default_rng(self._sequence(round_index, _NOISE_STREAM))
 
     def poisson_schedule(self, num_clients: int, *, sampling_probability: float,
                          num_rounds: int) -> list[np.ndarray]:

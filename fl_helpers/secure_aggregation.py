@@ -57,10 +57,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import numbers
-import os
 import secrets
 import time
 from collections.abc import Sequence
@@ -69,13 +67,22 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import x25519
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from dp_accounting.rdp import rdp_privacy_accountant
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, privacy, schedule
+from fl_helpers import aggregation, discrete_noise, privacy
+from fl_helpers.discrete_noise import (  # noqa: F401 (the sampler's names, re-exported)
+    MAX_VARIANCE,
+    NoiseSource,
+    _chacha20,
+    _check_integer_array,
+    _check_size,
+    _check_source,
+    discrete_gaussian,
+    discrete_gaussian_pmf,
+)
 
 Weights = list[np.ndarray]
 
@@ -95,12 +102,11 @@ MAX_MODULUS_BITS = 62
 #: 2^14, the largest ``n`` Bonawitz et al. 2017 analyse (Section 7). The simulation is
 #: O(n^2) key agreements, so far fewer are practical here.
 MAX_CLIENTS = 2**14
-#: Longest vector any function here masks, quantises or draws noise for: 2^27 entries (1 GiB
-#: of uint64), far above the course's largest model.
-MAX_SIZE = 2**27
+#: Longest vector any function here masks, quantises or draws noise for (see discrete_noise).
+MAX_SIZE = discrete_noise.MAX_SIZE
 #: Largest integer magnitude that float64 holds exactly: integer inputs above it are refused
 #: where they would pass through float64 (:func:`quantize`, :func:`discrete_gaussian_pmf`).
-MAX_EXACT_INT = 2**53
+MAX_EXACT_INT = discrete_noise.MAX_EXACT_INT
 #: Most clients :func:`ddg_tau` and :func:`ddg_rho` sum over (an array of that many floats).
 MAX_ACCOUNTED_CLIENTS = 10**7
 #: Orders of the RDP accountant for :func:`ddg_epsilon` (integers, as Zhu & Wang's bound needs).
@@ -123,11 +129,6 @@ class MaskReuseError(ProtocolAbort):
 # --------------------------------------------------------------------------------------------
 # Cryptographic pseudo-randomness
 # --------------------------------------------------------------------------------------------
-
-
-def _chacha20(key: bytes) -> Any:
-    """A ChaCha20 keystream generator (all-zero nonce: every key here is used for one stream)."""
-    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
 
 
 def _derive(secret: bytes, label: str) -> bytes:
@@ -166,11 +167,6 @@ def _check_seed_bytes(name: str, seed: Any) -> bytes:
     return seed
 
 
-def _check_size(name: str, size: Any) -> int:
-    """A vector length in 0..:data:`MAX_SIZE`."""
-    return v.check_int(name, size, minimum=0, maximum=MAX_SIZE)
-
-
 def _check_round_tag(round_tag: Any) -> bytes:
     if not isinstance(round_tag, bytes):
         raise TypeError(f"round_tag must be bytes, got {type(round_tag).__name__} "
@@ -180,277 +176,11 @@ def _check_round_tag(round_tag: Any) -> bytes:
     return round_tag
 
 
-def _check_integer_array(name: str, values: Any, *, max_abs: int | None = None) -> np.ndarray:
-    """A flat array of integers (not bool), at most :data:`MAX_SIZE` long, with entries of
-    magnitude at most ``max_abs`` (default: anything int64 holds)."""
-    if values is None or isinstance(values, (str, bytes, numbers.Number, np.generic)):
-        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__} "
-                        f"{v._fmt(values)}.")
-    try:
-        array = np.asarray(values)
-    except (TypeError, ValueError, OverflowError) as error:  # ragged lists, ints beyond int64
-        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__}."
-                        ) from error
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}.")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a flat (1-D) array, got shape {array.shape}.")
-    _check_size(f"the length of {name}", array.size)
-    if max_abs is not None and array.size:
-        largest = max(abs(int(array.max())), abs(int(array.min())))
-        if largest > max_abs:
-            raise ValueError(f"{name} must hold integers of magnitude <= {max_abs}, got "
-                             f"{v._fmt(largest)}.")
-    return array
-
-
 def _prg(seed: bytes, size: int, bits: int) -> np.ndarray:
     width = 4 if bits <= 32 else 8
     stream = _chacha20(_derive(seed, "mask")).update(bytes(width * size))
     words = np.frombuffer(stream, dtype="<u4" if width == 4 else "<u8").astype(np.uint64)
     return words & np.uint64(2**bits - 1)
-
-
-class NoiseSource:
-    """Uniform random integers for stochastic rounding and noise, from a ChaCha20 keystream.
-
-    :meth:`secret` keys it with 32 bytes of operating-system entropy (``os.urandom``), never
-    exposed: the default everywhere. :meth:`reproducible` keys it from a seed, so anyone who
-    knows the seed can regenerate the noise: **not private**, for tests and stored notebook
-    outputs only (a warning says so).
-    """
-
-    __slots__ = ("_stream", "is_reproducible")
-
-    def __init__(self, *, _key: bytes, _reproducible: bool) -> None:
-        self._stream = _chacha20(_key)
-        self.is_reproducible = _reproducible
-
-    @classmethod
-    def secret(cls) -> NoiseSource:
-        """Fresh secret randomness from the operating system."""
-        return cls(_key=os.urandom(32), _reproducible=False)
-
-    @classmethod
-    def reproducible(cls, seed: int, *, warn: bool = True) -> NoiseSource:
-        """Randomness derived from ``seed``: reproducible, so NOT private.
-
-        Args:
-            seed: Integer >= 0.
-            warn: Emit a ``UserWarning`` saying so (default ``True``).
-        """
-        seed = v.check_int("seed", seed, minimum=0)
-        warn = v.check_flag("warn", warn)
-        if warn:
-            schedule.warn_reproducible(seed, "the rounding and the discrete Gaussian noise")
-        key = hashlib.sha256(f"fl-course noise seed {seed}".encode()).digest()
-        return cls(_key=key, _reproducible=True)
-
-    def __repr__(self) -> str:
-        return "NoiseSource.reproducible(...)" if self.is_reproducible else "NoiseSource.secret()"
-
-    def words(self, size: int) -> np.ndarray:
-        """``size`` uniform uint64 words (``size`` in 0..2^27)."""
-        return self._words(_check_size("size", size))
-
-    def below(self, bounds: np.ndarray) -> np.ndarray:
-        """One uniform integer in ``0 .. bounds[i] - 1`` per entry (exact, by rejection).
-
-        A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
-        values, so ``w mod n`` is exactly uniform.
-
-        Args:
-            bounds: A flat integer array, every entry in 1..2^63 - 1.
-        """
-        array = _check_integer_array("bounds", bounds)
-        if array.size and int(array.min()) < 1:
-            raise ValueError(f"bounds must be >= 1, got {int(array.min())}.")
-        return self._below(array)
-
-    def uniform(self, size: int) -> np.ndarray:
-        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
-        return self._uniform(_check_size("size", size))
-
-    def _words(self, size: int) -> np.ndarray:
-        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
-
-    def _below(self, bounds: np.ndarray) -> np.ndarray:
-        bounds = np.asarray(bounds, dtype=np.uint64)
-        out = np.empty(bounds.shape, dtype=np.uint64)
-        todo = np.arange(bounds.size)
-        flat = bounds.reshape(-1)
-        result = out.reshape(-1)
-        while todo.size:
-            n = flat[todo]
-            w = self._words(todo.size)
-            keep = w >= (np.uint64(0) - n) % n
-            result[todo[keep]] = w[keep] % n[keep]
-            todo = todo[~keep]
-        return out
-
-    def _uniform(self, size: int) -> np.ndarray:
-        return (self._words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-# --------------------------------------------------------------------------------------------
-# The exact discrete Gaussian (Canonne, Kamath, Steinke 2020), vectorised on integers
-# --------------------------------------------------------------------------------------------
-
-
-def _bernoulli_exp_minus_fraction(num: np.ndarray, den: np.ndarray,
-                                  source: NoiseSource) -> np.ndarray:
-    """Bernoulli(exp(-num/den)) for ``0 <= num <= den`` (CKS 2020, Algorithm 1, gamma <= 1).
-
-    Draw Bernoulli(gamma / k) for k = 1, 2, ... until the first failure; the answer is whether
-    that failure came at an odd k.
-    """
-    k = np.ones(num.shape, dtype=np.int64)
-    result = np.zeros(num.shape, dtype=bool)
-    active = np.arange(num.size)
-    while active.size:
-        success = source._below(k[active] * den[active]) < num[active].astype(np.uint64)
-        stopped = active[~success]
-        result[stopped] = k[stopped] % 2 == 1
-        active = active[success]
-        k[active] += 1
-    return result
-
-
-def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) -> np.ndarray:
-    """Bernoulli(exp(-num/den)) for any ``num >= 0``: floor(gamma) exp(-1) coins, then the rest."""
-    whole = num // den
-    alive = np.ones(num.shape, dtype=bool)
-    step = 0
-    while True:
-        idx = np.flatnonzero(alive & (whole > step))
-        if idx.size == 0:
-            break
-        ones = np.ones(idx.size, dtype=np.int64)
-        alive[idx] = _bernoulli_exp_minus_fraction(ones, ones, source)
-        step += 1
-    idx = np.flatnonzero(alive)
-    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den[idx], den[idx], source)
-    return alive
-
-
-def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
-    """``size`` draws of P(y) proportional to exp(-|y| / scale) (CKS 2020, Algorithm 2, s = 1)."""
-    out = np.empty(size, dtype=np.int64)
-    todo = np.arange(size)
-    while todo.size:
-        n = todo.size
-        u = source._below(np.full(n, scale)).astype(np.int64)
-        keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
-        geometric = np.zeros(n, dtype=np.int64)
-        going = np.arange(n)
-        while going.size:  # the number of exp(-1) successes before the first failure
-            hit = _bernoulli_exp_minus(np.ones(going.size, dtype=np.int64),
-                                       np.ones(going.size, dtype=np.int64), source)
-            geometric[going[hit]] += 1
-            going = going[hit]
-        magnitude = u + scale * geometric
-        negative = (source._words(n) & np.uint64(1)).astype(bool)
-        keep &= ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
-        out[todo[keep]] = np.where(negative[keep], -magnitude[keep], magnitude[keep])
-        todo = todo[~keep]
-    return out
-
-
-#: Largest variance :func:`discrete_gaussian` accepts (so that its integer arithmetic fits int64).
-MAX_VARIANCE = 5 * 10**7
-
-
-def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.ndarray:
-    """``size`` i.i.d. draws from the discrete Gaussian N_Z(0, variance), exactly.
-
-    P(y) is proportional to ``exp(-y^2 / (2 variance))`` on the integers. Canonne, Kamath,
-    Steinke 2020, Algorithm 3: draw ``y`` from a discrete Laplace of scale ``t = floor(sigma) + 1``
-    and keep it with probability ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Every step is an
-    integer comparison against uniform integers from ``source`` (no floating point), so no
-    Mironov-style low-order-bit leak exists. The variance is an integer (the course's callers
-    round the target up, which only adds noise).
-
-    Args:
-        variance: ``sigma^2``, an integer in 1..5 * 10^7 (an exact integer: floats, and so
-            integers beyond 2^53 rounded through float64, are refused).
-        size: Number of draws in 0..2^27.
-        source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
-
-    Returns:
-        int64 array of shape ``(size,)``.
-    """
-    variance = v.check_int("variance", variance, minimum=1, maximum=MAX_VARIANCE)
-    size = _check_size("size", size)
-    _check_source(source)
-    scale = math.isqrt(variance) + 1
-    out = np.empty(size, dtype=np.int64)
-    todo = np.arange(size)
-    while todo.size:
-        y = _discrete_laplace(scale, todo.size, source)
-        gap = scale * np.abs(y) - variance
-        if np.any(np.abs(gap) > 2**31):  # |y| > 2^31 / scale: probability below e^-200
-            raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
-                               "for int64 arithmetic; this should never happen.")
-        keep = _bernoulli_exp_minus(gap * gap, np.full(todo.size, 2 * variance * scale * scale,
-                                                       dtype=np.int64), source)
-        out[todo[keep]] = y[keep]
-        todo = todo[~keep]
-    return out
-
-
-def _check_source(source: Any) -> NoiseSource:
-    if not isinstance(source, NoiseSource):
-        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
-                        "source=NoiseSource.secret().")
-    return source
-
-
-def discrete_gaussian_pmf(values: np.ndarray, variance: float) -> np.ndarray:
-    """The probabilities of N_Z(0, variance) at the integers ``values`` (normalised numerically).
-
-    Args:
-        values: Integers (an integer array, or integral floats), of magnitude at most 2^53 so
-            that float64 holds them exactly (larger ones are refused, not rounded).
-        variance: ``sigma^2`` in (0, 5 * 10^7].
-
-    Returns:
-        float64 array like ``values``.
-    """
-    array = _check_pmf_values(values)
-    variance = v.check_positive("variance", variance)
-    if variance > MAX_VARIANCE:
-        raise ValueError(f"variance must be <= {MAX_VARIANCE}, got {v._fmt(variance)}.")
-    span = int(math.ceil(40 * math.sqrt(variance))) + 1
-    support = np.arange(-span, span + 1, dtype=np.float64)
-    norm = math.fsum(np.exp(-support**2 / (2 * variance)))
-    return np.exp(-array**2 / (2 * variance)) / norm
-
-
-def _check_pmf_values(values: Any) -> np.ndarray:
-    if values is None or isinstance(values, (str, bytes)):
-        raise TypeError(f"values must be an array of integers, got {type(values).__name__}.")
-    try:
-        array = np.asarray(values)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise TypeError(f"values must be an array of integers, got {type(values).__name__}."
-                        ) from error
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
-                                       or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"values must be an array of integers, got dtype {array.dtype}.")
-    _check_size("the size of values", array.size)
-    if array.size == 0:
-        return array.astype(np.float64)
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise ValueError("values must be finite, got NaN or inf.")
-        if np.any(array != np.round(array)):
-            raise ValueError("values must be integers (the discrete Gaussian lives on Z), got "
-                             "non-integral floats.")
-    largest = max(abs(int(np.max(array))), abs(int(np.min(array))))
-    if largest > MAX_EXACT_INT:
-        raise ValueError(f"values must have magnitude <= 2**53 (float64 holds no larger integer "
-                         f"exactly), got {v._fmt(largest)}.")
-    return array.astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------

@@ -176,6 +176,8 @@ class DPHistory(History):
             epsilon then does not hold against anyone who knows it).
         expected_clients: The public divisor ``q N`` the noisy sum was divided by (a constant
             of the run, not a count of the private data).
+        noise: ``"exact"`` (integer sum, exact discrete Gaussian) or ``"float"`` (float32
+            Gaussian, open to a floating-point attack).
     """
 
     epsilon: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -187,6 +189,7 @@ class DPHistory(History):
     accountant: str = "pld"
     reproducible_noise: bool = False
     expected_clients: float = math.nan
+    noise: str = "float"
 
     def _series(self) -> tuple[str, ...]:
         return (*super()._series(), "epsilon")
@@ -293,7 +296,7 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
     """
     trainer = setup.trainer
     linear = rule if isinstance(rule, aggregation.LinearRule) else None
-    if hook is None and deadline is None and linear is not None \
+    if hook is None and deadline is None and linear is not None and linear.fusable \
             and isinstance(trainer, engine.MultiClientEngine):
         sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
         summed = trainer.clipped_sum(weights, sampled, context.round_index,
@@ -749,7 +752,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   checkpoint: str | os.PathLike | None = None,
                   checkpoint_every: int = 1,
                   accountant: accounting.AccountantName = accounting.Accountant.PLD,
-                  expected_clients: float | None = None) -> DPHistory:
+                  expected_clients: float | None = None, noise: str = "float") -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -810,6 +813,12 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             ``client_datasets``: adding or removing one client would change it, and the scale of
             every released update would tell (measured: N = 100 told from N = 101 in 200 of 200
             trials). Pass ``q`` times the federation's published size.
+        noise: ``"float"`` (default for now: float32 Gaussian noise, open to a floating-point
+            attack, see :class:`fl_helpers.aggregation.DPFedAvg`) or ``"exact"`` (the clipped
+            updates on an integer grid, summed exactly, exact discrete Gaussian noise; central
+            placement; the epsilon is then always the ``"discrete"`` accountant's, whatever
+            ``accountant`` says, as the continuous Gaussian's PLD and RDP do not bound the
+            discrete Gaussian).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
@@ -886,7 +895,9 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     # The rule checks clipping_norm, noise_multiplier and expected_clients (once, here).
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
                                 expected_clients=expected_clients,
-                                placement=placement)
+                                placement=placement, noise=noise)
+    if rule.noise == "exact":
+        accountant = accounting.Accountant.DISCRETE
     clipping_norm, noise_multiplier = rule.clipping_norm, rule.noise_multiplier
     rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
                                          num_rounds=num_rounds)
@@ -920,7 +931,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         noise_multiplier=noise_multiplier, clipping_norm=clipping_norm,
         sampling_probability=sampling_probability, target_delta=target_delta,
         noise_placement=placement, accountant=accounting.Accountant(accountant).value,
-        reproducible_noise=reproducible_noise, expected_clients=rule.expected_clients)
+        reproducible_noise=reproducible_noise, expected_clients=rule.expected_clients,
+        noise=rule.noise)
 
 
 def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
@@ -952,7 +964,7 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
                     batch_size: int | None, client_learning_rate: float, clipping_norm: float,
                     noise_multiplier: float, expected_clients: float,
                     randomness: schedule.PrivateRandomness, server_learning_rate: float = 1.0,
-                    seed: int = 0) -> Weights:
+                    seed: int = 0, noise: str = "float") -> Weights:
     """One DP-FedAvg round, client by client, with every argument checked.
 
     Trains each sampled client with :class:`fl_helpers.client.LoopTrainer`, aggregates with
@@ -972,6 +984,7 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
         randomness: Where the noise comes from (:class:`fl_helpers.schedule.PrivateRandomness`).
         server_learning_rate: ``eta_s`` > 0.
         seed: The run's seed (client seeds ``[seed, t, k]``).
+        noise: ``"float"`` or ``"exact"`` (see :class:`fl_helpers.aggregation.DPFedAvg`).
 
     Returns:
         The new global weights.
@@ -996,7 +1009,7 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
         client_learning_rate=v.check_positive("client_learning_rate", client_learning_rate),
         seed=v.check_int("seed", seed, minimum=0))
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
-                                expected_clients=expected_clients)
+                                expected_clients=expected_clients, noise=noise)
     server = aggregation.ServerSGD(server_learning_rate)  # every check before the noise is drawn
     results = trainer.train(weights, sampled, round_index)
     update = rule.aggregate(results.deltas, results.num_examples, aggregation.RoundContext(

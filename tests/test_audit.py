@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, aggregation, audit, schedule
+from fl_helpers import accounting, aggregation, audit, discrete_noise, schedule
 
 Z, DELTA, TRIALS = 2.0, 1e-5, 2000
 SHAPES = [(784, 10), (10,)]
@@ -146,3 +146,69 @@ def test_gaussian_scores_stay_under_the_gaussian_epsilon():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+# -- the floating-point attack of the second audit --------------------------------------------
+
+def _round(noise, seed, round_index):
+    """Notebook 04's shapes and scale: softmax regression (7,850 weights), q N = 100, C = 0.5,
+    z = 1.504. Returns what the adversary knows (w0, the other clients' updates, the target's)
+    and the rule."""
+    rng = np.random.default_rng([seed, round_index])
+    d = 7850
+    w0 = (rng.normal(size=d) * 0.05).astype(np.float32)
+    others = [(rng.normal(size=d) * 0.02).astype(np.float32) for _ in range(99)]
+    target = (rng.normal(size=d) * 0.02).astype(np.float32)
+    rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.504, expected_clients=100.0,
+                                noise=noise)
+    return w0, others, target, rule
+
+
+def test_float_noise_is_broken_by_the_interval_attack_and_exact_noise_is_not():
+    """The adversary knows w0, the other 99 clients' updates and the target's, and tests
+    whether the target took part. Float noise: under the wrong hypothesis dozens of
+    coordinates per round are impossible (each one proves the target's presence); under the
+    right one none. Exact noise: the released update is a function of an integer sum plus
+    integer noise, and every integer is a possible noise value, so no coordinate is ever
+    impossible under either hypothesis."""
+    randomness = schedule.PrivateRandomness.reproducible(11, warn=False)
+    server = aggregation.ServerSGD(1.0)
+    wrong = []
+    for t in range(3):
+        w0, others, target, rule = _round("float", 0, t)
+        with_target = rule.sum_updates([[u] for u in [*others, target]], np.ones(100)).total
+        without = rule.sum_updates([[u] for u in others], np.ones(99)).total
+        context = aggregation.RoundContext(round_index=t, num_clients=1000, randomness=randomness)
+        w1 = server.apply([w0], rule.finalize(with_target, np.ones(100), context))
+        assert audit.float_noise_proofs(w1, previous=[w0], noiseless_sum=with_target,
+                                        expected_clients=100.0) == 0
+        wrong.append(audit.float_noise_proofs(w1, previous=[w0], noiseless_sum=without,
+                                              expected_clients=100.0))
+    assert min(wrong) > 10, wrong  # measured: about 70 a round
+
+    # Exact noise: the same adversary, with the exact pipeline's integers.
+    steps = discrete_noise.GRID_STEPS
+    randomness = schedule.PrivateRandomness.reproducible(12, warn=False)
+    for t in range(3):
+        w0, others, target, rule = _round("exact", 1, t)
+        context = aggregation.RoundContext(round_index=t, num_clients=1000, randomness=randomness)
+        w1 = server.apply([w0], rule.aggregate([[u] for u in [*others, target]], np.ones(100),
+                                               context))[0]
+        scale = 0.5 / steps / 100.0
+
+        def release(noised_sum, w0=w0, scale=scale):
+            update = (noised_sum.astype(np.float64) * scale).astype(np.float32)
+            return (w0 + np.float32(1.0) * update).astype(np.float32)
+
+        for members in ([*others, target], others):
+            integer_sum = discrete_noise.clip_to_integer_grid(
+                np.stack(members), clipping_norm=0.5, steps=steps).sum(axis=0)
+            low = np.full(w1.size, -(2**52))
+            high = np.full(w1.size, 2**52)
+            for _ in range(54):
+                middle = (low + high) // 2
+                reaches = release(middle) >= w1
+                high, low = np.where(reaches, middle, high), np.where(reaches, low, middle + 1)
+            explained = release(high) == w1  # some noised integer sum gives w1 ...
+            noise = high - integer_sum  # ... and its noise is an integer, as every noise is
+            assert explained.all() and noise.dtype == np.int64

@@ -54,6 +54,7 @@ from fl_helpers import (
     aggregation,
     client,
     data,
+    discrete_noise,
     experiment,
     models,
     privacy,
@@ -62,8 +63,8 @@ from fl_helpers import (
     training,
 )
 
-MODULES = (privacy, accounting, data, models, schedule, aggregation, client, training, experiment,
-           reporting)
+MODULES = (privacy, accounting, data, models, schedule, discrete_noise, aggregation, client,
+           training, experiment, reporting)
 
 #: Seconds a single bad call may run before it counts as a hang.
 TIMEOUT = 5.0
@@ -269,6 +270,10 @@ REGISTRY: list[Entry] = [
           # Unreachable precision (used to hang) and unreachable budgets.
           extra={"rtol": [1e-16, 1e-9], "target_epsilon": [1e-6, 1e9]}),
     Entry(accounting.check_accountant, args=("pld",), corrupt={"accountant": NAME}),
+    Entry(accounting.sampled_discrete_gaussian_rdp,
+          kwargs={"noise_multiplier": 1.5, "sampling_probability": 0.1},
+          corrupt={"noise_multiplier": (*POSITIVE, "huge_scale"),
+                   "sampling_probability": PROBABILITY}),
     Entry(accounting.check_sampling_probability, args=(0.1,),
           corrupt={"sampling_probability": PROBABILITY}),
     # ---------------------------------------------------------------------- fl_helpers.data
@@ -475,6 +480,22 @@ UNCHECKED: dict[Callable[..., Any], str] = {
 
 REGISTRY += [
     # --------------------------------------------------------------------- fl_helpers.schedule
+    # --------------------------------------------------------------- fl_helpers.discrete_noise
+    Entry(discrete_noise.exact_variance_at_least, args=(100.0,),
+          corrupt={"variance": (*POSITIVE, "huge_scale")}, extra={"variance": [1e16]}),
+    Entry(discrete_noise.discrete_gaussian, args=(100, 5),
+          kwargs={"source": discrete_noise.NoiseSource.reproducible(0, warn=False)},
+          corrupt={"variance": COUNT, "size": INDEX},
+          extra={"variance": [discrete_noise.MAX_VARIANCE + 1, 10**16],
+                 "size": [discrete_noise.MAX_SIZE + 1],
+                 "source": [None, 0, "secret", object()]}),
+    Entry(discrete_noise.discrete_gaussian_pmf, args=(np.arange(3), 4.0),
+          corrupt={"values": ARRAY, "variance": POSITIVE}, extra={"values": [[0.5], [2**60]]}),
+    Entry(discrete_noise.clip_to_integer_grid, args=(np.ones((2, 3)),),
+          kwargs={"clipping_norm": 1.0, "steps": 16},
+          corrupt={"clipping_norm": POSITIVE, "steps": COUNT},
+          extra={"updates": [None, "x", np.ones(3), np.full((2, 2), np.nan), [[1, 2], [3]]],
+                 "steps": [2**25]}),
     Entry(schedule.client_batches, args=(10,), kwargs={"local_epochs": 2, "batch_size": 3,
                                                         "rng": _rng()},
           corrupt={"num_examples": COUNT, "local_epochs": COUNT, "batch_size": OPTIONAL_COUNT,
@@ -512,10 +533,12 @@ REGISTRY += [
                              [w.astype(object) for w in WEIGHTS], [w > 0 for w in WEIGHTS]]}),
     Entry(aggregation.DPFedAvg,
           kwargs={"clipping_norm": 1.0, "noise_multiplier": 1.0, "expected_clients": 3.0,
-                  "placement": aggregation.NoisePlacement.CENTRAL},
+                  "placement": aggregation.NoisePlacement.CENTRAL, "noise": "exact"},
           corrupt={"clipping_norm": (*POSITIVE, "huge_scale"),
                    "noise_multiplier": (*NON_NEGATIVE, "huge_scale"),
-                   "expected_clients": POSITIVE, "placement": ("placement",)}),
+                   "expected_clients": POSITIVE, "placement": ("placement",), "noise": NAME},
+          extra={"noise_multiplier": [1e6]}),
+    Entry(aggregation.check_noise, args=("exact",), corrupt={"noise": NAME}),
     Entry(aggregation.NormBounded, args=(aggregation.FedAvg(),), kwargs={"clipping_norm": 1.0},
           corrupt={"rule": ("rule",), "clipping_norm": POSITIVE}),
     Entry(aggregation.ServerSGD, args=(0.5,), kwargs={"momentum": 0.9},
@@ -594,7 +617,8 @@ REGISTRY += [
                   "noise_placement": "central", "server_optimizer": aggregation.ServerSGD(),
                   "reproducible_noise": False, "diagnostics": False, "randomness": None,
                   "client_hook": None, "deadline_seconds": 10.0, "checkpoint": None,
-                  "checkpoint_every": 1, "accountant": "pld", "expected_clients": 3.0},
+                  "checkpoint_every": 1, "accountant": "pld", "expected_clients": 3.0,
+                  "noise": "float"},
           corrupt={"model_fn": ("model_fn",), "client_datasets": ("datasets",),
                    "expected_clients": _without(POSITIVE, "none"),
                    "num_rounds": COUNT, "sampling_probability": PROBABILITY, **LOCAL_CORRUPT,
@@ -606,7 +630,8 @@ REGISTRY += [
                    "engine": NAME, "initial_weights": ("weights",),
                    "noise_placement": ("placement",), "server_optimizer": ("server_optimizer",),
                    "reproducible_noise": FLAG, "diagnostics": FLAG,
-                   "randomness": ("randomness",), **FAULTS_CORRUPT, "accountant": NAME},
+                   "randomness": ("randomness",), **FAULTS_CORRUPT, "accountant": NAME,
+                   "noise": NAME},
           extra={"num_rounds": [10**7 + 1], "local_epochs": MAX_EPOCHS,
                  "checkpoint": BAD_CHECKPOINTS, "callback": [lambda: None],
                  "client_hook": [lambda: None]}),
@@ -616,14 +641,14 @@ REGISTRY += [
                   # Seeded: a secret source hands each round's noise out once (every call here
                   # is round 0), and the seeded one is exempt from that rule.
                   "randomness": schedule.PrivateRandomness.reproducible(0, warn=False),
-                  "server_learning_rate": 1.0, "seed": 0},
+                  "server_learning_rate": 1.0, "seed": 0, "noise": "exact"},
           corrupt={"model": ("model",), "global_weights": WEIGHT_LIST,
                    "client_datasets": ("datasets",), "sampled_clients": ("client_ids",),
                    "round_index": INDEX, **LOCAL_CORRUPT,
                    "clipping_norm": (*POSITIVE, "huge_scale"),
                    "noise_multiplier": (*NON_NEGATIVE, "huge_scale"),
                    "expected_clients": POSITIVE, "randomness": ("randomness", "none"),
-                   "server_learning_rate": POSITIVE, "seed": INDEX},
+                   "server_learning_rate": POSITIVE, "seed": INDEX, "noise": NAME},
           extra={"local_epochs": MAX_EPOCHS}),
     Entry(training.local_dp_epsilon_per_round,
           kwargs={"noise_multiplier": 1.0, "busiest_counts": np.array([1, 1, 2]),
@@ -642,7 +667,7 @@ REGISTRY += [
                   "model": "softmax_regression", **LOCAL, "server_learning_rate": 1.0,
                   "seed": 0, "noise_placement": "central", "progress": False,
                   "callback": None, "reproducible_noise": False, "diagnostics": False,
-                  "accountant": "pld", "expected_clients": 3.0},
+                  "accountant": "pld", "expected_clients": 3.0, "noise": "float"},
           corrupt={"client_datasets": ("datasets",), "test_data": ("pair",),
                    "num_rounds": COUNT, "sampling_probability": PROBABILITY,
                    "target_epsilon": _without(POSITIVE, "none"),
@@ -652,7 +677,7 @@ REGISTRY += [
                    "server_learning_rate": POSITIVE, "seed": INDEX,
                    "noise_placement": ("placement",), "progress": FLAG, "callback": CALLABLE,
                    "reproducible_noise": FLAG, "diagnostics": FLAG, "accountant": NAME,
-                   "expected_clients": POSITIVE},
+                   "expected_clients": POSITIVE, "noise": NAME},
           extra={"num_rounds": [10**7 + 1], "local_epochs": MAX_EPOCHS,
                  "callback": [lambda: None]}),
     Entry(experiment.noise_multiplier_for_budget,

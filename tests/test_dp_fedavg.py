@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, aggregation, client, models, schedule, training
+from fl_helpers import accounting, aggregation, client, discrete_noise, models, schedule, training
 
 WEIGHT_ATOL = 1e-5
 ACCURACY_ATOL = 1.5e-3
@@ -292,3 +292,58 @@ def test_reference_round_equals_the_loop(round_args, small_federation):
                for i, w in enumerate(round_args["global_weights"])]
     for a, b in zip(new, by_hand, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_exact_noise_runs_on_both_engines_and_is_accounted_as_discrete(small_federation):
+    """noise='exact': the same reproducible integer noise on both engines (the updates reach
+    the integer grid through float rounding that may differ by one step in rare coordinates),
+    the discrete accountant's epsilon, and the history says so."""
+    clients, test = small_federation
+    runs = {engine: _dp(clients["iid"], test, noise="exact", engine=engine, target_delta=1e-5,
+                        reproducible_noise=True) for engine in ("fast", "loop")}
+    for history in runs.values():
+        assert history.noise == "exact" and history.accountant == "discrete"
+        expected = accounting.epsilon_per_round(
+            noise_multiplier=0.5, sampling_probability=0.3, num_rounds=3, target_delta=1e-5,
+            accountant="discrete")
+        np.testing.assert_allclose(history.epsilon, expected)
+    for a, b in zip(runs["fast"].final_weights, runs["loop"].final_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_exact_noise_on_the_sum_has_std_z_times_c():
+    """An empty round releases only the noise, divided by q N: its std times q N is
+    sqrt(integer_variance) C / GRID_STEPS, which is z C to within 2 / sigma."""
+    rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.5, expected_clients=4.0,
+                                noise="exact")
+    context = aggregation.RoundContext(
+        round_index=0, num_clients=10,
+        randomness=schedule.PrivateRandomness.reproducible(4, warn=False))
+    released = rule.finalize([np.zeros((100, 200), np.float32)], np.zeros(0, np.int64), context)
+    noise = released[0].astype(np.float64) * 4.0
+    assert noise.std() == pytest.approx(1.5 * 0.5, rel=0.03)  # 20,000 draws: 0.5 % s.e.
+    assert rule.noise_stddev(0) == pytest.approx(0.75, rel=1e-4)  # t (t - 1): sigma + 1/2
+    with pytest.raises(ValueError, match="call aggregate"):
+        rule.finalize([np.ones((2, 2), np.float32)], np.ones(1, np.int64), context)
+    with pytest.raises(ValueError, match="placement=NoisePlacement.CENTRAL"):
+        aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0,
+                             noise="exact", placement=aggregation.NoisePlacement.LOCAL)
+    with pytest.raises(ValueError, match="noise must be 'float' or 'exact'"):
+        aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0,
+                             noise="exactly")
+
+
+def test_exact_clipping_bounds_every_integer_update_exactly():
+    """Rounding to the grid can push a clipped update past C; the exact integer check pulls it
+    back: every row's squared norm is at most GRID_STEPS^2, in integers."""
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(50, 7850)) * rng.uniform(0.01, 100, size=(50, 1))
+    ints = discrete_noise.clip_to_integer_grid(rows, clipping_norm=0.5,
+                                               steps=discrete_noise.GRID_STEPS)
+    squared = np.einsum("ij,ij->i", ints, ints)
+    assert squared.max() <= discrete_noise.GRID_STEPS**2
+    big = np.linalg.norm(rows, axis=1) > 0.5
+    assert np.all(squared[big] > (0.999 * discrete_noise.GRID_STEPS) ** 2)  # clipped, not lost
+    small = ~big
+    np.testing.assert_allclose(ints[small] * 0.5 / discrete_noise.GRID_STEPS, rows[small],
+                               atol=0.5 * 0.5 / discrete_noise.GRID_STEPS)

@@ -455,9 +455,12 @@ def test_integers_beyond_2_53_are_refused_where_they_would_pass_through_float64(
             sa.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, source=source)
         with pytest.raises(ValueError, match="values must have magnitude <= 2\\*\\*53"):
             sa.discrete_gaussian_pmf(np.array([big]), 4.0)
-    # The discrete Gaussian takes an exact integer variance, bounded far below 2^53 ...
-    with pytest.raises(ValueError, match="variance must be <= 50000000"):
+    # The discrete Gaussian takes an exact integer variance, bounded far below 2^53 (any
+    # integer up to 5e7, t (t - 1) up to 1e15) ...
+    with pytest.raises(ValueError, match="variance must be <= 1000000000000000"):
         sa.discrete_gaussian(2**53 + 1, 3, source=source)
+    with pytest.raises(ValueError, match="or of the form t \\(t - 1\\)"):
+        sa.discrete_gaussian(sa.MAX_VARIANCE + 1, 3, source=source)
     with pytest.raises(TypeError, match="variance must be an integer"):
         sa.discrete_gaussian(float(2**53), 3, source=source)
     # ... and quantisation refuses a scale whose products float64 could not round exactly (or

@@ -1,0 +1,424 @@
+"""Exact integer noise: a secret bit source and the discrete Gaussian, vectorised (numpy only).
+
+The one home of the course's exact samplers. Every noise that reaches a private release is an
+integer drawn here, from uniform integers only (no floating point), so the floating-point
+attack of Mironov 2012 ("On Significance of the Least Significant Bits for Differential
+Privacy") has nothing to read:
+
+* :class:`NoiseSource`: uniform integers from a ChaCha20 keystream (RFC 8439) keyed with 32
+  bytes of operating-system entropy (secret, the default) or, for tests and stored outputs only,
+  from a seed (reproducible, so **not private**; a warning says so).
+* :func:`discrete_gaussian`: Canonne, Kamath & Steinke 2020, "The Discrete Gaussian for
+  Differential Privacy", Algorithms 1-3 (Bernoulli(exp(-gamma)), the discrete Laplace, then
+  rejection), on int64 arrays. Any integer variance up to :data:`MAX_VARIANCE`; beyond it, up to
+  :data:`MAX_LARGE_VARIANCE`, variances of the form ``t (t - 1)`` (:func:`exact_variance_at_least`
+  rounds a wanted variance up to one), for which every quantity of the algorithm fits int64.
+
+Used by secure aggregation's distributed noise (:mod:`fl_helpers.secure_aggregation`) and by
+DP-FedAvg's exact noise on the integer sum (:class:`fl_helpers.aggregation.DPFedAvg`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from fl_helpers import _validation as v
+from fl_helpers import schedule
+
+#: Longest vector a function here draws noise for: 2^27 entries (1 GiB of int64), far above the
+#: course's largest model.
+MAX_SIZE = 2**27
+#: Largest integer magnitude that float64 holds exactly.
+MAX_EXACT_INT = 2**53
+
+
+def _chacha20(key: bytes) -> Any:
+    """A ChaCha20 keystream generator (all-zero nonce: every key here is used for one stream)."""
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
+
+
+def _check_size(name: str, size: Any) -> int:
+    """A vector length in 0..:data:`MAX_SIZE`."""
+    return v.check_int(name, size, minimum=0, maximum=MAX_SIZE)
+
+
+def _check_integer_array(name: str, values: Any, *, max_abs: int | None = None) -> np.ndarray:
+    """A flat array of integers (not bool), at most :data:`MAX_SIZE` long, with entries of
+    magnitude at most ``max_abs`` (default: anything int64 holds)."""
+    if values is None or isinstance(values, (str, bytes, numbers.Number, np.generic)):
+        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__} "
+                        f"{v._fmt(values)}.")
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError, OverflowError) as error:  # ragged lists, ints beyond int64
+        raise TypeError(f"{name} must be a flat integer array, got {type(values).__name__}."
+                        ) from error
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}.")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a flat (1-D) array, got shape {array.shape}.")
+    _check_size(f"the length of {name}", array.size)
+    if max_abs is not None and array.size:
+        largest = max(abs(int(array.max())), abs(int(array.min())))
+        if largest > max_abs:
+            raise ValueError(f"{name} must hold integers of magnitude <= {max_abs}, got "
+                             f"{v._fmt(largest)}.")
+    return array
+
+
+class NoiseSource:
+    """Uniform random integers for stochastic rounding and noise, from a ChaCha20 keystream.
+
+    :meth:`secret` keys it with 32 bytes of operating-system entropy (``os.urandom``), never
+    exposed: the default everywhere. :meth:`reproducible` keys it from a seed, so anyone who
+    knows the seed can regenerate the noise: **not private**, for tests and stored notebook
+    outputs only (a warning says so).
+    """
+
+    __slots__ = ("_stream", "is_reproducible")
+
+    def __init__(self, *, _key: bytes, _reproducible: bool) -> None:
+        self._stream = _chacha20(_key)
+        self.is_reproducible = _reproducible
+
+    @classmethod
+    def secret(cls) -> NoiseSource:
+        """Fresh secret randomness from the operating system."""
+        return cls(_key=os.urandom(32), _reproducible=False)
+
+    @classmethod
+    def from_key(cls, key: bytes, *, reproducible: bool) -> NoiseSource:
+        """A source keyed with ``key`` (32 bytes): a run's per-round key, see
+        :meth:`fl_helpers.schedule.PrivateRandomness.noise_key`."""
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise TypeError(f"key must be 32 bytes, got {type(key).__name__}.")
+        return cls(_key=key, _reproducible=bool(reproducible))
+
+    @classmethod
+    def reproducible(cls, seed: int, *, warn: bool = True) -> NoiseSource:
+        """Randomness derived from ``seed``: reproducible, so NOT private.
+
+        Args:
+            seed: Integer >= 0.
+            warn: Emit a ``UserWarning`` saying so (default ``True``).
+        """
+        seed = v.check_int("seed", seed, minimum=0)
+        warn = v.check_flag("warn", warn)
+        if warn:
+            schedule.warn_reproducible(seed, "the rounding and the discrete Gaussian noise")
+        key = hashlib.sha256(f"fl-course noise seed {seed}".encode()).digest()
+        return cls(_key=key, _reproducible=True)
+
+    def __repr__(self) -> str:
+        return "NoiseSource.reproducible(...)" if self.is_reproducible else "NoiseSource.secret()"
+
+    def words(self, size: int) -> np.ndarray:
+        """``size`` uniform uint64 words (``size`` in 0..2^27)."""
+        return self._words(_check_size("size", size))
+
+    def below(self, bounds: np.ndarray) -> np.ndarray:
+        """One uniform integer in ``0 .. bounds[i] - 1`` per entry (exact, by rejection).
+
+        A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
+        values, so ``w mod n`` is exactly uniform.
+
+        Args:
+            bounds: A flat integer array, every entry in 1..2^63 - 1.
+        """
+        array = _check_integer_array("bounds", bounds)
+        if array.size and int(array.min()) < 1:
+            raise ValueError(f"bounds must be >= 1, got {int(array.min())}.")
+        return self._below(array)
+
+    def uniform(self, size: int) -> np.ndarray:
+        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
+        return self._uniform(_check_size("size", size))
+
+    def _words(self, size: int) -> np.ndarray:
+        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
+
+    def _below(self, bounds: np.ndarray) -> np.ndarray:
+        bounds = np.asarray(bounds, dtype=np.uint64)
+        out = np.empty(bounds.shape, dtype=np.uint64)
+        todo = np.arange(bounds.size)
+        flat = bounds.reshape(-1)
+        result = out.reshape(-1)
+        while todo.size:
+            n = flat[todo]
+            w = self._words(todo.size)
+            keep = w >= (np.uint64(0) - n) % n
+            result[todo[keep]] = w[keep] % n[keep]
+            todo = todo[~keep]
+        return out
+
+    def _uniform(self, size: int) -> np.ndarray:
+        return (self._words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+# --------------------------------------------------------------------------------------------
+# The exact discrete Gaussian (Canonne, Kamath, Steinke 2020), vectorised on integers
+# --------------------------------------------------------------------------------------------
+
+
+def _bernoulli_exp_minus_fraction(num: np.ndarray, den: np.ndarray,
+                                  source: NoiseSource) -> np.ndarray:
+    """Bernoulli(exp(-num/den)) for ``0 <= num <= den`` (CKS 2020, Algorithm 1, gamma <= 1).
+
+    Draw Bernoulli(gamma / k) for k = 1, 2, ... until the first failure; the answer is whether
+    that failure came at an odd k.
+    """
+    k = np.ones(num.shape, dtype=np.int64)
+    result = np.zeros(num.shape, dtype=bool)
+    active = np.arange(num.size)
+    while active.size:
+        success = source._below(k[active] * den[active]) < num[active].astype(np.uint64)
+        stopped = active[~success]
+        result[stopped] = k[stopped] % 2 == 1
+        active = active[success]
+        k[active] += 1
+    return result
+
+
+def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) -> np.ndarray:
+    """Bernoulli(exp(-num/den)) for any ``num >= 0``: floor(gamma) exp(-1) coins, then the rest."""
+    whole = num // den
+    alive = np.ones(num.shape, dtype=bool)
+    step = 0
+    while True:
+        idx = np.flatnonzero(alive & (whole > step))
+        if idx.size == 0:
+            break
+        ones = np.ones(idx.size, dtype=np.int64)
+        alive[idx] = _bernoulli_exp_minus_fraction(ones, ones, source)
+        step += 1
+    idx = np.flatnonzero(alive)
+    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den[idx], den[idx], source)
+    return alive
+
+
+def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
+    """``size`` draws of P(y) proportional to exp(-|y| / scale) (CKS 2020, Algorithm 2, s = 1)."""
+    out = np.empty(size, dtype=np.int64)
+    todo = np.arange(size)
+    while todo.size:
+        n = todo.size
+        u = source._below(np.full(n, scale)).astype(np.int64)
+        keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
+        geometric = np.zeros(n, dtype=np.int64)
+        going = np.arange(n)
+        while going.size:  # the number of exp(-1) successes before the first failure
+            hit = _bernoulli_exp_minus(np.ones(going.size, dtype=np.int64),
+                                       np.ones(going.size, dtype=np.int64), source)
+            geometric[going[hit]] += 1
+            going = going[hit]
+        magnitude = u + scale * geometric
+        negative = (source._words(n) & np.uint64(1)).astype(bool)
+        keep &= ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
+        out[todo[keep]] = np.where(negative[keep], -magnitude[keep], magnitude[keep])
+        todo = todo[~keep]
+    return out
+
+
+#: Largest variance :func:`discrete_gaussian` accepts as any integer (so that its integer
+#: arithmetic fits int64).
+MAX_VARIANCE = 5 * 10**7
+#: Largest variance :func:`discrete_gaussian` accepts in the form ``t (t - 1)`` (t up to about
+#: 3.2e7, sigma up to 3.2e7).
+MAX_LARGE_VARIANCE = 10**15
+
+
+def exact_variance_at_least(variance: float) -> int:
+    """The smallest variance :func:`discrete_gaussian` draws that is at least ``variance``.
+
+    An integer (the ceiling) up to :data:`MAX_VARIANCE`; beyond it the smallest ``t (t - 1)``
+    with that property, which adds less than ``2 sigma`` to the variance (a relative ``2 / sigma``
+    of it): more noise, never less.
+
+    Args:
+        variance: The wanted ``sigma^2``, in (0, :data:`MAX_LARGE_VARIANCE`].
+    """
+    variance = v.check_positive("variance", variance)
+    if variance > MAX_LARGE_VARIANCE:
+        raise ValueError(f"variance must be <= {MAX_LARGE_VARIANCE:.0e}, got {v._fmt(variance)}.")
+    if variance <= MAX_VARIANCE:
+        return max(1, math.ceil(variance))
+    t = math.isqrt(math.ceil(variance)) + 1
+    while (t - 1) * (t - 2) >= variance:
+        t -= 1
+    while t * (t - 1) < variance:
+        t += 1
+    return t * (t - 1)
+
+
+def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.ndarray:
+    """``size`` i.i.d. draws from the discrete Gaussian N_Z(0, variance), exactly.
+
+    P(y) is proportional to ``exp(-y^2 / (2 variance))`` on the integers. Canonne, Kamath,
+    Steinke 2020, Algorithm 3: draw ``y`` from a discrete Laplace of scale ``t = floor(sigma) + 1``
+    and keep it with probability ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Every step is an
+    integer comparison against uniform integers from ``source`` (no floating point), so no
+    Mironov-style low-order-bit leak exists. For ``variance = t (t - 1)`` the acceptance
+    exponent is ``x^2 / (2 t (t - 1))`` with the integer ``x = |y| - (t - 1)``, which keeps every
+    quantity within int64 for variances up to 10^15; :func:`exact_variance_at_least` rounds a
+    wanted variance to one the sampler takes.
+
+    Args:
+        variance: ``sigma^2``: an integer in 1..5 * 10^7, or ``t (t - 1)`` up to 10^15 (an exact
+            integer: floats, and so integers beyond 2^53 rounded through float64, are refused).
+        size: Number of draws in 0..2^27.
+        source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
+
+    Returns:
+        int64 array of shape ``(size,)``.
+    """
+    variance = v.check_int("variance", variance, minimum=1, maximum=MAX_LARGE_VARIANCE)
+    scale = math.isqrt(variance) + 1
+    pronic = scale * (scale - 1) == variance
+    if variance > MAX_VARIANCE and not pronic:
+        raise ValueError(f"variance must be at most {MAX_VARIANCE} or of the form t (t - 1), got "
+                         f"{variance}; round it with exact_variance_at_least().")
+    size = _check_size("size", size)
+    _check_source(source)
+    out = np.empty(size, dtype=np.int64)
+    todo = np.arange(size)
+    while todo.size:
+        y = _discrete_laplace(scale, todo.size, source)
+        if pronic:
+            gap = np.abs(y) - (scale - 1)
+            denominator = 2 * scale * (scale - 1)
+        else:
+            gap = scale * np.abs(y) - variance
+            denominator = 2 * variance * scale * scale
+        if np.any(np.abs(gap) > 2**31):  # |y| beyond 2^31 / scale or 2^31: below e^-200
+            raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
+                               "for int64 arithmetic; this should never happen.")
+        keep = _bernoulli_exp_minus(gap * gap, np.full(todo.size, denominator, dtype=np.int64),
+                                    source)
+        out[todo[keep]] = y[keep]
+        todo = todo[~keep]
+    return out
+
+
+def _check_source(source: Any) -> NoiseSource:
+    if not isinstance(source, NoiseSource):
+        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
+                        "source=NoiseSource.secret().")
+    return source
+
+
+def discrete_gaussian_pmf(values: np.ndarray, variance: float) -> np.ndarray:
+    """The probabilities of N_Z(0, variance) at the integers ``values`` (normalised numerically).
+
+    Args:
+        values: Integers (an integer array, or integral floats), of magnitude at most 2^53 so
+            that float64 holds them exactly (larger ones are refused, not rounded).
+        variance: ``sigma^2`` in (0, 5 * 10^7].
+
+    Returns:
+        float64 array like ``values``.
+    """
+    array = _check_pmf_values(values)
+    variance = v.check_positive("variance", variance)
+    if variance > MAX_VARIANCE:
+        raise ValueError(f"variance must be <= {MAX_VARIANCE}, got {v._fmt(variance)}.")
+    span = int(math.ceil(40 * math.sqrt(variance))) + 1
+    support = np.arange(-span, span + 1, dtype=np.float64)
+    norm = math.fsum(np.exp(-support**2 / (2 * variance)))
+    return np.exp(-array**2 / (2 * variance)) / norm
+
+
+def _check_pmf_values(values: Any) -> np.ndarray:
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"values must be an array of integers, got {type(values).__name__}.")
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"values must be an array of integers, got {type(values).__name__}."
+                        ) from error
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"values must be an array of integers, got dtype {array.dtype}.")
+    _check_size("the size of values", array.size)
+    if array.size == 0:
+        return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("values must be finite, got NaN or inf.")
+        if np.any(array != np.round(array)):
+            raise ValueError("values must be integers (the discrete Gaussian lives on Z), got "
+                             "non-integral floats.")
+    largest = max(abs(int(np.max(array))), abs(int(np.min(array))))
+    if largest > MAX_EXACT_INT:
+        raise ValueError(f"values must have magnitude <= 2**53 (float64 holds no larger integer "
+                         f"exactly), got {v._fmt(largest)}.")
+    return array.astype(np.float64)
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Updates on an integer grid, clipped exactly
+# --------------------------------------------------------------------------------------------
+
+#: Grid steps per clipping norm of :func:`clip_to_integer_grid` in DP-FedAvg: an update clipped to
+#: ``C`` becomes an integer vector of L2 norm at most 2^16, each step ``C / 2^16``. The rounding
+#: adds about ``sqrt(d / 12) / 2^16`` of ``C`` per client (0.04 % for d = 7,850).
+GRID_STEPS = 2**16
+
+
+def clip_to_integer_grid(updates: np.ndarray, *, clipping_norm: float, steps: int) -> np.ndarray:
+    """Each row clipped to L2 norm ``clipping_norm`` and rounded to the grid ``clipping_norm /
+    steps``, as integers whose L2 norm is at most ``steps`` **exactly**.
+
+    The scaling and rounding are done in float64 (``rint(x min(1, C / ||x||) steps / C)``); then
+    every row's squared norm is computed in int64, which is exact, and a row that rounding pushed
+    above ``steps^2`` is scaled by a factor a little below ``steps / norm`` and rounded again,
+    until the exact check holds. So the sensitivity of a sum of such rows is ``steps`` grid steps,
+    whatever floating point did before.
+
+    Args:
+        updates: ``(m, d)`` finite floats, one flattened update per row.
+        clipping_norm: ``C`` > 0.
+        steps: Grid steps per ``C``, an integer in 1..2^24.
+
+    Returns:
+        ``(m, d)`` int64.
+    """
+    if updates is None or isinstance(updates, (str, bytes)):
+        raise TypeError(f"updates must be a 2-D array of floats, got {type(updates).__name__}.")
+    try:
+        rows = np.asarray(updates, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"updates must be a 2-D array of floats, got {type(updates).__name__}."
+                        ) from error
+    if rows.ndim != 2:
+        raise ValueError(f"updates must be a 2-D array (one row per client), got shape "
+                         f"{rows.shape}.")
+    if not np.isfinite(rows).all():
+        raise ValueError("updates must be finite, got NaN or inf.")
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    steps = v.check_int("steps", steps, minimum=1, maximum=2**24)
+    if rows.shape[1] * (steps + 1) ** 2 >= 2**62:
+        raise ValueError(f"updates of {rows.shape[1]} values with {steps} steps would overflow "
+                         "int64 norms.")
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    factor = np.minimum(1.0, clipping_norm / np.maximum(norms, np.finfo(np.float64).tiny))
+    ints = np.rint(rows * (factor * (steps / clipping_norm))[:, None]).astype(np.int64)
+    limit = steps * steps
+    for attempt in range(64):
+        squared = np.einsum("ij,ij->i", ints, ints)
+        over = squared > limit
+        if not over.any():
+            return ints
+        # Scale down a little more at every attempt and round again; the exact check decides.
+        shrink = steps / np.sqrt(squared[over].astype(np.float64)) * (1.0 - 2.0**(attempt - 24))
+        ints[over] = np.rint(ints[over] * shrink[:, None]).astype(np.int64)
+    raise RuntimeError("clip_to_integer_grid: could not bring a row within the bound; this "
+                       "should never happen.")  # pragma: no cover
