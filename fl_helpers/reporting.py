@@ -197,7 +197,15 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
         f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
         f"{history.accountant.upper()} accountant, z = {history.noise_multiplier:.3g}, "
         f"q = {history.sampling_probability:g}, C = {history.clipping_norm:g}"
-        + (" (ε of the busiest client)." if local else "."),
+        + (" (ε of the busiest client)." if local else
+           f", the noisy sum divided by the public q·N = {history.expected_clients:g} (a "
+           "constant, never a count of who took part)."),
+        ("- Noise: exact. The clipped updates are integers on a grid, summed exactly, plus "
+         "discrete Gaussian noise drawn exactly; floating point comes after."
+         if history.noise == "exact" else
+         "- Noise: float32 Gaussian. Against an observer who also knows the other clients' "
+         "updates, rounding makes some released values impossible under one neighbour "
+         "(a floating-point attack, audit.float_noise_proofs): use noise='exact'."),
         ("- Observer: anyone, the server included: it sees every noisy report and who sent it."
          if local else
          f"- Observer: anyone who sees the {rounds} released global models (and what is "
