@@ -130,6 +130,14 @@ class LinearRule(AggregationRule):
     #: Whether an engine may fuse clipping and summing (and hand :meth:`finalize` the float
     #: sum); ``False`` for a rule that needs every client's update (exact noise).
     fusable: bool = True
+    #: Whether the rule can aggregate one-example clients from the rank-one factors of their
+    #: updates (:meth:`aggregate_factors`).
+    takes_factors: bool = False
+
+    def aggregate_factors(self, layers: list[tuple[np.ndarray, np.ndarray]],
+                          num_examples: np.ndarray, context: RoundContext) -> Weights:
+        """The update from rank-one factors (only rules with :attr:`takes_factors`)."""
+        raise NotImplementedError(f"{self.name} does not aggregate rank-one factors.")
 
     @abc.abstractmethod
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
@@ -259,9 +267,9 @@ class DPFedAvg(LinearRule):
                 raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', "
                                  f"got {v._fmt(self.noise_multiplier)}.")
             #: The discrete Gaussian's variance on the integer sum (0 without noise).
-            self.integer_variance = (discrete_noise.exact_variance_at_least(variance)
-                                     if variance > 0 else 0)
+            self.integer_variance = self._variance(discrete_noise.GRID_STEPS)
             self.fusable = False
+            self.takes_factors = True
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
         return np.ones(len(num_examples), dtype=np.float64)
@@ -276,6 +284,34 @@ class DPFedAvg(LinearRule):
         if self.placement is NoisePlacement.LOCAL:
             stddev *= math.sqrt(num_sampled)
         return stddev
+
+    def _variance(self, steps: int) -> int:
+        """The integer variance for a grid of ``steps`` per ``C``: at least ``(z steps)^2``."""
+        variance = (self.noise_multiplier * steps) ** 2
+        return discrete_noise.exact_variance_at_least(variance) if variance > 0 else 0
+
+    def factor_steps(self) -> int:
+        """The grid of :meth:`aggregate_factors`: :data:`~fl_helpers.discrete_noise.
+        FACTOR_GRID_STEPS`, or a coarser power of four if ``z`` is so large that the noise's
+        variance would leave the sampler's range."""
+        steps = discrete_noise.FACTOR_GRID_STEPS
+        while steps > 4 and (self.noise_multiplier * steps) ** 2 \
+                > discrete_noise.MAX_LARGE_VARIANCE:
+            steps //= 4
+        return steps
+
+    def aggregate_factors(self, layers: list[tuple[np.ndarray, np.ndarray]],
+                          num_examples: np.ndarray, context: RoundContext) -> Weights:
+        """:meth:`aggregate` for clients of one example and one step, from the rank-one factors
+        of their updates (:meth:`fl_helpers.engine.MultiClientEngine.clipped_factors`): the
+        same mechanism on a finer grid, without forming any client's update."""
+        if self.noise != "exact":
+            raise ValueError("aggregate_factors is the exact-noise path: noise='exact'.")
+        steps = self.factor_steps()
+        sums = discrete_noise.integer_outer_sum(layers, clipping_norm=self.clipping_norm,
+                                                steps=steps)
+        return self._release(np.concatenate([s.ravel() for s in sums]),
+                             [s.shape for s in sums], context, steps=steps)
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: RoundContext) -> Weights:
@@ -314,21 +350,21 @@ class DPFedAvg(LinearRule):
         return [(t / np.float32(self.expected_clients)).astype(np.float32) for t in total]
 
     def _release(self, integer_sum: np.ndarray, shapes: list[tuple[int, ...]],
-                 context: RoundContext) -> Weights:
+                 context: RoundContext, steps: int = discrete_noise.GRID_STEPS) -> Weights:
         """Adds the exact noise to the integer sum, then scales back (post-processing)."""
         noised = integer_sum.astype(np.int64)
-        if self.integer_variance > 0:
+        variance = self._variance(steps)
+        if variance > 0:
             if context.randomness is None:
                 raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
                                  "context.randomness=None.")
             source = discrete_noise.NoiseSource.from_key(
                 context.randomness.noise_key(context.round_index),
                 reproducible=context.randomness.is_reproducible)
-            noised = noised + discrete_noise.discrete_gaussian(self.integer_variance, noised.size,
+            noised = noised + discrete_noise.discrete_gaussian(variance, noised.size,
                                                                source=source)
         # Everything below is post-processing of the exact integers.
-        flat = noised.astype(np.float64) * (self.clipping_norm / discrete_noise.GRID_STEPS
-                                            / self.expected_clients)
+        flat = noised.astype(np.float64) * (self.clipping_norm / steps / self.expected_clients)
         pieces = np.split(flat, np.cumsum([math.prod(s) for s in shapes])[:-1])
         return [piece.reshape(shape).astype(np.float32)
                 for piece, shape in zip(pieces, shapes, strict=True)]

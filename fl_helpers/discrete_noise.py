@@ -205,25 +205,29 @@ def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) 
 
 def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
     """``size`` draws of P(y) proportional to exp(-|y| / scale) (CKS 2020, Algorithm 2, s = 1)."""
-    out = np.empty(size, dtype=np.int64)
-    todo = np.arange(size)
-    while todo.size:
-        n = todo.size
+    # Accepted draws are i.i.d. from the target, so each pass draws more candidates than still
+    # needed (a pass accepts about 63 %) and keeps the first accepted ones: fewer, larger passes.
+    accepted: list[np.ndarray] = []
+    missing = size
+    while missing:
+        n = max(16, int(missing * 1.7))
         u = source._below(np.full(n, scale)).astype(np.int64)
         keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
-        geometric = np.zeros(n, dtype=np.int64)
-        going = np.arange(n)
+        u = u[keep]
+        geometric = np.zeros(u.size, dtype=np.int64)
+        going = np.arange(u.size)
         while going.size:  # the number of exp(-1) successes before the first failure
             hit = _bernoulli_exp_minus(np.ones(going.size, dtype=np.int64),
                                        np.ones(going.size, dtype=np.int64), source)
             geometric[going[hit]] += 1
             going = going[hit]
         magnitude = u + scale * geometric
-        negative = (source._words(n) & np.uint64(1)).astype(bool)
-        keep &= ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
-        out[todo[keep]] = np.where(negative[keep], -magnitude[keep], magnitude[keep])
-        todo = todo[~keep]
-    return out
+        negative = (source._words(u.size) & np.uint64(1)).astype(bool)
+        valid = ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
+        signed = np.where(negative, -magnitude, magnitude)[valid][:missing]
+        accepted.append(signed)
+        missing -= signed.size
+    return np.concatenate(accepted) if accepted else np.zeros(0, dtype=np.int64)
 
 
 #: Largest variance :func:`discrete_gaussian` accepts as any integer (so that its integer
@@ -286,10 +290,10 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
                          f"{variance}; round it with exact_variance_at_least().")
     size = _check_size("size", size)
     _check_source(source)
-    out = np.empty(size, dtype=np.int64)
-    todo = np.arange(size)
-    while todo.size:
-        y = _discrete_laplace(scale, todo.size, source)
+    accepted: list[np.ndarray] = []
+    missing = size
+    while missing:  # as in _discrete_laplace: oversample, keep the first accepted draws
+        y = _discrete_laplace(scale, max(16, int(missing * 1.6)), source)
         if pronic:
             gap = np.abs(y) - (scale - 1)
             denominator = 2 * scale * (scale - 1)
@@ -299,11 +303,12 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
         if np.any(np.abs(gap) > 2**31):  # |y| beyond 2^31 / scale or 2^31: below e^-200
             raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
                                "for int64 arithmetic; this should never happen.")
-        keep = _bernoulli_exp_minus(gap * gap, np.full(todo.size, denominator, dtype=np.int64),
+        keep = _bernoulli_exp_minus(gap * gap, np.full(y.size, denominator, dtype=np.int64),
                                     source)
-        out[todo[keep]] = y[keep]
-        todo = todo[~keep]
-    return out
+        chosen = y[keep][:missing]
+        accepted.append(chosen)
+        missing -= chosen.size
+    return np.concatenate(accepted) if accepted else np.zeros(0, dtype=np.int64)
 
 
 def _check_source(source: Any) -> NoiseSource:
@@ -422,3 +427,100 @@ def clip_to_integer_grid(updates: np.ndarray, *, clipping_norm: float, steps: in
         ints[over] = np.rint(ints[over] * shrink[:, None]).astype(np.int64)
     raise RuntimeError("clip_to_integer_grid: could not bring a row within the bound; this "
                        "should never happen.")  # pragma: no cover
+
+
+#: Grid steps per clipping norm of :func:`integer_outer_sum` (one-example clients): finer than
+#: :data:`GRID_STEPS`, because each factor of a rank-one update is rounded on its own.
+FACTOR_GRID_STEPS = 2**22
+
+
+def integer_outer_sum(layers: list[tuple[np.ndarray, np.ndarray]], *, clipping_norm: float,
+                      steps: int = FACTOR_GRID_STEPS) -> list[np.ndarray]:
+    """The exact integer sum of rank-one updates, each clipped to ``steps`` grid steps exactly.
+
+    A client with one example takes one step: for every Dense layer its update is the outer
+    product of the layer's input ``a`` (with a 1 appended for the bias) and a scaled output
+    gradient ``w``, ``(a, 1) (x) w``. Rounding each factor instead of the product keeps the work
+    at ``m (d_in + d_out)`` per layer instead of ``m d_in d_out``: ``A = rint((a, 1) 2^p / ||(a,
+    1)||)`` and ``D = rint(w ||(a, 1)|| steps / (C 2^p))`` with ``2^p = sqrt(steps)``, so
+    ``A (x) D`` is the update in grid steps of ``C / steps``. The client's squared norm
+    ``sum_layers ||A||^2 ||D||^2`` is computed in int64, exactly, and a client above
+    ``steps^2`` has its ``D`` scaled down and rounded again until it is not. The sums
+    ``sum_k A_k (x) D_k`` are float64 matrix products of integers whose partial sums stay below
+    2^53, hence exact.
+
+    Args:
+        layers: Per Dense layer, ``(a, w)``: ``(m, d_in)`` inputs and ``(m, d_out)`` scaled
+            output gradients of the ``m`` clients (the update is ``(a, 1) (x) w``).
+        clipping_norm: ``C`` > 0.
+        steps: Grid steps per ``C``, a power of four in 4..2^26.
+
+    Returns:
+        Per layer, the kernel sum ``(d_in, d_out)`` and the bias sum ``(d_out,)``, int64.
+    """
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    steps = v.check_int("steps", steps, minimum=4, maximum=2**26)
+    root = math.isqrt(steps)
+    if root * root != steps or root & (root - 1):
+        raise ValueError(f"steps must be a power of four, got {steps}.")
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)) or not layers:
+        raise TypeError(f"layers must be a non-empty list of (inputs, output gradients) pairs, "
+                        f"got {type(layers).__name__}.")
+    checked: list[list[np.ndarray]] = []
+    for i, pair in enumerate(layers):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(f"layers[{i}] must be a pair (inputs, output gradients), got "
+                            f"{type(pair).__name__}.")
+        arrays = []
+        for name, value in zip(("inputs", "output gradients"), pair, strict=True):
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"layers[{i}] {name} must be a 2-D float array, got "
+                                f"{type(value).__name__}.") from error
+            if array.ndim != 2 or not np.isfinite(array).all():
+                raise ValueError(f"layers[{i}] {name} must be a finite 2-D array (one row per "
+                                 f"client), got shape {array.shape}.")
+            arrays.append(array)
+        clients = len(checked[0][0]) if checked else len(arrays[0])
+        if len(arrays[0]) != clients or len(arrays[1]) != clients:
+            raise ValueError(f"layers[{i}] must have one row per client in both arrays, as every "
+                             "layer, got " + " and ".join(str(len(x)) for x in arrays) + " rows.")
+        checked.append(arrays)
+    factors = []
+    for a, w in checked:
+        augmented = np.concatenate([a, np.ones((len(a), 1), np.float64)], axis=1)
+        length = np.sqrt(np.einsum("ij,ij->i", augmented, augmented))
+        big_a = np.rint(augmented * (root / length)[:, None]).astype(np.int64)
+        scaled_w = w * (length * (steps / (clipping_norm * root)))[:, None]
+        factors.append((big_a, scaled_w))
+    count = len(factors[0][0]) if factors else 0
+    limit = steps * steps
+    # Clip in floating point first (the factors' norms), so that the integers below stay far
+    # from int64's range; the exact check after rounding is what the guarantee rests on.
+    approximate = np.sqrt(sum(np.einsum("ij,ij->i", big_a, big_a).astype(np.float64)
+                              * np.einsum("ij,ij->i", scaled, scaled)
+                              for big_a, scaled in factors)) if factors else np.zeros(0)
+    shrink = np.minimum(1.0, steps / np.maximum(approximate, np.finfo(np.float64).tiny))
+    for attempt in range(64):
+        big_d = [np.rint(scaled * shrink[:, None]).astype(np.int64) for _, scaled in factors]
+        parts = [(np.einsum("ij,ij->i", big_a, big_a), np.einsum("ij,ij->i", d, d))
+                 for (big_a, _), d in zip(factors, big_d, strict=True)]
+        # Products of int64 norms overflow beyond 2^63: decide those in float64 (far over).
+        rough = sum(na.astype(np.float64) * nd.astype(np.float64) for na, nd in parts)
+        safe = rough < 2.0**61
+        squared = sum(np.where(safe, na, 0) * np.where(safe, nd, 0) for na, nd in parts)
+        over = ~safe | (squared > limit)
+        if not np.any(over):
+            break
+        shrink[over] *= steps / np.sqrt(np.maximum(rough[over], 1.0)) \
+            * (1.0 - 2.0**(attempt - 24))
+    else:  # pragma: no cover
+        raise RuntimeError("integer_outer_sum: could not bring a client within the bound.")
+    sums = []
+    for (big_a, _), d in zip(factors, big_d, strict=True):
+        if count * root * (steps // root + 1) * 2 >= 2**53:
+            raise ValueError(f"{count} clients would overflow the exact float64 sums.")
+        product = big_a.T.astype(np.float64) @ d.astype(np.float64)  # exact: integers < 2^53
+        sums += [product[:-1].astype(np.int64), product[-1].astype(np.int64)]
+    return sums

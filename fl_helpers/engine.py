@@ -426,7 +426,7 @@ def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]
         # from sums that subtract (examples whose gradients cancel), which float32 can turn
         # into 0. So the norms that clip are computed in float64 from the float32 rows (the
         # products are exact) and raised by a bound on what rounding remains.
-        precise = mode == "clip"
+        precise = mode in ("clip", "factors")
         dtype = tf.float64 if precise else tf.float32
         squared = tf.zeros([num_clients], dtype)
         error = tf.zeros([num_clients], dtype)
@@ -448,7 +448,7 @@ def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]
         norm = learning_rate * tf.cast(tf.sqrt(tf.maximum(squared, 0.0)), tf.float32)
         coefficient = client_scale
         clipped = norm
-        if mode == "clip":
+        if mode in ("clip", "factors"):
             # (1 + 2^-21): the float32 rounding of the square root and of the product.
             upper = learning_rate * (1.0 + 2.0**-21) * tf.cast(
                 tf.sqrt(tf.maximum(squared, 0.0) + error), tf.float32)
@@ -457,6 +457,8 @@ def _build_one_step_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]
             clipped = norm * factor
         rows = tf.reshape(tf.broadcast_to(-learning_rate * coefficient[:, None],
                                           [num_clients, width]), [-1, 1])
+        if mode == "factors":  # one example per client: the update is (a, 1) (x) (row * d)
+            return inputs, [rows * d for d in grads], norm, clipped
         total = []
         for a, d in zip(inputs, grads, strict=True):
             weighted = rows * d
@@ -483,8 +485,8 @@ _TRAIN_FNS: dict[tuple[tuple[Op, ...], str], Callable[..., Any]] = {}
 
 
 def _train_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
-    """The compiled round for ``program``; ``mode`` ``"one_step_sum"`` / ``"one_step_clip"``
-    selects :func:`_build_one_step_fn`."""
+    """The compiled round for ``program``; ``mode`` ``"one_step_sum"`` / ``"one_step_clip"`` /
+    ``"one_step_factors"`` selects :func:`_build_one_step_fn`."""
     key = (program, mode)
     if key not in _TRAIN_FNS:
         _TRAIN_FNS[key] = (_build_one_step_fn(program, mode.removeprefix("one_step_"))
@@ -774,6 +776,48 @@ class MultiClientEngine:
             tf.constant(np.inf if clipping_norm is None else clipping_norm, tf.float32))
         return ([t.numpy() for t in total], norms.numpy().reshape(-1)[slot_of].astype(np.float64),
                 clipped.numpy().reshape(-1)[slot_of].astype(np.float64), slot_of)
+
+    @property
+    def takes_factors(self) -> bool:
+        """Whether :meth:`clipped_factors` applies: every client takes one step on one example."""
+        return self.one_step and self.batch_width == 1
+
+    def clipped_factors(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
+                        *, clipping_norm: float
+                        ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """Every sampled client's clipped update as rank-one factors, without forming it.
+
+        With one example and one step, client ``k``'s update of each Dense layer is
+        ``(a_k, 1) (x) w_k``: the layer's input and its scaled output gradient (``-eta``
+        times the clipping factor times ``d loss / d z``). Exact noise rounds the factors
+        (:func:`fl_helpers.discrete_noise.integer_outer_sum`).
+
+        Returns:
+            Per layer ``(a, w)``, ``(m, d_in)`` and ``(m, d_out)`` float32; and every client's
+            update norm before clipping.
+        """
+        if not self.takes_factors:
+            raise ValueError("clipped_factors needs clients of one example and one step "
+                             f"(batch width {self.batch_width}, one step: {self.one_step}).")
+        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        rows = _bucket(len(sampled))
+        sizes = np.zeros(rows, dtype=np.int64)
+        sizes[:len(sampled)] = self.sizes[sampled]
+        starts = np.zeros(rows, dtype=np.int64)
+        starts[:len(sampled)] = self.offsets[sampled]
+        real = (sizes > 0)[:, None]
+        idx = np.where(real, starts[:, None], 0).astype(np.int32)
+        scale = np.zeros(rows, dtype=np.float32)
+        scale[:len(sampled)] = 1.0
+        inputs, weighted, norms, _ = _train_fn(self.program, "one_step_factors")(
+            self.x_all, self.y_all, tf.constant(idx), tf.constant(real.astype(np.float32)),
+            tf.constant(scale), [tf.convert_to_tensor(w, tf.float32) for w in global_weights],
+            tf.constant(self.client_learning_rate, tf.float32),
+            tf.constant(clipping_norm, tf.float32))
+        count = len(sampled)
+        layers = [(a.numpy()[:count], w.numpy()[:count]) for a, w in zip(inputs, weighted,
+                                                                          strict=True)]
+        return layers, norms.numpy()[:count].astype(np.float64)
 
     def clipped_sum(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
                     round_index: int, *, scales: np.ndarray,

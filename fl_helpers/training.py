@@ -296,15 +296,24 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
     """
     trainer = setup.trainer
     linear = rule if isinstance(rule, aggregation.LinearRule) else None
-    if hook is None and deadline is None and linear is not None and linear.fusable \
+    if hook is None and deadline is None and linear is not None \
             and isinstance(trainer, engine.MultiClientEngine):
         sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
-        summed = trainer.clipped_sum(weights, sampled, context.round_index,
-                                     scales=linear.client_scales(sizes),
-                                     clipping_norm=linear.clipping_norm)
-        if np.isfinite(summed.update_norms).all():
-            update = linear.finalize(summed.total, summed.num_examples, context)
-            return update, summed.update_norms, summed.clipped_norms, []
+        if linear.fusable:
+            summed = trainer.clipped_sum(weights, sampled, context.round_index,
+                                         scales=linear.client_scales(sizes),
+                                         clipping_norm=linear.clipping_norm)
+            if np.isfinite(summed.update_norms).all():
+                update = linear.finalize(summed.total, summed.num_examples, context)
+                return update, summed.update_norms, summed.clipped_norms, []
+        elif linear.takes_factors and trainer.takes_factors and len(sampled) \
+                and linear.clipping_norm is not None:
+            layers, norms = trainer.clipped_factors(weights, sampled,
+                                                    clipping_norm=linear.clipping_norm)
+            if np.isfinite(norms).all() and all(np.isfinite(a).all() and np.isfinite(w).all()
+                                                for a, w in layers):
+                update = linear.aggregate_factors(layers, sizes, context)
+                return update, norms, np.minimum(norms, linear.clipping_norm), []
     results = trainer.train(weights, sampled, context.round_index)
     deltas, sizes, rejected = robust.screen_round(
         hook, sampled, context.round_index, results.deltas, results.num_examples,

@@ -347,3 +347,41 @@ def test_exact_clipping_bounds_every_integer_update_exactly():
     small = ~big
     np.testing.assert_allclose(ints[small] * 0.5 / discrete_noise.GRID_STEPS, rows[small],
                                atol=0.5 * 0.5 / discrete_noise.GRID_STEPS)
+
+
+def test_one_example_clients_take_the_factor_path_with_the_same_result(small_federation):
+    """One example per client, one step (the private-MNIST headline's layout): the fast engine
+    rounds the rank-one factors of each update (grid C / 2^22) instead of forming it; without
+    noise the round equals the loop's dense integer path (grid C / 2^16) to rounding."""
+    clients, test = small_federation
+    one_each = [(x[i:i + 1], y[i:i + 1]) for x, y in clients["iid"] for i in range(3)]
+    runs = {engine: _dp(one_each, test, noise="exact", engine=engine, noise_multiplier=0.0,
+                        clipping_norm=0.05, client_learning_rate=0.5, reproducible_noise=True)
+            for engine in ("fast", "loop")}
+    assert runs["fast"].engine is training.Engine.FAST
+    for a, b in zip(runs["fast"].final_weights, runs["loop"].final_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_integer_outer_sum_is_the_clipped_sum_on_the_grid_and_exactly_bounded():
+    rng = np.random.default_rng(1)
+    steps, clip = discrete_noise.FACTOR_GRID_STEPS, 0.5
+    layers = [(rng.normal(size=(40, 30)) * rng.uniform(0.1, 50, (40, 1)),
+               rng.normal(size=(40, 5)) * rng.uniform(0.001, 1, (40, 1))),
+              (rng.normal(size=(40, 5)), rng.normal(size=(40, 3)) * 0.01)]
+    dense = [np.concatenate([np.outer(np.append(a[k], 1.0), w[k]).ravel() for a, w in layers])
+             for k in range(40)]
+    norms = np.array([np.linalg.norm(u) for u in dense])
+    clipped = sum(u * min(1.0, clip / n) for u, n in zip(dense, norms, strict=True))
+    for k in range(40):  # one client alone: its own integer update, inside the bound exactly
+        single = discrete_noise.integer_outer_sum([(a[k:k + 1], w[k:k + 1]) for a, w in layers],
+                                                  clipping_norm=clip, steps=steps)
+        flat = np.concatenate([np.concatenate([kern, bias[None]]).ravel()
+                               for kern, bias in zip(single[::2], single[1::2], strict=True)])
+        assert int(flat @ flat) <= steps**2
+        expected = dense[k] * min(1.0, clip / norms[k]) * steps / clip
+        np.testing.assert_allclose(flat, expected, rtol=0, atol=2e-3 * steps)
+    total = discrete_noise.integer_outer_sum(layers, clipping_norm=clip, steps=steps)
+    flat = np.concatenate([np.concatenate([kern, bias[None]]).ravel()
+                           for kern, bias in zip(total[::2], total[1::2], strict=True)])
+    np.testing.assert_allclose(flat * clip / steps, clipped, rtol=0, atol=2e-3 * clip * 6)
