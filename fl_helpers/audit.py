@@ -258,3 +258,50 @@ def float_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.
         low = np.where(reaches, low, middle + 1)
     explained = release(_float32_from_order(high)) == w1
     return int(np.count_nonzero(~explained))
+
+
+def exact_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.ndarray],
+                       integer_sum: np.ndarray, clipping_norm: float, expected_clients: float,
+                       steps: int, server_learning_rate: float = 1.0) -> int:
+    """:func:`float_noise_proofs` against exact noise: how many coordinates no noise explains.
+
+    With ``noise="exact"`` the release is ``w1 = fl(w0 + eta fl((K + n) C / (steps q N)))``
+    with ``K`` the integer sum of the clipped updates and ``n`` integer noise. The same
+    adversary bisects over the integers for a noised sum ``K + n`` that gives each released
+    weight, then reads off ``n = (K + n) - K`` under its hypothesis. The noised sum exists (the
+    release was made from one), and ``n`` is an integer under either hypothesis, which the
+    discrete Gaussian can always draw: the count is 0 for every release and every hypothesis,
+    which is what an exact mechanism must give.
+
+    Args:
+        released, previous: The weights after and before the round, per layer.
+        integer_sum: The clipped updates' integer sum ``K`` under the hypothesis tested (flat).
+        clipping_norm, expected_clients, steps: ``C``, ``q N`` and the grid's steps per ``C``.
+        server_learning_rate: ``eta`` of plain server SGD.
+
+    Returns:
+        The number of coordinates that are impossible under the hypothesis.
+    """
+    w1 = np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in released])
+    w0 = np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in previous])
+    integer_sum = np.asarray(integer_sum)
+    if w1.shape != w0.shape or integer_sum.shape != w1.shape:
+        raise ValueError(f"released, previous and integer_sum must have the same size, got "
+                         f"{w1.size}, {w0.size} and {integer_sum.size}.")
+    scale = (v.check_positive("clipping_norm", clipping_norm)
+             / v.check_int("steps", steps, minimum=1) / v.check_positive("expected_clients",
+                                                                         expected_clients))
+    rate = np.float32(v.check_positive("server_learning_rate", server_learning_rate))
+
+    def release(noised: np.ndarray) -> np.ndarray:  # DPFedAvg._release, then ServerSGD.apply
+        update = (noised.astype(np.float64) * scale).astype(np.float32)
+        return (w0 + rate * update).astype(np.float32)
+
+    low, high = np.full(w1.size, -(2**52)), np.full(w1.size, 2**52)
+    for _ in range(60):  # 2^53 integers: 53 halvings
+        middle = (low + high) // 2
+        reaches = release(middle) >= w1
+        high, low = np.where(reaches, middle, high), np.where(reaches, low, middle + 1)
+    noise = high - integer_sum.astype(np.int64)  # an integer: a value the noise can take
+    explained = (release(high) == w1) & (noise == np.rint(noise))
+    return int(np.count_nonzero(~explained))

@@ -50,8 +50,10 @@ from IPython.display import display
 from fl_helpers import (
     accounting,
     aggregation,
+    audit,
     client,
     data,
+    discrete_noise,
     dp_sgd,
     engine,
     experiment,
@@ -288,6 +290,65 @@ for label, source in [("reproducible (seeded)", demo_randomness),
 # sampling: amplification by sampling needs the schedule to be secret too. This is why the
 # course's DP runs draw both from operating-system entropy unless told otherwise, and why every
 # run of this notebook that asks for `reproducible_noise=True` is marked as not private.
+#
+# > **Pitfall: noise added in floating point.** Secret noise is still not enough when it is
+# > added in floating point. The attacker of DP's definition knows everything except whether
+# > Alice took part: the model before the round, the other clients' updates, the settings and
+# > the code. Every step of the release (add the noise to the sum, divide by $qN$, add to the
+# > weights) is monotone in the noise, so for each weight the attacker can find, by bisection
+# > over the float32 numbers, every noise value that would have produced the released weight.
+# > Under the wrong hypothesis, rounding leaves some weights with no such value at all, and each
+# > of them proves the right hypothesis, however large the noise. This is Mironov's attack from
+# > notebook 01, aimed at the sum instead of the sampler; `audit.float_noise_proofs` counts the
+# > proving weights. `noise="exact"` closes the hole: every clipped update becomes an integer
+# > vector on a grid of $C / 2^{16}$ whose L2 norm is checked against $2^{16}$ in integers, the
+# > integers are summed exactly, discrete Gaussian noise is drawn exactly (notebook 06's
+# > sampler), and only then is the noisy sum scaled and divided by $qN$. Every integer is a
+# > possible noise value, so no weight is impossible under either hypothesis
+# > (`audit.exact_noise_proofs`). We attack round 1 both ways, Alice being its first client:
+
+# %%
+updates = {"with Alice": [[row] for row in deltas], "without Alice": [[row] for row in deltas[1:]]}
+flat_w0 = [np.concatenate([w.ravel() for w in w0])]
+QN = SAMPLING_PROBABILITY * NUM_CLIENTS
+proofs = {}
+for kind in ("float", "exact"):
+    rule_k = aggregation.DPFedAvg(clipping_norm=C, noise_multiplier=Z_DEMO, expected_clients=QN,
+                                  noise=kind)
+    secret = aggregation.RoundContext(round_index=0, num_clients=NUM_CLIENTS,
+                                      randomness=schedule.PrivateRandomness.secret())
+    released = aggregation.ServerSGD(1.0).apply(flat_w0, rule_k.aggregate(
+        updates["with Alice"], np.ones(len(deltas)), secret))  # Alice did take part
+    for hypothesis, members in updates.items():
+        if kind == "float":
+            noiseless = rule_k.sum_updates(members, np.ones(len(members))).total
+            count = audit.float_noise_proofs(released, previous=flat_w0, noiseless_sum=noiseless,
+                                             expected_clients=QN)
+        else:
+            integers = discrete_noise.clip_to_integer_grid(
+                np.stack([m[0] for m in members]), clipping_norm=C, steps=discrete_noise.GRID_STEPS)
+            count = audit.exact_noise_proofs(
+                released, previous=flat_w0, integer_sum=integers.sum(axis=0), clipping_norm=C,
+                expected_clients=QN, steps=discrete_noise.GRID_STEPS)
+        proofs[kind, hypothesis] = count
+        print(f"{kind} noise, the attacker assumes {hypothesis}: {count} of "
+              f"{deltas.shape[1]:,} weights are impossible")
+
+# %% [markdown]
+# With float noise, the weights that are impossible without Alice each prove that she took
+# part, in a single round and at any noise multiplier; the right hypothesis explains every
+# weight. With exact noise no weight rules out either hypothesis, as the guarantee requires.
+# Exact noise has its own accountant (`accountant="discrete"`, chosen automatically): for the
+# discrete Gaussian the continuous Gaussian's PLD is not a proven bound, so it uses a Rényi
+# bound proved for the discrete one, which asks for slightly more noise at the same
+# $\varepsilon$:
+
+# %% tags=["nbval-check-output"]
+budget = dict(target_epsilon=2.0, target_delta=1e-5, sampling_probability=SAMPLING_PROBABILITY,
+              num_rounds=30)
+for name in ("pld", "discrete"):
+    print(f"{name:>8} accountant: z = "
+          f"{accounting.noise_multiplier_for_epsilon(accountant=name, **budget):.3f} for epsilon 2")
 
 # %% [markdown]
 # ## Privacy accounting: ε after every round
@@ -846,6 +907,8 @@ def within_stored(value, runs):
     return abs(value - runs.mean()) <= max(4 * runs.std(ddof=1), 0.01)
 
 
+assert proofs["float", "without Alice"] > 0 and proofs["float", "with Alice"] == 0, proofs
+assert proofs["exact", "without Alice"] == proofs["exact", "with Alice"] == 0, proofs
 assert 0.85 <= baseline.final_accuracy <= 0.91, baseline.final_accuracy
 assert 0.83 <= private.test_accuracy[-1] <= baseline.final_accuracy + 0.005
 assert baseline.final_accuracy - private.test_accuracy[-1] <= 0.03  # epsilon = 2 costs < 3 points

@@ -194,21 +194,9 @@ def test_float_noise_is_broken_by_the_interval_attack_and_exact_noise_is_not():
         context = aggregation.RoundContext(round_index=t, num_clients=1000, randomness=randomness)
         w1 = server.apply([w0], rule.aggregate([[u] for u in [*others, target]], np.ones(100),
                                                context))[0]
-        scale = 0.5 / steps / 100.0
-
-        def release(noised_sum, w0=w0, scale=scale):
-            update = (noised_sum.astype(np.float64) * scale).astype(np.float32)
-            return (w0 + np.float32(1.0) * update).astype(np.float32)
-
         for members in ([*others, target], others):
             integer_sum = discrete_noise.clip_to_integer_grid(
                 np.stack(members), clipping_norm=0.5, steps=steps).sum(axis=0)
-            low = np.full(w1.size, -(2**52))
-            high = np.full(w1.size, 2**52)
-            for _ in range(54):
-                middle = (low + high) // 2
-                reaches = release(middle) >= w1
-                high, low = np.where(reaches, middle, high), np.where(reaches, low, middle + 1)
-            explained = release(high) == w1  # some noised integer sum gives w1 ...
-            noise = high - integer_sum  # ... and its noise is an integer, as every noise is
-            assert explained.all() and noise.dtype == np.int64
+            assert audit.exact_noise_proofs([w1], previous=[w0], integer_sum=integer_sum,
+                                            clipping_norm=0.5, expected_clients=100.0,
+                                            steps=steps) == 0
