@@ -24,10 +24,11 @@ a seed instead: useful for teaching, tests and stored notebook outputs, and labe
 What holds and what does not: the streams are expanded by numpy's PCG64 generator, which is fast
 and statistically excellent but not a cryptographic generator; someone who saw many *raw* draws
 could in principle reconstruct its state. In DP-FedAvg the raw draws are never released (only
-their sum with the clipped updates), so an observer of the models cannot do so. The noise is
-sampled and added in floating point, which leaks through the low-order bits (Mironov 2012, "On
-significance of the least significant bits for differential privacy"); notebook 06 shows the
-discrete route (integers and a discrete Gaussian under secure aggregation) that closes this gap.
+their sum with the clipped updates), so an observer of the models cannot do so. Noise drawn
+from :meth:`PrivateRandomness.noise_rng` is float32 and added in floating point, which leaks
+through rounding (Mironov 2012, "On significance of the least significant bits for differential
+privacy"; ``audit.float_noise_proofs``); exact noise (DP-FedAvg's ``noise="exact"``) draws
+integers from :meth:`PrivateRandomness.noise_key` instead (:mod:`fl_helpers.discrete_noise`).
 """
 
 from __future__ import annotations
