@@ -288,6 +288,8 @@ class DPSGDResult:
             f"guarantee:      {guarantee}",
             f"unit protected: one training example (of the {self.num_examples} the party holds)",
             "neighbouring:   datasets that differ by adding or removing one example",
+            f"divisor:        the public expected batch size q n = {self.expected_batch_size:g} "
+            "(a constant, never the batch's count)",
             "trusted:        the party that trains (sees the data, the gradients and the noise,",
             "                samples the batches and keeps sampling and noise secret)",
             "observer sees:  every intermediate model and the final one",
@@ -298,7 +300,8 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
           clipping_norm: float, sampling_probability: float, num_steps: int,
           learning_rate: float, target_delta: float,
           reproducible_noise_seed: int | None = None,
-          randomness: schedule.PrivateRandomness | None = None) -> DPSGDResult:
+          randomness: schedule.PrivateRandomness | None = None,
+          expected_batch_size: float | None = None) -> DPSGDResult:
     """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
 
     Runs ``num_steps`` steps of sample -> per-example gradients -> clip to ``clipping_norm`` ->
@@ -331,6 +334,10 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             together with ``reproducible_noise_seed``. A secret one serves one run only: a
             second run with it is refused (it would reuse the noise, and two releases with the
             same noise cancel it).
+        expected_batch_size: The divisor of every step, ``q n``: a **public** constant fixed
+            before training (required), never the size of ``x``, which changes when an example
+            is added or removed (a divisor that followed it would show in the scale of every
+            step). Pass ``q`` times the dataset's published size.
 
     Returns:
         A :class:`DPSGDResult`.
@@ -346,6 +353,13 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     num_steps = v.check_int("num_steps", num_steps, minimum=1, maximum=10**7)
     learning_rate = v.check_positive("learning_rate", learning_rate)
     target_delta = v.check_open_unit("target_delta", target_delta)
+    if expected_batch_size is None:
+        raise ValueError(
+            "expected_batch_size must be given, got None: DP-SGD's divisor q n is a public "
+            "constant, never counted from the private examples (adding or removing one would "
+            f"change it). Pass q times the dataset's published size, e.g. expected_batch_size="
+            f"{sampling_probability * len(x):g} if n = {len(x)} is public.")
+    expected_batch_size = v.check_positive("expected_batch_size", expected_batch_size)
     if randomness is not None:
         if not isinstance(randomness, schedule.PrivateRandomness):
             raise TypeError("randomness must be a PrivateRandomness or None, got "
@@ -371,7 +385,6 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         epsilon = math.inf
 
     n = len(x)
-    expected_batch_size = sampling_probability * n
     shapes = [tuple(var.shape) for var in model.trainable_variables]
     noise_std = noise_multiplier * clipping_norm
     step = _step_fns(model)

@@ -698,7 +698,8 @@ target_delta = 1e-4
 dp_result = dp_sgd.train(
     models.make_softmax_regression(SEED), x_client, y_client, noise_multiplier=noise_multiplier,
     clipping_norm=clipping_norm, sampling_probability=q, num_steps=num_steps,
-    learning_rate=dp_learning_rate, target_delta=target_delta, reproducible_noise_seed=SEED)
+    learning_rate=dp_learning_rate, target_delta=target_delta, reproducible_noise_seed=SEED,
+    expected_batch_size=q * n_client)  # the public q n, fixed before training (32)
 for ours, helpers in zip(dp_model.get_weights(), dp_result.final_weights, strict=True):
     np.testing.assert_allclose(ours, helpers, rtol=1e-5, atol=1e-6)
 print("from-scratch DP-SGD and dp_sgd.train agree; reproducible noise flagged:",
@@ -735,7 +736,7 @@ for z in [0.0, 0.6, 1.0, 2.0, 4.0]:
     run = dp_sgd.train(run_model, x_client, y_client, noise_multiplier=z,
                        clipping_norm=clipping_norm, sampling_probability=q,
                        num_steps=sweep_steps, learning_rate=dp_learning_rate,
-                       target_delta=target_delta)
+                       target_delta=target_delta, expected_batch_size=q * n_client)
     sweep[z] = (run.epsilon, client.evaluate(run_model, None, x_test, y_test)[1])
 plain_weights, _ = client.client_update(
     run_model, dp_start, x_client, y_client, local_epochs=20, batch_size=32,
@@ -744,7 +745,8 @@ plain_accuracy = client.evaluate(run_model, plain_weights, x_test, y_test)[1]
 start = time.perf_counter()
 run_2nn = dp_sgd.train(models.make_2nn(SEED), x_client, y_client, noise_multiplier=1.0,
                        clipping_norm=clipping_norm, sampling_probability=q,
-                       num_steps=sweep_steps, learning_rate=0.2, target_delta=target_delta)
+                       num_steps=sweep_steps, learning_rate=0.2, target_delta=target_delta,
+                       expected_batch_size=q * n_client)
 seconds_2nn = time.perf_counter() - start
 accuracy_2nn = client.evaluate(two_nn, run_2nn.final_weights, x_test, y_test)[1]
 

@@ -519,7 +519,8 @@ z_sgd = accounting.noise_multiplier_for_epsilon(
 pooled_model = models.make_softmax_regression(seed=SEED)
 pooled = dp_sgd.train(pooled_model, x_pool, y_pool, noise_multiplier=z_sgd, clipping_norm=1.0,
                       sampling_probability=q_sgd, num_steps=steps_sgd, learning_rate=2.0,
-                      target_delta=DELTA, reproducible_noise_seed=SEED)
+                      target_delta=DELTA, reproducible_noise_seed=SEED,
+                      expected_batch_size=256)  # q n, public
 pooled_accuracy = client.evaluate(pooled_model, None, *test_data)[1]
 
 # %% tags=["nbval-ignore-output"]

@@ -34,11 +34,13 @@ def small_classifier(seed: int = 0, num_classes: int = 3, num_features: int = 5)
 def train_quietly(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        # The tests' datasets are public: q times their size is the public divisor.
+        kwargs.setdefault("expected_batch_size", kwargs["sampling_probability"] * len(args[1]))
         return dp_sgd.train(*args, **kwargs)
 
 
 SETTINGS = dict(noise_multiplier=1.1, clipping_norm=1.0, sampling_probability=0.2, num_steps=5,
-                learning_rate=0.1, target_delta=1e-5)
+                learning_rate=0.1, target_delta=1e-5, expected_batch_size=12.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +299,7 @@ def test_works_for_a_general_small_classifier():
     before = np.mean(np.argmax(model(x), axis=1) == y)
     result = dp_sgd.train(model, x, y, noise_multiplier=0.5, clipping_norm=1.0,
                           sampling_probability=0.1, num_steps=300, learning_rate=0.5,
-                          target_delta=1e-4)
+                          target_delta=1e-4, expected_batch_size=0.1 * len(x))
     after = np.mean(np.argmax(model(x), axis=1) == y)
     assert after > max(before, 0.6)
     assert math.isfinite(result.epsilon)
@@ -334,6 +336,9 @@ def test_batch_normalization_is_rejected():
     ("target_delta", 1.0, ValueError, r"target_delta must be in \(0, 1\)"),
     ("reproducible_noise_seed", -1, ValueError, "reproducible_noise_seed must be >= 0"),
     ("reproducible_noise_seed", 1.0, TypeError, "reproducible_noise_seed must be an integer"),
+    # The divisor q n is public: never counted from x (which one example changes).
+    ("expected_batch_size", None, ValueError, "expected_batch_size must be given, got None"),
+    ("expected_batch_size", 0.0, ValueError, "expected_batch_size must be > 0"),
 ])
 def test_bad_settings_raise_clear_errors(toy_data, name, value, error, message):
     x, y = toy_data

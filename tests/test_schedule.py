@@ -65,7 +65,7 @@ def test_a_second_private_run_with_one_secret_source_is_refused():
     y = (x[:, 0, 0] > 0).astype(np.int64)
     secret = schedule.PrivateRandomness.secret()
     common = dict(clipping_norm=1.0, sampling_probability=0.5, num_steps=2, learning_rate=0.1,
-                  target_delta=1e-5, randomness=secret)
+                  target_delta=1e-5, randomness=secret, expected_batch_size=20.0)
     dp_sgd.train(models.make_softmax_regression(), x, y, noise_multiplier=1.0, **common)
     with pytest.raises(ValueError, match="already used by dp_sgd.train"):
         dp_sgd.train(models.make_softmax_regression(), x, y, noise_multiplier=3.0, **common)
