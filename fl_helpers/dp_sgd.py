@@ -68,7 +68,7 @@ import numpy as np
 import tensorflow as tf
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, client, schedule
+from fl_helpers import accounting, aggregation, client, discrete_noise, schedule
 
 # --------------------------------------------------------------------------------------------
 # Argument checks
@@ -244,6 +244,8 @@ class DPSGDResult:
         expected_batch_size: ``q n``, the fixed denominator of every step.
         reproducible_noise: ``True`` if the sampling and noise came from
             ``reproducible_noise_seed``: then the run is NOT private.
+        noise: ``"exact"`` (integer gradients, exact discrete Gaussian; epsilon by the
+            ``"discrete"`` accountant) or ``"float"`` (float32 Gaussian).
     """
 
     final_weights: list[np.ndarray]
@@ -257,6 +259,7 @@ class DPSGDResult:
     num_examples: int
     expected_batch_size: float
     reproducible_noise: bool
+    noise: str = "float"
 
     def epsilon_per_step(self) -> np.ndarray:
         """Epsilon after each step 1..num_steps (float64; all ``inf`` if z = 0).
@@ -269,7 +272,8 @@ class DPSGDResult:
         return accounting.epsilon_per_round(
             noise_multiplier=self.noise_multiplier,
             sampling_probability=self.sampling_probability, num_rounds=self.num_steps,
-            target_delta=self.target_delta)
+            target_delta=self.target_delta,
+            accountant="discrete" if self.noise == "exact" else "pld")
 
     def privacy_statement(self) -> str:
         """What this run's epsilon means, in a few lines (unit, relation, trust, observer)."""
@@ -290,10 +294,40 @@ class DPSGDResult:
             "neighbouring:   datasets that differ by adding or removing one example",
             f"divisor:        the public expected batch size q n = {self.expected_batch_size:g} "
             "(a constant, never the batch's count)",
+            ("noise:          exact: integer gradients on a grid, summed exactly, exact discrete "
+             "Gaussian noise" if self.noise == "exact" else
+             "noise:          float32 Gaussian (open to a floating-point attack; noise='exact' "
+             "closes it)"),
             "trusted:        the party that trains (sees the data, the gradients and the noise,",
             "                samples the batches and keeps sampling and noise secret)",
             "observer sees:  every intermediate model and the final one",
         ])
+
+
+def _exact_step(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                randomness: schedule.PrivateRandomness, step: int, *, noise_multiplier: float,
+                clipping_norm: float, expected_batch_size: float, learning_rate: float) -> None:
+    """One DP-SGD step with exact noise: the noised quantity is an integer sum."""
+    variables = model.trainable_variables
+    sizes = [int(np.prod(var.shape)) for var in variables]
+    steps = discrete_noise.GRID_STEPS
+    if len(y):
+        gradients = _per_example_fns(model)(x, y)
+        rows = np.concatenate([g.numpy().reshape(len(y), -1) for g in gradients], axis=1)
+        total = discrete_noise.clip_to_integer_grid(rows, clipping_norm=clipping_norm,
+                                                    steps=steps).sum(axis=0)
+    else:  # an empty Poisson batch: only noise
+        total = np.zeros(sum(sizes), dtype=np.int64)
+    variance = (noise_multiplier * steps) ** 2
+    if variance > 0:
+        source = discrete_noise.NoiseSource.from_key(randomness.noise_key(step),
+                                                     reproducible=randomness.is_reproducible)
+        total = total + discrete_noise.discrete_gaussian(
+            discrete_noise.exact_variance_at_least(variance), total.size, source=source)
+    # Post-processing of the exact integers: scale, divide by q n, step.
+    update = total.astype(np.float64) * (clipping_norm / steps / expected_batch_size)
+    for var, piece in zip(variables, np.split(update, np.cumsum(sizes)[:-1]), strict=True):
+        var.assign_sub((learning_rate * piece).reshape(var.shape).astype(np.float32))
 
 
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier: float,
@@ -301,7 +335,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
           learning_rate: float, target_delta: float,
           reproducible_noise_seed: int | None = None,
           randomness: schedule.PrivateRandomness | None = None,
-          expected_batch_size: float | None = None) -> DPSGDResult:
+          expected_batch_size: float | None = None, noise: str = "float") -> DPSGDResult:
     """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
 
     Runs ``num_steps`` steps of sample -> per-example gradients -> clip to ``clipping_norm`` ->
@@ -338,6 +372,11 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             before training (required), never the size of ``x``, which changes when an example
             is added or removed (a divisor that followed it would show in the scale of every
             step). Pass ``q`` times the dataset's published size.
+        noise: ``"float"`` (default for now: float32 Gaussian noise added in the compiled step,
+            open to a floating-point attack) or ``"exact"``: every example's clipped gradient
+            on an integer grid (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`), summed
+            exactly, exact discrete Gaussian noise, then the step (post-processing); epsilon by
+            the ``"discrete"`` accountant.
 
     Returns:
         A :class:`DPSGDResult`.
@@ -360,6 +399,11 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             f"change it). Pass q times the dataset's published size, e.g. expected_batch_size="
             f"{sampling_probability * len(x):g} if n = {len(x)} is public.")
     expected_batch_size = v.check_positive("expected_batch_size", expected_batch_size)
+    noise = aggregation.check_noise(noise)
+    largest = math.sqrt(discrete_noise.MAX_LARGE_VARIANCE) / discrete_noise.GRID_STEPS
+    if noise == "exact" and noise_multiplier > largest:
+        raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', got "
+                         f"{v._fmt(noise_multiplier)}.")
     if randomness is not None:
         if not isinstance(randomness, schedule.PrivateRandomness):
             raise TypeError("randomness must be a PrivateRandomness or None, got "
@@ -380,7 +424,8 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     if noise_multiplier > 0:
         epsilon = accounting.dp_fedavg_epsilon(
             noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
-            num_rounds=num_steps, target_delta=target_delta)
+            num_rounds=num_steps, target_delta=target_delta,
+            accountant="discrete" if noise == "exact" else "pld")
     else:
         epsilon = math.inf
 
@@ -392,8 +437,13 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
                  for value in (clipping_norm, expected_batch_size, learning_rate)]
     for t in range(num_steps):
         batch = np.flatnonzero(randomness.sampling_rng(t).random(n) < sampling_probability)
-        noise = schedule.gaussian_noise(shapes, stddev=noise_std, rng=randomness.noise_rng(t))
-        step(x[batch], y[batch], noise, *constants)
+        if noise == "exact":
+            _exact_step(model, x[batch], y[batch], randomness, t, noise_multiplier=noise_multiplier,
+                        clipping_norm=clipping_norm, expected_batch_size=expected_batch_size,
+                        learning_rate=learning_rate)
+            continue
+        drawn = schedule.gaussian_noise(shapes, stddev=noise_std, rng=randomness.noise_rng(t))
+        step(x[batch], y[batch], drawn, *constants)
     weights = model.get_weights()
     if not all(np.isfinite(w).all() for w in weights):
         raise ValueError(
@@ -405,4 +455,4 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         clipping_norm=clipping_norm, sampling_probability=sampling_probability,
         num_steps=num_steps, learning_rate=learning_rate, num_examples=n,
         expected_batch_size=expected_batch_size,
-        reproducible_noise=randomness.is_reproducible)
+        reproducible_noise=randomness.is_reproducible, noise=noise)

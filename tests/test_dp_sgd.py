@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, dp_sgd, models, schedule
+from fl_helpers import accounting, discrete_noise, dp_sgd, models, schedule
 
 
 @pytest.fixture(scope="module")
@@ -386,3 +386,35 @@ def test_bad_model_and_gradients_raise_clear_errors():
         dp_sgd.clip_per_example([np.full((2, 3), np.nan)], clipping_norm=1.0)
     with pytest.raises(TypeError, match="non-empty list"):
         dp_sgd.clip_per_example([], clipping_norm=1.0)
+
+
+def test_exact_noise_step_is_the_integer_sum_plus_integer_noise(toy_data):
+    """noise='exact': with q = 1 and z = 0 a step moves the weights by exactly the integer sum of
+    the clipped per-example gradients (grid C / 2^16) divided by q n; with noise, the same plus
+    discrete Gaussian integers, whose std is z C / (q n) on the update; the epsilon is the
+    discrete accountant's."""
+    x, y = toy_data[0][:12], toy_data[1][:12]
+    model = models.make_softmax_regression(0)
+    start = model.get_weights()
+    gradients = dp_sgd.per_example_gradients(model, x, y)
+    rows = np.concatenate([g.reshape(len(y), -1) for g in gradients], axis=1)
+    integers = discrete_noise.clip_to_integer_grid(rows, clipping_norm=0.5,
+                                                   steps=discrete_noise.GRID_STEPS).sum(axis=0)
+    clean = train_quietly(model, x, y, noise_multiplier=0.0, clipping_norm=0.5,
+                          sampling_probability=1.0, num_steps=1, learning_rate=1.0,
+                          target_delta=1e-5, noise="exact", reproducible_noise_seed=1)
+    moved = np.concatenate([(a - b).ravel() for a, b in zip(start, clean.final_weights,
+                                                           strict=True)])
+    np.testing.assert_allclose(moved, integers * 0.5 / discrete_noise.GRID_STEPS / 12,
+                               rtol=1e-5, atol=1e-7)
+    noisy_model = models.make_softmax_regression(0)
+    noisy = train_quietly(noisy_model, x, y, noise_multiplier=2.0, clipping_norm=0.5,
+                          sampling_probability=1.0, num_steps=1, learning_rate=1.0,
+                          target_delta=1e-5, noise="exact", reproducible_noise_seed=1)
+    noise = np.concatenate([(a - b).ravel() for a, b in zip(clean.final_weights,
+                                                           noisy.final_weights, strict=True)])
+    assert noise.std() == pytest.approx(2.0 * 0.5 / 12, rel=0.05)  # 7,850 draws
+    assert noisy.noise == "exact" and "noise:          exact" in noisy.privacy_statement()
+    assert noisy.epsilon == pytest.approx(accounting.dp_fedavg_epsilon(
+        noise_multiplier=2.0, sampling_probability=1.0, num_rounds=1, target_delta=1e-5,
+        accountant="discrete"))
