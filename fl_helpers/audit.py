@@ -210,6 +210,48 @@ def _float32_from_order(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float32)
 
 
+def unexplained_coordinates(released: np.ndarray, release: Any, *, noise: str) -> int:
+    """How many released coordinates no noise value explains: the interval attack's count.
+
+    ``release(noise_array)`` recomputes the released vector from a noise vector under the
+    attacker's hypothesis, with the mechanism's own arithmetic; it must be monotone in the
+    noise, coordinate by coordinate (every step of a noisy sum, a division and a step is). For
+    each coordinate the attack bisects over all float32 numbers (``noise="float32"``) or all
+    integers up to 2^52 (``noise="integer"``) for a noise value that gives exactly the released
+    value; a coordinate with none proves the hypothesis wrong.
+
+    Args:
+        released: The released vector (flat float32).
+        release: The mechanism under the hypothesis, as above.
+        noise: ``"float32"`` or ``"integer"``.
+
+    Returns:
+        The number of coordinates that are impossible under the hypothesis.
+    """
+    target = np.asarray(released, dtype=np.float32).ravel()
+    if noise == "float32":
+        largest = int(_float32_order(np.array([np.finfo(np.float32).max]))[0])
+        decode = _float32_from_order
+        halvings = 40  # 2^33 float32 values
+    elif noise == "integer":
+        largest = 2**52
+        decode = lambda keys: keys  # noqa: E731
+        halvings = 60
+    else:
+        raise ValueError(f"noise must be 'float32' or 'integer', got {noise!r}.")
+    low = np.full(target.size, -largest, dtype=np.int64)
+    high = np.full(target.size, largest, dtype=np.int64)
+    increasing = np.asarray(release(decode(high))) >= np.asarray(release(decode(low)))
+    for _ in range(halvings):
+        middle = (low + high) // 2
+        value = np.asarray(release(decode(middle)))
+        reaches = np.where(increasing, value >= target, value <= target)
+        high = np.where(reaches, middle, high)
+        low = np.where(reaches, low, middle + 1)
+    explained = np.asarray(release(decode(high))) == target
+    return int(np.count_nonzero(~explained))
+
+
 def float_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.ndarray],
                        noiseless_sum: Sequence[np.ndarray], expected_clients: float,
                        server_learning_rate: float = 1.0) -> int:
@@ -248,16 +290,7 @@ def float_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.
         update = ((total + noise) / divisor).astype(np.float32)
         return (w0 + rate * update).astype(np.float32)
 
-    largest = _float32_order(np.array([np.finfo(np.float32).max]))[0]
-    low = np.full(w1.size, -largest)  # the smallest noise whose release is >= w1 lies in
-    high = np.full(w1.size, largest)  # [low, high]
-    for _ in range(40):  # 2^33 float32 values: 34 halvings
-        middle = (low + high) // 2
-        reaches = release(_float32_from_order(middle)) >= w1
-        high = np.where(reaches, middle, high)
-        low = np.where(reaches, low, middle + 1)
-    explained = release(_float32_from_order(high)) == w1
-    return int(np.count_nonzero(~explained))
+    return unexplained_coordinates(w1, release, noise="float32")
 
 
 def exact_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.ndarray],
@@ -293,15 +326,9 @@ def exact_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.
                                                                          expected_clients))
     rate = np.float32(v.check_positive("server_learning_rate", server_learning_rate))
 
-    def release(noised: np.ndarray) -> np.ndarray:  # DPFedAvg._release, then ServerSGD.apply
-        update = (noised.astype(np.float64) * scale).astype(np.float32)
-        return (w0 + rate * update).astype(np.float32)
-
-    low, high = np.full(w1.size, -(2**52)), np.full(w1.size, 2**52)
-    for _ in range(60):  # 2^53 integers: 53 halvings
-        middle = (low + high) // 2
-        reaches = release(middle) >= w1
-        high, low = np.where(reaches, middle, high), np.where(reaches, low, middle + 1)
-    noise = high - integer_sum.astype(np.int64)  # an integer: a value the noise can take
-    explained = (release(high) == w1) & (noise == np.rint(noise))
-    return int(np.count_nonzero(~explained))
+    # A noised sum K + n explains w1; then n = (K + n) - K is an integer, a value the noise can
+    # take, whichever hypothesis gives K: the count is over noised sums.
+    del integer_sum  # the hypothesis only shifts n by an integer
+    return unexplained_coordinates(w1, lambda noised: (
+        w0 + rate * (noised.astype(np.float64) * scale).astype(np.float32)).astype(np.float32),
+        noise="integer")

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, discrete_noise, dp_sgd, models, schedule
+from fl_helpers import accounting, audit, discrete_noise, dp_sgd, models, schedule
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +418,49 @@ def test_exact_noise_step_is_the_integer_sum_plus_integer_noise(toy_data):
     assert noisy.epsilon == pytest.approx(accounting.dp_fedavg_epsilon(
         noise_multiplier=2.0, sampling_probability=1.0, num_rounds=1, target_delta=1e-5,
         accountant="discrete"))
+
+
+def test_the_interval_attack_breaks_float_noise_and_not_exact_noise():
+    """The second audit's attack on DP-SGD: the adversary knows the model, every example but
+    whether the target (example 0) was in the batch, and the code. With float noise, some
+    weights of one step are impossible without the target (each proves it was there); the right
+    hypothesis explains them all. With exact noise, no weight is impossible under either."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.random((13, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 13)
+    clip, rate, denominator = 0.5, 1.0, 13.0
+    common = dict(noise_multiplier=1.0, clipping_norm=clip, sampling_probability=1.0,
+                  num_steps=1, learning_rate=rate, target_delta=1e-5,
+                  expected_batch_size=denominator)
+    w0 = np.concatenate([w.ravel() for w in models.make_softmax_regression(0).get_weights()])
+
+    def clipped_sum(xb, yb):  # the trainer's own clipping and summation
+        clipped, _ = dp_sgd.clip_per_example(
+            dp_sgd.per_example_gradients(models.make_softmax_regression(0), xb, yb),
+            clipping_norm=clip)
+        return np.concatenate([tf.reduce_sum(tf.constant(c), axis=0).numpy().ravel()
+                               for c in clipped])
+
+    float_run = dp_sgd.train(models.make_softmax_regression(0), x, y, **common)
+    w1 = np.concatenate([w.ravel() for w in float_run.final_weights])
+    counts = {}
+    for hypothesis, total in (("with", clipped_sum(x, y)), ("without", clipped_sum(x[1:], y[1:]))):
+        def release(noise, total=total):  # var.assign_sub(lr * (total + noise) / (q n))
+            step = (np.float32(rate) * (total + noise.astype(np.float32))) / np.float32(
+                denominator)
+            return (w0 - step.astype(np.float32)).astype(np.float32)
+
+        counts[hypothesis] = audit.unexplained_coordinates(w1, release, noise="float32")
+    assert counts["with"] == 0 and counts["without"] > 5, counts  # measured: 61
+
+    exact_run = dp_sgd.train(models.make_softmax_regression(0), x, y, noise="exact", **common)
+    w1 = np.concatenate([w.ravel() for w in exact_run.final_weights])
+    scale = clip / discrete_noise.GRID_STEPS / denominator
+
+    def release_exact(noised_sum):  # the exact step: integers, then scale, divide and step
+        return (w0 - (rate * (noised_sum.astype(np.float64) * scale)).astype(np.float32)
+                ).astype(np.float32)
+
+    assert audit.unexplained_coordinates(w1, release_exact, noise="integer") == 0
