@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import data
+from fl_helpers import data, discrete_noise
 
 #: Raw columns kept as they are (FLamby's order: the plain columns first, then the one-hot ones).
 _PLAIN_COLUMNS = (0, 1, 3, 4, 5, 7, 8, 9)
@@ -481,6 +481,8 @@ class TrainingConfig:
     clipping_norm: float = 1.0
     expected_batch_size: float = 8.0
     seed: int = 0
+    #: ``"float"`` (default for now) or ``"exact"`` (see :func:`dp_sgd_update`).
+    noise: str = "float"
 
     def __post_init__(self) -> None:
         v.check_int("num_rounds", self.num_rounds, minimum=1)
@@ -491,6 +493,8 @@ class TrainingConfig:
         v.check_positive("clipping_norm", self.clipping_norm)
         v.check_positive("expected_batch_size", self.expected_batch_size)
         v.check_int("seed", self.seed, minimum=0)
+        if self.noise not in ("float", "exact"):
+            raise ValueError(f"noise must be 'float' or 'exact', got {self.noise!r}.")
 
     @property
     def private(self) -> bool:
@@ -511,8 +515,12 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown TrainingConfig keys {unknown}; expected some of "
                              f"{sorted(fields)}.")
-        cast: dict[str, Any] = {k: (int(x) if isinstance(getattr(cls, k), int) else float(x))
-                                for k, x in values.items()}
+        def cast_like(default: Any, value: Any) -> Any:
+            if isinstance(default, str):
+                return str(value)
+            return int(value) if isinstance(default, int) else float(value)
+
+        cast: dict[str, Any] = {k: cast_like(getattr(cls, k), x) for k, x in values.items()}
         return cls(**cast)
 
 
@@ -564,7 +572,7 @@ def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
 def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
                   sampling_probability: float, expected_batch_size: float, clipping_norm: float,
                   noise_multiplier: float, client_learning_rate: float,
-                  rng: np.random.Generator | None = None) -> np.ndarray:
+                  rng: np.random.Generator | None = None, noise: str = "float") -> np.ndarray:
     """Example-level DP-SGD (Abadi et al. 2016, Algorithm 1) for logistic regression.
 
     Each step: include every patient independently with probability ``q``; clip each included
@@ -585,20 +593,43 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
         rng: Source of the sampling and the noise. ``None`` (default) draws a fresh
             :func:`secret_rng`; pass :func:`reproducible_noise_rng` only when the run need not
             be private.
+        noise: ``"float"`` (default for now): ``N(0, (sigma C)^2)`` from ``rng`` in float64,
+            open to a floating-point attack. ``"exact"``: each patient's clipped gradient on
+            the integer grid ``C / 2^16`` (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`,
+            bound checked exactly), summed exactly, plus exact discrete Gaussian noise drawn
+            from a ChaCha20 key taken from ``rng`` each step; the step is post-processing.
+            Accounted by the ``"discrete"`` accountant (:func:`epsilon`).
     """
     v.check_probability("sampling_probability", sampling_probability)
     denominator = v.check_positive("expected_batch_size", expected_batch_size)
     v.check_positive("clipping_norm", clipping_norm)
     v.check_positive("noise_multiplier", noise_multiplier)
     rng = secret_rng() if rng is None else v.check_rng("rng", rng)
+    if noise not in ("float", "exact"):
+        raise ValueError(f"noise must be 'float' or 'exact', got {noise!r}.")
     params = np.array(params, dtype=np.float64)
     n = len(y)
+    steps = discrete_noise.GRID_STEPS
+    variance = discrete_noise.exact_variance_at_least((noise_multiplier * steps) ** 2) \
+        if noise == "exact" else 0
     for _ in range(local_steps):
         batch = np.flatnonzero(rng.random(n) < sampling_probability)
-        total = clip_rows(per_example_gradients(params, x[batch], y[batch]),
-                          clipping_norm).sum(axis=0)
-        noise = rng.normal(0.0, noise_multiplier * clipping_norm, size=params.shape)
-        params -= client_learning_rate * (total + noise) / denominator
+        gradients = per_example_gradients(params, x[batch], y[batch])
+        if noise == "exact":
+            integers = discrete_noise.clip_to_integer_grid(
+                gradients.reshape(len(batch), -1), clipping_norm=clipping_norm,
+                steps=steps).sum(axis=0)
+            # The key comes from rng: secret when rng is (the label only names the source).
+            source = discrete_noise.NoiseSource.from_key(rng.bytes(32), reproducible=False)
+            noised = integers + discrete_noise.discrete_gaussian(variance, integers.size,
+                                                                 source=source)
+            # Post-processing of the exact integers.
+            step = noised.astype(np.float64).reshape(params.shape) * (clipping_norm / steps)
+            params -= client_learning_rate * step / denominator
+            continue
+        total = clip_rows(gradients, clipping_norm).sum(axis=0)
+        drawn = rng.normal(0.0, noise_multiplier * clipping_norm, size=params.shape)
+        params -= client_learning_rate * (total + drawn) / denominator
     return params
 
 
@@ -616,7 +647,8 @@ def epsilon(config: TrainingConfig, public_train_size: int, *, target_delta: flo
     return float(_accounting().dp_fedavg_epsilon(
         noise_multiplier=config.noise_multiplier,
         sampling_probability=config.sampling_probability(public_train_size),
-        num_rounds=config.num_rounds * config.local_steps, target_delta=float(target_delta)))
+        num_rounds=config.num_rounds * config.local_steps, target_delta=float(target_delta),
+        accountant="discrete" if config.noise == "exact" else "pld"))
 
 
 def _accounting() -> Any:
@@ -658,7 +690,8 @@ def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: T
                              expected_batch_size=q * public_train_size,
                              clipping_norm=config.clipping_norm,
                              noise_multiplier=config.noise_multiplier,
-                             client_learning_rate=config.client_learning_rate, rng=noise_rng)
+                             client_learning_rate=config.client_learning_rate, rng=noise_rng,
+                             noise=config.noise)
     return sgd_update(params, x, y, local_steps=config.local_steps, batch_size=config.batch_size,
                       client_learning_rate=config.client_learning_rate,
                       rng=client_rng(config.seed, round_index, hospital_id))

@@ -552,6 +552,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                      "noise-multiplier": config.noise_multiplier,
                      "clipping-norm": config.clipping_norm,
                      "expected-batch-size": config.expected_batch_size, "seed": config.seed,
+                     "noise": config.noise,
                      "missing": missing, "preprocessing": preprocessing,
                      "reproducible-noise": reproducible_noise,
                      "clear-test-metrics": clear_test_metrics, "secagg": secagg,

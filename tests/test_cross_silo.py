@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, cross_silo
+from fl_helpers import accounting, cross_silo, discrete_noise
 
 CFG = cross_silo.TrainingConfig(num_rounds=5, local_steps=4)
 
@@ -287,3 +287,35 @@ def test_private_weights_and_divisor_do_not_use_the_row_count(public_federation)
                                       rng=np.random.default_rng(0))
              for x, y in ((h.x_train, h.y_train), (x_more, y_more))]
     np.testing.assert_allclose(steps[0], steps[1], rtol=0, atol=1e-15)
+
+
+def test_exact_noise_dp_sgd_step_is_the_integer_sum_plus_integer_noise():
+    """noise='exact' in a hospital: with q = 1 and z -> 0 a step moves the parameters by the
+    integer sum of the clipped per-patient gradients (grid C / 2^16) over the public divisor;
+    with noise, by that plus discrete Gaussian integers of std z C; epsilon by the discrete
+    accountant; the config round-trips through Flower's dict."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 4)), (rng.random(30) < 0.5).astype(np.float64)
+    params = np.zeros(5)
+    kw = dict(local_steps=1, sampling_probability=1.0, expected_batch_size=30.0,
+              clipping_norm=0.5, client_learning_rate=1.0, noise="exact")
+    integers = discrete_noise.clip_to_integer_grid(
+        cross_silo.per_example_gradients(params, x, y), clipping_norm=0.5,
+        steps=discrete_noise.GRID_STEPS).sum(axis=0)
+    quiet = cross_silo.dp_sgd_update(params, x, y, noise_multiplier=1e-9,
+                                     rng=np.random.default_rng(1), **kw)
+    # (z = 1e-9 still draws the smallest discrete Gaussian, variance 1: a few grid steps.)
+    grid_step = 0.5 / discrete_noise.GRID_STEPS / 30.0
+    np.testing.assert_allclose(-quiet / grid_step, integers, rtol=0, atol=6)
+    steps = np.stack([cross_silo.dp_sgd_update(params, x, y, noise_multiplier=2.0,
+                                               rng=np.random.default_rng(seed), **kw)
+                      for seed in range(400)])
+    noise = (steps - quiet) * 30.0  # the noise on the sum
+    assert noise.std() == pytest.approx(2.0 * 0.5, rel=0.06)  # 2,000 draws
+    config = cross_silo.TrainingConfig(noise_multiplier=1.0, noise="exact")
+    assert cross_silo.TrainingConfig.from_dict(config.to_dict()) == config
+    assert cross_silo.epsilon(config, 100, target_delta=1e-4) == pytest.approx(
+        accounting.dp_fedavg_epsilon(noise_multiplier=1.0, sampling_probability=0.08,
+                                     num_rounds=200, target_delta=1e-4, accountant="discrete"))
+    with pytest.raises(ValueError, match="noise must be 'float' or 'exact'"):
+        cross_silo.TrainingConfig(noise="exactly")

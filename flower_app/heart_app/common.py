@@ -16,6 +16,7 @@ TRAINING_KEYS = {
     "clipping-norm": "clipping_norm",
     "expected-batch-size": "expected_batch_size",
     "seed": "seed",
+    "noise": "noise",
 }
 
 
