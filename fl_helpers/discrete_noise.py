@@ -1,9 +1,10 @@
-"""Exact integer noise: a secret bit source and the discrete Gaussian, vectorised (numpy only).
+"""Exact integer noise: a secret bit source, the discrete Gaussian and integer grids (numpy only).
 
-The one home of the course's exact samplers. Every noise that reaches a private release is an
-integer drawn here, from uniform integers only (no floating point), so the floating-point
-attack of Mironov 2012 ("On Significance of the Least Significant Bits for Differential
-Privacy") has nothing to read:
+The one home of the course's vectorised exact sampler (notebook 01's scalar samplers in
+:mod:`fl_helpers.privacy` teach the same algorithms one draw at a time). Exact noise is an
+integer drawn from uniform integers only (no floating point), added to an integer sum, so the
+floating-point attack of Mironov 2012 ("On Significance of the Least Significant Bits for
+Differential Privacy") has nothing to read:
 
 * :class:`NoiseSource`: uniform integers from a ChaCha20 keystream (RFC 8439) keyed with 32
   bytes of operating-system entropy (secret, the default) or, for tests and stored outputs only,
@@ -13,9 +14,14 @@ Privacy") has nothing to read:
   rejection), on int64 arrays. Any integer variance up to :data:`MAX_VARIANCE`; beyond it, up to
   :data:`MAX_LARGE_VARIANCE`, variances of the form ``t (t - 1)`` (:func:`exact_variance_at_least`
   rounds a wanted variance up to one), for which every quantity of the algorithm fits int64.
+* :func:`clip_to_integer_grid` and :func:`integer_outer_sum`: clipped updates as integer vectors
+  whose L2 bound is checked exactly, and their exact sums (the latter from the rank-one factors
+  of one-example updates, without forming them).
 
-Used by secure aggregation's distributed noise (:mod:`fl_helpers.secure_aggregation`) and by
-DP-FedAvg's exact noise on the integer sum (:class:`fl_helpers.aggregation.DPFedAvg`).
+Used by secure aggregation's distributed noise (:mod:`fl_helpers.secure_aggregation`) and by the
+exact noise of DP-FedAvg (:class:`fl_helpers.aggregation.DPFedAvg`), DP-SGD
+(:func:`fl_helpers.dp_sgd.train`) and cross-silo DP-SGD (:func:`fl_helpers.cross_silo.
+dp_sgd_update`), all with ``noise="exact"``.
 """
 
 from __future__ import annotations
