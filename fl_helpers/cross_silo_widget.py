@@ -89,9 +89,14 @@ def dp_federation_explorer(hospitals: Sequence[cross_silo.Hospital],
                            config: cross_silo.TrainingConfig, *, noise_multiplier: float = 1.0,
                            target_delta: float = 1e-4,
                            reference_auc: Sequence[float] | None = None):
-    """A slider over the noise multiplier (0.5 to 16, log scale) and its live summary."""
+    """A slider over the noise multiplier (0.5 to 16, log scale) and its live summary.
+
+    Returns a :class:`fl_helpers.widgets.Explorer`: each redraw replaces the summary and the plot
+    in one message (no blank frame between them).
+    """
     import ipywidgets as widgets
-    from IPython.display import display
+
+    from fl_helpers import widgets as panels
 
     slider = widgets.FloatLogSlider(value=noise_multiplier, base=2, min=-1, max=4, step=0.25,
                                     description="noise multiplier σ",
@@ -100,14 +105,13 @@ def dp_federation_explorer(hospitals: Sequence[cross_silo.Hospital],
     out = widgets.Output()
 
     def redraw(*_):
-        summary = dp_federation_summary(hospitals, config, noise_multiplier=slider.value,
-                                        target_delta=target_delta)
-        fig = draw_dp_federation(summary, reference_auc=reference_auc)
-        with out:
-            out.clear_output(wait=True)
-            print(summary_line(summary))
-            display(fig)
+        with panel.failures_shown():
+            summary = dp_federation_summary(hospitals, config, noise_multiplier=slider.value,
+                                            target_delta=target_delta)
+            fig = draw_dp_federation(summary, reference_auc=reference_auc)
+            panel.show(summary_line(summary), fig)
 
+    panel = panels.Explorer([slider, out], controls={"noise_multiplier": slider}, output=out)
     slider.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([slider, out])
+    return panel

@@ -319,3 +319,19 @@ def test_exact_noise_dp_sgd_step_is_the_integer_sum_plus_integer_noise():
                                      num_rounds=200, target_delta=1e-4, accountant="discrete"))
     with pytest.raises(ValueError, match="noise must be 'float' or 'exact'"):
         cross_silo.TrainingConfig(noise="exactly")
+
+
+def test_the_dp_federation_panel_redraws_in_one_message():
+    """Notebook 08's panel replaces its summary and plot in one change of its output (no blank
+    frame between the text and the plot), like every Try-it panel."""
+    from fl_helpers import cross_silo_widget
+
+    federation = cross_silo.load_federation(preprocessing="public")
+    panel = cross_silo_widget.dp_federation_explorer(
+        federation, cross_silo.TrainingConfig(num_rounds=2))
+    changes = []
+    panel.output.observe(lambda change: changes.append(change["new"]), names="outputs")
+    panel.controls["noise_multiplier"].value = 4.0
+    assert len(changes) == 1
+    assert [o["output_type"] for o in changes[0]] == ["stream", "display_data"]
+    assert changes[0][0]["text"].startswith("sigma = 4.00")
