@@ -39,11 +39,11 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import guards
 import keras
 import numpy as np
 import pytest
@@ -752,22 +752,7 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
-def _run_with_timeout(function: Callable[[], Any], timeout: float) -> tuple[str, Any]:
-    """Runs ``function`` in a daemon thread: ("returned", value), ("raised", exc) or ("hung",)."""
-    outcome: list[tuple[str, Any]] = []
-
-    def target() -> None:
-        try:
-            outcome.append(("returned", function()))
-        except BaseException as error:  # noqa: BLE001 -- reported to the test
-            outcome.append(("raised", error))
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        return ("hung", None)
-    return outcome[0]
+_run_with_timeout = guards.run_with_timeout
 
 
 def _value_shown(message: str, value: Any) -> bool:

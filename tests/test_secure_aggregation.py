@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import inspect
 import math
-import threading
 
 import dp_accounting
+import guards
 import numpy as np
 import pytest
 from scipy import stats
@@ -398,20 +398,7 @@ def test_rule_plugs_into_run_fedavg():
 # bad-input behaviour (the pattern of tests/test_bad_inputs.py, for this module)
 # --------------------------------------------------------------------------------------------
 
-def _run_with_timeout(function, timeout=60.0):
-    """("returned", value), ("raised", error) or ("hung", None): a guard, not a timing test."""
-    outcome = []
-
-    def target():
-        try:
-            outcome.append(("returned", function()))
-        except BaseException as error:  # noqa: BLE001 -- reported to the test
-            outcome.append(("raised", error))
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return outcome[0] if outcome else ("hung", None)
+_run_with_timeout = guards.run_with_timeout
 
 
 _PUBLIC_KEY = sa.SecAggClient(2, threshold=2, modulus_bits=8).advertise_keys()[1]
