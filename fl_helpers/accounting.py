@@ -152,6 +152,28 @@ def check_accountant(accountant: Any) -> Accountant:
             f"accountant must be 'pld', 'rdp' or 'discrete', got {v._fmt(accountant)}.") from None
 
 
+def accountant_for_noise(accountant: Any, noise: Any) -> Accountant:
+    """The accountant of a run with ``noise`` (``"exact"`` or ``"float"``).
+
+    ``None`` picks the one that bounds the noise actually added: :attr:`Accountant.DISCRETE`
+    for exact (discrete Gaussian) noise, :attr:`Accountant.PLD` for float noise. The continuous
+    Gaussian's PLD and RDP do not bound the discrete Gaussian, so naming them with exact noise is
+    refused; the discrete bound holds for both kinds.
+    """
+    if not isinstance(noise, str) or noise not in ("exact", "float"):
+        raise (ValueError if isinstance(noise, str) else TypeError)(
+            f"noise must be 'exact' or 'float', got {type(noise).__name__} {v._fmt(noise)}.")
+    if accountant is None:
+        return Accountant.DISCRETE if noise == "exact" else Accountant.PLD
+    chosen = check_accountant(accountant)
+    if noise == "exact" and chosen is not Accountant.DISCRETE:
+        raise ValueError(
+            f"accountant={chosen.value!r} accounts the continuous Gaussian, which does not bound "
+            "the discrete Gaussian of noise='exact'; pass accountant='discrete' or None (the "
+            "default picks it).")
+    return chosen
+
+
 def _check_rounds(name: str, value: Any) -> int:
     return v.check_int(name, value, minimum=1, maximum=MAX_NUM_ROUNDS)
 

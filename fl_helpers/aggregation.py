@@ -32,6 +32,7 @@ import abc
 import dataclasses
 import enum
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,6 +114,13 @@ class AggregationRule(abc.ABC):
         Returns:
             The update, per layer, that the server optimizer applies.
         """
+
+    def aggregate_empty(self, shapes: Sequence[tuple[int, ...]], context: RoundContext
+                        ) -> Weights:
+        """The server's update for a round in which no client's update arrived (nobody was
+        sampled, or every sampled client failed): zeros by default. A private rule releases
+        its noise all the same, so that an empty round looks like any other."""
+        return [np.zeros(shape, dtype=np.float32) for shape in shapes]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={val!r}" for k, val in vars(self).items())
@@ -205,25 +213,25 @@ class DPFedAvg(LinearRule):
 
     Two kinds of noise:
 
-    * ``noise="exact"``: each clipped update becomes an integer vector on the grid
-      ``C / GRID_STEPS`` whose L2 norm is at most ``GRID_STEPS`` exactly
+    * ``noise="exact"`` (the default): each clipped update becomes an integer vector on the
+      grid ``C / GRID_STEPS`` whose L2 norm is at most ``GRID_STEPS`` exactly
       (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`); the integers are summed exactly
       and discrete Gaussian noise ``N_Z(0, sigma^2)``, ``sigma >= z GRID_STEPS``, drawn exactly
       (:func:`fl_helpers.discrete_noise.discrete_gaussian`) is added. The noised quantity is an
       integer computed exactly; only then is it scaled back and divided by ``q N`` in floating
       point (post-processing). Accounted by :attr:`fl_helpers.accounting.Accountant.DISCRETE`.
-      Central placement only, for now.
     * ``noise="float"``: ``N(0, (z C)^2)`` drawn in float32 and added to the float32 sum. **Not
       private against a floating-point attack**: with the other clients' sum known, the set of
       float32 noise values that could have produced a released weight is an interval, and in
       notebook 04's setting about 69 coordinates per round prove which neighbour was used
-      (Mironov 2012's attack, ``audit.float_noise_proofs``). Kept as the course's reference
-      path until its notebooks move to exact noise.
+      (Mironov 2012's attack, ``audit.float_noise_proofs``). Kept only as the named control that
+      the attack breaks; choosing it warns (:class:`FloatNoiseWarning`).
 
-    With ``placement=NoisePlacement.LOCAL`` (float noise) each of the ``m`` sampled clients
-    adds ``N(0, (z C)^2 I)`` to its own clipped update before sending it (local DP: no trusted
-    server); their sum then carries ``N(0, m (z C)^2 I)``, which is drawn here as one Gaussian of
-    that variance (the same distribution).
+    With ``placement=NoisePlacement.LOCAL`` each of the ``m`` sampled clients adds its own noise
+    to its own clipped update before sending it (local DP: no trusted server): with exact noise
+    every client draws its own discrete Gaussian vector on its own integer update (``m d`` exact
+    draws a round), and the server sums the noised integers; with float noise the sum's
+    ``N(0, m (z C)^2 I)`` is drawn as one Gaussian of that variance (the same distribution).
 
     The noise comes from the run's :class:`fl_helpers.schedule.PrivateRandomness` (secret by
     default), which hands each round's noise out once.
@@ -233,7 +241,8 @@ class DPFedAvg(LinearRule):
         noise_multiplier: ``z`` >= 0 (0 clips without noise: no privacy).
         expected_clients: ``q N`` > 0, a public constant.
         placement: :class:`NoisePlacement` (``CENTRAL`` by default).
-        noise: ``"float"`` (default, for now) or ``"exact"``.
+        noise: ``"exact"`` (default) or ``"float"`` (not private, warns). With
+            ``noise_multiplier=0`` (clipping only, no privacy) it is always ``"float"``.
     """
 
     name = "DP-FedAvg"
@@ -242,7 +251,7 @@ class DPFedAvg(LinearRule):
     def __init__(self, *, clipping_norm: float, noise_multiplier: float,
                  expected_clients: float,
                  placement: NoisePlacement = NoisePlacement.CENTRAL,
-                 noise: str = "float") -> None:
+                 noise: str = "exact") -> None:
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
@@ -255,39 +264,53 @@ class DPFedAvg(LinearRule):
             raise TypeError(f"placement must be a NoisePlacement, got {type(placement).__name__} "
                             f"{v._fmt(placement)}.")
         self.placement = placement
-        self.noise = check_noise(noise)
+        # Without noise (z = 0, no privacy) there is nothing to attack and no integer grid to
+        # keep: the clipped updates are averaged in float.
+        self.noise = check_noise(noise) if self.noise_multiplier > 0 else "float"
+        if self.noise == "float" and self.noise_multiplier > 0:
+            warn_float_noise()
         if self.noise == "exact":
-            if placement is NoisePlacement.LOCAL:
-                raise ValueError("noise='exact' takes placement=NoisePlacement.CENTRAL, got "
-                                 "LOCAL: every client would draw its own discrete Gaussian "
-                                 "(m d exact draws a round), which is not built yet.")
             variance = (self.noise_multiplier * discrete_noise.GRID_STEPS) ** 2
             largest = math.sqrt(discrete_noise.MAX_LARGE_VARIANCE) / discrete_noise.GRID_STEPS
             if variance > discrete_noise.MAX_LARGE_VARIANCE:
                 raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', "
                                  f"got {v._fmt(self.noise_multiplier)}.")
-            #: The discrete Gaussian's variance on the integer sum (0 without noise).
-            self.integer_variance = self._variance(discrete_noise.GRID_STEPS)
+            #: The discrete Gaussian's variance on the integer sum of a central round.
+            self.integer_variance = self._variance(discrete_noise.GRID_STEPS, 1)
             self.fusable = False
-            self.takes_factors = True
+            # The factor path clips inside discrete_noise.integer_outer_sum: only for a rule
+            # whose to_grid is this class's.
+            self.takes_factors = type(self).to_grid is DPFedAvg.to_grid
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
         return np.ones(len(num_examples), dtype=np.float64)
 
     def noise_stddev(self, num_sampled: int) -> float:
-        """Standard deviation of the noise on the sum: ``z C``, or ``z C sqrt(m)`` for local DP
-        (exact noise: ``sqrt(integer_variance) C / GRID_STEPS``, a hair above ``z C``)."""
-        if self.noise == "exact":
-            return math.sqrt(self.integer_variance) * self.clipping_norm \
-                / discrete_noise.GRID_STEPS
+        """Standard deviation of the noise on the sum, in the updates' units: ``z C``, or
+        ``z C sqrt(m)`` for local DP (``m`` reports of ``z C`` each).
+
+        Exact noise draws integers whose variance is the smallest the sampler takes at or above
+        ``(noise_stddev * steps / C)^2`` (per report for local DP), so its standard deviation is
+        this one up to a relative ``1 / sigma`` above. A subclass that changes this method
+        changes the noise of both kinds.
+        """
         stddev = self.noise_multiplier * self.clipping_norm
         if self.placement is NoisePlacement.LOCAL:
             stddev *= math.sqrt(num_sampled)
         return stddev
 
-    def _variance(self, steps: int) -> int:
-        """The integer variance for a grid of ``steps`` per ``C``: at least ``(z steps)^2``."""
-        variance = (self.noise_multiplier * steps) ** 2
+    def to_grid(self, rows: np.ndarray, steps: int) -> np.ndarray:
+        """Exact noise's first step: every row (one client's flattened update) clipped to L2
+        norm ``C`` and put on the integer grid ``C / steps``
+        (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`, the norm checked exactly)."""
+        return discrete_noise.clip_to_integer_grid(rows, clipping_norm=self.clipping_norm,
+                                                   steps=steps)
+
+    def _variance(self, steps: int, reports: int) -> int:
+        """The integer variance of one noise draw on a grid of ``steps`` per ``C``: at least
+        ``(noise_stddev * steps / C)^2``, of the sum (central) or of one report (local)."""
+        per_draw = self.noise_stddev(1 if self.placement is NoisePlacement.LOCAL else reports)
+        variance = (per_draw * steps / self.clipping_norm) ** 2
         return discrete_noise.exact_variance_at_least(variance) if variance > 0 else 0
 
     def factor_steps(self) -> int:
@@ -311,7 +334,8 @@ class DPFedAvg(LinearRule):
         sums = discrete_noise.integer_outer_sum(layers, clipping_norm=self.clipping_norm,
                                                 steps=steps)
         return self._release(np.concatenate([s.ravel() for s in sums]),
-                             [s.shape for s in sums], context, steps=steps)
+                             [s.shape for s in sums], context, steps=steps,
+                             reports=len(num_examples))
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: RoundContext) -> Weights:
@@ -323,9 +347,8 @@ class DPFedAvg(LinearRule):
         shapes = [np.shape(layer) for layer in deltas[0]]
         rows = np.stack([np.concatenate([np.asarray(layer, dtype=np.float64).ravel()
                                          for layer in delta]) for delta in deltas])
-        integers = discrete_noise.clip_to_integer_grid(
-            rows, clipping_norm=self.clipping_norm, steps=discrete_noise.GRID_STEPS)
-        return self._release(integers.sum(axis=0), shapes, context)
+        integers = self.to_grid(rows, discrete_noise.GRID_STEPS)
+        return self._release(integers.sum(axis=0), shapes, context, reports=len(deltas))
 
     def finalize(self, total: Weights, num_examples: np.ndarray,
                  context: RoundContext) -> Weights:
@@ -337,7 +360,7 @@ class DPFedAvg(LinearRule):
                                  "with a float sum.")
             size = sum(int(np.size(t)) for t in total)
             return self._release(np.zeros(size, dtype=np.int64), [np.shape(t) for t in total],
-                                 context)
+                                 context, reports=len(num_examples))
         stddev = self.noise_stddev(len(num_examples))
         if stddev > 0:
             if context.randomness is None:
@@ -349,25 +372,55 @@ class DPFedAvg(LinearRule):
             total = [t + n for t, n in zip(total, noise, strict=True)]
         return [(t / np.float32(self.expected_clients)).astype(np.float32) for t in total]
 
+    def aggregate_empty(self, shapes: Sequence[tuple[int, ...]], context: RoundContext
+                        ) -> Weights:
+        """An empty round is noised like any other (its sum is zero)."""
+        return self.finalize([np.zeros(shape, dtype=np.float32) for shape in shapes],
+                             np.zeros(0, dtype=np.int64), context)
+
     def _release(self, integer_sum: np.ndarray, shapes: list[tuple[int, ...]],
-                 context: RoundContext, steps: int = discrete_noise.GRID_STEPS) -> Weights:
-        """Adds the exact noise to the integer sum, then scales back (post-processing)."""
+                 context: RoundContext, *, reports: int,
+                 steps: int = discrete_noise.GRID_STEPS) -> Weights:
+        """Adds the exact noise to the integer sum, then scales back (post-processing).
+
+        Central placement draws one discrete Gaussian vector; local placement one per report
+        (``reports`` of them: every sampled client noises its own update), summed exactly.
+        """
         noised = integer_sum.astype(np.int64)
-        variance = self._variance(steps)
-        if variance > 0:
+        variance = self._variance(steps, reports)
+        draws = reports if self.placement is NoisePlacement.LOCAL else 1
+        if variance > 0 and draws > 0:
             if context.randomness is None:
                 raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
                                  "context.randomness=None.")
             source = discrete_noise.NoiseSource.from_key(
                 context.randomness.noise_key(context.round_index),
                 reproducible=context.randomness.is_reproducible)
-            noised = noised + discrete_noise.discrete_gaussian(variance, noised.size,
-                                                               source=source)
+            per_call = max(1, 2**22 // max(1, noised.size))  # about 32 MiB of draws a call
+            for start in range(0, draws, per_call):
+                count = min(per_call, draws - start)
+                noise = discrete_noise.discrete_gaussian(variance, count * noised.size,
+                                                         source=source)
+                noised = noised + noise.reshape(count, noised.size).sum(axis=0)
         # Everything below is post-processing of the exact integers.
         flat = noised.astype(np.float64) * (self.clipping_norm / steps / self.expected_clients)
         pieces = np.split(flat, np.cumsum([math.prod(s) for s in shapes])[:-1])
         return [piece.reshape(shape).astype(np.float32)
                 for piece, shape in zip(pieces, shapes, strict=True)]
+
+
+class FloatNoiseWarning(UserWarning):
+    """``noise="float"`` was chosen: float32 Gaussian noise, which a floating-point attack breaks
+    (the release is not differentially private whatever epsilon says)."""
+
+
+def warn_float_noise() -> None:
+    """Warns that float noise is not private (:class:`FloatNoiseWarning`)."""
+    warnings.warn("noise='float': float32 Gaussian noise is NOT differentially private -- with "
+                  "the other clients' contribution known, the released float32 weights prove "
+                  "which neighbouring dataset was used (Mironov 2012; audit.float_noise_proofs). "
+                  "Kept as the attack's control; use noise='exact' (the default) for privacy.",
+                  FloatNoiseWarning, stacklevel=3)
 
 
 #: The kinds of noise :class:`DPFedAvg` adds.

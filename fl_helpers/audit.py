@@ -210,40 +210,59 @@ def _float32_from_order(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float32)
 
 
+def _float64_order(values: np.ndarray) -> np.ndarray:
+    """float64 values as int64 keys in the same order (``-0.0`` and ``0.0`` alike)."""
+    bits = np.asarray(values, dtype=np.float64).view(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFFFFFFFFFF), bits)
+
+
+def _float64_from_order(keys: np.ndarray) -> np.ndarray:
+    magnitude = np.abs(keys).astype(np.uint64)
+    bits = np.where(keys < 0, magnitude | np.uint64(1 << 63), magnitude)
+    return bits.view(np.float64)
+
+
 def unexplained_coordinates(released: np.ndarray, release: Any, *, noise: str) -> int:
     """How many released coordinates no noise value explains: the interval attack's count.
 
     ``release(noise_array)`` recomputes the released vector from a noise vector under the
     attacker's hypothesis, with the mechanism's own arithmetic; it must be monotone in the
     noise, coordinate by coordinate (every step of a noisy sum, a division and a step is). For
-    each coordinate the attack bisects over all float32 numbers (``noise="float32"``) or all
-    integers up to 2^52 (``noise="integer"``) for a noise value that gives exactly the released
-    value; a coordinate with none proves the hypothesis wrong.
+    each coordinate the attack bisects over all float32 numbers (``noise="float32"``), all
+    float64 numbers (``noise="float64"``) or all integers up to 2^52 (``noise="integer"``) for a
+    noise value that gives exactly the released value; a coordinate with none proves the
+    hypothesis wrong.
 
     Args:
-        released: The released vector (flat float32).
+        released: The released vector (flat float32 or float64, the mechanism's own type).
         release: The mechanism under the hypothesis, as above.
-        noise: ``"float32"`` or ``"integer"``.
+        noise: ``"float32"``, ``"float64"`` or ``"integer"``.
 
     Returns:
         The number of coordinates that are impossible under the hypothesis.
     """
-    target = np.asarray(released, dtype=np.float32).ravel()
+    target = np.asarray(released).ravel()
+    if target.dtype not in (np.float32, np.float64):
+        target = target.astype(np.float64 if noise == "float64" else np.float32)
     if noise == "float32":
         largest = int(_float32_order(np.array([np.finfo(np.float32).max]))[0])
         decode = _float32_from_order
         halvings = 40  # 2^33 float32 values
+    elif noise == "float64":
+        largest = int(_float64_order(np.array([np.finfo(np.float64).max]))[0])
+        decode = _float64_from_order
+        halvings = 66  # 2^64 float64 values
     elif noise == "integer":
         largest = 2**52
         decode = lambda keys: keys  # noqa: E731
         halvings = 60
     else:
-        raise ValueError(f"noise must be 'float32' or 'integer', got {noise!r}.")
+        raise ValueError(f"noise must be 'float32', 'float64' or 'integer', got {noise!r}.")
     low = np.full(target.size, -largest, dtype=np.int64)
     high = np.full(target.size, largest, dtype=np.int64)
     increasing = np.asarray(release(decode(high))) >= np.asarray(release(decode(low)))
     for _ in range(halvings):
-        middle = (low + high) // 2
+        middle = (low >> 1) + (high >> 1) + (low & high & 1)  # (low + high) // 2, no overflow
         value = np.asarray(release(decode(middle)))
         reaches = np.where(increasing, value >= target, value <= target)
         high = np.where(reaches, middle, high)

@@ -121,13 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     priv.add_argument("--noise-placement", choices=("central", "local"), default="central",
                       help="central: the server noises the sum (trusted server); local: every "
                            "client noises its own update (no trusted server, much more noise)")
-    priv.add_argument("--accountant", choices=("pld", "rdp"), default="pld",
-                      help="privacy accountant: pld (privacy loss distributions, the tightest) "
-                           "or rdp (Renyi DP, what most libraries use)")
-    priv.add_argument("--noise", choices=("float", "exact"), default="float",
-                      help="exact: the clipped updates on an integer grid, summed exactly, plus "
-                           "exact discrete Gaussian noise (accounted by the discrete accountant); "
-                           "float: float32 Gaussian noise, open to a floating-point attack")
+    priv.add_argument("--accountant", choices=("discrete", "pld", "rdp"), default=None,
+                      help="privacy accountant; default: the one that bounds the noise "
+                           "(discrete for exact noise, pld for float). pld (privacy loss "
+                           "distributions, the tightest) and rdp (Renyi DP) bound the continuous "
+                           "Gaussian: --noise float only")
+    priv.add_argument("--noise", choices=("exact", "float"), default="exact",
+                      help="exact (default): the clipped updates on an integer grid, summed "
+                           "exactly, plus exact discrete Gaussian noise (discrete accountant); "
+                           "float: float32 Gaussian noise, NOT private (a floating-point attack "
+                           "breaks it; kept as the attack's control)")
     priv.add_argument("--reproducible-noise", action="store_true",
                       help="derive the noise and sampling from --seed: reproducible, and NOT "
                            "private against anyone who knows the seed (teaching and tests)")

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import data, discrete_noise
+from fl_helpers import aggregation, data, discrete_noise
 
 #: Raw columns kept as they are (FLamby's order: the plain columns first, then the one-hot ones).
 _PLAIN_COLUMNS = (0, 1, 3, 4, 5, 7, 8, 9)
@@ -481,8 +481,8 @@ class TrainingConfig:
     clipping_norm: float = 1.0
     expected_batch_size: float = 8.0
     seed: int = 0
-    #: ``"float"`` (default for now) or ``"exact"`` (see :func:`dp_sgd_update`).
-    noise: str = "float"
+    #: ``"exact"`` (default) or ``"float"`` (not private; see :func:`dp_sgd_update`).
+    noise: str = "exact"
 
     def __post_init__(self) -> None:
         v.check_int("num_rounds", self.num_rounds, minimum=1)
@@ -572,7 +572,7 @@ def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
 def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
                   sampling_probability: float, expected_batch_size: float, clipping_norm: float,
                   noise_multiplier: float, client_learning_rate: float,
-                  rng: np.random.Generator | None = None, noise: str = "float") -> np.ndarray:
+                  rng: np.random.Generator | None = None, noise: str = "exact") -> np.ndarray:
     """Example-level DP-SGD (Abadi et al. 2016, Algorithm 1) for logistic regression.
 
     Each step: include every patient independently with probability ``q``; clip each included
@@ -593,12 +593,14 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
         rng: Source of the sampling and the noise. ``None`` (default) draws a fresh
             :func:`secret_rng`; pass :func:`reproducible_noise_rng` only when the run need not
             be private.
-        noise: ``"float"`` (default for now): ``N(0, (sigma C)^2)`` from ``rng`` in float64,
-            open to a floating-point attack. ``"exact"``: each patient's clipped gradient on
-            the integer grid ``C / 2^16`` (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`,
-            bound checked exactly), summed exactly, plus exact discrete Gaussian noise drawn
-            from a ChaCha20 key taken from ``rng`` each step; the step is post-processing.
-            Accounted by the ``"discrete"`` accountant (:func:`epsilon`).
+        noise: ``"exact"`` (default): each patient's clipped gradient on the integer grid
+            ``C / 2^16`` (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`, bound checked
+            exactly), summed exactly, plus exact discrete Gaussian noise drawn from a ChaCha20
+            key taken from ``rng`` (one key per call, all steps' noise at once); the step is
+            post-processing. Accounted by the
+            ``"discrete"`` accountant (:func:`epsilon`). ``"float"``: ``N(0, (sigma C)^2)`` from
+            ``rng`` in float64, **not private** against a floating-point attack (warns; the
+            attack's control).
     """
     v.check_probability("sampling_probability", sampling_probability)
     denominator = v.check_positive("expected_batch_size", expected_batch_size)
@@ -607,22 +609,31 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
     rng = secret_rng() if rng is None else v.check_rng("rng", rng)
     if noise not in ("float", "exact"):
         raise ValueError(f"noise must be 'float' or 'exact', got {noise!r}.")
+    if noise == "float":
+        aggregation.warn_float_noise()
     params = np.array(params, dtype=np.float64)
     n = len(y)
     steps = discrete_noise.GRID_STEPS
-    variance = discrete_noise.exact_variance_at_least((noise_multiplier * steps) ** 2) \
-        if noise == "exact" else 0
-    for _ in range(local_steps):
+    # (z steps)^2 underflows to 0 for z below about 1e-150: the smallest variance, 1, is more.
+    variance = (discrete_noise.exact_variance_at_least(max((noise_multiplier * steps) ** 2,
+                                                           1e-300))
+                if noise == "exact" else 0)
+    if noise == "exact":
+        # Every step's noise at once, from one ChaCha20 key taken from rng (secret when rng is;
+        # the label only names the source): one call of the sampler instead of one per step.
+        source = discrete_noise.NoiseSource.from_key(rng.bytes(32), reproducible=False)
+        all_noise = discrete_noise.discrete_gaussian(
+            variance, local_steps * params.size, source=source).reshape(local_steps, -1)
+    for step_index in range(local_steps):
         batch = np.flatnonzero(rng.random(n) < sampling_probability)
         gradients = per_example_gradients(params, x[batch], y[batch])
         if noise == "exact":
-            integers = discrete_noise.clip_to_integer_grid(
+            # An empty Poisson batch (likely in a small hospital) sums to zero and is noised
+            # like any other: a step must never fail, or the failure would tell.
+            integers = (discrete_noise.clip_to_integer_grid(
                 gradients.reshape(len(batch), -1), clipping_norm=clipping_norm,
-                steps=steps).sum(axis=0)
-            # The key comes from rng: secret when rng is (the label only names the source).
-            source = discrete_noise.NoiseSource.from_key(rng.bytes(32), reproducible=False)
-            noised = integers + discrete_noise.discrete_gaussian(variance, integers.size,
-                                                                 source=source)
+                steps=steps).sum(axis=0) if len(batch) else np.zeros(params.size, np.int64))
+            noised = integers + all_noise[step_index]
             # Post-processing of the exact integers.
             step = noised.astype(np.float64).reshape(params.shape) * (clipping_norm / steps)
             params -= client_learning_rate * step / denominator
@@ -639,8 +650,9 @@ def epsilon(config: TrainingConfig, public_train_size: int, *, target_delta: flo
     The patient-level guarantee (add/remove one patient) of a hospital whose public training
     size is ``public_train_size`` against everyone who sees its updates (the server, the other
     hospitals, the final model):
-    ``accounting.dp_fedavg_epsilon`` (its default accountant) of ``num_rounds * local_steps``
-    Poisson-subsampled Gaussian steps with ``q = expected_batch_size / public_train_size``.
+    ``accounting.dp_fedavg_epsilon`` of ``num_rounds * local_steps`` Poisson-subsampled
+    (discrete) Gaussian steps with ``q = expected_batch_size / public_train_size``: the
+    ``"discrete"`` accountant for exact noise, PLD for float noise.
     """
     if not config.private:
         return math.inf
@@ -648,7 +660,12 @@ def epsilon(config: TrainingConfig, public_train_size: int, *, target_delta: flo
         noise_multiplier=config.noise_multiplier,
         sampling_probability=config.sampling_probability(public_train_size),
         num_rounds=config.num_rounds * config.local_steps, target_delta=float(target_delta),
-        accountant="discrete" if config.noise == "exact" else "pld"))
+        accountant=_accountant_name(config)))
+
+
+def _accountant_name(config: TrainingConfig) -> str:
+    """The accountant that bounds ``config``'s noise: discrete for exact noise, PLD for float."""
+    return "discrete" if config.noise == "exact" else "pld"
 
 
 def _accounting() -> Any:
@@ -792,13 +809,15 @@ def calibrate_noise(config: TrainingConfig, public_train_size: int, *, target_ep
                     target_delta: float) -> TrainingConfig:
     """``config`` with the noise multiplier that gives a data holder of public training size
     ``public_train_size`` exactly ``target_epsilon`` after the whole run
-    (``accounting.noise_multiplier_for_epsilon``).
+    (``accounting.noise_multiplier_for_epsilon``, with the accountant of ``config.noise``, as
+    :func:`epsilon`).
     Holders with more patients then have a smaller epsilon (smaller sampling probability)."""
     return dataclasses.replace(config, noise_multiplier=float(
         _accounting().noise_multiplier_for_epsilon(
             target_epsilon=float(target_epsilon), target_delta=float(target_delta),
             sampling_probability=config.sampling_probability(public_train_size),
-            num_rounds=config.num_rounds * config.local_steps)))
+            num_rounds=config.num_rounds * config.local_steps,
+            accountant=_accountant_name(config))))
 
 
 def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig, *,

@@ -152,6 +152,8 @@ class NoiseSource:
 
     def _below(self, bounds: np.ndarray) -> np.ndarray:
         bounds = np.asarray(bounds, dtype=np.uint64)
+        if bounds.size and bounds.min() == bounds.max():  # one bound: scalar arithmetic
+            return self._below_one(int(bounds.flat[0]), bounds.shape)
         out = np.empty(bounds.shape, dtype=np.uint64)
         todo = np.arange(bounds.size)
         flat = bounds.reshape(-1)
@@ -164,6 +166,20 @@ class NoiseSource:
             todo = todo[~keep]
         return out
 
+    def _below_one(self, bound: int, shape: tuple[int, ...]) -> np.ndarray:
+        """:meth:`_below` with every bound equal to ``bound`` (the same rejection rule)."""
+        n = np.uint64(bound)
+        smallest = np.uint64((2**64 - bound) % bound)  # keep w >= 2^64 mod n
+        size = math.prod(shape)
+        out = np.empty(size, dtype=np.uint64)
+        filled = 0
+        while filled < size:
+            w = self._words(size - filled)
+            kept = w[w >= smallest] % n
+            out[filled:filled + kept.size] = kept
+            filled += kept.size
+        return out.reshape(shape)
+
     def _uniform(self, size: int) -> np.ndarray:
         return (self._words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
@@ -173,26 +189,28 @@ class NoiseSource:
 # --------------------------------------------------------------------------------------------
 
 
-def _bernoulli_exp_minus_fraction(num: np.ndarray, den: np.ndarray,
-                                  source: NoiseSource) -> np.ndarray:
+def _bernoulli_exp_minus_fraction(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:
     """Bernoulli(exp(-num/den)) for ``0 <= num <= den`` (CKS 2020, Algorithm 1, gamma <= 1).
 
     Draw Bernoulli(gamma / k) for k = 1, 2, ... until the first failure; the answer is whether
-    that failure came at an odd k.
+    that failure came at an odd k. Every entry still drawing is at the same k, so each round is
+    one comparison of uniform integers below ``k den`` with ``num``.
     """
-    k = np.ones(num.shape, dtype=np.int64)
     result = np.zeros(num.shape, dtype=bool)
     active = np.arange(num.size)
+    remaining = num.astype(np.uint64)
+    k = 1
     while active.size:
-        success = source._below(k[active] * den[active]) < num[active].astype(np.uint64)
-        stopped = active[~success]
-        result[stopped] = k[stopped] % 2 == 1
+        success = source._below_one(k * den, (active.size,)) < remaining
+        if k % 2 == 1:
+            result[active[~success]] = True
         active = active[success]
-        k[active] += 1
+        remaining = remaining[success]
+        k += 1
     return result
 
 
-def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) -> np.ndarray:
+def _bernoulli_exp_minus(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:
     """Bernoulli(exp(-num/den)) for any ``num >= 0``: floor(gamma) exp(-1) coins, then the rest."""
     whole = num // den
     alive = np.ones(num.shape, dtype=bool)
@@ -201,11 +219,10 @@ def _bernoulli_exp_minus(num: np.ndarray, den: np.ndarray, source: NoiseSource) 
         idx = np.flatnonzero(alive & (whole > step))
         if idx.size == 0:
             break
-        ones = np.ones(idx.size, dtype=np.int64)
-        alive[idx] = _bernoulli_exp_minus_fraction(ones, ones, source)
+        alive[idx] = _bernoulli_exp_minus_fraction(np.ones(idx.size, dtype=np.int64), 1, source)
         step += 1
     idx = np.flatnonzero(alive)
-    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den[idx], den[idx], source)
+    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den, den, source)
     return alive
 
 
@@ -217,14 +234,13 @@ def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
     missing = size
     while missing:
         n = max(16, int(missing * 1.7))
-        u = source._below(np.full(n, scale)).astype(np.int64)
-        keep = _bernoulli_exp_minus(u, np.full(n, scale, dtype=np.int64), source)
+        u = source._below_one(scale, (n,)).astype(np.int64)
+        keep = _bernoulli_exp_minus(u, scale, source)
         u = u[keep]
         geometric = np.zeros(u.size, dtype=np.int64)
         going = np.arange(u.size)
         while going.size:  # the number of exp(-1) successes before the first failure
-            hit = _bernoulli_exp_minus(np.ones(going.size, dtype=np.int64),
-                                       np.ones(going.size, dtype=np.int64), source)
+            hit = _bernoulli_exp_minus_fraction(np.ones(going.size, dtype=np.int64), 1, source)
             geometric[going[hit]] += 1
             going = going[hit]
         magnitude = u + scale * geometric
@@ -309,7 +325,7 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
         if np.any(np.abs(gap) > 2**31):  # |y| beyond 2^31 / scale or 2^31: below e^-200
             raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
                                "for int64 arithmetic; this should never happen.")
-        keep = _bernoulli_exp_minus(gap * gap, np.full(y.size, denominator, dtype=np.int64),
+        keep = _bernoulli_exp_minus(gap * gap, denominator,
                                     source)
         chosen = y[keep][:missing]
         accepted.append(chosen)
@@ -388,11 +404,14 @@ def clip_to_integer_grid(updates: np.ndarray, *, clipping_norm: float, steps: in
     """Each row clipped to L2 norm ``clipping_norm`` and rounded to the grid ``clipping_norm /
     steps``, as integers whose L2 norm is at most ``steps`` **exactly**.
 
-    The scaling and rounding are done in float64 (``rint(x min(1, C / ||x||) steps / C)``); then
-    every row's squared norm is computed in int64, which is exact, and a row that rounding pushed
-    above ``steps^2`` is scaled by a factor a little below ``steps / norm`` and rounded again,
-    until the exact check holds. So the sensitivity of a sum of such rows is ``steps`` grid steps,
-    whatever floating point did before.
+    The scaling and rounding are done in float64: each row is scaled to the grid (``x steps /
+    C``) and, if longer, shortened to ``steps - sqrt(d) / 2`` grid steps, which leaves room for
+    the rounding (at most half a step per coordinate); then ``rint``. Every row's squared norm is
+    then computed exactly (in float64 while its partial sums stay below 2^53, else in int64), and
+    a row above ``steps^2`` (possible only when ``d`` is so large that there was no room) is
+    scaled by a factor a little below ``steps / norm`` and rounded again, until the exact check
+    holds. So the sensitivity of a sum of such rows is ``steps`` grid steps, whatever floating
+    point did before.
 
     Args:
         updates: ``(m, d)`` finite floats, one flattened update per row.
@@ -420,9 +439,25 @@ def clip_to_integer_grid(updates: np.ndarray, *, clipping_norm: float, steps: in
         raise ValueError(f"updates of {rows.shape[1]} values with {steps} steps would overflow "
                          "int64 norms.")
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    factor = np.minimum(1.0, clipping_norm / np.maximum(norms, np.finfo(np.float64).tiny))
-    ints = np.rint(rows * (factor * (steps / clipping_norm))[:, None]).astype(np.int64)
+    # Rounding moves a row by at most sqrt(d) / 2 grid steps, so a row scaled to at most
+    # steps - sqrt(d) / 2 always passes the exact check below: no second rounding is needed.
+    # (For d = 7,850 that shrinks a clipped update by 0.07 %; for the 2NN's 199,210, 0.34 %.)
+    room = steps - math.sqrt(rows.shape[1]) / 2
+    target = room if room > steps / 2 else float(steps)
+    with np.errstate(divide="ignore", over="ignore"):  # a zero row: inf, then steps / C
+        scale = np.minimum(steps / clipping_norm,
+                           target / np.maximum(norms, np.finfo(np.float64).tiny))
+    grid = rows * scale[:, None]
+    np.rint(grid, out=grid)
     limit = steps * steps
+    # The rounded rows hold integers of norm at most steps + sqrt(d) / 2. While every partial
+    # sum of their squares stays below 2^53, float64 computes the squared norms exactly (each
+    # square and each partial sum is an integer it represents), and far faster than int64.
+    if (steps + math.sqrt(rows.shape[1]) / 2 + 1) ** 2 < 2.0**52:
+        squared = np.einsum("ij,ij->i", grid, grid)
+        if not (squared > limit).any():
+            return grid.astype(np.int64)
+    ints = grid.astype(np.int64)
     for attempt in range(64):
         squared = np.einsum("ij,ij->i", ints, ints)
         over = squared > limit
@@ -507,7 +542,13 @@ def integer_outer_sum(layers: list[tuple[np.ndarray, np.ndarray]], *, clipping_n
     approximate = np.sqrt(sum(np.einsum("ij,ij->i", big_a, big_a).astype(np.float64)
                               * np.einsum("ij,ij->i", scaled, scaled)
                               for big_a, scaled in factors)) if factors else np.zeros(0)
-    shrink = np.minimum(1.0, steps / np.maximum(approximate, np.finfo(np.float64).tiny))
+    # Rounding D moves A (x) D by at most ||A|| sqrt(d_out) / 2 per layer: a client shortened to
+    # steps minus that (and one step more, for the float estimate) passes the exact check
+    # without a second rounding (for the headline's perceptron: 0.25 % of a clipped update).
+    margin = np.sqrt(sum(np.einsum("ij,ij->i", big_a, big_a).astype(np.float64)
+                         * scaled.shape[1] / 4 for big_a, scaled in factors)) + 1.0
+    target = np.where(margin < steps / 2, steps - margin, float(steps))
+    shrink = np.minimum(1.0, target / np.maximum(approximate, np.finfo(np.float64).tiny))
     for attempt in range(64):
         big_d = [np.rint(scaled * shrink[:, None]).astype(np.int64) for _, scaled in factors]
         parts = [(np.einsum("ij,ij->i", big_a, big_a), np.einsum("ij,ij->i", d, d))

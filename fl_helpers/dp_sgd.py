@@ -12,8 +12,12 @@ Recurrent Language Models", Section 2). Each of the ``num_steps`` steps:
 3. **clip**: ``g_i <- g_i * min(1, C / ||g_i||)``, with ``||.||`` the L2 norm over all trainable
    weights together and ``C`` the ``clipping_norm`` (:func:`clip_per_example`), so one example
    moves the sum by at most ``C``;
-4. **noise**: add ``N(0, (z C)^2)`` independently to every coordinate of the sum, ``z`` the
-   ``noise_multiplier``;
+4. **noise**: add noise of standard deviation ``z C`` to every coordinate of the sum, ``z`` the
+   ``noise_multiplier``. By default (``noise="exact"``) the clipped gradients are first put on
+   an integer grid and summed exactly, and the noise is an exact discrete Gaussian integer
+   (:mod:`fl_helpers.discrete_noise`): the noised sum is computed exactly, and what follows is
+   post-processing. ``noise="float"`` adds float32 Gaussian noise instead, which a
+   floating-point attack breaks (Mironov 2012): the attack's control only;
 5. **divide by the expected batch size** ``q n`` (fixed, never the realised batch size, which
    depends on the private sampling) and step: ``w <- w - learning_rate * (sum + noise) / (q n)``.
 
@@ -28,12 +32,12 @@ What the guarantee says (:meth:`DPSGDResult.privacy_statement` prints it for a r
 
 Epsilon comes from the course's accountant (:func:`fl_helpers.accounting.dp_fedavg_epsilon`,
 which equals the last entry of :func:`fl_helpers.accounting.epsilon_per_round`) for
-``num_steps`` compositions of the Poisson-subsampled Gaussian mechanism with ``(z, q)``
-(its default accountant, PLD). Not covered: choosing hyperparameters on the same data
-(Papernot & Steinke 2022, "Hyperparameter Tuning with Renyi Differential Privacy"), anything
-else computed from the data (diagnostics, test accuracy on private data), floating-point
-attacks on the noise sampler (Mironov 2012, "On Significance of the Least Significant Bits for
-Differential Privacy"), and reproducible noise (below).
+``num_steps`` compositions of the Poisson-subsampled (discrete) Gaussian mechanism with
+``(z, q)``: the ``"discrete"`` accountant for exact noise, PLD for float noise. Not covered:
+choosing hyperparameters on the same data (Papernot & Steinke 2022, "Hyperparameter Tuning with
+Renyi Differential Privacy"), anything else computed from the data (diagnostics, test accuracy
+on private data), ``noise="float"`` (Mironov 2012, "On Significance of the Least Significant
+Bits for Differential Privacy", breaks it), and reproducible noise (below).
 
 Randomness: the Poisson sampling and the noise come from a
 :class:`fl_helpers.schedule.PrivateRandomness`, the course's one source of private randomness,
@@ -335,7 +339,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
           learning_rate: float, target_delta: float,
           reproducible_noise_seed: int | None = None,
           randomness: schedule.PrivateRandomness | None = None,
-          expected_batch_size: float | None = None, noise: str = "float") -> DPSGDResult:
+          expected_batch_size: float | None = None, noise: str = "exact") -> DPSGDResult:
     """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
 
     Runs ``num_steps`` steps of sample -> per-example gradients -> clip to ``clipping_norm`` ->
@@ -372,11 +376,12 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             before training (required), never the size of ``x``, which changes when an example
             is added or removed (a divisor that followed it would show in the scale of every
             step). Pass ``q`` times the dataset's published size.
-        noise: ``"float"`` (default for now: float32 Gaussian noise added in the compiled step,
-            open to a floating-point attack) or ``"exact"``: every example's clipped gradient
-            on an integer grid (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`), summed
-            exactly, exact discrete Gaussian noise, then the step (post-processing); epsilon by
-            the ``"discrete"`` accountant.
+        noise: ``"exact"`` (default): every example's clipped gradient on an integer grid
+            (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`), summed exactly, exact
+            discrete Gaussian noise, then the step (post-processing); epsilon by the
+            ``"discrete"`` accountant. ``"float"``: float32 Gaussian noise added in the
+            compiled step, **not private** against a floating-point attack (warns; the attack's
+            control).
 
     Returns:
         A :class:`DPSGDResult`.
@@ -400,6 +405,8 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
             f"{sampling_probability * len(x):g} if n = {len(x)} is public.")
     expected_batch_size = v.check_positive("expected_batch_size", expected_batch_size)
     noise = aggregation.check_noise(noise)
+    if noise == "float" and noise_multiplier > 0:
+        aggregation.warn_float_noise()
     largest = math.sqrt(discrete_noise.MAX_LARGE_VARIANCE) / discrete_noise.GRID_STEPS
     if noise == "exact" and noise_multiplier > largest:
         raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', got "

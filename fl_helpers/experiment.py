@@ -194,10 +194,10 @@ def _calibrated(target_epsilon: float, target_delta: float, sampling_probability
         accountant=accountant)
 
 
-def noise_multiplier_for_budget(*, target_epsilon: float, target_delta: float,
-                                sampling_probability: float, num_rounds: int,
-                                accountant: accounting.AccountantName = accounting.Accountant.PLD
-                                ) -> float:
+def noise_multiplier_for_budget(
+        *, target_epsilon: float, target_delta: float, sampling_probability: float,
+        num_rounds: int, accountant: accounting.AccountantName = accounting.Accountant.DISCRETE
+) -> float:
     """:func:`fl_helpers.accounting.noise_multiplier_for_epsilon`, remembered per setting.
 
     A widget asks for the same few budgets again and again; the accountant checks the arguments
@@ -214,7 +214,7 @@ def noise_multiplier_for_budget(*, target_epsilon: float, target_delta: float,
 
 def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
                            busiest_reports: int,
-                           accountant: accounting.AccountantName = accounting.Accountant.PLD
+                           accountant: accounting.AccountantName = accounting.Accountant.DISCRETE
                            ) -> float:
     """The noise multiplier of *local* DP for a client that sends ``busiest_reports`` reports.
 
@@ -297,8 +297,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    noise_placement: str | aggregation.NoisePlacement = "central",
                    progress: bool = False, callback: training.Callback | None = None,
                    reproducible_noise: bool = False, diagnostics: bool = False,
-                   accountant: accounting.AccountantName = accounting.Accountant.PLD,
-                   expected_clients: float | None = None, noise: str = "float"
+                   accountant: accounting.AccountantName | None = None,
+                   expected_clients: float | None = None, noise: str = "exact"
                    ) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
 
@@ -338,16 +338,19 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         callback: Called after every round (see :func:`fl_helpers.training.run_dp_fedavg`).
         reproducible_noise: Derive noise and sampling from ``seed`` (NOT private; for teaching).
         diagnostics: Also return per-client figures (NOT covered by epsilon).
-        accountant: ``"pld"`` (default, the tightest) or ``"rdp"``: calibrates the noise and
-            reports epsilon.
+        accountant: Calibrates the noise and reports epsilon: ``None`` (default) picks the one
+            that bounds the noise (``"discrete"`` for exact noise, ``"pld"`` for float);
+            ``"pld"`` and ``"rdp"`` only with ``noise="float"``.
         expected_clients: The public divisor ``q N`` of DP-FedAvg's average: ``q`` times the
             federation's published size, fixed before the run. Required for a private run
             (never counted from ``client_datasets``, whose size is private under add/remove;
             see :func:`fl_helpers.training.run_dp_fedavg`); a non-private run divides by
             ``q * len(client_datasets)`` unless given.
-        noise: ``"float"`` (default for now) or ``"exact"`` (integer sum and exact discrete
-            Gaussian noise, accounted and calibrated by the ``"discrete"`` accountant; see
-            :class:`fl_helpers.aggregation.DPFedAvg`).
+        noise: ``"exact"`` (default: integer sum and exact discrete Gaussian noise, accounted
+            and calibrated by the ``"discrete"`` accountant) or ``"float"`` (float32 noise, not
+            private against a floating-point attack, warns); see
+            :class:`fl_helpers.aggregation.DPFedAvg`. A non-private run adds no noise and
+            averages in float.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -370,8 +373,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     target_delta = v.check_open_unit("target_delta", target_delta)
     reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
-    if aggregation.check_noise(noise) == "exact":
-        accountant = accounting.Accountant.DISCRETE  # the one that bounds the discrete Gaussian
+    accountant = accounting.accountant_for_noise(accountant, aggregation.check_noise(noise))
     local = placement is aggregation.NoisePlacement.LOCAL
     if local and target_epsilon is None and noise_multiplier is None:
         raise ValueError("noise_placement='local' needs target_epsilon or noise_multiplier, got "
@@ -403,6 +405,7 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
     else:
         v.check_positive("clipping_norm", clipping_norm)  # unused here, but never garbage
         z, kind, clipping_norm = 0.0, Privacy.NON_PRIVATE, NO_CLIPPING
+        noise = "float"  # nothing is noised, and the unclipped updates need no integer grid
 
     history = training.run_dp_fedavg(
         functools.partial(MODELS[model], seed=seed), client_datasets, num_rounds=num_rounds,

@@ -1211,7 +1211,11 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
             2/3; :func:`check_threshold` explains why ``t`` must exceed ``m / 2``).
         source: Randomness for rounding and noise (default: a fresh ``NoiseSource.secret()``).
 
-    A round needs at least 2 clients (secure aggregation of one input reveals it).
+    A round with fewer than 2 clients cannot hide an input in a sum, and aborting it would tell
+    an observer that the secret sample was that small. It is released with the whole noise
+    instead: a lone client adds N_Z(0, ceil(sigma^2)) to its own quantised update (it is then
+    as private as the sum, and masking is pointless); a round without clients releases that
+    noise alone (:meth:`aggregate_empty`).
     """
 
     name = "SecAgg + distributed DP"
@@ -1251,9 +1255,9 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: aggregation.RoundContext) -> Weights:
-        if len(deltas) < 2:
-            raise ValueError(f"DistributedDPSecAgg needs at least 2 clients in a round, got "
-                             f"{len(deltas)}: secure aggregation of one input reveals it.")
+        if not len(deltas):
+            raise ValueError("DistributedDPSecAgg.aggregate needs the round's updates, got none: "
+                             "an empty round goes to aggregate_empty.")
         shapes = [np.shape(layer) for layer in deltas[0]]
         flats = [np.concatenate([np.ravel(np.asarray(d, dtype=np.float64)) for d in delta])
                  for delta in deltas]
@@ -1272,11 +1276,29 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
             raise ValueError(
                 f"modulus_bits={self.modulus_bits} is too small for the sum of {m} clients "
                 f"(up to about {bound:.3g} per coordinate); raise modulus_bits or lower scale.")
-        result = secure_sum(inputs, modulus_bits=self.modulus_bits,
-                            threshold=max(2, math.ceil(self.threshold_fraction * m)),
-                            round_tag=context.round_index.to_bytes(8, "big"))
+        if m == 1:  # nothing to hide it among: the lone client's input carries the whole noise
+            total = inputs[0]
+        else:
+            total = secure_sum(inputs, modulus_bits=self.modulus_bits,
+                               threshold=max(2, math.ceil(self.threshold_fraction * m)),
+                               round_tag=context.round_index.to_bytes(8, "big")).total
         self.rounds_aggregated += 1
-        flat_update = result.total.astype(np.float64) / (self.scale * self.expected_clients)
+        return self._scaled(total, shapes)
+
+    def aggregate_empty(self, shapes: Sequence[tuple[int, ...]],
+                        context: aggregation.RoundContext) -> Weights:
+        """A round without clients releases the whole noise N_Z(0, ceil(sigma^2)) alone, so that
+        it looks like a round with clients (an observer must not learn the sample's size)."""
+        d = sum(int(np.prod(s)) for s in shapes)
+        variance = self.client_variance(d, 1)
+        total = discrete_gaussian(variance, d, source=self.source) if variance \
+            else np.zeros(d, dtype=np.int64)
+        self.rounds_aggregated += 1
+        return self._scaled(total, list(shapes))
+
+    def _scaled(self, total: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> Weights:
+        """Post-processing of the integer sum: divide by ``s`` and by ``q N``."""
+        flat_update = total.astype(np.float64) / (self.scale * self.expected_clients)
         pieces = np.split(flat_update, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
         return [p.reshape(s).astype(np.float32) for p, s in zip(pieces, shapes, strict=True)]
 

@@ -324,10 +324,8 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
         clipped = np.minimum(norms, linear.clipping_norm)
     if deltas:
         update = rule.aggregate(deltas, sizes, context)
-    elif isinstance(rule, aggregation.DPFedAvg):  # noise is added whoever failed
-        update = rule.finalize([np.zeros_like(w) for w in weights], sizes, context)
-    else:
-        update = [np.zeros_like(w) for w in weights]
+    else:  # a private rule noises an empty round too, whoever failed
+        update = rule.aggregate_empty([w.shape for w in weights], context)
     return update, norms, clipped, rejected
 
 
@@ -678,10 +676,9 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
 # --------------------------------------------------------------------------------------------
 
 
-def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.ndarray,
-                               target_delta: float,
-                               accountant: accounting.AccountantName = accounting.Accountant.PLD
-                               ) -> np.ndarray:
+def local_dp_epsilon_per_round(
+        *, noise_multiplier: float, busiest_counts: np.ndarray, target_delta: float,
+        accountant: accounting.AccountantName = accounting.Accountant.DISCRETE) -> np.ndarray:
     """Epsilon of the busiest client after each round when every client noises its own update.
 
     Local DP: the server sees each client's report and who sent it, so sampling gives no
@@ -697,7 +694,8 @@ def local_dp_epsilon_per_round(*, noise_multiplier: float, busiest_counts: np.nd
         noise_multiplier: ``z`` > 0.
         busiest_counts: Non-decreasing report counts of the busiest client, one per round.
         target_delta: delta in (0, 1).
-        accountant: ``"pld"`` (default) or ``"rdp"``.
+        accountant: ``"discrete"`` (default: bounds the exact discrete Gaussian and the
+            Gaussian), ``"pld"`` or ``"rdp"`` (the Gaussian only).
 
     Returns:
         Float64 array with one epsilon per round.
@@ -760,8 +758,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   deadline_seconds: float | None = None,
                   checkpoint: str | os.PathLike | None = None,
                   checkpoint_every: int = 1,
-                  accountant: accounting.AccountantName = accounting.Accountant.PLD,
-                  expected_clients: float | None = None, noise: str = "float") -> DPHistory:
+                  accountant: accounting.AccountantName | None = None,
+                  expected_clients: float | None = None, noise: str = "exact") -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -814,20 +812,21 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             epsilon; a warning says so).
         randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
             one (so a caller can see the schedule first, e.g. for local-DP calibration).
-        accountant: ``"pld"`` (default, the tightest) or ``"rdp"``
-            (:class:`fl_helpers.accounting.Accountant`).
+        accountant: ``None`` (default: the one that bounds the noise, ``"discrete"`` for exact
+            noise, ``"pld"`` for float), or a name (:class:`fl_helpers.accounting.Accountant`;
+            ``"pld"`` and ``"rdp"`` only with float noise, see
+            :func:`fl_helpers.accounting.accountant_for_noise`).
         expected_clients: The fixed divisor ``q N`` of the average, a **public** constant
             chosen before the run (required). The add/remove analysis assumes the divisor does
             not depend on whether a client is present, so it is never counted from
             ``client_datasets``: adding or removing one client would change it, and the scale of
             every released update would tell (measured: N = 100 told from N = 101 in 200 of 200
             trials). Pass ``q`` times the federation's published size.
-        noise: ``"float"`` (default for now: float32 Gaussian noise, open to a floating-point
-            attack, see :class:`fl_helpers.aggregation.DPFedAvg`) or ``"exact"`` (the clipped
-            updates on an integer grid, summed exactly, exact discrete Gaussian noise; central
-            placement; the epsilon is then always the ``"discrete"`` accountant's, whatever
-            ``accountant`` says, as the continuous Gaussian's PLD and RDP do not bound the
-            discrete Gaussian).
+        noise: ``"exact"`` (default: the clipped updates on an integer grid, summed exactly,
+            exact discrete Gaussian noise, accounted by the ``"discrete"`` accountant) or
+            ``"float"`` (float32 Gaussian noise, **not private** against a floating-point
+            attack; kept as the attack's control, warns; see
+            :class:`fl_helpers.aggregation.DPFedAvg`).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
@@ -849,7 +848,9 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             ``target_epsilon`` is already exceeded by the first round.
     """
     sampling_probability = accounting.check_sampling_probability(sampling_probability)
-    accountant = accounting.check_accountant(accountant)  # also when there is no target_delta
+    noise = aggregation.check_noise(noise)
+    # Checked also when there is no target_delta.
+    accountant = accounting.accountant_for_noise(accountant, noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
     reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
     diagnostics = v.check_flag("diagnostics", diagnostics)
@@ -905,8 +906,6 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
                                 expected_clients=expected_clients,
                                 placement=placement, noise=noise)
-    if rule.noise == "exact":
-        accountant = accounting.Accountant.DISCRETE
     clipping_norm, noise_multiplier = rule.clipping_norm, rule.noise_multiplier
     rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
                                          num_rounds=num_rounds)
@@ -973,7 +972,7 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
                     batch_size: int | None, client_learning_rate: float, clipping_norm: float,
                     noise_multiplier: float, expected_clients: float,
                     randomness: schedule.PrivateRandomness, server_learning_rate: float = 1.0,
-                    seed: int = 0, noise: str = "float") -> Weights:
+                    seed: int = 0, noise: str = "exact") -> Weights:
     """One DP-FedAvg round, client by client, with every argument checked.
 
     Trains each sampled client with :class:`fl_helpers.client.LoopTrainer`, aggregates with
@@ -993,7 +992,8 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
         randomness: Where the noise comes from (:class:`fl_helpers.schedule.PrivateRandomness`).
         server_learning_rate: ``eta_s`` > 0.
         seed: The run's seed (client seeds ``[seed, t, k]``).
-        noise: ``"float"`` or ``"exact"`` (see :class:`fl_helpers.aggregation.DPFedAvg`).
+        noise: ``"exact"`` (default) or ``"float"`` (not private, warns; see
+            :class:`fl_helpers.aggregation.DPFedAvg`).
 
     Returns:
         The new global weights.
@@ -1021,8 +1021,12 @@ def dp_fedavg_round(model: keras.Model, global_weights: Weights,
                                 expected_clients=expected_clients, noise=noise)
     server = aggregation.ServerSGD(server_learning_rate)  # every check before the noise is drawn
     results = trainer.train(weights, sampled, round_index)
-    update = rule.aggregate(results.deltas, results.num_examples, aggregation.RoundContext(
-        round_index=round_index, num_clients=len(datasets), randomness=randomness))
+    context = aggregation.RoundContext(round_index=round_index, num_clients=len(datasets),
+                                       randomness=randomness)
+    if len(results.deltas):
+        update = rule.aggregate(results.deltas, results.num_examples, context)
+    else:  # nobody sampled: the noise alone is released
+        update = rule.aggregate_empty([w.shape for w in weights], context)
     return server.apply(weights, update)
 
 

@@ -818,14 +818,20 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         return (private_key(q, epsilon, clip),
                 lambda: run(sampling_probability=q, target_epsilon=epsilon, clipping_norm=clip))
 
+    # The accountant the runs will use (discrete for the default exact noise), so that what is
+    # computed ahead is what the run looks up.
+    accountant = accounting.accountant_for_noise(training.get("accountant"),
+                                                 training.get("noise", "exact"))
+
     def accounting_for(q: float, epsilon: float):
         """Calibrates z for a budget and accounts its epsilon curve (cached for the run)."""
         def compute() -> None:
             z = experiment.noise_multiplier_for_budget(
                 target_epsilon=epsilon, target_delta=target_delta, sampling_probability=q,
-                num_rounds=num_rounds)
+                num_rounds=num_rounds, accountant=accountant)
             accounting.epsilon_per_round(noise_multiplier=z, sampling_probability=q,
-                                         num_rounds=num_rounds, target_delta=target_delta)
+                                         num_rounds=num_rounds, target_delta=target_delta,
+                                         accountant=accountant)
         return ("accounting", q, round(math.log10(epsilon), 4)), compute
 
     def ahead(q: float) -> list:

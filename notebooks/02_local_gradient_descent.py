@@ -43,6 +43,7 @@ from fl_helpers import (
     accounting,
     client,
     data,
+    discrete_noise,
     dp_sgd,
     models,
     plotting,
@@ -553,7 +554,16 @@ display(widgets.local_sgd_explorer(models.make_2nn, x_client, y_client,
 # 3. **Clipping:** $\bar g_i = g_i \cdot \min(1, C / \lVert g_i \rVert_2)$, the norm taken over all
 #    weights together. Adding or removing one example now changes the sum by at most $C$.
 # 4. **Noise and step:** $w \leftarrow w - \eta \, \big(\sum_{i \in \mathcal{B}_t} \bar g_i +
-#    \mathcal{N}(0, z^2 C^2 I)\big) / (q n)$.
+#    \mathcal{N}(0, z^2 C^2 I)\big) / (q n)$, where $q n$ is a public constant fixed before
+#    training, never the size of the private dataset.
+#
+# One detail of step 4 matters for privacy: noise added in floating point leaks through the
+# rounding (Mironov's attack from notebook 01; notebook 04 aims it at a sum of updates). So the
+# course computes the noisy sum **exactly**: each clipped gradient is put on an integer grid of
+# $C / 2^{16}$ (its norm checked in integers), the integers are summed, and the noise is a
+# *discrete* Gaussian integer of standard deviation at least $z \cdot 2^{16}$ (notebook 06's
+# exact sampler). Scaling back by $C / 2^{16}$, dividing by $q n$ and stepping come after: they
+# only post-process the noisy integers.
 #
 # Each step is then the *subsampled Gaussian mechanism*, and `fl_helpers.accounting` adds up the
 # privacy loss of all $T$ steps (the same accountant notebook 01 introduced; it assumes exactly
@@ -662,8 +672,9 @@ print("norms after: ", np.round(l2_norms(clipped).numpy(), 2))
 # %% [markdown]
 # ### DP-SGD from scratch
 #
-# The whole algorithm is the clipped sum (compiled once with `tf.function`), Poisson sampling,
-# noise and the step. The batches and the noise come from `schedule.PrivateRandomness`, the
+# The whole algorithm is the per-example gradients (compiled once with `tf.function`), Poisson
+# sampling, the exact clipped sum, the exact noise and the step. The batches and the noise come
+# from `schedule.PrivateRandomness`, the
 # course's source of private randomness. Normally it is *secret*; here we ask for
 # **reproducible** randomness, only so that the helper can be checked against this loop below.
 # A run with a known seed is not private (anyone with the seed can regenerate and subtract the
@@ -671,22 +682,30 @@ print("norms after: ", np.round(l2_norms(clipped).numpy(), 2))
 
 # %%
 @tf.function(reduce_retracing=True)
-def clipped_sum(x_batch, y_batch):                    # sum of the clipped per-example gradients
+def gradient_rows(x_batch, y_batch):                  # one row per example, every weight
     per_example = tf.vectorized_map(example_gradient, (x_batch, y_batch))
-    factors = tf.minimum(1.0, clipping_norm / l2_norms(per_example))
-    return [tf.tensordot(factors, g, axes=1) for g in per_example]
+    return tf.concat([tf.reshape(g, (tf.shape(x_batch)[0], -1)) for g in per_example], axis=1)
 
 
-noise_multiplier, q, dp_learning_rate, num_steps = 1.0, 32 / n_client, 0.5, 100
+EXPECTED_BATCH_SIZE = 32                              # q n: public, fixed before training
+noise_multiplier, dp_learning_rate, num_steps = 1.0, 0.5, 100
+q = EXPECTED_BATCH_SIZE / n_client                    # the published size n of this client
+GRID = discrete_noise.GRID_STEPS                      # 2^16 integer steps per C
+variance = discrete_noise.exact_variance_at_least((noise_multiplier * GRID) ** 2)
 randomness = schedule.PrivateRandomness.reproducible(SEED)      # NOT private: for the check
-shapes = [tuple(v.shape) for v in variables]
+sizes = [int(np.prod(v.shape)) for v in variables]
 for t in range(num_steps):
     batch = np.flatnonzero(randomness.sampling_rng(t).random(n_client) < q)     # Poisson
-    noise = schedule.gaussian_noise(shapes, stddev=noise_multiplier * clipping_norm,
-                                    rng=randomness.noise_rng(t))
-    sums = clipped_sum(x_client[batch], y_client[batch]) if len(batch) else [0.0, 0.0]  # W, b
-    for variable, total, e in zip(variables, sums, noise, strict=True):
-        variable.assign_sub(dp_learning_rate * (total + e) / (q * n_client))   # fixed q n
+    total = np.zeros(sum(sizes), dtype=np.int64)
+    if len(batch):                                    # clip onto the grid, sum exactly
+        rows = gradient_rows(x_client[batch], y_client[batch]).numpy()
+        total = discrete_noise.clip_to_integer_grid(rows, clipping_norm=clipping_norm,
+                                                    steps=GRID).sum(axis=0)
+    source = discrete_noise.NoiseSource.from_key(randomness.noise_key(t), reproducible=True)
+    noisy = total + discrete_noise.discrete_gaussian(variance, total.size, source=source)
+    step = noisy * (clipping_norm / GRID) / EXPECTED_BATCH_SIZE   # post-processing from here
+    for variable, piece in zip(variables, np.split(step, np.cumsum(sizes)[:-1]), strict=True):
+        variable.assign_sub((dp_learning_rate * piece).reshape(variable.shape).astype(np.float32))
 
 # %% [markdown]
 # The helper `dp_sgd.train` runs the same steps in one compiled function per step and returns
@@ -699,7 +718,7 @@ dp_result = dp_sgd.train(
     models.make_softmax_regression(SEED), x_client, y_client, noise_multiplier=noise_multiplier,
     clipping_norm=clipping_norm, sampling_probability=q, num_steps=num_steps,
     learning_rate=dp_learning_rate, target_delta=target_delta, reproducible_noise_seed=SEED,
-    expected_batch_size=q * n_client)  # the public q n, fixed before training (32)
+    expected_batch_size=EXPECTED_BATCH_SIZE)
 for ours, helpers in zip(dp_model.get_weights(), dp_result.final_weights, strict=True):
     np.testing.assert_allclose(ours, helpers, rtol=1e-5, atol=1e-6)
 print("from-scratch DP-SGD and dp_sgd.train agree; reproducible noise flagged:",
@@ -713,7 +732,8 @@ print("from-scratch DP-SGD and dp_sgd.train agree; reproducible noise flagged:",
 
 # %% tags=["nbval-check-output"]
 epsilon = accounting.epsilon_per_round(noise_multiplier=noise_multiplier, sampling_probability=q,
-                                       num_rounds=num_steps, target_delta=target_delta)[-1]
+                                       num_rounds=num_steps, target_delta=target_delta,
+                                       accountant="discrete")[-1]  # the one of exact noise
 assert dp_result.epsilon == epsilon
 print(f"q = {q:.4f}, z = {noise_multiplier}, T = {num_steps}, delta = {target_delta:g} "
       f"(1/n = {1 / n_client:.1e}): epsilon = {epsilon:.3f}")
@@ -726,8 +746,9 @@ print(dp_result.privacy_statement())
 # the data), $C = 0.5$, $\eta = 0.5$, for several noise multipliers, next to two references
 # without privacy: clipping without noise ($z = 0$, ε = ∞) and plain SGD with $B = 32$ for 20
 # epochs. Because the noise is secret, the accuracies change a little from run to run; the ε do
-# not. One 2NN run at $z = 1$ shows the helper on the larger model (slower: it has far more
-# weights, see the memory table above).
+# not. A short 2NN run at $z = 1$ (two passes) shows the helper on the larger model. It is much
+# slower per step: every step puts all 199,210 gradient coordinates of every sampled example on
+# the integer grid and draws as many exact noise integers (see the memory table above).
 
 # %%
 sweep_steps, sweep = round(20 / q), {}
@@ -736,17 +757,18 @@ for z in [0.0, 0.6, 1.0, 2.0, 4.0]:
     run = dp_sgd.train(run_model, x_client, y_client, noise_multiplier=z,
                        clipping_norm=clipping_norm, sampling_probability=q,
                        num_steps=sweep_steps, learning_rate=dp_learning_rate,
-                       target_delta=target_delta, expected_batch_size=q * n_client)
+                       target_delta=target_delta, expected_batch_size=EXPECTED_BATCH_SIZE)
     sweep[z] = (run.epsilon, client.evaluate(run_model, None, x_test, y_test)[1])
 plain_weights, _ = client.client_update(
     run_model, dp_start, x_client, y_client, local_epochs=20, batch_size=32,
     client_learning_rate=dp_learning_rate, seed=SEED)
 plain_accuracy = client.evaluate(run_model, plain_weights, x_test, y_test)[1]
 start = time.perf_counter()
+steps_2nn = round(2 / q)
 run_2nn = dp_sgd.train(models.make_2nn(SEED), x_client, y_client, noise_multiplier=1.0,
                        clipping_norm=clipping_norm, sampling_probability=q,
-                       num_steps=sweep_steps, learning_rate=0.2, target_delta=target_delta,
-                       expected_batch_size=q * n_client)
+                       num_steps=steps_2nn, learning_rate=0.2, target_delta=target_delta,
+                       expected_batch_size=EXPECTED_BATCH_SIZE)
 seconds_2nn = time.perf_counter() - start
 accuracy_2nn = client.evaluate(two_nn, run_2nn.final_weights, x_test, y_test)[1]
 
@@ -756,7 +778,7 @@ for z, (eps, accuracy) in sweep.items():
     print(f"{'softmax regression':<20}{z:>5.1f}{eps:>10.3g}{accuracy:>15.1%}")
 print(f"{'softmax regression':<20}{'plain SGD, no clipping, no noise':>30}{plain_accuracy:>10.1%}")
 print(f"{'2NN':<20}{1.0:>5.1f}{run_2nn.epsilon:>10.3g}{accuracy_2nn:>15.1%}   "
-      f"({seconds_2nn:.1f} s for {sweep_steps} steps)")
+      f"({steps_2nn} steps, {seconds_2nn / steps_2nn:.2f} s each)")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -791,7 +813,7 @@ assert all(0.0 < sweep[z][0] < sweep[z_smaller][0] for z, z_smaller in [(4.0, 2.
                                                                         (1.0, 0.6)])
 assert sweep[4.0][1] < sweep[0.0][1] - 0.05          # much noise costs accuracy
 assert 0.4 < sweep[1.0][1] < 0.70, sweep[1.0][1]
-assert 0.25 < accuracy_2nn < 0.70, accuracy_2nn
+assert 0.15 < accuracy_2nn < 0.70, accuracy_2nn
 assert not run_2nn.reproducible_noise and np.isfinite(run_2nn.epsilon)
 print("sanity checks passed")
 

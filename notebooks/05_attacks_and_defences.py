@@ -560,14 +560,10 @@ class NoiseForTheMean(aggregation.DPFedAvg):
 
 
 class NoClipping(aggregation.DPFedAvg):
-    """BROKEN: noise for sensitivity C, but updates are not clipped."""
+    """BROKEN: noise for sensitivity C, but updates go onto the integer grid unclipped."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.noise_scale, self.clipping_norm = self.clipping_norm, None
-
-    def noise_stddev(self, num_sampled):
-        return self.noise_multiplier * self.noise_scale
+    def to_grid(self, rows, steps):                   # the library clips here; this does not
+        return np.rint(rows * (steps / self.clipping_norm)).astype(np.int64)
 
 
 # %%
@@ -578,7 +574,8 @@ others = [[-0.1 * g for g in attacks.gradient(small_w, small_act, *pool_clients[
           for k in range(5)]
 canary = audit.canary_update([w.shape for w in small_w], norm=10.0, rng=np.random.default_rng(1))
 epsilon_claimed = accounting.dp_fedavg_epsilon(noise_multiplier=Z_AUDIT, sampling_probability=1.0,
-                                               num_rounds=1, target_delta=DELTA_AUDIT)
+                                               num_rounds=1, target_delta=DELTA_AUDIT,
+                                               accountant="discrete")  # exact noise's
 audits = {}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # "reproducible noise: not private" (known)

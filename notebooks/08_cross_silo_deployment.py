@@ -41,7 +41,8 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fl_helpers import accounting, cross_silo, cross_silo_widget, data, deploy, plotting
+from fl_helpers import (accounting, cross_silo, cross_silo_widget, data, deploy, discrete_noise,
+                        plotting)
 
 SEED = 0
 plotting.use_course_style()
@@ -368,21 +369,27 @@ print("public training sizes:", [h.public_train_size for h in public_federation]
 #
 # So each hospital runs DP-SGD (Abadi et al. 2016, Algorithm 1) in its local training: every
 # step includes each patient independently with probability $q = 8 / n_k$ (Poisson sampling,
-# 8 patients expected, $n_k$ the public size), clips each patient's gradient to norm $C$, adds
-# $N(0, \sigma^2 C^2)$ to the sum and divides by the expected batch size $q n_k = 8$. One step,
-# by hand (with a seeded generator for the parity check only; training draws from the OS's
-# entropy):
+# 8 patients expected, $n_k$ the public size), clips each patient's gradient to norm $C$ and
+# puts it on an integer grid of $C / 2^{16}$, sums the integers exactly, adds discrete Gaussian
+# integer noise of standard deviation $\sigma \cdot 2^{16}$ (exact, as in notebook 04: noise
+# added in floating point would leak through its rounding), and only then scales back and
+# divides by the expected batch size $q n_k = 8$. One step, by hand (with a seeded generator
+# for the parity check only; training draws from the OS's entropy):
 
 # %%
 cleveland_pub = public_federation[0]
 n_pub = cleveland_pub.public_train_size
 q = config.expected_batch_size / n_pub
 step_rng = np.random.default_rng(SEED)  # reproducible, so NOT private: parity check only
+source = discrete_noise.NoiseSource.from_key(step_rng.bytes(32), reproducible=True)  # noise key
 sampled = np.flatnonzero(step_rng.random(cleveland_pub.num_train) < q)
 g = cross_silo.per_example_gradients(params, cleveland_pub.x_train[sampled],
                                      cleveland_pub.y_train[sampled])
-g = g * np.minimum(1.0, 1.0 / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12))
-noisy_mean = (g.sum(axis=0) + step_rng.normal(0.0, 1.0 * 1.0, size=params.shape)) / (q * n_pub)
+GRID = discrete_noise.GRID_STEPS
+integers = discrete_noise.clip_to_integer_grid(g, clipping_norm=1.0, steps=GRID).sum(axis=0)
+noisy = integers + discrete_noise.discrete_gaussian(
+    discrete_noise.exact_variance_at_least((1.0 * GRID) ** 2), integers.size, source=source)
+noisy_mean = noisy * (1.0 / GRID) / (q * n_pub)  # post-processing of the exact integers
 by_hand = params - config.client_learning_rate * noisy_mean
 library = cross_silo.dp_sgd_update(params, cleveland_pub.x_train, cleveland_pub.y_train,
                                    local_steps=1, sampling_probability=q,
@@ -395,8 +402,8 @@ np.testing.assert_allclose(by_hand, library, rtol=1e-12)
 # %% [markdown]
 # Every round every hospital takes part, so a hospital's patients go through
 # $T = 20 \times 10 = 200$ subsampled Gaussian steps. The accountant
-# (`accounting.dp_fedavg_epsilon`, dp-accounting's PLD accountant for the Poisson-subsampled
-# Gaussian) turns $(\sigma, q, T, \delta)$ into $\varepsilon$, with
+# (`accounting.dp_fedavg_epsilon` with its `"discrete"` accountant, the Rényi bound proved for
+# the Poisson-subsampled discrete Gaussian) turns $(\sigma, q, T, \delta)$ into $\varepsilon$, with
 # $\delta = 10^{-4}$, well below $1/n_k$ at every hospital:
 
 # %% tags=["nbval-check-output"]
@@ -516,7 +523,7 @@ cross_silo_widget.dp_federation_explorer(
 # %% tags=["nbval-check-output"]
 sigma_client = accounting.noise_multiplier_for_epsilon(
     target_epsilon=1.0, target_delta=DELTA, sampling_probability=1.0,
-    num_rounds=config.num_rounds)
+    num_rounds=config.num_rounds, accountant="discrete")
 print(f"client-level DP, 4 hospitals every round, 20 rounds, epsilon = 1: "
       f"noise multiplier {sigma_client:.1f}")
 print(f"noise std on each coordinate of the averaged update: {sigma_client / 4:.1f} x C; "
@@ -698,7 +705,8 @@ else:
 #
 # `dataclasses.replace(config, noise_multiplier=1.0, expected_batch_size=...)` and
 # `cross_silo.epsilon(config, n, target_delta=DELTA)`; or, from scratch,
-# `accounting.epsilon_per_round(...)[-1]` with $q = b / n_k$ and 200 steps.
+# `accounting.epsilon_per_round(..., accountant="discrete")[-1]` with $q = b / n_k$ and 200
+# steps.
 # </details>
 
 # %%

@@ -121,6 +121,8 @@ FAMILIES: dict[str, list[Any]] = {
     "optional_rng": [0, "rng", np.random.RandomState(0), np.random.default_rng],
     # -- for names chosen from a list
     "name": ["moments", "", None, 1, True, ["laplace"], _Unprintable()],
+    # -- for names where None means a default
+    "optional_name": ["moments", "", 1, True, ["laplace"], _Unprintable()],
     # -- for paths
     "path": [3, 2.5, True, ["data"], b"data", object()],
 }
@@ -148,6 +150,7 @@ LABELS = ("array_none", "array_string", "array_object", "labels_float", "labels_
 IDS = ("ids",)
 RNG = ("rng",)
 NAME = ("name",)
+OPTIONAL_NAME = ("optional_name",)  # accountant=None picks the one that bounds the noise
 PATH = ("path",)
 
 
@@ -270,6 +273,10 @@ REGISTRY: list[Entry] = [
           # Unreachable precision (used to hang) and unreachable budgets.
           extra={"rtol": [1e-16, 1e-9], "target_epsilon": [1e-6, 1e9]}),
     Entry(accounting.check_accountant, args=("pld",), corrupt={"accountant": NAME}),
+    # None is a valid accountant here (the default: the one that bounds the noise).
+    Entry(accounting.accountant_for_noise, args=(None, "exact"),
+          extra={"accountant": ["moments", "", 1, True, ["laplace"], "pld", "rdp"],
+                 "noise": ["", "exactly", None, 1, True, ["exact"]]}),
     Entry(accounting.sampled_discrete_gaussian_rdp,
           kwargs={"noise_multiplier": 1.5, "sampling_probability": 0.1},
           corrupt={"noise_multiplier": (*POSITIVE, "huge_scale"),
@@ -528,6 +535,7 @@ REGISTRY += [
     Entry(schedule.warn_reproducible, args=(0, "the noise"),
           corrupt={"seed": INDEX, "what": ("arg_name",)}),
     # ------------------------------------------------------------------ fl_helpers.aggregation
+    Entry(aggregation.warn_float_noise),
     Entry(aggregation.fedavg, args=([WEIGHTS, WEIGHTS], [10, 20]),
           corrupt={"client_weights": WEIGHT_LIST, "num_examples": ARRAY},
           extra={"num_examples": [[10], [10, 0], [10, -1], [10, True], "ab", 3, None],
@@ -637,8 +645,8 @@ REGISTRY += [
                    "engine": NAME, "initial_weights": ("weights",),
                    "noise_placement": ("placement",), "server_optimizer": ("server_optimizer",),
                    "reproducible_noise": FLAG, "diagnostics": FLAG,
-                   "randomness": ("randomness",), **FAULTS_CORRUPT, "accountant": NAME,
-                   "noise": NAME},
+                   "randomness": ("randomness",), **FAULTS_CORRUPT,
+                   "accountant": OPTIONAL_NAME, "noise": NAME},
           extra={"num_rounds": [10**7 + 1], "local_epochs": MAX_EPOCHS,
                  "checkpoint": BAD_CHECKPOINTS, "callback": [lambda: None],
                  "client_hook": [lambda: None]}),
@@ -683,8 +691,8 @@ REGISTRY += [
                    "clipping_norm": (*POSITIVE, "huge_scale"), "model": NAME, **LOCAL_CORRUPT,
                    "server_learning_rate": POSITIVE, "seed": INDEX,
                    "noise_placement": ("placement",), "progress": FLAG, "callback": CALLABLE,
-                   "reproducible_noise": FLAG, "diagnostics": FLAG, "accountant": NAME,
-                   "expected_clients": POSITIVE, "noise": NAME},
+                   "reproducible_noise": FLAG, "diagnostics": FLAG,
+                   "accountant": OPTIONAL_NAME, "expected_clients": POSITIVE, "noise": NAME},
           extra={"num_rounds": [10**7 + 1], "local_epochs": MAX_EPOCHS,
                  "callback": [lambda: None]}),
     Entry(experiment.noise_multiplier_for_budget,

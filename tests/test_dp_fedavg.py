@@ -79,7 +79,10 @@ def test_the_seeded_noise_attack_works_only_on_reproducible_noise(small_federati
     # An observer of one released round who knows the seed regenerates the noise, subtracts it
     # and recovers the noiseless sum of clipped updates; with secret noise this fails.
     clients, _ = small_federation
-    kwargs = dict(sampling_probability=1.0, num_rounds=1, noise_multiplier=2.0, seed=7)
+    # Float noise: the regenerated draws are the float Gaussian's (exact noise: the same attack
+    # with discrete_noise, in test_exact_seeded_noise_attack_works_only_on_reproducible_noise).
+    kwargs = dict(sampling_probability=1.0, num_rounds=1, noise_multiplier=2.0, seed=7,
+                  noise="float")
     clean = _dp(clients["iid"], None, **{**kwargs, "noise_multiplier": 0.0})
     start = _flat(models.make_softmax_regression().get_weights())
     expected = len(clients["iid"])  # q N with q = 1
@@ -95,6 +98,33 @@ def test_the_seeded_noise_attack_works_only_on_reproducible_noise(small_federati
         errors[reproducible] = np.linalg.norm(recovered - clean_sum) / np.linalg.norm(clean_sum)
     assert errors[True] < 1e-4
     assert errors[False] > 0.5
+
+
+def test_exact_seeded_noise_attack_works_only_on_reproducible_noise(small_federation):
+    # The same attack on the default exact path: the observer regenerates round 0's discrete
+    # Gaussian integers from the seed and subtracts them from the released integer sum.
+    clients, _ = small_federation
+    kwargs = dict(sampling_probability=1.0, num_rounds=1, noise_multiplier=2.0, seed=7,
+                  server_learning_rate=1.0)
+    start = _flat(models.make_softmax_regression().get_weights())
+    expected = len(clients["iid"])
+    rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0,
+                                expected_clients=float(expected))
+    source = discrete_noise.NoiseSource.from_key(
+        schedule.PrivateRandomness.reproducible(7, warn=False).noise_key(0), reproducible=True)
+    regenerated = discrete_noise.discrete_gaussian(rule.integer_variance, start.size,
+                                                   source=source)
+    step = 0.5 / discrete_noise.GRID_STEPS
+    integer_sums = {}
+    for reproducible in (True, False):
+        run = _dp(clients["iid"], None, reproducible_noise=reproducible, **kwargs)
+        released = (_flat(run.final_weights) - start) * expected / step
+        integer_sums[reproducible] = released - regenerated
+    # The noiseless integer sum has norm at most N * GRID_STEPS; the noise's is about
+    # z GRID_STEPS sqrt(d): the attack recovers a sum inside that ball only with the seed.
+    bound = expected * discrete_noise.GRID_STEPS
+    assert np.linalg.norm(integer_sums[True]) <= bound * 1.001
+    assert np.linalg.norm(integer_sums[False]) > 5 * bound
 
 
 def test_engine_equals_loop_with_clipping_and_noise(small_federation):
@@ -142,9 +172,9 @@ def test_noise_on_the_sum_has_std_z_times_c():
 def test_local_noise_grows_with_the_number_of_reports():
     rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0, expected_clients=10.0,
                                 placement=aggregation.NoisePlacement.LOCAL)
-    assert rule.noise_stddev(9) == pytest.approx(2.0 * 0.5 * 3)
+    assert rule.noise_stddev(9) == pytest.approx(2.0 * 0.5 * 3, rel=1e-4)
     central = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0, expected_clients=10.0)
-    assert central.noise_stddev(9) == pytest.approx(1.0)
+    assert central.noise_stddev(9) == pytest.approx(1.0, rel=1e-4)  # t (t - 1) variance
 
 
 def test_noise_is_added_to_the_sum_then_divided_by_q_n(small_federation):
@@ -189,6 +219,9 @@ def test_private_outputs_only_by_default(small_federation):
     leaky = {"update_norms", "clipped_update_norms", "sampled_clients", "num_sampled",
              "fraction_clipped", "mean_update_norm"}
     assert not leaky & set(vars(history))
+    # A round's time tells how many clients the secret schedule sampled: a private run reports
+    # every round at the mean (the total is kept).
+    assert np.ptp(history.seconds_per_round) == 0 and history.total_seconds > 0
     with pytest.warns(UserWarning, match="NOT covered by the reported epsilon"):
         training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
                                sampling_probability=0.5, local_epochs=1, batch_size=10,
@@ -202,7 +235,8 @@ def test_epsilon_is_the_accountants_and_the_budget_stops_training(small_federati
     kwargs = dict(noise_multiplier=1.1, sampling_probability=0.3, target_delta=1e-5)
     full = _dp(clients["iid"], None, num_rounds=5, **kwargs)
     expected = accounting.epsilon_per_round(noise_multiplier=1.1, sampling_probability=0.3,
-                                            num_rounds=5, target_delta=1e-5)
+                                            num_rounds=5, target_delta=1e-5,
+                                            accountant="discrete")  # exact noise's
     np.testing.assert_allclose(full.epsilon, expected, rtol=1e-12)
     budget = float(expected[2])  # enough for exactly 3 rounds
     stopped = _dp(clients["iid"], None, num_rounds=5, target_epsilon=budget, **kwargs)
@@ -220,7 +254,8 @@ def test_local_dp_epsilon_is_the_busiest_clients_gaussian_composition():
     eps = training.local_dp_epsilon_per_round(noise_multiplier=3.0, busiest_counts=busiest,
                                               target_delta=1e-5)
     per_report = accounting.epsilon_per_round(noise_multiplier=1.5, sampling_probability=1.0,
-                                              num_rounds=4, target_delta=1e-5)
+                                              num_rounds=4, target_delta=1e-5,
+                                              accountant="discrete")  # the default
     np.testing.assert_allclose(eps, [0.0, per_report[0], per_report[0], per_report[1],
                                      per_report[3]])
 
@@ -275,21 +310,38 @@ def test_reference_round_rejects_what_would_break_the_guarantee(round_args, samp
         training.dp_fedavg_round(sampled_clients=np.array(sampled), **round_args)
 
 
-def test_reference_round_equals_the_loop(round_args, small_federation):
+@pytest.mark.parametrize("noise", ["exact", "float"])
+def test_reference_round_equals_the_loop(round_args, small_federation, noise):
     clients, _ = small_federation
     randomness = schedule.PrivateRandomness.reproducible(3, warn=False)
-    round_args.update(randomness=randomness, round_index=2)
+    round_args.update(randomness=randomness, round_index=2, noise=noise)
     sampled = np.array([1, 5, 6])
-    new = training.dp_fedavg_round(sampled_clients=sampled, **round_args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", aggregation.FloatNoiseWarning)
+        new = training.dp_fedavg_round(sampled_clients=sampled, **round_args)
     model = round_args["model"]
     datasets = client.check_datasets(model, clients["iid"])
     results = client.LoopTrainer(model, datasets, local_epochs=1, batch_size=10,
                                  client_learning_rate=0.1, seed=0).train(
         round_args["global_weights"], sampled, 2)
-    clipped = [aggregation.privacy.clip_by_l2_norm(d, 0.5)[0] for d in results.deltas]
-    noise = schedule.gaussian_noise([w.shape for w in new], stddev=0.5, rng=randomness.noise_rng(2))
-    by_hand = [w + (sum(c[i] for c in clipped) + noise[i]) / 4.0
-               for i, w in enumerate(round_args["global_weights"])]
+    shapes = [w.shape for w in new]
+    if noise == "float":
+        clipped = [aggregation.privacy.clip_by_l2_norm(d, 0.5)[0] for d in results.deltas]
+        drawn = schedule.gaussian_noise(shapes, stddev=0.5, rng=randomness.noise_rng(2))
+        by_hand = [w + (sum(c[i] for c in clipped) + drawn[i]) / 4.0
+                   for i, w in enumerate(round_args["global_weights"])]
+    else:  # clip onto the integer grid, sum exactly, add the round's discrete Gaussian
+        steps = discrete_noise.GRID_STEPS
+        rows = np.stack([_flat(d) for d in results.deltas])
+        total = discrete_noise.clip_to_integer_grid(rows, clipping_norm=0.5,
+                                                    steps=steps).sum(axis=0)
+        variance = discrete_noise.exact_variance_at_least((1.0 * steps) ** 2)
+        source = discrete_noise.NoiseSource.from_key(randomness.noise_key(2), reproducible=True)
+        flat = (total + discrete_noise.discrete_gaussian(variance, total.size, source=source)
+                ) * (0.5 / steps / 4.0)
+        pieces = np.split(flat, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
+        by_hand = [w + p.reshape(w.shape) for w, p in
+                   zip(round_args["global_weights"], pieces, strict=True)]
     for a, b in zip(new, by_hand, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
@@ -325,9 +377,6 @@ def test_exact_noise_on_the_sum_has_std_z_times_c():
     assert rule.noise_stddev(0) == pytest.approx(0.75, rel=1e-4)  # t (t - 1): sigma + 1/2
     with pytest.raises(ValueError, match="call aggregate"):
         rule.finalize([np.ones((2, 2), np.float32)], np.ones(1, np.int64), context)
-    with pytest.raises(ValueError, match="placement=NoisePlacement.CENTRAL"):
-        aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0,
-                             noise="exact", placement=aggregation.NoisePlacement.LOCAL)
     with pytest.raises(ValueError, match="noise must be 'float' or 'exact'"):
         aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0,
                              noise="exactly")

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, audit, discrete_noise, dp_sgd, models, schedule
+from fl_helpers import accounting, aggregation, audit, discrete_noise, dp_sgd, models, schedule
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +117,14 @@ def test_zero_gradient_is_not_divided_by_zero():
 def test_epsilon_equals_the_accountants(toy_data):
     x, y = toy_data
     result = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS)
+    # Exact noise (the default): the discrete accountant's epsilon.
     expected = accounting.epsilon_per_round(
-        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5)
+        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5,
+        accountant="discrete")
     assert result.epsilon == expected[-1]
     assert result.epsilon == accounting.dp_fedavg_epsilon(
-        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5)
+        noise_multiplier=1.1, sampling_probability=0.2, num_rounds=5, target_delta=1e-5,
+        accountant="discrete")
     np.testing.assert_array_equal(result.epsilon_per_step(), expected)
     # More noise, less epsilon: the number depends on z (the check above is not vacuous).
     assert accounting.dp_fedavg_epsilon(noise_multiplier=2.2, sampling_probability=0.2,
@@ -211,7 +214,9 @@ def test_reproducible_runs_are_bit_identical_and_say_they_are_not_private(toy_da
 
 
 def test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed(toy_data):
-    """The attack on seeded noise: subtract the regenerated noise from the released update."""
+    """The attack on seeded noise: subtract the regenerated noise from the released update
+    (float noise here, regenerated with the float sampler; test_dp_fedavg.py runs the same
+    attack on exact noise)."""
     x, y = toy_data[0][:20], toy_data[1][:20]
     for secret in (False, True):
         model = models.make_softmax_regression(0)
@@ -221,7 +226,7 @@ def test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed(toy
         clean = clipped[0].astype(np.float64).sum(axis=0)
         result = train_quietly(model, x, y, noise_multiplier=1.0, clipping_norm=1.0,
                                sampling_probability=1.0, num_steps=1, learning_rate=1.0,
-                               target_delta=1e-5,
+                               target_delta=1e-5, noise="float",
                                reproducible_noise_seed=None if secret else 11)
         released = (start[0] - result.final_weights[0]) * len(x)   # clean sum + noise
         # The attacker regenerates step 0's noise from the seed they know (or guess).
@@ -261,6 +266,7 @@ def test_poisson_batches_have_the_expected_mean_size():
 
 
 def test_parity_with_a_from_scratch_loop(toy_data):
+    """The float-noise step against a loop written out (notebook 02 checks the exact one)."""
     import tensorflow as tf
 
     x, y = toy_data
@@ -286,7 +292,7 @@ def test_parity_with_a_from_scratch_loop(toy_data):
     helper.set_weights(start)
     result = train_quietly(helper, x, y, noise_multiplier=z, clipping_norm=clip,
                            sampling_probability=q, num_steps=steps, learning_rate=lr,
-                           target_delta=1e-5, reproducible_noise_seed=5)
+                           target_delta=1e-5, reproducible_noise_seed=5, noise="float")
     for ours, theirs in zip(model.get_weights(), result.final_weights, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
@@ -443,7 +449,9 @@ def test_the_interval_attack_breaks_float_noise_and_not_exact_noise():
         return np.concatenate([tf.reduce_sum(tf.constant(c), axis=0).numpy().ravel()
                                for c in clipped])
 
-    float_run = dp_sgd.train(models.make_softmax_regression(0), x, y, **common)
+    with pytest.warns(aggregation.FloatNoiseWarning):  # the control
+        float_run = dp_sgd.train(models.make_softmax_regression(0), x, y, noise="float",
+                                 **common)
     w1 = np.concatenate([w.ravel() for w in float_run.final_weights])
     counts = {}
     for hypothesis, total in (("with", clipped_sum(x, y)), ("without", clipped_sum(x[1:], y[1:]))):

@@ -16,7 +16,16 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, data, experiment, models, reporting, schedule, training
+from fl_helpers import (
+    accounting,
+    aggregation,
+    data,
+    experiment,
+    models,
+    reporting,
+    schedule,
+    training,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +56,14 @@ def _run(small, **kwargs):
 def test_budget_is_calibrated_and_reported_epsilon_is_the_accountants(small):
     result = _run(small, target_epsilon=3.0, target_delta=1e-5)
     z = result.config["noise_multiplier"]
+    # Exact noise (the default): calibrated and accounted by the discrete accountant.
+    assert result.history.noise == "exact" and result.history.accountant == "discrete"
     assert z == accounting.noise_multiplier_for_epsilon(
-        target_epsilon=3.0, target_delta=1e-5, sampling_probability=0.25, num_rounds=3)
+        target_epsilon=3.0, target_delta=1e-5, sampling_probability=0.25, num_rounds=3,
+        accountant="discrete")
     expected = accounting.epsilon_per_round(noise_multiplier=z, sampling_probability=0.25,
-                                            num_rounds=3, target_delta=1e-5)
+                                            num_rounds=3, target_delta=1e-5,
+                                            accountant="discrete")
     np.testing.assert_allclose(result.history.epsilon, expected, rtol=1e-12)
     assert result.rounds_trained == 3 and result.history.stopped_early is None
     assert result.epsilon_spent <= 3.0  # the whole budget, never more
@@ -62,8 +75,28 @@ def test_budget_is_calibrated_and_reported_epsilon_is_the_accountants(small):
 def test_given_noise_multiplier_reports_the_accountants_epsilon(small):
     result = _run(small, noise_multiplier=1.3, target_delta=1e-6)
     expected = accounting.dp_fedavg_epsilon(noise_multiplier=1.3, sampling_probability=0.25,
-                                            num_rounds=3, target_delta=1e-6)
+                                            num_rounds=3, target_delta=1e-6,
+                                            accountant="discrete")
     assert result.epsilon_spent == pytest.approx(expected, rel=1e-12)
+    floating = _run(small, noise_multiplier=1.3, target_delta=1e-6, noise="float")
+    assert floating.epsilon_spent == pytest.approx(accounting.dp_fedavg_epsilon(
+        noise_multiplier=1.3, sampling_probability=0.25, num_rounds=3, target_delta=1e-6,
+        accountant="pld"), rel=1e-12)
+
+
+def test_exact_noise_refuses_an_accountant_that_does_not_bound_it(small):
+    for name in ("pld", "rdp"):
+        with pytest.raises(ValueError, match=f"accountant='{name}' accounts the continuous"):
+            _run(small, noise_multiplier=1.3, accountant=name)
+    assert _run(small, noise_multiplier=1.3, accountant="discrete").history.accountant \
+        == "discrete"
+
+
+def test_float_noise_warns_that_it_is_not_private(small):
+    with pytest.warns(aggregation.FloatNoiseWarning, match="NOT differentially private"):
+        experiment.run_experiment(*small, num_rounds=1, sampling_probability=0.25,
+                                  noise_multiplier=1.0, noise="float",
+                                  expected_clients=0.25 * len(small[0]))
 
 
 def test_non_private_run_neither_clips_nor_noises(small):
@@ -141,11 +174,12 @@ def test_local_noise_multiplier_is_twice_the_gaussians_for_the_busiest_client():
     z = experiment.local_noise_multiplier(target_epsilon=2.0, target_delta=1e-5,
                                           busiest_reports=5)
     z_gaussian = accounting.noise_multiplier_for_epsilon(
-        target_epsilon=2.0, target_delta=1e-5, sampling_probability=1.0, num_rounds=5)
+        target_epsilon=2.0, target_delta=1e-5, sampling_probability=1.0, num_rounds=5,
+        accountant="discrete")  # the default, as exact noise is
     assert z == pytest.approx(2 * z_gaussian, rel=1e-12)
     # Each report of the busiest client: Gaussian with std z*C, sensitivity 2C, composed.
     spent = accounting.dp_fedavg_epsilon(noise_multiplier=z / 2, sampling_probability=1.0,
-                                         num_rounds=5, target_delta=1e-5)
+                                         num_rounds=5, target_delta=1e-5, accountant="discrete")
     assert spent <= 2.0
 
 
@@ -184,7 +218,8 @@ def test_local_run_reports_the_busiest_clients_epsilon(small):
         seen[ids] += 1
         busiest_so_far.append(seen.max())
     per_report = accounting.epsilon_per_round(noise_multiplier=z / 2, sampling_probability=1.0,
-                                              num_rounds=max(busiest_so_far), target_delta=1e-5)
+                                              num_rounds=max(busiest_so_far), target_delta=1e-5,
+                                              accountant="discrete")
     expected = [per_report[c - 1] if c else 0.0 for c in busiest_so_far]
     np.testing.assert_allclose(result.history.epsilon, expected, rtol=1e-12)
     assert result.epsilon_spent <= 4.0

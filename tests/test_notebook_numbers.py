@@ -53,6 +53,7 @@ def _out(pattern: str) -> Callable[[str], float]:
 
 NB01 = "01_differential_privacy_noise.ipynb"
 NB02 = "02_local_gradient_descent.ipynb"
+NB04 = "04_multi_client_experiment.ipynb"
 
 NUMBERS: list[Number] = [
     # Issue 13: delta is not a failure probability.
@@ -116,6 +117,18 @@ NUMBERS: list[Number] = [
            r"client 0 alone\s+test accuracy (?P<value>[\d.]+)%"),
     Number(NB02, "all the data", r"the same model reaches about (?P<value>\d+)% after",
            r"all 60,000 examples\s+test accuracy (?P<value>[\d.]+)%"),
+    Number("06_secure_aggregation.ipynb", "distributed over central exact noise",
+           r"and (?P<value>[\d.]+) times that of the course's central exact",
+           r"/ central exact: (?P<value>[\d.]+)"),
+    # Notebook 04 (issue 24: the figures of exact noise).
+    Number(NB04, "cost of epsilon 0.5",
+           r"\$\\varepsilon = 0\.5\$\s+#?\s*about (?P<value>\d+) points",
+           derive=lambda text: _out(r"\n\s+inf\s+[\d.]+\s+(?P<value>[\d.]+)%")(text)
+           - _out(r"\n\s+0\.5\s+[\d.]+\s+(?P<value>[\d.]+)%")(text)),
+    Number(NB04, "headline below its twin",
+           r"\$\\varepsilon = 2\$,\s+(?P<value>[\d.]+)\s+points below",
+           derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
+           - _out(r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs")(text)),
 ]
 
 

@@ -61,6 +61,26 @@ def test_every_private_ablation_row_is_within_the_budget(headline):
         assert epsilon == pytest.approx(row["epsilon"], rel=1e-6), row["lever"]
 
 
+def test_the_headline_is_exact_noise_and_the_float_ablation_is_labelled(headline):
+    # The headline's noise is exact (discrete accountant); the ablation measured before exact
+    # noise became the default is kept apart, labelled with its noise and accountant, and each
+    # of its rows is within epsilon = 2 by the accountant it used.
+    assert headline["noise"] == "exact" and headline["accountant"] == "discrete"
+    float_era = headline["ablation_float_noise"]
+    assert float_era["noise"] == "float" and float_era["accountant"] == "pld"
+    for row in float_era["rows"]:
+        config = row["config"]
+        assert config.get("noise", "float") == "float", row["lever"]
+        epsilon = accounting.dp_fedavg_epsilon(
+            noise_multiplier=row["noise_multiplier"],
+            sampling_probability=config["sampling_probability"],
+            num_rounds=config["num_rounds"], target_delta=headline["delta"],
+            accountant=config["accountant"])
+        assert epsilon <= 2.0 + 1e-9, row["lever"]
+        assert round(float_era["test_accuracy"] - row["test_accuracy"], 4) == pytest.approx(
+            row["gain_vs_headline"], abs=1e-4), row["lever"]
+
+
 def test_headline_accuracy_is_the_mean_of_its_stored_runs(headline):
     runs = headline["headline_run"]["runs"]
     assert len(runs) == headline["repeats"] >= 1

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import aggregation, data, models, robust, schedule, training
+from fl_helpers import aggregation, data, discrete_noise, models, robust, schedule, training
 
 CONTEXT = aggregation.RoundContext(round_index=0, num_clients=20)
 
@@ -278,16 +278,19 @@ def test_dp_fedavg_rejects_without_reporting_and_keeps_its_denominator(federatio
                 randomness=schedule.PrivateRandomness.reproducible(0, warn=False), **options)
     assert private.rejections == [] and private.skipped_rounds.size == 0  # who failed: private
     assert len(audited.diagnostics.rejections) == sum(len(r) for r in rounds)
-    # Every client failed: the model moved by exactly the noise / (q N), as for an empty round.
-    noise = schedule.gaussian_noise(
-        [w.shape for w in start], stddev=1.0,
-        rng=schedule.PrivateRandomness.reproducible(0, warn=False).noise_rng(0))
-    noise2 = schedule.gaussian_noise(
-        [w.shape for w in start], stddev=1.0,
-        rng=schedule.PrivateRandomness.reproducible(0, warn=False).noise_rng(1))
-    for got, w0, n0, n1 in zip(private.final_weights, start, noise, noise2, strict=True):
-        np.testing.assert_allclose(got, w0 + n0 / np.float32(4) + n1 / np.float32(4),
-                                   rtol=1e-5, atol=1e-6)
+    # Every client failed: the model moved by exactly the noise / (q N), as for an empty round
+    # (exact noise: the round's discrete Gaussian integers on the grid C / 2^16).
+    steps = discrete_noise.GRID_STEPS
+    variance = discrete_noise.exact_variance_at_least((1.0 * steps) ** 2)
+    size = sum(w.size for w in start)
+    moved = np.zeros(size)
+    for t in range(2):
+        source = discrete_noise.NoiseSource.from_key(
+            schedule.PrivateRandomness.reproducible(0, warn=False).noise_key(t), reproducible=True)
+        moved += discrete_noise.discrete_gaussian(variance, size, source=source) / steps / 4.0
+    flat_start = np.concatenate([w.ravel() for w in start])
+    flat_got = np.concatenate([w.ravel() for w in private.final_weights])
+    np.testing.assert_allclose(flat_got, flat_start + moved, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(private.epsilon, audited.epsilon)
     assert math.isfinite(private.epsilon[-1])
 

@@ -458,11 +458,26 @@ def test_integers_beyond_2_53_are_refused_where_they_would_pass_through_float64(
         sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, scale=2.0**60)
 
 
-def test_a_round_needs_two_clients_and_a_majority_threshold():
+def test_a_round_with_fewer_than_two_clients_carries_the_whole_noise():
+    """Attack: an observer who saw a round abort (or release exactly zero) would learn that the
+    secret sample held at most one client. Such rounds are released with the whole noise, one
+    or zero clients alike, and their noise has the variance of a full round's."""
+    d = 4000
+    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
+                                  noise_multiplier=0.5, source=_reproducible(9))
+    context = aggregation.RoundContext(round_index=0, num_clients=100)
+    full = 0.5 * rule.sensitivity(d)  # sigma on the integer sum
+    lone = rule.aggregate([[np.zeros(d, dtype=np.float32)]], np.ones(1), context)[0]
+    empty = rule.aggregate_empty([(d,)], context)[0]
+    for released in (lone, empty):
+        assert released.shape == (d,) and released.dtype == np.float32
+        assert np.std(released) * 100.0 * 10.0 == pytest.approx(full, rel=0.05)
+    with pytest.raises(ValueError, match="an empty round goes to aggregate_empty"):
+        rule.aggregate([], np.ones(0), context)
+
+
+def test_a_round_needs_a_majority_threshold():
     rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0)
-    with pytest.raises(ValueError, match="at least 2 clients in a round, got 1"):
-        rule.aggregate([[np.zeros(3, dtype=np.float32)]], np.ones(1),
-                       aggregation.RoundContext(round_index=0, num_clients=3))
     with pytest.raises(ValueError, match="threshold_fraction must be > 1/2, got 0.5"):
         sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, threshold_fraction=0.5)
     with pytest.raises(ValueError, match="deltas must be finite"):

@@ -20,6 +20,7 @@ SEED = 0
 rng = reproducibility.seed_everything(SEED)
 plotting.use_course_style()
 DELTA, C = 1e-5, 0.5
+ACCOUNTANT = "discrete"  # the accountant of exact noise, as in notebook 04
 
 # %% [markdown]
 # ## ★ Predict: four times more clients at the same budget
@@ -32,7 +33,8 @@ DELTA, C = 1e-5, 0.5
 
 # %%
 z = accounting.noise_multiplier_for_epsilon(target_epsilon=2.0, target_delta=DELTA,
-                                            sampling_probability=0.1, num_rounds=30)
+                                            sampling_probability=0.1, num_rounds=30,
+                                            accountant=ACCOUNTANT)
 for n in (1000, 4000):
     print(f"N = {n}: z = {z:.3f}, noise std on the average = {z * C / (0.1 * n):.5f}")
 
@@ -45,7 +47,8 @@ def noise_for_plan(*, target_epsilon, num_rounds, sampling_probability, num_clie
     """Returns (noise_multiplier, std of the noise on the averaged update)."""
     z_plan = accounting.noise_multiplier_for_epsilon(
         target_epsilon=target_epsilon, target_delta=DELTA,
-        sampling_probability=sampling_probability, num_rounds=num_rounds)
+        sampling_probability=sampling_probability, num_rounds=num_rounds,
+        accountant=ACCOUNTANT)
     return z_plan, z_plan * clipping_norm / (sampling_probability * num_clients)
 
 

@@ -88,7 +88,8 @@ def audit_rule(rule_class):
 
 honest, half_noise_audit = audit_rule(aggregation.DPFedAvg), audit_rule(HalfNoise)
 claimed, true_half = (accounting.dp_fedavg_epsilon(noise_multiplier=z, sampling_probability=1.0,
-                                                   num_rounds=1, target_delta=DELTA_AUDIT)
+                                                   num_rounds=1, target_delta=DELTA_AUDIT,
+                                                   accountant="discrete")  # exact noise's
                       for z in (Z_AUDIT, Z_AUDIT / 2))
 
 # %% tags=["nbval-check-output"]

@@ -46,7 +46,8 @@ def epsilons_for_batch(expected_batch_size):
     sizes = {h.name: cross_silo.public_train_size(h.name) for h in federation}  # public n_k
     return {name: accounting.dp_fedavg_epsilon(
         noise_multiplier=1.0, sampling_probability=min(1.0, expected_batch_size / n),
-        num_rounds=steps, target_delta=DELTA) for name, n in sizes.items()}
+        num_rounds=steps, target_delta=DELTA, accountant="discrete")  # exact noise's
+        for name, n in sizes.items()}
 
 
 eight, sixteen = epsilons_for_batch(8), epsilons_for_batch(16)
