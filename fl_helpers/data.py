@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
+from fl_helpers import paths
 
 NUM_CLASSES = 10
 
@@ -48,10 +49,7 @@ def default_data_dir() -> Path:
     ``$FL_DATA_DIR/mnist`` if that environment variable is set, otherwise ``data/mnist`` in the
     course checkout that this package was installed from (``pip install -e .``).
     """
-    root = os.environ.get("FL_DATA_DIR")
-    if root:
-        return Path(root) / "mnist"
-    return Path(__file__).resolve().parents[1] / "data" / "mnist"
+    return paths.data_dir("mnist")
 
 
 def _read_verified(path: Path, expected_sha256: str, *, what: str, folder: str) -> bytes:
@@ -430,10 +428,7 @@ def heart_disease_dir() -> Path:
     ``$FL_DATA_DIR/heart_disease`` if that environment variable is set, otherwise
     ``data/heart_disease`` in the course checkout.
     """
-    root = os.environ.get("FL_DATA_DIR")
-    if root:
-        return Path(root) / "heart_disease"
-    return Path(__file__).resolve().parents[1] / "data" / "heart_disease"
+    return paths.data_dir("heart_disease")
 
 
 def hospital_name(hospital: int | str) -> str:

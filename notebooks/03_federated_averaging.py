@@ -38,7 +38,6 @@ from fl_helpers import quiet
 quiet.import_tensorflow()  # without TensorFlow's C++ start-up lines (notebook 02 explains)
 import json
 import time
-from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
@@ -46,8 +45,8 @@ import numpy as np
 import tensorflow as tf
 from IPython.display import display
 
-from fl_helpers import (aggregation, client, data, models, plotting, reproducibility, schedule,
-                        training, widgets)
+from fl_helpers import (aggregation, client, data, models, paths, plotting, reproducibility,
+                        schedule, training, widgets)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -406,7 +405,7 @@ display(panel)
 
 # %%
 # benchmarks/results of the course checkout fl_helpers was installed from (pip install -e .)
-results_dir = Path(training.__file__).resolve().parents[1] / "benchmarks" / "results"
+results_dir = paths.results_dir()  # benchmarks/results in the checkout
 split_names = {"iid": "IID", "noniid": "non-IID"}
 benchmark = {split: json.loads((results_dir / f"reproduce_mcmahan_2nn_{split}.json").read_text())
              for split in split_names}

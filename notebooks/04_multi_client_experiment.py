@@ -42,7 +42,6 @@ import json
 import math
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -59,6 +58,7 @@ from fl_helpers import (
     engine,
     experiment,
     models,
+    paths,
     plotting,
     reporting,
     reproducibility,
@@ -437,7 +437,7 @@ print(f"noise std on the averaged update: z*C/(qN) = {central_std:.5f}")
 # side.
 
 # %%
-RESULTS = Path(experiment.__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = paths.results_dir()  # benchmarks/results in the checkout
 stored = json.loads((RESULTS / "privacy_utility_sweep.json").read_text())
 
 

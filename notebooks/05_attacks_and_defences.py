@@ -58,6 +58,7 @@ from fl_helpers import (  # noqa: E402
     audit,
     data,
     models,
+    paths,
     plotting,
     reproducibility,
     schedule,
@@ -68,7 +69,7 @@ SEED = 0
 rng = reproducibility.seed_everything(SEED)
 plotting.use_course_style()
 (x_train, y_train), (x_test, y_test) = data.load_mnist()
-RESULTS = Path(attacks.__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = paths.results_dir()  # benchmarks/results in the checkout
 inversion_results = json.loads((RESULTS / "attacks_inversion.json").read_text())
 membership_results = json.loads((RESULTS / "attacks_membership.json").read_text())
 
