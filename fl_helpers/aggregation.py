@@ -16,6 +16,9 @@ named DP steps (clip -> add noise -> scale):
 * :class:`NormBounded` -- wraps any rule: clip every update to norm ``C`` first (Sun et al. 2019,
   "Can You Really Backdoor Federated Learning?", Section 3).
 
+:func:`update_norm` is the L2 norm of an update over all its layers, the norm that clipping
+bounds (the loop reports it per client in its diagnostics).
+
 Rules of the form ``finalize(sum_k a_k clip(delta_k, C))`` subclass :class:`LinearRule`: the fast
 engine computes the clipped, weighted sum inside its compiled graph without ever holding every
 update, and the per-client loop computes the same sum with :meth:`LinearRule.sum_updates`; both
@@ -95,6 +98,45 @@ class SumResult:
     num_examples: np.ndarray
 
 
+def update_norm(delta: Sequence[np.ndarray]) -> float:
+    """The L2 norm of an update over all its layers: ``sqrt(sum_i ||delta_i||^2)``.
+
+    The norm that clipping bounds (``clip(delta, C)`` scales ``delta`` down to this norm ``C``,
+    McMahan et al. 2018, Algorithm 1), summed in float64 with ``math.fsum``.
+
+    Args:
+        delta: The update, a list of per-layer arrays of finite real numbers.
+
+    Returns:
+        The norm, a float >= 0 (0 for an empty list).
+
+    Raises:
+        TypeError: If ``delta`` is not a list of arrays of real numbers.
+        ValueError: If a layer holds NaN or inf.
+    """
+    if isinstance(delta, (str, bytes, np.ndarray)) or not isinstance(delta, Sequence):
+        raise TypeError(f"delta must be a list of per-layer arrays, got {type(delta).__name__} "
+                        f"{v._fmt(delta)}.")
+    layers = []
+    for i, layer in enumerate(delta):
+        try:
+            layer = np.asarray(layer)
+        except (TypeError, ValueError) as error:  # ragged lists
+            raise TypeError(f"delta[{i}] must be an array, got a ragged "
+                            f"{type(layer).__name__}.") from error
+        if layer.dtype == np.bool_ or layer.dtype.kind not in "iuf":
+            raise TypeError(f"delta[{i}] must hold real numbers, got dtype {layer.dtype}.")
+        if not np.isfinite(layer).all():
+            raise ValueError(f"delta[{i}] must be finite, got NaN or inf values.")
+        layers.append(layer)
+    return _norm(layers)
+
+
+def _norm(delta: Sequence[np.ndarray]) -> float:
+    """:func:`update_norm` without the checks (for updates already checked or screened)."""
+    return math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64))) for d in delta))
+
+
 class AggregationRule(abc.ABC):
     """Turns the updates of one round's clients into the server's update."""
 
@@ -163,8 +205,7 @@ class LinearRule(AggregationRule):
         total = [np.zeros(shape, dtype=np.float64) for shape in shapes]
         norms, clipped_norms = [], []
         for delta, scale in zip(deltas, scales, strict=True):
-            norm = math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64)))
-                                       for d in delta))
+            norm = _norm(delta)
             if self.clipping_norm is not None:
                 delta = list(privacy.clip_by_l2_norm(delta, self.clipping_norm)[0])
             norms.append(norm)

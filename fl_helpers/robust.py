@@ -1,4 +1,4 @@
-"""When clients misbehave or fail: poisoning attacks, robust aggregation rules, fault handling.
+"""When clients misbehave: poisoning attacks and Byzantine-robust aggregation rules.
 
 Attacks (each a few lines over a client's data or its update ``delta_k = w_k - w``):
 
@@ -14,7 +14,7 @@ Attacks (each a few lines over a client's data or its update ``delta_k = w_k - w
 * :func:`gaussian_update` -- a client sends pure noise.
 
 :class:`MaliciousClients` applies an update attack to a set of client ids; it is a *client hook*
-(below) of :func:`fl_helpers.training.run_fedavg` / ``run_dp_fedavg``.
+(:mod:`fl_helpers.faults`) of :func:`fl_helpers.training.run_fedavg` / ``run_dp_fedavg``.
 
 Defences, as :class:`fl_helpers.aggregation.AggregationRule` subclasses (the coordinate-wise median
 and norm bounding are :class:`fl_helpers.aggregation.CoordinateMedian` and
@@ -30,26 +30,11 @@ and norm bounding are :class:`fl_helpers.aggregation.CoordinateMedian` and
 All of them act on updates; Flower's ``FedMedian``, ``FedTrimmedAvg`` and ``Krum`` act on the
 clients' weights ``w_k = w + delta_k``. The median, the trimmed mean and Krum commute with adding
 the same ``w`` to every input, so both give the same new global model (``tests/test_robust.py``).
-
-Faults. A *client hook* ``hook(client_id, round_index, delta) -> delta`` stands between a client's
-local training and the server: it may return the update unchanged, an altered one (an attack),
-a :class:`ClientReply` with a simulated reply time, or raise (a crashed client). The training
-loop passes every reply through :func:`screen_round`, which rejects a client that raised, sent
-NaN/inf or wrongly shaped arrays, or replied after the deadline, and records a
-:class:`Rejection` (round, client id, reason). :class:`FaultInjector` is a hook that injects
-those faults on chosen (round, client) pairs, for tests and the notebook. :func:`save_checkpoint`
-and :func:`load_checkpoint` write and read a run's state atomically.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -326,193 +311,3 @@ class MultiKrum(Krum):
         return [(np.tensordot(sizes, np.stack([deltas[k][i] for k in keep]).astype(np.float64),
                               axes=1) / sizes.sum()).astype(np.float32)
                 for i in range(len(deltas[0]))]
-
-
-# --------------------------------------------------------------------------------------------
-# Faults: client hooks, screening of replies, checkpoints
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ClientReply:
-    """What a client hook may return instead of a bare update: the update and its reply time.
-
-    Attributes:
-        delta: The update, per layer.
-        seconds: Simulated seconds the client took to answer (compared with the deadline).
-    """
-
-    delta: Weights
-    seconds: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Rejection:
-    """A client update the server did not use.
-
-    Attributes:
-        round: The round number (1-based, as in ``History.rounds``).
-        client: The client id.
-        reason: Why, e.g. ``"raised RuntimeError: ..."``, ``"non-finite update"``.
-    """
-
-    round: int
-    client: int
-    reason: str
-
-
-ClientHook = Callable[[int, int, Weights], "Weights | ClientReply"]
-
-
-def _reason(reply: Any, shapes: list[tuple[int, ...]], deadline: float | None
-            ) -> tuple[Weights | None, str | None]:
-    seconds = 0.0
-    if isinstance(reply, ClientReply):
-        reply, seconds = reply.delta, float(reply.seconds)
-    if deadline is not None and seconds > deadline:
-        return None, f"straggler: replied after {seconds:g} s, deadline {deadline:g} s"
-    if isinstance(reply, np.ndarray) or not isinstance(reply, Sequence) \
-            or len(reply) != len(shapes):
-        return None, f"wrong structure: expected {len(shapes)} layers"
-    layers = [np.asarray(d) for d in reply]
-    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=True)):
-        if layer.shape != shape:
-            return None, f"wrong shape: layer {i} has shape {layer.shape}, expected {shape}"
-        if not np.issubdtype(layer.dtype, np.floating) and not np.issubdtype(layer.dtype,
-                                                                             np.integer):
-            return None, f"wrong dtype: layer {i} has dtype {layer.dtype}"
-        if not np.isfinite(layer).all():
-            return None, f"non-finite update (NaN or inf in layer {i})"
-    return [layer.astype(np.float32) for layer in layers], None
-
-
-def screen_round(hook: ClientHook | None, sampled: np.ndarray, round_index: int,
-                 deltas: Sequence[Weights], num_examples: np.ndarray,
-                 shapes: list[tuple[int, ...]], deadline: float | None
-                 ) -> tuple[list[Weights], np.ndarray, list[Rejection]]:
-    """Passes every client's update through ``hook`` and keeps the well-formed, timely ones.
-
-    A client is rejected if the hook raised (any ``Exception``; ``KeyboardInterrupt`` still
-    stops the run), or its reply is not one finite float array per layer of the right shape, or
-    its :class:`ClientReply` came after ``deadline`` seconds.
-
-    Returns:
-        The accepted updates, their ``n_k`` and one :class:`Rejection` per rejected client.
-    """
-    accepted: list[Any] = []
-    sizes: list[int] = []
-    rejected = []
-    for k, delta, n_k in zip(sampled, deltas, num_examples, strict=True):
-        k = int(k)
-        reason: str | None
-        try:
-            reply = delta if hook is None else hook(k, round_index, delta)
-        except Exception as error:  # a crashed client must not crash the server
-            reply, reason = None, f"raised {type(error).__name__}: {error}"
-        else:
-            reply, reason = _reason(reply, shapes, deadline)
-        if reason is None:
-            accepted.append(reply)
-            sizes.append(n_k)
-        else:
-            rejected.append(Rejection(round=round_index + 1, client=k, reason=reason))
-    return accepted, np.asarray(sizes, dtype=np.int64), rejected
-
-
-#: The faults :class:`FaultInjector` can inject.
-FAULTS = ("raise", "nan", "inf", "shape", "straggle")
-
-
-class FaultInjector:
-    """A client hook that breaks chosen clients in chosen rounds (for tests and teaching).
-
-    Args:
-        faults: ``{(round_index, client_id): fault}`` with ``round_index`` 0-based and ``fault``
-            one of :data:`FAULTS`: ``"raise"`` (the client crashes), ``"nan"`` / ``"inf"``
-            (its update holds NaN / inf), ``"shape"`` (its first layer has a wrong shape),
-            ``"straggle"`` (it answers after ``straggler_seconds``).
-        straggler_seconds: The simulated reply time of a straggler.
-        then: Another hook applied to the clients that do not fail (e.g. an attack), or ``None``.
-    """
-
-    def __init__(self, faults: Mapping[tuple[int, int], str], *,
-                 straggler_seconds: float = 60.0, then: ClientHook | None = None) -> None:
-        for key, fault in faults.items():
-            if fault not in FAULTS:
-                raise ValueError(f"faults[{key}] must be one of {FAULTS}, got {fault!r}.")
-        self.faults = dict(faults)
-        self.straggler_seconds = v.check_positive("straggler_seconds", straggler_seconds)
-        self.then = then
-
-    def __call__(self, client_id: int, round_index: int, delta: Weights) -> Weights | ClientReply:
-        fault = self.faults.get((round_index, client_id))
-        if fault is None:
-            return delta if self.then is None else self.then(client_id, round_index, delta)
-        if fault == "raise":
-            raise RuntimeError(f"client {client_id} crashed in round {round_index + 1}")
-        if fault in ("nan", "inf"):
-            bad = [d.copy() for d in delta]
-            bad[0].flat[0] = np.nan if fault == "nan" else np.inf
-            return bad
-        if fault == "shape":
-            return [np.zeros((1,), np.float32), *delta[1:]]
-        return ClientReply(delta, seconds=self.straggler_seconds)
-
-
-def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Writes ``arrays`` to ``path`` (``.npz``) atomically: a crash leaves the old file or the new.
-
-    The arrays go to a temporary file in the same folder, which is flushed to disk and then
-    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
-    """
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{k: np.asarray(a) for k, a in arrays.items()})  # type: ignore[arg-type]
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of a checkpoint written by :func:`save_checkpoint` (no pickles are loaded)."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def pack_ragged(name: str, parts: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """A list of 1-D arrays of different lengths as two arrays (values, lengths) for a ``.npz``."""
-    lengths = np.asarray([len(p) for p in parts], dtype=np.int64)
-    values = np.concatenate([np.asarray(p, np.float64) for p in parts]) if parts else np.zeros(0)
-    return {f"{name}/values": values, f"{name}/lengths": lengths}
-
-
-def unpack_ragged(arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
-    """The inverse of :func:`pack_ragged`."""
-    bounds = np.cumsum(arrays[f"{name}/lengths"])[:-1]
-    if len(arrays[f"{name}/lengths"]) == 0:
-        return []
-    return [np.array(p) for p in np.split(arrays[f"{name}/values"], bounds)]
-
-
-def rejections_to_arrays(rejections: Sequence[Rejection]) -> dict[str, np.ndarray]:
-    """Rejections as plain arrays (for a checkpoint)."""
-    return {"rejections/round": np.asarray([r.round for r in rejections], np.int64),
-            "rejections/client": np.asarray([r.client for r in rejections], np.int64),
-            "rejections/reason": np.asarray([r.reason for r in rejections], dtype=np.str_)}
-
-
-def rejections_from_arrays(arrays: Mapping[str, np.ndarray]) -> list[Rejection]:
-    """The inverse of :func:`rejections_to_arrays`."""
-    return [Rejection(round=int(t), client=int(k), reason=str(r)) for t, k, r in zip(
-        arrays["rejections/round"], arrays["rejections/client"], arrays["rejections/reason"],
-        strict=True)]
-
-
-def norm(delta: Weights) -> float:
-    """The L2 norm of an update over all its layers."""
-    return math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64))) for d in delta))

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, models, robust, schedule, training, widgets
+from fl_helpers import aggregation, faults, models, robust, schedule, training, widgets
 
 #: The attacks :func:`attack_experiment` knows.
 ATTACKS = ("none", "label flip", "sign flip", "Gaussian noise", "backdoor")
@@ -104,7 +104,7 @@ def make_defence(name: str, *, num_clients: int, setting: Setting = Setting()
 
 def poison(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], malicious: np.ndarray,
            attack: str, *, num_clients_per_round: int, setting: Setting = Setting(),
-           seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], robust.ClientHook | None]:
+           seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], faults.ClientHook | None]:
     """The clients' data after a data attack, and the client hook of an update attack.
 
     Label flipping changes the malicious clients' labels; the backdoor changes their data

@@ -42,7 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation, client, engine, robust, schedule
+from fl_helpers import accounting, aggregation, checkpoints, client, engine, faults, schedule
 
 Weights = list[np.ndarray]
 Callback = Callable[[dict[str, Any]], "bool | None"]
@@ -80,14 +80,14 @@ class Diagnostics:
         sampled_clients: Per round, the ids of the clients sampled.
         update_norms: Per round, every sampled client's update norm before clipping.
         clipped_update_norms: Per round, every sampled client's update norm after clipping.
-        rejections: Client updates the server rejected (:class:`fl_helpers.robust.Rejection`:
+        rejections: Client updates the server rejected (:class:`fl_helpers.faults.Rejection`:
             round, client id, reason); of a private run they are only reported here.
     """
 
     sampled_clients: list[np.ndarray]
     update_norms: list[np.ndarray]
     clipped_update_norms: list[np.ndarray]
-    rejections: list[robust.Rejection] = dataclasses.field(default_factory=list)
+    rejections: list[faults.Rejection] = dataclasses.field(default_factory=list)
 
     @property
     def num_sampled(self) -> np.ndarray:
@@ -126,7 +126,7 @@ class History:
         diagnostics: Per-client figures, only if the run was asked for them (see
             :class:`Diagnostics`), else ``None``.
         rejections: Client updates the server rejected and did not use
-            (:class:`fl_helpers.robust.Rejection`: round, client id, reason): the client raised,
+            (:class:`fl_helpers.faults.Rejection`: round, client id, reason): the client raised,
             sent NaN/inf or wrongly shaped arrays, or missed the deadline. Always empty for a
             private run (who failed is private: see ``diagnostics``).
         skipped_rounds: Round numbers in which no sampled client's update was accepted: the
@@ -142,7 +142,7 @@ class History:
     aggregation: str
     stopped_early: StopReason | None = None
     diagnostics: Diagnostics | None = None
-    rejections: list[robust.Rejection] = dataclasses.field(default_factory=list)
+    rejections: list[faults.Rejection] = dataclasses.field(default_factory=list)
     skipped_rounds: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -279,10 +279,10 @@ def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs
 
 def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Weights,
                   sampled: np.ndarray, context: aggregation.RoundContext,
-                  hook: robust.ClientHook | None = None, deadline: float | None = None
-                  ) -> tuple[Weights, np.ndarray, np.ndarray, list[robust.Rejection]]:
+                  hook: faults.ClientHook | None = None, deadline: float | None = None
+                  ) -> tuple[Weights, np.ndarray, np.ndarray, list[faults.Rejection]]:
     """The rule's update for one round, the clients' update norms before/after clipping, and
-    the clients rejected (:func:`fl_helpers.robust.screen_round`).
+    the clients rejected (:func:`fl_helpers.faults.screen_round`).
 
     Fast path (no hook, no deadline, a linear rule on the fast engine): the engine's fused
     clipped sum. If a client's update came out NaN/inf there, the round is trained again client
@@ -315,10 +315,10 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
                 update = linear.aggregate_factors(layers, sizes, context)
                 return update, norms, np.minimum(norms, linear.clipping_norm), []
     results = trainer.train(weights, sampled, context.round_index)
-    deltas, sizes, rejected = robust.screen_round(
+    deltas, sizes, rejected = faults.screen_round(
         hook, sampled, context.round_index, results.deltas, results.num_examples,
         [w.shape for w in weights], deadline)
-    norms = np.asarray([robust.norm(d) for d in deltas], dtype=np.float64)
+    norms = np.asarray([aggregation.update_norm(d) for d in deltas], dtype=np.float64)
     clipped = norms
     if linear is not None and linear.clipping_norm is not None:
         clipped = np.minimum(norms, linear.clipping_norm)
@@ -333,7 +333,7 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
           server_optimizer: aggregation.ServerOptimizer, rounds: list[np.ndarray],
           randomness: schedule.PrivateRandomness | None, epsilons: np.ndarray | None,
           progress: bool, description: str, callback: Callback | None,
-          diagnostics: bool, client_hook: robust.ClientHook | None = None,
+          diagnostics: bool, client_hook: faults.ClientHook | None = None,
           deadline: float | None = None, checkpoint: str | os.PathLike | None = None,
           checkpoint_every: int = 1) -> dict[str, Any]:
     """The one training loop: sample (given), train, aggregate, step, evaluate, report.
@@ -352,7 +352,7 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
     columns: dict[str, list[Any]] = {key: [] for key in (
         "test_accuracy", "test_loss", "seconds", "update_norms", "clipped_norms")}
     stopped: StopReason | None = None
-    rejections: list[robust.Rejection] = []
+    rejections: list[faults.Rejection] = []
     skipped: list[int] = []
     # Who failed is private in a private run: reported only with diagnostics=True.
     report_faults = randomness is None or diagnostics
@@ -440,7 +440,7 @@ _CHECKPOINT_FORMAT = "fl_helpers.training checkpoint 1"
 
 
 def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round: int,
-                columns: dict[str, list[Any]], rejections: list[robust.Rejection],
+                columns: dict[str, list[Any]], rejections: list[faults.Rejection],
                 skipped: list[int], server_optimizer: aggregation.ServerOptimizer) -> None:
     """Writes a checkpoint: everything the loop needs to continue exactly where it stopped.
 
@@ -449,7 +449,8 @@ def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round:
     schedule and the clients' batches are functions of the seed and the round (and, for a
     private run, of its :class:`fl_helpers.schedule.PrivateRandomness`, which is never written:
     a file holding the noise's secret would let its reader remove the noise), so they need no
-    saving. Nothing here is pickled; :func:`fl_helpers.robust.save_checkpoint` writes atomically.
+    saving. Nothing here is pickled; :func:`fl_helpers.checkpoints.save_checkpoint` writes
+    atomically.
     """
     arrays: dict[str, Any] = {"format": _CHECKPOINT_FORMAT, "key": key,
                               "next_round": next_round, "skipped": np.asarray(skipped, np.int64)}
@@ -457,10 +458,10 @@ def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round:
     for name in ("test_accuracy", "test_loss", "seconds"):
         arrays[f"columns/{name}"] = np.asarray(columns[name], dtype=np.float64)
     for name in ("update_norms", "clipped_norms"):
-        arrays.update(robust.pack_ragged(f"columns/{name}", columns[name]))
-    arrays.update(robust.rejections_to_arrays(rejections))
+        arrays.update(checkpoints.pack_ragged(f"columns/{name}", columns[name]))
+    arrays.update(checkpoints.rejections_to_arrays(rejections))
     arrays.update(_optimizer_arrays("optimizer", server_optimizer))
-    robust.save_checkpoint(path, arrays)
+    checkpoints.save_checkpoint(path, arrays)
 
 
 def _optimizer_arrays(prefix: str, optimizer: aggregation.ServerOptimizer) -> dict[str, Any]:
@@ -495,10 +496,10 @@ def _restore_optimizer(prefix: str, optimizer: aggregation.ServerOptimizer,
 
 
 def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]],
-                rejections: list[robust.Rejection], skipped: list[int],
+                rejections: list[faults.Rejection], skipped: list[int],
                 server_optimizer: aggregation.ServerOptimizer) -> tuple[Weights, int]:
     """Reads a checkpoint of :func:`_save_state` into the loop's state; the weights and round."""
-    arrays = robust.load_checkpoint(path)
+    arrays = checkpoints.load_checkpoint(path)
     if str(arrays.get("format", "")) != _CHECKPOINT_FORMAT or str(arrays["key"]) != key:
         raise ValueError(f"checkpoint {os.fspath(path)!r} belongs to another run (rule, "
                          f"rounds, clients or model differ): expected {key!r}, got "
@@ -509,8 +510,8 @@ def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]]
     for name in ("test_accuracy", "test_loss", "seconds"):
         columns[name].extend(float(x) for x in arrays[f"columns/{name}"])
     for name in ("update_norms", "clipped_norms"):
-        columns[name].extend(robust.unpack_ragged(arrays, f"columns/{name}"))
-    rejections.extend(robust.rejections_from_arrays(arrays))
+        columns[name].extend(checkpoints.unpack_ragged(arrays, f"columns/{name}"))
+    rejections.extend(checkpoints.rejections_from_arrays(arrays))
     skipped.extend(int(t) for t in arrays["skipped"])
     _restore_optimizer("optimizer", server_optimizer, arrays)
     return weights, int(arrays["next_round"])
@@ -546,16 +547,8 @@ def _check_fault_options(client_hook: Any, deadline_seconds: Any, checkpoint: An
     _check_callable("client_hook", client_hook, 0, 0, [])
     if deadline_seconds is not None:
         deadline_seconds = v.check_positive("deadline_seconds", deadline_seconds)
-    if checkpoint is not None and (isinstance(checkpoint, bool)
-                                   or not isinstance(checkpoint, (str, os.PathLike))):
-        raise TypeError(f"checkpoint must be a path (str or os.PathLike) or None, got "
-                        f"{type(checkpoint).__name__}.")
     if checkpoint is not None:
-        path = os.fspath(checkpoint)
-        if not isinstance(path, str) or path == "" or os.path.isdir(path) \
-                or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ValueError(f"checkpoint must be the path of a file in an existing folder, got "
-                             f"{v._fmt(path)}.")
+        checkpoints.check_path("checkpoint", checkpoint)
     checkpoint_every = v.check_int("checkpoint_every", checkpoint_every, minimum=1)
     return {"client_hook": client_hook, "deadline": deadline_seconds, "checkpoint": checkpoint,
             "checkpoint_every": checkpoint_every}
@@ -564,11 +557,11 @@ def _check_fault_options(client_hook: Any, deadline_seconds: Any, checkpoint: An
 FAULT_ARGS_DOC = """
         client_hook: ``hook(client_id, round_index, delta) -> delta`` applied to every client's
             update before the server sees it (an attack, or injected faults:
-            :class:`fl_helpers.robust.MaliciousClients`, :class:`fl_helpers.robust.FaultInjector`),
+            :class:`fl_helpers.robust.MaliciousClients`, :class:`fl_helpers.faults.FaultInjector`),
             or ``None``. A client whose hook raises, or whose update is NaN/inf or wrongly
             shaped, is rejected and logged (``History.rejections``) and the round goes on
             without it.
-        deadline_seconds: Reject clients whose :class:`fl_helpers.robust.ClientReply` reports a
+        deadline_seconds: Reject clients whose :class:`fl_helpers.faults.ClientReply` reports a
             (simulated) reply time above this, or ``None``.
         checkpoint: A ``.npz`` path: the run's state is written there atomically every
             ``checkpoint_every`` rounds and after the last; a run that finds the file resumes
@@ -597,7 +590,7 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                aggregation_rule: aggregation.AggregationRule | None = None,
                server_optimizer: aggregation.ServerOptimizer | None = None,
                callback: Callback | None = None, diagnostics: bool = False,
-               client_hook: robust.ClientHook | None = None,
+               client_hook: faults.ClientHook | None = None,
                deadline_seconds: float | None = None,
                checkpoint: str | os.PathLike | None = None,
                checkpoint_every: int = 1) -> History:
@@ -754,7 +747,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   server_optimizer: aggregation.ServerOptimizer | None = None,
                   reproducible_noise: bool = False, diagnostics: bool = False,
                   randomness: schedule.PrivateRandomness | None = None,
-                  client_hook: robust.ClientHook | None = None,
+                  client_hook: faults.ClientHook | None = None,
                   deadline_seconds: float | None = None,
                   checkpoint: str | os.PathLike | None = None,
                   checkpoint_every: int = 1,

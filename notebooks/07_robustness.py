@@ -47,8 +47,10 @@ from IPython.display import display
 
 from fl_helpers import (
     aggregation,
+    checkpoints,
     data,
     engine,
+    faults,
     models,
     plotting,
     reproducibility,
@@ -140,10 +142,11 @@ sign_flipped = [np.float32(-knobs.sign_flip_boost) * d for d in deltas[0]]  # th
 noise = robust.gaussian_update(deltas[0], np.random.default_rng(1), stddev=knobs.noise_stddev)
 
 # %% tags=["nbval-check-output"]
-norms = np.array([robust.norm(d) for d in deltas])
+norms = np.array([aggregation.update_norm(d) for d in deltas])
+attacked_norms = [aggregation.update_norm(d) for d in (sign_flipped, noise)]
 print(f"honest update norms: median {np.median(norms):.3f}, max {norms.max():.3f}")
-print(f"sign flip x{knobs.sign_flip_boost:g}: norm {robust.norm(sign_flipped):.3f}")
-print(f"Gaussian noise (sigma = {knobs.noise_stddev}): norm {robust.norm(noise):.3f}")
+print(f"sign flip x{knobs.sign_flip_boost:g}: norm {attacked_norms[0]:.3f}")
+print(f"Gaussian noise (sigma = {knobs.noise_stddev}): norm {attacked_norms[1]:.3f}")
 
 # %% [markdown]
 # **A backdoor** (Bagdasaryan et al. 2020). The attacker stamps a small white square in the
@@ -410,20 +413,20 @@ display(explorer)
 # Real clients also fail without malice: a phone loses its connection mid-round, a buggy client
 # sends NaN, an old app version sends weights of the wrong shape, a slow one answers after the
 # server has moved on. The training loop passes every client's reply through
-# `robust.screen_round`: a client that raised, sent NaN/inf or wrongly shaped arrays, or missed
+# `faults.screen_round`: a client that raised, sent NaN/inf or wrongly shaped arrays, or missed
 # the deadline is **rejected and logged** (round, client id, reason) and the round goes on
 # without it. To inject such faults, a *client hook* stands between each client and the server;
-# `robust.FaultInjector` breaks the clients we choose.
+# `faults.FaultInjector` breaks the clients we choose.
 
 # %%
 sampled = [schedule.sample_clients(num_clients, 10, seed=SEED, round_index=t) for t in range(3)]
-faults = {(0, int(sampled[0][0])): "raise", (0, int(sampled[0][1])): "nan",
+broken = {(0, int(sampled[0][0])): "raise", (0, int(sampled[0][1])): "nan",
           (1, int(sampled[1][0])): "shape", (2, int(sampled[2][0])): "straggle"}
 run = functools.partial(training.run_fedavg, models.make_softmax_regression, federations["iid"],
                         clients_per_round=10, local_epochs=1, batch_size=SETTING["batch_size"],
                         client_learning_rate=SETTING["client_learning_rate"],
                         test_data=test_data, seed=SEED, progress=False)
-faulty = run(num_rounds=4, client_hook=robust.FaultInjector(faults, straggler_seconds=90),
+faulty = run(num_rounds=4, client_hook=faults.FaultInjector(broken, straggler_seconds=90),
              deadline_seconds=30)
 
 # %% tags=["nbval-check-output"]
@@ -457,7 +460,7 @@ print(f"final accuracy {faulty.test_accuracy[-1]:.4f}, weights finite: "
 all_fail = {(1, int(k)): "raise" for k in sampled[1]}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    outage = run(num_rounds=3, client_hook=robust.FaultInjector(all_fail))
+    outage = run(num_rounds=3, client_hook=faults.FaultInjector(all_fail))
 
 # %% tags=["nbval-check-output"]
 print("warning:", caught[0].message)
@@ -489,7 +492,7 @@ path = Path(tempfile.mkdtemp()) / "run.npz"
 try:
     run(num_rounds=6, server_optimizer=momentum(), checkpoint=path, callback=crash_after_round_3)
 except Interrupted:
-    print("interrupted after round", int(robust.load_checkpoint(path)["next_round"]))
+    print("interrupted after round", int(checkpoints.load_checkpoint(path)["next_round"]))
 resumed = run(num_rounds=6, server_optimizer=momentum(), checkpoint=path)
 
 # %% tags=["nbval-check-output"]
@@ -534,7 +537,7 @@ assert stored("dirichlet", "sign flip", 0.3, "median")["accuracy"] < stored(
 costs = {d: stored("dirichlet", "none", 0.0, d)["accuracy"] for d in robust_widgets.DEFENCES}
 assert min(costs, key=costs.get) == "Krum"
 assert GRID["aggregation_seconds"]["iid"]["Krum"] > GRID["aggregation_seconds"]["iid"]["FedAvg"]
-assert identical and len(faulty.rejections) == len(faults)
+assert identical and len(faulty.rejections) == len(broken)
 print("all checks passed")
 
 # %% [markdown]
@@ -581,8 +584,8 @@ else:
 # round.
 #
 # <details><summary>Hint</summary>The factor for update k is min(1, C / ‖Δ_k‖), with the norm
-# taken over all layers together (`robust.norm`). Then `np.median(np.stack(...), axis=0)` layer
-# by layer.</details>
+# taken over all layers together (`aggregation.update_norm`). Then
+# `np.median(np.stack(...), axis=0)` layer by layer.</details>
 
 # %%
 def clipped_median(updates, clipping_norm):

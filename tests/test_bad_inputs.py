@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,10 +53,12 @@ from fl_helpers import _validation as v
 from fl_helpers import (
     accounting,
     aggregation,
+    checkpoints,
     client,
     data,
     discrete_noise,
     experiment,
+    faults,
     models,
     privacy,
     reporting,
@@ -64,7 +67,7 @@ from fl_helpers import (
 )
 
 MODULES = (privacy, accounting, data, models, schedule, discrete_noise, aggregation, client,
-           training, experiment, reporting)
+           faults, checkpoints, training, experiment, reporting)
 
 #: Seconds a single bad call may run before it counts as a hang.
 TIMEOUT = 5.0
@@ -719,6 +722,76 @@ REGISTRY += [
           kwargs={"num_clients": 3, "examples_per_client": 10.0},
           corrupt={"history": ("history",), "num_clients": COUNT,
                    "examples_per_client": _without(POSITIVE, "none")}),
+]
+
+SHAPES = [w.shape for w in WEIGHTS]
+RAGGED = [np.array([1.0, 2.0]), np.array([])]
+CHECKPOINT = f"{tempfile.mkdtemp(prefix='fuzz-')}/run.npz"
+checkpoints.save_checkpoint(CHECKPOINT, {"a": np.zeros(2)})
+
+REGISTRY += [
+    # ------------------------------------------------------------------ fl_helpers.aggregation
+    Entry(aggregation.update_norm, args=(WEIGHTS,),
+          extra={"delta": [None, "abc", 3, WEIGHTS[0], [None], [np.array(["a"])],
+                           [np.full_like(w, np.nan) for w in WEIGHTS],
+                           [w.astype(np.complex64) for w in WEIGHTS],
+                           [w.astype(object) for w in WEIGHTS], [w > 0 for w in WEIGHTS],
+                           [[[1.0], [1.0, 2.0]]]]}),
+    # ----------------------------------------------------------------------- fl_helpers.faults
+    Entry(faults.screen_round, args=(None, np.array([0, 2]), 0, [WEIGHTS, WEIGHTS],
+                                     np.array([10, 10]), SHAPES, 10.0),
+          corrupt={"hook": CALLABLE, "round_index": INDEX,
+                   "deadline": _without(POSITIVE, "none")},
+          extra={"sampled": [None, "abc", 3, [-1, 0], [0, 0], [True, False], [1.5, 2.0],
+                             [[0, 2]], [0]],
+                 "deltas": [None, "abc", 3, np.zeros(2), [WEIGHTS]],
+                 "num_examples": [None, "abc", 3, [-1, 10], [1.5, 2.0], [True, False], [10],
+                                  [[10, 10]]],
+                 "shapes": FAMILIES["shapes"][:-1]}),  # any size may be compared with
+    Entry(faults.FaultInjector, args=({(0, 1): "nan"},),
+          kwargs={"straggler_seconds": 60.0, "then": None},
+          corrupt={"straggler_seconds": POSITIVE, "then": CALLABLE},
+          extra={"faults": [None, 3, "abc", [(0, 1)], {(0,): "nan"}, {(0, 1): "explode"},
+                            {(-1, 0): "nan"}, {(0.5, 0): "nan"}, {(0, True): "nan"},
+                            {(0, 1): None}]}),
+    # ------------------------------------------------------------------ fl_helpers.checkpoints
+    Entry(checkpoints.check_path, args=("path", "run.npz"),
+          corrupt={"name": ("arg_name",), "path": PATH}, extra={"path": BAD_CHECKPOINTS}),
+    Entry(checkpoints.save_checkpoint, args=(CHECKPOINT, {"a": np.zeros(2), "b": "text"}),
+          corrupt={"path": PATH},
+          extra={"path": BAD_CHECKPOINTS,
+                 "arrays": [None, 3, "abc", [np.zeros(2)], {1: np.zeros(1)}, {"": np.zeros(1)},
+                            {"a": object()}, {"a": [[1.0], [1.0, 2.0]]}, {"a": None}]}),
+    Entry(checkpoints.load_checkpoint, args=(CHECKPOINT,), corrupt={"path": PATH},
+          extra={"path": [*BAD_CHECKPOINTS, f"{CHECKPOINT}.missing"]}),
+    Entry(checkpoints.pack_ragged, args=("x", RAGGED),
+          corrupt={"name": ("arg_name",), "parts": ("array_none", "array_string")},
+          extra={"name": [""],
+                 "parts": [3, np.zeros(3), [None], [np.zeros((2, 2))], [np.array(["a"])],
+                           [np.array([np.nan])], [[[1.0], [1.0, 2.0]]], [np.array([True])]]}),
+    Entry(checkpoints.unpack_ragged, args=(checkpoints.pack_ragged("x", RAGGED), "x"),
+          corrupt={"name": ("arg_name",)},
+          extra={"name": [""],
+                 "arrays": [None, 3, "abc", {}, {"x/values": np.zeros(3)},
+                            {"x/values": np.zeros(3), "x/lengths": np.array([1])},
+                            {"x/values": np.array([np.nan]), "x/lengths": np.array([1])},
+                            {"x/values": np.zeros(1), "x/lengths": np.array([-1, 2])},
+                            {"x/values": np.zeros(1), "x/lengths": np.array([0.5, 0.5])},
+                            {"x/values": "abc", "x/lengths": np.array([1])}]}),
+    Entry(checkpoints.rejections_to_arrays, args=([faults.Rejection(1, 2, "raised")],),
+          extra={"rejections": [None, 3, "abc", [None], [(1, 2, "raised")],
+                                np.array([1, 2])]}),
+    Entry(checkpoints.rejections_from_arrays,
+          args=(checkpoints.rejections_to_arrays([faults.Rejection(1, 2, "raised")]),),
+          extra={"arrays": [None, 3, {}, {"rejections/round": np.array([1])},
+                            {**checkpoints.rejections_to_arrays([]),
+                             "rejections/round": np.array([0])},
+                            {**checkpoints.rejections_to_arrays([]),
+                             "rejections/client": np.array([1.5])},
+                            {**checkpoints.rejections_to_arrays([]),
+                             "rejections/reason": np.array([1])},
+                            checkpoints.rejections_to_arrays([faults.Rejection(1, 2, "a")])
+                            | {"rejections/client": np.array([2, 3])}]}),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Tests of fl_helpers.robust: attacks, robust rules (against Flower 1.42), faults and resuming.
+"""Tests of fl_helpers.robust (attacks, robust rules against Flower 1.42), and of the loop's fault
+handling and resuming (fl_helpers.faults, fl_helpers.checkpoints).
 
 Tolerances: the rules are compared with Flower's aggregation functions on the same float32
 inputs. Flower aggregates the clients' *weights* ``w + delta_k`` in float32/float64 numpy; we
@@ -15,7 +16,17 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import aggregation, data, discrete_noise, models, robust, schedule, training
+from fl_helpers import (
+    aggregation,
+    checkpoints,
+    data,
+    discrete_noise,
+    faults,
+    models,
+    robust,
+    schedule,
+    training,
+)
 
 CONTEXT = aggregation.RoundContext(round_index=0, num_clients=20)
 
@@ -175,11 +186,11 @@ def _sampled(federation, t, m=4):
 @pytest.mark.parametrize("engine", ["fast", "loop"])
 def test_faulty_clients_are_rejected_logged_and_fedavg_renormalises(federation, engine):
     s0 = [int(k) for k in _sampled(federation, 0)]
-    faults = {(0, s0[0]): "raise", (0, s0[1]): "nan", (1, int(_sampled(federation, 1)[0])): "inf",
+    broken = {(0, s0[0]): "raise", (0, s0[1]): "nan", (1, int(_sampled(federation, 1)[0])): "inf",
               (2, int(_sampled(federation, 2)[0])): "shape"}
-    history = _fedavg(federation, client_hook=robust.FaultInjector(faults), engine=engine)
+    history = _fedavg(federation, client_hook=faults.FaultInjector(broken), engine=engine)
     reasons = {(r.round, r.client): r.reason for r in history.rejections}
-    assert set(reasons) == {(t + 1, k) for t, k in faults}
+    assert set(reasons) == {(t + 1, k) for t, k in broken}
     assert reasons[(1, s0[0])].startswith("raised RuntimeError: client")
     assert reasons[(1, s0[1])].startswith("non-finite")
     assert reasons[(3, int(_sampled(federation, 2)[0]))].startswith("wrong shape")
@@ -188,12 +199,12 @@ def test_faulty_clients_are_rejected_logged_and_fedavg_renormalises(federation, 
     clients, _ = federation
     model = models.make_softmax_regression()
     start = [w.astype(np.float32) for w in model.get_weights()]
-    honest = robust.screen_round(None, np.array(s0[2:]), 0, [
+    honest = faults.screen_round(None, np.array(s0[2:]), 0, [
         _one_update(model, start, clients, k) for k in s0[2:]], np.array([100, 100]),
         [w.shape for w in start], None)[0]
     expected = aggregation.FedAvg().aggregate(honest, np.array([100, 100]), CONTEXT)
     one_round = _fedavg(federation, num_rounds=1, engine=engine,
-                        client_hook=robust.FaultInjector({k: faults[k] for k in faults
+                        client_hook=faults.FaultInjector({k: broken[k] for k in broken
                                                           if k[0] == 0}))
     for got, w0, u in zip(one_round.final_weights, start, expected, strict=True):
         np.testing.assert_allclose(got, w0 + u, rtol=1e-5, atol=1e-6)
@@ -209,7 +220,7 @@ def _one_update(model, start, clients, k):
 
 def test_stragglers_past_the_deadline_are_rejected(federation):
     k = int(_sampled(federation, 0)[1])
-    hook = robust.FaultInjector({(0, k): "straggle"}, straggler_seconds=30.0)
+    hook = faults.FaultInjector({(0, k): "straggle"}, straggler_seconds=30.0)
     late = _fedavg(federation, client_hook=hook, deadline_seconds=10.0)
     assert [(r.round, r.client) for r in late.rejections] == [(1, k)]
     assert "straggler: replied after 30 s, deadline 10 s" in late.rejections[0].reason
@@ -218,11 +229,11 @@ def test_stragglers_past_the_deadline_are_rejected(federation):
 
 
 def test_a_round_where_every_client_fails_keeps_the_model(federation):
-    faults = {(1, int(k)): "raise" for k in _sampled(federation, 1)}
-    after_one = _fedavg(federation, num_rounds=1, client_hook=robust.FaultInjector({}))
+    broken = {(1, int(k)): "raise" for k in _sampled(federation, 1)}
+    after_one = _fedavg(federation, num_rounds=1, client_hook=faults.FaultInjector({}))
     with pytest.warns(RuntimeWarning, match="round 2: every sampled client's update was "
                                             "rejected; the global model is unchanged"):
-        history = _fedavg(federation, num_rounds=2, client_hook=robust.FaultInjector(faults))
+        history = _fedavg(federation, num_rounds=2, client_hook=faults.FaultInjector(broken))
     np.testing.assert_array_equal(history.skipped_rounds, [2])
     for a, b in zip(history.final_weights, after_one.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -256,11 +267,11 @@ def test_dp_fedavg_rejects_without_reporting_and_keeps_its_denominator(federatio
     clients, test = federation
     rounds = schedule.PrivateRandomness.reproducible(0, warn=False).poisson_schedule(
         len(clients), sampling_probability=0.5, num_rounds=2)
-    faults = {(t, int(k)): "raise" for t in range(2) for k in rounds[t]}
+    broken = {(t, int(k)): "raise" for t in range(2) for k in rounds[t]}
     options = {"num_rounds": 2, "sampling_probability": 0.5, "local_epochs": 1,
                "batch_size": 20, "client_learning_rate": 0.1, "clipping_norm": 1.0,
                "noise_multiplier": 1.0, "target_delta": 1e-5, "progress": False,
-               "client_hook": robust.FaultInjector(faults), "expected_clients": 0.5 * len(clients)}
+               "client_hook": faults.FaultInjector(broken), "expected_clients": 0.5 * len(clients)}
     start = models.make_softmax_regression().get_weights()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -378,7 +389,7 @@ def test_resumed_dp_run_with_the_same_randomness_is_identical(federation, tmp_pa
     for a, b in zip(resumed.final_weights, full.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(resumed.epsilon, full.epsilon)
-    keys = robust.load_checkpoint(path)
+    keys = checkpoints.load_checkpoint(path)
     assert not any("norms/values" in k and keys[k].size for k in keys)  # no private figures
 
 
@@ -402,7 +413,7 @@ def test_fault_options_are_checked(federation):
     with pytest.raises(TypeError, match="checkpoint must be a path"):
         _fedavg(federation, checkpoint=True)
     with pytest.raises(ValueError, match="faults"):
-        robust.FaultInjector({(0, 1): "explode"})
+        faults.FaultInjector({(0, 1): "explode"})
 
 
 # ---------------------------------------------------------------------------------------------

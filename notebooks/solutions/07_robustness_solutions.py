@@ -101,8 +101,9 @@ def little_is_enough(delta, rng, z=1.5):
 
 
 hook = robust.MaliciousClients(malicious, little_is_enough, seed=SEED)
-quiet_norm = robust.norm(little_is_enough(deltas[0], None))
-print(f"an attacker's update norm {quiet_norm:.3f} vs honest {robust.norm(deltas[0]):.3f}")
+quiet_norm = aggregation.update_norm(little_is_enough(deltas[0], None))
+honest_norm = aggregation.update_norm(deltas[0])
+print(f"an attacker's update norm {quiet_norm:.3f} vs honest {honest_norm:.3f}")
 
 # %%
 results = {}
