@@ -14,6 +14,7 @@ pairs, for tests and notebook 07. A checkpoint of a run is written and read by
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -95,7 +96,15 @@ def _reason(reply: Any, shapes: list[tuple[int, ...]], deadline: float | None
             ) -> tuple[Weights | None, str | None]:
     seconds = 0.0
     if isinstance(reply, ClientReply):
-        reply, seconds = reply.delta, float(reply.seconds)
+        # A client's reply time is the client's claim: one that is not a finite number of
+        # seconds >= 0 is a malformed reply, rejected like any other (never a server crash).
+        try:
+            seconds = float(reply.seconds)
+        except (TypeError, ValueError, OverflowError):
+            return None, f"malformed reply time: {reply.seconds!r:.40}"
+        if not math.isfinite(seconds) or seconds < 0:
+            return None, f"malformed reply time: {seconds!r}"
+        reply = reply.delta
     if deadline is not None and seconds > deadline:
         return None, f"straggler: replied after {seconds:g} s, deadline {deadline:g} s"
     if isinstance(reply, np.ndarray) or not isinstance(reply, Sequence) \

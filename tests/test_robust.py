@@ -228,6 +228,25 @@ def test_stragglers_past_the_deadline_are_rejected(federation):
     assert patient.rejections == []
 
 
+def test_a_malformed_reply_time_is_a_rejected_reply_never_a_crash(federation):
+    # A client claims its own reply time: "abc" used to crash the server (float() outside the
+    # screening), and NaN passed every deadline.
+    k = int(_sampled(federation, 0)[0])
+
+    def hook(client_id, round_index, delta):
+        if (round_index, client_id) != (0, k):
+            return delta
+        return faults.ClientReply(delta, seconds=claims.pop(0))
+
+    for claim, reason in (("abc", "malformed reply time: 'abc'"),
+                          (float("nan"), "malformed reply time: nan"),
+                          (-1.0, "malformed reply time: -1.0")):
+        claims = [claim]
+        history = _fedavg(federation, client_hook=hook, deadline_seconds=10.0)
+        assert [(r.round, r.client) for r in history.rejections] == [(1, k)], claim
+        assert history.rejections[0].reason == reason
+
+
 def test_a_round_where_every_client_fails_keeps_the_model(federation):
     broken = {(1, int(k)): "raise" for k in _sampled(federation, 1)}
     after_one = _fedavg(federation, num_rounds=1, client_hook=faults.FaultInjector({}))
