@@ -233,3 +233,34 @@ def check_rng(name: str, value: Any) -> np.random.Generator:
         )
     return value
 
+
+
+def check_float_array(name: str, value: Any, *, ndim: int | tuple[int, ...] | None = None,
+                      min_size: int = 1) -> np.ndarray:
+    """Checks ``value`` is an array-like of finite real numbers and returns it as float64.
+
+    Rejects ``None``, strings and bytes, ragged nested lists, bool, complex and object arrays,
+    NaN and +-inf entries, arrays with fewer than ``min_size`` entries and, if ``ndim`` is given
+    (one number of dimensions or a tuple of allowed ones), arrays of any other dimension.
+    """
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an array of real numbers, got {_type_name(value)} {_fmt(value)}.")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # ragged nested lists
+        raise TypeError(f"{name} must be an array of real numbers, got a ragged "
+                        f"{_type_name(value)}.") from error
+    if array.dtype == np.bool_ or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and array.ndim not in allowed:
+        wanted = " or ".join(f"{n}-D" for n in allowed)
+        raise ValueError(f"{name} must be a {wanted} array, got shape {array.shape}.")
+    if array.size < min_size:
+        wanted = "be non-empty" if min_size == 1 else f"hold at least {min_size} values"
+        raise ValueError(f"{name} must {wanted}, got {array.size} values.")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf entries.")
+    return array

@@ -46,7 +46,7 @@ import tensorflow as tf
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 from fl_helpers import _validation as v
-from fl_helpers import engine
+from fl_helpers import accounting, engine
 
 #: Side of an MNIST image.
 IMAGE_SIDE = 28
@@ -54,6 +54,80 @@ IMAGE_SIDE = 28
 # --------------------------------------------------------------------------------------------
 # Models as plain functions of their weights (Dense stacks)
 # --------------------------------------------------------------------------------------------
+
+
+def _check_layers(name: str, layers: Any) -> list[np.ndarray]:
+    """A non-empty list of finite float arrays (one per layer), as float64."""
+    if isinstance(layers, (str, bytes, np.ndarray)) or not isinstance(layers, Sequence) \
+            or not layers:
+        raise TypeError(f"{name} must be a non-empty list of arrays (one per layer), got "
+                        f"{type(layers).__name__} {v._fmt(layers)}.")
+    return [v.check_float_array(f"{name}[{i}]", layer) for i, layer in enumerate(layers)]
+
+
+def _check_labels(labels: Any, *, num_classes: int, size: int, name: str = "labels",
+                  per: str = "") -> np.ndarray:
+    """``size`` integer class labels in ``0..num_classes - 1`` (one per row of ``per``)."""
+    if labels is None or isinstance(labels, (str, bytes)):
+        raise TypeError(f"{name} must be an array of integer labels, got "
+                        f"{type(labels).__name__} {v._fmt(labels)}.")
+    try:
+        array = np.asarray(labels)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of integer labels, got a ragged "
+                        f"{type(labels).__name__}.") from error
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer labels, got dtype {array.dtype}.")
+    if array.shape != (size,):
+        of = f", one per example of {per}" if per else ""
+        raise ValueError(f"{name} must hold {size} labels{of} (a 1-D array), got shape "
+                         f"{array.shape}.")
+    if size and (array.min() < 0 or array.max() >= num_classes):
+        of = f" (the columns of {per})" if per else ""
+        raise ValueError(f"{name} must hold classes in 0..{num_classes - 1}{of}, got values "
+                         f"from {array.min()} to {array.max()}.")
+    return array.astype(np.int64)
+
+
+def _check_mask(name: str, value: Any) -> np.ndarray:
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a boolean array, got {type(value).__name__} "
+                        f"{v._fmt(value)}.")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a boolean array, got a ragged "
+                        f"{type(value).__name__}.") from error
+    if array.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {array.dtype}.")
+    return array
+
+
+def _check_rates(name: str, value: Any, *, ndim: int | None = None) -> np.ndarray:
+    rates = v.check_float_array(name, value, ndim=ndim)
+    if rates.min() < 0 or rates.max() > 1:
+        raise ValueError(f"{name} must hold rates in [0, 1], got values from {rates.min()} to "
+                         f"{rates.max()}.")
+    return rates
+
+
+def _check_roc(fpr: Any, tpr: Any) -> tuple[np.ndarray, np.ndarray]:
+    fpr, tpr = _check_rates("fpr", fpr, ndim=1), _check_rates("tpr", tpr, ndim=1)
+    if fpr.shape != tpr.shape:
+        raise ValueError(f"fpr and tpr must have the same length, got {fpr.size} and "
+                         f"{tpr.size}.")
+    return fpr, tpr
+
+
+def _check_counts(name: str, value: Any) -> np.ndarray:
+    """Integer counts (an int, or a list or array of them; integral floats too), as float64."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        array = v.check_float_array(name, value, min_size=0)
+    else:
+        array = np.asarray(v.check_real(name, value))
+    if np.any(array != np.round(array)):
+        raise TypeError(f"{name} must hold integers, got {v._fmt(value)}.")
+    return array
 
 
 def model_activations(model: Any) -> tuple[str, ...]:
@@ -69,8 +143,63 @@ def model_activations(model: Any) -> tuple[str, ...]:
     return activations
 
 
-def forward(weights: Sequence[Any], x: tf.Tensor, activations: tuple[str, ...]) -> tf.Tensor:
-    """Logits of a Dense stack, ``weights = [kernel_0, bias_0, kernel_1, ...]``, on flat ``x``."""
+def _check_activations(activations: Any) -> tuple[str, ...]:
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence) \
+            or not activations or not all(isinstance(a, str) for a in activations):
+        raise TypeError(f"activations must be a non-empty tuple of activation names, got "
+                        f"{type(activations).__name__} {v._fmt(activations)}.")
+    unknown = [a for a in activations if a not in engine.ACTIVATIONS]
+    if unknown:
+        raise ValueError(f"activations must be names from {sorted(engine.ACTIVATIONS)}, got "
+                         f"{unknown[0]!r}.")
+    return tuple(activations)
+
+
+def _check_dense(weights: Any, activations: Any, name: str = "weights"
+                 ) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """``weights`` as float arrays ``[kernel_0, bias_0, ...]`` chaining through the layers."""
+    activations = _check_activations(activations)
+    if isinstance(weights, (str, bytes, np.ndarray)) or not isinstance(weights, Sequence):
+        raise TypeError(f"{name} must be a list of arrays [kernel_0, bias_0, ...], got "
+                        f"{type(weights).__name__} {v._fmt(weights)}.")
+    if len(weights) != 2 * len(activations):
+        raise ValueError(f"{name} must hold {2 * len(activations)} arrays (a kernel and a bias "
+                         f"for each of the {len(activations)} activations), got {len(weights)}.")
+    arrays = [v.check_float_array(f"{name}[{i}]", w, ndim=1 if i % 2 else 2)
+              for i, w in enumerate(weights)]
+    for i in range(0, len(arrays), 2):
+        kernel, bias = arrays[i], arrays[i + 1]
+        if kernel.shape[1] != bias.shape[0] or (i and kernel.shape[0] != arrays[i - 2].shape[1]):
+            raise ValueError(f"{name} must be the layers of a Dense stack, got kernel "
+                             f"{kernel.shape} and bias {bias.shape} at {name}[{i}].")
+    return arrays, activations
+
+
+def _inputs(x: Any, kernel: np.ndarray, name: str = "x") -> np.ndarray:
+    flat = _flat_images(x, name)
+    if flat.shape[1] != kernel.shape[0]:
+        raise ValueError(f"{name} must have {kernel.shape[0]} values per example (the first "
+                         f"kernel's rows), got shape {np.shape(x)}.")
+    return flat
+
+
+def forward(weights: Sequence[Any], x: Any, activations: tuple[str, ...]) -> tf.Tensor:
+    """Logits of a Dense stack, ``weights = [kernel_0, bias_0, kernel_1, ...]``, on flat ``x``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    arrays, activations = _check_dense(weights, activations)
+    xs = v.check_float_array("x", x, ndim=2)
+    if xs.shape[1] != arrays[0].shape[0]:
+        raise ValueError(f"x must have {arrays[0].shape[0]} columns (the first kernel's rows), "
+                         f"got shape {xs.shape}.")
+    return _forward([tf.constant(w, tf.float32) for w in arrays],
+                    tf.constant(xs, tf.float32), activations)
+
+
+def _forward(weights: Sequence[Any], x: tf.Tensor, activations: tuple[str, ...]) -> tf.Tensor:
+    """:func:`forward` without the checks, on tensors (also inside ``tf.function``)."""
     h = x
     for i, name in enumerate(activations):
         h = engine.ACTIVATIONS[name](tf.matmul(h, weights[2 * i]) + weights[2 * i + 1])
@@ -78,7 +207,7 @@ def forward(weights: Sequence[Any], x: tf.Tensor, activations: tuple[str, ...]) 
 
 
 def _flat_images(x: Any, name: str = "x") -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float32)
+    arr = v.check_float_array(name, x).astype(np.float32)
     if arr.shape in ((IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE * IMAGE_SIDE,)):
         arr = arr[None]  # one image
     if arr.ndim < 2 or arr.size == 0 or not np.isfinite(arr).all():
@@ -93,13 +222,17 @@ def gradient(weights: Sequence[np.ndarray], activations: tuple[str, ...], x: Any
 
     A FedSGD client with learning rate ``eta`` sends the update ``-eta * gradient``.
     """
-    xf = tf.constant(_flat_images(x))
-    yt = tf.constant(np.asarray(y, dtype=np.int32).reshape(-1))
-    ws = [tf.constant(w, tf.float32) for w in weights]
+    arrays, activations = _check_dense(weights, activations)
+    flat = _inputs(x, arrays[0])
+    labels = _check_labels(y, num_classes=arrays[-1].shape[0], size=len(flat), name="y",
+                           per="x")
+    xf = tf.constant(flat)
+    yt = tf.constant(labels.astype(np.int32))
+    ws = [tf.constant(w, tf.float32) for w in arrays]
     with tf.GradientTape() as tape:
         tape.watch(ws)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            yt, forward(ws, xf, activations)))
+            yt, _forward(ws, xf, activations)))
     return [g.numpy() for g in tape.gradient(loss, ws)]
 
 
@@ -109,7 +242,11 @@ def gradient(weights: Sequence[np.ndarray], activations: tuple[str, ...], x: Any
 
 
 def _images(x: Any, name: str) -> np.ndarray:
-    return _flat_images(x, name).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    flat = _flat_images(x, name)
+    if flat.shape[1] != IMAGE_SIDE * IMAGE_SIDE:
+        raise ValueError(f"{name} must be {IMAGE_SIDE}x{IMAGE_SIDE} images (or flattened ones), "
+                         f"got shape {np.shape(x)}.")
+    return flat.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def ssim(reconstructed: Any, original: Any) -> np.ndarray:
@@ -176,13 +313,11 @@ def match_to_originals(candidates: Any, originals: Any) -> tuple[np.ndarray, np.
 
 
 def _check_layer(kernel_update: Any, bias_update: Any) -> tuple[np.ndarray, np.ndarray]:
-    kernel = np.asarray(kernel_update, dtype=np.float64)
-    bias = np.asarray(bias_update, dtype=np.float64)
-    if kernel.ndim != 2 or bias.ndim != 1 or kernel.shape[1] != bias.shape[0]:
+    kernel = v.check_float_array("kernel_update", kernel_update, ndim=2)
+    bias = v.check_float_array("bias_update", bias_update, ndim=1)
+    if kernel.shape[1] != bias.shape[0]:
         raise ValueError(f"kernel_update must be (inputs, units) and bias_update (units,), got "
                          f"{kernel.shape} and {bias.shape}.")
-    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
-        raise ValueError("kernel_update and bias_update must be finite, got NaN or inf values.")
     return kernel, bias
 
 
@@ -242,7 +377,7 @@ def clip_and_noise(update: Sequence[np.ndarray], *, clipping_norm: float,
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     rng = v.check_rng("rng", rng)
-    layers = [np.asarray(u, dtype=np.float64) for u in update]
+    layers = _check_layers("update", update)
     norm = math.sqrt(sum(float(np.sum(u * u)) for u in layers))
     factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
     std = noise_multiplier * clipping_norm
@@ -265,7 +400,7 @@ def idlg_labels(last_bias_gradient: Any, batch_size: int) -> np.ndarray:
     Returns:
         ``batch_size`` labels, most negative entry first.
     """
-    grad = np.asarray(last_bias_gradient, dtype=np.float64).reshape(-1)
+    grad = v.check_float_array("last_bias_gradient", last_bias_gradient, ndim=1)
     batch_size = v.check_int("batch_size", batch_size, minimum=1, maximum=grad.size)
     return np.argsort(grad, kind="stable")[:batch_size].astype(np.int64)
 
@@ -286,7 +421,7 @@ def _dlg_step_fn(activations: tuple[str, ...]) -> Any:
             with tf.GradientTape() as inner:
                 inner.watch(weights)
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels, forward(weights, x, activations)))
+                    labels, _forward(weights, x, activations)))
             grads = inner.gradient(loss, weights)
             flat = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
             cosine = tf.reduce_sum(flat * target) / (tf.norm(flat) * tf.norm(target) + 1e-12)
@@ -339,15 +474,15 @@ def dlg_attack(weights: Sequence[np.ndarray], activations: tuple[str, ...],
     step_size = v.check_positive("step_size", step_size)
     tv_weight = v.check_non_negative("tv_weight", tv_weight)
     seed = v.check_int("seed", seed, minimum=0)
-    update = [np.asarray(u, dtype=np.float32) for u in observed_update]
-    if len(update) != len(weights) or any(u.shape != np.shape(w)
+    weights, activations = _check_dense(weights, activations)
+    update = [u.astype(np.float32) for u in _check_layers("observed_update", observed_update)]
+    if len(update) != len(weights) or any(u.shape != w.shape
                                           for u, w in zip(update, weights, strict=True)):
         raise ValueError("observed_update must have the shapes of weights, layer by layer.")
     if labels is None:
         labels = idlg_labels(-update[-1], batch_size)
-    labels = np.asarray(labels, dtype=np.int32).reshape(-1)
-    if labels.size != batch_size:
-        raise ValueError(f"labels must hold batch_size={batch_size} labels, got {labels.size}.")
+    labels = _check_labels(labels, num_classes=weights[-1].shape[0], size=batch_size)
+    labels = labels.astype(np.int32)
     target = tf.constant(-np.concatenate([u.ravel() for u in update]))
     rng = np.random.default_rng(seed)
     params = tf.Variable(rng.normal(0, 0.5, (batch_size, weights[0].shape[0])).astype(np.float32))
@@ -369,24 +504,22 @@ def dlg_attack(weights: Sequence[np.ndarray], activations: tuple[str, ...],
 def per_example_logits(weights: Sequence[np.ndarray], activations: tuple[str, ...],
                        x: Any) -> np.ndarray:
     """The model's logits on every example (float64, ``(n, classes)``)."""
-    xf = tf.constant(_flat_images(x))
-    ws = [tf.constant(w, tf.float32) for w in weights]
-    return forward(ws, xf, activations).numpy().astype(np.float64)
+    arrays, activations = _check_dense(weights, activations)
+    xf = tf.constant(_inputs(x, arrays[0]))
+    ws = [tf.constant(w, tf.float32) for w in arrays]
+    return _forward(ws, xf, activations).numpy().astype(np.float64)
 
 
 def per_example_losses(logits: Any, labels: Any) -> np.ndarray:
     """Cross-entropy of every example, ``logsumexp(z) - z_y``, from its logits."""
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if z.ndim != 2 or len(z) != len(y):
-        raise ValueError(f"logits must be (n, classes) with one label each, got {z.shape} and "
-                         f"{y.shape}.")
+    z = v.check_float_array("logits", logits, ndim=2)
+    y = _check_labels(labels, num_classes=z.shape[1], size=len(z), per="logits")
     return scipy.special.logsumexp(z, axis=1) - z[np.arange(len(y)), y]
 
 
 def loss_threshold_scores(losses: Any) -> np.ndarray:
     """Yeom et al. 2018's attack (Section 3.2): a low loss says "member"; the score is ``-loss``."""
-    return -np.asarray(losses, dtype=np.float64)
+    return -v.check_float_array("losses", losses)
 
 
 def logit_confidence(logits: Any, labels: Any) -> np.ndarray:
@@ -395,11 +528,8 @@ def logit_confidence(logits: Any, labels: Any) -> np.ndarray:
     Carlini et al. 2022, Section 4.3: the logit of the true-class probability is close to
     Gaussian across models, unlike the probability itself.
     """
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if z.ndim != 2 or len(z) != len(y):
-        raise ValueError(f"logits must be (n, classes) with one label each, got {z.shape} and "
-                         f"{y.shape}.")
+    z = v.check_float_array("logits", logits, ndim=2)
+    y = _check_labels(labels, num_classes=z.shape[1], size=len(z), per="logits")
     rows = np.arange(len(y))
     others = z.copy()
     others[rows, y] = -np.inf
@@ -427,9 +557,9 @@ def lira_offline_scores(target_confidence: Any, shadow_confidence: Any,
     Raises:
         ValueError: shapes disagree, or an example has fewer than two "out" shadows.
     """
-    target = np.asarray(target_confidence, dtype=np.float64).reshape(-1)
-    shadows = np.asarray(shadow_confidence, dtype=np.float64)
-    members = np.asarray(shadow_members, dtype=bool)
+    target = v.check_float_array("target_confidence", target_confidence, ndim=1)
+    shadows = v.check_float_array("shadow_confidence", shadow_confidence, ndim=2)
+    members = _check_mask("shadow_members", shadow_members)
     if shadows.ndim != 2 or shadows.shape[1] != target.size or members.shape != shadows.shape:
         raise ValueError(f"shadow_confidence and shadow_members must be (num_shadows, "
                          f"{target.size}), got {shadows.shape} and {members.shape}.")
@@ -437,7 +567,8 @@ def lira_offline_scores(target_confidence: Any, shadow_confidence: Any,
     out = ~members
     count = out.sum(axis=0)
     if count.min() < 2:
-        raise ValueError(f"every example needs >= 2 shadow models that did not train on it, got "
+        raise ValueError(f"shadow_members must leave every example >= 2 shadow models that "
+                         f"did not train on it, got "
                          f"{int(count.min())} for example {int(count.argmin())}.")
     mean = np.where(out, shadows, 0).sum(axis=0) / count
     var = np.where(out, (shadows - mean) ** 2, 0).sum(axis=0) / (count - 1)
@@ -451,13 +582,8 @@ def roc_curve(member_scores: Any, nonmember_scores: Any) -> tuple[np.ndarray, np
         ``(fpr, tpr)`` from ``(0, 0)`` to ``(1, 1)``, non-decreasing; ties between a member and
         a non-member score move both rates in one step.
     """
-    pos = np.asarray(member_scores, dtype=np.float64).reshape(-1)
-    neg = np.asarray(nonmember_scores, dtype=np.float64).reshape(-1)
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError(f"member_scores and nonmember_scores must be non-empty, got "
-                         f"{pos.size} and {neg.size} scores.")
-    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
-        raise ValueError("member_scores and nonmember_scores must be finite, got NaN or inf.")
+    pos = v.check_float_array("member_scores", member_scores).reshape(-1)
+    neg = v.check_float_array("nonmember_scores", nonmember_scores).reshape(-1)
     thresholds = np.unique(np.concatenate([pos, neg]))[::-1]
     pos_sorted, neg_sorted = np.sort(pos), np.sort(neg)
     tp = pos.size - np.searchsorted(pos_sorted, thresholds, side="left")
@@ -469,14 +595,19 @@ def roc_curve(member_scores: Any, nonmember_scores: Any) -> tuple[np.ndarray, np
 
 def auc(fpr: Any, tpr: Any) -> float:
     """Area under a ROC curve (trapezoids; 0.5 is guessing)."""
-    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    fpr, tpr = _check_roc(fpr, tpr)
+    if np.any(np.diff(fpr) < 0):
+        raise ValueError("fpr must be non-decreasing (a ROC curve as roc_curve returns it).")
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def tpr_at_fpr(fpr: Any, tpr: Any, target_fpr: float) -> float:
     """The largest true-positive rate among the thresholds with ``FPR <= target_fpr``."""
     target_fpr = v.check_probability("target_fpr", target_fpr)
-    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    fpr, tpr = _check_roc(fpr, tpr)
+    if not np.any(fpr <= target_fpr):
+        raise ValueError(f"fpr must reach target_fpr={target_fpr} (a ROC curve starts at 0), "
+                         f"got a smallest fpr of {fpr.min()}.")
     return float(tpr[fpr <= target_fpr].max())
 
 
@@ -496,7 +627,7 @@ def dp_tpr_bound(fpr: Any, *, epsilon: float, delta: float) -> np.ndarray:
     delta = v.check_real("delta", delta)
     if not 0 <= delta < 1:
         raise ValueError(f"delta must be in [0, 1), got {delta}.")
-    fpr = np.asarray(fpr, dtype=np.float64)
+    fpr = _check_rates("fpr", fpr)
     first = math.exp(epsilon) * fpr + delta
     second = 1 - math.exp(-epsilon) * (1 - delta - fpr)
     return np.clip(np.minimum(first, second), 0, 1)
@@ -539,15 +670,17 @@ def tradeoff_tpr_bound(fpr: Any, *, noise_multiplier: float, sampling_probabilit
         The bound at every ``fpr``.
     """
     noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
-    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    sampling_probability = accounting.check_sampling_probability(sampling_probability)
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**6)
     grid = (np.linspace(0, 20, 400) if epsilons is None
-            else np.asarray(epsilons, dtype=np.float64).reshape(-1))
+            else v.check_float_array("epsilons", epsilons).reshape(-1))
+    if grid.min() < 0:
+        raise ValueError(f"epsilons must be >= 0, got {grid.min()}.")
+    fpr = _check_rates("fpr", fpr)
     value_discretization_interval = v.check_positive("value_discretization_interval",
                                                      value_discretization_interval)
     deltas = _delta_table(noise_multiplier, sampling_probability, num_rounds,
                           tuple(float(e) for e in grid), value_discretization_interval)
-    fpr = np.asarray(fpr, dtype=np.float64)
     bound = np.ones_like(fpr)
     for eps, delta in zip(grid, deltas, strict=True):
         if delta < 1:
@@ -564,8 +697,8 @@ def clopper_pearson(successes: Any, trials: Any, *, confidence: float = 0.95
         (and each one-sided bound with probability >= ``(1 + confidence) / 2``).
     """
     confidence = v.check_open_unit("confidence", confidence)
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
+    k = _check_counts("successes", successes)
+    n = _check_counts("trials", trials)
     if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
         raise ValueError(f"successes must be integers in 0..trials and trials >= 1, got "
                          f"{successes!r} of {trials!r}.")
@@ -597,9 +730,19 @@ def roc_under_bound(fpr: Any, tpr: Any, *, num_members: int, num_nonmembers: int
     """
     num_members = v.check_int("num_members", num_members, minimum=1)
     num_nonmembers = v.check_int("num_nonmembers", num_nonmembers, minimum=1)
-    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    fpr, tpr = _check_roc(fpr, tpr)
+    if not callable(bound):
+        raise TypeError(f"bound must be a function from FPR values to TPR bounds, got "
+                        f"{type(bound).__name__} {v._fmt(bound)}.")
     tpr_low, _ = clopper_pearson(np.round(tpr * num_members), num_members,
                                  confidence=confidence)
     _, fpr_up = clopper_pearson(np.round(fpr * num_nonmembers), num_nonmembers,
                                 confidence=confidence)
-    return tpr_low <= np.asarray(bound(fpr_up), dtype=np.float64) + 1e-12
+    try:
+        allowed = v.check_float_array("bound(fpr)", bound(fpr_up))
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"bound must return one finite TPR per FPR value: {error}") from None
+    if allowed.shape not in ((), fpr_up.shape):
+        raise ValueError(f"bound must return one TPR per FPR value, got shape {allowed.shape} "
+                         f"for {fpr_up.shape}.")
+    return tpr_low <= allowed + 1e-12

@@ -36,6 +36,9 @@ from fl_helpers import aggregation, attacks, schedule
 
 Weights = list[np.ndarray]
 
+#: Most values a canary update may have in all (a model far beyond the course's, 400 MB).
+MAX_CANARY_SIZE = 10**8
+
 
 @dataclasses.dataclass(frozen=True)
 class AuditResult:
@@ -91,13 +94,11 @@ def epsilon_lower_bound(in_scores: Any, out_scores: Any, *, delta: float,
     Returns:
         An :class:`AuditResult`.
     """
-    ins = np.asarray(in_scores, dtype=np.float64).reshape(-1)
-    outs = np.asarray(out_scores, dtype=np.float64).reshape(-1)
+    ins = v.check_float_array("in_scores", in_scores).reshape(-1)
+    outs = v.check_float_array("out_scores", out_scores).reshape(-1)
     if ins.size < 4 or outs.size < 4:
         raise ValueError(f"in_scores and out_scores need >= 4 scores each, got {ins.size} and "
                          f"{outs.size}.")
-    if not (np.isfinite(ins).all() and np.isfinite(outs).all()):
-        raise ValueError("in_scores and out_scores must be finite, got NaN or inf.")
     delta = v.check_real("delta", delta)
     if not 0 <= delta < 1:
         raise ValueError(f"delta must be in [0, 1), got {delta}.")
@@ -130,11 +131,46 @@ def canary_update(shapes: Sequence[tuple[int, ...]], *, norm: float,
     """A crafted update: a random unit direction (drawn from ``rng``, public) times ``norm``."""
     norm = v.check_positive("norm", norm)
     rng = v.check_rng("rng", rng)
+    shapes = _check_shapes(shapes)
     sizes = [math.prod(shape) for shape in shapes]
     direction = rng.standard_normal(sum(sizes))
     direction *= norm / np.linalg.norm(direction)
     pieces = np.split(direction.astype(np.float32), np.cumsum(sizes)[:-1])
     return [p.reshape(shape) for p, shape in zip(pieces, shapes, strict=True)]
+
+
+def _check_shapes(shapes: Any) -> list[tuple[int, ...]]:
+    if isinstance(shapes, (str, bytes, np.ndarray)) or not isinstance(shapes, Sequence) \
+            or not shapes:
+        raise TypeError(f"shapes must be a non-empty list of array shapes (tuples of ints), got "
+                        f"{type(shapes).__name__} {v._fmt(shapes)}.")
+    checked = []
+    for i, shape in enumerate(shapes):
+        if not isinstance(shape, tuple):
+            raise TypeError(f"shapes[{i}] must be a tuple of ints, got {type(shape).__name__} "
+                            f"{v._fmt(shape)}.")
+        checked.append(tuple(v.check_int(f"shapes[{i}][{j}]", n, minimum=0)
+                             for j, n in enumerate(shape)))
+    total = sum(math.prod(shape) for shape in checked)
+    if not 1 <= total <= MAX_CANARY_SIZE:
+        raise ValueError(f"shapes must hold 1 to {MAX_CANARY_SIZE} values in all, got {total}.")
+    return checked
+
+
+def _check_update(name: str, update: Any) -> list[np.ndarray]:
+    """One client's update: a non-empty list of finite float arrays (one per layer)."""
+    if isinstance(update, (str, bytes, np.ndarray)) or not isinstance(update, Sequence) \
+            or not update:
+        raise TypeError(f"{name} must be a non-empty list of arrays (one per layer), got "
+                        f"{type(update).__name__} {v._fmt(update)}.")
+    return [v.check_float_array(f"{name}[{i}]", layer, min_size=0)
+            for i, layer in enumerate(update)]
+
+
+def _flat_layers(name: str, update: Any) -> np.ndarray:
+    """:func:`_check_update`, then the layers as one flat float32 vector."""
+    return np.concatenate([layer.astype(np.float32).ravel()
+                           for layer in _check_update(name, update)])
 
 
 def _flat(update: Sequence[np.ndarray]) -> np.ndarray:
@@ -161,13 +197,23 @@ def canary_scores(rule: aggregation.AggregationRule, other_updates: Sequence[Wei
                         f"{type(randomness).__name__}.")
     num_trials = v.check_int("num_trials", num_trials, minimum=4, maximum=10**7)
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    canary = _check_update("canary", canary)
+    if isinstance(other_updates, (str, bytes, np.ndarray)) \
+            or not isinstance(other_updates, Sequence):
+        raise TypeError(f"other_updates must be a list of updates (lists of arrays), got "
+                        f"{type(other_updates).__name__} {v._fmt(other_updates)}.")
+    others = [_check_update(f"other_updates[{k}]", u) for k, u in enumerate(other_updates)]
+    shapes = [layer.shape for layer in canary]
+    for k, update in enumerate(others):
+        if [layer.shape for layer in update] != shapes:
+            raise ValueError(f"other_updates[{k}] must have the canary's shapes {shapes}, got "
+                             f"{[layer.shape for layer in update]}.")
     randomness.claim("canary_scores")
     direction = _flat(canary)
     length = np.linalg.norm(direction)
     if not math.isfinite(length) or length == 0:
         raise ValueError(f"canary must be a finite non-zero update, got norm {length}.")
     direction /= length
-    others = [list(u) for u in other_updates]
     sizes_out = np.ones(len(others), dtype=np.int64)
     sizes_in = np.ones(len(others) + 1, dtype=np.int64)
     scores = np.empty((2, num_trials))
@@ -241,6 +287,10 @@ def unexplained_coordinates(released: np.ndarray, release: Any, *, noise: str) -
     Returns:
         The number of coordinates that are impossible under the hypothesis.
     """
+    if not callable(release):
+        raise TypeError(f"release must be a function of a noise array, got "
+                        f"{type(release).__name__} {v._fmt(release)}.")
+    v.check_float_array("released", released)
     target = np.asarray(released).ravel()
     if target.dtype not in (np.float32, np.float64):
         target = target.astype(np.float64 if noise == "float64" else np.float32)
@@ -260,14 +310,23 @@ def unexplained_coordinates(released: np.ndarray, release: Any, *, noise: str) -
         raise ValueError(f"noise must be 'float32', 'float64' or 'integer', got {noise!r}.")
     low = np.full(target.size, -largest, dtype=np.int64)
     high = np.full(target.size, largest, dtype=np.int64)
-    increasing = np.asarray(release(decode(high))) >= np.asarray(release(decode(low)))
+
+    def released_by(keys: np.ndarray) -> np.ndarray:
+        value = np.asarray(release(decode(keys)))
+        if value.dtype == np.bool_ or value.dtype.kind not in "iuf" \
+                or value.shape != target.shape:
+            raise ValueError(f"release must return {target.size} real numbers like released, "
+                             f"got dtype {value.dtype} and shape {value.shape}.")
+        return value
+
+    increasing = released_by(high) >= released_by(low)
     for _ in range(halvings):
         middle = (low >> 1) + (high >> 1) + (low & high & 1)  # (low + high) // 2, no overflow
-        value = np.asarray(release(decode(middle)))
+        value = released_by(middle)
         reaches = np.where(increasing, value >= target, value <= target)
         high = np.where(reaches, middle, high)
         low = np.where(reaches, low, middle + 1)
-    explained = np.asarray(release(decode(high))) == target
+    explained = released_by(high) == target
     return int(np.count_nonzero(~explained))
 
 
@@ -296,9 +355,8 @@ def float_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.
     Returns:
         The number of coordinates that are impossible under the hypothesis (0: consistent).
     """
-    flat = [np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in layers])
-            for layers in (released, previous, noiseless_sum)]
-    w1, w0, total = flat
+    w1, w0, total = (_flat_layers(name, layers) for name, layers in (
+        ("released", released), ("previous", previous), ("noiseless_sum", noiseless_sum)))
     if not (w1.shape == w0.shape == total.shape):
         raise ValueError(f"released, previous and noiseless_sum must have the same shapes, got "
                          f"{w1.shape}, {w0.shape} and {total.shape}.")
@@ -334,8 +392,13 @@ def exact_noise_proofs(released: Sequence[np.ndarray], *, previous: Sequence[np.
     Returns:
         The number of coordinates that are impossible under the hypothesis.
     """
-    w1 = np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in released])
-    w0 = np.concatenate([np.asarray(t, dtype=np.float32).ravel() for t in previous])
+    w1 = _flat_layers("released", released)
+    w0 = _flat_layers("previous", previous)
+    if integer_sum is None or isinstance(integer_sum, (str, bytes)) \
+            or np.asarray(integer_sum).dtype == np.bool_ \
+            or not np.issubdtype(np.asarray(integer_sum).dtype, np.integer):
+        raise TypeError(f"integer_sum must be an integer array, got {type(integer_sum).__name__} "
+                        f"{v._fmt(integer_sum)}.")
     integer_sum = np.asarray(integer_sum)
     if w1.shape != w0.shape or integer_sum.shape != w1.shape:
         raise ValueError(f"released, previous and integer_sum must have the same size, got "

@@ -216,7 +216,8 @@ def clip_per_example(gradients: list[np.ndarray], *, clipping_norm: float
     if not isinstance(gradients, (list, tuple)) or len(gradients) == 0:
         raise TypeError("gradients must be a non-empty list of per-variable arrays of shape "
                         f"(B, ...), got {type(gradients).__name__}.")
-    arrays = [np.asarray(g, dtype=np.float32) for g in gradients]
+    arrays = [v.check_float_array("gradients", g, min_size=0).astype(np.float32)
+              for g in gradients]
     sizes = {a.shape[0] if a.ndim else None for a in arrays}
     if len(sizes) != 1 or None in sizes:
         raise ValueError("gradients must all have the same leading (example) dimension B, got "

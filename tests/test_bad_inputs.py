@@ -724,6 +724,227 @@ REGISTRY += [
                    "examples_per_client": _without(POSITIVE, "none")}),
 ]
 
+
+# ============================================ issue 25: the remaining modules of fl_helpers
+# audit, attacks, dp_sgd, cross_silo, engine, deploy, cli, plotting, quiet, reproducibility,
+# secure_aggregation (its table is tests/test_secure_aggregation.py's ENTRIES) and the widget
+# modules' plain functions.
+
+import test_secure_aggregation  # noqa: E402
+
+from fl_helpers import (  # noqa: E402
+    attacks,
+    audit,
+    dp_sgd,
+    quiet,
+    reproducibility,
+    secure_aggregation,
+)
+
+MODULES += (audit, attacks, dp_sgd, quiet, reproducibility, secure_aggregation)
+
+#: Public functions fuzzed by another table of the same kind, one table per function:
+#: secure_aggregation's, in tests/test_secure_aggregation.py (ENTRIES).
+FUZZED_ELSEWHERE = {function for _, function, _, _ in test_secure_aggregation.ENTRIES}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_op_determinism():
+    # reproducibility.seed_everything's valid call turns TensorFlow's op determinism on for
+    # the whole process; turn it off again for the tests that run after this file.
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    yield
+    if not was_enabled:
+        tf_config.disable_op_determinism()
+
+ACTIVATIONS = attacks.model_activations(MODEL)
+LOGITS = np.tile(np.linspace(-1.0, 1.0, 10), (10, 1))
+SCORES = np.linspace(0.0, 1.0, 8)
+FPR, TPR = attacks.roc_curve(SCORES[4:], SCORES[:4])
+LAYER = (np.arange(12.0).reshape(4, 3) / 10, np.array([0.5, -0.2, 0.1]))
+
+FAMILIES.update({
+    # -- for per-layer lists of float arrays of any shapes
+    "layers": [None, "abc", 3, [], [None], ["abc"], [np.array([1.0, np.nan])],
+               [np.array([1 + 1j])], [np.array([object()], dtype=object)],
+               [[[1.0], [1.0, 2.0]]], {0: np.ones(2)}],
+    # -- for the activation names of a Dense stack (one per layer)
+    "activations": [None, "linear", 3, (), (1,), ("nope",) * len(ACTIVATIONS),
+                    (*ACTIVATIONS, "relu")],
+    # -- for score, rate or logit arrays that may be any 1-D list of finite reals
+    "scores": [*(value for family in ARRAY for value in FAMILIES[family]), np.array([])],
+})
+ACTIVATION_NAMES = ("activations",)
+# Bad images for attacks, which also take flattened images (CX.reshape(10, -1)) and one image
+# alone (CX[0]) as a batch: the "images" family without those two.
+ATTACK_IMAGES = [x for i, x in enumerate(FAMILIES["images"]) if i not in (4, 5)]
+LAYERS = ("layers",)
+SCORE_ARRAY = ("scores",)
+
+REGISTRY += [
+    # ------------------------------------------------------------------ fl_helpers.reproducibility
+    Entry(reproducibility.seed_everything, args=(0,), corrupt={"seed": INDEX}),
+    # ---------------------------------------------------------------------------- fl_helpers.quiet
+    Entry(quiet.split_startup_noise, args=("a\nb",),
+          extra={"text": [None, 3, b"bytes", ["a"], object()]}),
+    Entry(quiet.hidden_startup_messages),
+    Entry(quiet.import_tensorflow),
+    # ---------------------------------------------------------------------------- fl_helpers.audit
+    Entry(audit.epsilon_lower_bound, args=(SCORES + 1, SCORES), kwargs={"delta": 0.0},
+          corrupt={"in_scores": SCORE_ARRAY, "out_scores": SCORE_ARRAY,
+                   "delta": (*NON_NEGATIVE, "one", "above_one"), "confidence": OPEN_UNIT}),
+    Entry(audit.canary_update, args=([(2, 3), (4,)],), kwargs={"norm": 2.0, "rng": _rng()},
+          corrupt={"shapes": ("shapes",), "norm": POSITIVE, "rng": RNG}),
+    *(Entry(function, args=(aggregation.FedAvg(), [[np.ones(3)]] * 2, [np.full(3, 5.0)]),
+            kwargs={"num_trials": 4, "num_clients": 3, **kwargs,
+                    "randomness": schedule.PrivateRandomness.reproducible(0, warn=False)},
+            corrupt={"rule": ("rule",), "canary": LAYERS, "num_trials": COUNT,
+                     "num_clients": COUNT, "randomness": ("randomness", "none"), **corrupt},
+            # (No other client at all, other_updates=[], is a valid round.)
+            extra={"num_trials": [3, 10**7 + 1], "canary": [[np.zeros(3)], [np.ones(4)]],
+                   "other_updates": [None, "abc", 3, [[np.ones(4)]], [np.ones(3)], [[]],
+                                     *([bad] for bad in FAMILIES["layers"])]})
+      for function, kwargs, corrupt in (
+          (audit.canary_scores, {}, {}),
+          (audit.canary_audit, {"delta": 0.0, "confidence": 0.9},
+           {"delta": (*NON_NEGATIVE, "one", "above_one"), "confidence": OPEN_UNIT}))),
+    Entry(audit.unexplained_coordinates, args=(np.float32([1.0, 2.0]), lambda noise: noise),
+          kwargs={"noise": "float32"},
+          corrupt={"released": ARRAY, "noise": NAME},
+          extra={"release": [None, 3, "f", lambda noise: "abc", lambda noise: noise[:1]]}),
+    Entry(audit.float_noise_proofs, args=([np.float32([1.0, 2.0])],),
+          kwargs={"previous": [np.float32([0.5, 1.5])], "noiseless_sum": [np.float32([1, 1])],
+                  "expected_clients": 2.0, "server_learning_rate": 1.0},
+          corrupt={"released": LAYERS, "previous": LAYERS, "noiseless_sum": LAYERS,
+                   "expected_clients": POSITIVE, "server_learning_rate": POSITIVE},
+          extra={"previous": [[np.float32([0.5])]]}),
+    Entry(audit.exact_noise_proofs, args=([np.float32([1.0, 2.0])],),
+          kwargs={"previous": [np.float32([0.5, 1.5])], "integer_sum": np.array([3, 4]),
+                  "clipping_norm": 1.0, "expected_clients": 2.0, "steps": 16,
+                  "server_learning_rate": 1.0},
+          corrupt={"released": LAYERS, "previous": LAYERS, "clipping_norm": POSITIVE,
+                   "expected_clients": POSITIVE, "steps": COUNT,
+                   "server_learning_rate": POSITIVE},
+          extra={"integer_sum": [None, "abc", np.array([1.5, 2.0]), np.array([1]),
+                                 np.array([True, False])]}),
+    # -------------------------------------------------------------------------- fl_helpers.dp_sgd
+    Entry(dp_sgd.per_example_gradients, args=(MODEL, CX, CY),
+          corrupt={"model": ("model",), "x": ("images",), "y": ("model_labels",)}),
+    Entry(dp_sgd.clip_per_example, args=([np.ones((3, 2)), np.ones((3,))],),
+          kwargs={"clipping_norm": 1.0},
+          corrupt={"gradients": LAYERS, "clipping_norm": POSITIVE},
+          extra={"gradients": [[np.ones((3, 2)), np.ones((2,))], [np.array(1.0)]]}),
+    Entry(dp_sgd.train, args=(MODEL, CX, CY),
+          kwargs={"noise_multiplier": 1.0, "clipping_norm": 1.0, "sampling_probability": 0.5,
+                  "num_steps": 1, "learning_rate": 0.1, "target_delta": DELTA,
+                  "reproducible_noise_seed": None, "randomness": None,
+                  "expected_batch_size": 5.0, "noise": "exact"},
+          corrupt={"model": ("model",), "x": ("images",), "y": ("model_labels",),
+                   "noise_multiplier": NON_NEGATIVE, "clipping_norm": POSITIVE,
+                   "sampling_probability": PROBABILITY, "num_steps": COUNT,
+                   "learning_rate": POSITIVE, "target_delta": OPEN_UNIT,
+                   "reproducible_noise_seed": _without(INDEX, "none"),
+                   "randomness": ("randomness",), "expected_batch_size": _without(POSITIVE, "none"),
+                   "noise": NAME},
+          extra={"num_steps": [10**7 + 1]}),
+    # ------------------------------------------------------------------------- fl_helpers.attacks
+    Entry(attacks.model_activations, args=(MODEL,), corrupt={"model": ("model",)}),
+    Entry(attacks.forward, args=(WEIGHTS, CX.reshape(10, -1), ACTIVATIONS),
+          corrupt={"activations": ACTIVATION_NAMES},
+          extra={"weights": [None, "abc", 3, [], WEIGHTS[:1], [*WEIGHTS, *WEIGHTS]],
+                 "x": [None, "abc", 3, CX, np.full((2, 784), np.nan)]}),
+    Entry(attacks.gradient, args=(WEIGHTS, ACTIVATIONS, CX, CY),
+          corrupt={"weights": ("weights",), "activations": ACTIVATION_NAMES,
+                   "y": ("model_labels",)},
+          extra={"x": [*ATTACK_IMAGES, CX[0]]}),
+    Entry(attacks.per_example_logits, args=(WEIGHTS, ACTIVATIONS, CX),
+          corrupt={"weights": ("weights",), "activations": ACTIVATION_NAMES},
+          extra={"x": ATTACK_IMAGES}),
+    *(Entry(function, args=(CX, CX), extra={"reconstructed": [*ATTACK_IMAGES, CX[0]],
+                                           "original": [*ATTACK_IMAGES, CX[0]]})
+      for function in (attacks.ssim, attacks.psnr)),
+    Entry(attacks.match_to_originals, args=(CX[:3], CX[:2]),
+          extra={"candidates": [*ATTACK_IMAGES, CX[:1]], "originals": ATTACK_IMAGES}),
+    *(Entry(function, args=LAYER, corrupt={"kernel_update": ARRAY, "bias_update": ARRAY},
+            extra={"kernel_update": [np.ones(3), np.ones((4, 2))],
+                   "bias_update": [np.zeros(3), np.ones((3, 1))]})
+      for function in (attacks.invert_dense_least_squares,)),
+    Entry(attacks.invert_dense_layer, args=LAYER, kwargs={"relative_threshold": 1e-6},
+          corrupt={"kernel_update": ARRAY, "bias_update": ARRAY,
+                   "relative_threshold": NON_NEGATIVE},
+          extra={"kernel_update": [np.ones(3), np.ones((4, 2))],
+                 "bias_update": [np.zeros(3), np.ones((3, 1))]}),
+    Entry(attacks.clip_and_noise, args=(WEIGHTS,),
+          kwargs={"clipping_norm": 1.0, "noise_multiplier": 1.0, "rng": _rng()},
+          corrupt={"update": LAYERS, "clipping_norm": POSITIVE, "noise_multiplier": NON_NEGATIVE,
+                   "rng": RNG}),
+    Entry(attacks.idlg_labels, args=(np.array([0.1, -0.5, 0.2]), 1),
+          corrupt={"last_bias_gradient": ARRAY, "batch_size": COUNT},
+          extra={"batch_size": [4], "last_bias_gradient": [np.ones((2, 2)), np.array([])]}),
+    Entry(attacks.dlg_attack, args=(WEIGHTS, ACTIVATIONS, WEIGHTS),
+          kwargs={"batch_size": 1, "labels": None, "num_steps": 1, "step_size": 0.1,
+                  "tv_weight": 0.01, "seed": 0},
+          corrupt={"weights": ("weights",), "activations": ACTIVATION_NAMES,
+                   "observed_update": ("weights",), "batch_size": COUNT,
+                   "labels": _without(LABELS, "array_none"), "num_steps": COUNT,
+                   "step_size": POSITIVE, "tv_weight": NON_NEGATIVE, "seed": INDEX},
+          extra={"labels": [np.array([10]), np.array([-1]), np.array([0, 1])]}),
+    Entry(attacks.per_example_losses, args=(LOGITS, CY),
+          corrupt={"logits": ARRAY, "labels": LABELS},
+          extra={"logits": [LOGITS[0], LOGITS[:5]], "labels": [CY + 10, -CY - 1]}),
+    Entry(attacks.logit_confidence, args=(LOGITS, CY),
+          corrupt={"logits": ARRAY, "labels": LABELS},
+          extra={"logits": [LOGITS[0], LOGITS[:5], LOGITS[:, :1]],
+                 "labels": [CY + 10, -CY - 1]}),
+    Entry(attacks.loss_threshold_scores, args=(SCORES,), corrupt={"losses": SCORE_ARRAY}),
+    Entry(attacks.lira_offline_scores,
+          args=(SCORES[:3], np.tile(SCORES[:3], (4, 1)), np.eye(4, 3, dtype=bool)),
+          kwargs={"min_std": 1e-3},
+          corrupt={"target_confidence": SCORE_ARRAY, "shadow_confidence": ARRAY,
+                   "shadow_members": ("array_none", "array_string", "array_object",
+                                      "array_ragged"),
+                   "min_std": POSITIVE},
+          extra={"shadow_members": [np.zeros((4, 3)), np.ones((4, 3), dtype=bool)]}),
+    Entry(attacks.roc_curve, args=(SCORES[4:], SCORES[:4]),
+          corrupt={"member_scores": SCORE_ARRAY, "nonmember_scores": SCORE_ARRAY}),
+    Entry(attacks.auc, args=(FPR, TPR), corrupt={"fpr": SCORE_ARRAY, "tpr": SCORE_ARRAY},
+          extra={"fpr": [FPR[:2], FPR * 2, FPR[::-1]], "tpr": [TPR[:2], -TPR]}),
+    Entry(attacks.tpr_at_fpr, args=(FPR, TPR, 0.1),
+          # (A subnormal target_fpr is a valid probability: the curve's (0, 0) point meets it.)
+          corrupt={"fpr": SCORE_ARRAY, "tpr": SCORE_ARRAY,
+                   "target_fpr": _without(PROBABILITY, "subnormal")},
+          extra={"fpr": [FPR[:2], FPR + 1], "tpr": [TPR[:2]]}),
+    Entry(attacks.dp_tpr_bound, args=(FPR,), kwargs={"epsilon": 1.0, "delta": DELTA},
+          corrupt={"fpr": SCORE_ARRAY, "epsilon": NON_NEGATIVE,
+                   "delta": (*NON_NEGATIVE, "one", "above_one")},
+          extra={"fpr": [np.array([-0.5]), np.array([1.5])]}),
+    Entry(attacks.tradeoff_tpr_bound, args=(FPR,),
+          kwargs={"noise_multiplier": 2.0, "sampling_probability": 1.0, "num_rounds": 1,
+                  "epsilons": None, "value_discretization_interval": 1e-2},
+          corrupt={"fpr": SCORE_ARRAY, "noise_multiplier": POSITIVE,
+                   "sampling_probability": PROBABILITY, "num_rounds": COUNT,
+                   "value_discretization_interval": POSITIVE},
+          extra={"fpr": [np.array([-0.5]), np.array([1.5])],
+                 "epsilons": ["abc", np.array([np.nan]), np.array([-1.0]), [1 + 1j]]}),
+    Entry(attacks.clopper_pearson, args=(3, 10), kwargs={"confidence": 0.95},
+          # (Integral floats are counts too: roc_under_bound passes np.round(rate * n).)
+          corrupt={"successes": ("string", "none", "complex", "nan", "inf", "negative",
+                                 "bool", "object"),
+                   "trials": ("string", "none", "complex", "nan", "inf", "zero", "negative",
+                              "bool", "object"),
+                   "confidence": OPEN_UNIT},
+          extra={"successes": [11, 1.5, [1, 20], ["a"]], "trials": [2, 2.5, [10, 0]]}),
+    Entry(attacks.roc_under_bound, args=(FPR, TPR),
+          kwargs={"num_members": 4, "num_nonmembers": 4, "bound": lambda f: f,
+                  "confidence": 0.95},
+          corrupt={"fpr": SCORE_ARRAY, "tpr": SCORE_ARRAY, "num_members": COUNT,
+                   "num_nonmembers": COUNT, "confidence": OPEN_UNIT},
+          extra={"fpr": [FPR[:2], FPR + 1], "tpr": [TPR[:2], TPR + 1],
+                 "bound": [None, 3, "f", lambda f: "abc", lambda f: f[:1]]}),
+]
+
 SHAPES = [w.shape for w in WEIGHTS]
 RAGGED = [np.array([1.0, 2.0]), np.array([])]
 CHECKPOINT = f"{tempfile.mkdtemp(prefix='fuzz-')}/run.npz"
@@ -885,7 +1106,7 @@ def test_corrupted_arguments_exist():
 
 
 def test_registry_covers_every_public_function():
-    covered = {entry.function for entry in REGISTRY}
+    covered = {entry.function for entry in REGISTRY} | FUZZED_ELSEWHERE
     missing = [f"{module.__name__}.{name}" for module in MODULES
                for name, function in inspect.getmembers(module, inspect.isfunction)
                if function.__module__ == module.__name__ and not name.startswith("_")
