@@ -1,4 +1,20 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the test tiers.
+
+Tiers (markers, listed in pyproject.toml):
+
+* ``slow``: a test that took 0.5 s or more (or 3 s over its parameters) in a ``--durations=0``
+  run on the course's 2-core machine (2026-12-07), listed in :data:`SLOW_TESTS` below, or
+  marked ``@pytest.mark.slow`` in its file;
+* ``fuzz``: the bad-input fuzz, ``tests/test_bad_inputs.py`` (about 7,000 cases);
+* ``notebooks``: executes notebooks (nbval's cells, the student edition's check cells);
+* ``browser``: drives JupyterLab in headless Chromium (marked in ``tests/browser``).
+
+The fast tier, the unit tests in under a minute::
+
+    .venv/bin/python -m pytest -m "not slow and not fuzz and not notebooks and not browser" tests
+
+``tests/test_tiers.py`` checks that every name below still exists.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +37,150 @@ def small_federation():
     iid = data.client_datasets(x, y, data.partition_iid(720, 16, rng=rng))
     dirichlet = data.client_datasets(x, y, data.partition_dirichlet(y, 16, alpha=0.3, rng=rng))
     return {"iid": iid, "dirichlet": dirichlet}, (x_test[:1000], y_test[:1000])
+
+
+#: Test functions (``file::name``, every parameter) that the fast tier leaves out.
+SLOW_TESTS = frozenset({
+    "tests/test_accounting.py::test_absl_warnings_silenced_and_verbosity_restored",
+    "tests/test_accounting.py::test_calibration_finest_rtol_returns",
+    "tests/test_accounting.py::test_calibration_straddling_the_pld_range",
+    "tests/test_accounting.py::test_default_accountant_is_pld",
+    "tests/test_accounting.py::test_noise_multiplier_for_epsilon_round_trip",
+    "tests/test_accounting.py::test_noise_multiplier_for_epsilon_unreachable_targets",
+    "tests/test_accounting.py::test_pld_calibration_notebook_04_setting",
+    "tests/test_accounting.py::test_pld_epsilon_per_round",
+    "tests/test_accounting.py::test_pld_equals_dp_accounting_pld_accountant",
+    "tests/test_accounting.py::test_pld_full_batch_matches_exact_gaussian_composition",
+    "tests/test_accounting.py::test_pld_laplace_per_release",
+    "tests/test_accounting.py::test_pld_never_exceeds_rdp",
+    "tests/test_accounting.py::test_pld_out_of_range_reports_rdp",
+    "tests/test_attacks.py::test_batch_candidates_are_mixtures_of_the_batch",
+    "tests/test_attacks.py::test_bound_check_fails_for_a_broken_mechanism",
+    "tests/test_attacks.py::test_canary_attack_roc_lies_under_the_tradeoff_curve",
+    "tests/test_attacks.py::test_dlg_reconstructs_one_image",
+    "tests/test_attacks.py::test_inversion_explorer_redraws",
+    "tests/test_attacks.py::test_tradeoff_bound_is_under_the_accountants_line",
+    "tests/test_audit.py::test_broken_rules_are_caught",
+    "tests/test_audit.py::test_honest_rule_is_consistent_and_the_audit_has_power",
+    "tests/test_audit.py::test_honest_rule_on_the_secret_noise_path",
+    "tests/test_audit.py::test_same_seed_same_audit",
+    "tests/test_audit.py::test_whole_exact_runs_on_both_engines_prove_nothing",
+    "tests/test_cli.py::test_bad_value_from_a_real_process",
+    "tests/test_cli.py::test_bad_values_exit_nonzero_with_one_line_naming_the_flag",
+    "tests/test_cli.py::test_tiny_run_writes_metrics_json_and_plot_png",
+    "tests/test_cross_silo.py::test_an_empty_poisson_batch_is_noised_like_any_other",
+    "tests/test_cross_silo.py::test_dp_noise_has_the_calibrated_std",
+    "tests/test_cross_silo.py::test_exact_noise_dp_sgd_step_is_the_integer_sum_plus_integer_noise",
+    "tests/test_cross_silo.py::test_private_comparison_respects_the_target",
+    "tests/test_cross_silo.py::test_the_dp_federation_panel_redraws_in_one_message",
+    "tests/test_cross_silo.py::test_widget_summary_and_drawing",
+    "tests/test_deploy.py::test_client_app_imports_stay_light",
+    "tests/test_dp_fedavg.py::test_dp_without_noise_or_clipping_is_fedavg",
+    "tests/test_dp_fedavg.py::test_engine_equals_loop_with_clipping_and_noise",
+    "tests/test_dp_fedavg.py::test_epsilon_is_the_accountants_and_the_budget_stops_training",
+    "tests/test_dp_fedavg.py::test_exact_noise_runs_on_both_engines_and_is_accounted_as_discrete",
+    "tests/test_dp_fedavg.py::test_one_example_clients_take_the_factor_path_with_the_same_result",
+    "tests/test_dp_fedavg.py::test_private_outputs_only_by_default",
+    "tests/test_dp_fedavg.py::test_q1_z0_is_bit_identical_and_secret_noise_differs",
+    "tests/test_dp_fedavg.py::test_reference_round_equals_the_loop",
+    "tests/test_dp_sgd.py::test_clipping_never_increases_a_norm_and_bounds_every_example",
+    "tests/test_dp_sgd.py::test_default_runs_use_secret_noise_and_differ",
+    "tests/test_dp_sgd.py::test_epsilon_equals_the_accountants",
+    "tests/test_dp_sgd.py::test_exact_noise_step_is_the_integer_sum_plus_integer_noise",
+    "tests/test_dp_sgd.py::test_no_noise_means_no_guarantee",
+    "tests/test_dp_sgd.py::test_noise_on_the_sum_has_std_z_times_c",
+    "tests/test_dp_sgd.py::test_parity_with_a_from_scratch_loop",
+    "tests/test_dp_sgd.py::test_per_example_gradients_equal_single_example_gradients",
+    "tests/test_dp_sgd.py::test_randomness_argument",
+    "tests/test_dp_sgd.py::test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed",
+    "tests/test_dp_sgd.py::test_reproducible_runs_are_bit_identical_and_say_they_are_not_private",
+    "tests/test_dp_sgd.py::test_the_interval_attack_breaks_float_noise_and_not_exact_noise",
+    "tests/test_dp_sgd.py::test_the_update_divides_by_the_expected_batch_size",
+    "tests/test_dp_sgd.py::test_works_for_a_general_small_classifier",
+    "tests/test_engine.py::test_engine_equals_loop",
+    "tests/test_engine.py::test_engine_equals_loop_full_batch",
+    "tests/test_engine.py::test_engine_equals_loop_on_the_2nn",
+    "tests/test_engine.py::test_engine_returns_every_update_like_the_loop",
+    "tests/test_engine.py::test_fused_clipped_sum_equals_the_rules_reference_sum",
+    "tests/test_engine.py::test_group_size_changes_nothing_but_speed",
+    "tests/test_engine.py::test_median_rule_runs_on_both_engines",
+    "tests/test_engine.py::test_one_step_clipped_sum_equals_the_loop",
+    "tests/test_engine.py::test_one_step_clipping_holds_when_a_clients_gradients_cancel",
+    "tests/test_engine.py::test_one_step_dp_fedavg_equals_the_loop",
+    "tests/test_engine.py::test_training_reports_divergence",
+    "tests/test_engine_cnn.py::test_cnn_clipped_sum_equals_the_rules_reference_sum",
+    "tests/test_engine_cnn.py::test_cnn_evaluator_equals_client_evaluate",
+    "tests/test_engine_cnn.py::test_cnn_updates_equal_the_loop",
+    "tests/test_engine_cnn.py::test_group_size_changes_nothing_on_a_valid_padding_cnn",
+    "tests/test_engine_cnn.py::test_the_cnn_runs_on_the_fast_engine_and_auto_keeps_the_loop",
+    "tests/test_experiment.py::test_budget_is_calibrated_and_reported_epsilon_is_the_accountants",
+    "tests/test_experiment.py::test_given_noise_multiplier_reports_the_accountants_epsilon",
+    "tests/test_experiment.py::test_json_has_no_per_client_figures_unless_asked",
+    "tests/test_experiment.py::test_local_noise_on_the_sum_has_std_z_c_sqrt_m",
+    "tests/test_experiment.py::test_local_run_reports_the_busiest_clients_epsilon",
+    "tests/test_experiment.py::test_same_seed_same_result_only_with_reproducible_noise",
+    "tests/test_federated.py::test_client_update_is_deterministic_and_ignores_the_models_previous_state",
+    "tests/test_federated.py::test_client_update_matches_hand_written_numpy_sgd",
+    "tests/test_federated.py::test_fedsgd_round_is_one_gradient_step_on_the_pooled_data",
+    "tests/test_federated.py::test_history_timings_and_total_seconds",
+    "tests/test_federated.py::test_one_trace_serves_every_client_size_batch_size_and_learning_rate",
+    "tests/test_federated.py::test_run_fedavg_is_client_update_then_fedavg_with_the_documented_seeds",
+    "tests/test_federated.py::test_run_fedavg_progress_bar_shows_rounds_and_accuracy",
+    "tests/test_federated.py::test_run_fedavg_same_seed_same_history",
+    "tests/test_federated.py::test_run_fedavg_starts_from_initial_weights_without_changing_them",
+    "tests/test_federated.py::test_run_fedavg_weights_clients_of_different_sizes_by_n_k",
+    "tests/test_federated.py::test_sgd_loss_curve_stops_and_reports_divergence",
+    "tests/test_models.py::test_seeding_does_not_read_global_state",
+    "tests/test_privacy.py::test_audit_does_not_refute_correct_laplace_mechanism",
+    "tests/test_privacy.py::test_audit_flags_helper_laplace_told_the_wrong_sensitivity",
+    "tests/test_privacy.py::test_audit_of_helper_gaussian_mechanism_with_delta",
+    "tests/test_privacy.py::test_discrete_gaussian_matches_its_closed_form_pmf",
+    "tests/test_privacy.py::test_discrete_laplace_matches_its_closed_form_pmf",
+    "tests/test_privacy.py::test_expected_error_and_interval_match_simulation",
+    "tests/test_privacy.py::test_gaussian_noise_has_calibrated_std",
+    "tests/test_privacy.py::test_laplace_noise_has_scale_sensitivity_over_epsilon",
+    "tests/test_quiet.py::test_real_tensorflow_start_up_is_quiet_and_later_errors_still_show",
+    "tests/test_robust.py::test_a_malformed_reply_time_is_a_rejected_reply_never_a_crash",
+    "tests/test_robust.py::test_a_private_run_is_silent_when_the_target_client_diverges",
+    "tests/test_robust.py::test_a_round_where_every_client_fails_keeps_the_model",
+    "tests/test_robust.py::test_attack_experiment_backdoor_beats_fedavg_but_not_the_median",
+    "tests/test_robust.py::test_faulty_clients_are_rejected_logged_and_fedavg_renormalises",
+    "tests/test_robust.py::test_interrupted_run_resumes_bit_identically",
+    "tests/test_robust.py::test_one_diverging_client_is_rejected_and_all_diverging_is_an_error",
+    "tests/test_robust.py::test_robustness_explorer_redraws_and_reports_its_time",
+    "tests/test_robust.py::test_stragglers_past_the_deadline_are_rejected",
+    "tests/test_schedule.py::test_a_private_run_resumes_only_with_fresh_randomness_and_a_checkpoint_every_round",
+    "tests/test_schedule.py::test_a_second_private_run_with_one_secret_source_is_refused",
+    "tests/test_schedule.py::test_dp_fedavg_divides_by_the_public_constant_never_by_a_count_of_the_clients",
+    "tests/test_secure_aggregation.py::test_bad_input_is_rejected_naming_the_argument",
+    "tests/test_secure_aggregation.py::test_masked_sum_equals_plain_sum_on_1000_random_trials_with_dropouts",
+    "tests/test_secure_aggregation.py::test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting",
+    "tests/test_secure_aggregation.py::test_rule_plugs_into_run_fedavg",
+    "tests/test_secure_aggregation.py::test_stochastic_rounding_is_unbiased_and_within_the_norm_bound",
+    "tests/test_secure_aggregation.py::test_valid_calls_succeed",
+    "tests/test_type_check.py::test_mypy_passes_on_fl_helpers",
+    "tests/test_widgets.py::test_a_failed_redraw_shows_its_error_in_place_of_the_plot",
+    "tests/test_widgets.py::test_a_redraw_replaces_text_and_plot_in_one_message",
+    "tests/test_widgets.py::test_dp_experiment_explorer_controls_and_redraw",
+    "tests/test_widgets.py::test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start",
+    "tests/test_widgets.py::test_fedavg_explorer_reruns_with_the_chosen_settings",
+    "tests/test_widgets.py::test_local_sgd_explorer_retrains_with_the_chosen_settings",
+    "tests/test_widgets.py::test_noise_explorer_controls_and_redraw",
+    "tests/test_widgets.py::test_noise_explorer_draws_reproducible_samples_and_the_neighbour",
+    "tests/test_widgets.py::test_prefetcher_background_gives_way_while_the_foreground_computes",
+})
+
+#: Test files that execute notebooks.
+NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks each collected test with its tier (see the module docstring)."""
+    for item in items:
+        path, _, _ = item.nodeid.partition("::")
+        if item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if path.endswith(".ipynb") or path in NOTEBOOK_TEST_FILES:
+            item.add_marker(pytest.mark.notebooks)
+        if path == "tests/test_bad_inputs.py":
+            item.add_marker(pytest.mark.fuzz)
