@@ -24,15 +24,9 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-#: Defaults shown by ``--help`` (the library's own defaults are in ``experiment.DEFAULTS``).
-_DEFAULTS: dict[str, Any] = {
-    "num_clients": 1000, "clients_per_round": 100, "num_rounds": 30, "target_delta": 1e-5,
-    "clipping_norm": 0.5, "split": "dirichlet", "alpha": 0.5, "local_epochs": 1,
-    "batch_size": 10, "client_learning_rate": 0.1, "server_learning_rate": 1.0,
-    "model": "softmax_regression", "seed": 0,
-}
+from fl_helpers import experiment_defaults
+
 _SPLITS = ("iid", "shards", "dirichlet")
 _MODELS = ("softmax_regression", "2nn", "cnn")
 
@@ -50,7 +44,7 @@ def _batch_size(text: str) -> int | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every flag documented; old spellings kept as hidden aliases)."""
-    d = _DEFAULTS
+    d = experiment_defaults.DEFAULTS
     parser = _Parser(
         prog="python -m fl_helpers.experiment",
         description=(
@@ -183,12 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         reproducibility.seed_everything(args.seed)
         federation = experiment.make_federation(
             args.num_clients, split=args.split, seed=args.seed,
-            alpha=_DEFAULTS["alpha"] if args.alpha is None else args.alpha)
+            alpha=experiment_defaults.DEFAULTS["alpha"] if args.alpha is None else args.alpha)
         if args.sampling_probability is not None:
             q = args.sampling_probability
         else:
             m = args.clients_per_round
-            m = min(_DEFAULTS["clients_per_round"], args.num_clients) if m is None else m
+            if m is None:
+                m = min(experiment_defaults.DEFAULTS["clients_per_round"], args.num_clients)
             if not 1 <= m <= args.num_clients:
                 raise ValueError(f"clients_per_round must be in 1..{args.num_clients} "
                                  f"(--num-clients), got {m}.")

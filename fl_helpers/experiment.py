@@ -29,7 +29,15 @@ import keras
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation, data, models, schedule, training
+from fl_helpers import (
+    accounting,
+    aggregation,
+    data,
+    experiment_defaults,
+    models,
+    schedule,
+    training,
+)
 
 #: How the training set can be split among clients (see :func:`make_federation`).
 SPLITS: tuple[str, ...] = ("iid", "shards", "dirichlet")
@@ -48,22 +56,9 @@ SHARDS_PER_CLIENT = 2
 #: factor ``min(1, C / ||delta||)`` is exactly 1 and nothing is clipped.
 NO_CLIPPING = 1e30
 
-#: Defaults shared by the command line, the widget and the notebook.
-DEFAULTS: dict[str, Any] = {
-    "num_clients": 1000,
-    "clients_per_round": 100,
-    "num_rounds": 30,
-    "target_delta": 1e-5,
-    "clipping_norm": 0.5,
-    "split": "dirichlet",
-    "alpha": 0.5,
-    "local_epochs": 1,
-    "batch_size": 10,
-    "client_learning_rate": 0.1,
-    "server_learning_rate": 1.0,
-    "model": "softmax_regression",
-    "seed": 0,
-}
+#: Defaults shared by the command line, the widget and the notebook (their one home is
+#: :mod:`fl_helpers.experiment_defaults`, which the command line reads without TensorFlow).
+DEFAULTS = experiment_defaults.DEFAULTS
 
 
 class Privacy(enum.Enum):
