@@ -46,7 +46,7 @@ import tensorflow as tf
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, engine
+from fl_helpers import accounting, audit, engine
 
 #: Side of an MNIST image.
 IMAGE_SIDE = 28
@@ -117,17 +117,6 @@ def _check_roc(fpr: Any, tpr: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"fpr and tpr must have the same length, got {fpr.size} and "
                          f"{tpr.size}.")
     return fpr, tpr
-
-
-def _check_counts(name: str, value: Any) -> np.ndarray:
-    """Integer counts (an int, or a list or array of them; integral floats too), as float64."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        array = v.check_float_array(name, value, min_size=0)
-    else:
-        array = np.asarray(v.check_real(name, value))
-    if np.any(array != np.round(array)):
-        raise TypeError(f"{name} must hold integers, got {v._fmt(value)}.")
-    return array
 
 
 def model_activations(model: Any) -> tuple[str, ...]:
@@ -688,27 +677,6 @@ def tradeoff_tpr_bound(fpr: Any, *, noise_multiplier: float, sampling_probabilit
     return bound
 
 
-def clopper_pearson(successes: Any, trials: Any, *, confidence: float = 0.95
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact two-sided binomial confidence interval (Clopper & Pearson 1934) for a rate.
-
-    Returns:
-        ``(lower, upper)``: each covers the true rate with probability >= ``confidence``
-        (and each one-sided bound with probability >= ``(1 + confidence) / 2``).
-    """
-    confidence = v.check_open_unit("confidence", confidence)
-    k = _check_counts("successes", successes)
-    n = _check_counts("trials", trials)
-    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
-        raise ValueError(f"successes must be integers in 0..trials and trials >= 1, got "
-                         f"{successes!r} of {trials!r}.")
-    alpha = 1 - confidence
-    with np.errstate(invalid="ignore"):
-        lower = np.where(k == 0, 0.0, scipy.special.betaincinv(k, n - k + 1, alpha / 2))
-        upper = np.where(k == n, 1.0, scipy.special.betaincinv(k + 1, n - k, 1 - alpha / 2))
-    return lower, upper
-
-
 def roc_under_bound(fpr: Any, tpr: Any, *, num_members: int, num_nonmembers: int,
                     bound: Any, confidence: float = 0.95) -> np.ndarray:
     """Whether each point of a measured ROC is consistent with a TPR bound, allowing for chance.
@@ -734,10 +702,10 @@ def roc_under_bound(fpr: Any, tpr: Any, *, num_members: int, num_nonmembers: int
     if not callable(bound):
         raise TypeError(f"bound must be a function from FPR values to TPR bounds, got "
                         f"{type(bound).__name__} {v._fmt(bound)}.")
-    tpr_low, _ = clopper_pearson(np.round(tpr * num_members), num_members,
-                                 confidence=confidence)
-    _, fpr_up = clopper_pearson(np.round(fpr * num_nonmembers), num_nonmembers,
-                                confidence=confidence)
+    tpr_low, _ = audit.clopper_pearson(np.round(tpr * num_members), num_members,
+                                       confidence=confidence)
+    _, fpr_up = audit.clopper_pearson(np.round(fpr * num_nonmembers), num_nonmembers,
+                                      confidence=confidence)
     try:
         allowed = v.check_float_array("bound(fpr)", bound(fpr_up))
     except (TypeError, ValueError) as error:

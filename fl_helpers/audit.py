@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.special
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, attacks, schedule
+from fl_helpers import aggregation, schedule
 
 Weights = list[np.ndarray]
 
@@ -67,12 +68,108 @@ class AuditResult:
     confidence: float
 
 
+def _check_counts(name: str, value: Any) -> np.ndarray:
+    """Integer counts (an int, or a list or array of them; integral floats too), as float64."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        array = v.check_float_array(name, value, min_size=0)
+    else:
+        array = np.asarray(v.check_real(name, value))
+    if np.any(array != np.round(array)):
+        raise TypeError(f"{name} must hold integers, got {v._fmt(value)}.")
+    return array
+
+
+def clopper_pearson(successes: Any, trials: Any, *, confidence: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact two-sided binomial confidence interval (Clopper & Pearson 1934) for a rate.
+
+    The bounds are Beta quantiles: ``lower = Beta^{-1}(alpha/2; k, n - k + 1)`` and
+    ``upper = Beta^{-1}(1 - alpha/2; k + 1, n - k)``, with ``alpha = 1 - confidence``
+    (``lower = 0`` where ``k = 0`` and ``upper = 1`` where ``k = n``). The course's one
+    implementation: the audits here and :func:`fl_helpers.attacks.roc_under_bound` use it.
+
+    Args:
+        successes: Counts ``k``, integers in ``0..trials`` (an int or an array; integral floats
+            too).
+        trials: Counts ``n >= 1`` (an int or an array broadcasting with ``successes``).
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(lower, upper)``, float64 arrays (0-d for scalar counts): each covers the true rate
+        with probability >= ``confidence`` (and each one-sided bound with probability
+        >= ``(1 + confidence) / 2``).
+
+    Raises:
+        TypeError, ValueError: If the counts or the confidence are out of range.
+    """
+    confidence = v.check_open_unit("confidence", confidence)
+    k = _check_counts("successes", successes)
+    n = _check_counts("trials", trials)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
+        raise ValueError(f"successes must be integers in 0..trials and trials >= 1, got "
+                         f"{successes!r} of {trials!r}.")
+    alpha = 1 - confidence
+    with np.errstate(invalid="ignore"):
+        lower = np.where(k == 0, 0.0, scipy.special.betaincinv(k, n - k + 1, alpha / 2))
+        upper = np.where(k == n, 1.0, scipy.special.betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return lower, upper
+
+
 def _epsilon_from_rates(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
-    """``max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR), 0)``, elementwise."""
+    """``max(log((1 - delta - FNR) / FPR), log((1 - delta - FPR) / FNR), 0)``, elementwise.
+
+    The one conversion of a test's error rates into a lower bound on epsilon (Kairouz, Oh,
+    Viswanath 2015, Theorem 2.1), used by both audits here.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         first = np.log(np.maximum(1 - delta - fnr, 0) / fpr)
         second = np.log(np.maximum(1 - delta - fpr, 0) / fnr)
     return np.nan_to_num(np.maximum(np.maximum(first, second), 0), nan=0.0, posinf=0.0)
+
+
+def empirical_epsilon_lower_bound(outputs_0: Any, outputs_1: Any, *, threshold: float,
+                                  delta: float = 0.0, confidence: float = 0.95) -> float:
+    """A statistical lower bound on epsilon from samples of a mechanism on neighbouring inputs.
+
+    The attacker guesses "input 1" when the output exceeds ``threshold``. If the mechanism is
+    (epsilon, delta)-DP, then ``P[M(1) > t] <= e^epsilon P[M(0) > t] + delta`` for every t (and
+    the same with 0 and 1 swapped, for the event ``output <= t``). Replacing each probability by
+    the conservative end of its Clopper-Pearson interval gives
+    ``epsilon >= ln((p1_low - delta) / p0_high)``, which holds with probability >= ``confidence``
+    (two one-sided bounds of level ``(1 + confidence) / 2`` each, union bound). Both events are
+    tried and the larger bound is returned; 0 if neither gives evidence. This is the bound of
+    :func:`epsilon_lower_bound` for the test "output > t" (false-positive rate ``p0``,
+    false-negative rate ``1 - p1``). The threshold must be fixed before looking at the samples,
+    otherwise the confidence statement is void.
+
+    Args:
+        outputs_0: Outputs of the mechanism on input 0 (at least one).
+        outputs_1: Outputs of the mechanism on the neighbouring input 1.
+        threshold: The attacker's decision threshold t, fixed in advance.
+        delta: The delta the mechanism claims (0 for pure DP), in [0, 1).
+        confidence: Probability that the bound is valid, in (0, 1).
+
+    Returns:
+        The lower bound on epsilon (>= 0).
+
+    Raises:
+        TypeError, ValueError: For empty samples or arguments out of range.
+    """
+    outputs_0 = v.check_float_array("outputs_0", outputs_0).ravel()
+    outputs_1 = v.check_float_array("outputs_1", outputs_1).ravel()
+    threshold = v.check_real("threshold", threshold)
+    delta = v.check_real("delta", delta)
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    confidence = v.check_open_unit("confidence", confidence)
+    # p_b = P[M(b) > t]. Both events use only p0_high and p1_low (the event "output <= t" has
+    # probabilities 1 - p_b), so two one-sided bounds of level (1 + confidence) / 2 suffice:
+    # exactly the ends of the two-sided intervals at level `confidence`.
+    _, p0_high = clopper_pearson(int(np.sum(outputs_0 > threshold)), outputs_0.size,
+                                 confidence=confidence)
+    p1_low, _ = clopper_pearson(int(np.sum(outputs_1 > threshold)), outputs_1.size,
+                                confidence=confidence)
+    return float(_epsilon_from_rates(p0_high, 1.0 - p1_low, delta))
 
 
 def epsilon_lower_bound(in_scores: Any, out_scores: Any, *, delta: float,
@@ -110,13 +207,13 @@ def epsilon_lower_bound(in_scores: Any, out_scores: Any, *, delta: float,
     # On the first half, the bound each threshold would give (counts penalised the same way).
     fp = pick_out.size - np.searchsorted(np.sort(pick_out), thresholds, side="left")
     fn = np.searchsorted(np.sort(pick_in), thresholds, side="left")
-    _, fp_up = attacks.clopper_pearson(fp, pick_out.size, confidence=confidence)
-    _, fn_up = attacks.clopper_pearson(fn, pick_in.size, confidence=confidence)
+    _, fp_up = clopper_pearson(fp, pick_out.size, confidence=confidence)
+    _, fn_up = clopper_pearson(fn, pick_in.size, confidence=confidence)
     threshold = float(thresholds[int(np.argmax(_epsilon_from_rates(fp_up, fn_up, delta)))])
     false_pos = int(np.count_nonzero(eval_out >= threshold))
     false_neg = int(np.count_nonzero(eval_in < threshold))
-    _, fpr_up = attacks.clopper_pearson(false_pos, eval_out.size, confidence=confidence)
-    _, fnr_up = attacks.clopper_pearson(false_neg, eval_in.size, confidence=confidence)
+    _, fpr_up = clopper_pearson(false_pos, eval_out.size, confidence=confidence)
+    _, fnr_up = clopper_pearson(false_neg, eval_in.size, confidence=confidence)
     bound = float(_epsilon_from_rates(np.asarray(fpr_up), np.asarray(fnr_up), delta))
     return AuditResult(epsilon_lower_bound=bound, threshold=threshold,
                        false_positive_rate=false_pos / eval_out.size,

@@ -79,8 +79,9 @@ subtract the noise). The name says so on purpose.
 
 Plus the plain functions the notebook widget and the tests share (:func:`noise_scale`,
 :func:`noise_pdf`, :func:`expected_absolute_error`, :func:`error_interval_half_width`,
-:func:`noisy_answer_summary`) and a small empirical audit (:func:`clopper_pearson_interval`,
-:func:`empirical_epsilon_lower_bound`).
+:func:`noisy_answer_summary`). The empirical audit of a mechanism's outputs
+(:func:`fl_helpers.audit.empirical_epsilon_lower_bound`) and the Clopper-Pearson interval live in
+:mod:`fl_helpers.audit`.
 """
 
 from __future__ import annotations
@@ -1057,89 +1058,3 @@ def noisy_answer_summary(true_answer: float, mechanism: str, *, sensitivity: flo
         "low": true_answer - half_width,
         "high": true_answer + half_width,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Empirical audit
-# --------------------------------------------------------------------------------------------
-
-def clopper_pearson_interval(successes: int, trials: int, *, confidence: float = 0.95
-                             ) -> tuple[float, float]:
-    """Exact (Clopper & Pearson 1934) two-sided confidence interval for a binomial proportion.
-
-    The bounds are Beta quantiles: ``low = Beta^{-1}(alpha/2; k, n - k + 1)`` and
-    ``high = Beta^{-1}(1 - alpha/2; k + 1, n - k)``, with ``alpha = 1 - confidence``
-    (``low = 0`` when ``k = 0`` and ``high = 1`` when ``k = n``).
-
-    Args:
-        successes: Number of successes k, 0 <= k <= trials.
-        trials: Number of trials n >= 1.
-        confidence: Two-sided confidence level in (0, 1).
-
-    Returns:
-        ``(low, high)``.
-
-    Raises:
-        ValueError: If the counts or the confidence are out of range.
-    """
-    trials = _count("trials", trials, minimum=1)
-    successes = _count("successes", successes, minimum=0, maximum=trials)
-    alpha = 1.0 - _open_unit("confidence", confidence)
-    low = 0.0 if successes == 0 else float(
-        special.betaincinv(successes, trials - successes + 1, alpha / 2))
-    high = 1.0 if successes == trials else float(
-        special.betaincinv(successes + 1, trials - successes, 1 - alpha / 2))
-    return low, high
-
-
-def empirical_epsilon_lower_bound(outputs_0: np.ndarray, outputs_1: np.ndarray, *,
-                                  threshold: float, delta: float = 0.0,
-                                  confidence: float = 0.95) -> float:
-    """A statistical lower bound on epsilon from samples of a mechanism on neighbouring inputs.
-
-    The attacker guesses "input 1" when the output exceeds ``threshold``. If the mechanism is
-    (epsilon, delta)-DP, then ``P[M(1) > t] <= e^epsilon P[M(0) > t] + delta`` for every t (and
-    the same with 0 and 1 swapped, for the event ``output <= t``). Replacing each probability by
-    the conservative end of its Clopper-Pearson interval gives
-    ``epsilon >= ln((p1_low - delta) / p0_high)``, which holds with probability >= ``confidence``
-    (two one-sided bounds of level ``(1 + confidence) / 2`` each, union bound). Both events are
-    tried and the larger bound is returned; 0 if neither gives evidence. The threshold must be
-    fixed before looking at the samples, otherwise the confidence statement is void.
-
-    Args:
-        outputs_0: Outputs of the mechanism on input 0 (1-D, at least one).
-        outputs_1: Outputs of the mechanism on the neighbouring input 1.
-        threshold: The attacker's decision threshold t, fixed in advance.
-        delta: The delta the mechanism claims (0 for pure DP), in [0, 1).
-        confidence: Probability that the bound is valid, in (0, 1).
-
-    Returns:
-        The lower bound on epsilon (>= 0).
-
-    Raises:
-        ValueError: For empty samples or arguments out of range.
-    """
-    outputs_0 = _check_value(outputs_0, "outputs_0").ravel()
-    outputs_1 = _check_value(outputs_1, "outputs_1").ravel()
-    if outputs_0.size == 0 or outputs_1.size == 0:
-        raise ValueError("outputs_0 and outputs_1 must hold at least one sample each.")
-    threshold = _real("threshold", threshold)
-    delta = _non_negative("delta", delta)
-    if delta >= 1:
-        raise ValueError(f"delta must be in [0, 1), got {delta}.")
-    confidence = _open_unit("confidence", confidence)
-    # p_b = P[M(b) > t]. Both events below use only p0_high and p1_low (the event "output <= t"
-    # has probabilities 1 - p_b), so two one-sided bounds of level (1 + confidence) / 2 suffice:
-    # exactly the ends of the two-sided intervals at level `confidence`.
-    _, p0_high = clopper_pearson_interval(int(np.sum(outputs_0 > threshold)), outputs_0.size,
-                                          confidence=confidence)
-    p1_low, _ = clopper_pearson_interval(int(np.sum(outputs_1 > threshold)), outputs_1.size,
-                                         confidence=confidence)
-    bound = 0.0
-    # Event "output > t": P[M(1) > t] <= e^eps P[M(0) > t] + delta.
-    if p1_low - delta > 0 and p0_high > 0:
-        bound = max(bound, math.log((p1_low - delta) / p0_high))
-    # Event "output <= t": P[M(0) <= t] <= e^eps P[M(1) <= t] + delta.
-    if (1.0 - p0_high) - delta > 0 and p1_low < 1:
-        bound = max(bound, math.log(((1.0 - p0_high) - delta) / (1.0 - p1_low)))
-    return bound

@@ -47,7 +47,7 @@ import numpy as np
 from IPython.display import display
 from scipy import optimize, stats
 
-from fl_helpers import accounting, data, plotting, privacy, reproducibility, widgets
+from fl_helpers import accounting, audit, data, plotting, privacy, reproducibility, widgets
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -244,27 +244,27 @@ print(f"epsilon = {spec.epsilon}, delta = {spec.delta}")
 # often the output exceeds it. If the mechanism were $\varepsilon$-DP, then
 # $\Pr[M(D') > t] \le e^\varepsilon \Pr[M(D) > t]$, so the ratio of the two frequencies,
 # with exact Clopper–Pearson confidence bounds on each, gives a **lower bound** on the true
-# $\varepsilon$ that holds with 95% confidence (`privacy.empirical_epsilon_lower_bound`;
+# $\varepsilon$ that holds with 95% confidence (`audit.empirical_epsilon_lower_bound`;
 # Jagielski et al. 2020 audit DP-SGD this way). We audit the helper's mechanism, once told the
 # right sensitivity (3) and once the pitfall's 1.
 
 # %%
-def audit(claimed_sensitivity, *, true_shift=3.0, num_draws=100_000, seed=2):
+def audit_laplace(claimed_sensitivity, *, true_shift=3.0, num_draws=100_000, seed=2):
     audit_rng = np.random.default_rng(seed)
     kwargs = {"sensitivity": claimed_sensitivity, "epsilon": claimed,
               "reproducible_rng": audit_rng}
     outputs_d = privacy.laplace_mechanism(np.zeros(num_draws), **kwargs)
     outputs_d_prime = privacy.laplace_mechanism(np.full(num_draws, true_shift), **kwargs)
-    return privacy.empirical_epsilon_lower_bound(outputs_d, outputs_d_prime,
-                                                 threshold=true_shift)
+    return audit.empirical_epsilon_lower_bound(outputs_d, outputs_d_prime,
+                                               threshold=true_shift)
 
 
 claimed = 1.0
 
 # %% tags=["nbval-check-output"]
 print(f"claimed epsilon: {claimed}")
-print(f"audit, sensitivity 3 (correct):  epsilon >= {audit(3.0):.3f}")
-print(f"audit, sensitivity 1 (pitfall):  epsilon >= {audit(1.0):.3f}")
+print(f"audit, sensitivity 3 (correct):  epsilon >= {audit_laplace(3.0):.3f}")
+print(f"audit, sensitivity 1 (pitfall):  epsilon >= {audit_laplace(1.0):.3f}")
 
 # %% [markdown]
 # The audit fails to refute the correct mechanism (its lower bound stays below the claimed 1),
@@ -835,7 +835,7 @@ else:
 # Someone hands you `mystery_mechanism` below and claims it is 1-DP for queries of sensitivity 1
 # (neighbouring true answers 0 and 1). Design an experiment that can *refute* the claim with 95%
 # confidence: choose the number of runs and a threshold **before** looking at any output, then
-# use `privacy.empirical_epsilon_lower_bound`. Is the claim true? How many runs would you need
+# use `audit.empirical_epsilon_lower_bound`. Is the claim true? How many runs would you need
 # to be confident if the mechanism were only slightly off (say truly 1.2-DP)?
 #
 # <details><summary>Hint</summary>Where is the likelihood ratio of two shifted Laplace densities

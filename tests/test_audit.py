@@ -1,4 +1,4 @@
-"""Tests of fl_helpers.audit: the canary audit of DP-FedAvg's aggregation rule.
+"""Tests of fl_helpers.audit: the canary audit of DP-FedAvg's aggregation rule, Clopper-Pearson.
 
 Statistical tests with fixed seeds. Why they neither flake nor pass vacuously:
 
@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from fl_helpers import accounting, aggregation, audit, discrete_noise, schedule
 
@@ -89,6 +90,24 @@ def test_same_seed_same_audit(setting):
     assert a == b
 
 
+# -- clopper_pearson against scipy ------------------------------------------------------------
+
+
+def test_clopper_pearson_matches_scipy_for_counts_and_arrays():
+    for successes, trials in [(0, 10), (3, 10), (10, 10), (1234, 100_000), (50, 51)]:
+        expected = scipy.stats.binomtest(successes, trials).proportion_ci(
+            confidence_level=0.9, method="exact")
+        low, high = audit.clopper_pearson(successes, trials, confidence=0.9)
+        assert low == pytest.approx(expected.low, abs=1e-12)
+        assert high == pytest.approx(expected.high, abs=1e-12)
+    k, n = np.array([0, 3, 10, 50]), np.array([10, 10, 10, 200])
+    low, up = audit.clopper_pearson(k, n, confidence=0.9)
+    for i in range(4):
+        ci = scipy.stats.binomtest(int(k[i]), int(n[i])).proportion_ci(0.9, method="exact")
+        assert low[i] == pytest.approx(ci.low, abs=1e-10)
+        assert up[i] == pytest.approx(ci.high, abs=1e-10)
+
+
 # -- epsilon_lower_bound against closed forms -------------------------------------------------
 
 
@@ -122,6 +141,12 @@ def test_gaussian_scores_stay_under_the_gaussian_epsilon():
 
 
 @pytest.mark.parametrize("call, match", [
+    (lambda: audit.clopper_pearson(5, 3), "successes"),
+    (lambda: audit.clopper_pearson(11, 10), "successes must be integers in 0..trials"),
+    (lambda: audit.clopper_pearson(1, 3, confidence=1.0), "confidence must be in"),
+    (lambda: audit.empirical_epsilon_lower_bound([], [1.0], threshold=0.5), "outputs_0"),
+    (lambda: audit.empirical_epsilon_lower_bound([0.0], [1.0], threshold=0.5, delta=1.0),
+     "delta must be in"),
     (lambda: audit.epsilon_lower_bound([1, 2], [1, 2, 3, 4], delta=0.0), ">= 4 scores"),
     (lambda: audit.epsilon_lower_bound([1, 2, 3, np.nan], [1, 2, 3, 4], delta=0.0), "finite"),
     (lambda: audit.epsilon_lower_bound([1, 2, 3, 4], [1, 2, 3, 4], delta=1.0), "delta must be"),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fl_helpers import privacy
+from fl_helpers import audit, privacy
 
 # --------------------------------------------------------------------------------------------
 # Laplace mechanism
@@ -195,7 +195,7 @@ def _audit(scale_factor: float, seed: int) -> float:
     scale = scale_factor * privacy.laplace_scale(sensitivity=1.0, epsilon=AUDIT_EPSILON)
     outputs_0 = 0.0 + rng.laplace(scale=scale, size=AUDIT_DRAWS)
     outputs_1 = 1.0 + rng.laplace(scale=scale, size=AUDIT_DRAWS)
-    return privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
+    return audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                  confidence=AUDIT_CONFIDENCE)
 
 
@@ -206,7 +206,7 @@ def test_audit_does_not_refute_correct_laplace_mechanism():
                                           epsilon=AUDIT_EPSILON, reproducible_rng=rng)
     outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=1.0,
                                           epsilon=AUDIT_EPSILON, reproducible_rng=rng)
-    bound = privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
+    bound = audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                   confidence=AUDIT_CONFIDENCE)
     # Not vacuous: at this threshold the true ratio is exactly e^eps, so the bound comes close.
     assert 0.9 < bound <= AUDIT_EPSILON
@@ -227,7 +227,7 @@ def test_audit_flags_helper_laplace_told_the_wrong_sensitivity():
                                           epsilon=AUDIT_EPSILON, reproducible_rng=rng)
     outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=0.5,
                                           epsilon=AUDIT_EPSILON, reproducible_rng=rng)
-    bound = privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
+    bound = audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                   confidence=AUDIT_CONFIDENCE)
     assert bound > AUDIT_EPSILON
     assert bound == pytest.approx(2.0, abs=0.1)
@@ -243,7 +243,7 @@ def _gaussian_audit(claimed_sensitivity: float, threshold: float, seed: int) -> 
               "delta": GAUSS_DELTA, "reproducible_rng": rng}
     outputs_0 = privacy.gaussian_mechanism(np.zeros(AUDIT_DRAWS), **kwargs)
     outputs_1 = privacy.gaussian_mechanism(np.ones(AUDIT_DRAWS), **kwargs)
-    return privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=threshold,
+    return audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=threshold,
                                                  delta=GAUSS_DELTA, confidence=AUDIT_CONFIDENCE)
 
 
@@ -255,15 +255,6 @@ def test_audit_of_helper_gaussian_mechanism_with_delta():
     # The helper told a quarter of the true sensitivity (sigma 4x too small) is caught.
     broken = _gaussian_audit(0.25, threshold=3.0, seed=8)
     assert broken > GAUSS_EPSILON
-
-
-def test_clopper_pearson_matches_scipy_exact_interval():
-    for successes, trials in [(0, 10), (3, 10), (10, 10), (1234, 100_000), (50, 51)]:
-        expected = stats.binomtest(successes, trials).proportion_ci(confidence_level=0.9,
-                                                                     method="exact")
-        low, high = privacy.clopper_pearson_interval(successes, trials, confidence=0.9)
-        assert low == pytest.approx(expected.low, abs=1e-12)
-        assert high == pytest.approx(expected.high, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,8 +383,6 @@ def test_other_bad_inputs():
         privacy.noise_scale("exponential", sensitivity=1.0, epsilon=1.0)
     with pytest.raises(ValueError, match="delta must be given"):
         privacy.noise_scale("gaussian", sensitivity=1.0, epsilon=1.0)
-    with pytest.raises(ValueError, match="successes must be <= 10"):
-        privacy.clopper_pearson_interval(11, 10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,15 +617,9 @@ FUZZ_TABLE = [
                                     "sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
      {"true_answer": "real", "mechanism": "mechanism", "sensitivity": "non_negative",
       "epsilon": "positive", "delta": "unit"}),
-    (privacy.clopper_pearson_interval, {"successes": 3, "trials": 10, "confidence": 0.9},
-     {"successes": "count", "trials": "count", "confidence": "unit"}),
-    (privacy.empirical_epsilon_lower_bound, {"outputs_0": np.zeros(5), "outputs_1": np.ones(5),
-                                             "threshold": 0.5},
-     {"outputs_0": "array", "outputs_1": "array", "threshold": "real", "delta": "half_open",
-      "confidence": "unit"}),
 ]
 _POSITIONAL = {"value", "tensors", "clipping_norm", "x", "mechanism", "true_answer",
-               "successes", "trials", "outputs_0", "outputs_1", "outputs"}
+               "outputs"}
 
 
 def _call(function, kwargs):

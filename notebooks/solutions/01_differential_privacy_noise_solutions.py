@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from fl_helpers import data, privacy, reproducibility
+from fl_helpers import audit, data, privacy, reproducibility
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -87,7 +87,7 @@ THRESHOLD, NUM_RUNS = 1.0, 100_000
 audit_rng = np.random.default_rng(11)
 outputs_0 = mystery_mechanism(0.0, rng=audit_rng, size=NUM_RUNS)
 outputs_1 = mystery_mechanism(1.0, rng=audit_rng, size=NUM_RUNS)
-bound = privacy.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=THRESHOLD)
+bound = audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=THRESHOLD)
 
 # %% tags=["nbval-check-output"]
 print(f"with 95% confidence, epsilon >= {bound:.3f} (claimed: 1)")
@@ -105,7 +105,7 @@ print("claim refuted" if bound > 1.0 else "claim not refuted")
 def audit_true_epsilon(true_epsilon, num_runs, seed):
     run_rng = np.random.default_rng(seed)
     scale = 1.0 / true_epsilon
-    return privacy.empirical_epsilon_lower_bound(
+    return audit.empirical_epsilon_lower_bound(
         run_rng.laplace(scale=scale, size=num_runs),
         1.0 + run_rng.laplace(scale=scale, size=num_runs), threshold=THRESHOLD)
 
