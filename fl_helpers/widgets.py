@@ -147,10 +147,11 @@ def log_slider_neighbours(slider: ipywidgets.FloatLogSlider) -> list[float]:
 _PREFETCHERS: weakref.WeakSet[Prefetcher] = weakref.WeakSet()
 
 
-@atexit.register
 def _finish_prefetching() -> None:
     """At exit, drops the settings not yet started and waits for the running computations:
-    TensorFlow aborts the process if it is torn down under a running daemon thread."""
+    TensorFlow aborts the process if it is torn down under a running daemon thread. Registered
+    with ``atexit`` by the first :class:`Prefetcher` (importing this module has no side effect).
+    """
     for prefetcher in list(_PREFETCHERS):
         prefetcher.stop()
 
@@ -179,6 +180,9 @@ class Prefetcher:
         self._foreground = 0  # computations running in get(), on the caller's thread
         self._quiet = threading.Condition()
         self._background = threading.local()
+        if not _PREFETCHERS:  # the first live prefetcher: make exit wait for its threads
+            atexit.unregister(_finish_prefetching)  # once, however many come and go
+            atexit.register(_finish_prefetching)
         _PREFETCHERS.add(self)
 
     def pause(self, *_: Any) -> None:

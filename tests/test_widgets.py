@@ -562,3 +562,25 @@ def test_log_slider_value_snaps_to_the_positions_floats():
     assert widgets.log_slider_value(slider) == 10 ** 0.6  # the same float as the position
     slider.value = 2.0  # off the grid: kept
     assert widgets.log_slider_value(slider) == 2.0
+
+
+def test_importing_the_widgets_has_no_side_effect():
+    # The exit hook that lets prefetching threads finish is registered by the first
+    # Prefetcher, not by the import (issue 25: no side effects at import).
+    import subprocess
+    import sys
+
+    code = ("import atexit, unittest.mock as m\n"
+            "with m.patch.object(atexit, 'register') as r:\n"
+            "    import fl_helpers.widgets as w\n"
+            "    mine = (w._finish_prefetching,)\n"
+            "    ours = lambda: [c for c in r.call_args_list if c.args == mine]\n"
+            "    assert not ours(), r.call_args_list\n"
+            "    a = w.Prefetcher()\n"
+            "    assert len(ours()) == 1\n"
+            "    b = w.Prefetcher()\n"
+            "    assert len(ours()) == 1  # not again while one lives\n"
+            "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
