@@ -142,6 +142,11 @@ class AggregationRule(abc.ABC):
 
     #: A short name for histories and plots.
     name = "rule"
+    #: Whether the rule adds noise drawn from the run's :class:`fl_helpers.schedule.
+    #: PrivateRandomness` (``RoundContext.randomness``): such a rule belongs in a private run,
+    #: which samples with that randomness and accounts the noise
+    #: (:func:`fl_helpers.training.run_dp_fedavg`).
+    draws_run_noise: bool = False
 
     @abc.abstractmethod
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
@@ -308,6 +313,7 @@ class DPFedAvg(LinearRule):
         # Without noise (z = 0, no privacy) there is nothing to attack and no integer grid to
         # keep: the clipped updates are averaged in float.
         self.noise = check_noise(noise) if self.noise_multiplier > 0 else "float"
+        self.draws_run_noise = self.noise_multiplier > 0
         if self.noise == "float" and self.noise_multiplier > 0:
             warn_float_noise()
         if self.noise == "exact":

@@ -377,10 +377,9 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
                 raise ValueError(
                     f"every client's update in round {t + 1} holds NaN or inf values: the "
                     "clients' training diverged. Try a smaller client_learning_rate.")
+            unchanged = " except for the noise" if rule.draws_run_noise else ""
             warnings.warn(f"round {t + 1}: every sampled client's update was rejected; the "
-                          "global model is unchanged" + (" except for the noise" if isinstance(
-                              rule, aggregation.DPFedAvg) else "") + ".", RuntimeWarning,
-                          stacklevel=3)
+                          f"global model is unchanged{unchanged}.", RuntimeWarning, stacklevel=3)
             skipped.append(t + 1)
         if report_faults:
             rejections.extend(rejected)
@@ -643,6 +642,12 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     if not isinstance(rule, aggregation.AggregationRule):
         raise TypeError(f"aggregation_rule must be an AggregationRule, got "
                         f"{type(rule).__name__}.")
+    if rule.draws_run_noise:
+        raise ValueError(
+            f"aggregation_rule={type(rule).__name__}(...) adds noise from a private run's secret "
+            "randomness, which run_fedavg (a fixed number of clients sampled from the public "
+            "seed, no accounting) does not have: use training.run_dp_fedavg, which samples "
+            "clients with that randomness and accounts epsilon.")
     optimizer = aggregation.ServerSGD() if server_optimizer is None else server_optimizer
     if not isinstance(optimizer, aggregation.ServerOptimizer):
         raise TypeError(f"server_optimizer must be a ServerOptimizer, got "

@@ -434,3 +434,18 @@ def test_integer_outer_sum_is_the_clipped_sum_on_the_grid_and_exactly_bounded():
     flat = np.concatenate([np.concatenate([kern, bias[None]]).ravel()
                            for kern, bias in zip(total[::2], total[1::2], strict=True)])
     np.testing.assert_allclose(flat * clip / steps, clipped, rtol=0, atol=2e-3 * clip * 6)
+
+
+def test_run_fedavg_refuses_a_rule_that_needs_a_private_runs_randomness(small_federation):
+    # run_fedavg has no secret randomness and no accountant: a noising DP-FedAvg used to pass
+    # every check and fail in round 1; it is refused before training, naming the way out.
+    clients, _ = small_federation
+    rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.0, expected_clients=4.0)
+    assert rule.draws_run_noise
+    with pytest.raises(ValueError, match="use training.run_dp_fedavg"):
+        training.run_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
+                            clients_per_round=4, local_epochs=1, batch_size=10,
+                            client_learning_rate=0.1, progress=False, aggregation_rule=rule)
+    clipping_only = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=0.0,
+                                         expected_clients=4.0)
+    assert not clipping_only.draws_run_noise  # no noise: run_fedavg may clip and average
