@@ -136,6 +136,75 @@ PUBLISHED_PATIENTS: dict[str, tuple[int, ...]] = {"impute": (303, 294, 123, 200)
                                                   "drop": (303, 261, 46, 130)}
 
 
+def _check_name(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {v._fmt(value)}.")
+    return value
+
+
+def _check_labels(name: str, value: Any, size: int | None = None) -> np.ndarray:
+    """A 1-D float array of labels in [0, 1] (``size`` of them, if given)."""
+    labels = v.check_float_array(name, value, ndim=1)
+    if size is not None and labels.size != size:
+        raise ValueError(f"{name} must hold one label per row of x ({size}), got {labels.size}.")
+    if labels.min() < 0 or labels.max() > 1:
+        raise ValueError(f"{name} must hold labels in [0, 1], got values from {labels.min()} to "
+                         f"{labels.max()}.")
+    return labels
+
+
+_NO_LABELS = object()
+
+
+def _check_model(params: Any, x: Any, y: Any = _NO_LABELS
+                 ) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``params`` (1-D, ``[w, b]``), ``x`` (2-D, one column per weight) and, if given, ``y``."""
+    params = v.check_float_array("params", params, ndim=1, min_size=2)
+    x = v.check_float_array("x", x, ndim=2)
+    if x.shape[1] != params.size - 1:
+        raise ValueError(f"x must have {params.size - 1} columns (one per weight in params), got "
+                         f"shape {x.shape}.")
+    return params, x, (None if y is _NO_LABELS else _check_labels("y", y, len(x)))
+
+
+def _check_config(config: Any) -> TrainingConfig:
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"config must be a cross_silo.TrainingConfig, got "
+                        f"{type(config).__name__} {v._fmt(config)}.")
+    return config
+
+
+def _check_hospitals(hospitals: Any) -> list[Hospital]:
+    if isinstance(hospitals, (str, bytes)) or not isinstance(hospitals, Sequence) \
+            or not hospitals or not all(isinstance(h, Hospital) for h in hospitals):
+        raise TypeError(f"hospitals must be a non-empty list of cross_silo.Hospital (e.g. from "
+                        f"load_federation()), got {type(hospitals).__name__} "
+                        f"{v._fmt(hospitals)}.")
+    return list(hospitals)
+
+
+def _check_raw(name: str, value: Any) -> np.ndarray:
+    """Raw rows of the heart-disease file: 2-D, its columns, reals; NaN marks a gap."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 2-D array of raw rows, got {type(value).__name__} "
+                        f"{v._fmt(value)}.")
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a 2-D array of raw rows, got a ragged "
+                        f"{type(value).__name__}.") from error
+    if raw.dtype == np.bool_ or raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}.")
+    columns = len(data.HEART_DISEASE_COLUMNS)
+    if raw.ndim != 2 or raw.shape[1] != columns or not len(raw):
+        raise ValueError(f"{name} must be a non-empty 2-D array with the file's {columns} "
+                         f"columns, got shape {raw.shape}.")
+    raw = raw.astype(np.float64)
+    if np.isinf(raw).any():
+        raise ValueError(f"{name} must be finite or NaN (a gap), got inf entries.")
+    return raw
+
+
 def public_train_size(hospital: int | str, *, missing: str = "impute",
                       train_fraction: float = 0.66) -> int:
     """The public size of a hospital's training split: ``n - ceil((1 - f) n)`` of the published
@@ -146,8 +215,7 @@ def public_train_size(hospital: int | str, *, missing: str = "impute",
     added or removed). With the shipped files it equals the split's actual size.
     """
     index = data.HOSPITALS.index(data.hospital_name(hospital))
-    if missing not in MISSING_MODES:
-        raise ValueError(f"missing must be one of {list(MISSING_MODES)}, got {missing!r}.")
+    _check_name("missing", missing, MISSING_MODES)
     train_fraction = v.check_open_unit("train_fraction", train_fraction)
     n = PUBLISHED_PATIENTS[missing][index]
     return n - math.ceil((1.0 - train_fraction) * n)
@@ -199,9 +267,9 @@ def preprocess(raw_train: np.ndarray, raw_test: np.ndarray, *, preprocessing: st
         ``(x_train, x_test, x_train_raw, x_test_raw)``: standardised features and the encoded,
         imputed features before standardisation.
     """
-    if preprocessing not in PREPROCESSING_MODES:
-        raise ValueError(f"preprocessing must be one of {list(PREPROCESSING_MODES)}, got "
-                         f"{preprocessing!r}.")
+    raw_train, raw_test = _check_raw("raw_train", raw_train), _check_raw("raw_test", raw_test)
+    _check_name("preprocessing", preprocessing, PREPROCESSING_MODES)
+    _check_name("missing", missing, MISSING_MODES)
     if preprocessing == "public":
         x_train, x_test = _encode(_public_raw(raw_train)), _encode(_public_raw(raw_test))
         centre, scale = _public_centre_scale()
@@ -259,7 +327,7 @@ def split_train_test(labels: np.ndarray, *, train_fraction: float,
     have more than two rows. The rows themselves differ from FLamby's, which come from
     scikit-learn's generator with ``random_state=43``.
     """
-    labels = np.asarray(labels)
+    labels = v.check_float_array("labels", labels, ndim=1)
     train_fraction = v.check_open_unit("train_fraction", train_fraction)
     v.check_rng("rng", rng)
     n = len(labels)
@@ -329,11 +397,9 @@ def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: i
         FileNotFoundError: The hospital's file is missing.
     """
     name = data.hospital_name(hospital)
-    if missing not in MISSING_MODES:
-        raise ValueError(f"missing must be one of {list(MISSING_MODES)}, got {missing!r}.")
-    if preprocessing not in PREPROCESSING_MODES:
-        raise ValueError(f"preprocessing must be one of {list(PREPROCESSING_MODES)}, got "
-                         f"{preprocessing!r}.")
+    _check_name("missing", missing, MISSING_MODES)
+    _check_name("preprocessing", preprocessing, PREPROCESSING_MODES)
+    v.check_open_unit("train_fraction", train_fraction)
     split_seed = v.check_int("split_seed", split_seed, minimum=0)
     raw = data.load_heart_disease(name, data_dir)
     hospital_id = data.HOSPITALS.index(name)
@@ -359,6 +425,10 @@ def load_federation(*, missing: str = "impute", split_seed: int = 43,
                     data_dir: str | os.PathLike | None = None) -> list[Hospital]:
     """All four hospitals, each prepared by :func:`load_hospital` on its own (``"local"``: with
     its own statistics; ``"public"``: with the public constants, as private training needs)."""
+    _check_name("missing", missing, MISSING_MODES)
+    _check_name("preprocessing", preprocessing, PREPROCESSING_MODES)
+    v.check_int("split_seed", split_seed, minimum=0)
+    v.check_open_unit("train_fraction", train_fraction)
     return [load_hospital(h, missing=missing, split_seed=split_seed,
                           train_fraction=train_fraction, preprocessing=preprocessing,
                           data_dir=data_dir)
@@ -373,6 +443,7 @@ def pooled_standardisation(hospitals: Sequence[Hospital]) -> tuple[
     one place. FLamby's pooled baseline does the same. Hospitals prepared with the public
     constants are already on one scale: their rows are concatenated unchanged.
     """
+    hospitals = _check_hospitals(hospitals)
     x_train = np.concatenate([h.x_train_raw for h in hospitals])
     y_train = np.concatenate([h.y_train for h in hospitals])
     if all(h.preprocessing == "public" for h in hospitals):
@@ -392,37 +463,59 @@ def init_params(num_features: int = NUM_FEATURES) -> np.ndarray:
     return np.zeros(num_features + 1)
 
 
+# The model functions check ``params`` (1-D, ``d + 1`` values), ``x`` (``n x d``) and ``y`` (``n``
+# labels in [0, 1]) at their public entry; the training loops call the unchecked ``_`` versions.
+
+def _logits(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return x @ params[:-1] + params[-1]
+
+
+def _predict_proba(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -_logits(params, x)))
+
+
+def _loss(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    z = _logits(params, x)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def _per_example_gradients(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    residual = _predict_proba(params, x) - y
+    return np.concatenate([residual[:, None] * x, residual[:, None]], axis=1)
+
+
+def _accuracy(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((_predict_proba(params, x) > 0.5) == (y > 0.5)))
+
+
 def logits(params: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``x @ w + b`` for each row of ``x``."""
-    return x @ params[:-1] + params[-1]
+    return _logits(*_check_model(params, x)[:2])
 
 
 def predict_proba(params: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The predicted probability of disease, ``sigmoid(x @ w + b)``."""
-    z = logits(params, x)
-    return np.exp(-np.logaddexp(0.0, -z))
+    return _predict_proba(*_check_model(params, x)[:2])
 
 
 def loss(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """Mean binary cross-entropy (nats), computed stably as ``log(1 + e^z) - y z``."""
-    z = logits(params, x)
-    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    return _loss(*_check_model(params, x, y))
 
 
 def per_example_gradients(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Gradient of each example's cross-entropy, shape ``(n, d + 1)``: ``(p - y) [x, 1]``."""
-    residual = predict_proba(params, x) - y
-    return np.concatenate([residual[:, None] * x, residual[:, None]], axis=1)
+    return _per_example_gradients(*_check_model(params, x, y))
 
 
 def gradient(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Gradient of :func:`loss` (the mean of :func:`per_example_gradients`)."""
-    return per_example_gradients(params, x, y).mean(axis=0)
+    return _per_example_gradients(*_check_model(params, x, y)).mean(axis=0)
 
 
 def accuracy(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     """Share of rows where ``predict_proba > 0.5`` matches the label (FLamby's metric)."""
-    return float(np.mean((predict_proba(params, x) > 0.5) == (y > 0.5)))
+    return _accuracy(*_check_model(params, x, y))
 
 
 def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -433,8 +526,11 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     Raises:
         ValueError: ``y`` holds only one class (the AUC is then undefined).
     """
-    y = np.asarray(y) > 0.5
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = v.check_float_array("scores", scores, ndim=1)
+    y = _check_labels("y", y) > 0.5
+    if len(y) != len(scores):
+        raise ValueError(f"y and scores must have one entry per row, got {len(y)} labels and "
+                         f"{len(scores)} scores.")
     num_pos, num_neg = int(y.sum()), int((~y).sum())
     if num_pos == 0 or num_neg == 0:
         raise ValueError(f"roc_auc needs both classes in y, got {num_pos} positive and "
@@ -456,9 +552,10 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
 def evaluate(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """``{"loss", "accuracy", "auc"}`` on ``(x, y)``; ``auc`` is NaN only when ``y`` has one
     class (stated in the key ``auc_defined``)."""
-    scores = predict_proba(params, x)
+    params, x, y = _check_model(params, x, y)
+    scores = _predict_proba(params, x)
     defined = 0 < y.sum() < len(y)
-    return {"loss": loss(params, x, y), "accuracy": accuracy(params, x, y),
+    return {"loss": _loss(params, x, y), "accuracy": _accuracy(params, x, y),
             "auc": roc_auc(y, scores) if defined else float("nan"),
             "auc_defined": float(defined)}
 
@@ -532,7 +629,11 @@ def sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps:
     Batches are consecutive slices of a fresh permutation each epoch (the last one of an epoch
     may be smaller); a new epoch starts when the permutation is used up.
     """
-    params = np.array(params, dtype=np.float64)
+    params, x, y = _check_model(params, x, y)
+    v.check_int("local_steps", local_steps, minimum=1)
+    v.check_int("batch_size", batch_size, minimum=1)
+    v.check_positive("client_learning_rate", client_learning_rate)
+    v.check_rng("rng", rng)
     n = len(y)
     order, position = rng.permutation(n), 0
     for _ in range(local_steps):
@@ -540,12 +641,18 @@ def sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps:
             order, position = rng.permutation(n), 0
         batch = order[position:position + batch_size]
         position += batch_size
-        params -= client_learning_rate * gradient(params, x[batch], y[batch])
+        params -= client_learning_rate * _per_example_gradients(
+            params, x[batch], y[batch]).mean(axis=0)
     return params
 
 
 def clip_rows(gradients: np.ndarray, clipping_norm: float) -> np.ndarray:
     """Scales each row to L2 norm at most ``clipping_norm`` (rows already inside are unchanged)."""
+    return _clip_rows(v.check_float_array("gradients", gradients, ndim=2, min_size=0),
+                      v.check_positive("clipping_norm", clipping_norm))
+
+
+def _clip_rows(gradients: np.ndarray, clipping_norm: float) -> np.ndarray:
     norms = np.linalg.norm(gradients, axis=1, keepdims=True)
     return gradients * np.minimum(1.0, clipping_norm / np.maximum(norms, 1e-300))
 
@@ -563,7 +670,8 @@ def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
     Anyone who knows the seed can regenerate the noise and subtract it; use it only for teaching,
     tests and the simulation-vs-deployment parity check.
     """
-    if warn:
+    noise_seed = v.check_seed("noise_seed", noise_seed)
+    if v.check_flag("warn", warn):
         warnings.warn(f"reproducible DP noise from seed {noise_seed}: the reported epsilon does "
                       "not hold against anyone who knows the seed.", UserWarning, stacklevel=2)
     return np.random.default_rng(noise_seed)
@@ -602,16 +710,17 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
             ``rng`` in float64, **not private** against a floating-point attack (warns; the
             attack's control).
     """
+    params, x, y = _check_model(params, x, y)
+    local_steps = v.check_int("local_steps", local_steps, minimum=1)
+    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
     v.check_probability("sampling_probability", sampling_probability)
     denominator = v.check_positive("expected_batch_size", expected_batch_size)
     v.check_positive("clipping_norm", clipping_norm)
     v.check_positive("noise_multiplier", noise_multiplier)
     rng = secret_rng() if rng is None else v.check_rng("rng", rng)
-    if noise not in ("float", "exact"):
-        raise ValueError(f"noise must be 'float' or 'exact', got {noise!r}.")
+    _check_name("noise", noise, ("float", "exact"))
     if noise == "float":
         aggregation.warn_float_noise()
-    params = np.array(params, dtype=np.float64)
     n = len(y)
     steps = discrete_noise.GRID_STEPS
     # (z steps)^2 underflows to 0 for z below about 1e-150: the smallest variance, 1, is more.
@@ -626,7 +735,7 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
             variance, local_steps * params.size, source=source).reshape(local_steps, -1)
     for step_index in range(local_steps):
         batch = np.flatnonzero(rng.random(n) < sampling_probability)
-        gradients = per_example_gradients(params, x[batch], y[batch])
+        gradients = _per_example_gradients(params, x[batch], y[batch])
         if noise == "exact":
             # An empty Poisson batch (likely in a small hospital) sums to zero and is noised
             # like any other: a step must never fail, or the failure would tell.
@@ -638,7 +747,7 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
             step = noised.astype(np.float64).reshape(params.shape) * (clipping_norm / steps)
             params -= client_learning_rate * step / denominator
             continue
-        total = clip_rows(gradients, clipping_norm).sum(axis=0)
+        total = _clip_rows(gradients, clipping_norm).sum(axis=0)
         drawn = rng.normal(0.0, noise_multiplier * clipping_norm, size=params.shape)
         params -= client_learning_rate * (total + drawn) / denominator
     return params
@@ -654,6 +763,9 @@ def epsilon(config: TrainingConfig, public_train_size: int, *, target_delta: flo
     (discrete) Gaussian steps with ``q = expected_batch_size / public_train_size``: the
     ``"discrete"`` accountant for exact noise, PLD for float noise.
     """
+    _check_config(config)
+    public_train_size = v.check_int("public_train_size", public_train_size, minimum=1)
+    target_delta = v.check_open_unit("target_delta", target_delta)
     if not config.private:
         return math.inf
     return float(_accounting().dp_fedavg_epsilon(
@@ -680,7 +792,14 @@ def _accounting() -> Any:
 
 def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:
     """The batch-order generator of hospital ``hospital_id`` in round ``round_index``."""
+    _check_ids(seed, round_index, hospital_id)
     return np.random.default_rng([seed, round_index, hospital_id])
+
+
+def _check_ids(seed: Any, round_index: Any, hospital_id: Any) -> None:
+    v.check_int("seed", seed, minimum=0)
+    v.check_index("round_index", round_index)
+    v.check_index("hospital_id", hospital_id)
 
 
 def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: TrainingConfig,
@@ -695,6 +814,10 @@ def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: T
     Raises:
         ValueError: A private update without ``public_train_size`` (``len(y)`` is private).
     """
+    _check_config(config)
+    _check_ids(config.seed, round_index, hospital_id)
+    if noise_rng is not None:
+        v.check_rng("noise_rng", noise_rng)
     if config.private:
         if public_train_size is None:
             raise ValueError("a private update needs public_train_size (the hospital's public "
@@ -718,25 +841,35 @@ def weighted_average(updates: Sequence[np.ndarray], weights: Sequence[float]) ->
     """FedAvg's aggregation rule: ``sum_k n_k theta_k / sum_k n_k``, summed in the given order
     (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized
     Data", Algorithm 1). In a private run the weights are public (:func:`public_weights`)."""
-    if len(updates) != len(weights) or not updates:
-        raise ValueError(f"updates and weights must be non-empty and of equal length, got "
-                         f"{len(updates)} and {len(weights)}.")
-    w = np.asarray(weights, dtype=np.float64)
-    if (w <= 0).any():
-        raise ValueError(f"weights must be > 0, got {w.tolist()}.")
-    total = np.zeros_like(np.asarray(updates[0], dtype=np.float64))
-    for update, weight in zip(updates, w, strict=True):
-        total = total + weight * np.asarray(update, dtype=np.float64)
+    if isinstance(updates, (str, bytes)) or not isinstance(updates, Sequence) or not updates:
+        raise TypeError(f"updates must be a non-empty list of parameter arrays, got "
+                        f"{type(updates).__name__} {v._fmt(updates)}.")
+    w = v.check_float_array("weights", weights, ndim=1)
+    if len(updates) != len(w):
+        raise ValueError(f"updates and weights must be of equal length, got {len(updates)} and "
+                         f"{len(w)}.")
+    if (w < v.MIN_NORMAL).any():
+        raise ValueError(f"weights must be > 0 (and not subnormal), got {w.tolist()}.")
+    arrays = [v.check_float_array(f"updates[{k}]", update, min_size=0)
+              for k, update in enumerate(updates)]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(f"updates must all have one shape, got "
+                         f"{sorted({a.shape for a in arrays})}.")
+    total = np.zeros_like(arrays[0])
+    for update, weight in zip(arrays, w, strict=True):
+        total = total + weight * update
     return total / w.sum()
 
 
 def public_weights(hospitals: Sequence[Hospital], config: TrainingConfig) -> list[float]:
     """FedAvg weights: the training counts without DP, the public training sizes with DP."""
+    hospitals, config = _check_hospitals(hospitals), _check_config(config)
     return [float(h.public_train_size if config.private else h.num_train) for h in hospitals]
 
 
 def check_private_preparation(hospitals: Sequence[Hospital]) -> None:
     """Raises ``ValueError`` unless every hospital was prepared with the public constants."""
+    hospitals = _check_hospitals(hospitals)
     local = [h.name for h in hospitals if h.preprocessing != "public"]
     if local:
         raise ValueError(
@@ -749,6 +882,7 @@ def check_private_preparation(hospitals: Sequence[Hospital]) -> None:
 
 def noise_seed_for(seed: int, round_index: int, hospital_id: int) -> list[int]:
     """The seed of :func:`reproducible_noise_rng` used by the (not private) parity runs."""
+    _check_ids(seed, round_index, hospital_id)
     return [seed, round_index, hospital_id, 0x4E6F697365]
 
 
@@ -770,6 +904,8 @@ def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
     Raises:
         ValueError: A private run on hospitals prepared with local statistics.
     """
+    hospitals, config = _check_hospitals(hospitals), _check_config(config)
+    v.check_flag("reproducible_noise", reproducible_noise)
     if config.private:
         check_private_preparation(hospitals)
     params = init_params(hospitals[0].x_train.shape[1])
@@ -787,7 +923,7 @@ def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
                                          public_train_size=h.public_train_size,
                                          noise_rng=rng))
         history.append({} if config.private else {"train_loss": float(np.average(
-            [loss(params, h.x_train, h.y_train) for h in hospitals], weights=weights))})
+            [_loss(params, h.x_train, h.y_train) for h in hospitals], weights=weights))})
         params = weighted_average(updates, weights)
     return params, history
 
@@ -798,6 +934,12 @@ def train_alone(x: np.ndarray, y: np.ndarray, config: TrainingConfig, *,
     (``num_rounds * local_steps``), with the same batch size and learning rate: the local-only
     baseline (one hospital) or the pooled baseline (all data in one place). With DP it needs
     the holder's ``public_train_size``."""
+    x = v.check_float_array("x", x, ndim=2)
+    y = _check_labels("y", y, len(x))
+    _check_config(config)
+    v.check_index("hospital_id", hospital_id)
+    if public_train_size is not None:
+        v.check_int("public_train_size", public_train_size, minimum=1)
     params = init_params(x.shape[1])
     for t in range(config.num_rounds):
         params = client_update(params, x, y, config=config, round_index=t,
@@ -812,6 +954,10 @@ def calibrate_noise(config: TrainingConfig, public_train_size: int, *, target_ep
     (``accounting.noise_multiplier_for_epsilon``, with the accountant of ``config.noise``, as
     :func:`epsilon`).
     Holders with more patients then have a smaller epsilon (smaller sampling probability)."""
+    _check_config(config)
+    public_train_size = v.check_int("public_train_size", public_train_size, minimum=1)
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    target_delta = v.check_open_unit("target_delta", target_delta)
     return dataclasses.replace(config, noise_multiplier=float(
         _accounting().noise_multiplier_for_epsilon(
             target_epsilon=float(target_epsilon), target_delta=float(target_delta),
@@ -840,6 +986,10 @@ def compare_training(hospitals: Sequence[Hospital], config: TrainingConfig, *,
         "auc_defined", "epsilon"}``. ``method`` is ``"local"`` (the hospital's own model),
         ``"fedavg"`` or ``"pooled"``; ``epsilon`` is that hospital's (inf without DP).
     """
+    hospitals, config = _check_hospitals(hospitals), _check_config(config)
+    if target_epsilon is not None:
+        v.check_positive("target_epsilon", target_epsilon)
+    v.check_open_unit("target_delta", target_delta)
     private = target_epsilon is not None or config.private
     if private:
         check_private_preparation(hospitals)

@@ -1012,6 +1012,159 @@ REGISTRY += [
                             | {"rejections/client": np.array([2, 3])}]}),
 ]
 
+# ------------------------------------------------------------------ fl_helpers.cross_silo
+# Numpy-only logistic regression of notebook 08; a few rows of toy data and the shipped
+# hospitals (loaded once, in milliseconds). Every model function takes (params, x[, y]).
+
+from fl_helpers import cross_silo, paths  # noqa: E402
+
+MODULES += (cross_silo, paths)
+
+HEART = cross_silo.load_federation(preprocessing="public")
+RAW_HEART = data.load_heart_disease(0)
+CS_PARAMS = np.array([0.1, -0.2, 0.3, 0.05])
+CS_X = np.linspace(-1.0, 1.0, 18).reshape(6, 3)
+CS_Y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+CS_CONFIG = cross_silo.TrainingConfig(num_rounds=1, local_steps=1)
+CS_DP_CONFIG = cross_silo.TrainingConfig(num_rounds=1, local_steps=2, noise_multiplier=1.0,
+                                         expected_batch_size=3.0)
+
+FAMILIES.update({
+    "hospitals": [None, 3, "abc", [], [None], [object()], HEART[0], [HEART[0], "abc"]],
+    "config": [None, 3, "abc", {}, object(), cross_silo.TrainingConfig,
+               CS_CONFIG.to_dict()],
+    "noise_seed": [-1, 1.5, None, "abc", [], [1, -1], True, 2**200, np.zeros((2, 2), int)],
+})
+HOSPITALS = ("hospitals",)
+CONFIG = ("config",)
+#: params (1-D, one weight per column of x plus a bias), x (rows of features), y (0/1 labels).
+MODEL_CORRUPT = {"params": ARRAY, "x": ARRAY, "y": ARRAY}
+MODEL_EXTRA = {"params": [CS_PARAMS[:3], CS_PARAMS[:1], CS_PARAMS[:, None], np.array([])],
+               "x": [CS_X[:, :2], CS_X[0], CS_X[:0], CS_X[:, :, None]],
+               "y": [CS_Y[:3], CS_Y + 2.0, -CS_Y, CS_Y[:, None], CS_Y > 0.5]}
+MODEL_ARGS = (CS_PARAMS, CS_X, CS_Y)
+
+
+def _model_entry(function: Callable[..., Any], with_y: bool = True) -> Entry:
+    names = ("params", "x", "y") if with_y else ("params", "x")
+    return Entry(function, args=MODEL_ARGS[:len(names)],
+                 corrupt={name: MODEL_CORRUPT[name] for name in names},
+                 extra={name: MODEL_EXTRA[name] for name in names})
+
+
+REGISTRY += [
+    Entry(cross_silo.public_train_size, args=(0,),
+          kwargs={"missing": "impute", "train_fraction": 0.66},
+          corrupt={"hospital": INDEX, "missing": NAME, "train_fraction": OPEN_UNIT},
+          extra={"hospital": [4, "nowhere"]}),
+    Entry(cross_silo.preprocess, args=(RAW_HEART[:20], RAW_HEART[20:30]),
+          kwargs={"preprocessing": "public", "missing": "impute"},
+          # (NaN is a gap in a raw row: allowed; inf is not)
+          corrupt={"raw_train": _without(ARRAY, "array_nonfinite"),
+                   "raw_test": _without(ARRAY, "array_nonfinite"),
+                   "preprocessing": NAME, "missing": NAME},
+          extra={"raw_train": [RAW_HEART[:20, :5], RAW_HEART[0], RAW_HEART[:0],
+                               np.where(RAW_HEART[:20] > 100, np.inf, RAW_HEART[:20])],
+                 "raw_test": [RAW_HEART[:10, :5], RAW_HEART[0],
+                              np.where(RAW_HEART[:10] > 100, -np.inf, RAW_HEART[:10])]}),
+    Entry(cross_silo.split_train_test, args=(CS_Y,),
+          kwargs={"train_fraction": 0.66, "rng": _rng()},
+          corrupt={"labels": ARRAY, "train_fraction": OPEN_UNIT, "rng": RNG},
+          extra={"labels": [np.array([]), CS_Y[:, None]]}),
+    Entry(cross_silo.load_hospital, args=(0,),
+          kwargs={"missing": "impute", "split_seed": 43, "train_fraction": 0.66,
+                  "preprocessing": "local", "data_dir": None},
+          corrupt={"hospital": INDEX, "missing": NAME, "split_seed": INDEX,
+                   "train_fraction": OPEN_UNIT, "preprocessing": NAME, "data_dir": PATH},
+          extra={"hospital": [4, "nowhere"]}),
+    Entry(cross_silo.load_federation,
+          kwargs={"missing": "drop", "split_seed": 43, "train_fraction": 0.66,
+                  "preprocessing": "public", "data_dir": None},
+          corrupt={"missing": NAME, "split_seed": INDEX, "train_fraction": OPEN_UNIT,
+                   "preprocessing": NAME, "data_dir": PATH}),
+    Entry(cross_silo.pooled_standardisation, args=(HEART,), corrupt={"hospitals": HOSPITALS}),
+    Entry(cross_silo.init_params, args=(13,), corrupt={"num_features": COUNT}),
+    _model_entry(cross_silo.logits, with_y=False),
+    _model_entry(cross_silo.predict_proba, with_y=False),
+    _model_entry(cross_silo.loss),
+    _model_entry(cross_silo.per_example_gradients),
+    _model_entry(cross_silo.gradient),
+    _model_entry(cross_silo.accuracy),
+    _model_entry(cross_silo.evaluate),
+    Entry(cross_silo.roc_auc, args=(CS_Y, np.linspace(0.0, 1.0, 6)),
+          corrupt={"y": ARRAY, "scores": ARRAY},
+          extra={"y": [CS_Y[:3], np.zeros(6), CS_Y[:, None], CS_Y + 2.0],
+                 "scores": [np.zeros(3), np.zeros((6, 1)), np.array([])]}),
+    Entry(cross_silo.sgd_update, args=MODEL_ARGS,
+          kwargs={"local_steps": 2, "batch_size": 3, "client_learning_rate": 0.1,
+                  "rng": _rng()},
+          corrupt={**MODEL_CORRUPT, "local_steps": COUNT, "batch_size": COUNT,
+                   "client_learning_rate": POSITIVE, "rng": RNG},
+          extra=MODEL_EXTRA),
+    Entry(cross_silo.clip_rows, args=(CS_X, 1.0),
+          corrupt={"gradients": ARRAY, "clipping_norm": POSITIVE},
+          extra={"gradients": [CS_X[0], CS_X[:, :, None]]}),  # (no rows is valid)
+    Entry(cross_silo.secret_rng),
+    Entry(cross_silo.reproducible_noise_rng, args=(0,), kwargs={"warn": False},
+          corrupt={"warn": FLAG}, extra={"noise_seed": FAMILIES["noise_seed"]}),
+    Entry(cross_silo.dp_sgd_update, args=MODEL_ARGS,
+          kwargs={"local_steps": 2, "sampling_probability": 0.5, "expected_batch_size": 3.0,
+                  "clipping_norm": 1.0, "noise_multiplier": 1.0, "client_learning_rate": 0.1,
+                  "rng": _rng(), "noise": "exact"},
+          # (a subnormal sampling_probability is a valid probability: every batch is empty)
+          corrupt={**MODEL_CORRUPT, "local_steps": COUNT,
+                   "sampling_probability": _without(PROBABILITY, "subnormal"),
+                   "expected_batch_size": POSITIVE, "clipping_norm": POSITIVE,
+                   "noise_multiplier": POSITIVE, "client_learning_rate": POSITIVE,
+                   "rng": ("optional_rng",), "noise": NAME},
+          extra=MODEL_EXTRA),
+    Entry(cross_silo.epsilon, args=(CS_DP_CONFIG, 100), kwargs={"target_delta": DELTA},
+          corrupt={"config": CONFIG, "public_train_size": COUNT, "target_delta": OPEN_UNIT}),
+    Entry(cross_silo.client_rng, args=(0, 1, 2),
+          corrupt={"seed": INDEX, "round_index": INDEX, "hospital_id": INDEX}),
+    Entry(cross_silo.client_update, args=MODEL_ARGS,
+          kwargs={"config": CS_DP_CONFIG, "round_index": 0, "hospital_id": 0,
+                  "public_train_size": 6, "noise_rng": _rng()},
+          corrupt={**MODEL_CORRUPT, "config": CONFIG, "round_index": INDEX,
+                   "hospital_id": INDEX, "public_train_size": _without(COUNT, "none"),
+                   "noise_rng": ("optional_rng",)},
+          extra={**MODEL_EXTRA, "public_train_size": [None]}),
+    Entry(cross_silo.weighted_average, args=([CS_PARAMS, 2 * CS_PARAMS], [1.0, 3.0]),
+          extra={"updates": [None, "abc", 3, [], [None, CS_PARAMS], [CS_PARAMS, CS_PARAMS[:2]],
+                             [CS_PARAMS, np.full(4, np.nan)], [CS_PARAMS, np.array(["a"] * 4)],
+                             [CS_PARAMS, CS_PARAMS > 0], [[[1.0], [1.0, 2.0]], CS_PARAMS]],
+                 "weights": [None, "ab", 3, [1.0], [0.0, 1.0], [-1.0, 2.0], [np.nan, 1.0],
+                             [np.inf, 1.0], [True, False], ["a", "b"], [[1.0], [2.0]],
+                             [5e-324, 5e-324]]}),
+    Entry(cross_silo.public_weights, args=(HEART, CS_CONFIG),
+          corrupt={"hospitals": HOSPITALS, "config": CONFIG}),
+    Entry(cross_silo.check_private_preparation, args=(HEART,),
+          corrupt={"hospitals": HOSPITALS}),
+    Entry(cross_silo.noise_seed_for, args=(0, 1, 2),
+          corrupt={"seed": INDEX, "round_index": INDEX, "hospital_id": INDEX}),
+    Entry(cross_silo.run_fedavg, args=(HEART, CS_CONFIG), kwargs={"reproducible_noise": False},
+          corrupt={"hospitals": HOSPITALS, "config": CONFIG, "reproducible_noise": FLAG}),
+    Entry(cross_silo.train_alone, args=(CS_X, CS_Y, CS_CONFIG),
+          kwargs={"hospital_id": 0, "public_train_size": None},
+          corrupt={"x": ARRAY, "y": ARRAY, "config": CONFIG, "hospital_id": INDEX,
+                   "public_train_size": _without(COUNT, "none")},
+          # (any number of columns is valid: the model is made to fit x)
+          extra={"x": MODEL_EXTRA["x"][1:], "y": MODEL_EXTRA["y"]}),
+    Entry(cross_silo.calibrate_noise, args=(CS_DP_CONFIG, 100),
+          kwargs={"target_epsilon": 5.0, "target_delta": DELTA},
+          corrupt={"config": CONFIG, "public_train_size": COUNT, "target_epsilon": POSITIVE,
+                   "target_delta": OPEN_UNIT}),
+    Entry(cross_silo.compare_training, args=(HEART, CS_CONFIG),
+          kwargs={"target_epsilon": None, "target_delta": 1e-4},
+          corrupt={"hospitals": HOSPITALS, "config": CONFIG,
+                   "target_epsilon": _without(POSITIVE, "none"), "target_delta": OPEN_UNIT}),
+    # -------------------------------------------------------------------- fl_helpers.paths
+    Entry(paths.data_dir, args=("mnist",),
+          extra={"name": [None, 3, b"mnist", ["mnist"], "", ".", "..", "a/b"]}),
+    Entry(paths.results_dir),
+    Entry(paths.app_dir),
+]
+
 
 # ------------------------------------------------------------------------------ the cases
 
@@ -1210,3 +1363,4 @@ def test_check_index_accepts():
     assert type(v.check_index("round_index", np.int64(3))) is int
     with pytest.raises(ValueError, match=r"largest 64-bit integer"):
         v.check_index("round_index", 2**63)
+
