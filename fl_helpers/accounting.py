@@ -829,3 +829,98 @@ def _bracket(epsilon_at: Callable[[float], float], target_epsilon: float, target
                         "guarantee is meaningless. Use a smaller target_epsilon.")
                 low = MIN_NOISE_MULTIPLIER
     return low, high
+
+
+# --------------------------------------------------------------------------------------------
+# Local DP: every client noises its own report (no sampling amplification)
+# --------------------------------------------------------------------------------------------
+
+
+def local_dp_epsilon_per_round(
+        *, noise_multiplier: float, busiest_counts: np.ndarray, target_delta: float,
+        accountant: AccountantName = Accountant.DISCRETE) -> np.ndarray:
+    """Epsilon of the busiest client after each round when every client noises its own update.
+
+    Local DP: the server sees each client's report and who sent it, so sampling gives no
+    amplification and a client's privacy loss is the composition of its own reports. Each report
+    is a clipped update plus ``N(0, (z C)^2)``; it must hide the client's data against any other
+    data, and two updates of norm at most ``C`` differ by up to ``2 C`` in L2 (replace-one
+    sensitivity), so one report is a Gaussian mechanism with noise multiplier ``z / 2``. After
+    ``t`` rounds the busiest client has sent ``busiest_counts[t]`` reports
+    (:func:`fl_helpers.schedule.busiest_client_counts`); its epsilon is that of so many Gaussian
+    mechanisms composed, 0 before its first report.
+
+    Args:
+        noise_multiplier: ``z`` > 0.
+        busiest_counts: Non-decreasing report counts of the busiest client, one per round.
+        target_delta: delta in (0, 1).
+        accountant: ``"discrete"`` (default: bounds the exact discrete Gaussian and the
+            Gaussian), ``"pld"`` or ``"rdp"`` (the Gaussian only).
+
+    Returns:
+        Float64 array with one epsilon per round.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
+    if noise_multiplier / 2 > MAX_ACCOUNTED_NOISE_MULTIPLIER:
+        raise ValueError(f"noise_multiplier must be <= "
+                         f"{2 * MAX_ACCOUNTED_NOISE_MULTIPLIER:g}, got "
+                         f"{v._fmt(noise_multiplier)}.")
+    busiest = _check_report_counts("busiest_counts", busiest_counts)
+    per_report = epsilon_per_round(
+        noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
+        num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta,
+        accountant=accountant)
+    return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
+
+
+def _check_report_counts(name: str, value: Any) -> np.ndarray:
+    """A 1-D array of non-decreasing report counts in 0 .. MAX_NUM_ROUNDS."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-D array of report counts, got "
+                        f"{type(value).__name__} {v._fmt(value)}.")
+    try:
+        counts = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a 1-D array of report counts, got "
+                        f"{type(value).__name__}.") from None
+    if counts.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of report counts, got shape "
+                         f"{counts.shape}.")
+    if counts.size and (counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer)):
+        raise TypeError(f"{name} must hold integer counts, got dtype {counts.dtype}.")
+    counts = counts.astype(np.int64)
+    if counts.size and (counts.min() < 0 or counts.max() > MAX_NUM_ROUNDS):
+        raise ValueError(f"{name} must hold counts in 0..{MAX_NUM_ROUNDS}, got values "
+                         f"from {counts.min()} to {counts.max()}.")
+    if np.any(np.diff(counts) < 0):
+        raise ValueError(f"{name} must be non-decreasing (reports so far, round by round), got "
+                         f"{v._fmt(value)}.")
+    return counts
+
+
+def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
+                           busiest_reports: int,
+                           accountant: AccountantName = Accountant.DISCRETE
+                           ) -> float:
+    """The noise multiplier of *local* DP for a client that sends ``busiest_reports`` reports.
+
+    With local DP (no trusted server) every report a client sends must itself be private: the
+    server sees who reports, so sampling gives no amplification, and two updates clipped to
+    norm ``C`` differ by up to ``2 C`` (replace-one sensitivity), so the noise ``N(0, (z C)^2)``
+    has noise multiplier ``z / 2`` relative to that sensitivity. Hence ``z = 2 z_G`` with
+    ``z_G`` the accountant's multiplier for ``busiest_reports`` Gaussian releases without
+    sampling; :func:`local_dp_epsilon_per_round` is the accounting this inverts. Kairouz et
+    al. 2021, "Advances and Open Problems in Federated Learning", Section 4.2.2, compares local
+    and central DP.
+
+    ``busiest_reports`` is an integer in 0 .. :data:`MAX_NUM_ROUNDS` (0, no report at all, is
+    calibrated like 1).
+    """
+    busiest_reports = v.check_int("busiest_reports", busiest_reports, minimum=0,
+                                  maximum=MAX_NUM_ROUNDS)
+    return 2.0 * noise_multiplier_for_epsilon(
+        target_epsilon=target_epsilon, target_delta=target_delta, sampling_probability=1.0,
+        num_rounds=max(busiest_reports, 1), accountant=accountant)

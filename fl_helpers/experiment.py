@@ -207,31 +207,6 @@ def noise_multiplier_for_budget(
         sampling_probability=sampling_probability, num_rounds=num_rounds, accountant=accountant)
 
 
-def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
-                           busiest_reports: int,
-                           accountant: accounting.AccountantName = accounting.Accountant.DISCRETE
-                           ) -> float:
-    """The noise multiplier of *local* DP for a client that sends ``busiest_reports`` reports.
-
-    With local DP (no trusted server) every report a client sends must itself be private: the
-    server sees who reports, so sampling gives no amplification, and two updates clipped to
-    norm ``C`` differ by up to ``2 C`` (replace-one sensitivity), so the noise ``N(0, (z C)^2)``
-    has noise multiplier ``z / 2`` relative to that sensitivity. Hence ``z = 2 z_G`` with
-    ``z_G`` the accountant's multiplier for ``busiest_reports`` Gaussian releases without
-    sampling; :func:`fl_helpers.training.local_dp_epsilon_per_round` is the accounting this
-    inverts. Kairouz et al. 2021, "Advances and Open Problems in Federated Learning", Section
-    4.2.2, compares local and central DP.
-
-    ``busiest_reports`` is an integer in 0 .. :data:`fl_helpers.accounting.MAX_NUM_ROUNDS` (0,
-    no report at all, is calibrated like 1).
-    """
-    busiest_reports = v.check_int("busiest_reports", busiest_reports, minimum=0,
-                                  maximum=accounting.MAX_NUM_ROUNDS)
-    return 2.0 * noise_multiplier_for_budget(
-        target_epsilon=target_epsilon, target_delta=target_delta, sampling_probability=1.0,
-        num_rounds=max(busiest_reports, 1), accountant=accountant)
-
-
 # --------------------------------------------------------------------------------------------
 # One experiment
 # --------------------------------------------------------------------------------------------
@@ -308,7 +283,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
 
     With ``noise_placement="local"`` every sampled client adds the noise to its own clipped
     update instead (local DP, no trusted server), and a ``target_epsilon`` is met by the busiest
-    client of the run's (secret) schedule (:func:`local_noise_multiplier`).
+    client of the run's (secret) schedule
+    (:func:`fl_helpers.accounting.local_noise_multiplier`).
 
     Each argument is checked once, by the function that uses it (the accountant, the training
     loop or the aggregation rule).
@@ -384,8 +360,9 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                 len(client_datasets), sampling_probability=sampling_probability,
                 num_rounds=num_rounds)
             busiest = int(schedule.busiest_client_counts(schedule_, len(client_datasets))[-1])
-            z = local_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
-                                       busiest_reports=busiest, accountant=accountant)
+            z = accounting.local_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=target_delta,
+                busiest_reports=busiest, accountant=accountant)
         else:
             z = noise_multiplier_for_budget(
                 target_epsilon=target_epsilon, target_delta=target_delta,

@@ -674,71 +674,6 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
 # --------------------------------------------------------------------------------------------
 
 
-def local_dp_epsilon_per_round(
-        *, noise_multiplier: float, busiest_counts: np.ndarray, target_delta: float,
-        accountant: accounting.AccountantName = accounting.Accountant.DISCRETE) -> np.ndarray:
-    """Epsilon of the busiest client after each round when every client noises its own update.
-
-    Local DP: the server sees each client's report and who sent it, so sampling gives no
-    amplification and a client's privacy loss is the composition of its own reports. Each report
-    is a clipped update plus ``N(0, (z C)^2)``; it must hide the client's data against any other
-    data, and two updates of norm at most ``C`` differ by up to ``2 C`` in L2 (replace-one
-    sensitivity), so one report is a Gaussian mechanism with noise multiplier ``z / 2``. After
-    ``t`` rounds the busiest client has sent ``busiest_counts[t]`` reports
-    (:func:`fl_helpers.schedule.busiest_client_counts`); its epsilon is that of so many Gaussian
-    mechanisms composed, 0 before its first report.
-
-    Args:
-        noise_multiplier: ``z`` > 0.
-        busiest_counts: Non-decreasing report counts of the busiest client, one per round.
-        target_delta: delta in (0, 1).
-        accountant: ``"discrete"`` (default: bounds the exact discrete Gaussian and the
-            Gaussian), ``"pld"`` or ``"rdp"`` (the Gaussian only).
-
-    Returns:
-        Float64 array with one epsilon per round.
-
-    Raises:
-        TypeError, ValueError: An argument is malformed (the message names it).
-    """
-    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
-    if noise_multiplier / 2 > accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER:
-        raise ValueError(f"noise_multiplier must be <= "
-                         f"{2 * accounting.MAX_ACCOUNTED_NOISE_MULTIPLIER:g}, got "
-                         f"{v._fmt(noise_multiplier)}.")
-    busiest = _check_counts("busiest_counts", busiest_counts)
-    per_report = accounting.epsilon_per_round(
-        noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
-        num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta,
-        accountant=accountant)
-    return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
-
-
-def _check_counts(name: str, value: Any) -> np.ndarray:
-    """A 1-D array of non-decreasing report counts in 0 .. accounting.MAX_NUM_ROUNDS."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a 1-D array of report counts, got "
-                        f"{type(value).__name__} {v._fmt(value)}.")
-    try:
-        counts = np.asarray(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a 1-D array of report counts, got "
-                        f"{type(value).__name__}.") from None
-    if counts.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of report counts, got shape "
-                         f"{counts.shape}.")
-    if counts.size and (counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer)):
-        raise TypeError(f"{name} must hold integer counts, got dtype {counts.dtype}.")
-    counts = counts.astype(np.int64)
-    if counts.size and (counts.min() < 0 or counts.max() > accounting.MAX_NUM_ROUNDS):
-        raise ValueError(f"{name} must hold counts in 0..{accounting.MAX_NUM_ROUNDS}, got values "
-                         f"from {counts.min()} to {counts.max()}.")
-    if np.any(np.diff(counts) < 0):
-        raise ValueError(f"{name} must be non-decreasing (reports so far, round by round), got "
-                         f"{v._fmt(value)}.")
-    return counts
-
-
 def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *, num_rounds: int,
                   sampling_probability: float, local_epochs: int, batch_size: int | None,
@@ -950,7 +885,7 @@ def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
     if noise_multiplier == 0:
         return np.full(len(rounds), np.inf)
     if placement is aggregation.NoisePlacement.LOCAL:
-        return local_dp_epsilon_per_round(
+        return accounting.local_dp_epsilon_per_round(
             noise_multiplier=noise_multiplier,
             busiest_counts=schedule.busiest_client_counts(rounds, num_clients),
             target_delta=target_delta, accountant=accountant)

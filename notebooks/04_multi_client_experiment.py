@@ -779,14 +779,14 @@ plt.show()
 # - The $|S_t|$ independent noises add up: the sum carries noise of standard deviation
 #   $z_\text{local} C \sqrt{|S_t|}$ instead of $zC$.
 #
-# `experiment.local_noise_multiplier` does this calibration; `run_experiment(...,
+# `accounting.local_noise_multiplier` does this calibration; `run_experiment(...,
 # noise_placement="local")` trains with it on the same engine.
 
 # %%
 local_schedule = demo_randomness.poisson_schedule(
     NUM_CLIENTS, sampling_probability=SAMPLING_PROBABILITY, num_rounds=NUM_ROUNDS)
 busiest = int(schedule.busiest_client_counts(local_schedule, NUM_CLIENTS)[-1])
-z_local = experiment.local_noise_multiplier(target_epsilon=TARGET_EPSILON, target_delta=DELTA,
+z_local = accounting.local_noise_multiplier(target_epsilon=TARGET_EPSILON, target_delta=DELTA,
                                             busiest_reports=busiest)
 local_std = z_local * C * math.sqrt(SAMPLING_PROBABILITY * NUM_CLIENTS) / (
     SAMPLING_PROBABILITY * NUM_CLIENTS)

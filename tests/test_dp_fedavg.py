@@ -251,7 +251,7 @@ def test_epsilon_is_the_accountants_and_the_budget_stops_training(small_federati
 
 def test_local_dp_epsilon_is_the_busiest_clients_gaussian_composition():
     busiest = np.array([0, 1, 1, 2, 4])
-    eps = training.local_dp_epsilon_per_round(noise_multiplier=3.0, busiest_counts=busiest,
+    eps = accounting.local_dp_epsilon_per_round(noise_multiplier=3.0, busiest_counts=busiest,
                                               target_delta=1e-5)
     per_report = accounting.epsilon_per_round(noise_multiplier=1.5, sampling_probability=1.0,
                                               num_rounds=4, target_delta=1e-5,

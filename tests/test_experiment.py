@@ -171,7 +171,7 @@ def test_run_experiment_rejects_bad_arguments(small, change, match):
 
 
 def test_local_noise_multiplier_is_twice_the_gaussians_for_the_busiest_client():
-    z = experiment.local_noise_multiplier(target_epsilon=2.0, target_delta=1e-5,
+    z = accounting.local_noise_multiplier(target_epsilon=2.0, target_delta=1e-5,
                                           busiest_reports=5)
     z_gaussian = accounting.noise_multiplier_for_epsilon(
         target_epsilon=2.0, target_delta=1e-5, sampling_probability=1.0, num_rounds=5,
