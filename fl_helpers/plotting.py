@@ -3,14 +3,85 @@ returns the ``Axes``, so notebooks can compose figures."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from fl_helpers import _validation as v
 from fl_helpers import data as fl_data
 
 #: One colour per digit, the same in every notebook.
 DIGIT_COLORS = plt.get_cmap("tab10").colors
+
+
+# Every plot checks its arguments before it opens a figure (no half-drawn figure on bad input).
+
+def _check_ax(name: str, ax: Any) -> None:
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"{name} must be a matplotlib Axes or None, got {type(ax).__name__} "
+                        f"{v._fmt(ax)}.")
+
+
+def _check_optional(check: Any, name: str, value: Any) -> Any:
+    return None if value is None else check(name, value)
+
+
+def _check_runs(name: str, runs: Any) -> None:
+    if not isinstance(runs, Mapping) or not runs:
+        raise TypeError(f"{name} must be a non-empty dict of label -> run, got "
+                        f"{type(runs).__name__} {v._fmt(runs)}.")
+
+
+def _check_styles(styles: Any) -> dict:
+    if styles is None:
+        return {}
+    if not isinstance(styles, Mapping) or not all(isinstance(s, Mapping)
+                                                  for s in styles.values()):
+        raise TypeError(f"styles must be a dict of label -> dict of plot keywords or None, got "
+                        f"{type(styles).__name__} {v._fmt(styles)}.")
+    return dict(styles)
+
+
+def _check_unit(name: str, value: Any) -> float:
+    value = v.check_real(name, value)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {v._fmt(value)}.")
+    return value
+
+
+def _real_array(name: str, value: Any, *, allow_nan: bool = False) -> np.ndarray:
+    """A 1-D array of reals (inf allowed, NaN if asked: the caller says what they mean)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__} "
+                        f"{v._fmt(value)}.")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers, got a ragged "
+                        f"{type(value).__name__}.") from error
+    if array.dtype == np.bool_ or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
+    if array.ndim != 1 or (not allow_nan and np.isnan(array.astype(float)).any()):
+        raise ValueError(f"{name} must be a 1-D array without NaN, got shape {array.shape}.")
+    return array.astype(np.float64)
+
+
+def _series(name: str, run: Any, key: str, *, finite: bool = True,
+            allow_nan: bool = False) -> np.ndarray:
+    """``run.key`` (or ``run[key]`` for a dict) as a 1-D float array."""
+    try:
+        values = run[key] if isinstance(run, Mapping) else getattr(run, key)
+    except (KeyError, AttributeError):
+        raise TypeError(f"{name} must have {key!r}, got {type(run).__name__} "
+                        f"{v._fmt(run)}.") from None
+    if not finite:
+        return _real_array(f"{name}.{key}", values, allow_nan=allow_nan)
+    return v.check_float_array(f"{name}.{key}", values, ndim=1, min_size=0)
 
 
 def use_course_style() -> None:
@@ -43,6 +114,12 @@ def plot_label_distribution(labels: np.ndarray, partitions: list[np.ndarray], *,
     Returns:
         The axes drawn on.
     """
+    max_clients = v.check_int("max_clients", max_clients, minimum=1)
+    v.check_flag("normalize", normalize)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string or None, got {type(title).__name__} "
+                        f"{v._fmt(title)}.")
+    _check_ax("ax", ax)
     counts = fl_data.label_counts(labels, partitions)[:max_clients].astype(float)
     if normalize:
         counts = counts / counts.sum(axis=1, keepdims=True)
@@ -82,9 +159,17 @@ def plot_federated_loop(client_images: list[np.ndarray] | None = None, *,
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    if client_images is not None and (isinstance(client_images, (str, bytes))
+                                      or not hasattr(client_images, "__len__")):
+        raise TypeError(f"client_images must be a list of image arrays or None, got "
+                        f"{type(client_images).__name__} {v._fmt(client_images)}.")
     num_clients = 4 if client_images is None else len(client_images)
     if not 1 <= num_clients <= 6:
         raise ValueError(f"client_images must hold 1 to 6 clients, got {num_clients}.")
+    if client_images is not None:
+        client_images = [v.check_float_array(f"client_images[{k}]", images, ndim=3, min_size=0)
+                         for k, images in enumerate(client_images)]
+    _check_ax("ax", ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(9.0, 4.2))
     width = 10.0
@@ -170,6 +255,12 @@ def plot_noisy_answer_distribution(true_answer: float, mechanism: str, *, sensit
 
     summary = privacy.noisy_answer_summary(true_answer, mechanism, sensitivity=sensitivity,
                                            epsilon=epsilon, delta=delta)
+    true_answer = v.check_real("true_answer", true_answer)
+    if samples is not None:
+        samples = v.check_float_array("samples", samples).ravel()
+    half_range = _check_optional(v.check_positive, "half_range", half_range)
+    neighbour_answer = _check_optional(v.check_real, "neighbour_answer", neighbour_answer)
+    _check_ax("ax", ax)
     if half_range is None:
         half_range = 1.5 * (summary["high"] - true_answer)
     if ax is None:
@@ -224,13 +315,25 @@ def plot_loss_curves(curves: dict, *, x_axis: str = "epochs", log_x: bool = Fals
     Raises:
         ValueError: ``x_axis`` is not ``"steps"`` or ``"epochs"``.
     """
-    if x_axis not in ("steps", "epochs"):
-        raise ValueError(f"x_axis must be 'steps' or 'epochs', got {x_axis!r}.")
+    if not isinstance(x_axis, str) or x_axis not in ("steps", "epochs"):
+        raise ValueError(f"x_axis must be 'steps' or 'epochs', got {v._fmt(x_axis)}.")
+    _check_runs("curves", curves)
+    series = {}
+    for label, curve in curves.items():
+        name = f"curves[{label!r}]"
+        xs = _series(name, curve, x_axis)
+        # (a diverged run's loss may be inf or NaN: it is drawn up to where it blew up)
+        ys = _series(name, curve, "loss", finite=False, allow_nan=True)
+        if xs.shape != ys.shape:
+            raise ValueError(f"{name} must have one loss per {x_axis[:-1]}, got {xs.size} and "
+                             f"{ys.size}.")
+        series[label] = (xs, ys)
+    v.check_flag("log_x", log_x)
+    _check_ax("ax", ax)
     if ax is None:
         _, ax = plt.subplots()
     for label, curve in curves.items():
-        xs = np.asarray(curve.steps if x_axis == "steps" else curve.epochs, dtype=float)
-        ys = np.asarray(curve.loss, dtype=float)
+        xs, ys = series[label]
         if log_x:
             xs, ys = xs[1:], ys[1:]
         if getattr(curve, "diverged", False):
@@ -265,13 +368,11 @@ def plot_accuracy_curves(histories: dict, *, target: float | None = None,
         ValueError: A history has no test accuracy (the run had no ``test_data``), or its
             ``rounds`` and ``test_accuracy`` differ in length.
     """
-    if ax is None:
-        _, ax = plt.subplots()
-    styles = styles or {}
+    _check_runs("histories", histories)
+    series = {}
     for label, history in histories.items():
-        get = history.get if isinstance(history, dict) else lambda key, h=history: getattr(h, key)
-        rounds = np.asarray(get("rounds"), dtype=float)
-        accuracy = np.asarray(get("test_accuracy"), dtype=float)
+        rounds = _series(f"histories[{label!r}]", history, "rounds")
+        accuracy = _series(f"histories[{label!r}]", history, "test_accuracy")
         if accuracy.size == 0:
             raise ValueError(f"histories[{label!r}] has no test accuracy; run it with test_data.")
         if rounds.shape != accuracy.shape:
@@ -279,6 +380,13 @@ def plot_accuracy_curves(histories: dict, *, target: float | None = None,
                 f"histories[{label!r}] must have as many rounds as accuracies, got "
                 f"{rounds.size} and {accuracy.size}."
             )
+        series[label] = (rounds, accuracy)
+    target = _check_optional(_check_unit, "target", target)
+    styles = _check_styles(styles)
+    _check_ax("ax", ax)
+    if ax is None:
+        _, ax = plt.subplots()
+    for label, (rounds, accuracy) in series.items():
         kwargs = {"lw": 1.5, "marker": "." if rounds.size <= 30 else None}
         kwargs.update(styles.get(label, {}))
         ax.plot(rounds, accuracy, label=label, **kwargs)
@@ -313,20 +421,32 @@ def plot_accuracy_and_epsilon(runs: dict, *, target_epsilon: float | None = None
     Raises:
         ValueError: A run has no test accuracy, or ``axes`` is not a pair.
     """
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    if len(axes) != 2:
-        raise ValueError(f"axes must be two axes, got {len(axes)}.")
-    acc_ax, eps_ax = axes
-    styles = styles or {}
+    _check_runs("runs", runs)
+    series = {}
     for label, run in runs.items():
-        rounds = np.asarray(run.rounds, dtype=float)
-        accuracy = np.asarray(run.test_accuracy, dtype=float)
+        name = f"runs[{label!r}]"
+        rounds = _series(name, run, "rounds")
+        accuracy = _series(name, run, "test_accuracy")
         if accuracy.size == 0:
             raise ValueError(f"runs[{label!r}] has no test accuracy; run it with test_data.")
+        epsilon = _series(name, run, "epsilon", finite=False)
+        if rounds.shape != accuracy.shape or (epsilon.size and epsilon.shape != rounds.shape):
+            raise ValueError(f"{name} must have one accuracy (and epsilon) per round, got "
+                             f"{rounds.size}, {accuracy.size} and {epsilon.size}.")
+        series[label] = (rounds, accuracy, epsilon)
+    target_epsilon = _check_optional(v.check_positive, "target_epsilon", target_epsilon)
+    styles = _check_styles(styles)
+    if axes is not None:
+        if isinstance(axes, (str, bytes)) or not hasattr(axes, "__len__") or len(axes) != 2:
+            raise ValueError(f"axes must be two axes, got {v._fmt(axes)}.")
+        _check_ax("axes[0]", axes[0])
+        _check_ax("axes[1]", axes[1])
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    acc_ax, eps_ax = axes
+    for label, (rounds, accuracy, epsilon) in series.items():
         kwargs = {"lw": 1.5, **styles.get(label, {})}
         line, = acc_ax.plot(rounds, accuracy, label=label, **kwargs)
-        epsilon = np.asarray(run.epsilon, dtype=float)
         if epsilon.size and np.isfinite(epsilon).all():
             eps_ax.plot(rounds, epsilon, label=label, color=line.get_color(),
                         **{k: val for k, val in kwargs.items() if k != "color"})
@@ -363,13 +483,24 @@ def plot_privacy_utility(epsilons, accuracies, *, errors=None, baseline: float |
     Raises:
         ValueError: ``epsilons`` and ``accuracies`` differ in length, or an epsilon is not > 0.
     """
-    epsilons = np.asarray(epsilons, dtype=float)
-    accuracies = np.asarray(accuracies, dtype=float)
+    epsilons = _real_array("epsilons", epsilons)
+    accuracies = v.check_float_array("accuracies", accuracies, ndim=1)
+    if accuracies.min() < 0 or accuracies.max() > 1:
+        raise ValueError(f"accuracies must lie in [0, 1], got {accuracies.tolist()}.")
     if epsilons.shape != accuracies.shape:
         raise ValueError(f"epsilons and accuracies must have the same length, got "
                          f"{epsilons.size} and {accuracies.size}.")
     if not np.all(np.isfinite(epsilons) & (epsilons > 0)):
         raise ValueError(f"epsilons must be finite and > 0, got {epsilons.tolist()}.")
+    if errors is not None:
+        errors = v.check_float_array("errors", errors, ndim=1)
+        if errors.shape != epsilons.shape or errors.min() < 0:
+            raise ValueError(f"errors must hold one spread >= 0 per epsilon, got "
+                             f"{errors.tolist()}.")
+    baseline = _check_optional(_check_unit, "baseline", baseline)
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a string, got {type(label).__name__} {v._fmt(label)}.")
+    _check_ax("ax", ax)
     if ax is None:
         _, ax = plt.subplots()
     ax.errorbar(epsilons, accuracies, yerr=errors, marker="o", lw=1.5, capsize=3, label=label)

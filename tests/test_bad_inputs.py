@@ -1165,6 +1165,89 @@ REGISTRY += [
     Entry(paths.app_dir),
 ]
 
+# ------------------------------------------------------------------- fl_helpers.plotting
+# Every plot checks its arguments before it opens a figure; the valid calls draw on one shared
+# Agg figure, so the fuzz opens no windows and stays fast.
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import types  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fl_helpers import plotting  # noqa: E402
+
+MODULES += (plotting,)
+
+PLOT_FIGURE, PLOT_AX = plt.subplots()
+_, PLOT_AXES = plt.subplots(1, 2)
+CURVE = types.SimpleNamespace(steps=[0, 1, 2], epochs=[0.0, 0.5, 1.0], loss=[2.0, 1.0, np.nan],
+                              diverged=True)
+RUN = types.SimpleNamespace(rounds=[1, 2], test_accuracy=[0.5, 0.6], epsilon=[0.5, np.inf])
+BAD_RUNS = [None, 3, "abc", {}, [RUN], {"a": None}, {"a": {"rounds": [1]}},
+            {"a": types.SimpleNamespace(rounds=[1, 2], test_accuracy=[0.5, np.nan],
+                                        epsilon=[1.0, 2.0])},
+            {"a": types.SimpleNamespace(rounds=["a", "b"], test_accuracy=[0.5, 0.6],
+                                        epsilon=[1.0, 2.0])},
+            {"a": types.SimpleNamespace(rounds=[1, 2], test_accuracy=[0.5],
+                                        epsilon=[1.0, 2.0])}]
+FAMILIES.update({
+    "ax": [3, "ax", object(), [PLOT_AX], PLOT_FIGURE],
+    "styles": [3, "red", ["red"], {"a": "red"}, object()],
+})
+AX = ("ax",)
+
+REGISTRY += [
+    Entry(plotting.use_course_style),
+    Entry(plotting.plot_label_distribution, args=(LABEL_ARRAY, PARTS),
+          kwargs={"max_clients": 20, "normalize": True, "title": "t", "ax": PLOT_AX},
+          corrupt={"labels": LABELS, "partitions": IDS, "max_clients": COUNT, "normalize": FLAG,
+                   "ax": AX},
+          extra={"title": [3, b"t", ["t"], object()]}),
+    Entry(plotting.plot_federated_loop, args=([np.zeros((2, 28, 28))] * 2,),
+          kwargs={"ax": PLOT_AX}, corrupt={"ax": AX},
+          extra={"client_images": [3, "abc", [], [np.zeros((2, 28, 28))] * 7, [None],
+                                   [np.zeros((28, 28))], [np.full((1, 28, 28), np.nan)],
+                                   [np.zeros((1, 28, 28), dtype=object)], object()]}),
+    Entry(plotting.plot_noisy_answer_distribution, args=(10.0, "gaussian"),
+          kwargs={"sensitivity": 1.0, "epsilon": 1.0, "delta": DELTA,
+                  "samples": np.linspace(8.0, 12.0, 20), "half_range": 5.0,
+                  "neighbour_answer": 11.0, "ax": PLOT_AX},
+          corrupt={"true_answer": REAL, "mechanism": NAME, "sensitivity": POSITIVE,
+                   "epsilon": POSITIVE, "delta": OPEN_UNIT,
+                   "samples": _without(ARRAY, "array_none"),
+                   "half_range": _without(POSITIVE, "none"),
+                   "neighbour_answer": _without(REAL, "none"), "ax": AX}),
+    Entry(plotting.plot_loss_curves, args=({"a": CURVE},),
+          kwargs={"x_axis": "epochs", "log_x": True, "ax": PLOT_AX},
+          corrupt={"x_axis": NAME, "log_x": FLAG, "ax": AX},
+          extra={"curves": [None, 3, "abc", {}, [CURVE], {"a": None},
+                            {"a": types.SimpleNamespace(steps=[0, 1], epochs=[0.0],
+                                                        loss=[1.0, 2.0])},
+                            {"a": types.SimpleNamespace(steps=[0, 1], epochs=[0.0, 1.0],
+                                                        loss=[1.0])},
+                            {"a": types.SimpleNamespace(steps=[0, 1], epochs=[0.0, 1.0],
+                                                        loss=["a", "b"])}]}),
+    Entry(plotting.plot_accuracy_curves, args=({"a": RUN, "b": {"rounds": [1],
+                                                                "test_accuracy": [0.7]}},),
+          kwargs={"target": 0.9, "styles": {"a": {"color": "red"}}, "ax": PLOT_AX},
+          corrupt={"target": _without(REAL, "none"), "styles": ("styles",), "ax": AX},
+          extra={"histories": BAD_RUNS, "target": [-0.5, 1.5]}),
+    Entry(plotting.plot_accuracy_and_epsilon, args=({"a": RUN},),
+          kwargs={"target_epsilon": 2.0, "styles": None, "axes": PLOT_AXES},
+          corrupt={"target_epsilon": _without(POSITIVE, "none"), "styles": ("styles",)},
+          extra={"runs": BAD_RUNS, "axes": [3, "ab", [PLOT_AX], [PLOT_AX, 3], object()]}),
+    Entry(plotting.plot_privacy_utility, args=([0.5, 1.0, 2.0], [0.8, 0.85, 0.86]),
+          kwargs={"errors": [0.01] * 3, "baseline": 0.9, "label": "dp", "ax": PLOT_AX},
+          corrupt={"epsilons": ARRAY, "accuracies": ARRAY, "errors": _without(ARRAY, "array_none"),
+                   "baseline": _without(REAL, "none"), "ax": AX},
+          extra={"epsilons": [[1.0], [0.0, 1.0, 2.0]], "accuracies": [[0.5], [1.5, 0.5, 0.5]],
+                 "errors": [[0.01], [-0.01] * 3], "baseline": [-0.5, 1.5],
+                 "label": [None, 3, b"dp", ["dp"]]}),
+]
+
 
 # ------------------------------------------------------------------------------ the cases
 
