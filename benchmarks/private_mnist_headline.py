@@ -148,7 +148,8 @@ def run(config: Config, *, private: bool, mnist) -> dict:
         # The twin: run_dp_fedavg needs z > 0; 1e-12 adds noise far below float32 rounding.
         clipping_norm=config.clipping_norm, noise_multiplier=z if private else 1e-12,
         test_data=None, seed=0, progress=False, server_optimizer=optimizer,
-        accountant=config.accountant, noise=config.noise, target_delta=TARGET_DELTA if private else None,
+        accountant=config.accountant, noise=config.noise,
+        target_delta=TARGET_DELTA if private else None,
         expected_clients=config.sampling_probability * len(federation.client_datasets))
     model = model_fn(config)()
     _, last = client.evaluate(model, history.final_weights, *federation.test_data)
@@ -260,7 +261,8 @@ def main() -> None:
     result = {
         "claim": ("client-level (epsilon, delta)-DP, add/remove one client's data (one example "
                   "each, so also example-level); trusted server adds exact discrete Gaussian "
-                  "noise from OS entropy to the exact integer sum of the clipped updates; the observer sees every round's global model, "
+                  "noise from OS entropy to the exact integer sum of the clipped updates; the "
+                  "observer sees every round's global model, "
                   "and the released model is a function of them (their moving average)"),
         "test_accuracy": headline["test_accuracy"],
         "test_accuracy_min": headline["test_accuracy_min"],

@@ -139,18 +139,18 @@ def _distributed_run(federation, z: float, randomness: schedule.PrivateRandomnes
             round_index=t, num_clients=s["num_clients"], randomness=randomness))
         weights = server.apply(weights, update)
         accuracy.append(evaluate(weights)[1])
-        rhos.append(sa.ddg_rho(sensitivity=rule.sensitivity(d),
+        rhos.append(accounting.ddg_rho(sensitivity=rule.sensitivity(d),
                                client_variance=rule.client_variance(d, len(sampled)),
                                num_clients=len(sampled), dimension=d))
     rho = max(rhos)
     busiest = int(schedule.busiest_client_counts(rounds, s["num_clients"])[-1])
     return {"noise_multiplier": z, "test_accuracy": [float(a) for a in accuracy],
             "final_accuracy": float(accuracy[-1]), "rho_per_round_max": rho,
-            "epsilon_observer": sa.ddg_epsilon(rho=rho, num_rounds=s["num_rounds"],
+            "epsilon_observer": accounting.ddg_epsilon(rho=rho, num_rounds=s["num_rounds"],
                                                target_delta=s["target_delta"],
                                                sampling_probability=s["sampling_probability"]),
             "busiest_client_rounds": busiest,
-            "epsilon_server": sa.ddg_epsilon(rho=rho, num_rounds=busiest,
+            "epsilon_server": accounting.ddg_epsilon(rho=rho, num_rounds=busiest,
                                              target_delta=s["target_delta"]),
             "sensitivity": rule.sensitivity(d), "scale": rule.scale,
             "seconds": time.perf_counter() - start}
@@ -166,7 +166,8 @@ def accuracy(repeats: int, variants: list[str]) -> dict:
     common = {k: s[k] for k in ("sampling_probability", "num_rounds", "target_delta")}
     z_central = accounting.noise_multiplier_for_epsilon(target_epsilon=s["target_epsilon"],
                                                         **common)
-    z_dist = sa.ddg_noise_multiplier_for_epsilon(target_epsilon=s["target_epsilon"], **common)
+    z_dist = accounting.ddg_noise_multiplier_for_epsilon(target_epsilon=s["target_epsilon"],
+                                                         **common)
     out = {"setting": s, "z_central_pld": z_central, "z_distributed": z_dist}
     for key in variants:
         out[key] = []

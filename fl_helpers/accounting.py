@@ -50,7 +50,8 @@ import contextlib
 import enum
 import functools
 import math
-from collections.abc import Callable, Iterator
+import numbers
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import dp_accounting
@@ -924,3 +925,178 @@ def local_noise_multiplier(*, target_epsilon: float, target_delta: float,
     return 2.0 * noise_multiplier_for_epsilon(
         target_epsilon=target_epsilon, target_delta=target_delta, sampling_probability=1.0,
         num_rounds=max(busiest_reports, 1), accountant=accountant)
+
+
+#: Most clients :func:`ddg_tau` and :func:`ddg_rho` sum over (an array of that many floats).
+MAX_ACCOUNTED_CLIENTS = 10**7
+#: Orders of the RDP accountant for :func:`ddg_epsilon` (integers, as Zhu & Wang's bound needs).
+DDG_RDP_ORDERS = tuple(range(2, 257))
+
+
+# --------------------------------------------------------------------------------------------
+# Accounting the distributed discrete Gaussian (Kairouz, Liu, Steinke 2021)
+# --------------------------------------------------------------------------------------------
+
+
+def ddg_rho(*, sensitivity: float, client_variance: float, num_clients: int,
+            dimension: int) -> float:
+    """Concentrated-DP parameter rho of the sum of ``n`` clients' discrete Gaussian noise.
+
+    Kairouz, Liu, Steinke 2021, Theorem 1 (as we apply it): if each of ``n`` clients adds
+    i.i.d. N_Z(0, sigma^2) noise in ``Z^d`` (``sigma >= 1/2``) and one client's integer vector
+    has L2 norm at most ``Delta``, the sum satisfies ``(1/2) eps^2``-concentrated DP with
+    ``eps = min(sqrt(Delta^2 / (n sigma^2) + tau d / 2), Delta / (sqrt(n) sigma) + tau sqrt(d))``
+    and ``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k + 1))``: the sum is close to
+    one discrete Gaussian of variance ``n sigma^2`` (whose rho is ``Delta^2 / (2 n sigma^2)``,
+    CKS 2020 Theorem 4) and ``tau`` measures the gap. Neighbouring: add or remove one client's
+    vector (its norm bound ``Delta``).
+
+    Returns:
+        ``rho = eps^2 / 2``.
+    """
+    sensitivity = v.check_positive("sensitivity", sensitivity)
+    client_variance = v.check_positive("client_variance", client_variance)
+    if client_variance < 0.25:
+        raise ValueError(f"client_variance must be >= 1/4 (sigma >= 1/2), got {client_variance}.")
+    n = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
+    d = v.check_int("dimension", dimension, minimum=1)
+    tau = _tau(client_variance, n)
+    total = n * client_variance
+    eps = min(math.sqrt(sensitivity**2 / total + tau * d / 2),
+              sensitivity / math.sqrt(total) + tau * math.sqrt(d))
+    return eps**2 / 2
+
+
+def ddg_tau(*, client_variance: float, num_clients: int) -> float:
+    """``tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1))`` of Kairouz et al. 2021.
+
+    Args:
+        client_variance: ``sigma^2`` > 0.
+        num_clients: ``n`` in 1..10^7.
+    """
+    client_variance = v.check_positive("client_variance", client_variance)
+    num_clients = v.check_int("num_clients", num_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
+    return _tau(client_variance, num_clients)
+
+
+def _tau(client_variance: float, num_clients: int) -> float:
+    k = np.arange(1, num_clients, dtype=np.float64)
+    return float(10 * np.sum(np.exp(-2 * math.pi**2 * client_variance * k / (k + 1))))
+
+
+def poisson_subsampled_rdp(rdp: np.ndarray, orders: Sequence[int],
+                           sampling_probability: float) -> np.ndarray:
+    """An upper bound on the RDP of any mechanism applied to a Poisson sample.
+
+    Zhu & Wang 2019, "Poisson Subsampled Renyi Differential Privacy", Theorem 6 (general upper
+    bound, integer orders ``alpha >= 2``), for a mechanism with RDP ``eps(alpha)`` under
+    add/remove-one: ``(1/(alpha-1)) log[(1-q)^(alpha-1) (alpha q - q + 1)
+    + C(alpha,2) q^2 (1-q)^(alpha-2) e^(eps(2)) + 3 sum_{l>=3} C(alpha,l) q^l (1-q)^(alpha-l)
+    e^((l-1) eps(l))]``. Computed in log space.
+
+    Args:
+        rdp: ``eps(alpha)`` at ``orders``, which must be 2, 3, ..., max (consecutive integers).
+        orders: The integer orders.
+        sampling_probability: ``q`` in (0, 1].
+
+    Returns:
+        The bound at each order.
+    """
+    q = v.check_probability("sampling_probability", sampling_probability)
+    if isinstance(orders, (str, bytes)) or not isinstance(orders, (Sequence, np.ndarray)):
+        raise TypeError(f"orders must be a sequence of integers, got {type(orders).__name__}.")
+    orders = [v.check_int(f"orders[{k}]", a, minimum=2, maximum=1024)
+              for k, a in enumerate(orders)]
+    if not orders or orders != list(range(2, orders[-1] + 1)):
+        raise ValueError(f"orders must be 2, 3, ..., max (max <= 1024), got {orders[:4]}...")
+    values = _check_rdp(rdp, len(orders))
+    eps = dict(zip(orders, values, strict=True))
+    out = []
+    log_q = math.log(q)
+    log_1q = math.log1p(-q) if q < 1 else -math.inf
+    for alpha in orders:
+        terms = [(alpha - 1) * log_1q + math.log(alpha * q - q + 1) if q < 1 else -math.inf,
+                 math.log(math.comb(alpha, 2)) + 2 * log_q
+                 + ((alpha - 2) * log_1q if alpha > 2 else 0.0) + eps[2]]
+        for level in range(3, alpha + 1):
+            rest = (alpha - level) * log_1q if alpha > level else 0.0
+            terms.append(math.log(3 * math.comb(alpha, level)) + level * log_q + rest
+                         + (level - 1) * eps[level])
+        top = max(terms)
+        out.append((top + math.log(math.fsum(math.exp(x - top) for x in terms))) / (alpha - 1))
+    return np.asarray(out)
+
+
+def _check_rdp(rdp: Any, length: int) -> np.ndarray:
+    if rdp is None or isinstance(rdp, (str, bytes, numbers.Number, np.generic)):
+        raise TypeError(f"rdp must be an array of floats, got {type(rdp).__name__}.")
+    try:
+        array = np.asarray(rdp, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"rdp must be an array of floats, got {type(rdp).__name__}.") from error
+    if array.shape != (length,):
+        raise ValueError(f"rdp must have one value per order ({length}), got shape "
+                         f"{array.shape}.")
+    if not np.isfinite(array).all() or np.any(array < 0):
+        raise ValueError("rdp must hold finite values >= 0, got NaN, inf or a negative value.")
+    return array
+
+
+def ddg_epsilon(*, rho: float, num_rounds: int, target_delta: float,
+                sampling_probability: float = 1.0) -> float:
+    """Epsilon after ``num_rounds`` rounds of a ``rho``-CDP mechanism, optionally Poisson-sampled.
+
+    Each round has RDP ``alpha rho`` at every order (CDP); with ``sampling_probability < 1`` it
+    is amplified with :func:`poisson_subsampled_rdp` (valid only against an observer who does
+    not know who was sampled); ``num_rounds`` rounds compose by adding RDP; the conversion to
+    ``(epsilon, delta)`` is dp-accounting's (``rdp_privacy_accountant.compute_epsilon``).
+
+    Args:
+        rho: Per-round CDP parameter > 0 (:func:`ddg_rho`).
+        num_rounds: ``T`` >= 1 (or the busiest client's number of rounds when unamplified).
+        target_delta: delta in (0, 1).
+        sampling_probability: ``q`` in (0, 1].
+
+    Returns:
+        epsilon.
+    """
+    rho = v.check_positive("rho", rho)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    q = v.check_probability("sampling_probability", sampling_probability)
+    rdp = rho * np.asarray(DDG_RDP_ORDERS, dtype=np.float64)
+    if q < 1:
+        rdp = np.minimum(rdp, poisson_subsampled_rdp(rdp, DDG_RDP_ORDERS, q))
+    epsilon, _ = rdp_privacy_accountant.compute_epsilon(DDG_RDP_ORDERS, num_rounds * rdp,
+                                                        target_delta)
+    return float(epsilon)
+
+
+def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: float,
+                                     sampling_probability: float, num_rounds: int) -> float:
+    """The smallest ``z`` (to 0.1 %) whose :func:`ddg_epsilon` at ``rho = 1 / (2 z^2)`` is at most
+    ``target_epsilon``.
+
+    With :class:`DistributedDPSecAgg`, every round's integer sum carries variance at least
+    ``(z Delta)^2``, so its rho is ``1 / (2 z^2)`` plus Kairouz et al.'s ``tau`` term (check it
+    with :func:`ddg_rho`; it is below 1e-300 for the course's settings).
+    """
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    sampling_probability = v.check_probability("sampling_probability", sampling_probability)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
+
+    def spent(z: float) -> float:
+        return ddg_epsilon(rho=1 / (2 * z * z), num_rounds=num_rounds, target_delta=target_delta,
+                           sampling_probability=sampling_probability)
+
+    low, high = 0.05, 1.0
+    while spent(high) > target_epsilon:
+        low, high = high, 2 * high
+        if high > 1e4:
+            raise ValueError(f"target_epsilon={target_epsilon} needs a noise multiplier above "
+                             "1e4; raise the budget or lower sampling_probability.")
+    while high - low > 1e-3 * high:
+        middle = (low + high) / 2
+        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
+    return high

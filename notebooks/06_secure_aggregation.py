@@ -402,8 +402,8 @@ assert abs(noise.var() / 400 - 1) < 0.03
 
 # %% tags=["nbval-check-output"]
 for variance in (0.25, 1.0, 4.0, 10**6):
-    tau = sa.ddg_tau(client_variance=variance, num_clients=100)
-    rho = sa.ddg_rho(sensitivity=100.0, client_variance=variance, num_clients=100,
+    tau = accounting.ddg_tau(client_variance=variance, num_clients=100)
+    rho = accounting.ddg_rho(sensitivity=100.0, client_variance=variance, num_clients=100,
                      dimension=7850)
     print(f"per-client variance {variance:>9g}: tau = {tau:.2e}, rho = {rho:.4g} "
           f"(discrete Gaussian of the sum: {100.0**2 / (2 * 100 * variance):.4g})")
@@ -422,7 +422,7 @@ z_central = accounting.noise_multiplier_for_epsilon(target_epsilon=2.0, **budget
 z_rdp = accounting.noise_multiplier_for_epsilon(target_epsilon=2.0, accountant="rdp", **budget)
 z_exact = accounting.noise_multiplier_for_epsilon(target_epsilon=2.0, accountant="discrete",
                                                   **budget)
-z_distributed = sa.ddg_noise_multiplier_for_epsilon(target_epsilon=2.0, **budget)
+z_distributed = accounting.ddg_noise_multiplier_for_epsilon(target_epsilon=2.0, **budget)
 print(f"central DP-FedAvg (continuous Gaussian, PLD accountant): z = {z_central:.3f}")
 print(f"central DP-FedAvg (RDP accountant):                      z = {z_rdp:.3f}")
 print(f"central DP-FedAvg (exact noise, discrete accountant):    z = {z_exact:.3f}")

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation
+from fl_helpers import accounting, aggregation
 from fl_helpers import secure_aggregation as sa
 
 
@@ -271,22 +271,25 @@ def test_secret_noise_is_not_reproducible():
 
 def test_ddg_rho_is_the_discrete_gaussian_closed_form_for_large_noise():
     # tau underflows for sigma^2 = 100 per client: rho = Delta^2 / (2 n sigma^2).
-    rho = sa.ddg_rho(sensitivity=50.0, client_variance=100.0, num_clients=20, dimension=1000)
+    rho = accounting.ddg_rho(sensitivity=50.0, client_variance=100.0, num_clients=20,
+                             dimension=1000)
     assert rho == pytest.approx(50.0**2 / (2 * 20 * 100.0), rel=1e-12)
     # tiny noise per client: tau is large and the bound much worse than the closed form
-    loose = sa.ddg_rho(sensitivity=1.0, client_variance=0.25, num_clients=20, dimension=1000)
+    loose = accounting.ddg_rho(sensitivity=1.0, client_variance=0.25, num_clients=20,
+                               dimension=1000)
     assert loose > 10 * 1.0 / (2 * 20 * 0.25)
     with pytest.raises(ValueError, match="client_variance must be >= 1/4"):
-        sa.ddg_rho(sensitivity=1.0, client_variance=0.2, num_clients=2, dimension=1)
+        accounting.ddg_rho(sensitivity=1.0, client_variance=0.2, num_clients=2, dimension=1)
 
 
 def test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting():
     # Zhu & Wang's general bound applied to a Gaussian (rho = 1 / (2 z^2)) can only be looser
     # than dp-accounting's tight subsampled-Gaussian RDP, and should not be much looser.
     z, q, rounds = 1.0, 0.1, 30
-    ours = sa.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
+    ours = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
                           sampling_probability=q)
-    accountant = dp_accounting.rdp.RdpAccountant(orders=[float(a) for a in sa.RDP_ORDERS])
+    orders = [float(a) for a in accounting.DDG_RDP_ORDERS]
+    accountant = dp_accounting.rdp.RdpAccountant(orders=orders)
     accountant.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)),
                        rounds)
     tight = accountant.get_epsilon(1e-5)
@@ -296,11 +299,12 @@ def test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting():
 def test_ddg_epsilon_matches_dp_accounting_for_an_unsampled_gaussian():
     # q = 1: T rounds of rho-CDP with rho = 1 / (2 z^2) is the Gaussian mechanism's RDP.
     z, rounds = 2.0, 10
-    ours = sa.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5)
-    accountant = dp_accounting.rdp.RdpAccountant(orders=[float(a) for a in sa.RDP_ORDERS])
+    ours = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5)
+    orders = [float(a) for a in accounting.DDG_RDP_ORDERS]
+    accountant = dp_accounting.rdp.RdpAccountant(orders=orders)
     accountant.compose(dp_accounting.GaussianDpEvent(z), rounds)
     assert ours == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-9)
-    sampled = sa.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
+    sampled = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
                              sampling_probability=0.1)
     assert sampled < ours
 
@@ -659,22 +663,22 @@ ENTRIES = [
       "dropped_before_masking": [None, "abc", [3], [-1], [1.5]],
       "dropped_before_unmasking": [None, "abc", [3], [-1], [1.5]],
       "round_tag": ["r", 1, None, bytes(2000)], "double_masking": FLAG}),
-    ("ddg_rho", sa.ddg_rho,
+    ("ddg_rho", accounting.ddg_rho,
      lambda: dict(sensitivity=1.0, client_variance=1.0, num_clients=3, dimension=4),
      {"sensitivity": POSITIVE, "client_variance": [*POSITIVE, 0.2],
-      "num_clients": [*COUNT, sa.MAX_ACCOUNTED_CLIENTS + 1], "dimension": COUNT}),
-    ("ddg_tau", sa.ddg_tau, lambda: dict(client_variance=1.0, num_clients=3),
-     {"client_variance": POSITIVE, "num_clients": [*COUNT, sa.MAX_ACCOUNTED_CLIENTS + 1]}),
-    ("poisson_subsampled_rdp", sa.poisson_subsampled_rdp,
+      "num_clients": [*COUNT, accounting.MAX_ACCOUNTED_CLIENTS + 1], "dimension": COUNT}),
+    ("ddg_tau", accounting.ddg_tau, lambda: dict(client_variance=1.0, num_clients=3),
+     {"client_variance": POSITIVE, "num_clients": [*COUNT, accounting.MAX_ACCOUNTED_CLIENTS + 1]}),
+    ("poisson_subsampled_rdp", accounting.poisson_subsampled_rdp,
      lambda: dict(rdp=np.array([0.1, 0.2]), orders=[2, 3], sampling_probability=0.1),
      {"rdp": [None, "abc", np.array([0.1]), np.array([np.nan, 0.1]), np.array([-1.0, 0.1])],
       "orders": [None, "ab", 5, [3, 4], [2, 4], [], [2.0, 3.0], list(range(2, 2000))],
       "sampling_probability": PROBABILITY}),
-    ("ddg_epsilon", sa.ddg_epsilon,
+    ("ddg_epsilon", accounting.ddg_epsilon,
      lambda: dict(rho=0.1, num_rounds=3, target_delta=1e-5, sampling_probability=0.5),
      {"rho": POSITIVE, "num_rounds": COUNT, "target_delta": UNIT,
       "sampling_probability": PROBABILITY}),
-    ("ddg_noise_multiplier_for_epsilon", sa.ddg_noise_multiplier_for_epsilon,
+    ("ddg_noise_multiplier_for_epsilon", accounting.ddg_noise_multiplier_for_epsilon,
      lambda: dict(target_epsilon=2.0, target_delta=1e-5, sampling_probability=0.1,
                   num_rounds=3),
      {"target_epsilon": POSITIVE, "target_delta": UNIT,
