@@ -52,6 +52,7 @@ from fl_helpers import (
     engine,
     faults,
     models,
+    paths,
     plotting,
     reproducibility,
     robust,
@@ -63,7 +64,7 @@ from fl_helpers import (
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
 plotting.use_course_style()
-RESULTS = Path(robust.__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = paths.results_dir()  # benchmarks/results in the checkout
 GRID = json.loads((RESULTS / "robustness_grid.json").read_text())
 SETTING = GRID["setting"]
 
