@@ -736,7 +736,8 @@ from fl_helpers import (  # noqa: E402
 MODULES += (audit, attacks, dp_sgd, quiet, reproducibility, secure_aggregation)
 
 #: Public functions fuzzed by another table of the same kind, one table per function:
-#: secure_aggregation's, in tests/test_secure_aggregation.py (ENTRIES).
+#: secure_aggregation's, in tests/test_secure_aggregation.py (ENTRIES), and cli.main's, in
+#: tests/test_cli.py (FLAG_FUZZ, BAD_ARGV: exit status 2, not an exception).
 FUZZED_ELSEWHERE = {function for _, function, _, _ in test_secure_aggregation.ENTRIES}
 
 
@@ -1246,6 +1247,25 @@ REGISTRY += [
           extra={"epsilons": [[1.0], [0.0, 1.0, 2.0]], "accuracies": [[0.5], [1.5, 0.5, 0.5]],
                  "errors": [[0.01], [-0.01] * 3], "baseline": [-0.5, 1.5],
                  "label": [None, 3, b"dp", ["dp"]]}),
+]
+
+
+# ------------------------------------------------------------------------ fl_helpers.cli
+# build_parser takes nothing. main answers a bad flag with exit status 2 and one line naming
+# the flag (not a ValueError), so its table is in tests/test_cli.py (FLAG_FUZZ, BAD_ARGV:
+# every flag's bad values, a missing value, an unknown flag, an argv that is not a list of
+# strings); its valid call runs a whole experiment, too slow for this table.
+
+import test_cli  # noqa: E402
+
+from fl_helpers import cli  # noqa: E402
+
+MODULES += (cli,)
+FUZZED_ELSEWHERE |= {cli.main}
+assert test_cli.FLAG_CASES and test_cli.BAD_ARGV
+
+REGISTRY += [
+    Entry(cli.build_parser),
 ]
 
 

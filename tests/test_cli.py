@@ -98,3 +98,91 @@ def test_tiny_run_writes_metrics_json_and_plot_png(tmp_path, capsys):
     assert all(0 <= row["test_accuracy"] <= 1 for row in metrics["rounds"])
     assert 0 < metrics["summary"]["epsilon_spent"] <= 8
     assert (out / "plot.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+# ------------------------------------------------ bad-input fuzz of the command line (issue 25)
+# The table of tests/test_bad_inputs.py expects a ValueError / TypeError; the command line
+# answers a bad flag with exit status 2 and one line naming the flag instead, so its fuzz is
+# here and test_bad_inputs.py lists cli.main in FUZZED_ELSEWHERE.
+
+import guards  # noqa: E402
+
+from fl_helpers import _validation as v  # noqa: E402
+
+_TEXT = ["", "abc", "1,5", "0x10"]
+_INT = [*_TEXT, "1.5", "2.0", "nan", "inf", "1e3", "9" * 5000]
+_COUNT = [*_INT, "0", "-1", "-99999999999999999999"]
+_REAL = [*_TEXT, "nan", "inf", "-inf", "1e400", "-1e400"]
+_NON_NEGATIVE = [*_REAL, "-1", "-1e-300"]
+_POSITIVE = [*_NON_NEGATIVE, "0", "5e-324"]
+_NAME = ["", "abc", "IID", "iid "]
+#: flag -> (flags it needs beside it, bad values).
+FLAG_FUZZ: dict[str, tuple[list[str], list[str]]] = {
+    "--num-clients": ([], [*_COUNT, "60001", "99999999999999999999"]),
+    "--split": ([], _NAME),
+    "--alpha": (["--split", "dirichlet"], _POSITIVE),
+    "--clients-per-round": ([], [*_COUNT, "1001", "99999999999999999999"]),
+    "--sampling-probability": ([], [*_POSITIVE, "1.5", "1.0000001"]),
+    "--num-rounds": ([], [*_COUNT, "99999999999999999999"]),
+    "--model": ([], _NAME),
+    "--local-epochs": ([], [*_COUNT, "99999999999999999999"]),
+    "--batch-size": ([], [*_COUNT, "fullest", "99999999999999999999"]),
+    "--client-learning-rate": ([], _POSITIVE),
+    "--server-learning-rate": ([], _POSITIVE),
+    "--seed": ([], [*_INT, "-1", "9" * 60]),
+    "--target-epsilon": ([], _POSITIVE),
+    "--noise-multiplier": ([], _NON_NEGATIVE),
+    # (with a noise multiplier: a non-private run does not use the delta)
+    "--target-delta": (["--noise-multiplier", "1"], [*_POSITIVE, "1", "1.5"]),
+    "--clipping-norm": ([], _POSITIVE),
+    "--noise-placement": ([], _NAME),
+    "--accountant": ([], _NAME),
+    "--noise": ([], _NAME),
+}
+#: Flags that take no value: a value after them is an unrecognized argument.
+SWITCHES = ["--reproducible-noise", "--diagnostics", "--no-progress"]
+#: argv values that are not a list of strings: a programming error, a TypeError naming argv.
+BAD_ARGV = [3, "--seed", b"--seed", [3], [None], ["--seed", 3], [b"--seed"], object()]
+#: Seconds a bad flag may take (loading MNIST included) before it counts as a hang.
+CLI_TIMEOUT = 60.0
+
+
+def _flag_cases() -> list:
+    cases = []
+    for flag, (context, values) in FLAG_FUZZ.items():
+        cases.append(pytest.param([*context, flag], flag, id=f"{flag}-missing"))
+        cases += [pytest.param([*context, flag, value], flag, id=f"{flag}-{k}")
+                  for k, value in enumerate(values)]
+    cases += [pytest.param([switch, "1"], "1", id=f"{switch}-value") for switch in SWITCHES]
+    cases.append(pytest.param(["--no-such-flag", "1"], "--no-such-flag", id="unknown"))
+    return cases
+
+
+FLAG_CASES = _flag_cases()
+
+
+@pytest.mark.parametrize(("argv", "flag"), FLAG_CASES)
+def test_bad_flag_exits_2_with_one_line_naming_it(capfd, tmp_path, argv, flag):
+    # (--output first: a bad value accepted by mistake writes into tmp_path, not the work tree)
+    status, result = guards.run_with_timeout(
+        lambda: cli.main(["--output", str(tmp_path), "--no-progress", *argv]), CLI_TIMEOUT)
+    assert status != "hung", f"{argv}: still running after {CLI_TIMEOUT} s"
+    assert status == "raised", f"{argv}: accepted, returned {result!r}"
+    assert isinstance(result, SystemExit), f"{argv}: {type(result).__name__}: {result}"
+    assert result.code == 2, f"{argv}: exit status {result.code}"
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: ") and flag in err, err
+
+
+@pytest.mark.parametrize("argv", BAD_ARGV, ids=lambda a: type(a).__name__)
+def test_bad_argv_is_a_type_error_naming_it(argv):
+    status, result = guards.run_with_timeout(lambda: cli.main(argv), CLI_TIMEOUT)
+    assert status == "raised", f"{v._fmt(argv)}: {status} {result!r}"
+    assert isinstance(result, TypeError), f"{v._fmt(argv)}: {type(result).__name__}: {result}"
+    assert "argv" in str(result), str(result)
+
+
+def test_print_flag_count(capsys):
+    with capsys.disabled():
+        print(f"\nbad command lines tried: {len(FLAG_CASES) + len(BAD_ARGV)}")
