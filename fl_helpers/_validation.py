@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -222,6 +224,28 @@ def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {_type_name(value)} {_fmt(value)}.")
     return value
+
+
+def check_folder(name: str, value: Any) -> Path:
+    """Checks ``value`` is a path (``str`` or ``os.PathLike`` giving a non-empty ``str``, not
+    bytes) and returns it as a ``Path``; whether it exists is left to the caller."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {_type_name(value)} "
+                        f"{_fmt(value)}.")
+    text = os.fspath(value)
+    if not isinstance(text, str) or text == "":
+        raise ValueError(f"{name} must be a non-empty text path, got {_fmt(text)}.")
+    return Path(text)
+
+
+def check_argv(value: Any) -> list[str]:
+    """Checks a command line's ``argv`` is a sequence of strings (not one string) and returns
+    it as a list."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) \
+            or not all(isinstance(word, str) for word in value):
+        raise TypeError(f"argv must be a list of strings (the flags and their values), got "
+                        f"{_type_name(value)} {_fmt(value)}.")
+    return list(value)
 
 
 def check_rng(name: str, value: Any) -> np.random.Generator:

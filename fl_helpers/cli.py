@@ -152,17 +152,6 @@ def _flag_error(parser: argparse.ArgumentParser, err: Exception) -> None:
     parser.exit(2, f"error: {prefix}{message} (see --help)\n")
 
 
-def _check_argv(argv: object) -> list[str]:
-    """``argv`` as a list after checking it is a sequence of strings (not one string)."""
-    from fl_helpers import _validation as v
-
-    if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) \
-            or not all(isinstance(word, str) for word in argv):
-        raise TypeError(f"argv must be a list of strings (the flags and their values), got "
-                        f"{type(argv).__name__} {v._fmt(argv)}.")
-    return list(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the experiment from command-line flags; returns the exit status (0 on success).
 
@@ -174,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         0. Bad flags exit with status 2 and one line ``error: --flag: ...``.
     """
     if argv is not None:
-        argv = _check_argv(argv)
+        from fl_helpers import _validation
+
+        argv = _validation.check_argv(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.alpha is not None and args.split != "dirichlet":

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_helpers import _validation as v
-from fl_helpers import cross_silo, data
+from fl_helpers import checkpoints, cross_silo, data
 
 HOST = "127.0.0.1"
 APP_DIR = Path(__file__).resolve().parents[1] / "flower_app"
@@ -106,7 +106,13 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, what: str) -> int:
-    """Raises ``ValueError`` if ``port`` on 127.0.0.1 cannot be bound (already in use)."""
+    """Raises ``ValueError`` if ``port`` on 127.0.0.1 cannot be bound (already in use).
+
+    ``what`` names the port in the messages (``"SuperLink"``: ``SuperLink port 80 ...``).
+    """
+    if not isinstance(what, str) or what == "":
+        raise TypeError(f"what must be a non-empty string naming the port, got "
+                        f"{type(what).__name__} {v._fmt(what)}.")
     port = v.check_int(f"{what} port", port, minimum=1, maximum=65535)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -134,7 +140,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 def surviving_processes(flwr_home: str | os.PathLike) -> list[int]:
     """Process ids whose environment has ``FLWR_HOME=flwr_home`` (i.e. started by one
     deployment, including Flower's own ServerApp/ClientApp children)."""
-    marker = f"FLWR_HOME={os.fspath(flwr_home)}".encode()
+    marker = f"FLWR_HOME={v.check_folder('flwr_home', flwr_home)}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -156,6 +162,8 @@ def child_environment(flwr_home: str | os.PathLike, bin_dir: str | os.PathLike
     plus Flower's state folder, telemetry and update checks off, no runtime dependency
     installation, and ``bin_dir`` first on ``PATH`` (Flower starts ``flower-superexec``,
     ``flwr-serverapp`` and ``flwr-clientapp`` by name)."""
+    flwr_home = v.check_folder("flwr_home", flwr_home)
+    bin_dir = v.check_folder("bin_dir", bin_dir)
     env = {k: x for k, x in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     env.update({"FLWR_HOME": os.fspath(flwr_home), "FLWR_TELEMETRY_ENABLED": "0",
                 "FLWR_DISABLE_UPDATE_CHECK": "1",
@@ -257,6 +265,7 @@ def make_tls_files(folder: Path) -> dict[str, Path]:
 
     Returns the paths ``{"ca", "cert", "key"}`` (PEM). The CA's private key is not kept.
     """
+    folder = v.check_folder("folder", folder)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -296,7 +305,15 @@ def make_tls_files(folder: Path) -> dict[str, Path]:
 
 def make_node_keys(folder: Path, name: str) -> tuple[Path, Path]:
     """An ECDSA (SECP384R1) key pair for SuperNode authentication, both in OpenSSH format
-    (what Flower 1.42 reads): ``(private, public)`` paths."""
+    (what Flower 1.42 reads): ``(private, public)`` paths, ``name.key`` and ``name.pub`` in
+    the existing ``folder``."""
+    folder = v.check_folder("folder", folder)
+    if not folder.is_dir():
+        raise ValueError(f"folder must be an existing folder, got {v._fmt(str(folder))}.")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise (TypeError if not isinstance(name, str) else ValueError)(
+            f"name must be a file name of letters, digits, '_', '.' and '-' (no folder), got "
+            f"{type(name).__name__} {v._fmt(name)}.")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -445,6 +462,10 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
     if config.private and preprocessing != "public":
         raise ValueError("a private run needs preprocessing='public': local statistics depend "
                          "on every patient, so epsilon would not hold.")
+    if isinstance(hospitals, (str, bytes)) or not isinstance(hospitals, Sequence):
+        raise TypeError(f"hospitals must be a list of hospital ids in "
+                        f"0..{data.NUM_HOSPITALS - 1}, got {type(hospitals).__name__} "
+                        f"{v._fmt(hospitals)}.")
     hospitals = [v.check_int("hospital", h, minimum=0, maximum=data.NUM_HOSPITALS - 1)
                  for h in hospitals]
     if not hospitals or len(set(hospitals)) != len(hospitals):
@@ -457,15 +478,25 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                          "over TLS. For an insecure run pass tls=False, auth=False.")
     v.check_positive("connect_timeout_s", connect_timeout_s)
     v.check_positive("run_timeout_s", run_timeout_s)
-    data_dir = Path(data_dir).resolve() if data_dir is not None else data.heart_disease_dir()
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function taking a line, or None, got "
+                        f"{type(progress).__name__} {v._fmt(progress)}.")
+    data_dir = (v.check_folder("data_dir", data_dir).resolve() if data_dir is not None
+                else data.heart_disease_dir())
     if any(c in str(data_dir) for c in "'\"="):
         raise ValueError(f"data_dir must not contain quotes or '=' (Flower's --node-config syntax "
                          f"cannot carry them), got {str(data_dir)!r}.")
     for h in hospitals:  # fail here, with the file's name, not inside a ClientApp process
         cross_silo.load_hospital(h, missing=missing, preprocessing=preprocessing,
                                  data_dir=data_dir)
-    link_port = (free_port() if superlink_port is None
-                 else check_port_free(superlink_port, "SuperLink"))
+    if superlink_port is None:
+        link_port = free_port()
+    else:
+        v.check_int("superlink_port", superlink_port, minimum=1, maximum=65535)
+        try:
+            link_port = check_port_free(superlink_port, "SuperLink")
+        except ValueError as error:
+            raise ValueError(f"superlink_port: {error}") from None
 
     work = Path(tempfile.mkdtemp(prefix="fl-course-flower-"))  # mode 0700
     home, logs = work / "flwr_home", work / "logs"
@@ -626,8 +657,41 @@ def _toml(value: Any) -> str:
     return repr(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its own errors on one line: ``error: <argparse's message> (see --help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+#: The parameter names in the library's messages, and the flags that set them.
+_FLAGS = {"num_rounds": "--rounds", "local_steps": "--local-steps",
+          "noise_multiplier": "--noise-multiplier", "hospital": "--hospitals",
+          "hospitals": "--hospitals", "superlink_port": "--port", "json": "--json"}
+
+
+def _flag_error(error: Exception) -> int:
+    """Prints ``error: --flag: message`` (the first parameter the message names) and returns 2."""
+    words = "".join(c if c.isidentifier() or c.isdigit() else " " for c in str(error)).split()
+    flag = next((_FLAGS[word] for word in words if word in _FLAGS), None)
+    print(f"error: {'' if flag is None else flag + ': '}{error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    """Runs the deployment from command-line flags; returns the exit status.
+
+    Args:
+        argv: The flags, a list of strings (``sys.argv[1:]`` if ``None``); anything else
+            raises ``TypeError``.
+
+    Returns:
+        0, or 2 after one line ``error: --flag: ...`` for a bad flag (checked before any
+        process starts) or a failed deployment.
+    """
+    if argv is not None:
+        argv = v.check_argv(argv)
+    parser = _Parser(
         prog="python -m fl_helpers.deploy",
         description="Run notebook 08's Flower app: one SuperLink and one SuperNode per hospital "
                     "on 127.0.0.1, stopped at the end.")
@@ -646,16 +710,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="SuperLink port (default: free)")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args(argv)
-    config = cross_silo.TrainingConfig(num_rounds=args.rounds, local_steps=args.local_steps,
-                                       noise_multiplier=args.noise_multiplier)
     try:
+        if args.json is not None:
+            checkpoints.check_path("json", args.json)
+        config = cross_silo.TrainingConfig(num_rounds=args.rounds, local_steps=args.local_steps,
+                                           noise_multiplier=args.noise_multiplier)
         result = run_deployment(config=config, hospitals=args.hospitals, secagg=args.secagg,
                                 tls=not args.insecure, auth=not args.insecure,
                                 clear_test_metrics=args.clear_test_metrics,
                                 superlink_port=args.port)
     except (ValueError, TypeError, FileNotFoundError, DeploymentError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _flag_error(error)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1))
     last = result["rounds"][-1].get("evaluate", [])

@@ -737,7 +737,8 @@ MODULES += (audit, attacks, dp_sgd, quiet, reproducibility, secure_aggregation)
 
 #: Public functions fuzzed by another table of the same kind, one table per function:
 #: secure_aggregation's, in tests/test_secure_aggregation.py (ENTRIES), and cli.main's, in
-#: tests/test_cli.py (FLAG_FUZZ, BAD_ARGV: exit status 2, not an exception).
+#: tests/test_cli.py (FLAG_FUZZ, BAD_ARGV: exit status 2, not an exception), and deploy's
+#: run_deployment and main, in tests/test_deploy.py (RUN_FUZZ, MAIN_FUZZ: they start Flower).
 FUZZED_ELSEWHERE = {function for _, function, _, _ in test_secure_aggregation.ENTRIES}
 
 
@@ -1266,6 +1267,41 @@ assert test_cli.FLAG_CASES and test_cli.BAD_ARGV
 
 REGISTRY += [
     Entry(cli.build_parser),
+]
+
+
+# --------------------------------------------------------------------- fl_helpers.deploy
+# Only checks that start nothing: a port bound and released, /proc read, an environment built,
+# keys and certificates written to a temporary folder. run_deployment and main start Flower on
+# a valid call, so their table is in tests/test_deploy.py (RUN_FUZZ, MAIN_FUZZ), run with the
+# launcher stopped where its checks end; they are listed in FUZZED_ELSEWHERE.
+
+import test_deploy  # noqa: E402
+
+from fl_helpers import deploy  # noqa: E402
+
+MODULES += (deploy,)
+FUZZED_ELSEWHERE |= {deploy.run_deployment, deploy.main}
+assert test_deploy.RUN_FUZZ and test_deploy.MAIN_FUZZ
+
+DEPLOY_FOLDER = tempfile.mkdtemp(prefix="fl-course-fuzz-")
+FAMILIES.update({"folder": [*FAMILIES["path"], ""]})
+FOLDER = ("folder",)
+
+REGISTRY += [
+    Entry(deploy.free_port),
+    Entry(deploy.check_port_free, args=(deploy.free_port(), "SuperLink"),
+          corrupt={"port": COUNT},
+          extra={"port": [65536, 2**64, test_deploy.BUSY_PORT],
+                 "what": [None, 3, "", b"SuperLink", ["SuperLink"]]}),
+    Entry(deploy.surviving_processes, args=(DEPLOY_FOLDER,), corrupt={"flwr_home": FOLDER}),
+    Entry(deploy.child_environment, args=(DEPLOY_FOLDER, DEPLOY_FOLDER),
+          corrupt={"flwr_home": FOLDER, "bin_dir": FOLDER}),
+    Entry(deploy.make_tls_files, args=(DEPLOY_FOLDER,), corrupt={"folder": FOLDER}),
+    Entry(deploy.make_node_keys, args=(DEPLOY_FOLDER, "node-0"),
+          corrupt={"folder": FOLDER},
+          extra={"folder": ["/no/such/folder"],
+                 "name": [None, 3, b"node", "", "a/b", "../node", ".hidden", ["node"]]}),
 ]
 
 

@@ -5,6 +5,7 @@ in-process simulation's model (exactly without SecAgg+, within its quantisation 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import shutil
 import socket
 import time
@@ -176,3 +177,125 @@ def test_client_app_imports_stay_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=deploy.APP_DIR.parent)
     assert result.stdout.strip() == ""
+
+
+# ---------------------------------------- bad-input fuzz of run_deployment and main (issue 25)
+# Their valid calls start Flower, so they are not in tests/test_bad_inputs.py's table (which
+# makes each valid call) but here, with the launcher stopped where its checks end: the
+# watchdog, the first thing it starts, raises _ChecksPassed instead. A valid call must reach it,
+# a bad one must raise ValueError / TypeError naming the argument first; no process starts.
+
+import guards  # noqa: E402
+
+from fl_helpers import _validation as v  # noqa: E402
+
+
+class _ChecksPassed(Exception):
+    pass
+
+
+@pytest.fixture
+def no_processes(monkeypatch):
+    def stop(*args, **kwargs):
+        raise _ChecksPassed()
+
+    monkeypatch.setattr(deploy, "_Watchdog", stop)
+    monkeypatch.setattr(deploy.subprocess, "Popen", stop)
+
+
+_FLAG_VALUES = ["false", 0, 1, None, 1.0, [True]]
+_POSITIVE_VALUES = [0, -1, 0.0, float("nan"), float("inf"), -float("inf"), True, "60", None,
+                    [60.0], 1 + 0j, 5e-324, 10**400]
+_PATH_VALUES = [3, 2.5, True, ["data"], b"data", object(), ""]
+_BUSY = socket.socket()
+_BUSY.bind(("127.0.0.1", 0))
+_BUSY.listen()
+BUSY_PORT = _BUSY.getsockname()[1]
+
+#: argument -> bad values of run_deployment (keyword-only; the valid call is VALID_RUN).
+RUN_FUZZ: dict[str, list] = {
+    "config": [None, {}, "config", dataclasses.asdict(CONFIG), object()],
+    "hospitals": [None, 3, "0123", [], [0], [0, 0], [0, 4], [-1, 0], [0, 1.0], [0, True],
+                  [0, "1"], [0, None], [0, 2**64], [[0, 1]], np.array([0.0, 1.0]), object()],
+    **{flag: _FLAG_VALUES for flag in ("secagg", "tls", "auth", "reproducible_noise",
+                                       "clear_test_metrics", "evaluate_every_round")},
+    "missing": ["", "IMPUTE", None, 1, True, ["impute"], "mean"],
+    "preprocessing": ["", "LOCAL", 1, True, ["public"], "global"],
+    # (a folder without the files is a FileNotFoundError naming the file: test_missing_data_file)
+    "data_dir": [*_PATH_VALUES, "/tmp/it's"],
+    "superlink_port": [0, -1, 65536, 2**64, 1.5, 80.0, "8080", True, [8080], BUSY_PORT],
+    "connect_timeout_s": _POSITIVE_VALUES,
+    "run_timeout_s": _POSITIVE_VALUES,
+    "progress": [3, "print", True, object()],
+}
+VALID_RUN = {"config": CONFIG, "hospitals": (0, 1), "progress": None}
+
+
+def _run_cases():
+    return [pytest.param(argument, value, id=f"{argument}-{k}")
+            for argument, values in RUN_FUZZ.items() for k, value in enumerate(values)]
+
+
+def test_run_deployment_fuzz_covers_every_argument():
+    hooks = {"_after_start", "_node_superlink"}  # testing hooks, not for users
+    parameters = set(inspect.signature(deploy.run_deployment).parameters) - hooks
+    assert parameters == set(RUN_FUZZ)
+
+
+def test_valid_run_deployment_passes_its_checks(no_processes):
+    with pytest.raises(_ChecksPassed):
+        deploy.run_deployment(**VALID_RUN)
+
+
+@pytest.mark.parametrize(("argument", "value"), _run_cases())
+def test_run_deployment_rejects_bad_input_before_starting(no_processes, argument, value):
+    status, result = guards.run_with_timeout(
+        lambda: deploy.run_deployment(**{**VALID_RUN, argument: value}), 30.0)
+    label = f"run_deployment({argument}={v._fmt(value)})"
+    assert status == "raised", f"{label}: {status}"
+    assert not isinstance(result, _ChecksPassed), f"{label} was accepted"
+    assert isinstance(result, (ValueError, TypeError)), \
+        f"{label} raised {type(result).__name__}: {result}"
+    assert argument in str(result) or (argument == "hospitals" and "hospital" in str(result)), \
+        f"{label}: the message does not name it: {result}"
+
+
+#: Bad command lines of ``python -m fl_helpers.deploy``: (argv, the flag the message names).
+MAIN_FUZZ = [
+    *[([flag, value], flag) for flag in ("--rounds", "--local-steps")
+      for value in ["", "abc", "1.5", "0", "-1", "nan"]],
+    *[(["--noise-multiplier", value], "--noise-multiplier")
+      for value in ["", "abc", "-1", "nan", "inf", "1e400"]],
+    *[(["--hospitals", *value], "--hospitals")
+      for value in [[], ["abc"], ["4"], ["-1"], ["0"], ["0", "0"], ["1.5", "2"]]],
+    *[(["--port", value], "--port") for value in ["", "abc", "0", "-1", "65536", "1.5",
+                                                   str(BUSY_PORT)]],
+    (["--json"], "--json"), (["--json", "/no/such/folder/result.json"], "--json"),
+    (["--json", "/"], "--json"), (["--json", ""], "--json"),
+    (["--secagg", "1"], "1"),
+    (["--no-such-flag"], "--no-such-flag"),
+]
+
+
+def test_valid_main_passes_its_checks(no_processes):
+    with pytest.raises(_ChecksPassed):
+        deploy.main(["--rounds", "1", "--hospitals", "0", "1"])
+
+
+@pytest.mark.parametrize(("argv", "flag"), MAIN_FUZZ, ids=lambda x: str(x))
+def test_main_rejects_bad_flags_with_one_line(no_processes, capfd, argv, flag):
+    try:
+        code = deploy.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = capfd.readouterr().err
+    assert code == 2, f"{argv}: exit status {code}"
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: ") and flag in err, err
+
+
+@pytest.mark.parametrize("argv", [3, "--rounds", b"--rounds", [3], [None], object()],
+                         ids=lambda a: type(a).__name__)
+def test_main_rejects_bad_argv(no_processes, argv):
+    with pytest.raises(TypeError, match="argv"):
+        deploy.main(argv)
