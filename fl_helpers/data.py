@@ -1,4 +1,5 @@
-"""MNIST from the files shipped in ``data/mnist/``, and ways to split it across clients.
+"""The course's shipped data (MNIST, UCI Heart Disease, UCI credit-card default), checked by
+SHA-256, and ways to split MNIST across clients.
 
 Nothing here touches the network: the four IDX files ship with the course, and their SHA-256
 checksums are verified the first time a process loads them (later calls reuse the parsed arrays),
@@ -17,6 +18,7 @@ The three partitions follow the papers the course reproduces:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -476,3 +478,91 @@ def load_heart_disease(hospital: int | str,
             raise ValueError(f"{filename} line {number} has {len(fields)} fields, expected 14.")
         rows.append([np.nan if f == "?" else float(f) for f in fields])
     return np.asarray(rows, dtype=np.float64)
+
+
+# --- UCI "Default of credit card clients": one bank's 30,000 customers (notebook 09) ----------
+
+#: The shipped file and its SHA-256 (see data/credit_default/README.md).
+CREDIT_DEFAULT_FILE = ("default_of_credit_card_clients.csv",
+                       "023eb2c3ad9efd15e7869616fa50a0143f25223105c7069ba632431530afdb61")
+
+#: UCI's names of the 23 feature columns X1..X23, in the file's order.
+CREDIT_DEFAULT_FEATURES: tuple[str, ...] = (
+    "LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE",
+    "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6",
+    *(f"BILL_AMT{k}" for k in range(1, 7)), *(f"PAY_AMT{k}" for k in range(1, 7)),
+)
+CREDIT_DEFAULT_ROWS = 30_000
+
+
+@dataclasses.dataclass(frozen=True)
+class CreditDefault:
+    """The credit-card table as arrays (Yeh & Lien 2009; UCI dataset 350).
+
+    Attributes:
+        ids: Customer ids 1..30,000 (int64, distinct, in the file's order).
+        features: Float64 ``(30000, 23)``, the raw integers of X1..X23, columns as in
+            ``feature_names``.
+        feature_names: :data:`CREDIT_DEFAULT_FEATURES`.
+        labels: Int64 ``(30000,)``, 1 if the customer defaulted the next month, else 0.
+    """
+
+    ids: np.ndarray
+    features: np.ndarray
+    feature_names: tuple[str, ...]
+    labels: np.ndarray
+
+
+def credit_default_dir() -> Path:
+    """The folder holding the credit-card file: ``$FL_DATA_DIR/credit_default`` if that
+    variable is set, otherwise ``data/credit_default`` in the course checkout."""
+    return paths.data_dir("credit_default")
+
+
+@functools.lru_cache(maxsize=2)
+def _load_credit_default(folder: str) -> CreditDefault:
+    filename, expected = CREDIT_DEFAULT_FILE
+    raw = _read_verified(Path(folder) / filename, expected,
+                         what=f"Credit-default file {filename}", folder="credit_default")
+    lines = raw.decode("ascii").splitlines()
+    header = ",".join(["ID", *(f"X{k}" for k in range(1, 24)), "Y"])
+    if not lines or lines[0].strip() != header:
+        raise ValueError(f"{filename} must start with the header {header!r}.")
+    if len(lines) != CREDIT_DEFAULT_ROWS + 1:
+        raise ValueError(f"{filename} has {len(lines) - 1} rows, expected "
+                         f"{CREDIT_DEFAULT_ROWS}.")
+    # Spreadsheet exports write some cells as 5.00E+05: parse as float, all are integers.
+    table = np.array([line.split(",") for line in lines[1:]], dtype=np.float64)
+    if table.shape[1] != 25 or not np.array_equal(table, np.round(table)):
+        raise ValueError(f"{filename} must hold 25 integer columns.")
+    ids, labels = table[:, 0].astype(np.int64), table[:, -1].astype(np.int64)
+    if not np.array_equal(np.sort(ids), np.arange(1, CREDIT_DEFAULT_ROWS + 1)) \
+            or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{filename} must hold the ids 1..{CREDIT_DEFAULT_ROWS} and 0/1 labels.")
+    features = np.ascontiguousarray(table[:, 1:-1])
+    for array in (ids, features, labels):
+        array.flags.writeable = False
+    return CreditDefault(ids=ids, features=features, feature_names=CREDIT_DEFAULT_FEATURES,
+                         labels=labels)
+
+
+def load_credit_default(data_dir: str | os.PathLike | None = None) -> CreditDefault:
+    """Loads the 30,000 credit-card customers, checking the file's SHA-256 first.
+
+    The table is read as shipped: no scaling, no recoding of UCI's undocumented category codes
+    (EDUCATION 0, 5, 6; MARRIAGE 0); how to encode features is each data holder's choice
+    (``fl_helpers.vertical``). Later calls reuse the parsed, read-only arrays.
+
+    Args:
+        data_dir: Folder with ``default_of_credit_card_clients.csv``; defaults to
+            :func:`credit_default_dir`.
+
+    Returns:
+        A :class:`CreditDefault`.
+
+    Raises:
+        FileNotFoundError: The file is missing (the message names it).
+        ValueError: Its checksum or format is wrong (the message names the file).
+    """
+    folder = _data_folder(data_dir, credit_default_dir)
+    return _load_credit_default(str(folder.resolve()))

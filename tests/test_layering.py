@@ -34,7 +34,8 @@ LAYERS: list[list[str]] = [
     ["faults", "checkpoints"],
     ["engine"],
     ["training"],
-    ["dp_sgd", "secure_aggregation", "robust", "attacks", "audit", "cross_silo", "deploy"],
+    ["dp_sgd", "secure_aggregation", "robust", "attacks", "audit", "cross_silo", "deploy",
+     "vertical"],
     ["experiment", "experiment_defaults", "reporting"],
     ["plotting", "cli", "widgets", "*_widgets", "cross_silo_widget", "quiet"],
 ]
