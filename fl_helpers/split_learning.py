@@ -765,7 +765,9 @@ def attack_aucs(run: SplitRun, labels: Any, *, known_positive: int | None = None
     batch's customers (batches holding one class only are skipped); the epoch's value is the
     mean over its batches. 0.5 is chance; 1 recovers every label. The direction attack uses
     the gradient that customer ``known_positive`` received in the same epoch as its
-    reference.
+    reference; under the defence that reference is noised too, and an epoch whose reference
+    came out with the wrong sign ranks the wrong way round (AUC below 0.5): read the leak as
+    ``|AUC - 0.5|``.
 
     Args:
         run: A :class:`SplitRun`.
