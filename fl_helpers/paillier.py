@@ -1,7 +1,7 @@
 """The Paillier cryptosystem and fixed-point encoding of reals: additively homomorphic encryption.
 
 Paillier 1999 ("Public-Key Cryptosystems Based on Composite Degree Residuosity Classes",
-EUROCRYPT '99), Scheme 1 with ``g = n + 1`` (the choice of Damgard & Jurik 2001, Section 3), as
+EUROCRYPT '99), Scheme 1 with ``g = n + 1`` (the choice of Damgard & Jurik 2001, PKC), as
 the vertical federated learning protocol of Hardy et al. 2017 (:mod:`fl_helpers.
 vertical_protocol`) uses it. Notebook 09 writes each step by hand first:
 
@@ -680,9 +680,14 @@ def decrypt_raw(private_key: PrivateKey, encrypted: EncryptedVector) -> tuple[in
     holder returns for a masked vector (decoding a masked value would mean nothing)."""
     private_key = _check_private_key("private_key", private_key)
     encrypted = _check_vector("encrypted", encrypted)
-    if encrypted.public_key.n != private_key.public_key.n:
+    n = private_key.public_key.n
+    if encrypted.public_key.n != n:
         raise ValueError("encrypted must be encrypted under private_key's public key, got a "
                          "vector under another key.")
+    for index, c in enumerate(encrypted.ciphertexts):
+        if math.gcd(c, n) != 1:
+            raise ValueError(f"encrypted must hold ciphertexts coprime to n, got one that is "
+                             f"not at index {index}.")
     return tuple(_decrypt(private_key, c) for c in encrypted.ciphertexts)
 
 
@@ -796,12 +801,12 @@ def multiply_plain_vector(encrypted: EncryptedVector, values: Any,
 def _multi_exponentiate(backend: str, bases: list[Any], exponents: list[int],
                         modulus: Any) -> Any:
     """``prod_i bases[i]^exponents[i] mod modulus`` for exponents >= 0, by Pippenger's bucket
-    method (Pippenger 1980; Bernstein et al. 2012, "Faster batch forgery identification",
-    Section 4): the exponents are cut into windows of ``w`` bits; per window, every base goes
-    into the bucket of its digit and ``prod_d bucket_d^d`` costs ``2^(w+1)`` multiplications
-    (running products), so a product of ``r`` powers of ``b``-bit exponents costs about
-    ``(b / w) (r + 2^(w+1)) + b`` multiplications instead of about ``r (b + b / 5)`` for ``r``
-    separate exponentiations. Identical to ``prod_i pow(bases[i], exponents[i], modulus)``."""
+    method (Pippenger 1980, "On the evaluation of powers and monomials"): the exponents are
+    cut into windows of ``w`` bits; per window, every base goes into the bucket of its digit
+    and ``prod_d bucket_d^d`` costs ``2^(w+1)`` multiplications (running products), so a
+    product of ``r`` powers of ``b``-bit exponents costs about ``(b / w) (r + 2^(w+1)) + b``
+    multiplications instead of about ``r (b + b / 5)`` for ``r`` separate exponentiations.
+    Identical to ``prod_i pow(bases[i], exponents[i], modulus)``."""
     pairs = [(base, k) for base, k in zip(bases, exponents, strict=True) if k]
     one = _big(backend, 1)
     if len(pairs) <= 4:

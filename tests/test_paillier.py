@@ -114,6 +114,8 @@ def test_homomorphisms_match_integer_arithmetic_mod_n():
 def test_a_ciphertext_sharing_a_factor_with_n_is_refused():
     with pytest.raises(ValueError, match="coprime"):
         paillier.decrypt(PRIVATE, PRIVATE.p)
+    with pytest.raises(ValueError, match="encrypted must hold ciphertexts coprime to n"):
+        paillier.decrypt_raw(PRIVATE, paillier.EncryptedVector(PUBLIC, (_CIPHER, PRIVATE.q), 0))
 
 
 # ------------------------------------------------------------------------------- fixed point
