@@ -35,7 +35,7 @@ LAYERS: list[list[str]] = [
     ["engine"],
     ["training"],
     ["dp_sgd", "secure_aggregation", "robust", "attacks", "audit", "cross_silo", "deploy",
-     "vertical", "split_learning", "paillier", "psi", "transfer"],
+     "psi", "paillier", "vertical", "vertical_protocol", "split_learning", "transfer"],
     ["experiment", "experiment_defaults", "reporting"],
     ["plotting", "cli", "widgets", "*_widgets", "cross_silo_widget", "quiet"],
 ]
