@@ -174,6 +174,7 @@ plt.show()
 # | `06_secure_aggregation` | mask updates so the server learns only their sum, survive dropouts, and add distributed discrete Gaussian noise |
 # | `07_robustness` | poison a federation with a few bad clients, defend with robust aggregation rules, and survive failing clients |
 # | `08_cross_silo_deployment` | federate four hospitals' real data with patient-level DP, and deploy the same code on Flower |
+# | `09_vertical_and_transfer_learning` | align a bank's and a credit bureau's customers with private set intersection, train across their columns under Paillier encryption, read labels from split learning's gradients and stop it with label DP, and transfer labels to customers only one party knows |
 #
 # ### Notation
 #

@@ -47,13 +47,14 @@ def _out(pattern: str) -> Callable[[str], float]:
         match = re.search(pattern, text)
         if match is None:
             raise AssertionError(f"output regex {pattern!r} found nothing")
-        return float(match.group("value").rstrip("."))
+        return float(match.group("value").rstrip(".").replace(",", ""))
     return get
 
 
 NB01 = "01_differential_privacy_noise.ipynb"
 NB02 = "02_local_gradient_descent.ipynb"
 NB04 = "04_multi_client_experiment.ipynb"
+NB09 = "09_vertical_and_transfer_learning.ipynb"
 
 NUMBERS: list[Number] = [
     # Issue 13: delta is not a failure probability.
@@ -129,6 +130,38 @@ NUMBERS: list[Number] = [
            r"\$\\varepsilon = 2\$,\s+(?P<value>[\d.]+)\s+points below",
            derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
            - _out(r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs")(text)),
+    # Notebook 09 (issue 26): the yardsticks, the alignment and the transfer curve.
+    Number(NB09, "bank alone", r"lift the bank's AUC from (?P<value>[\d.]+)",
+           r"bank alone\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "vertical", r"lift the bank's AUC from [\d.]+ to (?P<value>[\d.]+)",
+           r"vertical \(logistic loss\)\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "pooled",
+           r"loses almost nothing against pooling everyone \((?P<value>[\d.]+)\)",
+           r"pooled\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "shared training customers", r"only the (?P<value>[\d,]+) shared customers",
+           r"training (?P<value>[\d,]+), held-out"),
+    Number(NB09, "held-out customers", r"on the same\s+(?P<value>[\d,]+) held-out",
+           r"held-out test (?P<value>[\d,]+)\)"),
+    Number(NB09, "bank alone in the leakage text",
+           r"edge over the bank alone \((?P<value>[\d.]+)\)",
+           r"bank alone\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "bureau-only customers", r"The bureau's (?P<value>[\d,]+) customers that",
+           r"outside the overlap: (?P<value>[\d,]+)"),
+    Number(NB09, "FTL at 500", r"from (?P<value>[\d.]+) with\s+500 shared customers",
+           r"\n\s+500\s+(?P<value>[\d.]+)"),
+    Number(NB09, "FTL at all", r"to (?P<value>[\d.]+) with all of them",
+           r"\n\s+12,804\s+(?P<value>[\d.]+)"),
+    Number(NB09, "months late", r"label-free months-late score reaches (?P<value>[\d.]+)",
+           r"months-late score: (?P<value>[\d.]+)"),
+    Number(NB09, "summary: bank alone", r"raise the AUC from (?P<value>[\d.]+)",
+           r"bank alone\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "summary: vertical", r"raise the AUC from [\d.]+\s+to (?P<value>[\d.]+)",
+           r"vertical \(logistic loss\)\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "summary: gap to pooled", r"within (?P<value>[\d.]+) of pooling everything",
+           derive=lambda text: _out(r"pooled\s+AUC (?P<value>[\d.]+)")(text)
+           - _out(r"vertical \(logistic loss\)\s+AUC (?P<value>[\d.]+)")(text)),
+    Number(NB09, "summary: shared customers", r"the\s+bank learns the (?P<value>[\d,]+) shared",
+           r"the intersection \((?P<value>\d+) ids\)"),
 ]
 
 
@@ -147,7 +180,8 @@ def _texts(path: Path) -> tuple[str, str]:
 
 def _written(match: re.Match) -> tuple[float, float]:
     """The markdown number and half a unit of its last written digit."""
-    text = match.group("value").rstrip(".")  # a full stop after the number is not a digit
+    # A full stop after the number is not a digit; a comma inside it groups thousands.
+    text = match.group("value").rstrip(".").replace(",", "")
     if text == "nothing":
         return 0.0, 0.5
     exponent = int(match.groupdict().get("exponent") or 0)

@@ -101,6 +101,10 @@ WIDGET_CASES = [
                volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
     # Every move retrains the four-hospital federation twice; Run All includes a Flower deployment.
     WidgetCase("08_cross_silo_deployment.ipynb", slider="noise multiplier σ", run_timeout_s=600.0),
+    # Every move retrains split learning with label-DP noise and reruns the attacks; the last
+    # printed line gives the seconds it took.
+    WidgetCase("09_vertical_and_transfer_learning.ipynb", slider="target ε",
+               volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
 ]
 
 STDERR_MIME = "application/vnd.jupyter.stderr"
