@@ -473,7 +473,7 @@ print(f"one encrypted epoch would send {vfl.bytes_per_epoch / 1e6:.1f} MB")
 
 # %% [markdown]
 # After the two encrypted batches the rest of training runs the *same arithmetic* in floats
-# (encrypting all 250 batches would take minutes; nothing about the maths changes). The
+# (encrypting all 260 batches would take about ten minutes; nothing about the maths changes). The
 # benchmark `benchmarks/vertical_fl_costs.py` measures what full encryption costs at deployment
 # key sizes; its stored results:
 
