@@ -1100,3 +1100,206 @@ def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: flo
         middle = (low + high) / 2
         low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
     return high
+
+
+# --------------------------------------------------------------------------------------------
+# DP-FTRL: tree aggregation without sampling (Kairouz et al. 2021)
+# --------------------------------------------------------------------------------------------
+
+#: The most trees (restart periods) :func:`tree_aggregation_event` composes.
+MAX_TREES = 10**6
+
+
+def tree_levels(num_leaves: int) -> int:
+    """The most nodes of a binary tree over ``num_leaves`` leaves that contain one leaf.
+
+    A node of the tree-aggregation mechanism is a dyadic interval ``(j 2^l, (j + 1) 2^l]`` of
+    rounds that ends by the last round; the first leaf lies in one such node per level ``l``
+    with ``2^l <= T``, that is ``floor(log2 T) + 1 = ceil(log2(T + 1))`` nodes (dp-accounting's
+    ``max_depth``), and no leaf lies in more. So one client taking part once in the tree moves
+    at most that many released nodes, each by at most ``Delta``: the L2 sensitivity of all the
+    nodes together is ``Delta sqrt(tree_levels(T))`` (Kairouz et al. 2021, Section 3 and
+    Appendix D).
+
+    Args:
+        num_leaves: ``T``, the rounds of one tree, in 1..:data:`MAX_NUM_ROUNDS`.
+
+    Returns:
+        ``T.bit_length()``, an int >= 1.
+    """
+    num_leaves = _check_rounds("num_leaves", num_leaves)
+    return num_leaves.bit_length()
+
+
+def _check_tree_sizes(tree_sizes: Any) -> tuple[int, ...]:
+    if isinstance(tree_sizes, (numbers.Integral, np.integer)) and not isinstance(
+            tree_sizes, (bool, np.bool_)):
+        tree_sizes = [tree_sizes]
+    if isinstance(tree_sizes, (str, bytes)) or not isinstance(tree_sizes, (Sequence, np.ndarray)):
+        raise TypeError(f"tree_sizes must be a list of rounds per tree (integers >= 1), got "
+                        f"{type(tree_sizes).__name__} {v._fmt(tree_sizes)}.")
+    if not 1 <= len(tree_sizes) <= MAX_TREES:
+        raise ValueError(f"tree_sizes must list 1..{MAX_TREES} trees, got {len(tree_sizes)}.")
+    return tuple(_check_rounds(f"tree_sizes[{k}]", size) for k, size in enumerate(tree_sizes))
+
+
+def _check_trees_per_client(trees_per_client: Any, num_trees: int) -> int:
+    if trees_per_client is None:
+        return num_trees
+    return v.check_int("trees_per_client", trees_per_client, minimum=1, maximum=num_trees)
+
+
+def tree_aggregation_event(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
+                           trees_per_client: int | None = None) -> dp_accounting.DpEvent:
+    """The dp-accounting event of DP-FTRL's tree aggregation, restarted every tree.
+
+    Each tree sums one leaf per round (the round's clipped updates) and releases every node it
+    uses with Gaussian noise of standard deviation ``z Delta``; a client takes part **at most
+    once per tree** (the participation bound that replaces sampling), in at most
+    ``trees_per_client`` trees. Worst case, those are the largest trees, each a
+    ``SingleEpochTreeAggregationDpEvent(z, size)`` (its RDP ``alpha tree_levels(size) / (2
+    z^2)``, Kairouz et al. 2021, Appendix D), composed: ``ComposedDpEvent`` of them.
+
+    Args:
+        noise_multiplier: ``z`` = noise std per node / ``Delta``, in (0,
+            :data:`MAX_ACCOUNTED_NOISE_MULTIPLIER`].
+        tree_sizes: Rounds in each tree (restart period), e.g. ``[k, k, ..., k, T mod k]``; an
+            integer for one tree.
+        trees_per_client: The most trees one client takes part in (once each); ``None`` (the
+            default) means every tree.
+
+    Returns:
+        A ``dp_accounting.ComposedDpEvent``.
+    """
+    noise_multiplier = _check_noise_multiplier(noise_multiplier)
+    sizes = _check_tree_sizes(tree_sizes)
+    count = _check_trees_per_client(trees_per_client, len(sizes))
+    largest = sorted(sizes, reverse=True)[:count]
+    return dp_accounting.ComposedDpEvent([
+        dp_accounting.SingleEpochTreeAggregationDpEvent(noise_multiplier, size)
+        for size in largest])
+
+
+def dp_ftrl_rdp(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
+                trees_per_client: int | None = None) -> np.ndarray:
+    """The Renyi DP at :data:`RDP_ORDERS` of :func:`tree_aggregation_event`, from dp-accounting.
+
+    Equal to the closed form ``alpha sum_trees tree_levels(size) / (2 z^2)``: a Gaussian
+    mechanism of L2 sensitivity ``Delta sqrt(levels)`` per tree. It holds for the exact
+    (discrete Gaussian) noise of :mod:`fl_helpers.dp_ftrl` too: a client moves each node by an
+    *integer* vector, and for integer shifts the discrete Gaussian's Renyi divergence is at most
+    the Gaussian's, ``alpha ||shift||^2 / (2 sigma^2)`` (Canonne, Kamath & Steinke 2020,
+    Proposition 5, additive over coordinates and nodes).
+
+    Args:
+        noise_multiplier, tree_sizes, trees_per_client: As :func:`tree_aggregation_event`.
+
+    Returns:
+        float64 array, one RDP value per order of :data:`RDP_ORDERS`.
+    """
+    event = tree_aggregation_event(noise_multiplier=noise_multiplier, tree_sizes=tree_sizes,
+                                   trees_per_client=trees_per_client)
+    with _quiet_absl():
+        accountant = rdp_privacy_accountant.RdpAccountant(
+            list(RDP_ORDERS), dp_accounting.NeighboringRelation.REPLACE_SPECIAL)
+        accountant.compose(event)
+        return np.asarray(accountant.rdp, dtype=np.float64)
+
+
+def dp_ftrl_epsilon(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
+                    target_delta: float, trees_per_client: int | None = None) -> float:
+    """Epsilon of DP-FTRL's tree aggregation (Kairouz et al. 2021), no sampling assumed.
+
+    dp-accounting's ``RdpAccountant`` over :data:`RDP_ORDERS`, with the neighbouring relation
+    its tree events require, ``REPLACE_SPECIAL``: one client's updates replaced by zeros (the
+    "zero record" of Kairouz et al.'s Definition 1.1); the rounds a client takes part in may be
+    public. What is protected: the content of one client's updates in every released model,
+    against an observer of all of them, with the server that adds the noise trusted. It rests
+    on the participation bound (at most once per tree, in at most ``trees_per_client`` trees),
+    not on secret sampling; nothing is amplified.
+
+    Args:
+        noise_multiplier: ``z`` per node, in (0, :data:`MAX_ACCOUNTED_NOISE_MULTIPLIER`].
+        tree_sizes: Rounds per tree (an integer for one tree).
+        target_delta: delta in (0, 1).
+        trees_per_client: As :func:`tree_aggregation_event`.
+
+    Returns:
+        epsilon >= 0.
+    """
+    target_delta = _check_delta(target_delta)
+    event = tree_aggregation_event(noise_multiplier=noise_multiplier, tree_sizes=tree_sizes,
+                                   trees_per_client=trees_per_client)
+    with _quiet_absl():
+        accountant = rdp_privacy_accountant.RdpAccountant(
+            list(RDP_ORDERS), dp_accounting.NeighboringRelation.REPLACE_SPECIAL)
+        accountant.compose(event)
+        return float(accountant.get_epsilon(target_delta))
+
+
+def dp_ftrl_epsilon_per_round(*, noise_multiplier: float, num_rounds: int, restart_every: int,
+                              target_delta: float) -> np.ndarray:
+    """Epsilon after each round 1..``num_rounds`` of DP-FTRL restarted every ``restart_every``
+    rounds, a client taking part at most once per tree (in every tree): the epsilon of the trees
+    so far (the last one partial). ``result[-1]`` equals :func:`dp_ftrl_epsilon` of
+    :func:`restart_tree_sizes`.
+    """
+    noise_multiplier = _check_noise_multiplier(noise_multiplier)
+    num_rounds = _check_rounds("num_rounds", num_rounds)
+    restart_every = _check_rounds("restart_every", restart_every)
+    target_delta = _check_delta(target_delta)
+    full = tree_levels(restart_every)
+    levels = np.array([(t // restart_every) * full
+                       + (tree_levels(t % restart_every) if t % restart_every else 0)
+                       for t in range(1, num_rounds + 1)], dtype=np.float64)
+    rdp_per_level = np.asarray(RDP_ORDERS) / (2.0 * noise_multiplier**2)
+    return _epsilon_after_counts(rdp_per_level, levels, target_delta)
+
+
+def restart_tree_sizes(num_rounds: int, restart_every: int | None = None) -> list[int]:
+    """Rounds per tree when the tree restarts every ``restart_every`` rounds (``None``: never).
+
+    Returns:
+        ``[k] * (T // k)`` plus ``[T mod k]`` if it is not 0.
+    """
+    num_rounds = _check_rounds("num_rounds", num_rounds)
+    if restart_every is None:
+        return [num_rounds]
+    restart_every = _check_rounds("restart_every", restart_every)
+    sizes = [restart_every] * (num_rounds // restart_every)
+    return sizes + ([num_rounds % restart_every] if num_rounds % restart_every else [])
+
+
+def dp_ftrl_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: float,
+                                         tree_sizes: int | Sequence[int],
+                                         trees_per_client: int | None = None) -> float:
+    """The smallest ``z`` (to 1e-6 relative) whose :func:`dp_ftrl_epsilon` is at most
+    ``target_epsilon``.
+
+    The RDP is ``alpha L / (2 z^2)`` with ``L`` the levels summed over the client's trees, so
+    epsilon falls with ``z``; bisection on ``log z`` in [:data:`MIN_NOISE_MULTIPLIER`,
+    :data:`MAX_NOISE_MULTIPLIER`].
+
+    Raises:
+        ValueError: The target needs ``z`` outside that range.
+    """
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    target_delta = _check_delta(target_delta)
+    sizes = _check_tree_sizes(tree_sizes)
+    count = _check_trees_per_client(trees_per_client, len(sizes))
+
+    def spent(z: float) -> float:
+        return dp_ftrl_epsilon(noise_multiplier=z, tree_sizes=sizes, target_delta=target_delta,
+                               trees_per_client=count)
+
+    low, high = MIN_NOISE_MULTIPLIER, MAX_NOISE_MULTIPLIER
+    if spent(high) > target_epsilon:
+        raise ValueError(f"target_epsilon={v._fmt(target_epsilon)} needs a noise multiplier above "
+                         f"{MAX_NOISE_MULTIPLIER:g}; raise it or use fewer trees.")
+    if spent(low) <= target_epsilon:
+        raise ValueError(f"target_epsilon={v._fmt(target_epsilon)} is met with a noise multiplier "
+                         f"below {MIN_NOISE_MULTIPLIER:g}; lower it.")
+    while high / low > 1 + 1e-6:
+        middle = math.sqrt(low * high)
+        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
+    return high

@@ -34,8 +34,8 @@ LAYERS: list[list[str]] = [
     ["faults", "checkpoints"],
     ["engine"],
     ["training"],
-    ["dp_sgd", "secure_aggregation", "robust", "attacks", "audit", "cross_silo", "deploy",
-     "psi", "paillier", "vertical", "vertical_protocol", "split_learning", "transfer"],
+    ["dp_sgd", "dp_ftrl", "secure_aggregation", "robust", "attacks", "audit", "cross_silo",
+     "deploy", "psi", "paillier", "vertical", "vertical_protocol", "split_learning", "transfer"],
     ["experiment", "experiment_defaults", "reporting"],
     ["plotting", "cli", "widgets", "*_widgets", "cross_silo_widget", "quiet"],
 ]
