@@ -692,7 +692,8 @@ def overlap_curve(parties: vertical.CreditParties, sizes: Any, *, seed: int = 0,
         parties: From ``vertical.credit_parties``.
         sizes: Overlap sizes, each 2..``len(parties.train_ids)``.
         seed: Public seed of the overlap draws and the initialisation.
-        **ftl_options: Passed to :func:`credit_ftl` (``alignment_weight=...`` etc.).
+        **ftl_options: Passed to :func:`credit_ftl` (``alignment_weight=...`` etc.); a name
+            that is not one of its options raises ``TypeError`` naming ``ftl_options``.
 
     Returns:
         One :class:`CurvePoint` per size, in the given order.
@@ -705,6 +706,12 @@ def overlap_curve(parties: vertical.CreditParties, sizes: Any, *, seed: int = 0,
     if not sizes:
         raise ValueError("sizes must hold at least one overlap size, got none.")
     seed = v.check_int("seed", seed, minimum=0)
+    allowed = ("representation_size", "alignment_weight", "source_weight", "l2",
+               "learning_rate", "num_steps")               # credit_ftl's options
+    unknown = sorted(set(ftl_options) - set(allowed))
+    if unknown:
+        raise TypeError(f"ftl_options must be options of credit_ftl, some of {allowed}, got "
+                        f"{unknown}.")
     targets = non_overlap_ids(parties)
     truth = parties.labels_of(targets)                  # the evaluator's view
     points = []

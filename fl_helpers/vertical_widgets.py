@@ -31,6 +31,40 @@ def _strongest(values: np.ndarray) -> float:
     return float(max(np.max(values), 1.0 - np.min(values)))
 
 
+def _check_target_epsilon(target_epsilon: Any) -> float:
+    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+    low, high = EPSILON_RANGE
+    if not low <= target_epsilon <= high:
+        raise ValueError(f"target_epsilon must be in [{low}, {high}], got {target_epsilon}.")
+    return target_epsilon
+
+
+def _check_auc(name: str, value: Any) -> float | None:
+    """An optional reference AUC: None (no line) or a number in (0, 1]."""
+    return None if value is None else v.check_probability(name, value)
+
+
+def _check_summary(summary: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Checks the fields ``keys`` of ``summary`` (from :func:`label_dp_summary`)."""
+    if not isinstance(summary, dict):
+        raise TypeError(f"summary must be a dict from label_dp_summary, got "
+                        f"{type(summary).__name__} {v._fmt(summary)}.")
+    for key in keys:
+        if key not in summary:
+            raise ValueError(f"summary must be a dict from label_dp_summary, got one without "
+                             f"{key!r}.")
+    for key in ("epsilon", "noise_multiplier", "test_auc"):
+        if key in keys:
+            v.check_non_negative(f"summary[{key!r}]", summary[key])
+    attacks = summary["attacks"]
+    if not isinstance(attacks, dict) or not attacks:
+        raise ValueError(f"summary['attacks'] must map each attack to its AUC per epoch, got "
+                         f"{v._fmt(attacks)}.")
+    for name, values in attacks.items():
+        v.check_float_array(f"summary['attacks'][{name!r}]", values, ndim=1)
+    return summary
+
+
 def label_dp_summary(data: split_learning.SplitData, *, target_epsilon: float,
                      epochs: int = 5, target_delta: float = 1e-5, seed: int = 0
                      ) -> dict[str, Any]:
@@ -53,10 +87,7 @@ def label_dp_summary(data: split_learning.SplitData, *, target_epsilon: float,
     """
     if not isinstance(data, split_learning.SplitData):
         raise TypeError(f"data must be a split_learning.SplitData, got {type(data).__name__}.")
-    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
-    low, high = EPSILON_RANGE
-    if not low <= target_epsilon <= high:
-        raise ValueError(f"target_epsilon must be in [{low}, {high}], got {target_epsilon}.")
+    target_epsilon = _check_target_epsilon(target_epsilon)
     epochs = v.check_int("epochs", epochs, minimum=1, maximum=20)
     target_delta = v.check_open_unit("target_delta", target_delta)
     seed = v.check_int("seed", seed, minimum=0)
@@ -75,6 +106,7 @@ def label_dp_summary(data: split_learning.SplitData, *, target_epsilon: float,
 
 def summary_line(summary: dict[str, Any]) -> str:
     """One line: epsilon, z, the model's AUC and the strongest attack."""
+    summary = _check_summary(summary, ("epsilon", "noise_multiplier", "test_auc", "attacks"))
     strongest = max(_strongest(values) for values in summary["attacks"].values())
     return (f"epsilon = {summary['epsilon']:.2f} (z = {summary['noise_multiplier']:.2f}): "
             f"model test AUC {summary['test_auc']:.3f}, strongest attack AUC {strongest:.2f}")
@@ -90,10 +122,12 @@ def draw_label_dp(summary: dict[str, Any], *, bank_alone_auc: float | None = Non
         plain_auc: Split learning without noise (a dashed line), or None.
         fig: A figure to draw on (a new 9 x 3 inch one if None).
     """
-    if bank_alone_auc is not None:
-        bank_alone_auc = v.check_probability("bank_alone_auc", bank_alone_auc)
-    if plain_auc is not None:
-        plain_auc = v.check_probability("plain_auc", plain_auc)
+    summary = _check_summary(summary, ("epsilon", "test_auc", "attacks"))
+    bank_alone_auc = _check_auc("bank_alone_auc", bank_alone_auc)
+    plain_auc = _check_auc("plain_auc", plain_auc)
+    if fig is not None and not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__} "
+                        f"{v._fmt(fig)}.")
     fig = fig if fig is not None else Figure(figsize=(9, 3), dpi=100)
     ax_attacks, ax_model = fig.subplots(1, 2)
     for name, values in summary["attacks"].items():
@@ -127,6 +161,13 @@ def label_dp_explorer(data: split_learning.SplitData, *, target_epsilon: float =
     Returns a :class:`fl_helpers.widgets.Explorer`: each redraw replaces the summary and the plot
     in one message (no blank frame between them).
     """
+    if not isinstance(data, split_learning.SplitData):
+        raise TypeError(f"data must be a split_learning.SplitData, got {type(data).__name__}.")
+    target_epsilon = _check_target_epsilon(target_epsilon)
+    bank_alone_auc = _check_auc("bank_alone_auc", bank_alone_auc)
+    plain_auc = _check_auc("plain_auc", plain_auc)
+    seed = v.check_int("seed", seed, minimum=0)
+
     import ipywidgets as widgets
 
     from fl_helpers import widgets as panels

@@ -21,7 +21,9 @@ How to add an entry (e.g. for ``fl_helpers.schedule``):
    that succeeds (:func:`test_valid_calls_succeed` checks it). ``PRESET`` is a tuple of family
    names from :data:`FAMILIES`; the presets below (``POSITIVE``, ``COUNT``, ``PROBABILITY``,
    ...) cover the usual kinds of argument, and a new family is one line in :data:`FAMILIES`.
-   Values that only make sense for one function go in ``extra={"argument": [values]}``.
+   Values that only make sense for one function go in ``extra={"argument": [values]}``; where
+   the module's own test file keeps a table of them (``FUZZ`` in tests/test_psi.py, ...), each
+   of its rows becomes an Entry with its valid call and those values (:func:`_table_entry`).
 3. A known failure that belongs to someone else's module gets ``xfail={"argument": "reason
    naming the module"}`` (or ``{("argument", "family"): reason}``) until it is fixed.
 
@@ -170,7 +172,8 @@ class Entry:
 
     @property
     def name(self) -> str:
-        return f"{self.function.__module__.rsplit('.', 1)[-1]}.{self.function.__name__}"
+        name = getattr(self.function, "__qualname__", self.function.__name__)
+        return f"{self.function.__module__.rsplit('.', 1)[-1]}.{name}"
 
 
 X = np.arange(20.0).reshape(10, 2)
@@ -1305,6 +1308,324 @@ REGISTRY += [
 ]
 
 
+# ====================================================== issue 25: notebook 09's modules
+# psi, paillier, vertical, vertical_protocol, split_learning, transfer and vertical_widgets,
+# and data's credit-card loader. Each module's own test file keeps a table of the bad values
+# that only make sense for it (FUZZ: (function, valid keyword arguments, {argument: [bad
+# values]})); every row of those tables becomes an Entry here, with the table's valid call and
+# its values as ``extra``, and the shared families on top, so that every argument also meets
+# NaN, bools, strings, huge numbers, ragged arrays... under TIMEOUT and the value-in-message
+# check. The valid calls are small: 1024-bit keys made once by the test modules at import, PSI
+# on a few ids, a few rows of toy data, one training step or epoch.
+
+import test_paillier  # noqa: E402
+import test_psi  # noqa: E402
+import test_split_learning  # noqa: E402
+import test_transfer  # noqa: E402
+import test_vertical_protocol  # noqa: E402
+
+from fl_helpers import (  # noqa: E402
+    paillier,
+    psi,
+    split_learning,
+    transfer,
+    vertical,
+    vertical_protocol,
+    vertical_widgets,
+)
+
+MODULES += (psi, paillier, vertical, vertical_protocol, split_learning, transfer,
+            vertical_widgets)
+
+
+def _table_entry(row: tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]],
+                 **corrupt: tuple[str, ...]) -> Entry:
+    """An Entry from one row of a module's FUZZ table, with the shared families ``corrupt``."""
+    function, valid, bad = row
+    return Entry(function, kwargs=dict(valid), corrupt=corrupt, extra=dict(bad))
+
+
+def _rows(table: list[Any]) -> dict[str, tuple[Any, ...]]:
+    """A module's FUZZ table by qualified name (``"Bank.step"``); a name made twice (a method
+    of both PSI groups) keeps its rows under ``"name#k"``."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for function, valid, bad in table:
+        name = function.__qualname__
+        key, k = name, 1
+        while key in rows:
+            key, k = f"{name}#{k}", k + 1
+        rows[key] = (function, valid, bad)
+    return rows
+
+
+FAMILIES.update({
+    # -- for objects of a given class (keys, parties, messages, runs, data, summaries)
+    "instance": [None, 3, "abc", object(), [object()]],
+    # -- for ints where every size is valid (a plaintext multiplier in (-n, n))
+    "any_int": ["1", None, True, 1.5, 1 + 0j, [1], np.array([1, 2]), object()],
+})
+INSTANCE = ("instance",)
+#: Ints > 0 that are not bounded by 2**64 (plaintexts and ciphertexts mod a 1024-bit n).
+BIG_INDEX = _without(INDEX, "huge_int")
+BIG_COUNT = _without(COUNT, "huge_int")
+OPTIONAL_INDEX = _without(INDEX, "none")
+
+# ------------------------------------------------------------------------- fl_helpers.data
+CREDIT_FOLDER = data.credit_default_dir()
+REGISTRY += [
+    Entry(data.credit_default_dir),
+    Entry(data.load_credit_default, kwargs={"data_dir": CREDIT_FOLDER},
+          corrupt={"data_dir": PATH}),
+]
+
+# -------------------------------------------------------------------------- fl_helpers.psi
+# Ids are a list, tuple, set or 1-D array of int or str ids, so the array families apply.
+PSI = _rows(test_psi.FUZZ)
+REGISTRY += [
+    _table_entry(PSI["intersect"], ids_a=ARRAY, ids_b=ARRAY, group=NAME, reveal_to_b=FLAG),
+    _table_entry(PSI["PartyA"], ids=ARRAY, group=NAME, reveal_to_b=FLAG),
+    _table_entry(PSI["PartyB"], ids=ARRAY, group=NAME),
+    _table_entry(PSI["encode_id"], value=(*_without(INDEX, "string"), "container", "object")),
+    _table_entry(PSI["unblinded_hashes_broken"], ids=ARRAY, group=NAME),
+    _table_entry(PSI["dictionary_attack"], received=INSTANCE, candidate_ids=ARRAY,
+                 attacker=OPTIONAL_NAME),
+    *(_table_entry(row, encodings=ARRAY) for name, row in PSI.items()
+      if name.split("#")[0].endswith(".hash_to_group")),
+    *(_table_entry(row, elements=ARRAY, secret=INSTANCE) for name, row in PSI.items()
+      if name.split("#")[0].endswith(".blind")),
+    *(_table_entry(row, encodings=ARRAY, secret=INSTANCE) for name, row in PSI.items()
+      if name.split("#")[0].endswith(".hash_and_blind")),
+]
+
+# --------------------------------------------------------------------- fl_helpers.paillier
+# The 1024-bit key of tests/test_paillier.py (made once at its import).
+PAILLIER = _rows(test_paillier.FUZZ)
+_PUBLIC = ("instance",)
+_CIPHERTEXT = (*BIG_INDEX, "zero")  # 1 .. n^2 - 1, a unit mod n
+_PRECISION = INDEX  # 0 .. MAX_PRECISION_BITS
+REGISTRY += [
+    _table_entry(PAILLIER["gmpy2_available"]),
+    _table_entry(PAILLIER["check_backend"], backend=OPTIONAL_NAME),
+    _table_entry(PAILLIER["generate_keypair"], key_bits=COUNT, backend=OPTIONAL_NAME),
+    _table_entry(PAILLIER["keypair_from_primes"], p=COUNT, q=COUNT, backend=OPTIONAL_NAME,
+                 allow_insecure=FLAG),
+    _table_entry(PAILLIER["encrypt"], public_key=_PUBLIC, plaintext=BIG_INDEX),
+    _table_entry(PAILLIER["decrypt"], private_key=_PUBLIC, ciphertext=_CIPHERTEXT),
+    _table_entry(PAILLIER["add"], public_key=_PUBLIC, ciphertext_a=_CIPHERTEXT,
+                 ciphertext_b=_CIPHERTEXT),
+    _table_entry(PAILLIER["add_plain"], public_key=_PUBLIC, ciphertext=_CIPHERTEXT,
+                 plaintext=BIG_INDEX),
+    _table_entry(PAILLIER["multiply_plain"], public_key=_PUBLIC, ciphertext=_CIPHERTEXT,
+                 multiplier=("any_int",)),
+    _table_entry(PAILLIER["rerandomize"], public_key=_PUBLIC, ciphertext=_CIPHERTEXT),
+    _table_entry(PAILLIER["encode"], public_key=_PUBLIC, value=REAL, precision_bits=_PRECISION),
+    _table_entry(PAILLIER["decode"], public_key=_PUBLIC, encoded=BIG_INDEX,
+                 precision_bits=_PRECISION),
+    _table_entry(PAILLIER["encrypt_vector"], public_key=_PUBLIC, values=ARRAY,
+                 precision_bits=_PRECISION),
+    _table_entry(PAILLIER["decrypt_raw"], private_key=_PUBLIC, encrypted=INSTANCE),
+    _table_entry(PAILLIER["decrypt_vector"], private_key=_PUBLIC, encrypted=INSTANCE),
+    _table_entry(PAILLIER["decode_vector"], public_key=_PUBLIC, residues=ARRAY,
+                 precision_bits=_PRECISION),
+    _table_entry(PAILLIER["add_vectors"], a=INSTANCE, b=INSTANCE),
+    _table_entry(PAILLIER["add_plain_vector"], encrypted=INSTANCE, values=ARRAY),
+    _table_entry(PAILLIER["multiply_plain_vector"], encrypted=INSTANCE, values=ARRAY,
+                 precision_bits=_PRECISION),
+    _table_entry(PAILLIER["dot_columns"], encrypted=INSTANCE, matrix=ARRAY,
+                 precision_bits=_PRECISION),
+    _table_entry(PAILLIER["PublicKey"], n=BIG_COUNT, backend=OPTIONAL_NAME),
+    _table_entry(PAILLIER["EncryptedVector"], public_key=_PUBLIC, ciphertexts=INSTANCE,
+                 precision_bits=_PRECISION),
+]
+
+# --------------------------------------------------------------------- fl_helpers.vertical
+# Three raw rows of the credit-card file, six rows of toy features.
+CREDIT_RAW = data.load_credit_default().features[:3]
+VX = np.linspace(-1.0, 1.0, 12).reshape(6, 2)
+VY = np.array([0, 1, 0, 1, 1, 0])
+REGISTRY += [
+    Entry(vertical.credit_parties,
+          kwargs={"seed": 0, "bank_size": 2_000, "bureau_size": 2_000, "test_fraction": 0.2,
+                  "data_dir": CREDIT_FOLDER},
+          corrupt={"seed": INDEX, "bank_size": COUNT, "bureau_size": COUNT,
+                   "test_fraction": OPEN_UNIT, "data_dir": PATH},
+          extra={"bank_size": [30_001, 1], "bureau_size": [30_001, 1]}),
+    *(Entry(encode, args=(CREDIT_RAW,), corrupt={"features": ARRAY},
+            extra={"features": [CREDIT_RAW[:, :22], CREDIT_RAW[0],
+                                CREDIT_RAW[:, :, None]]})
+      for encode in (vertical.encode_bank, vertical.encode_bureau)),
+    Entry(vertical.fit_logistic, args=(VX, VY), kwargs={"l2": 1e-3, "loss": "taylor"},
+          corrupt={"x": ARRAY, "labels": LABELS, "l2": NON_NEGATIVE, "loss": NAME},
+          extra={"x": [VX[:5], VX[0], VX[:, :, None]], "labels": [VY[:5], VY + 1, -VY]}),
+    Entry(vertical.scores, args=(np.zeros(3), VX), corrupt={"weights": ARRAY, "x": ARRAY},
+          extra={"weights": [np.zeros(2), np.zeros((3, 1))], "x": [VX[0], VX[:, :1]]}),
+    Entry(vertical.standardise, args=(VX, VX[:2]), corrupt={"train": ARRAY},
+          extra={"train": [VX[0], VX[:, :, None]],
+                 "others": [(VX[:, :1],), (VX, None), ("abc",), (VX[0],), (VX * np.nan,)]}),
+    Entry(vertical.taylor_loss, args=(np.linspace(-1.0, 1.0, 5),), corrupt={"margins": ARRAY}),
+]
+
+# ------------------------------------------------------------ fl_helpers.vertical_protocol
+# Six rows, two features per party, the 1024-bit coordinator of tests/test_vertical_protocol.py;
+# parties of our own (their methods change their state) on the same data.
+VP = _rows(test_vertical_protocol.FUZZ)
+_VP_DATA = test_vertical_protocol._data(rows=6, d_a=2, d_b=2)
+VP_BANK, VP_BUREAU = test_vertical_protocol._parties(*_VP_DATA)
+VP_COORDINATOR = test_vertical_protocol.COORDINATOR
+VP_VECTOR = paillier.encrypt_vector(VP_COORDINATOR.public_key, [0.5, 1.0])
+_GRADIENT_CORRUPT = {"features_a": ARRAY, "features_b": ARRAY, "labels": LABELS,
+                     "weights_a": ARRAY, "weights_b": ARRAY, "l2": NON_NEGATIVE}
+_SIZES = {"batch_rows": COUNT, "num_rows": COUNT, "batch_size": COUNT,
+          "num_features_a": INDEX, "num_features_b": INDEX, "key_bits": COUNT,
+          "compute_loss": FLAG, "batch": INDEX}
+
+
+def _sizes(row: tuple[Any, ...]) -> Entry:
+    return _table_entry(row, **{name: preset for name, preset in _SIZES.items()
+                                if name in inspect.signature(row[0]).parameters})
+
+
+REGISTRY += [
+    _table_entry(VP["taylor_gradients"], **_GRADIENT_CORRUPT),
+    _table_entry(VP["logistic_gradients"], **_GRADIENT_CORRUPT),
+    _table_entry(VP["batch_loss"], **_GRADIENT_CORRUPT, loss=NAME),
+    _table_entry(VP["fixed_point_gradient_bound"], max_abs_feature=NON_NEGATIVE,
+                 max_abs_residual=NON_NEGATIVE, precision_bits=COUNT),
+    _table_entry(VP["setup_messages"], key_bits=COUNT),
+    _sizes(VP["batch_messages"]),
+    _sizes(VP["epoch_bytes"]),
+    _table_entry(VP["train_vertical"], features_a=ARRAY, features_b=ARRAY, labels=LABELS,
+                 num_epochs=COUNT, batch_size=COUNT, learning_rate=POSITIVE, rng=RNG,
+                 l2=NON_NEGATIVE, loss=NAME, encrypted_batches=INDEX, key_bits=COUNT,
+                 precision_bits=COUNT, compute_loss=FLAG, backend=OPTIONAL_NAME),
+    Entry(vertical_protocol.encrypted_step, args=(VP_BANK, VP_BUREAU, VP_COORDINATOR, [0, 1]),
+          kwargs={"log": None, "batch": 0, "compute_loss": True},
+          corrupt={"bank": INSTANCE, "bureau": INSTANCE, "coordinator": INSTANCE,
+                   "rows": ARRAY, "batch": INDEX, "compute_loss": FLAG},
+          extra={**VP["_step"][2], "log": ["log", 3, object()]}),
+    _table_entry(VP["Coordinator"], key_bits=COUNT, backend=OPTIONAL_NAME),
+    _table_entry(VP["Bank"], features=ARRAY, labels=LABELS, public_key=INSTANCE,
+                 precision_bits=COUNT),
+    _table_entry(VP["Bureau"], features=ARRAY, public_key=INSTANCE, precision_bits=COUNT),
+    _table_entry(VP["MessageLog"], keep_payloads=FLAG),
+    Entry(VP_BANK.encrypted_residual, kwargs={"quarter_scores_b": VP_VECTOR, "rows": [0, 1]},
+          corrupt={"quarter_scores_b": INSTANCE, "rows": ARRAY},
+          extra=VP["Bank.encrypted_residual"][2]),
+    *(Entry(party.masked_gradient, kwargs={"residual": VP_VECTOR, "rows": [0, 1]},
+            corrupt={"residual": INSTANCE, "rows": ARRAY},
+            extra=VP["_Party.masked_gradient"][2]) for party in (VP_BANK, VP_BUREAU)),
+    Entry(VP_BUREAU.encrypted_quarter_scores, kwargs={"rows": [0, 1]}, corrupt={"rows": ARRAY},
+          extra=VP["Bureau.encrypted_quarter_scores"][2]),
+    _table_entry(VP["Coordinator.decrypt_masked"], encrypted=INSTANCE, sender=NAME),
+    _table_entry(VP["Coordinator.decrypt_loss"], encrypted=INSTANCE),
+]
+
+# -------------------------------------------------------------- fl_helpers.split_learning
+# The 320-customer synthetic problem and the two-epoch run of tests/test_split_learning.py;
+# credit_split_data on parties of 2,000 customers each.
+SL = _rows(test_split_learning.FUZZ)
+SMALL_PARTIES = vertical.credit_parties(seed=0, bank_size=2_000, bureau_size=2_000)
+REGISTRY += [
+    Entry(split_learning.credit_split_data, args=(SMALL_PARTIES,), corrupt={"parties": INSTANCE},
+          extra=SL["credit_split_data"][2]),
+    _table_entry(SL["train_split"], data=INSTANCE, epochs=COUNT, batch_size=COUNT,
+                 embedding_dim=COUNT, hidden_units=INDEX, learning_rate=POSITIVE, seed=INDEX,
+                 noise_multiplier=(*NON_NEGATIVE, "huge_scale"), target_delta=OPEN_UNIT,
+                 reproducible_noise_seed=OPTIONAL_INDEX, randomness=("randomness",)),
+    _table_entry(SL["label_dp_epsilon"], noise_multiplier=(*NON_NEGATIVE, "huge_scale"),
+                 epochs=COUNT, target_delta=OPEN_UNIT),
+    _table_entry(SL["noise_multiplier_for_label_dp"], target_epsilon=POSITIVE, epochs=COUNT,
+                 target_delta=OPEN_UNIT),
+    _table_entry(SL["residual_integers"], probabilities=ARRAY, labels=LABELS),
+    _table_entry(SL["norm_scores"], gradients=ARRAY),
+    _table_entry(SL["direction_scores"], gradients=ARRAY, reference=ARRAY),
+    _table_entry(SL["unsupervised_direction_scores"], gradients=ARRAY),
+    _table_entry(SL["attack_aucs"], run=INSTANCE, labels=LABELS,
+                 known_positive=OPTIONAL_INDEX),
+]
+
+# -------------------------------------------------------------------- fl_helpers.transfer
+# The toy bank (30 customers, 10 shared) and bureau of tests/test_transfer.py, our own copies
+# (their steps change them), and its credit parties (made once at its import).
+TR = _rows(test_transfer.FUZZ)
+TR_BANK, TR_BUREAU, *_ = test_transfer._toy()
+_PARTIES = {"parties": INSTANCE}
+_FTL = {"representation_size": COUNT, "alignment_weight": NON_NEGATIVE,
+        "source_weight": NON_NEGATIVE, "l2": NON_NEGATIVE, "learning_rate": POSITIVE}
+
+
+def _bound(method: Callable[..., Any], owner: Any, **corrupt: tuple[str, ...]) -> Entry:
+    """The table's row of ``method``, called on ``owner`` (our copy) instead."""
+    _, valid, bad = TR[method.__qualname__]
+    return Entry(getattr(owner, method.__name__), kwargs=dict(valid), corrupt=corrupt,
+                 extra=dict(bad))
+
+
+REGISTRY += [
+    _table_entry(TR["phi_a"], representations=ARRAY, labels=LABELS),
+    _table_entry(TR["predict"], phi=ARRAY, representations=ARRAY),
+    _table_entry(TR["Bank"], features=ARRAY, labels=LABELS, overlap_rows=ARRAY, rng=RNG, **_FTL),
+    _table_entry(TR["Bureau"], overlap_features=ARRAY, rng=RNG,
+                 **{k: _FTL[k] for k in ("representation_size", "l2", "learning_rate")}),
+    _bound(transfer.Bank.gradients, TR_BANK, bureau_representations=ARRAY),
+    _bound(transfer.Bank.step, TR_BANK, bureau_representations=ARRAY),
+    _bound(transfer.Bureau.gradients, TR_BUREAU, representation_gradient=ARRAY),
+    _bound(transfer.Bureau.step, TR_BUREAU, representation_gradient=ARRAY),
+    _bound(transfer.Bureau.scores, TR_BUREAU, features=ARRAY, phi=ARRAY),
+    Entry(transfer.train_ftl, args=(TR_BANK, TR_BUREAU), kwargs={"num_steps": 1},
+          corrupt={"bank": INSTANCE, "bureau": INSTANCE, "num_steps": COUNT},
+          extra=TR["train_ftl"][2]),
+    Entry(transfer.joint_loss, args=(TR_BANK, TR_BUREAU),
+          corrupt={"bank": INSTANCE, "bureau": INSTANCE}, extra=TR["joint_loss"][2]),
+    _table_entry(TR["overlap_sample"], **_PARTIES, size=COUNT, seed=INDEX),
+    _table_entry(TR["non_overlap_ids"], **_PARTIES),
+    _table_entry(TR["credit_ftl"], **_PARTIES, overlap_ids=ARRAY, score_ids=ARRAY, seed=INDEX,
+                 num_steps=COUNT, **_FTL),
+    _table_entry(TR["labels_only_scores"], **_PARTIES, overlap_ids=ARRAY, score_ids=ARRAY,
+                 l2=NON_NEGATIVE),
+    _table_entry(TR["months_late_scores"], **_PARTIES, score_ids=ARRAY),
+    Entry(transfer.overlap_curve, args=(test_transfer.PARTIES, [20]), kwargs={"num_steps": 1},
+          corrupt={**_PARTIES, "sizes": ARRAY, "seed": INDEX},
+          extra={**TR["overlap_curve"][2],
+                 "ftl_options": [{"bogus": 1}, {"overlap_ids": [1, 2]}, {"score_ids": [1]}]}),
+]
+
+# ------------------------------------------------------------- fl_helpers.vertical_widgets
+# The widget's plain functions on the synthetic split-learning problem, one epoch; the
+# explorer (a slider over the same summary) only with its checks, as for the other widgets.
+WIDGET_DATA = test_split_learning.SMALL
+LABEL_DP_SUMMARY = vertical_widgets.label_dp_summary(WIDGET_DATA, target_epsilon=2.0, epochs=1)
+FAMILIES.update({
+    "label_dp_summary": [None, 3, "abc", {}, {"attacks": {}}, LABEL_DP_SUMMARY["attacks"],
+                         {**LABEL_DP_SUMMARY, "epsilon": "abc"},
+                         {**LABEL_DP_SUMMARY, "test_auc": np.nan},
+                         {**LABEL_DP_SUMMARY, "attacks": {"norm": np.array([np.nan])}},
+                         {**LABEL_DP_SUMMARY, "attacks": {"norm": "abc"}}],
+    "figure": [3, "fig", object(), PLOT_AX],
+})
+_AUC = _without(PROBABILITY, "none", "subnormal")  # in (0, 1]; None means no line
+_EPSILON_RANGE = [vertical_widgets.EPSILON_RANGE[0] / 2, vertical_widgets.EPSILON_RANGE[1] * 2]
+REGISTRY += [
+    Entry(vertical_widgets.label_dp_summary, args=(WIDGET_DATA,),
+          kwargs={"target_epsilon": 2.0, "epochs": 1, "target_delta": 1e-5, "seed": 0},
+          corrupt={"data": INSTANCE, "target_epsilon": POSITIVE, "epochs": COUNT,
+                   "target_delta": OPEN_UNIT, "seed": INDEX},
+          extra={"data": [SMALL_PARTIES], "target_epsilon": _EPSILON_RANGE,
+                 "epochs": [21]}),
+    Entry(vertical_widgets.summary_line, args=(LABEL_DP_SUMMARY,),
+          corrupt={"summary": ("label_dp_summary",)}),
+    Entry(vertical_widgets.draw_label_dp, args=(LABEL_DP_SUMMARY,),
+          kwargs={"bank_alone_auc": 0.7, "plain_auc": 0.8, "fig": None},
+          corrupt={"summary": ("label_dp_summary",), "bank_alone_auc": _AUC,
+                   "plain_auc": _AUC, "fig": ("figure",)}),
+    Entry(vertical_widgets.label_dp_explorer, args=(WIDGET_DATA,),
+          kwargs={"target_epsilon": 2.0, "bank_alone_auc": 0.7, "plain_auc": None, "seed": 0},
+          corrupt={"data": INSTANCE, "target_epsilon": POSITIVE, "bank_alone_auc": _AUC,
+                   "plain_auc": _AUC, "seed": INDEX},
+          extra={"target_epsilon": _EPSILON_RANGE}),
+]
+
+
 # ------------------------------------------------------------------------------ the cases
 
 @dataclass(frozen=True)
@@ -1421,6 +1742,18 @@ def test_every_argument_is_fuzzed():
         parameters = inspect.signature(entry.function).parameters
         unfuzzed = set(parameters) - set(entry.corrupt) - set(entry.extra)
         assert not unfuzzed, f"{entry.name}: arguments {sorted(unfuzzed)} are never corrupted"
+
+
+def test_every_row_of_the_module_tables_has_an_entry():
+    # A row added to a module's FUZZ table (notebook 09's modules) must reach this table too.
+    names = {(entry.function.__module__, entry.function.__qualname__) for entry in REGISTRY}
+    for module in (test_psi, test_paillier, test_vertical_protocol, test_split_learning,
+                   test_transfer):
+        for function, _, _ in module.FUZZ:
+            if function.__qualname__ == "_step":  # encrypted_step with the module's parties
+                function = vertical_protocol.encrypted_step
+            assert (function.__module__, function.__qualname__) in names, \
+                f"{module.__name__}.FUZZ has {function.__qualname__}, REGISTRY does not"
 
 
 def test_print_count(capsys):
