@@ -71,10 +71,9 @@ from pathlib import Path
 from typing import Any
 
 from fl_helpers import _validation as v
-from fl_helpers import checkpoints, cross_silo, data
+from fl_helpers import checkpoints, cross_silo, data, paths
 
 HOST = "127.0.0.1"
-APP_DIR = Path(__file__).resolve().parents[1] / "flower_app"
 PROFILE = "course-deployment"
 
 
@@ -293,14 +292,14 @@ def make_tls_files(folder: Path) -> dict[str, Path]:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(ca_key, hashes.SHA256()))
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
+    files = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
     pem = serialization.Encoding.PEM
-    paths["ca"].write_bytes(ca_cert.public_bytes(pem))
-    paths["cert"].write_bytes(cert.public_bytes(pem))
-    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+    files["ca"].write_bytes(ca_cert.public_bytes(pem))
+    files["cert"].write_bytes(cert.public_bytes(pem))
+    files["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    paths["key"].chmod(0o600)
-    return paths
+    files["key"].chmod(0o600)
+    return files
 
 
 def make_node_keys(folder: Path, name: str) -> tuple[Path, Path]:
@@ -592,7 +591,7 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
                      "result-path": str(result_path)}
         run_started = time.monotonic()
         run = processes.start(
-            "flwr run", [_bin("flwr"), "run", str(APP_DIR), PROFILE, "--stream",
+            "flwr run", [_bin("flwr"), "run", str(paths.app_dir()), PROFILE, "--stream",
                          "--run-config",
                          " ".join(f"{k}={_toml(x)}" for k, x in overrides.items())],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

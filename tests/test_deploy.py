@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from fl_helpers import cross_silo, data, deploy
+from fl_helpers import cross_silo, data, deploy, paths
 
 CONFIG = cross_silo.TrainingConfig(num_rounds=3)
 
@@ -175,7 +175,7 @@ def test_client_app_imports_stay_light():
             "print(','.join(m for m in ('tensorflow', 'keras', 'dp_accounting') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, cwd=deploy.APP_DIR.parent)
+                            check=True, cwd=paths.app_dir().parent)
     assert result.stdout.strip() == ""
 
 

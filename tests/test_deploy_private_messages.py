@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from fl_helpers import cross_silo, deploy
+from fl_helpers import cross_silo, paths
 
-sys.path.insert(0, str(deploy.APP_DIR))
+sys.path.insert(0, str(paths.app_dir()))
 from heart_app import client_app  # noqa: E402
 from heart_app.common import TRAINING_KEYS  # noqa: E402
 
