@@ -25,10 +25,17 @@
 #
 # Every notebook starts with one cell of imports and seeds. `reproducibility.seed_everything`
 # seeds Python, numpy and TensorFlow and returns a numpy generator `rng`, which every random
-# helper takes explicitly, so that a re-run prints the same numbers. On a machine without a GPU,
-# TensorFlow prints a few lines about missing CUDA drivers when it is imported: they are harmless.
+# helper takes explicitly, so that a re-run prints the same numbers. `quiet.import_tensorflow()`
+# comes first: on a machine without a GPU, TensorFlow's C++ start-up prints lines about missing
+# CUDA drivers and CPU instructions, which only say that it will use the CPU. The helper drops
+# exactly those start-up lines; every warning or error printed later still shows (notebook 02
+# says more).
 
 # %%
+from fl_helpers import quiet
+
+quiet.import_tensorflow()  # without TensorFlow's C++ start-up lines
+
 import platform
 from importlib import metadata
 
@@ -157,8 +164,12 @@ plt.show()
 # Recurrent Language Models"); its unit of privacy is the client (a phone, a hospital), not one
 # example and not one person who may own several devices, and the server that adds the noise is
 # trusted. Notebooks 01 and 04 build it step by step, notebook 02 protects single examples
-# instead (DP-SGD), and notebooks 05 and 06 show what an attacker sees and how secure aggregation
-# removes the trusted server.
+# instead (DP-SGD), notebook 05 shows what an attacker sees, and notebook 06 shows how secure
+# aggregation with noise that the clients add (distributed DP) removes the need to trust the
+# server *to see only the sum and to add the noise*: that holds against an honest-but-curious
+# server, which follows the protocol but reads everything it receives. A server that deviates
+# (drops or invents clients, sends different models) needs further defences, and clients that
+# collude with the server weaken the guarantee.
 
 # %% [markdown]
 # ## How the course is organised
@@ -195,13 +206,17 @@ plt.show()
 # | $\varepsilon$, $\delta$ | the privacy guarantee; a budget to stay within | `epsilon`, `delta`; `target_epsilon`, `target_delta` |
 #
 # Each notebook follows the same shape: learning goals, a setup cell, then short sections that
-# explain an idea, implement the idea being taught from scratch in a few lines, and switch to
-# the `fl_helpers` version once a parity check shows they agree. (Necessary but uninteresting
-# pieces, such as loading MNIST, come straight from the helpers.)
+# explain an idea and a result. Where the idea is the lesson (the Laplace sampler, clipping, the
+# weighted average, one client update), it is written from scratch in a few lines first, and the
+# notebook switches to the `fl_helpers` version once a parity check shows they agree.
+# Necessary but uninteresting pieces (loading MNIST, the fast multi-client engine, and in the
+# later notebooks most of the attack and protocol code) come straight from the helpers: read
+# their source when you want the details.
 #
 # - **Widgets.** Sections called *Try it* have sliders (ε, learning rate, clients per round, …)
-#   that redraw a plot. The static figure just before each widget shows the same idea, so the
-#   notebook also reads well where widgets do not run (e.g. on GitHub).
+#   that redraw a plot. Most widgets come after a static figure of the same idea, so the
+#   notebook also reads well where widgets do not run (e.g. on GitHub); where there is none, the
+#   text around the widget gives the stored numbers.
 # - **Exercises.** ★ predict, ★★ modify, ★★★ design. Each ★ and ★★ exercise has a *check cell*
 #   that tells you whether your answer is right.
 # - **Solutions** are in `notebooks/solutions/`, one notebook per chapter. Try first.
@@ -302,6 +317,8 @@ plt.show()
 # %% tags=["nbval-check-output"]
 print(f"x_train {x_train.shape} {x_train.dtype}, y_train {y_train.shape} {y_train.dtype}")
 print(f"x_test  {x_test.shape} {x_test.dtype}, y_test  {y_test.shape} {y_test.dtype}")
+per_digit = np.bincount(y_train, minlength=10)
+print(f"training examples per digit {per_digit.min():,}..{per_digit.max():,}")
 for name, split in splits.items():
     counts = data.label_counts(y_train, split)
     sizes = counts.sum(axis=1)
