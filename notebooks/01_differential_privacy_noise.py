@@ -555,9 +555,15 @@ plt.show()
 # %% [markdown]
 # Points outside the circle move radially onto it; points inside do not move. Now a real use:
 # the **private mean image** of the sevens. Each of the 117 images is clipped to $C = 5$, the
-# clipped images are summed, Gaussian noise calibrated to L2 sensitivity $C$ (add/remove one
-# image) is added to all 784 pixels at once, and the sum is divided by the count (treated as
-# public here). First, how much does clipping alone change?
+# clipped images are summed, Gaussian noise is added to all 784 pixels at once, and the sum is
+# divided by the number of sevens. That division needs care. Under add/remove the exact count of
+# sevens is itself private (adding Alice's seven changes it by one), so dividing by it would leak
+# it. Two honest options: release a noisy count too (spending part of $\varepsilon$) and divide by
+# that, or use the **replace-one** relation on the data set of sevens, where neighbours swap one
+# seven's image for another and the number of sevens, 117, is public. We take the second: it
+# hides what each seven looks like, not whether someone wrote a seven. Swapping one clipped image
+# for another moves the sum by up to $2C$ in L2, so the noise is calibrated to sensitivity $2C$.
+# First, how much does clipping alone change?
 
 
 # %%
@@ -583,8 +589,9 @@ print(f"share clipped at C = {CLIPPING_NORM:g}: {np.mean(norms > CLIPPING_NORM):
 panels = [("exact mean", sevens.mean(axis=0)),
           ("clipped, no noise", clipped_sum / len(sevens))]
 for e in (0.5, 2.0, 10.0):
-    noisy_sum = privacy.gaussian_mechanism(clipped_sum, sensitivity=CLIPPING_NORM, epsilon=e,
-                                           delta=DELTA, reproducible_rng=np.random.default_rng(6))
+    noisy_sum = privacy.gaussian_mechanism(clipped_sum, sensitivity=2 * CLIPPING_NORM,
+                                           epsilon=e, delta=DELTA,
+                                           reproducible_rng=np.random.default_rng(6))
     panels.append((f"ε = {e:g}", noisy_sum / len(sevens)))
 fig, axes = plt.subplots(1, len(panels), figsize=(9.0, 2.3))
 for ax, (title, image) in zip(axes, panels, strict=True):
@@ -596,8 +603,8 @@ plt.show()
 
 # %% tags=["nbval-check-output"]
 for e in (0.5, 2.0, 10.0):
-    sigma = privacy.gaussian_mechanism_spec(sensitivity=CLIPPING_NORM, epsilon=e, delta=DELTA,
-                                            size=784).noise_scale
+    sigma = privacy.gaussian_mechanism_spec(sensitivity=2 * CLIPPING_NORM, epsilon=e,
+                                            delta=DELTA, size=784).noise_scale
     print(f"epsilon = {e:4.1f}: sigma of the sum = {sigma:6.3f}, "
           f"per-pixel noise on the mean = {sigma / len(sevens):.4f}")
 
@@ -686,16 +693,26 @@ for k in (1, 10, 100, 1000):
     print(f"k = {k:4d}: basic {k * EPSILON_0:6.2f}, RDP {rdp[k - 1]:6.3f}")
 print(f"from k = 100 to 1000: RDP grows x{rdp[999] / rdp[99]:.1f} "
       f"(sqrt(10) = {math.sqrt(10):.2f}, basic composition x10)")
+print(f"k * eps0^2 = {100 * EPSILON_0**2:.0f} at k = 100 and {1000 * EPSILON_0**2:.0f} at "
+      f"k = 1000, against ln(1/delta) = {math.log(1 / DELTA):.1f}")
 
 # %% [markdown]
 # For a handful of releases adding up is as good as anything (RDP even pays a little for
 # converting to $\delta$). From about ten releases on, the accountants win, and by 1,000
 # releases basic composition claims $\varepsilon = 100$ where RDP gives 18.58. Their total grows
 # much more slowly than $k$ but, over this range, faster than $\sqrt{k}$: from 100 to 1,000
-# releases RDP goes from 4.53 to 18.58, ×4.1 where $\sqrt{10} \approx 3.16$ (the $\sqrt{k}$ law
-# is the large-$k$ limit for small $\varepsilon_0$, Dwork & Roth 2014, Theorem 3.20). Training a
-# model releases thousands of noisy updates, so this is what makes private training possible
-# at all.
+# releases RDP goes from 4.53 to 18.58, ×4.1 where $\sqrt{10} \approx 3.16$. Advanced
+# composition (Dwork & Roth 2014, Theorem 3.20) shows why: $k$ releases of $\varepsilon_0$ are
+# $(\varepsilon, \delta)$-DP with
+# $\varepsilon = \varepsilon_0\sqrt{2k\ln(1/\delta)} + k\varepsilon_0(e^{\varepsilon_0} - 1)$.
+# The first term grows like $\sqrt{k}$ and dominates while $k\varepsilon_0^2 \ll \ln(1/\delta)$;
+# the second grows linearly (about $k\varepsilon_0^2$) and takes over for large $k$. So
+# $\sqrt{k}$ is the behaviour for *moderate* $k$, and for very large $k$ the total tends to grow
+# linearly again, though with a slope far below basic composition's $\varepsilon_0$. Here
+# $k\varepsilon_0^2$ is 1 at $k = 100$ and 10 at $k = 1{,}000$, against $\ln(1/\delta) = 11.5$:
+# we are leaving the $\sqrt{k}$ regime, hence ×4.1. Training a model releases thousands of noisy
+# updates, each with a small $\varepsilon_0$, so this is what makes private training possible at
+# all.
 #
 # The course's helper `accounting.dp_fedavg_epsilon` does this for the mechanism used in training:
 # Gaussian noise on a random subset of the data each step. Its accountant **assumes each batch is
@@ -730,7 +747,7 @@ print(f"noise multiplier for that epsilon: {noise_back:.3f}")
 tutorial = dp_accounting.rdp.RdpAccountant(list(orders))
 tutorial.compose(dp_accounting.PoissonSampledDpEvent(
     Q_DPSGD, dp_accounting.GaussianDpEvent(1.12)), STEPS)
-tutorial_curve = np.array(tutorial._rdp)  # the composed RDP curve, one value per order
+tutorial_curve = np.array(tutorial.rdp)  # the composed RDP curve, one value per order
 eps_tutorial_mironov = np.min(tutorial_curve + np.log(1 / DELTA) / (orders - 1))
 eps_tutorial_cks = tutorial.get_epsilon(DELTA)
 eps_tutorial_pld = accounting.dp_fedavg_epsilon(noise_multiplier=1.12,
@@ -779,12 +796,13 @@ display(widgets.noise_explorer(count_all, epsilon=EPSILON, neighbour_answer=coun
 #
 # ### Exercise 1 ★ (predict)
 #
-# A count is released with the Laplace mechanism at $\varepsilon = 1$. You want ten times more
-# privacy, $\varepsilon = 0.1$. By what factor does the expected absolute error change? Predict
-# first, then set `answer_1` to a number.
+# A count of sevens is released with the Laplace mechanism at $\varepsilon = 1$, each person
+# holding one image. Next year you want ten times more privacy, $\varepsilon = 0.1$, and each
+# person may send up to three images, all of which count. By what factor does the expected
+# absolute error of the released count change? Predict first, then set `answer_1` to a number.
 #
-# <details><summary>Hint</summary>The scale is sensitivity / ε, and the expected absolute error of
-# Laplace(b) noise is b.</details>
+# <details><summary>Hint</summary>Two things changed. For each, ask which way the noise scale
+# must move to keep the promise, and by how much; the trade-off plot shows one of them.</details>
 
 # %%
 answer_1 = None  # your prediction, e.g. 2.0
@@ -793,10 +811,14 @@ answer_1 = None  # your prediction, e.g. 2.0
 if answer_1 is None:
     print("Set answer_1 to your prediction, then run this cell again.")
 else:
-    expected = (privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=0.1)
+    expected = (privacy.expected_absolute_error("laplace", sensitivity=3.0, epsilon=0.1)
                 / privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=1.0))
-    print("Correct!" if math.isclose(answer_1, expected) else
-          f"Not quite: the error changes by a factor of {expected:g}. Look at the error plot.")
+    if math.isclose(answer_1, expected):
+        print("Correct!")
+    elif math.isclose(answer_1, 10.0):
+        print("Not quite: that accounts for epsilon only. What does the sensitivity become?")
+    else:
+        print("Not quite: look at the error plot, and at what one person can change.")
 
 # %% [markdown]
 # ### Exercise 2 ★★ (modify)

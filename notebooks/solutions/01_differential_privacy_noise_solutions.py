@@ -22,19 +22,27 @@ labels = y_train[:1000]
 #
 # The expected absolute error of the Laplace mechanism is its scale, $b = \Delta_1 f /
 # \varepsilon$. Going from $\varepsilon = 1$ to $\varepsilon = 0.1$ multiplies it by 10: ten
-# times more privacy costs ten times more error.
+# times more privacy costs ten times more error. And when one person can contribute up to three
+# images that all count, adding or removing that person moves the count by up to 3: the
+# sensitivity $\Delta_1 f$ triples, and so does the noise. Together: $3 / 0.1 = 30$ times the
+# error of $1 / 1$. (Forgetting the sensitivity gives 10, and a promise that holds only for
+# people with one image.)
 
 # %%
-answer_1 = 10.0
+answer_1 = 30.0
 
 # %% tags=["nbval-check-output"]
 if answer_1 is None:
     print("Set answer_1 to your prediction, then run this cell again.")
 else:
-    expected = (privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=0.1)
+    expected = (privacy.expected_absolute_error("laplace", sensitivity=3.0, epsilon=0.1)
                 / privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=1.0))
-    print("Correct!" if math.isclose(answer_1, expected) else
-          f"Not quite: the error changes by a factor of {expected:g}. Look at the error plot.")
+    if math.isclose(answer_1, expected):
+        print("Correct!")
+    elif math.isclose(answer_1, 10.0):
+        print("Not quite: that accounts for epsilon only. What does the sensitivity become?")
+    else:
+        print("Not quite: look at the error plot, and at what one person can change.")
 
 # %% [markdown]
 # ## Exercise 2 ★★ (modify)
