@@ -477,7 +477,7 @@ for e in (0.1, 0.5, 1.0, 5.0, 10.0, 20.0):
 # > at $\varepsilon = 0.1$).
 # > Above it the formula keeps shrinking $\sigma$ like $1/\varepsilon$, faster than is safe: at
 # > $\varepsilon = 10$ it gives $\sigma = 0.48$, whose true $\delta$ is $2.3 \times 10^{-5}$, more
-# > than twice the promised $10^{-5}$; at $\varepsilon = 20$ it is 150 times too large. Federated
+# > than twice the promised $10^{-5}$; at $\varepsilon = 20$ it is 153 times too large. Federated
 # > learning routinely reports $\varepsilon$ between 1 and 10, exactly where this matters. Use the
 # > analytic calibration (`privacy.gaussian_sigma`) or a numerical accountant.
 
