@@ -1303,3 +1303,62 @@ def dp_ftrl_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta:
         middle = math.sqrt(low * high)
         low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
     return high
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive clipping: splitting one noise multiplier between the update and the quantile count
+# --------------------------------------------------------------------------------------------
+
+
+class NoiseSplitError(ValueError):
+    """The quantile count's noise alone is already as private as the whole budget asks: no
+    noise multiplier is left for the updates (``z >= 2 sigma_b``)."""
+
+
+def adaptive_clipping_update_noise_multiplier(*, noise_multiplier: float,
+                                              count_stddev: float) -> float:
+    """The update's noise multiplier ``z_Delta`` when adaptive clipping spends part of ``z``.
+
+    Andrew, Thakkar, McMahan & Ramaswamy 2021 ("Differentially Private Learning with Adaptive
+    Clipping", NeurIPS, Section 3 and Theorem 1), as TensorFlow Federated's
+    ``QuantileAdaptiveClipSumQuery`` setup and Flower 1.42's ``compute_adaptive_noise_params``
+    compute it:
+
+        ``z_Delta = (z^-2 - (2 sigma_b)^-2)^(-1/2)``.
+
+    Why one multiplier ``z`` accounts both releases. A round releases two Gaussian sums: the
+    clipped updates (L2 sensitivity ``C`` to adding or removing one client, noise std
+    ``z_Delta C``) and the centred count ``sum_i (b_i - 1/2)`` of the quantile estimate
+    (sensitivity ``1/2``, noise std ``sigma_b``). Divided by their noise stds, the pair is one
+    vector with unit noise whose L2 sensitivity is ``sqrt(z_Delta^-2 + (2 sigma_b)^-2) = 1/z``:
+    one Gaussian mechanism of multiplier ``z``, Poisson-sampled like DP-FedAvg's. So epsilon is
+    the accountant's for ``z`` (:func:`epsilon_per_round`, or the ``discrete`` accountant for
+    exact noise: its bound sums ``shift^2 / sigma^2`` over the coordinates of both integer
+    releases, which is at most ``1 / z^2`` here). The count's share ``(z / (2 sigma_b))^2`` of
+    the privacy is paid for by more noise on the updates: ``z_Delta > z``.
+
+    Args:
+        noise_multiplier: ``z`` >= 0, the total (what the accountant sees). 0: no noise on either
+            release (no privacy), and ``z_Delta`` is 0.
+        count_stddev: ``sigma_b`` > 0, the std of the noise on the count of unclipped updates,
+            in clients (TFF's and Flower's default: expected clients / 20).
+
+    Returns:
+        ``z_Delta`` >= ``z`` (0 when ``z`` is 0).
+
+    Raises:
+        NoiseSplitError: ``z >= 2 sigma_b``: the count alone would need all of the budget (raise
+            ``count_stddev`` or lower ``noise_multiplier``).
+        TypeError, ValueError: An argument is not a finite number in its range.
+    """
+    noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
+    count_stddev = v.check_positive("count_stddev", count_stddev)
+    if noise_multiplier == 0:
+        return 0.0
+    if noise_multiplier >= 2 * count_stddev:
+        raise NoiseSplitError(
+            f"noise_multiplier must be < 2 * count_stddev = {2 * count_stddev:g} so that some "
+            f"noise multiplier is left for the updates, got noise_multiplier="
+            f"{v._fmt(noise_multiplier)} and count_stddev={v._fmt(count_stddev)}. Raise "
+            "count_stddev (default: expected clients / 20) or lower noise_multiplier.")
+    return (noise_multiplier**-2 - (2 * count_stddev) ** -2) ** -0.5

@@ -10,7 +10,12 @@ named DP steps (clip -> add noise -> scale):
 * :class:`DPFedAvg` -- clip each update to L2 norm ``C``, sum, add Gaussian noise of standard
   deviation ``z C``, divide by the expected number of clients ``q N`` (McMahan et al. 2018,
   "Learning Differentially Private Recurrent Language Models", Algorithm 1, every client weighted
-  1); with ``placement=NoisePlacement.LOCAL`` every client noises its own clipped update instead.
+  1); with ``placement=NoisePlacement.LOCAL`` every client noises its own clipped update instead;
+  with ``clip_on=ClipPlacement.CLIENT`` every client clips its own update before sending it.
+* :class:`AdaptiveClipDPFedAvg` -- DP-FedAvg whose clipping norm follows a quantile of the update
+  norms, estimated privately each round (Andrew, Thakkar, McMahan & Ramaswamy 2021,
+  "Differentially Private Learning with Adaptive Clipping", Algorithm 1); configured by
+  :class:`AdaptiveClipping`.
 * :class:`CoordinateMedian` -- the coordinate-wise median of the updates (Yin et al. 2018,
   "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates", Section 3).
 * :class:`NormBounded` -- wraps any rule: clip every update to norm ``C`` first (Sun et al. 2019,
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import discrete_noise, privacy, schedule
+from fl_helpers import accounting, discrete_noise, privacy, schedule
 
 Weights = list[np.ndarray]
 
@@ -64,6 +69,47 @@ class NoisePlacement(enum.Enum):
             if value == member.value:
                 return member
         raise ValueError(f"noise_placement must be 'central' or 'local', got {value!r}.")
+
+
+class ClipPlacement(enum.Enum):
+    """Who clips the updates of :class:`DPFedAvg`: a question of trust, not of the result.
+
+    Both give the same released update on the same inputs (clipping twice is clipping once; up
+    to float rounding, see :meth:`DPFedAvg.client_report`), so the accounting is the same. They
+    differ in who sees what:
+
+    * ``SERVER`` (the course's default; Flower's ``DifferentialPrivacyServerSideFixedClipping``
+      and ``...ServerSideAdaptiveClipping``): clients send raw updates and the server clips them.
+      The server **sees every unclipped update** (and its norm); the clients trust it with
+      them.
+    * ``CLIENT`` (McMahan et al. 2018, "Learning Differentially Private Recurrent Language
+      Models", Algorithm 1, where ``ClipFn`` runs inside ``UserUpdate``; Flower's
+      ``DifferentialPrivacyClientSideFixedClipping`` with the client mod ``fixedclipping_mod``,
+      ``...ClientSideAdaptiveClipping`` with ``adaptiveclipping_mod``): each client clips its own
+      update (and, for adaptive clipping, computes its own bit ``1[||Delta|| <= C]``) before
+      sending; the server sees only clipped updates (norms at most ``C``), never a raw one. The
+      sensitivity bound then rests on the clients clipping honestly; this course's server still
+      enforces it on what arrives (exact noise clips to the integer grid in any case), so a
+      client that skips clipping changes nothing but its own norm's secrecy.
+
+    Either way the server sees the clipped updates before noise (central DP); only local noise
+    (:class:`NoisePlacement`) or secure aggregation removes that.
+    """
+
+    #: The server clips (it sees the raw updates).
+    SERVER = "server"
+    #: Every client clips its own update before sending it.
+    CLIENT = "client"
+
+    @classmethod
+    def parse(cls, value: Any) -> ClipPlacement:
+        """``value`` as a placement: a :class:`ClipPlacement`, ``"server"`` or ``"client"``."""
+        if isinstance(value, cls):
+            return value
+        for member in cls:
+            if value == member.value:
+                return member
+        raise ValueError(f"clip_on must be 'server' or 'client', got {v._fmt(value)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +325,11 @@ class DPFedAvg(LinearRule):
     draws a round), and the server sums the noised integers; with float noise the sum's
     ``N(0, m (z C)^2 I)`` is drawn as one Gaussian of that variance (the same distribution).
 
+    With ``clip_on=ClipPlacement.CLIENT`` each client clips its own update
+    (:meth:`client_report`) before the server sees it; the released update is the same (see
+    :class:`ClipPlacement` for what each placement trusts). The simulation runs both parties in
+    one process: :meth:`client_report` is the client's part, the rest the server's.
+
     The noise comes from the run's :class:`fl_helpers.schedule.PrivateRandomness` (secret by
     default), which hands each round's noise out once.
 
@@ -289,6 +340,7 @@ class DPFedAvg(LinearRule):
         placement: :class:`NoisePlacement` (``CENTRAL`` by default).
         noise: ``"exact"`` (default) or ``"float"`` (not private, warns). With
             ``noise_multiplier=0`` (clipping only, no privacy) it is always ``"float"``.
+        clip_on: :class:`ClipPlacement` or its name: ``"server"`` (default) or ``"client"``.
     """
 
     name = "DP-FedAvg"
@@ -297,8 +349,10 @@ class DPFedAvg(LinearRule):
     def __init__(self, *, clipping_norm: float, noise_multiplier: float,
                  expected_clients: float,
                  placement: NoisePlacement = NoisePlacement.CENTRAL,
-                 noise: str = "exact") -> None:
+                 noise: str = "exact",
+                 clip_on: ClipPlacement | str = ClipPlacement.SERVER) -> None:
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+        self.clip_on = ClipPlacement.parse(clip_on)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
         if self.noise_multiplier * self.clipping_norm > schedule.MAX_NOISE_STDDEV:
@@ -328,6 +382,25 @@ class DPFedAvg(LinearRule):
             # The factor path clips inside discrete_noise.integer_outer_sum: only for a rule
             # whose to_grid is this class's.
             self.takes_factors = type(self).to_grid is DPFedAvg.to_grid
+        if self.clip_on is ClipPlacement.CLIENT:
+            # The client's own clipping runs on every update (client_report): no engine path
+            # that clips inside the server's sum.
+            self.fusable = False
+            self.takes_factors = False
+
+    def client_report(self, delta: Weights) -> Weights:
+        """What a client sends: its update, clipped by the client itself if ``clip_on`` is
+        ``CLIENT`` (to L2 norm ``C``, in float64: :func:`fl_helpers.privacy.clip_by_l2_norm`),
+        unchanged if the server clips.
+
+        The server's clipping of a report already inside the ball changes nothing but float
+        rounding: with exact noise the released integers agree with server-side clipping's up
+        to one grid step ``C / GRID_STEPS`` in a coordinate that rounding put on a half step
+        (none in the tests), with float noise to float32 rounding.
+        """
+        if self.clip_on is ClipPlacement.SERVER:
+            return list(delta)
+        return list(privacy.clip_by_l2_norm(list(delta), self.clipping_norm)[0])
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
         return np.ones(len(num_examples), dtype=np.float64)
@@ -386,6 +459,8 @@ class DPFedAvg(LinearRule):
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: RoundContext) -> Weights:
+        if self.clip_on is ClipPlacement.CLIENT:
+            deltas = [self.client_report(delta) for delta in deltas]
         if self.noise != "exact":
             return super().aggregate(deltas, num_examples, context)
         if not len(deltas):
@@ -425,6 +500,15 @@ class DPFedAvg(LinearRule):
         return self.finalize([np.zeros(shape, dtype=np.float32) for shape in shapes],
                              np.zeros(0, dtype=np.int64), context)
 
+    def _noise_source(self, context: RoundContext) -> discrete_noise.NoiseSource:
+        """The round's exact-noise source, keyed with the round's one key."""
+        if context.randomness is None:
+            raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
+                             "context.randomness=None.")
+        return discrete_noise.NoiseSource.from_key(
+            context.randomness.noise_key(context.round_index),
+            reproducible=context.randomness.is_reproducible)
+
     def _release(self, integer_sum: np.ndarray, shapes: list[tuple[int, ...]],
                  context: RoundContext, *, reports: int,
                  steps: int = discrete_noise.GRID_STEPS) -> Weights:
@@ -437,12 +521,7 @@ class DPFedAvg(LinearRule):
         variance = self._variance(steps, reports)
         draws = reports if self.placement is NoisePlacement.LOCAL else 1
         if variance > 0 and draws > 0:
-            if context.randomness is None:
-                raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
-                                 "context.randomness=None.")
-            source = discrete_noise.NoiseSource.from_key(
-                context.randomness.noise_key(context.round_index),
-                reproducible=context.randomness.is_reproducible)
+            source = self._noise_source(context)
             per_call = max(1, 2**22 // max(1, noised.size))  # about 32 MiB of draws a call
             for start in range(0, draws, per_call):
                 count = min(per_call, draws - start)
@@ -454,6 +533,263 @@ class DPFedAvg(LinearRule):
         pieces = np.split(flat, np.cumsum([math.prod(s) for s in shapes])[:-1])
         return [piece.reshape(shape).astype(np.float32)
                 for piece, shape in zip(pieces, shapes, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive clipping (Andrew, Thakkar, McMahan & Ramaswamy 2021)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveClipping:
+    """How :class:`AdaptiveClipDPFedAvg` adapts its clipping norm: the settings of Andrew et al.
+    2021, "Differentially Private Learning with Adaptive Clipping", Algorithm 1.
+
+    The defaults are TensorFlow Federated's and Flower 1.42's (both from the paper): the norm
+    starts at ``C_0 = 0.1``, aims at the median (``gamma = 0.5``: half the updates unclipped),
+    moves geometrically with learning rate ``eta_C = 0.2``, and the count of unclipped updates
+    is noised with ``sigma_b = expected clients / 20``.
+
+    Attributes:
+        initial_clipping_norm: ``C_0`` > 0.
+        target_quantile: ``gamma`` in (0, 1): the share of updates that should be *unclipped*
+            (norm at most ``C``). Flower calls it ``target_clipped_quantile``, TFF
+            ``target_unclipped_quantile``; it is the unclipped share in both.
+        learning_rate: ``eta_C`` > 0 of ``C <- C exp(-eta_C (b_bar - gamma))``.
+        count_stddev: ``sigma_b`` > 0, the std of the noise on the count of unclipped updates
+            (in clients), or ``None`` for ``expected_clients / 20``.
+    """
+
+    initial_clipping_norm: float = 0.1
+    target_quantile: float = 0.5
+    learning_rate: float = 0.2
+    count_stddev: float | None = None
+
+    def __post_init__(self) -> None:
+        v.check_positive("initial_clipping_norm", self.initial_clipping_norm)
+        quantile = v.check_real("target_quantile", self.target_quantile)
+        if not 0 < quantile < 1:
+            raise ValueError(f"target_quantile must be in (0, 1), got {v._fmt(quantile)}.")
+        v.check_positive("learning_rate", self.learning_rate)
+        if self.count_stddev is not None:
+            v.check_positive("count_stddev", self.count_stddev)
+
+    def count_stddev_for(self, expected_clients: float) -> float:
+        """``sigma_b``: :attr:`count_stddev`, or ``expected_clients / 20`` if it is ``None``."""
+        expected_clients = v.check_positive("expected_clients", expected_clients)
+        return expected_clients / 20 if self.count_stddev is None else float(self.count_stddev)
+
+
+def geometric_clipping_update(clipping_norm: float, *, unclipped_fraction: float,
+                              target_quantile: float, learning_rate: float) -> float:
+    """The next clipping norm: ``C exp(-eta_C (b_bar - gamma))``.
+
+    Andrew et al. 2021, Algorithm 1 (the geometric update of Section 3): ``b_bar`` is the
+    (noised) share of updates whose norm was at most ``C``. Too many unclipped
+    (``b_bar > gamma``) shrinks ``C``; too few grows it, so ``C`` settles at the
+    ``gamma``-quantile of the update norms. (Flower 1.42 feeds this update the share that *was*
+    clipped, ``1 - b_bar``: the sign flips and ``C`` runs away; see
+    ``docs/flower_adaptive_clipping_bug.md``.)
+
+    Args:
+        clipping_norm: ``C`` > 0, this round's norm.
+        unclipped_fraction: ``b_bar``, a finite real (noise can put it outside [0, 1]).
+        target_quantile: ``gamma`` in (0, 1).
+        learning_rate: ``eta_C`` > 0.
+
+    Returns:
+        The next ``C`` (> 0).
+
+    Raises:
+        TypeError, ValueError: An argument is not a finite number in its range, or the next
+            norm would leave the floating-point range.
+    """
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    unclipped_fraction = v.check_real("unclipped_fraction", unclipped_fraction)
+    AdaptiveClipping(target_quantile=target_quantile, learning_rate=learning_rate)  # checks
+    return _next_norm(clipping_norm, unclipped_fraction, float(target_quantile),
+                      float(learning_rate))
+
+
+def _next_norm(clipping_norm: float, unclipped_fraction: float, target_quantile: float,
+               learning_rate: float) -> float:
+    following = clipping_norm * math.exp(-learning_rate * (unclipped_fraction - target_quantile))
+    if not v.MIN_NORMAL <= following < math.inf:
+        raise ValueError(f"the next clipping norm left the floating-point range ({following!r}, "
+                         f"from clipping_norm={clipping_norm!r}): the update norms are 0 or "
+                         "not finite. Check the clients' updates.")
+    return following
+
+
+def noised_unclipped_fraction(update_norms: Any, *, clipping_norm: float, count_stddev: float,
+                              expected_clients: float,
+                              source: discrete_noise.NoiseSource | None) -> float:
+    """The private estimate ``b_bar`` of the share of updates with norm at most ``C``.
+
+    Andrew et al. 2021, Algorithm 1 with the centring of Section 3 (as TensorFlow Federated
+    does it): every client's bit ``b_i = 1[||Delta_i|| <= C]`` enters the sum as
+    ``b_i - 1/2``, so that adding or removing one client moves the sum by at most ``1/2``. Done
+    exactly on integers: ``s = sum_i (2 b_i - 1)`` plus one discrete Gaussian draw of variance
+    at least ``(2 sigma_b)^2`` (:func:`fl_helpers.discrete_noise.discrete_gaussian`), then,
+    as post-processing, ``b_bar = (s / 2) / (q N) + 1/2``: the noise on ``sum_i (b_i - 1/2)`` has
+    std ``sigma_b`` (the variance is rounded up to one the sampler takes: never less noise). The
+    divisor ``q N`` is the public expected number of clients, never the realised count.
+
+    Args:
+        update_norms: Each sampled client's update norm (1-D, finite, >= 0; may be empty).
+        clipping_norm: ``C`` > 0.
+        count_stddev: ``sigma_b`` >= 0 (0: no noise, no privacy).
+        expected_clients: ``q N`` > 0.
+        source: The exact noise's :class:`fl_helpers.discrete_noise.NoiseSource` (``None`` only
+            with ``count_stddev=0``).
+
+    Returns:
+        ``b_bar`` (a float; noise can put it outside [0, 1]).
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    norms = v.check_float_array("update_norms", update_norms, ndim=1, min_size=0)
+    if norms.size and (norms < 0).any():
+        raise ValueError(f"update_norms must be >= 0, got {v._fmt(float(norms.min()))}.")
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    count_stddev = v.check_non_negative("count_stddev", count_stddev)
+    expected_clients = v.check_positive("expected_clients", expected_clients)
+    if count_stddev > 0 and not isinstance(source, discrete_noise.NoiseSource):
+        raise TypeError(f"source must be a NoiseSource when count_stddev > 0, got "
+                        f"{type(source).__name__}. Pass source=NoiseSource.secret().")
+    return _unclipped_fraction(norms, clipping_norm, count_stddev, expected_clients, source)
+
+
+def _count_variance(count_stddev: float) -> int:
+    """The integer variance of the noise on ``sum_i (2 b_i - 1)``: at least ``(2 sigma_b)^2``."""
+    return discrete_noise.exact_variance_at_least((2 * count_stddev) ** 2) \
+        if count_stddev > 0 else 0
+
+
+def _unclipped_fraction(norms: np.ndarray, clipping_norm: float, count_stddev: float,
+                        expected_clients: float,
+                        source: discrete_noise.NoiseSource | None) -> float:
+    """:func:`noised_unclipped_fraction` without the checks."""
+    centred = int(2 * np.count_nonzero(norms <= clipping_norm)) - int(norms.size)
+    variance = _count_variance(count_stddev)
+    if variance:
+        assert source is not None
+        centred += int(discrete_noise.discrete_gaussian(variance, 1, source=source)[0])
+    return centred / 2 / expected_clients + 0.5
+
+
+class AdaptiveClipDPFedAvg(DPFedAvg):
+    """DP-FedAvg with the clipping norm adapted to a quantile of the update norms.
+
+    Andrew, Thakkar, McMahan & Ramaswamy 2021, "Differentially Private Learning with Adaptive
+    Clipping", Algorithm 1 (TensorFlow Federated's default DP aggregator). Round ``t`` with
+    norm ``C_t``:
+
+    1. each sampled client's bit ``b_i = 1[||Delta_i|| <= C_t]`` (computed by the client with
+       ``clip_on="client"``, by the server otherwise);
+    2. the updates are clipped to ``C_t``, summed, noised with std ``z_Delta C_t`` and divided by
+       ``q N`` exactly as :class:`DPFedAvg` does (exact integer noise);
+    3. the centred count of unclipped updates is noised with std ``sigma_b``
+       (:func:`noised_unclipped_fraction`), giving ``b_bar``;
+    4. ``C_{t+1} = C_t exp(-eta_C (b_bar - gamma))`` (:func:`geometric_clipping_update`).
+
+    ``C_t`` depends only on ``C_0`` and the noised counts of earlier rounds, so it is public
+    (post-processing): :attr:`clipping_norms` lists it per round. Privacy: the round's two
+    releases together are one Gaussian mechanism of the total multiplier ``z``
+    (:func:`fl_helpers.accounting.adaptive_clipping_update_noise_multiplier`, which gives
+    ``z_Delta``), so epsilon is the accountant's for ``z`` -- client-level, add/remove one
+    client, central DP (trusted server), against whoever sees the released models and norms.
+    Both draws of a round come from that round's one noise key (the update's first).
+
+    The rule keeps state (the current norm): use one instance for one run.
+
+    Args:
+        clipping: The :class:`AdaptiveClipping` settings (default: TFF's and Flower's).
+        noise_multiplier: ``z`` >= 0, the **total** (0: no noise on either release, no privacy).
+        expected_clients: ``q N`` > 0, a public constant (also the default ``sigma_b``'s base).
+        noise: ``"exact"`` only (float noise is the attack's control of :class:`DPFedAvg`).
+        clip_on: ``"server"`` (default) or ``"client"`` (:class:`ClipPlacement`).
+
+    Raises:
+        fl_helpers.accounting.NoiseSplitError: ``z >= 2 sigma_b``.
+        TypeError, ValueError: A malformed argument (named).
+    """
+
+    name = "DP-FedAvg (adaptive clipping)"
+
+    def __init__(self, *, clipping: AdaptiveClipping | None = None, noise_multiplier: float,
+                 expected_clients: float, noise: str = "exact",
+                 clip_on: ClipPlacement | str = ClipPlacement.SERVER) -> None:
+        clipping = AdaptiveClipping() if clipping is None else clipping
+        if not isinstance(clipping, AdaptiveClipping):
+            raise TypeError(f"clipping must be an AdaptiveClipping, got "
+                            f"{type(clipping).__name__} {v._fmt(clipping)}.")
+        if check_noise(noise) != "exact":
+            raise ValueError("noise must be 'exact' for adaptive clipping, got 'float': the "
+                             "count is always noised exactly, and float noise on the updates is "
+                             "only the attack's control of DPFedAvg.")
+        total = v.check_non_negative("noise_multiplier", noise_multiplier)
+        expected_clients = v.check_positive("expected_clients", expected_clients)
+        count_stddev = clipping.count_stddev_for(expected_clients)
+        update_multiplier = accounting.adaptive_clipping_update_noise_multiplier(
+            noise_multiplier=total, count_stddev=count_stddev)
+        super().__init__(clipping_norm=clipping.initial_clipping_norm,
+                         noise_multiplier=update_multiplier, expected_clients=expected_clients,
+                         noise=noise, clip_on=clip_on)
+        self.clipping = clipping
+        #: ``z``, the total the accountant sees; :attr:`noise_multiplier` is ``z_Delta``.
+        self.total_noise_multiplier = total
+        #: ``sigma_b`` (0 without noise).
+        self.count_stddev = count_stddev if total > 0 else 0.0
+        # The engine's fused sum and its factor path do not hand the rule the clients' norms
+        # (the bits need them): the rule aggregates the updates itself.
+        self.fusable = False
+        self.takes_factors = False
+        #: ``C_t`` of every round aggregated so far (public).
+        self.clipping_norms: list[float] = []
+        #: ``b_bar`` of every round aggregated so far (public: noised).
+        self.unclipped_fractions: list[float] = []
+        self._source: discrete_noise.NoiseSource | None = None
+
+    def _noise_source(self, context: RoundContext) -> discrete_noise.NoiseSource:
+        if self._source is None:
+            self._source = super()._noise_source(context)
+        return self._source
+
+    def _adapt(self, norms: np.ndarray, context: RoundContext) -> None:
+        """Steps 3 and 4: the noised share of unclipped updates, and the next norm."""
+        source = self._noise_source(context) if self.count_stddev > 0 else None
+        fraction = _unclipped_fraction(norms, self.clipping_norm, self.count_stddev,
+                                       self.expected_clients, source)
+        self.clipping_norms.append(self.clipping_norm)
+        self.unclipped_fractions.append(fraction)
+        self.clipping_norm = _next_norm(self.clipping_norm, fraction,
+                                        float(self.clipping.target_quantile),
+                                        float(self.clipping.learning_rate))
+
+    def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
+                  context: RoundContext) -> Weights:
+        # Each client's bit, from its unclipped update (on the client with clip_on="client").
+        norms = np.asarray([_norm(delta) for delta in deltas], dtype=np.float64)
+        self._source = None
+        try:
+            update = super().aggregate(deltas, num_examples, context)
+            self._adapt(norms, context)
+        finally:
+            self._source = None
+        return update
+
+    def aggregate_empty(self, shapes: Sequence[tuple[int, ...]], context: RoundContext
+                        ) -> Weights:
+        """An empty round releases both noises, like any other (its sums are zero)."""
+        self._source = None
+        try:
+            update = super().aggregate_empty(shapes, context)
+            self._adapt(np.zeros(0, dtype=np.float64), context)
+        finally:
+            self._source = None
+        return update
 
 
 class FloatNoiseWarning(UserWarning):

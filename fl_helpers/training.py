@@ -178,6 +178,15 @@ class DPHistory(History):
             of the run, not a count of the private data).
         noise: ``"exact"`` (integer sum, exact discrete Gaussian) or ``"float"`` (float32
             Gaussian, open to a floating-point attack).
+        clipping_norms: ``C_t`` used in each round (float64): constant for a fixed ``C``, the
+            adapted norm with adaptive clipping (public: a function of ``C_0`` and earlier
+            noised releases only). ``clipping_norm`` is then ``C_0``.
+        adaptive_clipping: The :class:`fl_helpers.aggregation.AdaptiveClipping` settings, or
+            ``None`` for a fixed ``C``.
+        update_noise_multiplier: ``z_Delta``, the multiplier of the noise on the updates: ``z``
+            for a fixed ``C``; with adaptive clipping the larger share that the count's noise
+            leaves (``noise_multiplier`` is the total ``z`` that ``epsilon`` accounts).
+        clip_on: Who clipped (:class:`fl_helpers.aggregation.ClipPlacement`).
     """
 
     epsilon: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -190,6 +199,10 @@ class DPHistory(History):
     reproducible_noise: bool = False
     expected_clients: float = math.nan
     noise: str = "float"
+    clipping_norms: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    adaptive_clipping: aggregation.AdaptiveClipping | None = None
+    update_noise_multiplier: float = 0.0
+    clip_on: aggregation.ClipPlacement = aggregation.ClipPlacement.SERVER
 
     def _series(self) -> tuple[str, ...]:
         return (*super()._series(), "epsilon")
@@ -322,6 +335,8 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
     clipped = norms
     if linear is not None and linear.clipping_norm is not None:
         clipped = np.minimum(norms, linear.clipping_norm)
+        if getattr(rule, "clip_on", None) is aggregation.ClipPlacement.CLIENT:
+            norms = clipped  # the server never sees an unclipped update, nor its norm
     if deltas:
         update = rule.aggregate(deltas, sizes, context)
     else:  # a private rule noises an empty round too, whoever failed
@@ -677,8 +692,9 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
 def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *, num_rounds: int,
                   sampling_probability: float, local_epochs: int, batch_size: int | None,
-                  client_learning_rate: float, clipping_norm: float, noise_multiplier: float,
-                  server_learning_rate: float = 1.0,
+                  client_learning_rate: float,
+                  clipping_norm: float | aggregation.AdaptiveClipping,
+                  noise_multiplier: float, server_learning_rate: float = 1.0,
                   test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
                   progress: bool = True, target_delta: float | None = None,
                   target_epsilon: float | None = None, callback: Callback | None = None,
@@ -692,7 +708,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   checkpoint: str | os.PathLike | None = None,
                   checkpoint_every: int = 1,
                   accountant: accounting.AccountantName | None = None,
-                  expected_clients: float | None = None, noise: str = "exact") -> DPHistory:
+                  expected_clients: float | None = None, noise: str = "exact",
+                  clip_on: str | aggregation.ClipPlacement = "server") -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -720,9 +737,17 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         local_epochs: ``E`` >= 1.
         batch_size: ``B`` >= 1 or ``None`` (full batch).
         client_learning_rate: ``eta`` > 0.
-        clipping_norm: ``C`` > 0, the bound on each update's L2 norm.
+        clipping_norm: ``C`` > 0, the bound on each update's L2 norm; or an
+            :class:`fl_helpers.aggregation.AdaptiveClipping` (e.g. ``AdaptiveClipping()``:
+            ``C_0 = 0.1``, median, ``eta_C = 0.2``, ``sigma_b = expected_clients / 20``) to
+            adapt ``C`` to a quantile of the update norms each round
+            (:class:`fl_helpers.aggregation.AdaptiveClipDPFedAvg`; central exact noise only, no
+            checkpoint). ``DPHistory.clipping_norms`` records ``C`` per round.
         noise_multiplier: ``z`` >= 0; the noise on the sum has standard deviation ``z * C``.
-            0 gives clipping without noise (no privacy: epsilon is ``inf``).
+            0 gives clipping without noise (no privacy: epsilon is ``inf``). With adaptive
+            clipping ``z`` is the total, split between the updates (``z_Delta`` > ``z``) and
+            the count (:func:`fl_helpers.accounting.adaptive_clipping_update_noise_multiplier`);
+            epsilon is accounted for ``z``.
         server_learning_rate: ``eta_s`` > 0 of the default server optimizer (1 = averaging).
         test_data: ``(x_test, y_test)`` evaluated after every round, or ``None``.
         seed: Integer >= 0 fixing the clients' batches (and, only with ``reproducible_noise``,
@@ -760,6 +785,11 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             ``"float"`` (float32 Gaussian noise, **not private** against a floating-point
             attack; kept as the attack's control, warns; see
             :class:`fl_helpers.aggregation.DPFedAvg`).
+        clip_on: ``"server"`` (default: the server clips, and sees every unclipped update) or
+            ``"client"`` (each client clips its own update before sending it, McMahan et al.
+            2018, Algorithm 1; the server sees only clipped ones, and ``diagnostics`` report
+            the clipped norms). Same released models on the same inputs
+            (:class:`fl_helpers.aggregation.ClipPlacement`).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`. Rejected clients count as sending a zero update (the
             accounting stays valid, see :func:`_round_update`); who was rejected is reported
@@ -835,11 +865,30 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             "removing a client would change it, and the scale of the released updates would "
             "show it). Pass q times the federation's published size, e.g. expected_clients="
             f"{sampling_probability * num_clients:g} if N = {num_clients} is public.")
+    clip_on = aggregation.ClipPlacement.parse(clip_on)
     # The rule checks clipping_norm, noise_multiplier and expected_clients (once, here).
-    rule = aggregation.DPFedAvg(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
-                                expected_clients=expected_clients,
-                                placement=placement, noise=noise)
-    clipping_norm, noise_multiplier = rule.clipping_norm, rule.noise_multiplier
+    rule: aggregation.DPFedAvg
+    adaptive: aggregation.AdaptiveClipping | None = None
+    if isinstance(clipping_norm, aggregation.AdaptiveClipping):
+        adaptive = clipping_norm
+        if placement is not aggregation.NoisePlacement.CENTRAL:
+            raise ValueError("noise_placement must be 'central' with adaptive clipping, got "
+                             "'local': the count of unclipped updates is noised once, centrally "
+                             "(Andrew et al. 2021).")
+        if checkpoint is not None:
+            raise ValueError("checkpoint must be None with adaptive clipping: the adapted "
+                             "clipping norm is not saved in a checkpoint yet.")
+        rule = aggregation.AdaptiveClipDPFedAvg(
+            clipping=adaptive, noise_multiplier=noise_multiplier,
+            expected_clients=expected_clients, noise=noise, clip_on=clip_on)
+        noise_multiplier = rule.total_noise_multiplier
+    else:
+        rule = aggregation.DPFedAvg(clipping_norm=clipping_norm,
+                                    noise_multiplier=noise_multiplier,
+                                    expected_clients=expected_clients,
+                                    placement=placement, noise=noise, clip_on=clip_on)
+        noise_multiplier = rule.noise_multiplier
+    clipping_norm = rule.clipping_norm  # C_0 with adaptive clipping
     rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
                                          num_rounds=num_rounds)
     epsilons = _epsilons(placement, noise_multiplier=noise_multiplier,
@@ -866,6 +915,10 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     if fields["stopped_early"] is None and rounds_allowed < num_rounds:
         fields["stopped_early"] = StopReason.BUDGET
     done = len(fields["rounds"])
+    if isinstance(rule, aggregation.AdaptiveClipDPFedAvg):
+        clipping_norms = np.asarray(rule.clipping_norms[:done], dtype=np.float64)
+    else:
+        clipping_norms = np.full(done, clipping_norm, dtype=np.float64)
     return DPHistory(
         **fields,
         epsilon=np.zeros(0) if epsilons is None else epsilons[:done].copy(),
@@ -873,7 +926,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         sampling_probability=sampling_probability, target_delta=target_delta,
         noise_placement=placement, accountant=accounting.Accountant(accountant).value,
         reproducible_noise=reproducible_noise, expected_clients=rule.expected_clients,
-        noise=rule.noise)
+        noise=rule.noise, clipping_norms=clipping_norms, adaptive_clipping=adaptive,
+        update_noise_multiplier=rule.noise_multiplier, clip_on=clip_on)
 
 
 def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
