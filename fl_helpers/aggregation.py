@@ -613,11 +613,14 @@ def geometric_clipping_update(clipping_norm: float, *, unclipped_fraction: float
 
 def _next_norm(clipping_norm: float, unclipped_fraction: float, target_quantile: float,
                learning_rate: float) -> float:
-    following = clipping_norm * math.exp(-learning_rate * (unclipped_fraction - target_quantile))
+    step = -learning_rate * (unclipped_fraction - target_quantile)
+    following = clipping_norm * math.exp(step) if abs(step) < 700 else math.inf
     if not v.MIN_NORMAL <= following < math.inf:
-        raise ValueError(f"the next clipping norm left the floating-point range ({following!r}, "
-                         f"from clipping_norm={clipping_norm!r}): the update norms are 0 or "
-                         "not finite. Check the clients' updates.")
+        raise ValueError(f"the next clipping norm must stay a positive float, got "
+                         f"clipping_norm={v._fmt(clipping_norm)} * exp({step:.4g}) from "
+                         f"unclipped_fraction={v._fmt(unclipped_fraction)}: an unclipped share "
+                         "far outside [0, 1] (too much count noise), or a norm driven to 0 by "
+                         "updates of norm 0.")
     return following
 
 

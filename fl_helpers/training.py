@@ -409,6 +409,8 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
         figures: dict[str, Any] = {"round": t + 1, "test_accuracy": None, "test_loss": None}
         if epsilons is not None:
             figures["epsilon"] = float(epsilons[t])
+        if isinstance(rule, aggregation.AdaptiveClipDPFedAvg):
+            figures["clipping_norm"] = rule.clipping_norms[-1]  # C_t: public
         if diagnostics:
             figures["num_sampled"] = int(len(rounds[t]))
             figures["mean_update_norm"] = float(np.mean(norms)) if norms.size else math.nan
@@ -756,7 +758,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         target_delta: delta in (0, 1) for the epsilon reported after each round, or ``None``.
         target_epsilon: Privacy budget (> 0; needs ``target_delta``): stop before exceeding it.
         callback: Called after every round with ``{"round", "test_accuracy", "test_loss",
-            "epsilon"}`` (plus diagnostics figures if ``diagnostics``); ``True`` stops training.
+            "epsilon"}`` (plus ``"clipping_norm"``, the round's ``C_t``, with adaptive clipping,
+            and diagnostics figures if ``diagnostics``); ``True`` stops training.
         engine: ``"auto"``, ``"fast"`` or ``"loop"`` (see :class:`Engine`).
         initial_weights: Optional starting global weights.
         noise_placement: ``"central"`` (default) or ``"local"`` (see above).

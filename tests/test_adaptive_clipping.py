@@ -283,7 +283,10 @@ def test_run_dp_fedavg_tracks_the_median_update_norm(small_federation):
     about 30 rounds and then stays within a factor 1.5 of each round's median (noise on b_bar:
     std 0.05)."""
     clients, _ = small_federation
-    history = _run(clients["iid"], num_rounds=50, diagnostics=True, target_delta=1e-5)
+    calls = []
+    history = _run(clients["iid"], num_rounds=50, diagnostics=True, target_delta=1e-5,
+                   callback=calls.append)
+    assert [call["clipping_norm"] for call in calls] == list(history.clipping_norms)
     assert history.adaptive_clipping == aggregation.AdaptiveClipping()
     assert history.clipping_norms.shape == (50,) and history.clipping_norms[0] == 0.1
     assert history.clipping_norm == 0.1 and history.noise_multiplier == 0.5
@@ -313,6 +316,7 @@ def test_fixed_clipping_records_its_norm_every_round(small_federation):
     clients, _ = small_federation
     history = _run(clients["iid"], clipping_norm=0.7)
     np.testing.assert_array_equal(history.clipping_norms, [0.7, 0.7, 0.7])
+    assert "clipping_norms" not in history.as_dict()  # the series stay as they were
     assert history.adaptive_clipping is None and history.update_noise_multiplier == 0.5
     assert history.clip_on is aggregation.ClipPlacement.SERVER
 
