@@ -8,7 +8,9 @@
 #
 # *Runtime: about 50 s of CPU time on a 2-core laptop-class CPU.* Prerequisites:
 # [00 — welcome to federated learning](00_welcome_to_federated_learning.ipynb) for the client
-# splits; the idea of a derivative.
+# splits; [01 — differential privacy](01_differential_privacy_noise.ipynb) for the second half
+# (DP-SGD: sensitivity, clipping, Gaussian noise, ε and δ, the accountant); the idea of a
+# derivative.
 
 # %% [markdown]
 # ## Learning goals
@@ -32,6 +34,7 @@ from fl_helpers import quiet
 quiet.import_tensorflow()  # without TensorFlow's C++ start-up messages (see below)
 
 import time
+import warnings
 
 import keras
 import matplotlib.pyplot as plt
@@ -68,7 +71,7 @@ plotting.use_course_style()
 #
 # Federated learning starts on the device. Before averaging anything, each client trains the
 # model it received on the data it holds, and nothing else. To see what that data looks like we
-# split MNIST's 60,000 training images across $K = 100$ clients with the Dirichlet split of
+# split MNIST's 60,000 training images across $N = 100$ clients with the Dirichlet split of
 # notebook 00 ($\alpha = 0.5$: every client holds a different, lopsided mix of digits) and take
 # client 0. The 10,000 test images stay global: they measure how well a model does on *everyone's*
 # digits.
@@ -678,7 +681,7 @@ print("norms after: ", np.round(l2_norms(clipped).numpy(), 2))
 # course's source of private randomness. Normally it is *secret*; here we ask for
 # **reproducible** randomness, only so that the helper can be checked against this loop below.
 # A run with a known seed is not private (anyone with the seed can regenerate and subtract the
-# noise), and the warning printed below says so.
+# noise), and the helper says so with a warning; we catch it and print its one-line notice.
 
 # %%
 @tf.function(reduce_retracing=True)
@@ -692,7 +695,10 @@ noise_multiplier, dp_learning_rate, num_steps = 1.0, 0.5, 100
 q = EXPECTED_BATCH_SIZE / n_client                    # the published size n of this client
 GRID = discrete_noise.GRID_STEPS                      # 2^16 integer steps per C
 variance = discrete_noise.exact_variance_at_least((noise_multiplier * GRID) ** 2)
-randomness = schedule.PrivateRandomness.reproducible(SEED)      # NOT private: for the check
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    randomness = schedule.PrivateRandomness.reproducible(SEED)  # NOT private: for the check
+print("notice:", caught[0].message)
 sizes = [int(np.prod(v.shape)) for v in variables]
 for t in range(num_steps):
     batch = np.flatnonzero(randomness.sampling_rng(t).random(n_client) < q)     # Poisson
@@ -714,11 +720,14 @@ for t in range(num_steps):
 
 # %%
 target_delta = 1e-4
-dp_result = dp_sgd.train(
-    models.make_softmax_regression(SEED), x_client, y_client, noise_multiplier=noise_multiplier,
-    clipping_norm=clipping_norm, sampling_probability=q, num_steps=num_steps,
-    learning_rate=dp_learning_rate, target_delta=target_delta, reproducible_noise_seed=SEED,
-    expected_batch_size=EXPECTED_BATCH_SIZE)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    dp_result = dp_sgd.train(
+        models.make_softmax_regression(SEED), x_client, y_client,
+        noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, sampling_probability=q,
+        num_steps=num_steps, learning_rate=dp_learning_rate, target_delta=target_delta,
+        reproducible_noise_seed=SEED, expected_batch_size=EXPECTED_BATCH_SIZE)
+print("notice:", caught[0].message)
 for ours, helpers in zip(dp_model.get_weights(), dp_result.final_weights, strict=True):
     np.testing.assert_allclose(ours, helpers, rtol=1e-5, atol=1e-6)
 print("from-scratch DP-SGD and dp_sgd.train agree; reproducible noise flagged:",
@@ -727,8 +736,13 @@ print("from-scratch DP-SGD and dp_sgd.train agree; reproducible noise flagged:",
 # %% [markdown]
 # ### What ε the run spends
 #
-# The $T = 100$ steps with $z = 1$ and $q = 32 / 679$ give this ε (δ = 10⁻⁴, well below
-# $1/n$). It is the accountant's number for those three settings, nothing more:
+# The $T = 100$ steps with $z = 1$ and $q = 32 / 679$ give this ε at δ = 10⁻⁴. It is the
+# accountant's number for those three settings, nothing more. Is δ = 10⁻⁴ small enough? The
+# usual advice is $\delta \ll 1/n$, because a mechanism that publishes each of the $n$
+# examples in the clear with probability $\delta$ is $(0, \delta)$-DP, yet exposes someone with
+# probability about $n\delta$. With only $n = 679$ examples, $1/n \approx 1.5 \times 10^{-3}$
+# and 10⁻⁴ is only 15 times smaller ($n\delta \approx 0.07$): below $1/n$, not *well* below.
+# The second line shows what a safer δ = 10⁻⁶ costs for the same run:
 
 # %% tags=["nbval-check-output"]
 epsilon = accounting.epsilon_per_round(noise_multiplier=noise_multiplier, sampling_probability=q,
@@ -736,7 +750,13 @@ epsilon = accounting.epsilon_per_round(noise_multiplier=noise_multiplier, sampli
                                        accountant="discrete")[-1]  # the one of exact noise
 assert dp_result.epsilon == epsilon
 print(f"q = {q:.4f}, z = {noise_multiplier}, T = {num_steps}, delta = {target_delta:g} "
-      f"(1/n = {1 / n_client:.1e}): epsilon = {epsilon:.3f}")
+      f"(1/n = {1 / n_client:.1e}, n delta = {n_client * target_delta:.2f}): "
+      f"epsilon = {epsilon:.3f}")
+epsilon_small_delta = accounting.epsilon_per_round(
+    noise_multiplier=noise_multiplier, sampling_probability=q, num_rounds=num_steps,
+    target_delta=1e-6, accountant="discrete")[-1]
+print(f"the same run at delta = 1e-06 (n delta = {n_client * 1e-6:.4f}): "
+      f"epsilon = {epsilon_small_delta:.3f}")
 print(dp_result.privacy_statement())
 
 # %% [markdown]
