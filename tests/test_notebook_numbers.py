@@ -51,8 +51,10 @@ def _out(pattern: str) -> Callable[[str], float]:
     return get
 
 
+NB00 = "00_welcome_to_federated_learning.ipynb"
 NB01 = "01_differential_privacy_noise.ipynb"
 NB02 = "02_local_gradient_descent.ipynb"
+NB03 = "03_federated_averaging.ipynb"
 NB04 = "04_multi_client_experiment.ipynb"
 NB09 = "09_vertical_and_transfer_learning.ipynb"
 
@@ -130,6 +132,129 @@ NUMBERS: list[Number] = [
            r"\$\\varepsilon = 2\$,\s+(?P<value>[\d.]+)\s+points below",
            derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
            - _out(r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs")(text)),
+    # Notebook 00 (issue 27): the data and the three splits.
+    Number(NB00, "training images", r"MNIST has (?P<value>[\d,]+) training and",
+           r"x_train \((?P<value>\d+), 28, 28\)"),
+    Number(NB00, "test images", r"training and (?P<value>[\d,]+) test images",
+           r"x_test  \((?P<value>\d+), 28, 28\)"),
+    Number(NB00, "clients", r"three cases, with \$N = (?P<value>\d+)\$ clients",
+           r"IID\s+clients=(?P<value>\d+)"),
+    Number(NB00, "IID examples per client", r"then deal (?P<value>\d+) examples to each client",
+           r"IID\s+clients=\d+  examples per client (?P<value>\d+)\.\."),
+    Number(NB00, "examples per shard", r"hold two colours, of (?P<value>\d+) examples each",
+           derive=lambda text: _out(r"shards\s+clients=\d+  examples per client (?P<value>\d+)"
+                                    r"\.\.")(text) / 2),
+    Number(NB00, "fewest examples of a digit", r"every digit has between (?P<value>[\d,]+) and",
+           r"training examples per digit (?P<value>[\d,]+)\.\."),
+    Number(NB00, "most examples of a digit", r"every digit has between [\d,]+ and\s+"
+           r"#?\s*(?P<value>[\d,]+) examples",
+           r"training examples per digit [\d,]+\.\.(?P<value>[\d,]+)"),
+    Number(NB00, "IID largest digit's share", r"\(IID gives about\s+#?\s*(?P<value>[\d.]+), a",
+           r"IID\s+clients=.*largest digit's share (?P<value>[\d.]+)"),
+    # Notebook 01 (issue 27): where the sqrt(k) regime ends, and the public count of sevens.
+    Number(NB01, "k eps0^2 at k = 100", r"\$k\\varepsilon_0\^2\$ is (?P<value>\d+) at \$k = 100\$",
+           r"k \* eps0\^2 = (?P<value>\d+) at k = 100"),
+    Number(NB01, "k eps0^2 at k = 1000", r"and (?P<value>\d+) at \$k = 1\{,\}000\$",
+           r"and (?P<value>\d+) at\s+k = 1000"),
+    Number(NB01, "ln(1/delta)", r"against \$\\ln\(1/\\delta\) = (?P<value>[\d.]+)\$",
+           r"against ln\(1/delta\) = (?P<value>[\d.]+)"),
+    Number(NB01, "public number of sevens", r"the number of sevens, (?P<value>\d+), is public",
+           r"(?P<value>\d+) sevens, norms"),
+    # Notebook 02 (issue 27): how small delta is against 1/n for client 0.
+    Number(NB02, "client 0's examples", r"We train the 2NN on the client's (?P<value>\d+) examples",
+           r"\(of the (?P<value>\d+) the party holds\)"),
+    Number(NB02, "n in the delta paragraph", r"With only \$n = (?P<value>\d+)\$ examples",
+           r"\(of the (?P<value>\d+) the party holds\)"),
+    Number(NB02, "1/n", r"\$1/n \\approx (?P<value>[\d.]+) \\times 10\^\{(?P<exponent>-?\d+)\}\$",
+           r"\(1/n = (?P<value>[\d.e+-]+),"),
+    Number(NB02, "1/n over delta", r"10⁻⁴ is only (?P<value>\d+) times smaller",
+           derive=lambda text: 1e4 / _out(r"\(of the (?P<value>\d+) the party holds\)")(
+               text)),
+    Number(NB02, "n delta", r"\(\$n\\delta \\approx (?P<value>[\d.]+)\$\)",
+           r"n delta = (?P<value>[\d.]+)\):"),
+    Number(NB02, "2NN parameters", r"all (?P<value>[\d,]+) gradient coordinates",
+           r"2NN\s+P = (?P<value>[\d,]+):"),
+    Number(NB01, "D's answer", r"σ from D's answer \((?P<value>\d+)\)",
+           r"sevens among all 1000 records:\s+(?P<value>\d+)"),
+    Number(NB01, "its neighbour's answer", r"its neighbour's \((?P<value>\d+)\)",
+           r"sevens without Alice's record:\s+(?P<value>\d+)"),
+    Number(NB01, "classic sigma below 1 adds", r"than needed \((?P<value>\d+)% more",
+           derive=lambda text: 100 * (_out(r"\n\s+0\.1\s+(?P<value>[\d.]+)")(text)
+                                      / _out(r"\n\s+0\.1\s+[\d.]+\s+(?P<value>[\d.]+)")(text) - 1)),
+    Number(NB01, "classic sigma at epsilon 10", r"it gives \$\\sigma = (?P<value>[\d.]+)\$",
+           r"\n\s+10\.0\s+(?P<value>[\d.]+)"),
+    Number(NB01, "its true delta", r"whose true \$\\delta\$ is \$(?P<value>[\d.]+) \\times "
+           r"10\^\{(?P<exponent>-?\d+)\}\$",
+           r"\n\s+10\.0\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.e+-]+)"),
+    Number(NB01, "classic delta over target at epsilon 20", r"it is (?P<value>\d+) times too large",
+           derive=lambda text: _out(r"\n\s+20\.0\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.e+-]+)")(text)
+           / 1e-5),
+    Number(NB01, "DP-SGD steps", r"60 epochs = (?P<value>[\d,]+) steps",
+           r"epsilon after (?P<value>\d+) steps"),
+    Number(NB01, "sevens clipped", r"Each of the (?P<value>\d+) images is clipped",
+           r"(?P<value>\d+) sevens, norms"),
+    # Notebook 03 (issue 27): the splits, one round, the costs, federated evaluation on held-out
+    # shares, the q = 0.01 figure and the paper's numbers.
+    Number(NB03, "clients", r"split over \$N = (?P<value>\d+)\$ clients",
+           r"IID\s+N = (?P<value>\d+) clients"),
+    Number(NB03, "IID examples each", r"IID \((?P<value>\d+) random examples each\)",
+           r"IID\s+N = \d+ clients, (?P<value>\d+)\.\."),
+    Number(NB03, "smallest sampled client", r"on the (?P<value>[\d,]+)-example client above",
+           derive=lambda text: min(int(n) for n in re.search(
+               r"their sizes n_k: \[([\d, ]+)\]", text).group(1).split(","))),
+    Number(NB03, "largest sampled client", r"one on the\s+#?\s*(?P<value>[\d,]+)-example client",
+           derive=lambda text: max(int(n) for n in re.search(
+               r"their sizes n_k: \[([\d, ]+)\]", text).group(1).split(","))),
+    Number(NB03, "local steps with B = 10", r"\$n_k = 600\$: (?P<value>\d+) steps instead",
+           r"'B=10': (?P<value>\d+)"),
+    Number(NB03, "FedAvg IID after 12 rounds", r"it reaches about (?P<value>\d+)% within",
+           derive=lambda text: 100 * _out(r"IID\s+FedAvg \(E=1, B=10\)\s+final test accuracy "
+                                          r"(?P<value>[\d.]+)")(text)),
+    Number(NB03, "held-out IID median", r"held-out median (?P<value>[\d.]+), worst",
+           r"IID\s+per-client accuracy on its held-out share\s+median (?P<value>[\d.]+)"),
+    Number(NB03, "held-out IID worst", r"held-out median [\d.]+, worst\s+#?\s*(?P<value>[\d.]+)\)",
+           r"IID\s+per-client accuracy on its held-out share.*worst (?P<value>[\d.]+)"),
+    Number(NB03, "held-out non-IID median", r"spread is wide \(median (?P<value>[\d.]+),",
+           r"non-IID\s+per-client accuracy on its held-out share\s+median (?P<value>[\d.]+)"),
+    Number(NB03, "held-out non-IID 10th percentile",
+           r"spread is wide \(median [\d.]+, 10th percentile (?P<value>[\d.]+),",
+           r"non-IID\s+per-client accuracy on its held-out share.*10th percentile "
+           r"(?P<value>[\d.]+)"),
+    Number(NB03, "held-out non-IID worst", r"10th percentile [\d.]+,\s+#?\s*worst "
+           r"(?P<value>[\d.]+)\)",
+           r"non-IID\s+per-client accuracy on its held-out share.*worst (?P<value>[\d.]+)"),
+    Number(NB03, "training-share IID median", r"\(IID medians (?P<value>[\d.]+) and",
+           r"IID\s+per-client accuracy on its training share\s+median (?P<value>[\d.]+)"),
+    Number(NB03, "held-out IID median again", r"\(IID medians [\d.]+ and\s+#?\s*"
+           r"(?P<value>[\d.]+)\)",
+           r"IID\s+per-client accuracy on its held-out share\s+median (?P<value>[\d.]+)"),
+    Number(NB03, "bytes of a 12-round run", r"run above moved (?P<value>\d+) MB",
+           derive=lambda text: 12 * _out(r"2NN: P = [\d, ]+ parameters, q = 0\.1 .*?= +"
+                                         r"(?P<value>[\d.]+) MB")(text)),
+    Number(NB03, "CNN over 2NN bytes", r"the CNN costs (?P<value>\d+) times more per round",
+           derive=lambda text: _out(r"CNN: P = [\d, ]+ parameters, q = 0\.1 .*?= +"
+                                    r"(?P<value>[\d.]+) MB")(text)
+           / _out(r"2NN: P = [\d, ]+ parameters, q = 0\.1 .*?= +(?P<value>[\d.]+) MB")(text)),
+    Number(NB03, "q = 0.01 on IID", r"\((?P<value>[\d.]+) after 12 rounds against",
+           r"IID\s+final test accuracy: q = 0\.1 [\d.]+, q = 0\.01 (?P<value>[\d.]+)"),
+    Number(NB03, "q = 0.1 on IID", r"after 12 rounds against (?P<value>[\d.]+) with",
+           r"IID\s+final test accuracy: q = 0\.1 (?P<value>[\d.]+),"),
+    Number(NB03, "q = 0.01 on non-IID", r"two-digit clients it fails \((?P<value>[\d.]+)\)",
+           r"non-IID\s+final test accuracy: q = 0\.1 [\d.]+, q = 0\.01 (?P<value>[\d.]+)"),
+    Number(NB03, "paper 2NN IID rounds", r"\*\*(?P<value>\d+) rounds on IID clients and \d+ on "
+           r"pathological", r"IID \(paper (?P<value>\d+) rounds\)"),
+    Number(NB03, "paper 2NN non-IID rounds", r"rounds on IID clients and (?P<value>\d+) on "
+           r"pathological", r"non-IID \(paper (?P<value>\d+) rounds\)"),
+    Number(NB03, "CNN parameters", r"convolutions, (?P<value>[\d,]+) parameters\)",
+           r"CNN: P = (?P<value>[\d,]+) parameters"),
+    Number(NB03, "paper CNN IID rounds", r"99% in \*\*(?P<value>\d+) rounds on IID",
+           r"CNN, IID, .*\(paper: (?P<value>\d+) rounds\)"),
+    Number(NB03, "paper CNN non-IID rounds", r"rounds on IID clients and (?P<value>\d+) on\s+"
+           r"#?\s*non-IID clients\*\*", r"CNN, non-IID, .*\(paper: (?P<value>\d+) rounds\)"),
+    Number(NB03, "summary: 2NN round", r"bytes: (?P<value>[\d.]+) MB for the 2NN",
+           r"2NN: P = [\d, ]+ parameters, q = 0\.1 .*?= +(?P<value>[\d.]+) MB"),
+    Number(NB03, "summary: CNN round", r"with \$m = 10\$, (?P<value>\d+) MB",
+           r"CNN: P = [\d, ]+ parameters, q = 0\.1 .*?= +(?P<value>[\d.]+) MB"),
     # Notebook 09 (issue 26): the yardsticks, the alignment and the transfer curve.
     Number(NB09, "bank alone", r"lift the bank's AUC from (?P<value>[\d.]+)",
            r"bank alone\s+AUC (?P<value>[\d.]+)"),
