@@ -21,6 +21,7 @@ from fl_helpers import (
     robust,
     training,
 )
+from scipy import stats
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -42,7 +43,7 @@ ctx = aggregation.RoundContext(round_index=0, num_clients=NUM_CLIENTS)
 # %% [markdown]
 # ## ★ Predict: how many clients does Krum need for f = 6?
 #
-# Krum needs $m > 2f + 2 = 14$, so **`min_clients = 15`**. Each score then sums the squared
+# Krum's resilience condition is $m > 2f + 2 = 14$, so **`min_clients = 15`**. Each score then sums the squared
 # distances to $m - f - 2 = 7$ neighbours: a majority of the 14 others, so at least one of
 # them is honest whatever the 6 attackers do, which is what the proof needs
 # (Blanchard et al. 2017, Section 4). Checked:
@@ -81,58 +82,87 @@ print("clipped_median agrees with NormBounded(CoordinateMedian())")
 #
 # Baruch et al. 2019 (Section 3) observe that the median and the trimmed mean only look at each
 # coordinate's *rank*. An attacker value that stays inside the honest spread is as eligible to be
-# the median as an honest one, and if all $f$ attackers sit on the same side, the median is
-# pulled towards them in **every** coordinate, every round.
+# the median as an honest one, and if all $f$ attackers send the same value on the same side,
+# the median is pulled towards them in **every** coordinate, every round.
 #
-# Our version: before training, the 4 colluding attackers estimate the per-coordinate standard
-# deviation $\sigma$ of honest updates from their own 4 honest updates of the first round. In
-# every round each attacker sends its own honest update minus $z\sigma$, with $z = 1.5$: a small
-# shift (the attackers' updates stay close in norm to the honest ones), always in the same
-# direction.
+# **Their recipe.** All $f$ attackers send $\mu - z_{\max}\sigma$, with $\mu$ and $\sigma$ the
+# per-coordinate mean and standard deviation of the honest updates, and $z_{\max}$ the largest
+# shift that still needs only $s = \lfloor m/2 + 1\rfloor - f$ honest clients on the attackers'
+# side to make them the median: $z_{\max} = \Phi^{-1}\big((m - s)/m\big)$. We give the
+# attackers the strongest position, the exact $\mu$ and $\sigma$ of the round's honest updates
+# (Baruch et al.'s attackers estimate them from their own data): the hook sees the honest
+# clients first, because the loop passes the clients in id order and the attackers are the last
+# four ids. We also try a larger shift, $z = 1.5$.
 
 # %%
-malicious = np.arange(4)
-sigma = [np.std(np.stack([deltas[k][i] for k in malicious]), axis=0)
-         for i in range(len(deltas[0]))]
+m, f = NUM_CLIENTS, 4
+s = m // 2 + 1 - f
+z_max = float(stats.norm.ppf((m - s) / m))
+print(f"m = {m}, f = {f}: s = {s}, z_max = {z_max:.3f}")
 
 
-def little_is_enough(delta, rng, z=1.5):
-    return [d - np.float32(z) * s for d, s in zip(delta, sigma, strict=True)]
+class ALittleIsEnough:
+    """A client hook: the last f clients send mu - z sigma of the round's honest updates."""
+
+    def __init__(self, z):
+        self.z, self.malicious, self.honest = z, set(range(m - f, m)), {}
+
+    def __call__(self, client_id, round_index, delta):
+        if client_id not in self.malicious:
+            self.honest.setdefault(round_index, []).append(delta)
+            return delta
+        seen = self.honest[round_index]
+        assert len(seen) == m - f  # every honest update of the round, seen before ours
+        return [np.mean(layer, axis=0) - np.float32(self.z) * np.std(layer, axis=0)
+                for layer in (np.stack(layers) for layers in zip(*seen, strict=True))]
 
 
-hook = robust.MaliciousClients(malicious, little_is_enough, seed=SEED)
-quiet_norm = aggregation.update_norm(little_is_enough(deltas[0], None))
-honest_norm = aggregation.update_norm(deltas[0])
-print(f"an attacker's update norm {quiet_norm:.3f} vs honest {honest_norm:.3f}")
-
-# %%
+dirichlet = data.client_datasets(x_train[:N], y_train[:N], data.partition_dirichlet(
+    y_train[:N], NUM_CLIENTS, alpha=0.5, rng=np.random.default_rng(0)))  # notebook 07's
+rules = {"FedAvg": aggregation.FedAvg, "median": aggregation.CoordinateMedian,
+         "trimmed mean": lambda: robust.TrimmedMean(0.3)}
 results = {}
-for name, rule in [("FedAvg", aggregation.FedAvg()), ("median", aggregation.CoordinateMedian()),
-                   ("trimmed mean", robust.TrimmedMean(0.3))]:
-    for attack, client_hook in [("no attack", None), ("quiet attack", hook)]:
-        history = training.run_fedavg(
-            models.make_softmax_regression, clients, num_rounds=15, clients_per_round=20,
-            local_epochs=1, batch_size=50, client_learning_rate=0.1,
-            test_data=(x_test, y_test), seed=SEED, progress=False, aggregation_rule=rule,
-            client_hook=client_hook)
-        results[name, attack] = history.test_accuracy[-1]
-for name in ("FedAvg", "median", "trimmed mean"):
-    print(f"{name:13} no attack {results[name, 'no attack']:.1%}   quiet attack "
-          f"{results[name, 'quiet attack']:.1%}")
+for split, federation in (("iid", clients), ("dirichlet", dirichlet)):
+    for attack in ("no attack", "z_max", "z = 1.5"):
+        for name, rule in rules.items():
+            hook = None if attack == "no attack" else ALittleIsEnough(
+                z_max if attack == "z_max" else 1.5)
+            history = training.run_fedavg(
+                models.make_softmax_regression, federation, num_rounds=15, clients_per_round=20,
+                local_epochs=1, batch_size=50, client_learning_rate=0.1,
+                test_data=(x_test, y_test), seed=SEED, progress=False, aggregation_rule=rule(),
+                client_hook=hook)
+            results[split, attack, name] = history.test_accuracy[-1]
+
+# %% tags=["nbval-check-output"]
+for split in ("iid", "dirichlet"):
+    print(f"{split}: " + "   ".join(
+        f"{name} " + " / ".join(f"{results[split, a, name]:.1%}"
+                                for a in ("no attack", "z_max", "z = 1.5")) for name in rules))
+print("(each: no attack / z_max / z = 1.5)")
 
 # %% [markdown]
-# How to read it: the attackers' updates are no larger than honest ones, so a norm check would
-# not flag them. On these IID clients, with 4 attackers estimating $\sigma$ from 4 updates and
-# $z = 1.5$, the shift is small and the accuracy moves by less than a point (the cell below
-# checks it): IID clients agree closely, so there is little room to hide, and softmax
-# regression has a single, convex optimum that the honest majority keeps pulling towards.
-# Baruch et al. report large drops on deep networks with many more clients, where small
-# coordinated shifts in millions of coordinates add up. Try larger $z$ (say 5 or 20) and the
-# Dirichlet split: too large and the attackers leave the honest range, where the median
-# ignores them again. The lesson: robust statistics bound the damage of *far-away* updates;
-# they do not detect a coordinated minority that stays inside the honest spread.
+# **What it shows: on this model the quiet attack barely works, and that is the lesson.** On
+# IID clients it moves no rule by as much as a point. On Dirichlet clients $z_{\max}$ even
+# *raises* the median's and the trimmed mean's accuracy: the attackers send almost the honest
+# *mean*, which on skewed clients is a better aggregate than the median. Only the larger shift
+# costs the median and the trimmed mean a point or two there. Why so little: softmax
+# regression is convex, with one optimum that the honest majority keeps pulling towards, and
+# in 15 rounds a shift of a fraction of $\sigma$ per coordinate adds up to little. Baruch et al.
+# report large drops on deep networks trained for many epochs, where a consistent small bias in
+# millions of coordinates accumulates and a non-convex model can be steered into a worse
+# basin. What to take away for the design question: a quiet attack is one that a rank-based
+# rule *cannot see* (every attacker value lies inside the honest range, the update norms look
+# honest), not one that always does damage; whether it does depends on the model, the data
+# and the number of rounds, and the defence needs more than robust statistics (e.g. bounding
+# each client's influence over many rounds, or checking updates against a validation set).
+# The cell below checks the statements of this paragraph.
 
 # %%
-for name in ("FedAvg", "median", "trimmed mean"):
-    assert abs(results[name, "quiet attack"] - results[name, "no attack"]) < 0.01, name
-print("the quiet attack at z = 1.5 moved every rule's accuracy by less than one point")
+for name in rules:
+    assert abs(results["iid", "z_max", name] - results["iid", "no attack", name]) < 0.01, name
+    assert abs(results["iid", "z = 1.5", name] - results["iid", "no attack", name]) < 0.01, name
+for name in ("median", "trimmed mean"):
+    assert results["dirichlet", "z_max", name] > results["dirichlet", "no attack", name], name
+    assert results["dirichlet", "z = 1.5", name] < results["dirichlet", "no attack", name], name
+print("the quiet attack moved no rule by a point on IID clients; see the text for non-IID")
