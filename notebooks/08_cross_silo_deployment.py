@@ -6,7 +6,8 @@
 # same code as separate Flower processes (a SuperLink and four SuperNodes) that give the same
 # model as the simulation.
 #
-# *Runtime: about 1.5 min on a 2-core laptop CPU (one real Flower deployment of 3 rounds).*
+# *Runtime: about 52 s on a 2-core laptop CPU, including one real Flower deployment of 3 rounds
+# (`benchmarks/results/time_notebooks.txt`).*
 # Prerequisites: [03 Federated averaging](03_federated_averaging.ipynb) (rounds, client updates,
 # the weighted average), [04 The multi-client experiment](04_multi_client_experiment.ipynb)
 # (DP-FedAvg, accounting, the cross-device setting) and
@@ -69,7 +70,7 @@ print("values of num in Cleveland's file:", np.unique(tables["cleveland"][:, -1]
 # Two things stand out. The base rates differ enormously: 93 % of the Swiss patients have the
 # disease, 46 % of Cleveland's. And the Hungarian file stores only 0 and 1 in `num` (its donors
 # already collapsed the severities 1–4 into 1), so the only task all four hospitals support is
-# the binary one. Where are the gaps?
+# the binary one. Where are the gaps (the files mark them with `?`, read as NaN)?
 
 # %% tags=["nbval-check-output"]
 columns = list(data.HEART_DISEASE_COLUMNS)
@@ -77,6 +78,32 @@ print(f"{'missing':<9}" + "".join(f"{name:>13}" for name in data.HOSPITALS))
 for column in ["trestbps", "chol", "fbs", "oldpeak", "slope", "ca", "thal"]:
     shares = [np.mean(np.isnan(t[:, columns.index(column)])) for t in tables.values()]
     print(f"{column:<9}" + "".join(f"{share:>13.0%}" for share in shares))
+
+# %% [markdown]
+# That table misses the largest gap of all. A serum cholesterol of 0 mg/dl is impossible: it is
+# how some hospitals wrote "not measured", a **missing-value code** that no `?` marks:
+
+# %% tags=["nbval-check-output"]
+chol = columns.index("chol")
+for name, table in tables.items():
+    print(f"{name:<12} chol recorded as 0: {int(np.sum(table[:, chol] == 0)):>3} of {len(table)}")
+
+# %% [markdown]
+# Switzerland measured nobody's cholesterol, and VA a quarter of its patients' not at all. Read
+# as a value, the 0 does damage: at VA the unmeasured patients sit far below everyone else after
+# standardisation, so a model can learn "cholesterol not measured" as if it were "cholesterol
+# very low"; and wherever Swiss and other patients meet in one table (pooled training below),
+# `chol = 0` *identifies the hospital*, a shortcut rather than medicine. The right reading is
+# "missing": impute it, and if missingness may carry information, add an explicit indicator.
+# The private path of this notebook does that (`preprocessing="public"` below reads 0 as a gap
+# in `chol` and `trestbps` and fills it with a clinical reference value). The comparison of
+# local, FedAvg and pooled training keeps FLamby's protocol, which reads the 0 as a value, so
+# that our figures stay comparable with FLamby's published ones; `cross_silo.load_hospital`'s
+# local preparation does the same. (Treating 0 as missing there is not a one-line change:
+# Switzerland would have no observed cholesterol to impute from, so the column needs a
+# reference value or an indicator, and every figure of the comparison, the Flower app's and the
+# tests' would move with it. Exercise for the reader: make the change and see which
+# conclusions survive.)
 
 # %%
 fig, (ax_n, ax_rate) = plt.subplots(1, 2, figsize=(8, 2.8))
@@ -255,10 +282,36 @@ assert auc["fedavg", "cleveland"][0] > 0.85 and auc["pooled", "cleveland"][0] > 
 assert acc["fedavg", "switzerland"][0] < acc["local", "switzerland"][0]
 
 # %% [markdown]
+# How much do the AUCs of the small hospitals' test sets say? The ± above is the spread over
+# training seeds; it says nothing about the handful of test patients. An AUC compares every
+# patient with disease to every patient without, so a test set with few of either is a noisy
+# yardstick. Counts and a 95 % bootstrap interval (2,000 resamples of the test patients,
+# stratified by label so that both classes stay present) for the FedAvg model of seed 0:
+
+# %% tags=["nbval-check-output"]
+fed_params, _ = cross_silo.run_fedavg(federation, config)  # seed 0, as in the first run above
+boot_rng = np.random.default_rng(SEED)
+print(f"{'hospital':<12} {'disease/none':>12} {'FedAvg AUC':>11} {'95% bootstrap CI':>17}")
+for h in federation:
+    scores = cross_silo.predict_proba(fed_params, h.x_test)
+    pos, neg = np.flatnonzero(h.y_test > 0.5), np.flatnonzero(h.y_test < 0.5)
+    boot = [cross_silo.roc_auc(h.y_test[rows], scores[rows]) for rows in (
+        np.concatenate([boot_rng.choice(pos, len(pos)), boot_rng.choice(neg, len(neg))])
+        for _ in range(2000))]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    print(f"{h.name:<12} {len(pos):>7}/{len(neg):<4} {cross_silo.roc_auc(h.y_test, scores):>11.3f}"
+          f"     [{low:.3f}, {high:.3f}]")
+
+# %% [markdown]
 # Federation helps where data is scarce. Switzerland's local model has only five patients
 # without disease to learn from; its AUC is about 0.5, no better than chance, while the
-# federated model ranks the Swiss test patients almost perfectly (AUC ≈ 0.97). VA gains about
-# 0.1 in AUC. The two large hospitals lose little or nothing.
+# federated model ranks the Swiss test patients almost perfectly (AUC ≈ 0.97). But that 0.97
+# rests on **3** Swiss test patients without disease: its bootstrap interval runs from 0.880 to
+# 1, and a resample (or another split) that draws a different healthy patient moves it by
+# several points. What the data support is "far better than chance", not "almost perfect".
+# The bootstrap treats the 42 test patients as the population, so even this interval is
+# optimistic. VA gains about 0.1 in AUC, and its interval is wide too. The two large hospitals
+# lose little or nothing.
 #
 # Accuracy tells a different story at Switzerland, and it is a story about the threshold, not
 # the ranking. With 93 % positives, "everybody has the disease" is 93 % accurate, which is what
@@ -292,9 +345,13 @@ ours = summarise(flamby_runs, "accuracy")
 for method, theirs in FLAMBY_ACCURACY.items():
     print(f"{method:<7} ours " + " ".join(f"{ours[method, n][0]:.3f}" for n in data.HOSPITALS)
           + "   FLamby " + " ".join(f"{a:.3f}" for a in theirs))
+gaps = [100 * (ours[method, n][0] - a) for method, theirs in FLAMBY_ACCURACY.items()
+        for n, a in zip(data.HOSPITALS, theirs, strict=True)]
+print(f"ours minus FLamby: from {min(gaps):+.1f} to {max(gaps):+.1f} points")
 
 # %% [markdown]
-# Our accuracies are higher than FLamby's at every hospital, by 4 to 27 points. The differences
+# Our accuracies are higher than FLamby's at every hospital and for every method, by 3.6 to
+# 27.5 points. The differences
 # we know of: the test rows differ (same sizes, different draw); FLamby's FedAvg takes plain SGD
 # steps with learning rate 0.001 (15 rounds of 100 steps of batch 4), ours 0.05, and its pooled
 # model uses Adam; and Switzerland's test set has 16 patients (15 with disease), so one patient is 6
@@ -628,6 +685,31 @@ for entry, h in zip(deployed["rounds"][-1]["evaluate"], federation, strict=True)
 #
 # SecAgg+ hides the individual updates from the server, not from the final model; it is a
 # complement to the DP-SGD above, not a replacement.
+#
+# **DP on Flower.** The deployment above is plain, to show exact parity in one run of the
+# notebook's budget; a private deployment runs the same ClientApp with `noise_multiplier > 0`
+# (its DP-SGD is `cross_silo.client_update`, so the noise, the public constants and the
+# accounting are the ones of the privacy section), and `tests/test_deploy.py` runs one, with
+# SecAgg+, on every full test run. The command above starts the same thing from a terminal.
+#
+# Flower also ships DP of its own, and it is worth knowing why this notebook does not use it:
+#
+# - `DifferentialPrivacyServerSideFixedClipping` and `DifferentialPrivacyClientSideFixedClipping`
+#   (strategy wrappers; the client-side one with `fixedclipping_mod` on the ClientApp), and their
+#   adaptive-clipping twins: DP-FedAvg, **client-level** DP. Its unit is a whole hospital, which
+#   the section on client-level DP above showed to be meaningless with four hospitals, and the
+#   server-side variant trusts the server with every clear update.
+# - `LocalDpMod`: each client clips its model update and adds Gaussian noise of standard
+#   deviation $\Delta\sqrt{2\ln(1.25/\delta)}/\varepsilon$ to it, the textbook bound, valid
+#   for $\varepsilon < 1$ and for **one** release; nothing composes the rounds, so the
+#   $\varepsilon$ you pass is not the run's.
+# - Both draw floating-point noise from numpy's global generator: neither secret nor exact
+#   (notebook 01's floating-point attack applies). The course's DP-SGD draws exact integer noise
+#   from a secret source and reports $\varepsilon$ from an accountant for the whole run.
+#
+# They are good scaffolding for client-level DP with many clients (the cross-device case of
+# notebook 04); for patients inside four hospitals the unit has to be the patient, which only
+# example-level DP-SGD inside the ClientApp gives.
 
 # %% [markdown]
 # ## From loopback to four real hospitals
