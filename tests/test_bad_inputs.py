@@ -1626,6 +1626,18 @@ REGISTRY += [
 ]
 
 
+# ---------------------------------------------------------------------- fl_helpers.dp_ftrl
+# DP-FTRL (issue 28): its module and its accounting functions, from its own FUZZ table (the
+# table's bad values plus the shared families for the plain arguments).
+
+import test_dp_ftrl  # noqa: E402
+
+from fl_helpers import dp_ftrl  # noqa: E402
+
+MODULES += (dp_ftrl,)
+REGISTRY += [_table_entry(row) for row in test_dp_ftrl.FUZZ]
+
+
 # ------------------------------------------------------------------------------ the cases
 
 @dataclass(frozen=True)
@@ -1748,7 +1760,7 @@ def test_every_row_of_the_module_tables_has_an_entry():
     # A row added to a module's FUZZ table (notebook 09's modules) must reach this table too.
     names = {(entry.function.__module__, entry.function.__qualname__) for entry in REGISTRY}
     for module in (test_psi, test_paillier, test_vertical_protocol, test_split_learning,
-                   test_transfer):
+                   test_transfer, test_dp_ftrl):
         for function, _, _ in module.FUZZ:
             if function.__qualname__ == "_step":  # encrypted_step with the module's parties
                 function = vertical_protocol.encrypted_step
