@@ -833,8 +833,11 @@ else:
 #   columns, and each prepares its data at home: with its own statistics without DP, with
 #   public constants under DP (its own statistics let one patient move everyone's gradient).
 # - Federation helps the small hospitals most: Switzerland's local model ranks patients no
-#   better than chance, the federated one almost perfectly; a shared intercept can still hurt
+#   better than chance, the federated one far better (with a handful of healthy Swiss test patients,
+#   report counts and an interval, not just the AUC); a shared intercept can still hurt
 #   accuracy where the base rate is extreme.
+# - Missing values hide behind codes: `chol = 0` means "not measured" (every Swiss patient);
+#   read it as a gap, or it becomes a feature that identifies the hospital.
 # - The unit to protect is the patient: example-level DP-SGD inside each hospital, with an
 #   $\varepsilon$ per hospital from the accountant; the smallest hospital spends the most. It
 #   holds only if nothing else a hospital sends depends on its patients: public weights and
