@@ -752,8 +752,9 @@ else:
 #   labels read off the last layer, iDLG's trick and its batch extensions) recovers batches from
 #   the gradient alone.
 # - **Clipping alone hides nothing** (the attacks are scale-free); Gaussian noise on one update
-#   stops reconstruction at a small $z$, whose $\varepsilon$ is nonetheless meaningless. With
-#   central DP the server still sees clipped, un-noised updates.
+#   stopped *our two* attacks at a small $z$, whose $\varepsilon$ certifies nothing: an
+#   observation about these attacks, not a guarantee against the next one. With central DP the
+#   server still sees clipped, un-noised updates.
 # - Membership inference is what $\varepsilon$ bounds: report TPR at low FPR on log axes, and
 #   draw the $(\varepsilon, \delta)$ line and the PLD trade-off curve next to it; measured
 #   curves far under the bound reflect a weak attack, not extra privacy.
