@@ -83,7 +83,7 @@ def test_two_releases_compose_to_one_gaussian_of_the_total_multiplier():
     """dp-accounting's own composition of the update's Gaussian (z_Delta) and the count's
     (sensitivity 1/2, std sigma_b: multiplier 2 sigma_b) is the Gaussian of multiplier z, at
     every RDP order (exactly, without sampling) and in epsilon (PLD)."""
-    z, sigma_b, rounds = 1.0, 2.5, 50
+    z, sigma_b, rounds = 2.0, 2.5, 20
     z_delta = accounting.adaptive_clipping_update_noise_multiplier(noise_multiplier=z,
                                                                    count_stddev=sigma_b)
     pair = dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(z_delta),
@@ -93,9 +93,9 @@ def test_two_releases_compose_to_one_gaussian_of_the_total_multiplier():
     rdp_pair = dp_accounting.rdp.RdpAccountant(orders).compose(pair, rounds)
     rdp_one = dp_accounting.rdp.RdpAccountant(orders).compose(one, rounds)
     np.testing.assert_allclose(rdp_pair._rdp, rdp_one._rdp, rtol=1e-12)
-    pld = [dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4).compose(e, rounds)
+    pld = [dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-3).compose(e, rounds)
            .get_epsilon(1e-5) for e in (pair, one)]
-    assert pld[0] == pytest.approx(pld[1], rel=2e-3)
+    assert pld[0] == pytest.approx(pld[1], rel=1e-4)
 
 
 def test_the_projects_epsilon_for_the_total_z_is_dp_accountings():
@@ -414,7 +414,7 @@ def _uncentred_fraction(norms, *, clipping_norm, count_stddev, expected_clients,
     return count / expected_clients
 
 
-def _membership_accuracy(release, trials=4000):
+def _membership_accuracy(release, trials=2500):
     """The adversary knows the other 10 clients' norms and C; the target, whose update fits
     under C (bit 1), either took part or not (add/remove). From the released b_bar it guesses
     'took part' above the midpoint of the two noiseless values. Accuracy over both worlds."""
@@ -432,10 +432,11 @@ def test_the_count_is_as_private_as_the_split_assumes_and_flowers_is_not():
     """The split accounts the count as a Gaussian mechanism of multiplier 2 sigma_b (sensitivity
     1/2, std sigma_b): the best test between the two worlds of such a Gaussian has accuracy
     Phi(1 / (4 sigma_b)) = 0.599 for sigma_b = 1. The attack reaches about that on the centred
-    count (measured 0.604; the discrete Gaussian of variance 4 is within a standard error of
+    count (measured 0.606; the discrete Gaussian of variance 4 is within a standard error of
     the continuous one here) and clearly exceeds it on the uncentred count that Flower 1.42
-    noises with the same sigma_b (continuous: Phi(1/2) = 0.69; measured 0.708 with variance-1
-    discrete noise). 8,000 guesses: standard error 0.0055, so the 0.02 margin is 3.6 of them."""
+    noises with the same sigma_b (continuous: Phi(1/2) = 0.69; measured 0.711 with variance-1
+    discrete noise). 5,000 guesses, seeded: standard error 0.007, so the 0.02 margin is 2.8 of
+    them."""
     bound = 0.5 * (1 + math.erf(1 / (4 * 1.0) / math.sqrt(2)))  # Phi(1 / (4 sigma_b))
     ours = _membership_accuracy(aggregation.noised_unclipped_fraction)
     broken = _membership_accuracy(_uncentred_fraction)
