@@ -205,8 +205,19 @@ NUMBERS: list[Number] = [
     Number(NB03, "largest sampled client", r"one on the\s+#?\s*(?P<value>[\d,]+)-example client",
            derive=lambda text: max(int(n) for n in re.search(
                r"their sizes n_k: \[([\d, ]+)\]", text).group(1).split(","))),
-    Number(NB03, "local steps with B = 10", r"\$n_k = 600\$: (?P<value>\d+) steps instead",
-           r"'B=10': (?P<value>\d+)"),
+    Number(NB03, "held out per client", r"a random (?P<value>\d+) of\s+#?\s*its 600 examples",
+           r"every client: \d+ examples to train on, (?P<value>\d+) held out"),
+    Number(NB03, "trained on per client", r"The runs train on the other (?P<value>\d+),",
+           r"every client: (?P<value>\d+) examples to train on"),
+    Number(NB03, "local steps with B = 10", r"\$u_k = 500 / 10 = (?P<value>\d+)\$ local steps",
+           derive=lambda text: _out(r"every client: (?P<value>\d+) examples to train on")(text)
+           / 10),
+    Number(NB03, "local steps in the bullet", r"FedAvg is far ahead: (?P<value>\d+) local",
+           derive=lambda text: _out(r"every client: (?P<value>\d+) examples to train on")(text)
+           / 10),
+    Number(NB03, "FedSGD's pooled examples", r"one gradient step on (?P<value>[\d,]+)\s",
+           derive=lambda text: 10 * _out(r"every client: (?P<value>\d+) examples to train on")(
+               text)),
     Number(NB03, "FedAvg IID after 12 rounds", r"it reaches about (?P<value>\d+)% within",
            derive=lambda text: 100 * _out(r"IID\s+FedAvg \(E=1, B=10\)\s+final test accuracy "
                                           r"(?P<value>[\d.]+)")(text)),
