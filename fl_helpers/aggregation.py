@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, discrete_noise, privacy, schedule
+from fl_helpers import discrete_noise, privacy, schedule
 
 Weights = list[np.ndarray]
 
@@ -735,6 +735,10 @@ class AdaptiveClipDPFedAvg(DPFedAvg):
         total = v.check_non_negative("noise_multiplier", noise_multiplier)
         expected_clients = v.check_positive("expected_clients", expected_clients)
         count_stddev = clipping.count_stddev_for(expected_clients)
+        # Imported here: the Flower ClientApp imports this module in every message, and must
+        # not pay for dp-accounting (tests/test_deploy.py::test_client_app_imports_stay_light).
+        from fl_helpers import accounting
+
         update_multiplier = accounting.adaptive_clipping_update_noise_multiplier(
             noise_multiplier=total, count_stddev=count_stddev)
         super().__init__(clipping_norm=clipping.initial_clipping_norm,
