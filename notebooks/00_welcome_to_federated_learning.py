@@ -187,6 +187,10 @@ plt.show()
 # | `08_cross_silo_deployment` | federate four hospitals' real data with patient-level DP, and deploy the same code on Flower |
 # | `09_vertical_and_transfer_learning` | align a bank's and a credit bureau's customers with private set intersection, train across their columns under Paillier encryption, read labels from split learning's gradients and stop it with label DP, and transfer labels to customers only one party knows |
 #
+# Where these tools meet real systems (keyboards, hospitals, banks, factories, smart cities,
+# self-driving cars), and what data-protection law (GDPR, China's PIPL) asks of them: the page
+# [Applications](../docs/applications.md).
+#
 # ### Notation
 #
 # One set of symbols for the whole course, each with the name the code uses:

@@ -4,7 +4,8 @@
     .venv/bin/python -m tools.build_website --out DIR    # -> DIR/html/index.html
 
 Pages: the README as the landing page, every notebook in ``notebooks/`` and
-``notebooks/solutions/`` (picked up by glob, in teaching order) and ``docs/instructor_guide.md``.
+``notebooks/solutions/`` (picked up by glob, in teaching order), ``docs/applications.md`` and
+``docs/instructor_guide.md``.
 Nothing is executed (``execute_notebooks: off``): the pages show the outputs CI checked, and the
 widgets' stored state is embedded, rendered by the vendored ``@jupyter-widgets/html-manager``
 (a static snapshot: sliders move but nothing is recomputed without a kernel). The pages load
@@ -51,7 +52,8 @@ MISSING: list[str] = []
 
 def pages() -> dict[str, str]:
     """Repository path of every page source -> its path in the staged book."""
-    mapping = {"README.md": "index.md", "docs/instructor_guide.md": "instructor_guide.md"}
+    mapping = {"README.md": "index.md", "docs/instructor_guide.md": "instructor_guide.md",
+               "docs/applications.md": "applications.md"}
     for path in [*cn.main_notebooks(), *sorted(cn.SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))]:
         relative = path.relative_to(cn.REPO).as_posix()
         mapping[relative] = relative
