@@ -58,7 +58,7 @@ ANSWER_KEY_DIR = BUILD / "answer_key"
 ANSWERS_TABLE = Path(__file__).resolve().parent / "exercise_answers.yml"
 #: Copied into the student edition so that its notebooks run there.
 SUPPORT = ["fl_helpers", "data", "benchmarks/results", "requirements.txt", "pyproject.toml",
-           "LICENSE"]
+           "LICENSE", "docs/applications.md"]  # notebook 00 links to the applications page
 
 _SOLUTION_LINK = re.compile(r"\[([^\]]*)\]\((?:\.\./|\./)?(?:notebooks/)?solutions/[^)]*\)")
 _SOLUTION_PATH = re.compile(r"`(?:\.\./|\./)?(?:notebooks/)?solutions/?[^`]*`")
