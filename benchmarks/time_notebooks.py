@@ -7,13 +7,23 @@ whether it ran without error, and the load average before each run: the machine 
 the figures are upper bounds of what a quiet machine takes. Targets (issue 15): every notebook
 <= 90 s, the whole course <= 8 minutes on the 2-core machine.
 
-    .venv/bin/python benchmarks/time_notebooks.py                        # every notebook
+Besides the printed table (kept in ``benchmarks/results/time_notebooks.txt``), each run writes
+``benchmarks/results/time_notebooks.json``: one record per notebook (seconds, ok, the 1-minute
+load average before it, the UTC date, the CPU count). This file is the course's one source of
+runtimes: ``tests/test_runtimes.py`` checks the notebook headers, the README's table and the
+instructor guide's table against it. A run on some notebooks only (``--notebooks``) replaces
+those records and keeps the others, each with its own date and load. The JSON is rewritten after
+every notebook, so an interrupted run keeps what it measured.
+
+    .venv/bin/python benchmarks/time_notebooks.py | tee benchmarks/results/time_notebooks.txt
     .venv/bin/python benchmarks/time_notebooks.py --notebooks 01 03      # by number prefix
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+RESULTS_JSON = ROOT / "benchmarks" / "results" / "time_notebooks.json"
 
 
 def find_notebooks(prefixes: list[str] | None, solutions: bool) -> list[Path]:
@@ -51,13 +62,35 @@ def time_notebook(path: Path, timeout: int) -> tuple[float, bool, str]:
     return seconds, done.returncode == 0, error[:120]
 
 
+def load_records(path: Path) -> dict[str, dict[str, object]]:
+    """The records already in ``path`` (notebook name relative to notebooks/ -> record), or {}."""
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8"))["notebooks"])
+
+
+def write_records(path: Path, records: dict[str, dict[str, object]]) -> None:
+    """Write ``records`` to ``path`` as the machine-readable runtime source, sorted by name."""
+    document = {
+        "description": "Fresh-kernel wall-clock seconds per notebook, from "
+                       "benchmarks/time_notebooks.py; load is the 1-minute load average just "
+                       "before the run (the machine is shared).",
+        "notebooks": {name: records[name] for name in sorted(records)},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", nargs="*", default=None,
                         help="name prefixes to run (e.g. 01 03); default: all")
     parser.add_argument("--no-solutions", action="store_true", help="skip notebooks/solutions")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--json", type=Path, default=RESULTS_JSON,
+                        help="machine-readable results file (default: %(default)s)")
     args = parser.parse_args()
+    records = load_records(args.json)
     paths = find_notebooks(args.notebooks, not args.no_solutions)
     if not paths:
         parser.error(f"no notebook matches {args.notebooks}")
@@ -67,7 +100,13 @@ def main() -> None:
         load = os.getloadavg()[0]
         seconds, ok, error = time_notebook(path, args.timeout)
         total += seconds
-        name = str(path.relative_to(NOTEBOOKS))
+        name = path.relative_to(NOTEBOOKS).as_posix()
+        records[name] = {
+            "seconds": round(seconds, 1), "ok": ok, "load_1min": round(load, 2),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cpu_count": os.cpu_count(), "error": error,
+        }
+        write_records(args.json, records)
         print(f"{name:<58}{seconds:>9.1f}  {'yes' if ok else 'NO':<4}{load:>13.2f}"
               f"{'  ' + error if error else ''}", flush=True)
     print(f"{'total':<58}{total:>9.1f}   ({len(paths)} notebooks; load average at end "
