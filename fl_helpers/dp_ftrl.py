@@ -48,18 +48,23 @@ discrete_gaussian`); floats appear only after the noise (post-processing).
 * :class:`DPFTRL`: the aggregation rule (server step) on the course's rule interface.
 * :func:`check_participation`, :func:`cyclic_schedule`, :func:`availability_schedule`,
   :func:`epsilon_for_schedule`: schedules by availability, their check and their epsilon.
+* :func:`run_dp_ftrl`: DP-FTRL on the course's one training loop
+  (:func:`fl_helpers.training.run_private_schedule`, either engine), checked, accounted,
+  secret by default; returns a :class:`fl_helpers.training.DPFTRLHistory`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import keras
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation, discrete_noise, schedule
+from fl_helpers import accounting, aggregation, discrete_noise, schedule, training
+from fl_helpers import schedule as schedule_module
 
 Weights = list[np.ndarray]
 
@@ -567,3 +572,137 @@ def epsilon_for_schedule(schedule: Sequence[np.ndarray], *, num_clients: int,
     return accounting.dp_ftrl_epsilon(noise_multiplier=noise_multiplier, tree_sizes=sizes,
                                       target_delta=target_delta,
                                       trees_per_client=max(1, busiest))
+
+
+# --------------------------------------------------------------------------------------------
+# DP-FTRL on the one training loop
+# --------------------------------------------------------------------------------------------
+
+#: The accountant named in a DP-FTRL history (dp-accounting's RDP accountant, tree events).
+ACCOUNTANT = "rdp-tree"
+
+
+def run_dp_ftrl(model_fn: Callable[[], keras.Model],
+                client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                schedule: Sequence[np.ndarray], clipping_norm: float, clients_per_round: float,
+                restart_every: int | None, target_delta: float, local_epochs: int,
+                batch_size: int | None, client_learning_rate: float,
+                noise_multiplier: float | None = None, target_epsilon: float | None = None,
+                server_learning_rate: float = 1.0,
+                test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                progress: bool = True, engine: str | training.Engine = "auto",
+                initial_weights: list[np.ndarray] | None = None,
+                callback: training.Callback | None = None, reproducible_noise: bool = False,
+                randomness: schedule_module.PrivateRandomness | None = None,
+                diagnostics: bool = False) -> training.DPFTRLHistory:
+    """DP-FTRL (Kairouz et al. 2021, Algorithm 1 without momentum) on the one training loop.
+
+    Checks the participation schedule (every client at most once per tree; a violation is
+    refused with :class:`ParticipationError` naming the client, the rounds and the tree),
+    accounts epsilon after every round with
+    :func:`fl_helpers.accounting.dp_ftrl_epsilon_per_round` (dp-accounting's
+    ``SingleEpochTreeAggregationDpEvent`` per tree, RDP accountant, relation
+    ``REPLACE_SPECIAL``), then trains with :class:`DPFTRL` (clip to ``C`` on the integer grid,
+    exact sums, binary-tree noise from the run's secret :class:`fl_helpers.schedule.
+    PrivateRandomness`) through :func:`fl_helpers.training.run_private_schedule`, on the fast
+    engine (all the round's clients in one compiled call, the rule clipping and noising their
+    updates exactly) or the per-client loop.
+
+    What the epsilon means. Unit: one client, with all its updates. Relation: that client's
+    updates replaced by zero vectors in the rounds it takes part in (Kairouz et al.'s
+    Definition 1.1; *when* it takes part may be public, and stays visible). Assumption: each
+    client at most once per tree, in at most every tree (the epsilon per round is that worst
+    case: :func:`fl_helpers.accounting.dp_ftrl_epsilon_per_round`); no sampling, nothing
+    amplified. Trusted: the server that clips, sums and adds the noise, with secret randomness.
+    Observer: anyone who sees every released global model. Not covered: the schedule itself,
+    :class:`fl_helpers.training.Diagnostics`, the hyperparameter search, runs with
+    ``reproducible_noise=True``.
+
+    Args:
+        model_fn, client_datasets, local_epochs, batch_size, client_learning_rate, test_data,
+            seed, progress, engine, initial_weights, callback, diagnostics: As
+            :func:`fl_helpers.training.run_dp_fedavg`.
+        schedule: Per round, the distinct client ids taking part (e.g. :func:`cyclic_schedule`
+            or :func:`availability_schedule`); the run has ``len(schedule)`` rounds. It must
+            not depend on the private updates.
+        clipping_norm: ``C`` > 0.
+        clients_per_round: ``m`` > 0, the public divisor of the noised prefix sums (the
+            clients per round the schedule aims at, never a count of who took part).
+        restart_every: Rounds per tree (``None``: one tree for the whole run).
+        target_delta: delta in (0, 1) of the epsilon reported after each round.
+        noise_multiplier: ``z`` > 0, node noise std / ``C``; or ``None`` with
+            ``target_epsilon``.
+        target_epsilon: Instead of ``z``: the smallest ``z`` whose epsilon after the whole
+            schedule (every client in every tree, the worst case) is at most this
+            (:func:`fl_helpers.accounting.dp_ftrl_noise_multiplier_for_epsilon`).
+        server_learning_rate: ``eta`` > 0: ``w_t = w_start + eta noised(S_t) / m`` within a tree.
+        reproducible_noise: Derive the noise from ``seed`` (teaching and tests only: then NOT
+            private against anyone who knows the seed; a warning says so). Default ``False``:
+            secret.
+        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
+            one (claimed by this run).
+
+    Returns:
+        A :class:`fl_helpers.training.DPFTRLHistory` (``accountant`` :data:`ACCOUNTANT`,
+        ``noise`` ``"exact"``, ``sampling_probability`` 1: nobody is sampled).
+
+    Raises:
+        ParticipationError: A client twice in one tree.
+        TypeError, ValueError: An argument is malformed (the message names it), or both or
+            neither of ``noise_multiplier`` and ``target_epsilon`` are given.
+    """
+    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
+    if randomness is not None and not isinstance(randomness, schedule_module.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness or None (a fresh secret one), "
+                        f"got {type(randomness).__name__}.")
+    seed = v.check_int("seed", seed, minimum=0)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
+    clients_per_round = v.check_positive("clients_per_round", clients_per_round)
+    restart = _check_restart(restart_every)
+    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, (str, bytes)) \
+            and len(client_datasets):
+        num_clients = len(client_datasets)
+    else:
+        raise TypeError(f"client_datasets must be a non-empty list of (x, y) pairs, got "
+                        f"{type(client_datasets).__name__}.")
+    for k, pair in enumerate(client_datasets):  # the rest: checked with the model, later
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"client_datasets[{k}] must be an (x, y) pair of arrays, got "
+                            f"{type(pair).__name__} {v._fmt(pair)}.")
+    trees = check_participation(schedule, num_clients=num_clients, restart_every=restart)
+    num_rounds = len(schedule)
+    if (noise_multiplier is None) == (target_epsilon is None):
+        raise ValueError(f"noise_multiplier or target_epsilon must be given (exactly one), got "
+                         f"noise_multiplier={noise_multiplier!r} and "
+                         f"target_epsilon={target_epsilon!r}.")
+    if target_epsilon is not None:
+        target_epsilon = v.check_positive("target_epsilon", target_epsilon)
+        noise_multiplier = accounting.dp_ftrl_noise_multiplier_for_epsilon(
+            target_epsilon=target_epsilon, target_delta=target_delta,
+            tree_sizes=accounting.restart_tree_sizes(num_rounds, restart))
+    assert noise_multiplier is not None
+    # DPFTRL checks C, z (and its grid) and m once more; here before any noise is drawn.
+    rule = DPFTRL(clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
+                  clients_per_round=clients_per_round, restart_every=restart)
+    epsilons = accounting.dp_ftrl_epsilon_per_round(
+        noise_multiplier=rule.noise_multiplier, num_rounds=num_rounds,
+        restart_every=restart or num_rounds, target_delta=target_delta)
+    if randomness is None:
+        randomness = (schedule_module.PrivateRandomness.reproducible(seed) if reproducible_noise
+                      else schedule_module.PrivateRandomness.secret())
+    fields = training.run_private_schedule(
+        model_fn, client_datasets, rounds=schedule, aggregation_rule=rule,
+        randomness=randomness, epsilons=epsilons, local_epochs=local_epochs,
+        batch_size=batch_size, client_learning_rate=client_learning_rate,
+        server_learning_rate=server_learning_rate, test_data=test_data, seed=seed,
+        progress=progress, engine=engine, initial_weights=initial_weights, callback=callback,
+        diagnostics=diagnostics)
+    return training.DPFTRLHistory(
+        **fields, noise_multiplier=rule.noise_multiplier, clipping_norm=clipping_norm,
+        sampling_probability=1.0, target_delta=target_delta, accountant=ACCOUNTANT,
+        reproducible_noise=randomness.is_reproducible, expected_clients=clients_per_round,
+        noise="exact", clipping_norms=np.full(len(fields["rounds"]), clipping_norm),
+        update_noise_multiplier=rule.noise_multiplier, restart_every=restart,
+        clients_per_round=clients_per_round, trees_per_client=trees,
+        schedule_rounds=num_rounds)

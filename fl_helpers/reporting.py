@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, experiment, training
+from fl_helpers import aggregation, dp_ftrl, experiment, training
 
 
 def json_number(value: Any) -> Any:
@@ -158,7 +158,11 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
 
     Names the unit protected, the neighbouring relation, the guarantee with its accountant, who
     sees what and who is trusted, and what the epsilon does not cover (so that nobody quotes the
-    number without its meaning).
+    number without its meaning). An adaptive-clipping run states its settings (``C_0``,
+    ``gamma``, ``eta_C``, ``sigma_b``, the total ``z`` and ``z_Delta``) and the final and median
+    ``C``; a DP-FTRL run (:class:`fl_helpers.training.DPFTRLHistory`) states its own relation
+    (one client's updates replaced by zeros), its assumption (at most once per tree, no
+    sampling) and its accountant.
 
     Args:
         history: The run's :class:`fl_helpers.training.DPHistory` (with ``target_delta``).
@@ -186,6 +190,8 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
     rounds = int(history.rounds[-1])
     data = ("all of its data" if examples_per_client is None
             else f"all of its ~{examples_per_client:.0f} examples")
+    if isinstance(history, training.DPFTRLHistory):
+        return _dp_ftrl_statement(history, num_clients=num_clients, data=data)
     local = history.noise_placement is aggregation.NoisePlacement.LOCAL
     lines = [
         "What this ε means",
@@ -196,7 +202,7 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
             if local else f"add or remove one client from the {num_clients:,} clients."),
         f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
         f"{history.accountant.upper()} accountant, z = {history.noise_multiplier:.3g}, "
-        f"q = {history.sampling_probability:g}, C = {history.clipping_norm:g}"
+        f"q = {history.sampling_probability:g}, {_clipping_words(history)}"
         + (" (ε of the busiest client)." if local else
            f", the noisy sum divided by the public q·N = {history.expected_clients:g} (a "
            "constant, never a count of who took part)."),
@@ -216,6 +222,61 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
          "randomness; it sees each clipped update before noise and who took part."),
         "- Not covered: choosing hyperparameters on the same private data (that spends privacy "
         "too), per-client diagnostics (diagnostics=True), timings.",
+    ]
+    if history.reproducible_noise:
+        lines.append("- THIS RUN used reproducible noise derived from its seed: its ε does not "
+                     "hold against anyone who knows the seed (teaching only).")
+    return "\n".join(lines)
+
+
+def _clipping_words(history: training.DPHistory) -> str:
+    """``C = ...`` for a fixed norm; the adaptive settings and the norms reached otherwise."""
+    adaptive = history.adaptive_clipping
+    if adaptive is None:
+        return f"C = {history.clipping_norm:g}"
+    sigma_b = adaptive.count_stddev_for(history.expected_clients)
+    norms = np.asarray(history.clipping_norms, dtype=np.float64)
+    reached = (f"; C ended at {norms[-1]:.3g} (median over the {norms.size} rounds "
+               f"{float(np.median(norms)):.3g})" if norms.size else "")
+    return (f"adaptive clipping (Andrew et al. 2021): initial C = "
+            f"{adaptive.initial_clipping_norm:g}, target quantile γ = "
+            f"{adaptive.target_quantile:g}, learning rate η = {adaptive.learning_rate:g}, "
+            f"σ_b = {sigma_b:.3g} on the count of unclipped updates, z total = "
+            f"{history.noise_multiplier:.3g} (what ε accounts; z_Δ = "
+            f"{history.update_noise_multiplier:.3g} on the updates){reached}")
+
+
+def _dp_ftrl_statement(history: training.DPFTRLHistory, *, num_clients: int, data: str) -> str:
+    eps, delta = float(history.epsilon[-1]), history.target_delta
+    rounds = int(history.rounds[-1])
+    trees = ("one tree" if history.restart_every is None
+             else f"a tree restarted every {history.restart_every} rounds")
+    lines = [
+        "What this ε means (DP-FTRL: tree aggregation, no sampling)",
+        f"- Unit protected: one client, with {data} and all its updates (client-level DP; a "
+        "person with k devices is protected only at group level, about k·ε).",
+        "- Neighbouring relation: one client's updates replaced by zero vectors in the rounds "
+        f"it takes part in, among the {num_clients:,} clients (Kairouz et al. 2021, Definition "
+        "1.1; dp-accounting's REPLACE_SPECIAL). The client's model contribution is hidden; "
+        "whether and when it took part is not (the schedule may be public).",
+        f"- Assumption: each client takes part at most once per tree ({trees}; checked on the "
+        f"schedule before the run, busiest client in {history.trees_per_client} trees). No "
+        "sampling, no shuffling: nothing is amplified.",
+        f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
+        f"accountant {dp_ftrl.ACCOUNTANT}: dp-accounting's RDP accountant on "
+        "SingleEpochTreeAggregationDpEvent per tree (every client in every tree, the worst "
+        f"case), z = {history.noise_multiplier:.3g} per tree node, C = "
+        f"{history.clipping_norm:g}, the noised prefix sums divided by the public m = "
+        f"{history.clients_per_round:g} (a constant, never a count of who took part).",
+        "- Noise: exact. The clipped updates are integers on a grid, summed exactly; each tree "
+        "node gets discrete Gaussian noise drawn exactly, once; floating point comes after.",
+        f"- Observer: anyone who sees the {rounds} released global models (and what is "
+        "computed from them on public data).",
+        "- Trusted: the server that clips, sums and adds the tree's noise, with secret "
+        "randomness; it sees each clipped update before noise and who took part.",
+        "- Not covered: the participation schedule itself, choosing hyperparameters on the same "
+        "private data (that spends privacy too), per-client diagnostics (diagnostics=True), "
+        "timings.",
     ]
     if history.reproducible_noise:
         lines.append("- THIS RUN used reproducible noise derived from its seed: its ε does not "

@@ -16,6 +16,9 @@ averages with :class:`~fl_helpers.aggregation.FedAvg` (or any rule you pass).
 (:class:`fl_helpers.schedule.PrivateRandomness`), aggregates with
 :class:`~fl_helpers.aggregation.DPFedAvg`, accounts epsilon after every round with
 :mod:`fl_helpers.accounting` and can stop when a budget is spent.
+:func:`run_private_schedule` runs the same loop on a participation schedule the caller gives
+and has checked (DP-FTRL, :func:`fl_helpers.dp_ftrl.run_dp_ftrl`: no sampling, each client at
+most once per tree), with the caller's epsilon per round; it returns the fields of a history.
 
 What a private run releases, and what its epsilon covers: the sequence of global models (and
 figures computed from them on public test data) is what the epsilon of :class:`DPHistory`
@@ -206,6 +209,31 @@ class DPHistory(History):
 
     def _series(self) -> tuple[str, ...]:
         return (*super()._series(), "epsilon")
+
+
+@dataclasses.dataclass(eq=False)
+class DPFTRLHistory(DPHistory):
+    """What :func:`fl_helpers.dp_ftrl.run_dp_ftrl` measured: a :class:`DPHistory` of DP-FTRL.
+
+    DP-FTRL (Kairouz et al. 2021, "Practical and Private (Deep) Learning without Sampling or
+    Shuffling") samples nobody: ``sampling_probability`` is 1 and means nothing here. Its
+    ``epsilon`` is for the relation *one client's updates replaced by zeros* (dp-accounting's
+    ``REPLACE_SPECIAL``), under the assumption that every client takes part at most once per
+    tree, checked on the public schedule before the run.
+
+    Attributes:
+        restart_every: Rounds per tree (``None``: one tree for the whole run).
+        clients_per_round: ``m``, the public divisor of the noised prefix sums (also in
+            ``expected_clients``).
+        trees_per_client: The most trees one client took part in (once each), from
+            :func:`fl_helpers.dp_ftrl.check_participation`.
+        schedule_rounds: Rounds in the checked schedule (the run may stop earlier by callback).
+    """
+
+    restart_every: int | None = None
+    clients_per_round: float = math.nan
+    trees_per_client: int = 0
+    schedule_rounds: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -949,6 +977,112 @@ def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
     return accounting.epsilon_per_round(
         noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
         num_rounds=len(rounds), target_delta=target_delta, accountant=accountant)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop on a given participation schedule (DP-FTRL's entry: fl_helpers.dp_ftrl.run_dp_ftrl)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_epsilons(value: Any, num_rounds: int) -> np.ndarray:
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"epsilons must be an array of one epsilon per round, got "
+                        f"{type(value).__name__}.")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"epsilons must be an array of real numbers, got "
+                        f"{type(value).__name__}.") from error
+    if array.shape != (num_rounds,):
+        raise ValueError(f"epsilons must have one value per round of the schedule ({num_rounds}),"
+                         f" got shape {array.shape}.")
+    if np.isnan(array).any() or (array < 0).any() or (np.diff(array) < 0).any():
+        raise ValueError("epsilons must be >= 0, not NaN and non-decreasing (privacy spent "
+                         f"after each round), got {array.tolist()[:6]}...")
+    return array
+
+
+def run_private_schedule(model_fn: Callable[[], keras.Model],
+                         client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                         rounds: Sequence[np.ndarray],
+                         aggregation_rule: aggregation.AggregationRule,
+                         randomness: schedule.PrivateRandomness, epsilons: np.ndarray,
+                         local_epochs: int, batch_size: int | None, client_learning_rate: float,
+                         server_learning_rate: float = 1.0,
+                         test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                         progress: bool = True, engine: str | Engine = "auto",
+                         initial_weights: Weights | None = None,
+                         callback: Callback | None = None,
+                         diagnostics: bool = False) -> dict[str, Any]:
+    """The one training loop on a participation schedule given by the caller, with a private
+    rule whose noise comes from ``randomness``: the entry of DP-FTRL
+    (:func:`fl_helpers.dp_ftrl.run_dp_ftrl`, which checks the schedule and accounts epsilon).
+
+    Round ``t`` trains the clients ``rounds[t]`` (which may be empty: a private rule still adds
+    its noise), aggregates with ``aggregation_rule`` (its noise drawn from ``randomness``'s key
+    of round ``t``), steps with ``ServerSGD(server_learning_rate)`` and evaluates. Who takes part
+    is **not** secret here and is not sampled: the privacy of the run is what the caller's
+    accounting of this schedule says (``epsilons``), nothing is amplified. This function checks
+    its arguments and claims ``randomness`` for the run; it does not account.
+
+    Args:
+        model_fn, client_datasets, local_epochs, batch_size, client_learning_rate, test_data,
+            seed, progress, engine, initial_weights, callback, diagnostics: As
+            :func:`run_dp_fedavg` (the callback's figures carry ``epsilons[t]``).
+        rounds: Per round, the distinct ids (0..N-1) of the clients taking part.
+        aggregation_rule: An :class:`fl_helpers.aggregation.AggregationRule`, fresh for this
+            run (a stateful rule such as :class:`fl_helpers.dp_ftrl.DPFTRL` serves one run).
+        randomness: The run's :class:`fl_helpers.schedule.PrivateRandomness` (claimed here: a
+            secret one serves one run).
+        epsilons: Epsilon after each round of ``rounds`` (>= 0, non-decreasing), reported in the
+            callback and returned.
+        server_learning_rate: ``eta_s`` > 0 of the server's SGD step.
+
+    Returns:
+        The loop's fields, keyword arguments of :class:`History` (the caller builds its history
+        class from them, e.g. :class:`DPFTRLHistory`), plus ``"epsilon"``: ``epsilons`` of the
+        rounds trained.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    if not isinstance(aggregation_rule, aggregation.AggregationRule):
+        raise TypeError(f"aggregation_rule must be an AggregationRule, got "
+                        f"{type(aggregation_rule).__name__}.")
+    if not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness, got "
+                        f"{type(randomness).__name__}.")
+    if isinstance(rounds, (str, bytes, np.ndarray)) or not isinstance(rounds, Sequence):
+        raise TypeError(f"rounds must be a list with one array of client ids per round, got "
+                        f"{type(rounds).__name__}.")
+    if not 1 <= len(rounds) <= 10**7:
+        raise ValueError(f"rounds must hold 1..{10**7} rounds, got {len(rounds)}.")
+    server = aggregation.ServerSGD(
+        v.check_positive("server_learning_rate", server_learning_rate))
+    progress = v.check_flag("progress", progress)
+    diagnostics = v.check_flag("diagnostics", diagnostics)
+    # The ids' range once client_datasets is checked (by _setup), the rest first.
+    checked = [v.check_ids(f"rounds[{t}]", ids, num=2**62, unique=True)
+               for t, ids in enumerate(rounds)]
+    epsilons = _check_epsilons(epsilons, len(checked))
+    setup, _ = _setup(
+        model_fn, client_datasets, num_rounds=len(checked), local_epochs=local_epochs,
+        batch_size=batch_size, client_learning_rate=client_learning_rate, test_data=test_data,
+        seed=seed, engine_choice=engine, initial_weights=initial_weights, callback=callback,
+        max_clients_per_round=max(1, max(len(r) for r in checked)))
+    for t, ids in enumerate(checked):
+        if ids.size and ids.max() >= len(setup.datasets):
+            raise ValueError(f"rounds[{t}] must hold ids in 0..{len(setup.datasets) - 1} (the "
+                             f"clients of client_datasets), got {int(ids.max())}.")
+    randomness.claim(aggregation_rule.name)
+    if diagnostics:
+        _warn_diagnostics()
+    fields = _loop(setup, rule=aggregation_rule, server_optimizer=server, rounds=checked,
+                   randomness=randomness, epsilons=epsilons, progress=progress,
+                   description=aggregation_rule.name, callback=callback,
+                   diagnostics=diagnostics)
+    fields["epsilon"] = epsilons[:len(fields["rounds"])].copy()
+    return fields
 
 
 # --------------------------------------------------------------------------------------------

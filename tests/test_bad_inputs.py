@@ -1654,6 +1654,29 @@ from fl_helpers import dp_ftrl  # noqa: E402
 
 MODULES += (dp_ftrl,)
 REGISTRY += [_table_entry(row) for row in test_dp_ftrl.FUZZ]
+# The loop on a given schedule, DP-FTRL's entry (a stateless exact DP-FedAvg rule here, so that
+# every call may use it; the seeded randomness may be claimed by every call).
+REGISTRY += [
+    Entry(training.run_private_schedule, args=(MODEL_FN, DATASETS),
+          kwargs={"rounds": [np.array([0, 2])],
+                  "aggregation_rule": aggregation.DPFedAvg(clipping_norm=1.0,
+                                                           noise_multiplier=1.0,
+                                                           expected_clients=2.0),
+                  "randomness": schedule.PrivateRandomness.reproducible(0, warn=False),
+                  "epsilons": np.array([1.0]), **LOCAL, "server_learning_rate": 1.0,
+                  "test_data": TEST_DATA, "seed": 0, "progress": False, "engine": "loop",
+                  "initial_weights": WEIGHTS, "callback": lambda figures: None,
+                  "diagnostics": False},
+          corrupt={"model_fn": ("model_fn",), "client_datasets": ("datasets",),
+                   "rounds": ("schedule",), "aggregation_rule": ("rule", "none"),
+                   "randomness": ("randomness", "none"), **LOCAL_CORRUPT,
+                   "server_learning_rate": POSITIVE, "test_data": ("pair",), "seed": INDEX,
+                   "progress": FLAG, "engine": NAME, "initial_weights": ("weights",),
+                   "callback": CALLABLE, "diagnostics": FLAG},
+          extra={"epsilons": [None, "abc", [1.0, 2.0], np.array([np.nan]), np.array([-1.0]),
+                              np.array([[1.0]]), [object()]],
+                 "local_epochs": MAX_EPOCHS, "callback": [lambda: None]}),
+]
 
 
 # ------------------------------------------------------------------------------ the cases

@@ -403,3 +403,141 @@ def test_fuzz_covers_every_public_function():
                       "dp_ftrl_rdp", "dp_ftrl_epsilon", "dp_ftrl_epsilon_per_round",
                       "dp_ftrl_noise_multiplier_for_epsilon"}
     assert new_accounting <= covered
+
+
+# ------------------------------------------------------------------ run_dp_ftrl on the loop
+
+import functools  # noqa: E402
+
+from fl_helpers import client, models, training  # noqa: E402
+
+_RNG = np.random.default_rng(0)
+_CLIENTS = [(_RNG.random((8, 28, 28)).astype(np.float32), _RNG.integers(0, 10, 8))
+            for _ in range(6)]
+_TEST = (_RNG.random((16, 28, 28)).astype(np.float32), _RNG.integers(0, 10, 16))
+_MODEL_FN = functools.partial(models.make_softmax_regression, seed=0)
+#: 6 clients, 2 per round, a tree per pass of 3 rounds: every client once per tree.
+_CYCLIC = dp_ftrl.cyclic_schedule(6, clients_per_round=2, num_rounds=6)
+_RUN = {"schedule": _CYCLIC, "clipping_norm": 0.5, "clients_per_round": 2, "restart_every": 3,
+        "target_delta": 1e-5, "local_epochs": 1, "batch_size": 4, "client_learning_rate": 0.1,
+        "noise_multiplier": 0.7, "progress": False}
+
+
+def _run(**changes) -> training.DPFTRLHistory:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return dp_ftrl.run_dp_ftrl(_MODEL_FN, _CLIENTS, **{**_RUN, **changes})
+
+
+def test_run_dp_ftrl_loop_and_fast_engine_agree_and_epsilon_is_the_accountings():
+    histories = {engine: _run(engine=engine, test_data=_TEST, randomness=_seeded(5))
+                 for engine in ("loop", "fast")}
+    loop, fast = histories["loop"], histories["fast"]
+    assert loop.engine is training.Engine.LOOP and fast.engine is training.Engine.FAST
+    # Same noise (same seeded keys), clients trained by either engine: float32 rounding only
+    # (a coordinate may land on the neighbouring grid point: C / 2^16 / m = 4e-6).
+    for a, b in zip(loop.final_weights, fast.final_weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(loop.test_loss, fast.test_loss, rtol=1e-4)
+    expected = accounting.dp_ftrl_epsilon_per_round(noise_multiplier=0.7, num_rounds=6,
+                                                    restart_every=3, target_delta=1e-5)
+    for history in (loop, fast):
+        np.testing.assert_array_equal(history.epsilon, expected)
+        assert history.epsilon[-1] == pytest.approx(dp_ftrl.epsilon_for_schedule(
+            _CYCLIC, num_clients=6, noise_multiplier=0.7, restart_every=3, target_delta=1e-5))
+        assert history.aggregation == "DP-FTRL" and history.noise == "exact"
+        assert history.trees_per_client == 2 and history.restart_every == 3
+        assert history.accountant == dp_ftrl.ACCOUNTANT and history.expected_clients == 2
+
+
+def test_run_dp_ftrl_equals_the_rule_applied_by_hand():
+    # The loop's model after each round is w_0 + eta noised(S_t) C / (2^16 m) within a tree:
+    # the DPFTRL rule stepped by hand on the same clients' updates gives the same weights.
+    history = _run(engine="loop", randomness=_seeded(2), schedule=_CYCLIC[:2],
+                   server_learning_rate=0.5)
+    model = _MODEL_FN()
+    trainer = client.LoopTrainer(model, _CLIENTS, local_epochs=1, batch_size=4,
+                                 client_learning_rate=0.1, seed=0)
+    rule = dp_ftrl.DPFTRL(clipping_norm=0.5, noise_multiplier=0.7, clients_per_round=2,
+                          restart_every=3)
+    randomness = _seeded(2)
+    weights = [np.asarray(w, np.float32) for w in model.get_weights()]
+    for t, ids in enumerate(_CYCLIC[:2]):
+        deltas = trainer.train(weights, ids, t).deltas
+        update = rule.aggregate(deltas, np.full(len(ids), 8), aggregation.RoundContext(
+            round_index=t, num_clients=6, randomness=randomness))
+        weights = aggregation.ServerSGD(0.5).apply(weights, update)
+    for a, b in zip(history.final_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_run_dp_ftrl_refuses_a_violating_schedule_before_anything_is_drawn():
+    randomness = schedule.PrivateRandomness.secret()
+    # A pass takes 3 rounds; a tree of 4 rounds sees clients 0 and 1 twice (rounds 0 and 3).
+    with pytest.raises(dp_ftrl.ParticipationError, match="client 0 takes part in rounds 0 and 3"):
+        _run(restart_every=4, randomness=randomness)
+    randomness.claim("another run")  # not claimed by the refused run
+
+
+def test_run_dp_ftrl_is_secret_by_default_and_reproducible_only_when_asked():
+    first, second = _run(), _run()
+    assert not first.reproducible_noise and not second.reproducible_noise
+    assert any(np.any(a != b) for a, b in zip(first.final_weights, second.final_weights,
+                                              strict=True))
+    with pytest.warns(UserWarning, match="seed"):
+        seeded = dp_ftrl.run_dp_ftrl(_MODEL_FN, _CLIENTS, **_RUN, reproducible_noise=True,
+                                     seed=4)
+    again = _run(reproducible_noise=True, seed=4)
+    assert seeded.reproducible_noise and again.reproducible_noise
+    for a, b in zip(seeded.final_weights, again.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A secret randomness serves one run.
+    randomness = schedule.PrivateRandomness.secret()
+    _run(randomness=randomness)
+    with pytest.raises(ValueError, match="randomness was already used"):
+        _run(randomness=randomness)
+
+
+def test_run_dp_ftrl_calibrates_z_to_a_target_epsilon_and_takes_empty_rounds():
+    history = _run(noise_multiplier=None, target_epsilon=20.0)
+    assert history.epsilon[-1] <= 20.0 and history.epsilon[-1] == pytest.approx(20.0, rel=1e-4)
+    assert history.noise_multiplier == accounting.dp_ftrl_noise_multiplier_for_epsilon(
+        target_epsilon=20.0, target_delta=1e-5, tree_sizes=[3, 3])
+    # An availability schedule may leave a round empty: the tree takes a zero leaf, and noise.
+    sparse = [np.array([0, 1]), np.array([], np.int64), np.array([2])]
+    history = _run(schedule=sparse, restart_every=None)
+    assert len(history.rounds) == 3 and history.trees_per_client == 1
+    with pytest.raises(ValueError, match="exactly one"):
+        _run(target_epsilon=2.0)
+
+
+_RUN_VALID = {"model_fn": _MODEL_FN, "client_datasets": _CLIENTS[:3],
+              "schedule": [np.array([0, 1])], "clipping_norm": 1.0, "clients_per_round": 2,
+              "restart_every": None, "target_delta": 1e-5, "local_epochs": 1, "batch_size": 4,
+              "client_learning_rate": 0.1, "noise_multiplier": 1.0, "progress": False}
+_RUN_BAD = {
+    "model_fn": [None, 3, "softmax", lambda: 3],
+    "client_datasets": [None, "abc", 3, [], [(_CLIENTS[0][0],)]],
+    "schedule": _BAD_SCHEDULE[:-2] + [[np.array([3])]],
+    "clipping_norm": _BAD_POSITIVE, "clients_per_round": _BAD_POSITIVE,
+    "restart_every": _BAD_OPTIONAL_INT, "target_delta": _BAD_DELTA,
+    "local_epochs": _BAD_INT, "batch_size": _BAD_OPTIONAL_INT,
+    "client_learning_rate": _BAD_POSITIVE, "noise_multiplier": _BAD_POSITIVE[1:] + [1e6],
+    "target_epsilon": ["x", 0.0, -1.0, float("nan")],
+    "server_learning_rate": _BAD_POSITIVE,
+    "test_data": ["ab", 3, (_TEST[0],), (_TEST[0], _TEST[1][:3])],
+    "seed": [None, -1, 1.5, "0"], "progress": [None, "yes", 2],
+    "engine": ["gpu", None, 3], "initial_weights": ["w", [np.zeros(3)]],
+    "callback": [3, "f", lambda: None], "reproducible_noise": [None, "yes", 2],
+    "randomness": _BAD_RANDOMNESS, "diagnostics": [None, "yes", 2],
+}
+FUZZ.append((dp_ftrl.run_dp_ftrl, _RUN_VALID, _RUN_BAD))
+
+
+@pytest.mark.parametrize("argument, bad", [pytest.param(a, b, id=f"{a}-{i}")
+                                           for a, values in _RUN_BAD.items()
+                                           for i, b in enumerate(values)])
+def test_run_dp_ftrl_names_a_bad_argument(argument, bad):
+    with pytest.raises((ValueError, TypeError)) as error:
+        dp_ftrl.run_dp_ftrl(**{**_RUN_VALID, argument: bad})
+    assert argument in str(error.value), str(error.value)
