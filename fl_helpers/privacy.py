@@ -1058,3 +1058,300 @@ def noisy_answer_summary(true_answer: float, mechanism: str, *, sensitivity: flo
         "low": true_answer - half_width,
         "high": true_answer + half_width,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The rest of the toolbox: randomized response, group privacy, the exponential mechanism and a
+# private quantile (Dwork & Roth 2014, Sections 2.3, 3.2 and 3.4). Exact samplers only: every
+# probability is a rational number or exp(-rational), drawn with the bits above.
+# --------------------------------------------------------------------------------------------
+
+def _bits(reproducible_rng: Any) -> Any:
+    rng = _check_reproducible_rng(reproducible_rng)
+    return _SecretBits() if rng is None else _GeneratorBits(rng)
+
+
+def _truth_probability(value: Any) -> float:
+    p = _real("truth_probability", value)
+    if not 0.5 < p < 1:
+        raise ValueError(f"truth_probability must be in (0.5, 1), got {v._fmt(p)}: 0.5 answers "
+                         "at random (no information), 1 answers truthfully (no privacy).")
+    return p
+
+
+def randomized_response_epsilon(*, truth_probability: float) -> float:
+    """The epsilon of randomized response: ``ln(p / (1 - p))`` for truthful probability ``p``.
+
+    Each person reports their true bit with probability ``p`` and the other bit otherwise, so
+    the probability of any report changes by a factor of at most ``p / (1 - p)`` when the true
+    bit changes (Warner 1965; Dwork & Roth 2014, Section 3.2, Claim 3.5 for ``p = 3/4``).
+
+    Args:
+        truth_probability: ``p`` in (0.5, 1).
+
+    Returns:
+        epsilon > 0, e.g. ``ln 3 = 1.0986`` for ``p = 0.75``.
+
+    Raises:
+        ValueError: If ``truth_probability`` is not a real number in (0.5, 1).
+        TypeError: If it is not a real number.
+    """
+    p = _truth_probability(truth_probability)
+    return math.log(p) - math.log1p(-p)
+
+
+def _check_bits(name: str, value: Any) -> np.ndarray:
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-D array of 0s and 1s, got "
+                        f"{type(value).__name__} {value!r}.")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a 1-D array of 0s and 1s, got a ragged "
+                        f"{type(value).__name__}.") from error
+    if array.dtype != np.bool_ and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold 0s and 1s (integers or booleans), got dtype "
+                        f"{array.dtype}.")
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {array.shape}.")
+    array = array.astype(np.int64)
+    if not np.isin(array, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0s and 1s, got "
+                         f"{int(array[~np.isin(array, (0, 1))][0])}.")
+    return array
+
+
+def randomized_response(answers: np.ndarray, *, truth_probability: float,
+                        reproducible_rng: np.random.Generator | None = None) -> np.ndarray:
+    """Each person's yes/no answer, kept with probability ``p`` and flipped otherwise.
+
+    Randomized response (S. L. Warner, "Randomized Response: A Survey Technique for Eliminating
+    Evasive Answer Bias", JASA 1965; Dwork & Roth 2014, Section 3.2) is **local** DP: the unit
+    is one person's bit, the relation replace-one (the bit changes), and nobody needs to be
+    trusted -- each person randomises before anything leaves their device, so every observer,
+    the collecting server included, sees only the reports. Each report is
+    :func:`randomized_response_epsilon` ``= ln(p / (1 - p))``-DP. The coin is exact: ``p`` is a
+    float, i.e. a dyadic rational ``a / 2**k``, and a report is truthful iff a uniform integer
+    below ``2**k`` is below ``a``.
+
+    Args:
+        answers: The true bits, a non-empty 1-D array of 0/1 integers or booleans (one person
+            each).
+        truth_probability: ``p`` in (0.5, 1), the probability of reporting the truth.
+        reproducible_rng: ``None`` (default): secret coins from OS entropy, the private mode.
+            A ``numpy.random.Generator``: reproducible and **not private** against anyone who
+            knows the seed -- for stored notebook outputs and tests only.
+
+    Returns:
+        The reports, an int64 array of 0s and 1s of the same length.
+
+    Raises:
+        ValueError: If ``answers`` is empty, not 1-D or holds values other than 0 and 1, or
+            ``truth_probability`` is not in (0.5, 1).
+        TypeError: If ``answers`` is not an integer or boolean array, ``truth_probability`` not
+            a real number, or ``reproducible_rng`` neither ``None`` nor a Generator.
+    """
+    truth = _check_bits("answers", answers)
+    p = Fraction(_truth_probability(truth_probability))
+    bits = _bits(reproducible_rng)
+    keep = np.array([bits.below(p.denominator) < p.numerator for _ in range(truth.size)])
+    return np.where(keep, truth, 1 - truth).astype(np.int64)
+
+
+def randomized_response_estimate(reports: np.ndarray, *, truth_probability: float) -> float:
+    """The unbiased estimate of the share of 1s behind randomized-response reports.
+
+    A report is 1 with probability ``pi = p s + (1 - p)(1 - s)`` for true share ``s``, so
+    ``(mean(reports) - (1 - p)) / (2p - 1)`` has expectation ``s`` (Warner 1965). It is
+    post-processing of the reports, so it costs no privacy; it can fall outside [0, 1] and is
+    not clipped, because clipping would bias it.
+
+    Args:
+        reports: The reports, a non-empty 1-D array of 0s and 1s.
+        truth_probability: The ``p`` the reports were made with, in (0.5, 1).
+
+    Returns:
+        The estimated share of true 1s (a float, unbiased, possibly outside [0, 1]).
+
+    Raises:
+        ValueError: If ``reports`` is empty, not 1-D or not 0/1, or ``truth_probability`` is
+            not in (0.5, 1).
+        TypeError: If ``reports`` is not an integer or boolean array, or ``truth_probability``
+            not a real number.
+    """
+    array = _check_bits("reports", reports)
+    p = _truth_probability(truth_probability)
+    return (float(array.mean()) - (1 - p)) / (2 * p - 1)
+
+
+def group_privacy(*, epsilon: float, delta: float, group_size: int) -> tuple[float, float]:
+    """The guarantee an (epsilon, delta)-DP mechanism gives a group of ``k`` units.
+
+    Datasets that differ in ``k`` units are joined by a chain of ``k`` neighbours; applying the
+    definition along it gives ``(k epsilon, delta (1 + e^eps + ... + e^((k-1) eps)))``, and the
+    second entry is at most ``k e^((k-1) eps) delta`` (Dwork & Roth 2014, Theorem 2.2 for
+    ``delta = 0``; the delta term by the same chain). Use it when one person holds ``k``
+    records of a record-level guarantee.
+
+    Args:
+        epsilon: The per-unit epsilon, >= 0.
+        delta: The per-unit delta, in [0, 1).
+        group_size: ``k``, the number of units in the group, >= 1.
+
+    Returns:
+        ``(k * epsilon, delta_k)``; ``delta_k`` is capped at 1 (a delta of 1 promises nothing).
+
+    Raises:
+        ValueError: If an argument is out of range, or ``k * epsilon`` overflows.
+        TypeError: If an argument has the wrong type.
+    """
+    epsilon = _non_negative("epsilon", epsilon)
+    delta = _non_negative("delta", delta)
+    if delta >= 1:
+        raise ValueError(f"delta must be in [0, 1), got {v._fmt(delta)}.")
+    k = _count("group_size", group_size, minimum=1)
+    group_epsilon = _finite_result(k * epsilon, f"group_size * epsilon overflows float64 "
+                                   f"(group_size {k}, epsilon {epsilon:g}).")
+    if delta == 0 or k == 1:
+        return group_epsilon, delta
+    # delta * sum_{j < k} e^(j eps) = delta * expm1(k eps) / expm1(eps), in logs to stay finite
+    if epsilon == 0:
+        log_sum = math.log(k)
+    else:
+        log_sum = (group_epsilon + math.log(-math.expm1(-group_epsilon))
+                   - epsilon - math.log(-math.expm1(-epsilon)))
+    log_delta = math.log(delta) + log_sum
+    return group_epsilon, 1.0 if log_delta >= 0 else math.exp(log_delta)
+
+
+def _check_scores(name: str, value: Any) -> np.ndarray:
+    return v.check_float_array(name, value, ndim=1)
+
+
+def _exponential_choice(scores: Sequence[Fraction], scale: Fraction, bits: Any) -> int:
+    """Index ``i`` with probability proportional to ``exp(scale * scores[i])``, exactly.
+
+    Rejection from the uniform proposal: accept ``i`` with probability
+    ``exp(-scale (max - scores[i]))`` (CKS 2020's Bernoulli(exp(-gamma)) for rational gamma).
+    The best score is always accepted, so at most ``len(scores)`` proposals are expected.
+    """
+    top = max(scores)
+    while True:
+        i = bits.below(len(scores))
+        gamma = scale * (top - scores[i])
+        if _bernoulli_exp_minus(gamma.numerator, gamma.denominator, bits):
+            return i
+
+
+def _exponential_scale(sensitivity: Any, epsilon: Any) -> Fraction:
+    sensitivity = _positive("sensitivity", sensitivity)
+    epsilon = _positive("epsilon", epsilon)
+    return Fraction(epsilon) / (2 * Fraction(sensitivity))
+
+
+def exponential_mechanism(scores: np.ndarray, *, sensitivity: float, epsilon: float,
+                          reproducible_rng: np.random.Generator | None = None) -> int:
+    """Chooses an index with probability proportional to ``exp(epsilon score / (2 sensitivity))``.
+
+    The exponential mechanism (McSherry & Talwar 2007, "Mechanism Design via Differential
+    Privacy", FOCS, Theorem 6; Dwork & Roth 2014, Section 3.4, Theorem 3.10) is epsilon-DP when
+    every score moves by at most ``sensitivity`` between neighbouring datasets (the caller's
+    relation decides it: counts move by 1 under add/remove). Sampled **exactly**: the scores and
+    epsilon are floats, hence rationals, and :func:`_exponential_choice` accepts a uniform
+    proposal with probability ``exp(-rational)`` by CKS 2020's Algorithm 1 -- no logarithm, no
+    Gumbel noise, no float softmax. Adding Gumbel noise to the scaled scores and reporting the
+    argmax ("report noisy max" with Gumbel noise) samples the same distribution.
+
+    Args:
+        scores: One finite score per candidate (higher is better), a non-empty 1-D array.
+        sensitivity: How much any score can move between neighbours, > 0.
+        epsilon: Privacy parameter, > 0.
+        reproducible_rng: ``None`` (default): secret randomness, the private mode. A
+            ``numpy.random.Generator``: reproducible and **not private** -- for stored notebook
+            outputs and tests only.
+
+    Returns:
+        The chosen index (an int in ``[0, len(scores))``).
+
+    Raises:
+        ValueError: If ``scores`` is empty, not 1-D or not finite, or ``sensitivity`` or
+            ``epsilon`` is not > 0.
+        TypeError: If an argument has the wrong type.
+    """
+    array = _check_scores("scores", scores)
+    scale = _exponential_scale(sensitivity, epsilon)
+    bits = _bits(reproducible_rng)
+    return _exponential_choice([Fraction(s) for s in array.tolist()], scale, bits)
+
+
+def exponential_mechanism_probabilities(scores: np.ndarray, *, sensitivity: float,
+                                        epsilon: float) -> np.ndarray:
+    """The closed-form output distribution of :func:`exponential_mechanism` (a softmax).
+
+    Args:
+        scores: One finite score per candidate, a non-empty 1-D array.
+        sensitivity: How much any score can move between neighbours, > 0.
+        epsilon: Privacy parameter, > 0.
+
+    Returns:
+        ``P[i] = exp(epsilon s_i / (2 sensitivity)) / sum_j exp(epsilon s_j / (2 sensitivity))``,
+        a float64 array summing to 1.
+
+    Raises:
+        ValueError: If ``scores`` is empty, not 1-D or not finite, or ``sensitivity`` or
+            ``epsilon`` is not > 0.
+        TypeError: If an argument has the wrong type.
+    """
+    array = _check_scores("scores", scores)
+    _exponential_scale(sensitivity, epsilon)  # checks
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.float64(epsilon) / (2 * np.float64(sensitivity))  # may be inf: gaps * inf
+        gaps = array - array.max()  # <= 0; -inf where the difference overflows
+        logits = np.where(gaps == 0, 0.0, gaps * scale)
+    return special.softmax(logits)
+
+
+def private_quantile(values: np.ndarray, *, quantile: float, candidates: np.ndarray,
+                     epsilon: float, reproducible_rng: np.random.Generator | None = None
+                     ) -> float:
+    """An epsilon-DP ``quantile`` of ``values``, chosen from a public grid of ``candidates``.
+
+    The exponential mechanism with the score ``u(g) = -|#{x_i <= g} - quantile * n|`` of each
+    candidate ``g`` (the rank error; Smith 2011, "Privacy-Preserving Statistical Estimation with
+    Optimal Convergence Rates", STOC, uses the intervals between data points). One record moves
+    the count by at most 1 and, under add/remove, ``quantile * n`` by ``quantile``, so every
+    score moves by at most 1 under either relation: sensitivity 1. The unit is one value (one
+    record), the curator holding ``values`` is trusted, and the observer sees the chosen
+    candidate. The grid must be public (fixed before looking at the data); the answer is only
+    as fine as the grid. Adding Laplace noise to the exact median would need its global
+    sensitivity, the whole range of the data. Scores are computed exactly (rationals) and
+    sampled exactly (:func:`exponential_mechanism`).
+
+    Args:
+        values: The private values, a non-empty 1-D array of finite reals.
+        quantile: In (0, 1); 0.5 is the median.
+        candidates: The public grid, a 1-D strictly increasing array of finite reals.
+        epsilon: Privacy parameter, > 0.
+        reproducible_rng: ``None`` (default): secret randomness, the private mode. A
+            ``numpy.random.Generator``: reproducible and **not private** -- for stored notebook
+            outputs and tests only.
+
+    Returns:
+        The chosen candidate (a float).
+
+    Raises:
+        ValueError: If an array is empty, not 1-D or not finite, ``candidates`` is not strictly
+            increasing, ``quantile`` is not in (0, 1) or ``epsilon`` not > 0.
+        TypeError: If an argument has the wrong type.
+    """
+    data = v.check_float_array("values", values, ndim=1)
+    grid = v.check_float_array("candidates", candidates, ndim=1)
+    if grid.size > 1 and not np.all(np.diff(grid) > 0):
+        raise ValueError("candidates must be strictly increasing, got a grid that is not.")
+    q = Fraction(_open_unit("quantile", quantile))
+    scale = _exponential_scale(1.0, epsilon)
+    bits = _bits(reproducible_rng)
+    counts = np.searchsorted(np.sort(data), grid, side="right").tolist()  # #{x_i <= g}
+    target = q * data.size
+    scores = [-abs(count - target) for count in counts]
+    return float(grid[_exponential_choice(scores, scale, bits)])

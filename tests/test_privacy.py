@@ -563,6 +563,8 @@ _BAD = {
     "mechanism": ["exponential", None, 1, ["laplace"]],
     "sampler": ["fast", None, 1],
     "reproducible_rng": [0, "seed", np.random.RandomState(0), 1.5],
+    "bits": ["abc", None, [0.5], np.array([2]), [-1], [], np.zeros((2, 2), dtype=int),
+             {"a": 1}, [1 + 2j]],
 }
 # Extreme but legal values: each call must return a finite answer or raise a clear error.
 _EDGE = [1e-308, 5e-324, 2**64, 1e300, np.float32(0.5), np.int64(3)]
@@ -617,9 +619,29 @@ FUZZ_TABLE = [
                                     "sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
      {"true_answer": "real", "mechanism": "mechanism", "sensitivity": "non_negative",
       "epsilon": "positive", "delta": "unit"}),
+    (privacy.randomized_response_epsilon, {"truth_probability": 0.75},
+     {"truth_probability": "unit"}),
+    (privacy.randomized_response, {"answers": np.array([0, 1]), "truth_probability": 0.75},
+     {"answers": "bits", "truth_probability": "unit", "reproducible_rng": "reproducible_rng"}),
+    (privacy.randomized_response_estimate, {"reports": np.array([0, 1]),
+                                            "truth_probability": 0.75},
+     {"reports": "bits", "truth_probability": "unit"}),
+    (privacy.group_privacy, {"epsilon": 1.0, "delta": 1e-5, "group_size": 3},
+     {"epsilon": "non_negative", "delta": "half_open", "group_size": "count"}),
+    (privacy.exponential_mechanism, {"scores": np.array([1.0, 3.0]), "sensitivity": 1.0,
+                                     "epsilon": 1.0},
+     {"scores": "array", "sensitivity": "positive", "epsilon": "positive",
+      "reproducible_rng": "reproducible_rng"}),
+    (privacy.exponential_mechanism_probabilities, {"scores": np.array([1.0, 3.0]),
+                                                   "sensitivity": 1.0, "epsilon": 1.0},
+     {"scores": "array", "sensitivity": "positive", "epsilon": "positive"}),
+    (privacy.private_quantile, {"values": np.array([1.0, 2.0]), "quantile": 0.5,
+                                "candidates": np.linspace(0.0, 3.0, 4), "epsilon": 1.0},
+     {"values": "array", "quantile": "unit", "candidates": "array", "epsilon": "positive",
+      "reproducible_rng": "reproducible_rng"}),
 ]
 _POSITIONAL = {"value", "tensors", "clipping_norm", "x", "mechanism", "true_answer",
-               "outputs"}
+               "outputs", "answers", "reports", "scores", "values"}
 
 
 def _call(function, kwargs):
@@ -692,3 +714,218 @@ def test_integers_beyond_float64_precision_are_refused(mechanism):
             release(value, sensitivity=1.0, epsilon=1.0)
     exact = release(np.array([2**53, -(2**53)]), sensitivity=1.0, epsilon=1.0)
     assert np.all(np.abs(np.abs(exact) - 2**53) < 1e3)  # 2**53 itself is exact: accepted
+
+
+# --------------------------------------------------------------------------------------------
+# Randomized response, group privacy, the exponential mechanism, a private quantile
+# --------------------------------------------------------------------------------------------
+
+RR_DRAWS = 40_000
+
+
+@pytest.mark.parametrize("p", [0.75, 0.7, 0.55])
+def test_randomized_response_keeps_the_truth_with_probability_p(p):
+    # Binomial standard error sqrt(p (1 - p) / n) <= 0.0025; tolerance 5 of them (0.0125),
+    # far below the 0.05 gap between the three p's. 0.7 is not dyadic: its float is used exactly.
+    truth = np.tile([0, 1], RR_DRAWS // 2)
+    reports = privacy.randomized_response(truth, truth_probability=p,
+                                          reproducible_rng=np.random.default_rng(11))
+    assert set(np.unique(reports)) <= {0, 1} and reports.dtype == np.int64
+    for bit in (0, 1):
+        kept = np.mean(reports[truth == bit] == bit)
+        assert abs(kept - p) < 5 * math.sqrt(p * (1 - p) / (RR_DRAWS / 2))
+    assert privacy.randomized_response_epsilon(truth_probability=p) == pytest.approx(
+        math.log(p / (1 - p)), rel=1e-12)
+
+
+def test_randomized_response_audit_refutes_a_broken_coin_and_not_the_real_one():
+    """Attack: the observer sees one person's report and guesses their bit (event "report is
+    1"). The audit's Clopper-Pearson lower bound on epsilon stays below ln 3 for the real
+    p = 3/4 and exceeds it for a broken variant that tells the truth with probability 0.95
+    while claiming p = 3/4 (its true epsilon is ln 19 = 2.94)."""
+    claimed = privacy.randomized_response_epsilon(truth_probability=0.75)
+    n = 20_000
+
+    def reports(bit, p, seed):
+        return privacy.randomized_response(np.full(n, bit), truth_probability=p,
+                                           reproducible_rng=np.random.default_rng(seed))
+
+    real = audit.empirical_epsilon_lower_bound(reports(0, 0.75, 1), reports(1, 0.75, 2),
+                                               threshold=0.5)
+    broken = audit.empirical_epsilon_lower_bound(reports(0, 0.95, 3), reports(1, 0.95, 4),
+                                                 threshold=0.5)
+    assert 0.9 < real <= claimed  # tight: ln 3 up to the interval's width
+    assert broken > claimed + 1.0
+
+
+def test_randomized_response_estimate_is_unbiased_with_the_closed_form_variance():
+    # 400 surveys of 500 people, true share 0.2, p = 0.75: the estimate's variance is
+    # pi (1 - pi) / (n (2p - 1)^2) with pi = 0.75 * 0.2 + 0.25 * 0.8 = 0.35 (0.00364, sd 0.060).
+    n, share, p, surveys = 500, 0.2, 0.75, 400
+    truth = np.r_[np.ones(int(share * n), int), np.zeros(n - int(share * n), int)]
+    rng = np.random.default_rng(12)
+    estimates = np.array([privacy.randomized_response_estimate(
+        privacy.randomized_response(truth, truth_probability=p, reproducible_rng=rng),
+        truth_probability=p) for _ in range(surveys)])
+    pi = p * share + (1 - p) * (1 - share)
+    variance = pi * (1 - pi) / (n * (2 * p - 1) ** 2)
+    assert abs(estimates.mean() - share) < 4 * math.sqrt(variance / surveys)
+    assert estimates.var() == pytest.approx(variance, rel=0.2)  # sd of the ratio ~ 0.07
+
+
+def test_randomized_response_is_secret_by_default():
+    truth = np.zeros(256, int)
+    first = privacy.randomized_response(truth, truth_probability=0.75)
+    second = privacy.randomized_response(truth, truth_probability=0.75)
+    assert not np.array_equal(first, second)  # equal with probability (5/8)^256
+    seeded = [privacy.randomized_response(truth, truth_probability=0.75,
+                                          reproducible_rng=np.random.default_rng(5))
+              for _ in range(2)]
+    np.testing.assert_array_equal(*seeded)
+
+
+def test_group_privacy_matches_the_chain_bound():
+    eps, delta = 1.0, 1e-5
+    assert privacy.group_privacy(epsilon=eps, delta=delta, group_size=1) == (eps, delta)
+    for k in (2, 3, 10):
+        group_eps, group_delta = privacy.group_privacy(epsilon=eps, delta=delta, group_size=k)
+        assert group_eps == k * eps
+        assert group_delta == pytest.approx(delta * sum(math.exp(j * eps) for j in range(k)),
+                                            rel=1e-12)
+        assert group_delta <= k * math.exp((k - 1) * eps) * delta
+    assert privacy.group_privacy(epsilon=0.0, delta=delta, group_size=4) == pytest.approx(
+        (0.0, 4 * delta), rel=1e-12)
+    assert privacy.group_privacy(epsilon=0.5, delta=0.0, group_size=7) == (3.5, 0.0)
+    assert privacy.group_privacy(epsilon=5.0, delta=1e-5, group_size=100)[1] == 1.0  # capped
+
+
+def test_group_privacy_is_tight_for_randomized_response_of_k_bits():
+    # A person answers k questions by randomized response at p = 3/4 each (ln 3 each).
+    # Flipping all k bits changes the report "all truthful" by exactly 3^k = e^(k eps).
+    p, k = 0.75, 4
+    eps = privacy.randomized_response_epsilon(truth_probability=p)
+    ratio = (p / (1 - p)) ** k
+    assert math.log(ratio) == pytest.approx(
+        privacy.group_privacy(epsilon=eps, delta=0.0, group_size=k)[0], rel=1e-12)
+
+
+def _max_log_ratio(p0, p1):
+    return float(np.max(np.abs(np.log(p0) - np.log(p1))))
+
+
+def test_exponential_mechanism_samples_its_closed_form():
+    # 20,000 draws, chi-square goodness of fit against the softmax; a sampler that forgets
+    # the factor 2 (epsilon s / sensitivity) puts 0.47 instead of 0.31 on the best candidate.
+    scores = np.array([10.0, 12.0, 11.0, 7.0, 12.5])
+    probs = privacy.exponential_mechanism_probabilities(scores, sensitivity=1.0, epsilon=0.8)
+    expected = np.exp(0.4 * scores) / np.exp(0.4 * scores).sum()
+    np.testing.assert_allclose(probs, expected, rtol=1e-12)
+    rng = np.random.default_rng(13)
+    draws = [privacy.exponential_mechanism(scores, sensitivity=1.0, epsilon=0.8,
+                                           reproducible_rng=rng) for _ in range(20_000)]
+    observed = np.bincount(draws, minlength=scores.size)
+    assert stats.chisquare(observed, 20_000 * probs).pvalue > 0.001
+
+
+def test_exponential_mechanism_likelihood_ratio_attack():
+    """Attack: neighbours move one score up and another down by the sensitivity (a score that
+    is not monotone). The worst likelihood ratio of any output is at most e^epsilon for the
+    mechanism and e^(2 epsilon) for the broken variant without the factor 2 (which is what
+    passing 2 epsilon does); the sampler's empirical frequencies on both datasets match."""
+    eps = 1.0
+    d0 = np.array([0.0, 5.0, 5.0, 5.0, 5.0])
+    d1 = d0 + np.array([1.0, -1.0, -1.0, -1.0, -1.0])
+    real = _max_log_ratio(privacy.exponential_mechanism_probabilities(d0, sensitivity=1,
+                                                                       epsilon=eps),
+                          privacy.exponential_mechanism_probabilities(d1, sensitivity=1,
+                                                                      epsilon=eps))
+    broken = _max_log_ratio(privacy.exponential_mechanism_probabilities(d0, sensitivity=1,
+                                                                         epsilon=2 * eps),
+                            privacy.exponential_mechanism_probabilities(d1, sensitivity=1,
+                                                                        epsilon=2 * eps))
+    assert real <= eps + 1e-12
+    assert broken > 1.5 * eps
+    rng = np.random.default_rng(14)
+    picks = np.array([privacy.exponential_mechanism(d1, sensitivity=1, epsilon=eps,
+                                                    reproducible_rng=rng)
+                      for _ in range(20_000)])
+    first = privacy.exponential_mechanism_probabilities(d1, sensitivity=1, epsilon=eps)[0]
+    assert abs(np.mean(picks == 0) - first) < 5 * math.sqrt(first * (1 - first) / 20_000)
+
+
+def test_exponential_mechanism_handles_extreme_scores_exactly():
+    scores = np.array([0.0, -1e300, 1e300, -5e-324])
+    rng = np.random.default_rng(15)
+    assert privacy.exponential_mechanism(scores, sensitivity=1.0, epsilon=1.0,
+                                         reproducible_rng=rng) == 2
+    probs = privacy.exponential_mechanism_probabilities(scores, sensitivity=1e-300,
+                                                        epsilon=1e300)
+    assert np.all(np.isfinite(probs)) and probs[2] == 1.0
+    # A tie is a fair coin.
+    picks = [privacy.exponential_mechanism(np.array([3.0, 3.0]), sensitivity=1.0,
+                                           epsilon=50.0, reproducible_rng=rng)
+             for _ in range(4000)]
+    assert abs(np.mean(picks) - 0.5) < 5 * math.sqrt(0.25 / 4000)
+
+
+def _quantile_probabilities(values, quantile, grid, epsilon):
+    counts = np.array([(values <= g).sum() for g in grid])
+    scores = -np.abs(counts - quantile * len(values))
+    return privacy.exponential_mechanism_probabilities(scores, sensitivity=1.0, epsilon=epsilon)
+
+
+def test_private_quantile_samples_the_exponential_mechanism_on_rank_error():
+    rng = np.random.default_rng(16)
+    values = rng.normal(0.0, 1.0, 40)
+    grid = np.linspace(-2.0, 2.0, 9)
+    probs = _quantile_probabilities(values, 0.25, grid, 0.5)
+    draws = [privacy.private_quantile(values, quantile=0.25, candidates=grid, epsilon=0.5,
+                                      reproducible_rng=rng) for _ in range(10_000)]
+    observed = np.array([np.sum(np.array(draws) == g) for g in grid])
+    assert observed.sum() == 10_000
+    expected = 10_000 * probs
+    keep = expected > 5  # chi-square needs expected counts of 5 or more
+    assert stats.chisquare(observed[keep], expected[keep] * observed[keep].sum()
+                           / expected[keep].sum()).pvalue > 0.001
+
+
+def test_private_quantile_has_sensitivity_one_under_both_relations():
+    """Attack: every neighbour of a small dataset (one value added, removed or replaced, at the
+    grid points and between them): the worst likelihood ratio of any output stays within
+    e^epsilon, while a variant whose scores count ``2 * #{x <= g}`` (sensitivity 2, claimed 1)
+    exceeds it."""
+    eps = 1.0
+    values = np.array([0.3, 1.2, 1.7, 2.5, 3.1, 3.9])
+    grid = np.linspace(0.0, 4.0, 9)
+    base = _quantile_probabilities(values, 0.5, grid, eps)
+    worst = 0.0
+    others = np.linspace(-0.5, 4.5, 21)
+    neighbours = ([np.append(values, x) for x in others]
+                  + [np.delete(values, i) for i in range(values.size)]
+                  + [np.where(np.arange(values.size) == i, x, values)
+                     for i in range(values.size) for x in others])
+    for neighbour in neighbours:
+        worst = max(worst, _max_log_ratio(base, _quantile_probabilities(neighbour, 0.5, grid,
+                                                                        eps)))
+    assert worst <= eps + 1e-12
+
+    def doubled(data):
+        counts = np.array([(data <= g).sum() for g in grid])
+        return privacy.exponential_mechanism_probabilities(
+            -np.abs(2 * counts - data.size), sensitivity=1.0, epsilon=eps)
+
+    assert max(_max_log_ratio(doubled(values), doubled(n)) for n in neighbours) > eps + 0.2
+
+
+def test_private_quantile_is_accurate_with_enough_data():
+    rng = np.random.default_rng(17)
+    values = rng.normal(9.0, 2.0, 1000)
+    grid = np.round(np.arange(0.0, 20.05, 0.1), 1)
+    for quantile in (0.1, 0.5, 0.9):
+        estimate = privacy.private_quantile(values, quantile=quantile, candidates=grid,
+                                            epsilon=1.0, reproducible_rng=rng)
+        assert abs(estimate - np.quantile(values, quantile)) < 0.3
+    # Secret by default, and the grid must be sorted.
+    assert privacy.private_quantile(values, quantile=0.5, candidates=grid, epsilon=1.0) in grid
+    with pytest.raises(ValueError, match="candidates must be strictly increasing"):
+        privacy.private_quantile(values, quantile=0.5, candidates=grid[::-1], epsilon=1.0)
