@@ -22,6 +22,8 @@
 #   model updates.
 # - **Account** for many releases, by hand with Rényi DP and with the tighter accountants of
 #   `dp-accounting`.
+# - **Use** the rest of the toolbox: randomized response (local DP), post-processing and group
+#   privacy, the exponential mechanism and a private median.
 
 # %% [markdown]
 # ## Setup
@@ -575,7 +577,8 @@ clipped_sum = clipped_sevens.sum(axis=0)
 factors = np.minimum(1.0, CLIPPING_NORM / norms)
 
 # %% tags=["nbval-check-output"]
-print(f"{len(sevens)} sevens, norms {norms.min():.1f} to {norms.max():.1f} (mean {norms.mean():.1f})")
+print(f"{len(sevens)} sevens, norms {norms.min():.1f} to {norms.max():.1f} "
+      f"(mean {norms.mean():.1f})")
 print(f"share clipped at C = {CLIPPING_NORM:g}: {np.mean(norms > CLIPPING_NORM):.0%}, "
       f"mean scaling factor {factors.mean():.2f}")
 
@@ -792,6 +795,251 @@ display(widgets.noise_explorer(count_all, epsilon=EPSILON, neighbour_answer=coun
 
 
 # %% [markdown]
+# ## Four more tools from the DP toolbox
+#
+# Everything so far added noise to a number held by a trusted curator. Four more ideas come up in
+# every course on differential privacy, and later notebooks lean on each of them: a mechanism
+# that needs no trusted curator at all, two theorems that say what may be done with a release,
+# a mechanism for choosing rather than counting, and a private median. Each is short, and each
+# has an exercise with a check cell (Exercises 4–7).
+#
+# ### Randomized response: local DP without a trusted curator
+#
+# Suppose the server itself is not trusted. Each of the 1,000 people answers "is your digit a
+# 7?" by **randomized response** (Warner 1965): with probability $p$ tell the truth, otherwise
+# say the opposite. Whatever the true bit, either report has probability $p$ or $1 - p$, so
+# changing the bit changes the probability of any report by a factor of at most
+# $p / (1 - p)$: each report is $\varepsilon$-DP with
+#
+# $$\varepsilon = \ln\frac{p}{1 - p} \quad (\text{Dwork \& Roth 2014, Section 3.2: } p = 3/4
+#   \text{ gives } \ln 3).$$
+#
+# The unit is one person's bit and the relation replace-one (the bit changes); the **trusted
+# party is nobody**, because each person randomises before anything leaves their device, and the
+# observer is everyone, the server included. This is **local DP**. The server still learns the
+# share $s$ of sevens: a report is 1 with probability $\pi = ps + (1 - p)(1 - s)$, so
+# $\hat s = (\bar r - (1 - p)) / (2p - 1)$ is unbiased. From scratch, with numpy's coin:
+
+# %%
+TRUTH_P = 0.75  # p, the probability of a truthful report
+is_seven = (labels == 7).astype(int)  # each person's private bit
+coin_rng = np.random.default_rng(21)  # from scratch: numpy's float coin, for the lesson only
+truthful = coin_rng.random(is_seven.size) < TRUTH_P
+reports_scratch = np.where(truthful, is_seven, 1 - is_seven)
+share_scratch = (reports_scratch.mean() - (1 - TRUTH_P)) / (2 * TRUTH_P - 1)
+epsilon_rr = math.log(TRUTH_P / (1 - TRUTH_P))
+pi_rr = TRUTH_P * is_seven.mean() + (1 - TRUTH_P) * (1 - is_seven.mean())
+se_rr = math.sqrt(pi_rr * (1 - pi_rr) / is_seven.size) / (2 * TRUTH_P - 1)
+se_central = math.sqrt(2) / epsilon_rr / is_seven.size  # Laplace count / n, same epsilon
+
+# %% tags=["nbval-check-output"]
+print(f"p = {TRUTH_P}: epsilon = ln(p / (1 - p)) = {epsilon_rr:.4f} per person")
+print(f"true share of sevens {is_seven.mean():.3f}, estimate from the reports {share_scratch:.3f}")
+print(f"standard error: randomized response {se_rr:.4f}, central Laplace count "
+      f"{se_central:.4f} (x{se_rr / se_central:.0f})")
+
+# %% [markdown]
+# The helper `privacy.randomized_response` flips an **exact** coin: $p$ is a float, hence a
+# fraction $a / 2^k$, and a report is truthful when a uniform integer below $2^k$ is below $a$
+# (secret bits by default, like the mechanisms above). Its estimator is the same formula, and
+# its coin lands truthful with probability $p$ (parity check), so the spread of many simulated
+# surveys is the one just computed:
+
+# %%
+np.testing.assert_allclose(privacy.randomized_response_estimate(
+    reports_scratch, truth_probability=TRUTH_P), share_scratch, rtol=1e-12)
+many = privacy.randomized_response(np.zeros(20_000, dtype=int), truth_probability=TRUTH_P,
+                                   reproducible_rng=np.random.default_rng(22))
+np.testing.assert_allclose(1 - many.mean(), TRUTH_P, atol=4 * math.sqrt(3 / 16 / 20_000))
+surveys = np.array([privacy.randomized_response_estimate(privacy.randomized_response(
+    is_seven, truth_probability=TRUTH_P, reproducible_rng=np.random.default_rng(100 + i)),
+    truth_probability=TRUTH_P) for i in range(200)])
+central = privacy.laplace_mechanism(np.full(200, float(is_seven.sum())), sensitivity=1.0,
+                                    epsilon=epsilon_rr,
+                                    reproducible_rng=np.random.default_rng(23)) / is_seven.size
+fig, ax = plt.subplots(figsize=(6.0, 3.2))
+bins = np.linspace(0.0, 0.25, 51)
+ax.hist(surveys, bins=bins, color="tab:orange", label="randomized response\n(local DP)")
+ax.hist(central, bins=bins, color="tab:blue", label="Laplace count / n\n(trusted curator)")
+ax.axvline(is_seven.mean(), color="k", ls="--", lw=1, label="true share")
+ax.set_xlabel("estimated share of sevens, 200 surveys, ε = ln 3 each")
+ax.set_ylabel("surveys")
+ax.legend(frameon=False, fontsize=8, loc="upper right")
+plt.show()
+
+# %% tags=["nbval-check-output"]
+print(f"200 surveys: randomized response mean {surveys.mean():.3f}, sd {surveys.std():.3f}; "
+      f"central Laplace mean {central.mean():.3f}, sd {central.std():.4f}")
+
+# %% [markdown]
+# Both are unbiased and both give every person $\varepsilon = \ln 3$, but the local estimate is
+# 23 times noisier: every one of the 1,000 reports carries its own noise, and the errors add
+# up like $\sqrt{n}$, where the trusted curator adds one noise to the sum. That is the price of
+# trusting nobody, and the reason notebook 06 measures local DP against distributed noise with
+# secure aggregation. (Exercise 4 checks the formula for $\varepsilon$.)
+
+# %% [markdown]
+# ### Two theorems: post-processing and group privacy
+#
+# **Post-processing** (Dwork & Roth 2014, Proposition 2.1). If $M$ is
+# $(\varepsilon, \delta)$-DP and $f$ is any function, random or not, that does not look at the
+# data again, then $f \circ M$ is $(\varepsilon, \delta)$-DP. *Proof idea:* for a deterministic
+# $f$, $\Pr[f(M(D)) \in S] = \Pr[M(D) \in f^{-1}(S)]$, and the definition holds for the set
+# $f^{-1}(S)$; a random $f$ is a mixture of deterministic ones. This is why the estimator
+# $\hat s$ above costs nothing, why dividing a noisy sum by a *public* count is free, and why the
+# helpers may turn their exact integer noise into floats at the end.
+#
+# **Group privacy** (Dwork & Roth 2014, Theorem 2.2 for $\delta = 0$). If $M$ is
+# $(\varepsilon, \delta)$-DP for one unit, then for datasets that differ in $k$ units it is
+#
+# $$\big(k\varepsilon,\; \delta\,(1 + e^{\varepsilon} + \dots + e^{(k-1)\varepsilon})\big)
+#   \text{-DP}, \qquad \delta\,(1 + \dots + e^{(k-1)\varepsilon}) \le k\, e^{(k-1)\varepsilon}
+#   \delta.$$
+#
+# *Proof idea:* join the two datasets by a chain of $k$ neighbours and apply the definition $k$
+# times; each step multiplies the probability by $e^{\varepsilon}$ and adds $\delta$, and the
+# earlier $\delta$'s are multiplied by the later $e^{\varepsilon}$'s. So $\varepsilon$ grows
+# linearly but $\delta$ grows exponentially. The DP-SGD guarantee above ($\varepsilon = 2.597$
+# for one *example*) seen by a writer who contributed several examples:
+
+# %% tags=["nbval-check-output"]
+for k in (1, 2, 3, 10):
+    group_eps, group_delta = privacy.group_privacy(epsilon=epsilon_dpsgd, delta=DELTA,
+                                                   group_size=k)
+    bound = min(1.0, k * math.exp((k - 1) * epsilon_dpsgd) * DELTA)
+    print(f"k = {k:2d} examples: epsilon = {group_eps:6.2f}, delta = {group_delta:.2e} "
+          f"(bound k e^((k-1) eps) delta = {bound:.2e})")
+
+# %% [markdown]
+# With three examples $\delta$ is already $1.94 \times 10^{-3}$, almost 200 times the
+# $10^{-5}$ we started from; with ten, $\delta$ reaches 1 and the guarantee says nothing. A
+# record-level guarantee does not stretch to people with many records; that is why federated
+# learning protects the *client*, the unit that holds all of one person's data (notebook 04).
+# Exercise 5 checks the $\delta$ of a group.
+
+# %% [markdown]
+# ### Choosing, not counting: the exponential mechanism
+#
+# Some answers are not numbers: *which* digit is the most common? Adding noise to the winner's
+# name makes no sense. The **exponential mechanism** (McSherry & Talwar 2007; Dwork & Roth 2014,
+# Section 3.4) scores every candidate $r$ by a utility $u(D, r)$ whose sensitivity $\Delta u$ is
+# the most one unit can move any score, and picks $r$ with probability
+#
+# $$\Pr[r] \propto \exp\Big(\frac{\varepsilon\, u(D, r)}{2\Delta u}\Big),$$
+#
+# which is $\varepsilon$-DP (Dwork & Roth 2014, Theorem 3.10): numerator and normaliser each move
+# by at most $e^{\varepsilon/2}$. Here the score is the digit's count, $\Delta u = 1$ under
+# add/remove. From scratch, a float softmax (which, like the Laplace one-liner, is for the
+# lesson only):
+
+# %%
+digit_counts = np.bincount(labels, minlength=10)
+EPSILON_CHOICE = 0.5
+weights = np.exp(EPSILON_CHOICE * (digit_counts - digit_counts.max()) / 2)
+choice_probs = weights / weights.sum()
+choice_scratch = coin_rng.choice(10, p=choice_probs)
+neighbour_counts = np.bincount(np.delete(labels, ALICE), minlength=10)  # without Alice
+neighbour_probs = privacy.exponential_mechanism_probabilities(
+    neighbour_counts, sensitivity=1.0, epsilon=EPSILON_CHOICE)
+
+# %% tags=["nbval-check-output"]
+print("counts:", digit_counts.tolist())
+print("P[digit] at epsilon = 0.5:", np.round(choice_probs, 3).tolist())
+worst_log_ratio = np.max(np.abs(np.log(choice_probs / neighbour_probs)))
+print(f"worst log ratio with and without Alice: {worst_log_ratio:.3f} <= {EPSILON_CHOICE}")
+
+# %% [markdown]
+# Sevens (117) beat ones (116) by a single image, Alice's. Without her the two tie, so no
+# private mechanism may call 7 the winner with confidence: it picks 7 with probability 0.535
+# and 1 with 0.417, and the log ratio with and without Alice stays within 0.5 (the worst one,
+# 0.126, is well below it because counts only grow when a record is added; for scores that can
+# move only one way the factor 2 can be dropped, see Dwork & Roth 2014, Section 3.4).
+#
+# `privacy.exponential_mechanism` samples this distribution **exactly**: it proposes a
+# candidate uniformly and accepts it with probability
+# $\exp(-\varepsilon (u_{\max} - u(D, r)) / (2\Delta u))$, a Bernoulli$(e^{-\gamma})$ with a
+# rational $\gamma$, drawn with the same integer-only algorithm as the discrete Laplace noise
+# (Canonne, Kamath & Steinke 2020, Algorithm 1). **Report noisy max**, the other textbook route
+# (add noise to every score, release the index of the largest), samples the same distribution
+# with Gumbel noise, and is also $\varepsilon$-DP with Laplace noise of scale $1/\varepsilon$ on
+# counts (Dwork & Roth 2014, Claim 3.9), a different distribution with the same guarantee.
+# Gumbel noise needs a float logarithm, so the helper samples the exponential mechanism itself,
+# with integer arithmetic only. Parity with the closed form, over 1,000 draws:
+
+# %%
+np.testing.assert_allclose(privacy.exponential_mechanism_probabilities(
+    digit_counts, sensitivity=1.0, epsilon=EPSILON_CHOICE), choice_probs, rtol=1e-12)
+choice_rng = np.random.default_rng(24)
+picks = np.array([privacy.exponential_mechanism(digit_counts, sensitivity=1.0,
+                                                epsilon=EPSILON_CHOICE,
+                                                reproducible_rng=choice_rng)
+                  for _ in range(1000)])
+np.testing.assert_allclose(np.bincount(picks, minlength=10) / 1000, choice_probs, atol=0.05)
+
+# %% tags=["nbval-check-output"]
+print(f"1000 exact draws: 7 chosen {np.mean(picks == 7):.3f}, 1 chosen {np.mean(picks == 1):.3f}")
+
+# %% [markdown]
+# ### A private median
+#
+# A median sounds safe to release, yet its global sensitivity is the whole range of the data:
+# the median of $\{0, 0, 10, 10, 10\}$ is 10, and replacing one 10 by a 0 makes it 0. The
+# Laplace mechanism would need noise as wide as the range.
+# (Smooth sensitivity, Nissim, Raskhodnikova & Smith 2007, calibrates to the dataset at hand,
+# but it needs care we skip here.) The exponential mechanism does it cleanly: fix a **public**
+# grid of candidates before looking at the data, and score each candidate $g$ by its rank error
+#
+# $$u(D, g) = -\big|\#\{i : x_i \le g\} - q\,n\big|,$$
+#
+# for the quantile $q$ ($q = 1/2$ is the median). One record moves the count by at most 1 and,
+# under add/remove, $qn$ by $q$, so $\Delta u = 1$ under either relation. Our values: the L2
+# norm of each of the 1,000 images, on the grid $0, 0.1, \dots, 28$ (public, because pixels lie
+# in $[0, 1]$ and an image has 784 of them). The median norm is the clipping norm that would
+# clip half of the images.
+
+# %%
+EPSILON_MEDIAN = 0.1
+image_norms = np.linalg.norm(x_train[:1000].reshape(1000, -1).astype(np.float64), axis=1)
+GRID = np.round(np.arange(0.0, 28.05, 0.1), 1)  # public candidates
+ranks = np.searchsorted(np.sort(image_norms), GRID, side="right")  # #{x_i <= g}
+rank_scores = -np.abs(ranks - 0.5 * image_norms.size)
+median_weights = np.exp(EPSILON_MEDIAN * (rank_scores - rank_scores.max()) / 2)
+median_probs = median_weights / median_weights.sum()
+median_scratch = coin_rng.choice(GRID, p=median_probs)  # float sampler: for the lesson only
+np.testing.assert_allclose(privacy.exponential_mechanism_probabilities(
+    rank_scores, sensitivity=1.0, epsilon=EPSILON_MEDIAN), median_probs, rtol=1e-9)
+median_rng = np.random.default_rng(25)
+medians = np.array([privacy.private_quantile(image_norms, quantile=0.5, candidates=GRID,
+                                             epsilon=EPSILON_MEDIAN,
+                                             reproducible_rng=median_rng) for _ in range(100)])
+
+# %% tags=["nbval-check-output"]
+print(f"exact median norm {np.median(image_norms):.3f}")
+print(f"epsilon = {EPSILON_MEDIAN}: 100 exact draws, 90% of them in "
+      f"[{np.quantile(medians, 0.05):.1f}, {np.quantile(medians, 0.95):.1f}], "
+      f"mean absolute error {np.mean(np.abs(medians - np.median(image_norms))):.2f}")
+
+# %% [markdown]
+# Even at $\varepsilon = 0.1$, 90% of the private medians lie in [8.9, 9.4] around the exact
+# 9.174: with 1,000 values, a candidate a few grid steps away already has a rank error of
+# dozens, and its weight $e^{-0.05 \cdot \text{error}}$ collapses. Two later places need exactly
+# this:
+#
+# - **Adaptive clipping** (Andrew et al. 2021, "Differentially Private Learning with Adaptive
+#   Clipping"): instead of guessing the clipping norm $C$, DP-FedAvg tracks a quantile of the
+#   clients' update norms. Each round every sampled client sends one bit, "my norm was at most
+#   $C$", the server adds noise to the *count* of those bits, and moves $C$ geometrically towards
+#   the target quantile (the course's `aggregation.AdaptiveClipDPFedAvg`). That is a private
+#   quantile estimated from a noised count, one round at a
+#   time, paid for from the same privacy budget.
+# - **Preprocessing** (notebook 08): filling a hospital's missing values with a median, or
+#   standardising with a mean and a spread, is a release too when it crosses a silo boundary; a
+#   private quantile on a public grid is how to share it.
+#
+# Exercises 6 and 7 use both helpers.
+
+
+# %% [markdown]
 # ## Exercises
 #
 # ### Exercise 1 ★ (predict)
@@ -870,6 +1118,100 @@ def mystery_mechanism(true_answer, *, rng, size=None):
 
 
 # %% [markdown]
+# ### Exercise 4 ★ (predict)
+#
+# *Randomized response.* Which truthful probability $p$ gives exactly $\varepsilon = 1$? Set
+# `answer_rr` to it (four decimals are enough).
+
+# %%
+answer_rr = None  # your p
+
+# %%
+if answer_rr is None:
+    print("Set answer_rr to your p, then run this cell again.")
+elif not 0.5 < answer_rr < 1:
+    print("Not quite: p must lie between 0.5 (pure noise) and 1 (no privacy).")
+elif math.isclose(privacy.randomized_response_epsilon(truth_probability=answer_rr), 1.0,
+                  abs_tol=1e-3):
+    print("Correct: p = e / (1 + e), about 0.7311.")
+else:
+    print("Not quite: solve ln(p / (1 - p)) = 1 for p.")
+
+# %% [markdown]
+# ### Exercise 5 ★ (predict)
+#
+# *Group privacy.* A release is $(0.5, 10^{-6})$-DP for one record. What does it guarantee
+# a person with 3 records? Set `answer_group = (epsilon, delta)`.
+
+# %%
+answer_group = None  # e.g. (1.0, 2e-6)
+
+# %%
+if answer_group is None:
+    print("Set answer_group to (epsilon, delta), then run this cell again.")
+else:
+    right = privacy.group_privacy(epsilon=0.5, delta=1e-6, group_size=3)
+    if np.allclose(answer_group, right, rtol=1e-3, atol=0):
+        print(f"Correct: ({right[0]:g}, {right[1]:.3g}), at most 3 e^1 1e-6 = 8.2e-06.")
+    elif math.isclose(answer_group[0], 1.5) and math.isclose(answer_group[1], 3e-6):
+        print("Not quite: epsilon is right, but delta grows faster than k. Follow the chain.")
+    else:
+        print("Not quite: epsilon adds up along the chain of 3 neighbours; what happens to delta?")
+
+# %% [markdown]
+# ### Exercise 6 ★★ (modify)
+#
+# *The exponential mechanism.* Choose the **least** common digit privately at $\varepsilon = 0.5$:
+# complete `private_rarest_digit` with one call to `privacy.exponential_mechanism`.
+#
+# <details><summary>Hint</summary>The mechanism picks high scores. What score is high for a rare
+# digit, and what is its sensitivity? Pass `reproducible_rng=rng` for the check.</details>
+
+# %%
+def private_rarest_digit(labels, *, epsilon, rng):
+    """The least common digit among `labels`, chosen with epsilon-DP."""
+    return None  # replace with your code
+
+
+# %%
+attempt = private_rarest_digit(labels, epsilon=0.5, rng=np.random.default_rng(8))
+reference = privacy.exponential_mechanism(-np.bincount(labels, minlength=10), sensitivity=1.0,
+                                          epsilon=0.5, reproducible_rng=np.random.default_rng(8))
+if attempt is None:
+    print("Complete private_rarest_digit, then run this cell again.")
+elif attempt == reference:
+    print(f"Correct: scores -count (sensitivity 1); this draw chose {reference}.")
+else:
+    print("Not yet: score each digit by minus its count, sensitivity 1, and pass "
+          "reproducible_rng=rng.")
+
+
+# %% [markdown]
+# ### Exercise 7 ★★ (modify)
+#
+# *A private quantile.* Release the **90th percentile** of the image norms at
+# $\varepsilon = 0.1$ with `privacy.private_quantile`, on the same grid. Set `answer_q90` to your
+# release (use `reproducible_rng=np.random.default_rng(9)` so that the check can repeat it).
+
+# %%
+answer_q90 = None  # your release
+
+# %%
+reference = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID,
+                                     epsilon=0.1, reproducible_rng=np.random.default_rng(9))
+if answer_q90 is None:
+    print("Set answer_q90, then run this cell again.")
+elif math.isclose(answer_q90, reference):
+    print(f"Correct: {reference:.1f} (exact 90th percentile {np.quantile(image_norms, 0.9):.2f}).")
+elif math.isclose(answer_q90, privacy.private_quantile(
+        image_norms, quantile=0.1, candidates=GRID, epsilon=0.1,
+        reproducible_rng=np.random.default_rng(9))):
+    print("Not quite: that is the 10th percentile. quantile is the share at or below.")
+else:
+    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and the seeded generator.")
+
+
+# %% [markdown]
 # ## Summary
 #
 # - An exact statistic can expose one record through differencing; $\varepsilon$-DP bounds how
@@ -890,6 +1232,11 @@ def mystery_mechanism(true_answer, *, rng, size=None):
 # - Clipping each vector to norm $C$ makes the sensitivity of a sum $C$, at the cost of bias.
 #   Privacy loss composes: Rényi curves add up (by hand for the Gaussian, $\alpha T / (2z^2)$),
 #   and RDP and PLD accountants grow far slower than $k\varepsilon_0$.
+# - Randomized response is $\ln(p / (1 - p))$-DP with no trusted party (local DP), at the price
+#   of $\sqrt{n}$ times the error of a trusted curator. Post-processing never costs privacy;
+#   a group of $k$ units gets $(k\varepsilon, \le k e^{(k-1)\varepsilon}\delta)$. The
+#   exponential mechanism chooses privately (the most common digit, a median on a public grid),
+#   sampled exactly.
 
 # %% [markdown]
 # ## Further reading
@@ -918,3 +1265,15 @@ def mystery_mechanism(true_answer, *, rng, size=None):
 #   and noise in DP-SGD, Poisson-style "lots"), Section 3.2 (the moments accountant). The
 #   settings $z = 1.12$, 256, 60 epochs, $\varepsilon = 2.92$ are from the TensorFlow Privacy
 #   MNIST tutorial's README, not from the paper.
+# - S. L. Warner, "Randomized Response: A Survey Technique for Eliminating Evasive Answer Bias",
+#   JASA 1965: the coin and the unbiased estimator; Dwork & Roth 2014, Section 3.2 (Claim 3.5),
+#   as local DP.
+# - F. McSherry and K. Talwar, "Mechanism Design via Differential Privacy", FOCS 2007: the
+#   exponential mechanism (Dwork & Roth 2014, Section 3.4, Theorem 3.10; report noisy max,
+#   Section 3.3, Claim 3.9).
+# - A. Smith, "Privacy-Preserving Statistical Estimation with Optimal Convergence Rates",
+#   STOC 2011: private quantiles with the exponential mechanism; K. Nissim, S. Raskhodnikova and
+#   A. Smith, "Smooth Sensitivity and Sampling in Private Data Analysis", STOC 2007.
+# - G. Andrew, O. Thakkar, H. B. McMahan and S. Ramaswamy, "Differentially Private Learning with
+#   Adaptive Clipping", NeurIPS 2021: Section 3 and Algorithm 1 (the quantile estimate from a noised
+#   count of clipped clients, and its geometric update).

@@ -108,6 +108,34 @@ NUMBERS: list[Number] = [
     # Issue 12: the floating-point attack finds nothing on the helper's mechanism.
     Number(NB01, "helper outputs ruled out", r"so the replay\s+#?\s*finds (?P<value>nothing)",
            r"privacy.laplace_mechanism: (?P<value>\d+) of"),
+    # Issue 27: the rest of the DP toolbox (randomized response, group privacy, the exponential
+    # mechanism, a private median).
+    Number(NB01, "local vs central noise", r"local estimate is\s+#?\s*(?P<value>\d+) times",
+           r"central Laplace count [\d.]+ \(x(?P<value>\d+)\)"),
+    Number(NB01, "DP-SGD epsilon in group privacy",
+           r"\(\$\\varepsilon = (?P<value>[\d.]+)\$\s+#?\s*for one \*example\*\)",
+           r"epsilon after 14062 steps: (?P<value>[\d.]+)"),
+    Number(NB01, "group delta, k = 3", r"is already \$(?P<value>[\d.]+) \\times "
+           r"10\^\{(?P<exponent>-?\d+)\}\$", r"k =  3 examples: epsilon = +[\d.]+, "
+           r"delta = (?P<value>[\d.e+-]+)"),
+    Number(NB01, "group delta, k = 10", r"with ten, \$\\delta\$ reaches (?P<value>1) and",
+           r"k = 10 examples: epsilon = +[\d.]+, delta = (?P<value>[\d.e+-]+)"),
+    Number(NB01, "count of sevens", r"Sevens \((?P<value>\d+)\) beat",
+           r"counts: \[(?:\d+, ){7}(?P<value>\d+)"),
+    Number(NB01, "count of ones", r"beat ones \((?P<value>\d+)\)",
+           r"counts: \[\d+, (?P<value>\d+)"),
+    Number(NB01, "P[choose 7]", r"picks 7 with probability (?P<value>[\d.]+)",
+           r"P\[digit\] at epsilon = 0.5: \[(?:[\d.]+, ){7}(?P<value>[\d.]+)"),
+    Number(NB01, "P[choose 1]", r"and 1 with (?P<value>[\d.]+), and",
+           r"P\[digit\] at epsilon = 0.5: \[[\d.]+, (?P<value>[\d.]+)"),
+    Number(NB01, "worst log ratio", r"\(the worst one,\s+#?\s*(?P<value>[\d.]+), is",
+           r"worst log ratio with and without Alice: (?P<value>[\d.]+)"),
+    Number(NB01, "private median, low end", r"lie in \[(?P<value>[\d.]+), [\d.]+\] around",
+           r"90% of them in \[(?P<value>[\d.]+),"),
+    Number(NB01, "private median, high end", r"lie in \[[\d.]+, (?P<value>[\d.]+)\] around",
+           r"90% of them in \[[\d.]+, (?P<value>[\d.]+)\]"),
+    Number(NB01, "exact median norm", r"around the exact\s+#?\s*(?P<value>[\d.]+): with",
+           r"exact median norm (?P<value>[\d.]+)"),
     # Notebook 02 (issue 13: the memory argument counts weights and gradients too).
     Number(NB02, "batch where activations catch up", r"up to \$B \\approx (?P<value>\d+)\$",
            r"activations equal weights \+ gradients at B = (?P<value>\d+)"),

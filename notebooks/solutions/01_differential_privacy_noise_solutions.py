@@ -129,3 +129,104 @@ for num_runs in (1_000, 3_000, 10_000, 30_000, 100_000):
 # general the margin you can detect shrinks like $1/\sqrt{n}$: halving it needs four times the
 # runs. Note the asymmetry of auditing: a high lower bound *proves* a bug, but a low one
 # proves nothing — the threshold test may simply be the wrong attack.
+
+# %% [markdown]
+# ## Exercise 4 ★ (predict)
+#
+# Randomized response with truthful probability $p$ is $\ln(p / (1 - p))$-DP. Setting that to 1
+# gives $p / (1 - p) = e$, so $p = e / (1 + e) \approx 0.7311$: each person tells the truth
+# about 73% of the time. (The textbook coin, $p = 3/4$, gives $\ln 3 \approx 1.10$.)
+
+# %%
+answer_rr = math.e / (1 + math.e)
+
+# %% tags=["nbval-check-output"]
+if answer_rr is None:
+    print("Set answer_rr to your p, then run this cell again.")
+elif not 0.5 < answer_rr < 1:
+    print("Not quite: p must lie between 0.5 (pure noise) and 1 (no privacy).")
+elif math.isclose(privacy.randomized_response_epsilon(truth_probability=answer_rr), 1.0,
+                  abs_tol=1e-3):
+    print("Correct: p = e / (1 + e), about 0.7311.")
+else:
+    print("Not quite: solve ln(p / (1 - p)) = 1 for p.")
+
+# %% [markdown]
+# ## Exercise 5 ★ (predict)
+#
+# Two datasets that differ in the person's 3 records are joined by a chain of 3 neighbours.
+# Along it, $\varepsilon$ adds up to $3 \times 0.5 = 1.5$, and each step multiplies what came
+# before by $e^{0.5}$ and adds $\delta$:
+# $\delta_3 = \delta(1 + e^{0.5} + e^{1}) \approx 5.37 \times 10^{-6}$, below the simpler bound
+# $3 e^{1} \delta \approx 8.2 \times 10^{-6}$. Answering $3\delta$ forgets that the earlier
+# $\delta$'s are multiplied too.
+
+# %%
+answer_group = (1.5, 1e-6 * (1 + math.exp(0.5) + math.exp(1.0)))
+
+# %% tags=["nbval-check-output"]
+if answer_group is None:
+    print("Set answer_group to (epsilon, delta), then run this cell again.")
+else:
+    right = privacy.group_privacy(epsilon=0.5, delta=1e-6, group_size=3)
+    if np.allclose(answer_group, right, rtol=1e-3, atol=0):
+        print(f"Correct: ({right[0]:g}, {right[1]:.3g}), at most 3 e^1 1e-6 = 8.2e-06.")
+    elif math.isclose(answer_group[0], 1.5) and math.isclose(answer_group[1], 3e-6):
+        print("Not quite: epsilon is right, but delta grows faster than k. Follow the chain.")
+    else:
+        print("Not quite: epsilon adds up along the chain of 3 neighbours; what happens to delta?")
+
+# %% [markdown]
+# ## Exercise 6 ★★ (modify)
+#
+# The exponential mechanism favours high scores, so a rare digit needs a high score: minus its
+# count. Adding or removing one record moves one count, hence one score, by one: the
+# sensitivity is 1, as for the most common digit.
+
+# %%
+def private_rarest_digit(labels, *, epsilon, rng):
+    """The least common digit among `labels`, chosen with epsilon-DP."""
+    counts = np.bincount(labels, minlength=10)
+    # reproducible_rng=rng only for the check; a real release omits it (secret randomness).
+    return privacy.exponential_mechanism(-counts, sensitivity=1.0, epsilon=epsilon,
+                                         reproducible_rng=rng)
+
+
+# %% tags=["nbval-check-output"]
+attempt = private_rarest_digit(labels, epsilon=0.5, rng=np.random.default_rng(8))
+reference = privacy.exponential_mechanism(-np.bincount(labels, minlength=10), sensitivity=1.0,
+                                          epsilon=0.5, reproducible_rng=np.random.default_rng(8))
+if attempt is None:
+    print("Complete private_rarest_digit, then run this cell again.")
+elif attempt == reference:
+    print(f"Correct: scores -count (sensitivity 1); this draw chose {reference}.")
+else:
+    print("Not yet: score each digit by minus its count, sensitivity 1, and pass "
+          "reproducible_rng=rng.")
+
+# %% [markdown]
+# ## Exercise 7 ★★ (modify)
+#
+# `privacy.private_quantile` scores each public candidate $g$ by
+# $-|\#\{x_i \le g\} - 0.9\,n|$ (sensitivity 1 under either relation) and samples the
+# exponential mechanism exactly. The norms and the grid are those of the notebook.
+
+# %%
+image_norms = np.linalg.norm(x_train[:1000].reshape(1000, -1).astype(np.float64), axis=1)
+GRID = np.round(np.arange(0.0, 28.05, 0.1), 1)  # public candidates
+answer_q90 = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID, epsilon=0.1,
+                                      reproducible_rng=np.random.default_rng(9))
+
+# %% tags=["nbval-check-output"]
+reference = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID,
+                                     epsilon=0.1, reproducible_rng=np.random.default_rng(9))
+if answer_q90 is None:
+    print("Set answer_q90, then run this cell again.")
+elif math.isclose(answer_q90, reference):
+    print(f"Correct: {reference:.1f} (exact 90th percentile {np.quantile(image_norms, 0.9):.2f}).")
+elif math.isclose(answer_q90, privacy.private_quantile(
+        image_norms, quantile=0.1, candidates=GRID, epsilon=0.1,
+        reproducible_rng=np.random.default_rng(9))):
+    print("Not quite: that is the 10th percentile. quantile is the share at or below.")
+else:
+    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and the seeded generator.")
