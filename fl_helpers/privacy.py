@@ -14,6 +14,11 @@ Everything the course adds noise with lives here:
   proven for epsilon < 1 and kept to show that pitfall.
 * :func:`clip_by_l2_norm` -- bounds the L2 sensitivity of a sum of vectors (or of model updates)
   by scaling each one down to norm at most ``clipping_norm``.
+* The rest of the toolbox (notebook 01's last section), all sampled exactly:
+  :func:`randomized_response` (local DP, Warner 1965) and its estimator,
+  :func:`group_privacy` (the (epsilon, delta) of a group of k units),
+  :func:`exponential_mechanism` (McSherry & Talwar 2007) and :func:`private_quantile` (the
+  exponential mechanism on a public grid of candidates).
 
 Floating-point safety (why the mechanisms are discrete)
 -------------------------------------------------------
@@ -1254,7 +1259,7 @@ def exponential_mechanism(scores: np.ndarray, *, sensitivity: float, epsilon: fl
     """Chooses an index with probability proportional to ``exp(epsilon score / (2 sensitivity))``.
 
     The exponential mechanism (McSherry & Talwar 2007, "Mechanism Design via Differential
-    Privacy", FOCS, Theorem 6; Dwork & Roth 2014, Section 3.4, Theorem 3.10) is epsilon-DP when
+    Privacy", FOCS; Dwork & Roth 2014, Section 3.4, Theorem 3.10) is epsilon-DP when
     every score moves by at most ``sensitivity`` between neighbouring datasets (the caller's
     relation decides it: counts move by 1 under add/remove). Sampled **exactly**: the scores and
     epsilon are floats, hence rationals, and :func:`_exponential_choice` accepts a uniform
