@@ -5,7 +5,8 @@
 # keeping raw data on the device does not by itself keep it private, and split MNIST across
 # simulated clients in the three ways the rest of the course uses.
 #
-# *Runtime: about 15 s on a laptop CPU.* Prerequisites: Python and numpy, and the idea of
+# *Runtime: about 15 s on a busy 2-core CPU (load average 3 when measured).*
+# Prerequisites: Python and numpy, and the idea of
 # training a model by gradient descent. No earlier notebook.
 
 # %% [markdown]

@@ -6,7 +6,8 @@
 # `fl_helpers.client.client_update`, the client step of federated averaging, and train with
 # example-level differential privacy (DP-SGD).
 #
-# *Runtime: about 50 s of CPU time on a 2-core laptop-class CPU.* Prerequisites:
+# *Runtime: about 1.5 min on a busy 2-core CPU (load average 2 when measured).*
+# Prerequisites:
 # [00 — welcome to federated learning](00_welcome_to_federated_learning.ipynb) for the client
 # splits; [01 — differential privacy](01_differential_privacy_noise.ipynb) for the second half
 # (DP-SGD: sensitivity, clipping, Gaussian noise, ε and δ, the accountant); the idea of a

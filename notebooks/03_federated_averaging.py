@@ -5,7 +5,8 @@
 # say why the server must weight each client by its number of examples, compare FedAvg with
 # FedSGD on IID and non-IID clients, and put a price in bytes on a round of communication.
 #
-# *Runtime: about 35 s on a laptop CPU.* Prerequisites:
+# *Runtime: about 2.5 min on a busy 2-core CPU (load average 3 when measured).*
+# Prerequisites:
 # [00 — welcome](00_welcome_to_federated_learning.ipynb) (the IID and shard splits) and
 # [02 — local gradient descent](02_local_gradient_descent.ipynb) (one client's update,
 # `client.client_update`).

@@ -5,7 +5,8 @@
 # differential privacy (DP-FedAvg), account for the privacy it spends round by round, and choose
 # the noise, the clipping norm and the number of clients for a given privacy budget.
 #
-# *Runtime: about 45 s on a 2-core laptop CPU.* Prerequisites:
+# *Runtime: about 3.5 min on a busy 2-core CPU (load average 8 when measured).*
+# Prerequisites:
 # [01 Differential privacy](01_differential_privacy_noise.ipynb) (the Gaussian mechanism,
 # clipping, accounting) and [03 Federated averaging](03_federated_averaging.ipynb) (rounds,
 # client updates, the weighted average).

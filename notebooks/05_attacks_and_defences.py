@@ -5,7 +5,8 @@
 # tell whether an example or a client was in the training data, draw the limit that differential
 # privacy puts on every such attack, and audit a DP-FedAvg implementation for bugs.
 #
-# *Runtime: about 60 s on a 2-core laptop CPU.* Prerequisites:
+# *Runtime: about 4 min on a busy 2-core CPU (load average 8 when measured).*
+# Prerequisites:
 # [00 Welcome](00_welcome_to_federated_learning.ipynb) (why updates leak),
 # [01 Differential privacy](01_differential_privacy_noise.ipynb) (the Gaussian mechanism,
 # $(\varepsilon, \delta)$, an empirical audit) and

@@ -7,7 +7,8 @@
 # differentially private without a trusted server, and put a price in bits, seconds and
 # accuracy on all of it.
 #
-# *Runtime: about 30 s on a 2-core laptop CPU.* Prerequisites:
+# *Runtime: about 2 min on a busy 2-core CPU (load average 8 when measured).*
+# Prerequisites:
 # [01 Differential privacy](01_differential_privacy_noise.ipynb) (the Gaussian mechanism, the
 # floating-point pitfall) and [04 The multi-client experiment](04_multi_client_experiment.ipynb)
 # (DP-FedAvg: clip, sum, noise, divide by $qN$; central vs local DP).

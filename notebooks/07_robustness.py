@@ -6,7 +6,8 @@
 # rules, measure what each defence costs, and run a training loop that survives crashed,
 # broken and slow clients and resumes exactly after an interruption.
 #
-# *Runtime: about 60 s on a 2-core laptop CPU.* Prerequisites:
+# *Runtime: about 50 s on a busy 2-core CPU (load average 9 when measured).*
+# Prerequisites:
 # [03 Federated averaging](03_federated_averaging.ipynb) (rounds, client updates, the weighted
 # average) and [04 The multi-client experiment](04_multi_client_experiment.ipynb) (clipping and
 # DP-FedAvg).

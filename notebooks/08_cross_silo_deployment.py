@@ -6,8 +6,8 @@
 # same code as separate Flower processes (a SuperLink and four SuperNodes) that give the same
 # model as the simulation.
 #
-# *Runtime: about 52 s on a 2-core laptop CPU, including one real Flower deployment of 3 rounds
-# (`benchmarks/results/time_notebooks.txt`).*
+# *Runtime: about 2.5 min on a busy 2-core CPU (load average 6 when measured), including one real
+# Flower deployment of 3 rounds.*
 # Prerequisites: [03 Federated averaging](03_federated_averaging.ipynb) (rounds, client updates,
 # the weighted average), [04 The multi-client experiment](04_multi_client_experiment.ipynb)
 # (DP-FedAvg, accounting, the cross-device setting) and

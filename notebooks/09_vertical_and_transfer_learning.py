@@ -6,8 +6,9 @@
 # under additively homomorphic encryption, measure what the plaintext version leaks, and
 # transfer a label holder's knowledge to customers it has never seen.
 #
-# *Runtime: about 1.5 min on a 2-core laptop CPU (real public-key cryptography on 20,000 and
-# 24,000 customers).* Prerequisites: [01 Differential privacy](01_differential_privacy_noise.ipynb)
+# *Runtime: about 1.5 min on a busy 2-core CPU (load average 7 when measured), most of it real
+# public-key cryptography on 20,000 and 24,000 customers.*
+# Prerequisites: [01 Differential privacy](01_differential_privacy_noise.ipynb)
 # (the Gaussian mechanism, ε and δ), [03 Federated averaging](03_federated_averaging.ipynb)
 # (what a federation is), [06 Secure aggregation](06_secure_aggregation.ipynb) (key agreement,
 # what a server sees) and [08 Cross-silo deployment](08_cross_silo_deployment.ipynb)
