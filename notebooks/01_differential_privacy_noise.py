@@ -4,7 +4,7 @@
 # After this notebook you will be able to release a statistic of private data with a
 # differential-privacy guarantee, choosing and checking the amount of noise yourself.
 #
-# *Runtime: about 20 s on a busy 2-core CPU (load average 3 when measured).*
+# *Runtime: about 20 s on a busy 2-core CPU (load average 2 when measured).*
 # Prerequisites:
 # [00 Welcome](00_welcome_to_federated_learning.ipynb) (MNIST and the course helpers), basic
 # probability (densities, expectations).
