@@ -5,7 +5,8 @@ Tiers (markers, listed in pyproject.toml):
 * ``slow``: a test that took 0.5 s or more (or 3 s over its parameters) in a ``--durations=0``
   run on the course's 2-core machine (2026-12-07), listed in :data:`SLOW_TESTS` below, or
   marked ``@pytest.mark.slow`` in its file;
-* ``fuzz``: the bad-input fuzz, ``tests/test_bad_inputs.py`` (about 7,000 cases);
+* ``fuzz``: the bad-input fuzz, ``tests/test_bad_inputs.py`` (about 17,000 cases), and each
+  module's own bad-input table (test names matching :data:`_BAD_INPUT_TABLE`);
 * ``notebooks``: executes notebooks (nbval's cells, the student edition's check cells);
 * ``browser``: drives JupyterLab in headless Chromium (marked in ``tests/browser``).
 
@@ -17,6 +18,8 @@ The fast tier, the unit tests in under a minute::
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -168,7 +171,32 @@ SLOW_TESTS = frozenset({
     "tests/test_widgets.py::test_noise_explorer_controls_and_redraw",
     "tests/test_widgets.py::test_noise_explorer_draws_reproducible_samples_and_the_neighbour",
     "tests/test_widgets.py::test_prefetcher_background_gives_way_while_the_foreground_computes",
+    # Added 2026-12-07 (notebook 09's modules, adaptive clipping, DP-FTRL, the DP toolbox): each
+    # took about 1 s or more in a --durations run of the fast tier.
+    "tests/test_psi.py::test_b_dictionary_attack_on_its_view_finds_nothing_but_reads_unblinded_hashes",
+    "tests/test_psi.py::test_moderate_sets_and_the_byte_count_of_every_message",
+    "tests/test_adaptive_clipping.py::test_the_count_is_as_private_as_the_split_assumes_and_flowers_is_not",
+    "tests/test_adaptive_clipping.py::test_with_noise_the_norm_tracks_the_median_on_average",
+    "tests/test_adaptive_clipping.py::test_run_dp_fedavg_tracks_the_median_update_norm",
+    "tests/test_adaptive_clipping.py::test_the_noised_share_is_unbiased_with_the_stated_std",
+    "tests/test_adaptive_clipping.py::test_adaptive_runs_on_both_engines_alike",
+    "tests/test_flower_adaptive_clipping.py::test_flower_1_42_server_side_adaptive_clipping_diverges_until_flower_fixes_it",
+    "tests/test_flower_adaptive_clipping.py::test_flowers_update_with_the_bit_inverted_is_ours",
+    "tests/test_flower_adaptive_clipping.py::test_flower_1_42_client_side_adaptive_clipping_diverges_until_flower_fixes_it",
+    "tests/test_vertical.py::test_joint_features_beat_the_bank_alone",
+    "tests/test_privacy.py::test_exponential_mechanism_samples_its_closed_form",
+    "tests/test_privacy.py::test_exponential_mechanism_likelihood_ratio_attack",
+    "tests/test_privacy.py::test_private_quantile_samples_the_exponential_mechanism_on_rank_error",
+    "tests/test_vertical_protocol.py::test_what_the_coordinator_sees_does_not_depend_on_the_gradient",
+    "tests/test_dp_ftrl.py::test_run_dp_ftrl_loop_and_fast_engine_agree_and_epsilon_is_the_accountings",
+    "tests/test_paillier.py::test_gmpy2_and_python_give_identical_integers",
+    "tests/test_transfer.py::test_ftl_beats_chance_on_the_bureaus_non_overlap_customers",
+    "tests/test_vertical_widgets.py::test_slider_move_redraws_once",
 })
+
+#: A module's own bad-input table (notebook 09's modules, DP-FTRL, the CLI's flags, ...): the
+#: same kind of test as tests/test_bad_inputs.py, thousands of cheap cases, in the fuzz tier.
+_BAD_INPUT_TABLE = re.compile(r"^test_(\w*_)?(bad_(input|flag|argv)|fuzz)\w*\[")
 
 #: Test files that execute notebooks.
 NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
@@ -182,5 +210,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if path.endswith(".ipynb") or path in NOTEBOOK_TEST_FILES:
             item.add_marker(pytest.mark.notebooks)
-        if path == "tests/test_bad_inputs.py":
+        name = item.nodeid.partition("::")[2]
+        if path == "tests/test_bad_inputs.py" or _BAD_INPUT_TABLE.search(name):
             item.add_marker(pytest.mark.fuzz)
