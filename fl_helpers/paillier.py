@@ -770,6 +770,17 @@ def add_plain_vector(encrypted: EncryptedVector, values: Any) -> EncryptedVector
                            encrypted.precision_bits)
 
 
+def _product_precision(encrypted: EncryptedVector, precision_bits: int) -> int:
+    """The fractional bits of a product of ``encrypted`` and a plaintext encoded with
+    ``precision_bits``, refused above :data:`MAX_PRECISION_BITS`."""
+    total = encrypted.precision_bits + precision_bits
+    if total > MAX_PRECISION_BITS:
+        raise ValueError(f"precision_bits must keep the product's precision <= "
+                         f"{MAX_PRECISION_BITS}, got {precision_bits} on top of "
+                         f"{encrypted.precision_bits}.")
+    return total
+
+
 def multiply_plain_vector(encrypted: EncryptedVector, values: Any,
                           *, precision_bits: int = DEFAULT_PRECISION_BITS) -> EncryptedVector:
     """``[[x * values]]`` entry by entry: each value encoded with ``precision_bits`` fractional
@@ -781,11 +792,7 @@ def multiply_plain_vector(encrypted: EncryptedVector, values: Any,
     if array.size != len(encrypted):
         raise ValueError(f"values must have the length of encrypted ({len(encrypted)}), got "
                          f"{array.size}.")
-    total = encrypted.precision_bits + precision_bits
-    if total > MAX_PRECISION_BITS:
-        raise ValueError(f"precision_bits must keep the product's precision <= "
-                         f"{MAX_PRECISION_BITS}, got {precision_bits} on top of "
-                         f"{encrypted.precision_bits}.")
+    total = _product_precision(encrypted, precision_bits)
     key = encrypted.public_key
     backend, n2 = key.backend, _big(key.backend, key.n_squared)
     ints = _encode_array(key, array, precision_bits, "values")
@@ -867,11 +874,7 @@ def dot_columns(encrypted: EncryptedVector, matrix: Any,
     if array.shape[0] == 0 or array.shape[0] != len(encrypted):
         raise ValueError(f"matrix must have one row per entry of encrypted ({len(encrypted)}), "
                          f"got shape {array.shape}.")
-    total = encrypted.precision_bits + precision_bits
-    if total > MAX_PRECISION_BITS:
-        raise ValueError(f"precision_bits must keep the product's precision <= "
-                         f"{MAX_PRECISION_BITS}, got {precision_bits} on top of "
-                         f"{encrypted.precision_bits}.")
+    total = _product_precision(encrypted, precision_bits)
     key = encrypted.public_key
     backend, n2 = key.backend, _big(key.backend, key.n_squared)
     rows, columns = array.shape
