@@ -215,6 +215,23 @@ class AggregationRule(abc.ABC):
         its noise all the same, so that an empty round looks like any other."""
         return [np.zeros(shape, dtype=np.float32) for shape in shapes]
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state the rule carries from round to round, as named arrays for a checkpoint
+        (:func:`fl_helpers.training.run_dp_fedavg`'s ``checkpoint``): ``{}`` for a rule without
+        state. Never anything secret: a checkpoint is a plain file."""
+        return {}
+
+    def restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Sets the state saved by :meth:`state_arrays` (a resumed run continues bit for bit).
+
+        Raises:
+            ValueError: ``arrays`` does not hold this rule's state.
+        """
+        if arrays:
+            raise ValueError(f"arrays must be empty for {type(self).__name__} (a rule without "
+                             f"state), got keys {sorted(arrays)}: the checkpoint belongs to "
+                             "another rule.")
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={val!r}" for k, val in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -774,6 +791,35 @@ class AdaptiveClipDPFedAvg(DPFedAvg):
         self.clipping_norm = _next_norm(self.clipping_norm, fraction,
                                         float(self.clipping.target_quantile),
                                         float(self.clipping.learning_rate))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The adapted norm: the next round's ``C``, and ``C_t`` and ``b_bar`` of every round so
+        far. All public (post-processing of noised counts), so a checkpoint may hold them."""
+        return {"clipping_norm": np.asarray(self.clipping_norm, dtype=np.float64),
+                "clipping_norms": np.asarray(self.clipping_norms, dtype=np.float64),
+                "unclipped_fractions": np.asarray(self.unclipped_fractions, dtype=np.float64)}
+
+    def restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Sets the norm and its history from :meth:`state_arrays` (checked first)."""
+        expected = {"clipping_norm", "clipping_norms", "unclipped_fractions"}
+        if not isinstance(arrays, dict) or set(arrays) != expected:
+            keys = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+            raise ValueError(f"arrays must hold exactly {sorted(expected)} (an adaptive-clipping "
+                             f"checkpoint), got {keys}.")
+        norm = np.asarray(arrays["clipping_norm"], dtype=np.float64)
+        norms = np.asarray(arrays["clipping_norms"], dtype=np.float64)
+        fractions = np.asarray(arrays["unclipped_fractions"], dtype=np.float64)
+        if norm.shape != () or not (np.isfinite(norm) and norm > 0):
+            raise ValueError(f"arrays['clipping_norm'] must be one finite value > 0, got "
+                             f"{v._fmt(norm)}.")
+        if norms.ndim != 1 or fractions.shape != norms.shape or not (
+                np.isfinite(norms).all() and (norms > 0).all() and np.isfinite(fractions).all()):
+            raise ValueError("arrays['clipping_norms'] and arrays['unclipped_fractions'] must be "
+                             "1-D of one length, finite, the norms > 0, got shapes "
+                             f"{norms.shape} and {fractions.shape}.")
+        self.clipping_norm = float(norm)
+        self.clipping_norms = [float(c) for c in norms]
+        self.unclipped_fractions = [float(b) for b in fractions]
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: RoundContext) -> Weights:

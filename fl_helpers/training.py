@@ -403,7 +403,7 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
     first = 0
     if checkpoint is not None and os.path.exists(checkpoint):
         weights, first = _load_state(checkpoint, key, columns, rejections, skipped,
-                                     server_optimizer)
+                                     server_optimizer, rule)
     bar = tqdm(range(first, len(rounds)), desc=f"{description} ({setup.engine.value})",
                unit="round", disable=not progress, initial=first, total=len(rounds))
     for t in bar:
@@ -451,7 +451,7 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
         if checkpoint is not None and ((t + 1) % checkpoint_every == 0 or t + 1 == len(rounds)):
             _save_state(checkpoint, key, weights, t + 1, columns if diagnostics else {
                 **columns, "update_norms": [], "clipped_norms": []}, rejections, skipped,
-                server_optimizer)
+                server_optimizer, rule)
         if callback is not None and callback(figures) is True:
             stopped = StopReason.CALLBACK
             break
@@ -485,12 +485,14 @@ _CHECKPOINT_FORMAT = "fl_helpers.training checkpoint 1"
 
 def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round: int,
                 columns: dict[str, list[Any]], rejections: list[faults.Rejection],
-                skipped: list[int], server_optimizer: aggregation.ServerOptimizer) -> None:
+                skipped: list[int], server_optimizer: aggregation.ServerOptimizer,
+                rule: aggregation.AggregationRule) -> None:
     """Writes a checkpoint: everything the loop needs to continue exactly where it stopped.
 
-    The global weights, the next round, the per-round figures so far, the rejections, and the
-    server optimizer's whole state (every attribute: momentum, Adam's moments). The client
-    schedule and the clients' batches are functions of the seed and the round (and, for a
+    The global weights, the next round, the per-round figures so far, the rejections, the
+    server optimizer's whole state (every attribute: momentum, Adam's moments) and the rule's
+    (:meth:`fl_helpers.aggregation.AggregationRule.state_arrays`: adaptive clipping's norm).
+    The client schedule and the clients' batches are functions of the seed and the round (and, for a
     private run, of its :class:`fl_helpers.schedule.PrivateRandomness`, which is never written:
     a file holding the noise's secret would let its reader remove the noise), so they need no
     saving. Nothing here is pickled; :func:`fl_helpers.checkpoints.save_checkpoint` writes
@@ -505,6 +507,7 @@ def _save_state(path: str | os.PathLike, key: str, weights: Weights, next_round:
         arrays.update(checkpoints.pack_ragged(f"columns/{name}", columns[name]))
     arrays.update(checkpoints.rejections_to_arrays(rejections))
     arrays.update(_optimizer_arrays("optimizer", server_optimizer))
+    arrays.update({f"rule/{name}": a for name, a in rule.state_arrays().items()})
     checkpoints.save_checkpoint(path, arrays)
 
 
@@ -541,7 +544,8 @@ def _restore_optimizer(prefix: str, optimizer: aggregation.ServerOptimizer,
 
 def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]],
                 rejections: list[faults.Rejection], skipped: list[int],
-                server_optimizer: aggregation.ServerOptimizer) -> tuple[Weights, int]:
+                server_optimizer: aggregation.ServerOptimizer,
+                rule: aggregation.AggregationRule) -> tuple[Weights, int]:
     """Reads a checkpoint of :func:`_save_state` into the loop's state; the weights and round."""
     arrays = checkpoints.load_checkpoint(path)
     if str(arrays.get("format", "")) != _CHECKPOINT_FORMAT or str(arrays["key"]) != key:
@@ -558,6 +562,7 @@ def _load_state(path: str | os.PathLike, key: str, columns: dict[str, list[Any]]
     rejections.extend(checkpoints.rejections_from_arrays(arrays))
     skipped.extend(int(t) for t in arrays["skipped"])
     _restore_optimizer("optimizer", server_optimizer, arrays)
+    rule.restore_state({name[5:]: a for name, a in arrays.items() if name.startswith("rule/")})
     return weights, int(arrays["next_round"])
 
 
@@ -771,8 +776,9 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             :class:`fl_helpers.aggregation.AdaptiveClipping` (e.g. ``AdaptiveClipping()``:
             ``C_0 = 0.1``, median, ``eta_C = 0.2``, ``sigma_b = expected_clients / 20``) to
             adapt ``C`` to a quantile of the update norms each round
-            (:class:`fl_helpers.aggregation.AdaptiveClipDPFedAvg`; central exact noise only, no
-            checkpoint). ``DPHistory.clipping_norms`` records ``C`` per round.
+            (:class:`fl_helpers.aggregation.AdaptiveClipDPFedAvg`; central exact noise only; a
+            checkpoint saves the adapted norm). ``DPHistory.clipping_norms`` records ``C`` per
+            round.
         noise_multiplier: ``z`` >= 0; the noise on the sum has standard deviation ``z * C``.
             0 gives clipping without noise (no privacy: epsilon is ``inf``). With adaptive
             clipping ``z`` is the total, split between the updates (``z_Delta`` > ``z``) and
@@ -906,9 +912,6 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             raise ValueError("noise_placement must be 'central' with adaptive clipping, got "
                              "'local': the count of unclipped updates is noised once, centrally "
                              "(Andrew et al. 2021).")
-        if checkpoint is not None:
-            raise ValueError("checkpoint must be None with adaptive clipping: the adapted "
-                             "clipping norm is not saved in a checkpoint yet.")
         rule = aggregation.AdaptiveClipDPFedAvg(
             clipping=adaptive, noise_multiplier=noise_multiplier,
             expected_clients=expected_clients, noise=noise, clip_on=clip_on)

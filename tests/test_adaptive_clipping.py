@@ -15,7 +15,15 @@ import dp_accounting
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, aggregation, discrete_noise, models, schedule, training
+from fl_helpers import (
+    accounting,
+    aggregation,
+    checkpoints,
+    discrete_noise,
+    models,
+    schedule,
+    training,
+)
 
 WEIGHT_ATOL = 1e-5
 STEPS = discrete_noise.GRID_STEPS
@@ -395,12 +403,81 @@ def test_run_dp_fedavg_refuses_what_adaptive_clipping_does_not_support(small_fed
     clients, _ = small_federation
     with pytest.raises(ValueError, match="noise_placement must be 'central' with adaptive"):
         _run(clients["iid"], noise_placement="local")
-    with pytest.raises(ValueError, match="checkpoint must be None with adaptive clipping"):
-        _run(clients["iid"], checkpoint=tmp_path / "state.npz")
     with pytest.raises(accounting.NoiseSplitError):
         _run(clients["iid"], noise_multiplier=2.0)  # 2 sigma_b = 2 * 16 / 20 = 1.6
     with pytest.raises(ValueError, match="clip_on must be 'server' or 'client'"):
         _run(clients["iid"], clipping_norm=1.0, clip_on="both")
+
+
+# ------------------------------------------------------------------ checkpoint and resume
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(round_number):
+    def callback(figures):
+        if figures["round"] == round_number:
+            raise _Interrupt
+    return callback
+
+
+@pytest.mark.parametrize("engine", ["fast", "loop"])
+def test_a_checkpointed_adaptive_run_resumes_bit_for_bit(small_federation, tmp_path, engine):
+    """Interrupted after round 3 of 6 and resumed from its checkpoint with the same (reproducible)
+    randomness, the run repeats the uninterrupted one exactly: weights, accuracy, epsilon and
+    every round's C_t. Before the fix the checkpoint did not hold the adapted norm (a resumed
+    run would restart at C_0 = 0.1), and run_dp_fedavg refused checkpoint= with adaptive
+    clipping."""
+    clients, test = small_federation
+    options = dict(num_rounds=6, sampling_probability=0.5, engine=engine, test_data=test,
+                   target_delta=1e-5, reproducible_noise=False)
+
+    def randomness():
+        return schedule.PrivateRandomness.reproducible(4, warn=False)
+
+    full = _run(clients["iid"], randomness=randomness(), **options)
+    path = tmp_path / "adaptive.npz"
+    with pytest.raises(_Interrupt):
+        _run(clients["iid"], randomness=randomness(), checkpoint=path,
+             callback=_interrupt_at(3), **options)
+    saved = checkpoints.load_checkpoint(path)
+    assert int(saved["next_round"]) == 3 and saved["rule/clipping_norms"].size == 3
+    assert float(saved["rule/clipping_norm"]) != 0.1  # adapted, not C_0
+    resumed = _run(clients["iid"], randomness=randomness(), checkpoint=path, **options)
+    for a, b in zip(resumed.final_weights, full.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed.clipping_norms, full.clipping_norms)
+    np.testing.assert_array_equal(resumed.test_accuracy, full.test_accuracy)
+    np.testing.assert_array_equal(resumed.epsilon, full.epsilon)
+    assert len(set(np.round(full.clipping_norms, 12))) == 6  # C moved every round
+
+
+def test_a_fixed_rule_checkpoint_is_refused_by_an_adaptive_run(small_federation, tmp_path):
+    clients, _ = small_federation
+    path = tmp_path / "fixed.npz"
+    _run(clients["iid"], clipping_norm=1.0, checkpoint=path, num_rounds=2)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        _run(clients["iid"], checkpoint=path, num_rounds=2)
+
+
+def test_restore_state_names_bad_arrays():
+    rule = aggregation.AdaptiveClipDPFedAvg(noise_multiplier=0.5, expected_clients=16)
+    good = rule.state_arrays()
+    assert set(good) == {"clipping_norm", "clipping_norms", "unclipped_fractions"}
+    with pytest.raises(ValueError, match="arrays must hold exactly"):
+        rule.restore_state({})
+    with pytest.raises(ValueError, match=r"arrays\['clipping_norm'\] must be one finite"):
+        rule.restore_state({**good, "clipping_norm": np.asarray(-1.0)})
+    with pytest.raises(ValueError, match=r"arrays\['clipping_norms'\]"):
+        rule.restore_state({**good, "clipping_norms": np.asarray([0.1, 0.2])})
+    with pytest.raises(ValueError, match="arrays must be empty for DPFedAvg"):
+        aggregation.DPFedAvg(clipping_norm=1.0, noise_multiplier=1.0,
+                             expected_clients=4).restore_state(good)
+    restored = aggregation.AdaptiveClipDPFedAvg(noise_multiplier=0.5, expected_clients=16)
+    restored.restore_state({"clipping_norm": np.asarray(0.7), "clipping_norms": np.asarray([0.1]),
+                            "unclipped_fractions": np.asarray([0.2])})
+    assert restored.clipping_norm == 0.7 and restored.clipping_norms == [0.1]
 
 
 # ------------------------------------------------------------------ an attack on the count
