@@ -781,15 +781,10 @@ def _calibrate(target_epsilon: float, target_delta: float, sampling_probability:
         # The discrete accountant, or a bracket that straddles the point below which the PLD
         # reports RDP's bound: bisect the (monotone) epsilon, keeping the end that meets the
         # budget.
-        log_low, log_noise = math.log(low), math.log(high)
-        for _ in range(200):  # log2(log(1e5) / 1e-8) < 31 steps are ever needed
-            if log_noise - log_low <= tol:
-                break
-            middle = 0.5 * (log_low + log_noise)
-            if epsilon_at(math.exp(middle)) > target_epsilon:
-                log_low = middle
-            else:
-                log_noise = middle
+        # log2(log(1e5) / 1e-8) < 31 steps are ever needed.
+        log_noise = _bisect(lambda log_z: epsilon_at(math.exp(log_z)) > target_epsilon,
+                            math.log(low), math.log(high),
+                            middle=lambda a, b: 0.5 * (a + b), close=lambda a, b: b - a <= tol)
     noise_multiplier = math.exp(log_noise)
     # Guard against the last rounding of exp(log(z)): step up until the budget provably holds.
     for _ in range(100):
@@ -830,6 +825,22 @@ def _bracket(epsilon_at: Callable[[float], float], target_epsilon: float, target
                         "guarantee is meaningless. Use a smaller target_epsilon.")
                 low = MIN_NOISE_MULTIPLIER
     return low, high
+
+
+def _bisect(too_small: Callable[[float], bool], low: float, high: float, *,
+            middle: Callable[[float, float], float], close: Callable[[float, float], bool]
+            ) -> float:
+    """The package's one bisection: the upper end of ``[low, high]`` once ``close(low, high)``.
+
+    ``too_small(x)`` must be True at ``low``, False at ``high`` and monotone in between (here:
+    the epsilon spent with noise ``x`` still exceeds the budget), so the returned upper end always
+    meets the budget. ``middle`` picks the split point (arithmetic, geometric or in ``log z``)
+    and ``close`` the precision; each calibration below states both.
+    """
+    while not close(low, high):
+        split = middle(low, high)
+        low, high = (split, high) if too_small(split) else (low, split)
+    return high
 
 
 # --------------------------------------------------------------------------------------------
@@ -1096,10 +1107,8 @@ def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: flo
         if high > 1e4:
             raise ValueError(f"target_epsilon={target_epsilon} needs a noise multiplier above "
                              "1e4; raise the budget or lower sampling_probability.")
-    while high - low > 1e-3 * high:
-        middle = (low + high) / 2
-        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
-    return high
+    return _bisect(lambda z: spent(z) > target_epsilon, low, high,
+                   middle=lambda a, b: (a + b) / 2, close=lambda a, b: b - a <= 1e-3 * b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1197,13 +1206,21 @@ def dp_ftrl_rdp(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
     Returns:
         float64 array, one RDP value per order of :data:`RDP_ORDERS`.
     """
+    accountant = _tree_accountant(noise_multiplier, tree_sizes, trees_per_client)
+    return np.asarray(accountant.rdp, dtype=np.float64)
+
+
+def _tree_accountant(noise_multiplier: Any, tree_sizes: Any, trees_per_client: Any
+                     ) -> rdp_privacy_accountant.RdpAccountant:
+    """dp-accounting's RDP accountant over :data:`RDP_ORDERS` that has composed
+    :func:`tree_aggregation_event` (relation ``REPLACE_SPECIAL``, as tree events require)."""
     event = tree_aggregation_event(noise_multiplier=noise_multiplier, tree_sizes=tree_sizes,
                                    trees_per_client=trees_per_client)
     with _quiet_absl():
         accountant = rdp_privacy_accountant.RdpAccountant(
             list(RDP_ORDERS), dp_accounting.NeighboringRelation.REPLACE_SPECIAL)
         accountant.compose(event)
-        return np.asarray(accountant.rdp, dtype=np.float64)
+    return accountant
 
 
 def dp_ftrl_epsilon(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
@@ -1228,12 +1245,8 @@ def dp_ftrl_epsilon(*, noise_multiplier: float, tree_sizes: int | Sequence[int],
         epsilon >= 0.
     """
     target_delta = _check_delta(target_delta)
-    event = tree_aggregation_event(noise_multiplier=noise_multiplier, tree_sizes=tree_sizes,
-                                   trees_per_client=trees_per_client)
+    accountant = _tree_accountant(noise_multiplier, tree_sizes, trees_per_client)
     with _quiet_absl():
-        accountant = rdp_privacy_accountant.RdpAccountant(
-            list(RDP_ORDERS), dp_accounting.NeighboringRelation.REPLACE_SPECIAL)
-        accountant.compose(event)
         return float(accountant.get_epsilon(target_delta))
 
 
@@ -1299,10 +1312,8 @@ def dp_ftrl_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta:
     if spent(low) <= target_epsilon:
         raise ValueError(f"target_epsilon={v._fmt(target_epsilon)} is met with a noise multiplier "
                          f"below {MIN_NOISE_MULTIPLIER:g}; lower it.")
-    while high / low > 1 + 1e-6:
-        middle = math.sqrt(low * high)
-        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
-    return high
+    return _bisect(lambda z: spent(z) > target_epsilon, low, high,
+                   middle=lambda a, b: math.sqrt(a * b), close=lambda a, b: b / a <= 1 + 1e-6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import tensorflow as tf
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, audit, engine
+from fl_helpers import accounting, audit, engine, models, privacy
 
 #: Side of an MNIST image.
 IMAGE_SIDE = 28
@@ -189,10 +189,8 @@ def forward(weights: Sequence[Any], x: Any, activations: tuple[str, ...]) -> tf.
 
 def _forward(weights: Sequence[Any], x: tf.Tensor, activations: tuple[str, ...]) -> tf.Tensor:
     """:func:`forward` without the checks, on tensors (also inside ``tf.function``)."""
-    h = x
-    for i, name in enumerate(activations):
-        h = engine.ACTIVATIONS[name](tf.matmul(h, weights[2 * i]) + weights[2 * i + 1])
-    return h
+    logits, _ = models._dense_stack(weights, x, [engine.ACTIVATIONS[name] for name in activations])
+    return logits
 
 
 def _flat_images(x: Any, name: str = "x") -> np.ndarray:
@@ -366,11 +364,9 @@ def clip_and_noise(update: Sequence[np.ndarray], *, clipping_norm: float,
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     rng = v.check_rng("rng", rng)
-    layers = _check_layers("update", update)
-    norm = math.sqrt(sum(float(np.sum(u * u)) for u in layers))
-    factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
+    clipped, _ = privacy.clip_by_l2_norm(_check_layers("update", update), clipping_norm)
     std = noise_multiplier * clipping_norm
-    return [u * factor + std * rng.standard_normal(u.shape) for u in layers]
+    return [u + std * rng.standard_normal(u.shape) for u in clipped]
 
 
 # --------------------------------------------------------------------------------------------

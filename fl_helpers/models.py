@@ -16,16 +16,25 @@ taking the log of a softmax output.
 Initial weights depend only on ``seed``: every layer gets its own seeded Keras initializer (the
 per-layer seeds are drawn from ``numpy.random.SeedSequence(seed)``), so no global random state is
 read or changed, and the same seed always gives the same model.
+
+The package's one Dense forward pass, :func:`_dense_stack`, lives here too (numpy or
+TensorFlow). Keras is imported by the factories when they first build a model, not by importing
+this module, so that numpy-only modules (:mod:`fl_helpers.robust`,
+:mod:`fl_helpers.split_learning`) can use the forward pass without loading TensorFlow.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from fl_helpers import _validation as v
+
+if TYPE_CHECKING:
+    import keras
 
 #: Shape of one input image.
 INPUT_SHAPE = (28, 28)
@@ -39,12 +48,50 @@ def _layer_seeds(seed: int, count: int) -> list[int]:
 
 
 def _dense(units: int, seed: int, activation: str | None = None) -> keras.layers.Dense:
+    import keras
+
     return keras.layers.Dense(
         units,
         activation=activation,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         bias_initializer="zeros",
     )
+
+
+def _dense_stack(weights: Sequence[Any], x: Any, activations: Sequence[Callable[[Any], Any]]
+                 ) -> tuple[Any, list[Any]]:
+    """The package's one forward pass of a Dense stack: ``h <- activation_l(h @ W_l + b_l)``.
+
+    ``weights = [W_1, b_1, ..., W_L, b_L]`` and one activation per layer. Works on numpy arrays
+    and on TensorFlow tensors alike (``@`` is ``tf.matmul`` there, also inside ``tf.function``),
+    so the attacks' TensorFlow logits, the robustness experiment's numpy predictions and split
+    learning's top model share it. Internal: the callers check their inputs.
+
+    Returns:
+        ``(output, layer_inputs)``: the last layer's output (logits when the last activation is
+        the identity) and the input of every layer, ``layer_inputs[0] = x`` (for a backward pass).
+    """
+    h = x
+    layer_inputs = [h]
+    for i, activation in enumerate(activations):
+        h = activation(h @ weights[2 * i] + weights[2 * i + 1])
+        layer_inputs.append(h)
+    return h, layer_inputs[:-1]
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0.0)
+
+
+def _identity(a: Any) -> Any:
+    return a
+
+
+def _relu_logits(weights: Sequence[Any], x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """:func:`_dense_stack` with ReLU hidden layers and linear logits, in numpy (the course's
+    softmax regression and 2NN; split learning's top model)."""
+    hidden = len(weights) // 2 - 1
+    return _dense_stack(weights, x, [_relu] * hidden + [_identity])
 
 
 def make_softmax_regression(seed: int = 0) -> keras.Model:
@@ -60,6 +107,8 @@ def make_softmax_regression(seed: int = 0) -> keras.Model:
     Raises:
         TypeError, ValueError: ``seed`` is not an integer >= 0.
     """
+    import keras
+
     (kernel_seed,) = _layer_seeds(seed, 1)
     return keras.Sequential(
         [
@@ -86,6 +135,8 @@ def make_2nn(seed: int = 0) -> keras.Model:
     Raises:
         TypeError, ValueError: ``seed`` is not an integer >= 0.
     """
+    import keras
+
     seeds = _layer_seeds(seed, 3)
     return keras.Sequential(
         [
@@ -127,6 +178,8 @@ def make_mlp(hidden_units: tuple[int, ...] = (100,), *, activation: str = "tanh"
     Raises:
         TypeError, ValueError: An argument is malformed (the message names it).
     """
+    import keras
+
     if isinstance(hidden_units, (str, bytes)) or not isinstance(hidden_units, (tuple, list)):
         raise TypeError(f"hidden_units must be a tuple of ints, got "
                         f"{type(hidden_units).__name__} {v._fmt(hidden_units)}.")
@@ -169,6 +222,8 @@ def make_cnn(seed: int = 0) -> keras.Model:
     Raises:
         TypeError, ValueError: ``seed`` is not an integer >= 0.
     """
+    import keras
+
     seeds = _layer_seeds(seed, 4)
 
     def conv(filters: int, layer_seed: int) -> keras.layers.Conv2D:

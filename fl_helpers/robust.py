@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation
+from fl_helpers import aggregation, models
 
 Weights = list[np.ndarray]
 #: ``transform(delta, rng) -> delta``: what a malicious client does to its honest update.
@@ -178,12 +178,8 @@ def dense_predict(weights: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     Fits :func:`fl_helpers.models.make_softmax_regression` and ``make_2nn``: ``weights`` is
     ``[kernel_1, bias_1, ..., kernel_L, bias_L]``.
     """
-    h = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-    for i in range(0, len(weights), 2):
-        h = h @ weights[i] + weights[i + 1]
-        if i + 2 < len(weights):
-            h = np.maximum(h, 0)
-    return np.argmax(h, axis=1)
+    logits, _ = models._relu_logits(weights, np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    return np.argmax(logits, axis=1)
 
 
 def backdoor_success(predicted_on_triggered: np.ndarray, y_true: np.ndarray, *,

@@ -101,7 +101,7 @@ import numpy as np
 from scipy import special
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, cross_silo, discrete_noise, schedule, vertical
+from fl_helpers import accounting, cross_silo, discrete_noise, models, schedule, vertical
 
 #: Grid steps per unit of the residual ``r = p - y``: the residual is released as the integer
 #: ``rint(p S) - y S`` (plus integer noise), which a label flip moves by exactly ``S``.
@@ -303,15 +303,9 @@ def _embed(model: SplitModel, x: np.ndarray) -> np.ndarray:
 
 def _top_forward(model: SplitModel, inputs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The logits and each layer's input (for the backward pass)."""
-    layer_inputs = [inputs]
-    a = inputs
-    last = len(model.top_weights) - 1
-    for k, (w, b) in enumerate(zip(model.top_weights, model.top_biases, strict=True)):
-        a = a @ w + b
-        if k < last:
-            a = np.maximum(a, 0.0)
-            layer_inputs.append(a)
-    return a[:, 0], layer_inputs
+    weights = [p for pair in zip(model.top_weights, model.top_biases, strict=True) for p in pair]
+    logits, layer_inputs = models._relu_logits(weights, inputs)
+    return logits[:, 0], layer_inputs
 
 
 def _top_backward(model: SplitModel, inputs: np.ndarray, layer_inputs: list[np.ndarray],
