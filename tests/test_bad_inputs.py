@@ -551,6 +551,9 @@ REGISTRY += [
           extra={"local_epochs": [*MAX_EPOCHS, schedule.MAX_BATCH_INDICES // 10 + 1]}),
     Entry(schedule.client_seed, args=(0, 1, 2),
           corrupt={"seed": INDEX, "round_index": INDEX, "client": INDEX}),
+    Entry(schedule.public_rng, args=(0, "attack noise", (1, 2)),
+          corrupt={"seed": INDEX, "stream": NAME},
+          extra={"indices": [None, 3, "ab", (-1,), (1.5,), (True,), [None], (10**30,)]}),
     Entry(schedule.sample_clients, args=(5, 2), kwargs={"seed": 0, "round_index": 1},
           corrupt={"num_clients": COUNT, "clients_per_round": COUNT, "seed": INDEX,
                    "round_index": INDEX},
@@ -767,6 +770,10 @@ REGISTRY += [
           kwargs={"num_clients": 3, "examples_per_client": 10.0},
           corrupt={"history": ("history",), "num_clients": COUNT,
                    "examples_per_client": _without(POSITIVE, "none")}),
+    Entry(reporting.reporting_checklist, args=(HISTORY,),
+          kwargs={"num_clients": 3, "hyperparameter_runs": 2, "tuning": "a grid of C"},
+          corrupt={"history": ("history",), "num_clients": COUNT, "hyperparameter_runs": COUNT},
+          extra={"tuning": [3, b"grid", ["C"]]}),
 ]
 
 

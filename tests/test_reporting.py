@@ -86,3 +86,83 @@ def test_privacy_statement_of_a_real_dp_ftrl_run():
             progress=False, reproducible_noise=True)
     text = reporting.privacy_statement(history, num_clients=4)
     assert f"(ε = {history.epsilon[-1]:.3f}" in text and "THIS RUN used reproducible" in text
+
+
+# ------------------------------------------------------------------ the reporting checklist
+
+def test_reporting_checklist_states_every_item_from_the_run():
+    from importlib import metadata
+    text = reporting.reporting_checklist(_history(noise="exact", accountant="discrete"),
+                                         num_clients=1000, tuning="C = 0.5 from a public proxy")
+    for part in ("Unit of privacy: one client with all its data",
+                 "Neighbouring relation: add or remove one client, among N = 1,000 clients",
+                 "[x] Guarantee: ε = 1.500, δ = 1e-05 after 2 rounds; δ·N = 0.01 (δ ≪ 1/N)",
+                 f"DISCRETE accountant of dp-accounting {metadata.version('dp-accounting')}",
+                 "Poisson sampling, each client independently with q = 0.1",
+                 "[x] Mechanism: z = 1.5, C = 0.5, divisor q·N = 100; exact discrete Gaussian",
+                 "every one of the 2 global models",
+                 "[x] Hyperparameter search: none on the private data (C = 0.5 from a public "
+                 "proxy)", "[x] Randomness: secret", "Not covered: per-client diagnostics"):
+        assert part in text, part
+    assert "[!]" not in text
+
+
+def test_reporting_checklist_flags_what_weakens_the_claim():
+    text = reporting.reporting_checklist(
+        _history(noise="float", target_delta=1e-3, reproducible_noise=True), num_clients=1000,
+        hyperparameter_runs=5)
+    for part in ("[!] Guarantee:", "δ·N = 1 (δ not far below 1/N: too large)",
+                 "[!] Mechanism:", "float32 Gaussian noise",
+                 "[!] Hyperparameter search: 5 runs on the private data, NOT covered by ε: "
+                 "together they spend up to 5·ε = 7.5 at δ = 5e-03",
+                 "[!] Randomness: noise and sampling derived from the seed",
+                 "Not covered: per-client diagnostics, timings, the search above"):
+        assert part in text, part
+
+
+def test_reporting_checklist_of_adaptive_clipping_and_dp_ftrl():
+    from fl_helpers import aggregation, dp_ftrl
+    adaptive = _history(adaptive_clipping=aggregation.AdaptiveClipping(), clipping_norm=0.1,
+                        update_noise_multiplier=1.52, clipping_norms=np.array([0.1, 0.11]),
+                        noise="exact")
+    text = reporting.reporting_checklist(adaptive, num_clients=1000)
+    assert "adaptive clipping (Andrew et al. 2021)" in text
+    assert "[x] Clipping norm: adapted inside the run from noised counts: covered by ε" in text
+    ftrl = training.DPFTRLHistory(
+        rounds=np.array([1, 2, 3]), test_accuracy=np.zeros(0), test_loss=np.zeros(0),
+        final_weights=[np.zeros(2, np.float32)], seconds_per_round=np.full(3, 0.1),
+        engine=training.Engine.FAST, aggregation="DP-FTRL", epsilon=np.array([3.0, 4.0, 4.0]),
+        noise_multiplier=2.0, clipping_norm=0.5, target_delta=1e-6,
+        accountant=dp_ftrl.ACCOUNTANT, expected_clients=10.0, noise="exact", restart_every=3,
+        clients_per_round=10.0, trees_per_client=1, schedule_rounds=3)
+    text = reporting.reporting_checklist(ftrl, num_clients=30)
+    for part in ("replaced by zero vectors", "REPLACE_SPECIAL",
+                 "no sampling: each client at most once per tree of 3 rounds",
+                 "busiest client in 1 trees", "SingleEpochTreeAggregationDpEvent",
+                 "z = 2 per node, C = 0.5, divisor m = 10", "the participation schedule itself"):
+        assert part in text, part
+    assert "Poisson" not in text
+
+
+_CHECKLIST_BAD = {"history": [None, "h", training.History(
+                      rounds=np.array([1]), test_accuracy=np.array([0.5]),
+                      test_loss=np.array([1.0]), final_weights=[np.zeros(2, np.float32)],
+                      seconds_per_round=np.array([0.1]), engine=training.Engine.LOOP,
+                      aggregation="FedAvg")],
+                  "num_clients": [0, -1, 1.5, "10", None, True],
+                  "hyperparameter_runs": [0, -2, 2.5, "3", None, 10**7],
+                  "tuning": [3, b"grid", ["C"]]}
+
+
+@pytest.mark.parametrize("argument, bad", [(a, b) for a, values in _CHECKLIST_BAD.items()
+                                           for b in values])
+def test_reporting_checklist_bad_inputs_are_named(argument, bad):
+    valid = {"history": _history(), "num_clients": 1000, "hyperparameter_runs": 1,
+             "tuning": None}
+    with pytest.raises((TypeError, ValueError), match=argument):
+        reporting.reporting_checklist(**{**valid, argument: bad})
+
+
+def test_reporting_checklist_refuses_a_run_without_epsilon():
+    with pytest.raises(ValueError, match="history has no epsilon"):
+        reporting.reporting_checklist(_history(target_delta=None), num_clients=10)
