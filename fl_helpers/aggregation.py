@@ -1149,3 +1149,46 @@ def fedavg_bytes_per_round(weights: Sequence[np.ndarray], clients_per_round: int
         layers.append(layer)
     clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
     return 2 * clients_per_round * sum(int(layer.nbytes) for layer in layers)
+
+
+class ServerYogi(ServerOptimizer):
+    """FedYogi (Reddi et al. 2021, "Adaptive Federated Optimization", ICLR, Algorithm 2).
+
+    With the aggregated update ``Delta_t`` as the (negative) pseudo-gradient:
+    ``m_t = beta_1 m_{t-1} + (1 - beta_1) Delta_t``,
+    ``v_t = v_{t-1} - (1 - beta_2) Delta_t^2 sign(v_{t-1} - Delta_t^2)``,
+    ``w <- w + eta m_t / (sqrt(v_t) + tau)``. Unlike Adam's ``v``, which forgets its past at rate
+    ``1 - beta_2`` whatever the new ``Delta_t^2``, Yogi moves ``v`` additively towards
+    ``Delta_t^2``, so a burst of large updates raises it slowly (Zaheer et al. 2018). As in
+    :class:`ServerAdam`, ``m`` starts at 0 and ``v`` at ``tau^2`` (Algorithm 2 asks
+    ``v_{-1} >= tau^2``), with no bias correction.
+
+    Args:
+        server_learning_rate: ``eta`` > 0.
+        beta_1, beta_2: Moment decay rates in [0, 1).
+        tau: The adaptivity ``tau`` > 0 (Reddi et al. use 1e-3).
+    """
+
+    def __init__(self, server_learning_rate: float = 0.01, *, beta_1: float = 0.9,
+                 beta_2: float = 0.99, tau: float = 1e-3) -> None:
+        self.server_learning_rate = v.check_positive("server_learning_rate",
+                                                     server_learning_rate)
+        self.beta_1 = v.check_non_negative("beta_1", beta_1)
+        self.beta_2 = v.check_non_negative("beta_2", beta_2)
+        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
+            if beta >= 1:
+                raise ValueError(f"{name} must be in [0, 1), got {beta}.")
+        self.tau = v.check_positive("tau", tau)
+        self._m: Weights | None = None
+        self._v: Weights | None = None
+
+    def apply(self, weights: Weights, update: Weights) -> Weights:
+        if self._m is None or self._v is None:
+            self._m = [np.zeros_like(u) for u in update]
+            self._v = [np.full_like(u, self.tau**2) for u in update]
+        self._m = [self.beta_1 * m + (1 - self.beta_1) * u
+                   for m, u in zip(self._m, update, strict=True)]
+        self._v = [s - (1 - self.beta_2) * u**2 * np.sign(s - u**2)
+                   for s, u in zip(self._v, update, strict=True)]
+        return [(w + self.server_learning_rate * m / (np.sqrt(s) + self.tau)).astype(np.float32)
+                for w, m, s in zip(weights, self._m, self._v, strict=True)]

@@ -223,8 +223,35 @@ class FunctionCache:
         return entry[1]
 
 
+def _build_work_train_fn(model: keras.Model) -> tf.types.experimental.GenericFunction:
+    """Like :func:`_build_train_fn`, with the step of a :class:`LocalWork`:
+    ``w <- w - eta (grad + mu (w - anchor) + correction)``."""
+    variables = model.trainable_variables
+    spec_x = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    spec_i = tf.TensorSpec((None,), tf.int64)
+    specs = [tf.TensorSpec(tuple(w.shape), tf.float32) for w in variables]
+
+    @tf.function(input_signature=[spec_x, spec_i, spec_i, spec_i, tf.TensorSpec((), tf.float32),
+                                  tf.TensorSpec((), tf.float32), specs, specs])
+    def train(x, y, order, bounds, learning_rate, mu, anchor, correction):
+        num_steps = tf.shape(bounds, out_type=tf.int64)[0] - 1
+        for step in tf.range(num_steps):
+            batch = order[bounds[step]:bounds[step + 1]]
+            with tf.GradientTape() as tape:
+                logits = model(tf.gather(x, batch), training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=tf.gather(y, batch), logits=logits))
+            grads = tape.gradient(loss, variables)
+            for variable, grad, a, c in zip(variables, grads, anchor, correction, strict=True):
+                variable.assign_sub(learning_rate * (grad + mu * (variable - a) + c))
+        return num_steps
+
+    return train
+
+
 _train_fn = FunctionCache(_build_train_fn)
 _eval_fn = FunctionCache(_build_eval_fn)
+_work_train_fn = FunctionCache(_build_work_train_fn)
 
 
 def _run_sgd_unchecked(model: keras.Model, x: np.ndarray, y: np.ndarray,
@@ -549,16 +576,78 @@ class Evaluator:
 
 
 @dataclasses.dataclass(eq=False)
+class LocalWork:
+    """What the sampled clients of one round optimise, when it is more than plain local SGD.
+
+    Client ``k`` (the ``i``-th sampled) starts from ``starts[i]`` (default: the global weights
+    ``w_t``) and takes at most ``max_steps[i]`` of its usual SGD steps (default: all of them,
+    ``local_epochs`` epochs of batches), each
+
+        ``w <- w - eta * (grad F_k(w; batch) + proximal_mu * (w - w_t) + corrections[i])``
+
+    which is FedProx's proximal term (Li et al. 2020, "Federated Optimization in Heterogeneous
+    Networks", Eq. (2)), SCAFFOLD's corrected step with ``corrections[i] = c - c_i``
+    (Karimireddy et al. 2020, Algorithm 1, line 10) and Ditto's personal objective from
+    ``starts[i] = v_k`` (Li et al. 2021, Algorithm 1). The update reported is always
+    ``w_final - w_t``. Built by a :class:`fl_helpers.training.ClientAlgorithm`; trusted by the
+    trainers (the algorithm checked its settings).
+
+    Attributes:
+        proximal_mu: ``mu`` >= 0.
+        corrections: Per sampled client, per-layer float32 arrays added to every gradient, or
+            ``None`` (zero).
+        starts: Per sampled client, the per-layer weights its training starts from, or ``None``.
+        max_steps: Per sampled client, the most local steps it takes (int >= 0; 0 is no work:
+            its update is ``starts[i] - w_t``), or ``None`` (all).
+    """
+
+    proximal_mu: float = 0.0
+    corrections: list[list[np.ndarray]] | None = None
+    starts: list[list[np.ndarray]] | None = None
+    max_steps: np.ndarray | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """Whether this is plain local SGD from the global weights (FedAvg's client)."""
+        return (self.proximal_mu == 0 and self.corrections is None and self.starts is None
+                and self.max_steps is None)
+
+
+def _work_update_unchecked(model: keras.Model, global_weights: list[np.ndarray], x: np.ndarray,
+                           y: np.ndarray, batches: list[np.ndarray], learning_rate: float,
+                           work: LocalWork, i: int) -> list[np.ndarray]:
+    """One client's training under ``work`` (it is the ``i``-th sampled); its final weights."""
+    if work.max_steps is not None:
+        batches = batches[:int(work.max_steps[i])]
+    start = global_weights if work.starts is None else work.starts[i]
+    model.set_weights([np.asarray(w, np.float32) for w in start])
+    if not batches:
+        return model.get_weights()
+    correction = ([np.zeros_like(w) for w in global_weights] if work.corrections is None
+                  else [np.asarray(c, np.float32) for c in work.corrections[i]])
+    order = np.concatenate(batches).astype(np.int64, copy=False)
+    bounds = np.zeros(len(batches) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in batches], out=bounds[1:])
+    _work_train_fn(model)(x, y, order, bounds, np.float32(learning_rate),
+                          np.float32(work.proximal_mu), global_weights, correction)
+    return model.get_weights()
+
+
+@dataclasses.dataclass(eq=False)
 class ClientResults:
     """What the sampled clients of one round computed, in the order of the sampled ids.
 
     Attributes:
         deltas: Per client, its update ``w_k - w`` as per-layer float32 arrays.
         num_examples: ``n_k`` per client (int64).
+        clients: The ids of the clients these are, if not the round's sampled clients (a
+            :class:`fl_helpers.training.ClientAlgorithm` that drops some, e.g. stragglers), or
+            ``None``.
     """
 
     deltas: list[list[np.ndarray]]
     num_examples: np.ndarray
+    clients: np.ndarray | None = None
 
 
 class LoopTrainer:
@@ -603,12 +692,22 @@ class LoopTrainer:
         return trainer
 
     def train(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
-              round_index: int) -> ClientResults:
-        """Trains each sampled client from ``global_weights``; returns every client's update."""
+              round_index: int, work: LocalWork | None = None) -> ClientResults:
+        """Trains each sampled client from ``global_weights`` (or as ``work`` says); returns
+        every client's update ``w_k - w_t``."""
         start = [np.asarray(w, dtype=np.float32) for w in global_weights]
         deltas, sizes = [], []
-        for k in sampled_clients:
+        for i, k in enumerate(sampled_clients):
             x, y = self.client_datasets[int(k)]
+            if work is not None and not work.is_plain:
+                batches = schedule.client_batches_unchecked(
+                    len(x), self.local_epochs, self.batch_size,
+                    np.random.default_rng(schedule.client_seed(self.seed, round_index, int(k))))
+                weights = _work_update_unchecked(self.model, start, x, y, batches,
+                                                 self.client_learning_rate, work, i)
+                deltas.append([w - w0 for w, w0 in zip(weights, start, strict=True)])
+                sizes.append(len(x))
+                continue
             weights, n_k = _client_update_unchecked(
                 self.model, start, x, y, local_epochs=self.local_epochs,
                 batch_size=self.batch_size, client_learning_rate=self.client_learning_rate,

@@ -361,6 +361,52 @@ def _build_train_fn(program: tuple[Op, ...], mode: str) -> Callable[..., Any]:
     return train_groups
 
 
+def _build_work_fn(program: tuple[Op, ...]) -> Callable[..., Any]:
+    """The compiled round of a :class:`fl_helpers.client.LocalWork`: every update collected.
+
+    As :func:`_build_train_fn` in ``"collect"`` mode, but each client starts from its own
+    weights (``starts``, stacked ``[capacity, group_size, ...]``) and its step is
+    ``w <- w - eta * (grad + mu (w - w_t) + correction)``, taken only while the client still
+    has a batch at that step (``active``: its mask holds a real slot), so that a client whose
+    steps are done (fewer examples, or a straggler's fewer steps) stays where it is although
+    its proximal term and correction are not zero.
+    """
+
+    @tf.function(jit_compile=_is_dense_stack(program), reduce_retracing=False)
+    def train_work(x_all, y_all, idx, mask, group_steps, num_groups, global_weights, starts,
+                   corrections, learning_rate, mu):
+        capacity, group_size = idx.shape[0], idx.shape[1]
+
+        def train_group(g, total):
+            def step(s, ws):
+                rows = idx[g, :, s, :]
+                grads = _group_step_gradients(program, ws, tf.gather(x_all, rows),
+                                              tf.gather(y_all, rows), mask[g, :, s, :])
+                active = tf.reduce_max(mask[g, :, s, :], axis=1)
+                new = []
+                for w, d, w0, c in zip(ws, grads, global_weights, corrections, strict=True):
+                    factor = tf.reshape(active, [group_size] + [1] * (w.shape.rank - 1))
+                    new.append(w - learning_rate * factor * (d + mu * (w - w0) + c[g]))
+                return s + 1, new
+
+            _, trained = tf.while_loop(lambda s, ws: s < group_steps[g], step,
+                                       (tf.constant(0), [w[g] for w in starts]))
+            total = [t.write(g, w - w0) for t, w, w0 in zip(total, trained, global_weights,
+                                                            strict=True)]
+            return g + 1, total
+
+        start = [tf.TensorArray(tf.float32, size=capacity, element_shape=[group_size, *w.shape])
+                 for w in global_weights]
+        _, total = tf.while_loop(lambda g, *_: g < num_groups, train_group,
+                                 (tf.constant(0), start))
+        return [t.stack() for t in total]
+
+    return train_work
+
+
+_WORK_FNS: dict[tuple[Op, ...], Callable[..., Any]] = {}
+
+
 def _use_ghost_norm(width: int, kernel_shape: tuple[int, ...]) -> bool:
     """Whether a ``W x W`` Gram matrix per client is cheaper than a ``d_in x d_out`` gradient."""
     return width * width <= kernel_shape[0] * kernel_shape[1]
@@ -680,8 +726,10 @@ class MultiClientEngine:
 
     # -- host side: index tensors from client_batches --------------------------------------
 
-    def _layout(self, sampled: np.ndarray, round_index: int) -> tuple[Any, ...]:
-        """Index, mask, step counts and group membership for the sampled clients of a round."""
+    def _layout(self, sampled: np.ndarray, round_index: int,
+                max_steps: np.ndarray | None = None) -> tuple[Any, ...]:
+        """Index, mask, step counts and group membership for the sampled clients of a round
+        (each client's steps cut at ``max_steps``, per sampled client, if given)."""
         num_groups = -(-len(sampled) // self.group_size)
         while num_groups > self.capacity:
             self.capacity *= 2  # a new shape: XLA compiles once more
@@ -689,7 +737,10 @@ class MultiClientEngine:
         idx = np.zeros(shape, dtype=np.int32)
         mask = np.zeros(shape, dtype=np.float32)
         # Longest clients first, so each group's clients need about the same number of steps.
-        order = np.argsort(-self.client_steps[sampled], kind="stable")
+        steps_of = self.client_steps[sampled]
+        if max_steps is not None:
+            steps_of = np.minimum(steps_of, max_steps)
+        order = np.argsort(-steps_of, kind="stable")
         slot_of = np.empty(len(sampled), dtype=np.int64)
         slot_of[order] = np.arange(len(sampled))
         clients = sampled[order]
@@ -700,6 +751,10 @@ class MultiClientEngine:
                 size, np.random.default_rng(schedule.client_seed(self.seed, round_index, k)))
                 + self.offsets[k])
             client_steps, client_slots = self._step_and_slot(size)
+            if max_steps is not None:
+                keep = client_steps < steps_of[order[position]]
+                rows[-1] = rows[-1][keep]
+                client_steps, client_slots = client_steps[keep], client_slots[keep]
             steps.append(client_steps)
             slots.append(client_slots)
             positions.append(np.full(len(client_steps), position, dtype=np.int64))
@@ -709,7 +764,7 @@ class MultiClientEngine:
         mask[g, c, step, slot] = 1.0
         group_steps = np.zeros(self.capacity, dtype=np.int32)
         np.maximum.at(group_steps, np.arange(len(clients)) // self.group_size,
-                      self.client_steps[clients].astype(np.int32))
+                      steps_of[order].astype(np.int32))
         return idx, mask, group_steps, num_groups, slot_of
 
     def _batch_order(self, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -847,14 +902,56 @@ class MultiClientEngine:
                                      num_examples=self.sizes[sampled].copy())
 
     def train(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
-              round_index: int) -> client.ClientResults:
-        """Every sampled client's update ``w_k - w``, in the order of ``sampled_clients``."""
+              round_index: int, work: client.LocalWork | None = None) -> client.ClientResults:
+        """Every sampled client's update ``w_k - w``, in the order of ``sampled_clients``
+        (under ``work`` if given: :meth:`train_work`)."""
+        if work is not None and not work.is_plain:
+            return self.train_work(global_weights, sampled_clients, round_index, work)
         sampled = np.asarray(sampled_clients, dtype=np.int64)
         if sampled.size == 0:
             return client.ClientResults(deltas=[], num_examples=np.zeros(0, np.int64))
         stacked, _, _, slot_of = self._run(global_weights, sampled, round_index,
                                            np.ones(sampled.size, np.float32), None, "collect")
         flat = [t.reshape(-1, *t.shape[2:]) for t in stacked]
+        deltas = [[layer[slot] for layer in flat] for slot in slot_of]
+        return client.ClientResults(deltas=deltas, num_examples=self.sizes[sampled].copy())
+
+    def train_work(self, global_weights: Sequence[np.ndarray], sampled_clients: np.ndarray,
+                   round_index: int, work: client.LocalWork) -> client.ClientResults:
+        """Every sampled client's update ``w_k - w_t`` under ``work`` (FedProx, SCAFFOLD,
+        Ditto's personal step, stragglers), in the order of ``sampled_clients``: what
+        :meth:`fl_helpers.client.LoopTrainer.train` computes with the same ``work``, in one
+        compiled call."""
+        sampled = np.asarray(sampled_clients, dtype=np.int64)
+        if sampled.size == 0:
+            return client.ClientResults(deltas=[], num_examples=np.zeros(0, np.int64))
+        max_steps = None if work.max_steps is None else np.asarray(work.max_steps, np.int64)
+        idx, mask, group_steps, num_groups, slot_of = self._layout(sampled, round_index,
+                                                                   max_steps)
+        slots = self.capacity * self.group_size
+        weights = [np.asarray(w, np.float32) for w in global_weights]
+
+        def stacked(per_client: list[list[np.ndarray]] | None, fill: bool) -> list[tf.Tensor]:
+            out = []
+            for layer, w in enumerate(weights):
+                array = (np.broadcast_to(w, (slots, *w.shape)) if fill
+                         else np.zeros((slots, *w.shape), np.float32)).copy()
+                if per_client is not None:
+                    array[slot_of] = np.stack([np.asarray(c[layer], np.float32)
+                                               for c in per_client])
+                out.append(tf.constant(array.reshape(self.capacity, self.group_size,
+                                                     *w.shape)))
+            return out
+
+        if self.program not in _WORK_FNS:
+            _WORK_FNS[self.program] = _build_work_fn(self.program)
+        total = _WORK_FNS[self.program](
+            self.x_all, self.y_all, tf.constant(idx), tf.constant(mask),
+            tf.constant(group_steps), tf.constant(num_groups, tf.int32),
+            [tf.constant(w) for w in weights], stacked(work.starts, True),
+            stacked(work.corrections, False), tf.constant(self.client_learning_rate, tf.float32),
+            tf.constant(work.proximal_mu, tf.float32))
+        flat = [t.numpy().reshape(-1, *t.shape[2:]) for t in total]
         deltas = [[layer[slot] for layer in flat] for slot in slot_of]
         return client.ClientResults(deltas=deltas, num_examples=self.sizes[sampled].copy())
 

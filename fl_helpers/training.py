@@ -48,6 +48,7 @@ from fl_helpers import _validation as v
 from fl_helpers import accounting, aggregation, checkpoints, client, engine, faults, schedule
 
 Weights = list[np.ndarray]
+_engine_module = engine  # run_fedavg's argument ``engine`` shadows the module's name
 Callback = Callable[[dict[str, Any]], "bool | None"]
 
 
@@ -237,6 +238,97 @@ class DPFTRLHistory(DPHistory):
 
 
 # --------------------------------------------------------------------------------------------
+# The client side as an object: what each sampled client optimises, and the state it keeps
+# --------------------------------------------------------------------------------------------
+
+#: What trains a round's clients: the per-client reference or the fast engine. Both offer
+#: ``train(global_weights, sampled_clients, round_index, work=None)`` and the attributes
+#: ``local_epochs``, ``batch_size``, ``client_learning_rate``, ``seed`` and ``client_datasets``
+#: (the loop's) or ``sizes`` (the engine's).
+Trainer = client.LoopTrainer | engine.MultiClientEngine
+
+
+def client_sizes(trainer: Trainer) -> np.ndarray:
+    """``n_k`` of every client the trainer holds (int64).
+
+    Raises:
+        TypeError: ``trainer`` is not a trainer.
+    """
+    if isinstance(trainer, engine.MultiClientEngine):
+        return trainer.sizes
+    if not isinstance(trainer, client.LoopTrainer):
+        raise TypeError(f"trainer must be a client.LoopTrainer or an engine.MultiClientEngine, "
+                        f"got {type(trainer).__name__}.")
+    return np.asarray([len(y) for _, y in trainer.client_datasets], dtype=np.int64)
+
+
+def local_steps(trainer: Trainer, clients: np.ndarray) -> np.ndarray:
+    """The local SGD steps ``K`` that each of ``clients`` takes in a full round: ``E`` epochs of
+    ``ceil(n_k / B)`` batches (one per epoch when ``B`` is ``None``), as
+    :func:`fl_helpers.schedule.client_batches` cuts them.
+
+    Raises:
+        TypeError, ValueError: ``trainer`` is not a trainer, or ``clients`` are not ids of its
+            clients.
+    """
+    all_sizes = client_sizes(trainer)
+    sizes = all_sizes[v.check_ids("clients", clients, num=len(all_sizes))]
+    if trainer.batch_size is None:
+        per_epoch = np.ones_like(sizes)
+    else:
+        per_epoch = -(-sizes // np.minimum(trainer.batch_size, sizes))
+    return (trainer.local_epochs * per_epoch).astype(np.int64)
+
+
+class ClientAlgorithm:
+    """The client side of a federated algorithm, plugged into the one loop.
+
+    The loop (:func:`run_fedavg`'s ``client_algorithm``) calls :meth:`start` once with the
+    number of clients and the initial weights, then every round :meth:`train_round` with the
+    round's trainer (the fast engine or the per-client loop), the global weights ``w_t`` and
+    the sampled ids; what it returns (every client's update ``delta_k``, and ``n_k``) goes to the
+    aggregation rule, then the server optimizer, as usual. A subclass says what each client
+    optimises by returning a :class:`fl_helpers.client.LocalWork` from :meth:`local_work`
+    (FedProx's proximal term, stragglers' partial work), or overrides :meth:`train_round` to
+    keep per-client state across rounds (SCAFFOLD's control variates, Ditto's personal models).
+    This base class is plain local SGD: FedAvg's client (McMahan et al. 2017, Algorithm 1).
+
+    A stateful algorithm serves one run (:meth:`start` resets it) and refuses checkpoints.
+    """
+
+    #: A short name for histories and plots.
+    name = "FedAvg"
+    #: Model-sized arrays each client uploads per round (SCAFFOLD: 2, the update and the
+    #: change of its control variate).
+    uploads_per_client = 1
+    #: Whether the algorithm keeps state across rounds (then no checkpoint: it is not saved).
+    stateful = False
+
+    def start(self, num_clients: int, weights: Weights) -> None:
+        """Called once before the first round (``weights`` is ``w_0``)."""
+        del num_clients, weights
+
+    def local_work(self, trainer: Trainer, weights: Weights, sampled: np.ndarray,
+                   round_index: int) -> client.LocalWork | None:
+        """What the sampled clients optimise this round; ``None`` is plain local SGD."""
+        del trainer, weights, sampled, round_index
+        return None
+
+    def train_round(self, trainer: Trainer, weights: Weights, sampled: np.ndarray,
+                    round_index: int) -> client.ClientResults:
+        """Every sampled client's update ``w_k - w_t`` and ``n_k``, for the aggregation rule."""
+        work = self.local_work(trainer, weights, sampled, round_index)
+        return trainer.train(weights, sampled, round_index, work)
+
+    def upload_bytes(self, weights: Weights) -> int:
+        """Bytes one client uploads per round: ``uploads_per_client`` float32 model copies."""
+        return self.uploads_per_client * 4 * int(sum(np.size(w) for w in weights))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+# --------------------------------------------------------------------------------------------
 # Checks of the shared arguments, at the front doors
 # --------------------------------------------------------------------------------------------
 
@@ -318,9 +410,47 @@ def _setup(model_fn: Any, client_datasets: Any, *, num_rounds: Any, local_epochs
     return _Setup(model, datasets, test, weights, trainer, resolved), num_rounds
 
 
+def make_trainer(model: keras.Model, client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
+                 *, local_epochs: int, batch_size: int | None, client_learning_rate: float,
+                 seed: int = 0, engine: str | Engine = "auto") -> Trainer:
+    """The trainer the loop would use for these clients, checked: for work outside a run
+    (local fine-tuning, :func:`fl_helpers.personalisation.fine_tune`).
+
+    Args:
+        model: The architecture (a Keras model, used as a workspace by the per-client loop).
+        client_datasets, local_epochs, batch_size, client_learning_rate, seed, engine: As
+            :func:`run_fedavg`.
+
+    Returns:
+        A :class:`fl_helpers.engine.MultiClientEngine` (``"fast"``, or ``"auto"`` with a Dense
+        stack) or a :class:`fl_helpers.client.LoopTrainer`; call its ``train(weights, ids,
+        round_index, work=None)``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    model = client.check_model(model)
+    chosen = _check_engine(engine)
+    datasets = client.check_datasets(model, client_datasets)
+    epochs = schedule.check_local_epochs(local_epochs,
+                                         num_examples=max(len(x) for x, _ in datasets))
+    batch = schedule.check_batch_size(batch_size)
+    rate = v.check_positive("client_learning_rate", client_learning_rate)
+    seed = v.check_int("seed", seed, minimum=0)
+    dense = _engine_module.dense_activations(model) is not None
+    if chosen is Engine.FAST or (chosen is Engine.AUTO and dense):
+        return _engine_module.MultiClientEngine(model, datasets, local_epochs=epochs,
+                                                batch_size=batch, client_learning_rate=rate,
+                                                seed=seed)
+    return client.LoopTrainer._from_checked(model, datasets, local_epochs=epochs,
+                                            batch_size=batch, client_learning_rate=rate,
+                                            seed=seed)
+
+
 def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Weights,
                   sampled: np.ndarray, context: aggregation.RoundContext,
-                  hook: faults.ClientHook | None = None, deadline: float | None = None
+                  hook: faults.ClientHook | None = None, deadline: float | None = None,
+                  algorithm: ClientAlgorithm | None = None
                   ) -> tuple[Weights, np.ndarray, np.ndarray, list[faults.Rejection]]:
     """The rule's update for one round, the clients' update norms before/after clipping, and
     the clients rejected (:func:`fl_helpers.faults.screen_round`).
@@ -337,7 +467,7 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
     """
     trainer = setup.trainer
     linear = rule if isinstance(rule, aggregation.LinearRule) else None
-    if hook is None and deadline is None and linear is not None \
+    if hook is None and deadline is None and linear is not None and algorithm is None \
             and isinstance(trainer, engine.MultiClientEngine):
         sizes = np.asarray([len(setup.datasets[int(k)][0]) for k in sampled], dtype=np.int64)
         if linear.fusable:
@@ -355,7 +485,12 @@ def _round_update(setup: _Setup, rule: aggregation.AggregationRule, weights: Wei
                                                 for a, w in layers):
                 update = linear.aggregate_factors(layers, sizes, context)
                 return update, norms, np.minimum(norms, linear.clipping_norm), []
-    results = trainer.train(weights, sampled, context.round_index)
+    if algorithm is None:
+        results = trainer.train(weights, sampled, context.round_index)
+    else:
+        results = algorithm.train_round(trainer, weights, sampled, context.round_index)
+        if results.clients is not None:
+            sampled = results.clients
     deltas, sizes, rejected = faults.screen_round(
         hook, sampled, context.round_index, results.deltas, results.num_examples,
         [w.shape for w in weights], deadline)
@@ -378,7 +513,8 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
           progress: bool, description: str, callback: Callback | None,
           diagnostics: bool, client_hook: faults.ClientHook | None = None,
           deadline: float | None = None, checkpoint: str | os.PathLike | None = None,
-          checkpoint_every: int = 1) -> dict[str, Any]:
+          checkpoint_every: int = 1,
+          client_algorithm: ClientAlgorithm | None = None) -> dict[str, Any]:
     """The one training loop: sample (given), train, aggregate, step, evaluate, report.
 
     With ``checkpoint``, the run's state is written there (atomically) every
@@ -404,6 +540,8 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
     if checkpoint is not None and os.path.exists(checkpoint):
         weights, first = _load_state(checkpoint, key, columns, rejections, skipped,
                                      server_optimizer, rule)
+    if client_algorithm is not None:
+        client_algorithm.start(len(setup.datasets), [np.array(w) for w in weights])
     bar = tqdm(range(first, len(rounds)), desc=f"{description} ({setup.engine.value})",
                unit="round", disable=not progress, initial=first, total=len(rounds))
     for t in bar:
@@ -411,7 +549,8 @@ def _loop(setup: _Setup, *, rule: aggregation.AggregationRule,
         context = aggregation.RoundContext(round_index=t, num_clients=len(setup.datasets),
                                            randomness=randomness)
         update, norms, clipped, rejected = _round_update(setup, rule, weights, rounds[t],
-                                                         context, client_hook, deadline)
+                                                         context, client_hook, deadline,
+                                                         client_algorithm)
         # In a private run, that a round's clients all failed is private (it can single out
         # the round where only the target was sampled): the round's noise is applied as
         # always, and nothing is said unless diagnostics=True (not covered by epsilon).
@@ -642,7 +781,8 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
                client_hook: faults.ClientHook | None = None,
                deadline_seconds: float | None = None,
                checkpoint: str | os.PathLike | None = None,
-               checkpoint_every: int = 1) -> History:
+               checkpoint_every: int = 1,
+               client_algorithm: ClientAlgorithm | None = None) -> History:
     """FederatedAveraging (McMahan et al. 2017, Algorithm 1) for ``num_rounds`` rounds.
 
     Round ``t`` (0-based): sample ``clients_per_round`` clients uniformly with
@@ -679,6 +819,11 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
             (:class:`Diagnostics`).
         client_hook, deadline_seconds, checkpoint, checkpoint_every: Faults and resuming, see
             :data:`FAULT_ARGS_DOC`.
+        client_algorithm: What each sampled client optimises and the per-client state kept
+            across rounds (a :class:`ClientAlgorithm`: e.g.
+            :class:`fl_helpers.heterogeneity.FedProx`, :class:`fl_helpers.heterogeneity.SCAFFOLD`,
+            :class:`fl_helpers.personalisation.Ditto`); default plain local SGD. It runs on
+            either engine; a stateful one serves one run and takes no ``checkpoint``.
 
     Returns:
         A :class:`History`.
@@ -705,6 +850,14 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     progress = v.check_flag("progress", progress)
     diagnostics = v.check_flag("diagnostics", diagnostics)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
+    if client_algorithm is not None:
+        if not isinstance(client_algorithm, ClientAlgorithm):
+            raise TypeError(f"client_algorithm must be a training.ClientAlgorithm or None, got "
+                            f"{type(client_algorithm).__name__}.")
+        if client_algorithm.stateful and checkpoint is not None:
+            raise ValueError(f"checkpoint must be None with client_algorithm="
+                             f"{client_algorithm!r}: its per-client state is not saved in a "
+                             "checkpoint.")
     clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
     setup, num_rounds = _setup(
         model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
@@ -713,9 +866,11 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
         max_clients_per_round=clients_per_round, clients_per_round_is_fixed=True)
     rounds = [schedule.sample_clients(len(setup.datasets), clients_per_round, seed=seed,
                                       round_index=t) for t in range(num_rounds)]
+    description = rule.name if client_algorithm is None else \
+        f"{client_algorithm.name} + {rule.name}"
     fields = _loop(setup, rule=rule, server_optimizer=optimizer, rounds=rounds, randomness=None,
-                   epsilons=None, progress=progress, description=rule.name, callback=callback,
-                   diagnostics=diagnostics, **faults)
+                   epsilons=None, progress=progress, description=description, callback=callback,
+                   diagnostics=diagnostics, client_algorithm=client_algorithm, **faults)
     return History(**fields)
 
 

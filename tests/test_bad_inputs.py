@@ -672,7 +672,8 @@ REGISTRY += [
                    "callback": CALLABLE, "diagnostics": FLAG, **FAULTS_CORRUPT},
           extra={"clients_per_round": [4], "num_rounds": [10**7 + 1],
                  "local_epochs": MAX_EPOCHS, "checkpoint": BAD_CHECKPOINTS,
-                 "callback": [lambda: None], "client_hook": [lambda: None]}),
+                 "callback": [lambda: None], "client_hook": [lambda: None],
+                 "client_algorithm": [3, "fedprox", object(), aggregation.FedAvg()]}),
 ]
 REGISTRY += [
     Entry(training.run_dp_fedavg, args=(MODEL_FN, DATASETS),
@@ -1693,6 +1694,17 @@ from fl_helpers import dp_ftrl  # noqa: E402
 
 MODULES += (dp_ftrl,)
 REGISTRY += [_table_entry(row) for row in test_dp_ftrl.FUZZ]
+
+# ------------------------------------------- fl_helpers.heterogeneity, fl_helpers.personalisation
+# Notebook 10's library (issue 29), and the loop's trainer helpers it added to training, from
+# tests/test_heterogeneity.py's FUZZ table.
+
+import test_heterogeneity  # noqa: E402
+
+from fl_helpers import heterogeneity, personalisation  # noqa: E402
+
+MODULES += (heterogeneity, personalisation)
+REGISTRY += [_table_entry(row) for row in test_heterogeneity.FUZZ]
 # The loop on a given schedule, DP-FTRL's entry (a stateless exact DP-FedAvg rule here, so that
 # every call may use it; the seeded randomness may be claimed by every call).
 REGISTRY += [
@@ -1840,7 +1852,7 @@ def test_every_row_of_the_module_tables_has_an_entry():
     # A row added to a module's FUZZ table (notebook 09's modules) must reach this table too.
     names = {(entry.function.__module__, entry.function.__qualname__) for entry in REGISTRY}
     for module in (test_psi, test_paillier, test_vertical_protocol, test_split_learning,
-                   test_transfer, test_dp_ftrl):
+                   test_transfer, test_dp_ftrl, test_heterogeneity):
         for function, _, _ in module.FUZZ:
             if function.__qualname__ == "_step":  # encrypted_step with the module's parties
                 function = vertical_protocol.encrypted_step

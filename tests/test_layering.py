@@ -35,7 +35,8 @@ LAYERS: list[list[str]] = [
     ["engine"],
     ["training"],
     ["dp_sgd", "dp_ftrl", "secure_aggregation", "robust", "attacks", "audit", "cross_silo",
-     "deploy", "psi", "paillier", "vertical", "vertical_protocol", "split_learning", "transfer"],
+     "deploy", "psi", "paillier", "vertical", "vertical_protocol", "split_learning", "transfer",
+     "heterogeneity", "personalisation"],
     ["experiment", "experiment_defaults", "reporting"],
     ["plotting", "cli", "widgets", "*_widgets", "cross_silo_widget", "quiet"],
 ]
