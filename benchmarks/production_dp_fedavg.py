@@ -30,9 +30,10 @@ Methods, each repeated with training seeds 0, 1 and 2:
 
 Noise and client sampling come from a secret source (the course's default), so a rerun gives
 other numbers within the spread over seeds; the seed fixes the initial weights and the local
-batches only. One adaptive run (seed 0) also records, per round, the clipping norm C_t and the
-median norm of the round's updates (``diagnostics=True``: the norms are not covered by epsilon,
-which is fine for a benchmark that publishes no model).
+batches only. One adaptive run (seed 0) also records, per round, the clipping norm C_t, every
+update norm and their median (``diagnostics=True``: the norms are not covered by epsilon, which
+is fine for a benchmark that publishes no model; notebook 04b's widget replays adaptive
+clipping on them).
 
 It prints a table (mean and standard deviation over the seeds) and writes every run to
 ``benchmarks/results/production_dp_fedavg.json``. It never asserts; timings depend on the
@@ -126,6 +127,8 @@ def _dp_fedavg(clients, test_data, *, z: float, seed: int, clipping, method: str
         extra["median_update_norm_per_round"] = [
             round(float(np.median(n)), 5) if len(n) else None
             for n in history.diagnostics.update_norms]
+        extra["update_norms_per_round"] = [[round(float(x), 4) for x in n]
+                                           for n in history.diagnostics.update_norms]
         extra["unclipped_share_per_round"] = [
             round(float(np.mean(n <= c)), 4) if len(n) else None
             for n, c in zip(history.diagnostics.update_norms, history.clipping_norms,

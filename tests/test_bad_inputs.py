@@ -1695,6 +1695,17 @@ from fl_helpers import dp_ftrl  # noqa: E402
 MODULES += (dp_ftrl,)
 REGISTRY += [_table_entry(row) for row in test_dp_ftrl.FUZZ]
 
+# ---------------------------------------------------------- fl_helpers.production_widgets
+# Notebook 04b's adaptive-clipping panel (issue 28), from tests/test_production_widgets.py's
+# FUZZ table.
+
+import test_production_widgets  # noqa: E402
+
+from fl_helpers import production_widgets  # noqa: E402
+
+MODULES += (production_widgets,)
+REGISTRY += [_table_entry(row) for row in test_production_widgets.FUZZ]
+
 # ------------------------------------------- fl_helpers.heterogeneity, fl_helpers.personalisation
 # Notebook 10's library (issue 29), and the loop's trainer helpers it added to training, from
 # tests/test_heterogeneity.py's FUZZ table.
