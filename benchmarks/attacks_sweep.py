@@ -31,14 +31,29 @@ depend on the machine and its load.
     Section 5): loss threshold (Yeom et al. 2018) and offline LiRA per example; per client the
     mean of its examples' scores ("was client k in the federation?"). Stored: AUC, TPR at 1 % and
     0.1 % FPR, the ROC on a log grid of FPR, the counts, and the test accuracy of the models.
-    One caveat: ``run_dp_fedavg`` divides by ``q N`` with ``N = len(client_datasets)``, so a
-    model with one more member client divides by ``q (N + 1)``; the accounting treats ``q N`` as
-    a public constant. The effect here is a ~2 % rescaling, far below what the attacks resolve.
+    The DP models divide by the public ``expected_clients = q N / 2`` (each client is in a model
+    with probability 1/2), never by the count of the members. The stored results (2026-12-02)
+    predate that argument: ``run_dp_fedavg`` then divided by ``q N`` with ``N`` the number of
+    member clients, so a model with one more member divided by ``q (N + 1)`` (a ~2 % rescaling,
+    far below what the attacks resolve; the accounting treats the divisor as public).
+
+``matched`` -> ``benchmarks/results/attacks_matched.json``
+    The same attacks at matched accuracy. Under DP the models of ``membership`` learn less
+    (test accuracy about 0.43 at epsilon = 8, near chance at 2 and 1), and a model that learnt
+    little leaks little with or without DP. This sweep trains the no-DP models of
+    ``membership`` (same pool, clients, balanced membership and settings) and **stops them
+    early**: each model is trained in segments of rounds, continuing from the previous
+    segment's weights (:data:`MATCHED_ROUNDS`, cumulative; seed ``100 m + k`` for model ``m``'s
+    ``k``-th segment, so the batch order differs from ``membership``'s 20-round models), and
+    after every segment the same three attacks run with the other models *at the same round* as
+    shadow models. A DP row of ``membership`` is then compared with the no-DP row of about its
+    accuracy.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/attacks_sweep.py                     # both sweeps
+    .venv/bin/python benchmarks/attacks_sweep.py                     # all three sweeps
     .venv/bin/python benchmarks/attacks_sweep.py --sweeps membership --models 12
+    .venv/bin/python benchmarks/attacks_sweep.py --sweeps matched --models 12
 """
 
 from __future__ import annotations
@@ -68,6 +83,8 @@ FEDSGD_LEARNING_RATE = 0.1
 MEMBERSHIP = {"pool_size": 1000, "client_size": 10, "num_rounds": 20, "local_epochs": 10,
               "batch_size": 10, "client_learning_rate": 0.1, "sampling_probability": 0.5,
               "clipping_norm": 1.0, "target_delta": 1e-4, "epsilons": [None, 8.0, 2.0, 1.0]}
+#: Cumulative rounds after which ``matched`` attacks the no-DP models (stopped early).
+MATCHED_ROUNDS = (1, 2, 3, 5, 10, 20)
 #: FPR grid of the stored ROC curves.
 FPR_GRID = np.concatenate([[0.0], np.logspace(-4, 0, 81)])
 
@@ -173,7 +190,8 @@ def roc_summary(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> dict
             "num_nonmembers": int(nonmember_scores.size), "roc_tpr": on_grid}
 
 
-def sweep_membership(args) -> dict:
+def membership_federation():
+    """The pool ``(x, y)``, its 100 clients of 10 images and the MNIST test set."""
     s = MEMBERSHIP
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
     pool = np.random.default_rng(0).permutation(len(y_train))[:s["pool_size"]]
@@ -181,6 +199,76 @@ def sweep_membership(args) -> dict:
     num_clients = s["pool_size"] // s["client_size"]
     clients = [(x[i * s["client_size"]:(i + 1) * s["client_size"]],
                 y[i * s["client_size"]:(i + 1) * s["client_size"]]) for i in range(num_clients)]
+    return x, y, clients, (x_test, y_test)
+
+
+def attack_models(conf: np.ndarray, loss: np.ndarray, members: np.ndarray) -> dict:
+    """Loss threshold and offline LiRA on every model, each with the others as its shadows.
+
+    ``conf`` and ``loss`` are ``(num_models, pool_size)``; ``members`` ``(num_models,
+    num_clients)``. Returns the ROC summaries per example and per client.
+    """
+    s = MEMBERSHIP
+    num_models, num_clients = members.shape
+    example_members = np.repeat(members, s["client_size"], axis=1)
+    lira = np.empty_like(conf)
+    for m in range(num_models):
+        others = np.arange(num_models) != m
+        lira[m] = attacks.lira_offline_scores(conf[m], conf[others], example_members[others])
+    scores = {"loss": attacks.loss_threshold_scores(loss), "lira": lira}
+    result = {}
+    for name, sc in scores.items():
+        result[f"example_{name}"] = roc_summary(sc[example_members], sc[~example_members])
+        per_client = sc.reshape(num_models, num_clients, s["client_size"]).mean(axis=2)
+        result[f"client_{name}"] = roc_summary(per_client[members], per_client[~members])
+    return result
+
+
+def sweep_matched(args) -> dict:
+    s = MEMBERSHIP
+    x, y, clients, (x_test, y_test) = membership_federation()
+    act = attacks.model_activations(models.make_2nn())
+    members = balanced_members(args.models, len(clients), seed=1)
+    rounds = list(MATCHED_ROUNDS)
+    conf = np.empty((len(rounds), args.models, len(y)))
+    loss = np.empty_like(conf)
+    acc = np.empty((len(rounds), args.models))
+    start = time.perf_counter()
+    for m in range(args.models):
+        chosen = [clients[k] for k in np.flatnonzero(members[m])]
+        weights, done = None, 0
+        for k, total in enumerate(rounds):
+            hist = training.run_fedavg(
+                models.make_2nn, chosen, clients_per_round=len(chosen), num_rounds=total - done,
+                local_epochs=s["local_epochs"], batch_size=s["batch_size"],
+                client_learning_rate=s["client_learning_rate"], seed=100 * m + k,
+                progress=False, initial_weights=weights)
+            weights, done = hist.final_weights, total
+            logits = attacks.per_example_logits(weights, act, x)
+            conf[k, m] = attacks.logit_confidence(logits, y)
+            loss[k, m] = attacks.per_example_losses(logits, y)
+            test_logits = attacks.per_example_logits(weights, act, x_test)
+            acc[k, m] = float(np.mean(test_logits.argmax(axis=1) == y_test))
+        print(f"model {m}: accuracy by round " + ", ".join(
+            f"{r}: {a:.3f}" for r, a in zip(rounds, acc[:, m], strict=True)), flush=True)
+    out: dict = {"settings": {}, "fpr_grid": FPR_GRID.tolist(),
+                 "setting": dict(s, epsilons=None, rounds=rounds, models=args.models,
+                                 seconds=time.perf_counter() - start)}
+    for k, total in enumerate(rounds):
+        result = {"num_rounds": total, "test_accuracy": acc[k].tolist(),
+                  **attack_models(conf[k], loss[k], members)}
+        out["settings"][str(total)] = result
+        print(f"no DP, stopped after {total:>2} rounds: accuracy {acc[k].mean():.3f}; "
+              + "; ".join(f"{n} AUC {result[n]['auc']:.3f} "
+                          f"TPR@0.1% {result[n]['tpr_at_0.1pct']:.4f}"
+                          for n in ("example_loss", "example_lira", "client_lira")), flush=True)
+    return out
+
+
+def sweep_membership(args) -> dict:
+    s = MEMBERSHIP
+    x, y, clients, (x_test, y_test) = membership_federation()
+    num_clients = len(clients)
     act = attacks.model_activations(models.make_2nn())
     out: dict = {"settings": {}, "fpr_grid": FPR_GRID.tolist(), "setting": dict(s)}
     for epsilon in s["epsilons"]:
@@ -212,19 +300,9 @@ def sweep_membership(args) -> dict:
             loss.append(attacks.per_example_losses(logits, y))
             test_logits = attacks.per_example_logits(hist.final_weights, act, x_test)
             acc.append(float(np.mean(test_logits.argmax(axis=1) == y_test)))
-        conf, loss = np.array(conf), np.array(loss)
-        example_members = np.repeat(members, s["client_size"], axis=1)
-        lira = np.empty_like(conf)
-        for m in range(args.models):
-            others = np.arange(args.models) != m
-            lira[m] = attacks.lira_offline_scores(conf[m], conf[others], example_members[others])
-        scores = {"loss": attacks.loss_threshold_scores(loss), "lira": lira}
         result = {"noise_multiplier": z, "epsilon": epsilon, "test_accuracy": acc,
-                  "seconds": time.perf_counter() - start}
-        for name, sc in scores.items():
-            result[f"example_{name}"] = roc_summary(sc[example_members], sc[~example_members])
-            per_client = sc.reshape(args.models, num_clients, s["client_size"]).mean(axis=2)
-            result[f"client_{name}"] = roc_summary(per_client[members], per_client[~members])
+                  "seconds": time.perf_counter() - start,
+                  **attack_models(np.array(conf), np.array(loss), members)}
         out["settings"][key] = result
         print(f"epsilon {key:>4} (z {z}): accuracy {np.mean(acc):.3f}; "
               + "; ".join(f"{k} AUC {result[k]['auc']:.3f} TPR@0.1% "
@@ -237,15 +315,16 @@ def sweep_membership(args) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sweeps", nargs="+", default=["inversion", "membership"],
-                        choices=["inversion", "membership"])
+    parser.add_argument("--sweeps", nargs="+", default=["inversion", "membership", "matched"],
+                        choices=["inversion", "membership", "matched"])
     parser.add_argument("--images", type=int, default=5, help="images (batches) per point")
     parser.add_argument("--models", type=int, default=12, help="models per membership setting")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="diagnostics")
     for sweep in args.sweeps:
         start = time.perf_counter()
-        result = sweep_inversion(args) if sweep == "inversion" else sweep_membership(args)
+        result = {"inversion": sweep_inversion, "membership": sweep_membership,
+                  "matched": sweep_matched}[sweep](args)
         result["meta"] = {"date": datetime.date.today().isoformat(),
                           "python": platform.python_version(), "argv": sys.argv[1:],
                           "seconds": time.perf_counter() - start}
