@@ -1161,16 +1161,19 @@ class ServerYogi(ServerOptimizer):
     ``1 - beta_2`` whatever the new ``Delta_t^2``, Yogi moves ``v`` additively towards
     ``Delta_t^2``, so a burst of large updates raises it slowly (Zaheer et al. 2018). As in
     :class:`ServerAdam`, ``m`` starts at 0 and ``v`` at ``tau^2`` (Algorithm 2 asks
-    ``v_{-1} >= tau^2``), with no bias correction.
+    ``v_{-1} >= tau^2``), with no bias correction. Flower 1.42's ``FedYogi`` starts ``v`` at 0:
+    ``initial_second_moment=0`` reproduces it (``tests/test_flower_server_optimizers.py``).
 
     Args:
         server_learning_rate: ``eta`` > 0.
         beta_1, beta_2: Moment decay rates in [0, 1).
         tau: The adaptivity ``tau`` > 0 (Reddi et al. use 1e-3).
+        initial_second_moment: ``v_{-1}`` >= 0, or ``None`` for ``tau^2``.
     """
 
     def __init__(self, server_learning_rate: float = 0.01, *, beta_1: float = 0.9,
-                 beta_2: float = 0.99, tau: float = 1e-3) -> None:
+                 beta_2: float = 0.99, tau: float = 1e-3,
+                 initial_second_moment: float | None = None) -> None:
         self.server_learning_rate = v.check_positive("server_learning_rate",
                                                      server_learning_rate)
         self.beta_1 = v.check_non_negative("beta_1", beta_1)
@@ -1179,13 +1182,15 @@ class ServerYogi(ServerOptimizer):
             if beta >= 1:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}.")
         self.tau = v.check_positive("tau", tau)
+        self.initial_second_moment = self.tau**2 if initial_second_moment is None else \
+            v.check_non_negative("initial_second_moment", initial_second_moment)
         self._m: Weights | None = None
         self._v: Weights | None = None
 
     def apply(self, weights: Weights, update: Weights) -> Weights:
         if self._m is None or self._v is None:
             self._m = [np.zeros_like(u) for u in update]
-            self._v = [np.full_like(u, self.tau**2) for u in update]
+            self._v = [np.full_like(u, self.initial_second_moment) for u in update]
         self._m = [self.beta_1 * m + (1 - self.beta_1) * u
                    for m, u in zip(self._m, update, strict=True)]
         self._v = [s - (1 - self.beta_2) * u**2 * np.sign(s - u**2)

@@ -473,7 +473,8 @@ FUZZ = [
                                                    [True]]}),
     (aggregation.ServerYogi, {"server_learning_rate": 0.01},
      {"server_learning_rate": _BAD_NON_NEGATIVE + [0.0], "beta_1": _BAD_NON_NEGATIVE + [1.0],
-      "beta_2": _BAD_NON_NEGATIVE + [1.0], "tau": _BAD_NON_NEGATIVE + [0.0]}),
+      "beta_2": _BAD_NON_NEGATIVE + [1.0], "tau": _BAD_NON_NEGATIVE + [0.0],
+      "initial_second_moment": _BAD_NON_NEGATIVE[1:]}),
 ]
 
 
