@@ -565,6 +565,10 @@ REGISTRY += [
           corrupt={"schedule": ("schedule",), "num_clients": COUNT}, extra={"num_clients": [2]}),
     Entry(schedule.gaussian_noise, args=([(2, 3), (4,)],), kwargs={"stddev": 0.5, "rng": _rng()},
           corrupt={"shapes": ("shapes",), "stddev": (*NON_NEGATIVE, "huge_scale"), "rng": RNG}),
+    Entry(schedule.resolve_randomness, args=(None, 3), kwargs={"warning": "seed {seed}"},
+          extra={"randomness": [0, "secret", object(), schedule.PrivateRandomness],
+                 "reproducible_noise_seed": [-1, 1.5, "3", True, 2**70],
+                 "warning": [None, 3, b"seed"]}),
     Entry(schedule.warn_reproducible, args=(0, "the noise"),
           corrupt={"seed": INDEX, "what": ("arg_name",)}),
     # ------------------------------------------------------------------ fl_helpers.aggregation
@@ -1950,4 +1954,3 @@ def test_check_index_accepts():
     assert type(v.check_index("round_index", np.int64(3))) is int
     with pytest.raises(ValueError, match=r"largest 64-bit integer"):
         v.check_index("round_index", 2**63)
-

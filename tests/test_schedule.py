@@ -117,3 +117,26 @@ def test_a_private_run_resumes_only_with_fresh_randomness_and_a_checkpoint_every
     with pytest.raises(ValueError, match="also to resume a run from its checkpoint"):
         training.run_dp_fedavg(models.make_softmax_regression, clients, randomness=secret,
                                **common)
+
+
+# ------------------------------------------------------------------ named public streams (issue 25)
+
+def _state(generator: np.random.Generator) -> tuple[int, ...]:
+    """The seed material a generator was made from, as numpy expanded it (128 bits)."""
+    return tuple(generator.bit_generator.seed_seq.generate_state(4).tolist())
+
+
+def test_every_stream_tag_is_distinct_and_at_least_three_words_long():
+    tags = [*schedule.PUBLIC_STREAMS.values(), schedule._SAMPLING_STREAM, schedule._NOISE_STREAM]
+    assert len(set(tags)) == len(tags)
+    # Three 32-bit words or more: with the spawn key's padding, a tagged stream's seed material
+    # is at least 7 words, an untagged one ([seed, t, k] of int64s) at most 6.
+    assert all(tag >= 2**64 for tag in schedule.PUBLIC_STREAMS.values())
+    assert schedule.PUBLIC_STREAMS["attack noise"] == int.from_bytes(b"attack noise", "big")
+
+
+def test_public_rng_names_a_bad_stream():
+    with pytest.raises(ValueError, match="stream must be one of"):
+        schedule.public_rng(0, "batch order")
+    with pytest.raises(TypeError, match="indices must be"):
+        schedule.public_rng(0, "attack noise", 3)
