@@ -343,7 +343,7 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
     def item(good: bool, name: str, text: str) -> str:
         return f"{'[x]' if good else '[!]'} {name}: {text}"
 
-    if ftrl:
+    if isinstance(history, training.DPFTRLHistory):
         relation = ("one client's updates replaced by zero vectors in the rounds it takes part "
                     "in (REPLACE_SPECIAL)")
         participation = (f"no sampling: each client at most once per tree of "
