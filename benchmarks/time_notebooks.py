@@ -17,6 +17,7 @@ every notebook, so an interrupted run keeps what it measured.
 
     .venv/bin/python benchmarks/time_notebooks.py | tee benchmarks/results/time_notebooks.txt
     .venv/bin/python benchmarks/time_notebooks.py --notebooks 01 03      # by number prefix
+    .venv/bin/python benchmarks/time_notebooks.py --notebooks 04_  # 04 alone, not 04b
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,11 +38,17 @@ NOTEBOOKS = ROOT / "notebooks"
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "time_notebooks.json"
 
 
+def _numbered(folder: Path) -> list[Path]:
+    """The notebooks of ``folder`` named ``NN_*`` or ``NNx_*`` (e.g. ``04b_``), by name: teaching
+    order, since ``04_`` sorts before ``04b_`` and ``04b_`` before ``05_``."""
+    return sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d[a-z]?_", p.name))
+
+
 def find_notebooks(prefixes: list[str] | None, solutions: bool) -> list[Path]:
     """The course's notebooks in teaching order (then their solutions), filtered by prefix."""
-    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    found = _numbered(NOTEBOOKS)
     if solutions:
-        found += sorted((NOTEBOOKS / "solutions").glob("[0-9][0-9]_*.ipynb"))
+        found += _numbered(NOTEBOOKS / "solutions")
     if prefixes:
         found = [p for p in found if any(p.name.startswith(prefix) for prefix in prefixes)]
     return found
@@ -84,7 +92,8 @@ def write_records(path: Path, records: dict[str, dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", nargs="*", default=None,
-                        help="name prefixes to run (e.g. 01 03); default: all")
+                        help="name prefixes to run (e.g. 01 03; 04_ for 04 without 04b); "
+                             "default: all")
     parser.add_argument("--no-solutions", action="store_true", help="skip notebooks/solutions")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--json", type=Path, default=RESULTS_JSON,

@@ -24,7 +24,8 @@ ALL = MAIN + SOLUTIONS
 
 REQUIRED_SECTIONS = ["## Learning goals", "## Setup", "## Exercises", "## Summary",
                      "## Further reading"]
-NAME_PATTERN = re.compile(r"^\d\d_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
+# Two digits and at most one lower-case letter (04b: the second part of notebook 04), then words.
+NAME_PATTERN = re.compile(r"^\d\d[a-z]?_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 
 
 def _rel(path: Path) -> str:

@@ -56,6 +56,8 @@ NB01 = "01_differential_privacy_noise.ipynb"
 NB02 = "02_local_gradient_descent.ipynb"
 NB03 = "03_federated_averaging.ipynb"
 NB04 = "04_multi_client_experiment.ipynb"
+NB04B = "04b_dp_fedavg_at_scale.ipynb"
+NB04B_SOLUTIONS = "solutions/04b_dp_fedavg_at_scale_solutions.ipynb"
 NB09 = "09_vertical_and_transfer_learning.ipynb"
 
 NUMBERS: list[Number] = [
@@ -156,10 +158,83 @@ NUMBERS: list[Number] = [
            r"\$\\varepsilon = 0\.5\$\s+#?\s*about (?P<value>\d+) points",
            derive=lambda text: _out(r"\n\s+inf\s+[\d.]+\s+(?P<value>[\d.]+)%")(text)
            - _out(r"\n\s+0\.5\s+[\d.]+\s+(?P<value>[\d.]+)%")(text)),
-    Number(NB04, "headline below its twin",
-           r"\$\\varepsilon = 2\$,\s+(?P<value>[\d.]+)\s+points below",
+    # Issue 27: notebook 04 split in two; every number its markdown quotes is tied.
+    Number(NB04, "mean client size", r"each a phone with about\s+#?\s*(?P<value>\d+) handwritten",
+           derive=lambda text: _out(r"clients, (?P<value>\d+) images;")(text)
+           / _out(r"(?P<value>\d+) clients, \d+ images;")(text)),
+    Number(NB04, "parameters", r"softmax regression \((?P<value>[\d,]+) parameters\)",
+           r"updates of shape \(\d+, (?P<value>\d+)\)"),
+    Number(NB04, "sd of clients per round", r"\\approx (?P<value>[\d.]+)\$\. Why not",
+           r"expected \d+ and (?P<value>[\d.]+)\)"),
+    Number(NB04, "epsilon 2 costs about one point (run)",
+           r"Privacy costs about\s+#?\s*one percentage point",
+           derive=lambda text: 1.0 if 0.5 <= _out(r"non-private (?P<value>[\d.]+)%\n")(text)
+           - _out(r"DP-FedAvg \(epsilon = 2\) (?P<value>[\d.]+)%")(text) <= 1.5 else 0.0),
+    Number(NB04, "epsilon 2 costs about one point (summary)",
+           r"\$\\varepsilon = 2\$ costs about one point",
+           derive=lambda text: 1.0 if 0.5 <= _out(r"\n\s+inf\s+[\d.]+\s+(?P<value>[\d.]+)%")(text)
+           - _out(r"\n\s+2\s+[\d.]+\s+(?P<value>[\d.]+)%")(text) <= 1.5 else 0.0),
+    Number(NB04, "group delta, k = 3",
+           r"to \$(?P<value>[\d.]+) \\times 10\^\{(?P<exponent>-?\d+)\}\$, and a median",
+           r"a writer of  3 images under example-level \(2, 1e-05\): \(6, "
+           r"(?P<value>[\d.e+-]+)\)"),
+    Number(NB04, "group delta growth, k = 3", r"multiply \$\\delta\$ by (?P<value>\d+),",
+           derive=lambda text: _out(r"a writer of  3 images under example-level \(2, 1e-05\): "
+                                    r"\(6, (?P<value>[\d.e+-]+)\)")(text) / 1e-5),
+    Number(NB04, "median client in group privacy",
+           r"a median client's\s+#?\s*(?P<value>\d+) images",
+           r"a writer of (?P<value>\d+) images under example-level \(2, 1e-05\): \(\d+, 1\)"),
+    # Notebook 04b (issue 27: the second part of 04).
+    Number(NB04B, "headline below its twin (body)",
+           r"The private model is (?P<value>[\d.]+) points below",
            derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
            - _out(r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs")(text)),
+    Number(NB04B, "headline below its twin",
+           r"\$\\varepsilon = 2\$,\s+(?P<value>[\d.]+)\s+points\s+#?\s*below",
+           derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
+           - _out(r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs")(text)),
+    Number(NB04B, "headline accuracy", r"reaches about (?P<value>\d+)% at",
+           r"test accuracy (?P<value>[\d.]+)% \(mean of 3 runs"),
+    Number(NB04B, "delta N", r"\(\$\\delta N = (?P<value>[\d.]+)\$\)",
+           derive=lambda text: _out(r"N = (?P<value>[\d,]+) clients, q")(text)
+           * _out(r"at delta = (?P<value>[\d.e+-]+) \(")(text)),
+    Number(NB04B, "clients per round", r"\$q = 0\.05\$ \((?P<value>[\d,]+) clients per round\)",
+           derive=lambda text: _out(r"N = (?P<value>[\d,]+) clients, q")(text)
+           * _out(r"clients, q = (?P<value>[\d.]+),")(text)),
+    Number(NB04B, "perceptron parameters", r"perceptron \(`models\.make_mlp`\): (?P<value>[\d,]+) "
+           r"parameters", r"perceptron (?P<value>[\d,]+),"),
+    Number(NB04B, "2NN parameters", r"instead of the 2NN's\s+#?\s*(?P<value>[\d,]+)\.",
+           r"2NN 784-200-200-10 (?P<value>[\d,]+)"),
+    Number(NB04B, "float-era z", r"PLD accountant\s+#?\s*\(\$z = (?P<value>[\d.]+)\$\)",
+           r"accountant, z = (?P<value>[\d.]+)\)"),
+    Number(NB04B, "server Adam", r"costs about (?P<value>[\d.]+) points;",
+           r"server Adam \(DP-FedAdam\), lr 0\.01\s+[\d.]+%\s+-(?P<value>[\d.]+)"),
+    Number(NB04B, "public proxy images", r"2,000 become the \*\*public proxy\*\*",
+           derive=lambda text: 1.0 if _out(r"public proxy: (?P<value>[\d,]+) test images")(text)
+           == 2000 else 0.0),
+    Number(NB04B, "proxy clients", r"split into (?P<value>\d+)\s+#?\s*proxy clients",
+           r"test images in (?P<value>\d+) proxy clients"),
+    Number(NB04B, "held-out test images",
+           r"the other\s+#?\s*(?P<value>[\d,]+) are the \*\*test set",
+           r"test set: (?P<value>[\d,]+) other test images"),
+    Number(NB04B, "notebook 04's z", r"had \$z = (?P<value>[\d.]+)\$, \$C = 0\.5\$",
+           r"\n\s+2\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.]+)\s+[\d.]+%"),
+    Number(NB04B_SOLUTIONS, "noise ratio", r"\*\*About (?P<value>\d+) times smaller",
+           r"ratio (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "noise ratio, exact", r"\\approx (?P<value>[\d.]+)\$: thirty",
+           r"ratio (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "z of 04", r"Notebook 04's run: \$z = (?P<value>[\d.]+)\$",
+           r"notebook 04: z = (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "z at 60,000",
+           r"The\s+#?\s*60,000-client run: \$z = (?P<value>[\d.]+)\$",
+           r"60,000 clients: z = (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "noise on the average, 04", r"so \$(?P<value>0\.00816)\$",
+           r"notebook 04: z = [\d.]+, noise std on the average (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "noise on the average, 60,000", r"so \$(?P<value>0\.000634)\$",
+           r"qN = [\d,]+, noise std on the average (?P<value>[\d.]+)"),
+    Number(NB04B_SOLUTIONS, "z takes back", r"takes back a factor of about (?P<value>[\d.]+)\.",
+           derive=lambda text: _out(r"60,000 clients: z = (?P<value>[\d.]+)")(text)
+           / _out(r"notebook 04: z = (?P<value>[\d.]+)")(text)),
     # Notebook 00 (issue 27): the data and the three splits.
     Number(NB00, "training images", r"MNIST has (?P<value>[\d,]+) training and",
            r"x_train \((?P<value>\d+), 28, 28\)"),
@@ -507,7 +582,7 @@ def _written(match: re.Match) -> tuple[float, float]:
     return float(text) * 10.0**exponent, 0.5 * 10.0 ** (exponent - decimals)
 
 
-@pytest.mark.parametrize("number", NUMBERS, ids=lambda n: f"{n.notebook[:2]}-{n.what}")
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda n: f"{n.notebook.split('_')[0]}-{n.what}")
 def test_markdown_number_matches_its_output(number):
     markdown, outputs = _texts(NOTEBOOKS / number.notebook)
     match = re.search(number.markdown, markdown)

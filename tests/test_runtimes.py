@@ -49,8 +49,17 @@ ABSOLUTE_TOLERANCE_S = 10.0
 RELATIVE_TOLERANCE = 0.25
 HEADER = re.compile(r"\*Runtime: about (\d+(?:\.\d+)?) (s|min)\b")
 FIGURE = re.compile(r"(?:about )?(\d+(?:\.\d+)?) (s|min)\b")
-PAIRS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
-SOLUTION_PAIRS = sorted(SOLUTIONS.glob("[0-9][0-9]_*.py"))
+#: A notebook's number: two digits and at most one lower-case letter (``04``, ``04b``).
+NUMBER = re.compile(r"\d\d[a-z]?(?=_)")
+PAIRS = sorted(p for p in NOTEBOOKS.glob("*.py") if NUMBER.match(p.name))
+SOLUTION_PAIRS = sorted(p for p in SOLUTIONS.glob("*.py") if NUMBER.match(p.name))
+
+
+def _number(name: str) -> str:
+    """The number a notebook's name or a table row starts with, e.g. ``04b``."""
+    match = NUMBER.match(name) or re.match(r"\d\d[a-z]?\b", name)
+    assert match, f"{name!r} does not start with a notebook number (NN or NNx)"
+    return match[0]
 
 
 def _measurements() -> dict[str, dict[str, Any]]:
@@ -81,7 +90,7 @@ def _record(name: str) -> dict[str, Any]:
     records = _measurements()
     assert name in records, (
         f"{RESULTS.relative_to(ROOT)} has no measurement of {name}: run "
-        f".venv/bin/python benchmarks/time_notebooks.py --notebooks {name[:2]}")
+        f".venv/bin/python benchmarks/time_notebooks.py --notebooks {_number(name)}_")
     return records[name]
 
 
@@ -132,7 +141,7 @@ def test_every_notebook_and_solution_is_measured_and_ran() -> None:
     assert not stale, f"{RESULTS.relative_to(ROOT)} measures notebooks no longer here: {stale}"
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: p.stem[:2])
+@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: _number(p.name))
 def test_notebook_header_runtime(pair: Path) -> None:
     name = pair.with_suffix(".ipynb").name
     for path in (pair, pair.with_suffix(".ipynb")):
@@ -148,7 +157,7 @@ def test_notebook_header_runtime(pair: Path) -> None:
         _check(where, written, seconds, name)
 
 
-@pytest.mark.parametrize("pair", SOLUTION_PAIRS, ids=lambda p: p.stem[:2])
+@pytest.mark.parametrize("pair", SOLUTION_PAIRS, ids=lambda p: _number(p.name))
 def test_solutions_header_runtime_if_stated(pair: Path) -> None:
     text = _first_markdown(pair).replace("\n# ", " ")
     if "Runtime" not in text:
@@ -161,7 +170,7 @@ def test_solutions_header_runtime_if_stated(pair: Path) -> None:
 
 def test_readme_table_runtime_column() -> None:
     rows = _table_rows(README.read_text(encoding="utf-8"), "## The notebooks")
-    named = {re.search(r"`(\d\d_\w+)`", row[0])[1]: row[-1] for row in rows}  # type: ignore[index]
+    named = {re.search(r"`(\d\d[a-z]?_\w+)`", row[0])[1]: row[-1] for row in rows}  # type: ignore[index]
     assert sorted(named) == [p.stem for p in PAIRS], "README's table lists other notebooks"
     for stem, cell in named.items():
         match = FIGURE.match(cell)
@@ -191,12 +200,12 @@ def test_readme_paragraph_total_and_date() -> None:
 
 def test_instructor_guide_runtimes_table() -> None:
     rows = _table_rows(GUIDE.read_text(encoding="utf-8"), "## Runtimes")
-    by_number = {row[0][:2]: row for row in rows}
-    assert sorted(by_number) == [p.stem[:2] for p in PAIRS], (
+    by_number = {_number(row[0]): row for row in rows}
+    assert sorted(by_number) == [_number(p.name) for p in PAIRS], (
         f"docs/instructor_guide.md's Runtimes table covers {sorted(by_number)}, the course "
-        f"{[p.stem[:2] for p in PAIRS]}")
+        f"{[_number(p.name) for p in PAIRS]}")
     for pair in PAIRS:
-        row = by_number[pair.stem[:2]]
+        row = by_number[_number(pair.name)]
         solution = SOLUTIONS / f"{pair.stem}_solutions.ipynb"
         for cell, name in ((row[1], pair.with_suffix(".ipynb").name),
                            (row[2], solution.relative_to(NOTEBOOKS).as_posix())):

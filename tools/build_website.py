@@ -54,7 +54,7 @@ def pages() -> dict[str, str]:
     """Repository path of every page source -> its path in the staged book."""
     mapping = {"README.md": "index.md", "docs/instructor_guide.md": "instructor_guide.md",
                "docs/applications.md": "applications.md"}
-    for path in [*cn.main_notebooks(), *sorted(cn.SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))]:
+    for path in [*cn.main_notebooks(), *cn.numbered(cn.SOLUTIONS_DIR)]:
         relative = path.relative_to(cn.REPO).as_posix()
         mapping[relative] = relative
     return mapping

@@ -2,8 +2,10 @@
 and the header (Open in Colab / launch Binder links and the Colab install cell) the builds add.
 
 The notebooks are read, never written: the student edition and the website are built from copies.
-Everything is discovered by globbing ``notebooks/NN_*.ipynb``, so notebooks added later are picked
-up without changing this file.
+Everything is discovered by globbing ``notebooks/NN_*.ipynb`` (or ``NNx_*``: two digits and at most
+one lower-case letter, e.g. ``04b_``, a second part of notebook 04), so notebooks added later are
+picked up without changing this file. Sorted by name, ``04_`` comes before ``04b_`` (``_`` sorts
+before the letters) and ``04b_`` before ``05_``: teaching order.
 
 Exercises follow the house style (``/work/shared/STYLE.md``, "A notebook", item 7): under the
 ``## Exercises`` heading, each exercise starts with a heading of any level below it whose text
@@ -41,9 +43,20 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 _STAR = "★"
 
 
+#: A course notebook's file name starts with its number: two digits and at most one lower-case
+#: letter (``04_``, ``04b_``), then ``_``.
+NUMBERED = re.compile(r"^\d\d[a-z]?_")
+
+
+def numbered(folder: Path, pattern: str = "*.ipynb") -> list[Path]:
+    """The files of ``folder`` matching ``pattern`` whose name starts with a notebook number
+    (``NN_`` or ``NNx_``), sorted by name, which is teaching order."""
+    return sorted(path for path in folder.glob(pattern) if NUMBERED.match(path.name))
+
+
 def main_notebooks() -> list[Path]:
-    """The course's notebooks, in teaching order (``notebooks/NN_*.ipynb``)."""
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """The course's notebooks, in teaching order (``notebooks/NN_*.ipynb``, ``NNx_*.ipynb``)."""
+    return numbered(NOTEBOOKS_DIR)
 
 
 def solutions_notebook(notebook: Path) -> Path | None:

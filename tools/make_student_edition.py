@@ -339,7 +339,7 @@ def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
     for cell in key.cells:
         cell.setdefault("id", nbformat.v4.new_code_cell().id)
         if cell.cell_type == "markdown":
-            cell.source = re.sub(r"\]\((?:\.\./)?(\d\d_[\w-]+\.ipynb)",
+            cell.source = re.sub(r"\]\((?:\.\./)?(\d\d[a-z]?_[\w-]+\.ipynb)",
                                  r"](../student/notebooks/\1", cell.source)
     return key
 
