@@ -757,6 +757,25 @@ FAULT_ARGS_DOC = """
         checkpoint_every: Rounds between checkpoints, >= 1."""
 
 
+def _check_client_algorithm(value: Any, checkpoint: Any, *, private: bool) -> None:
+    """``client_algorithm`` of a front door: a :class:`ClientAlgorithm` or ``None``; a stateful
+    one takes no checkpoint, and a private run refuses one that uploads more than its update."""
+    if value is None:
+        return
+    if not isinstance(value, ClientAlgorithm):
+        raise TypeError(f"client_algorithm must be a training.ClientAlgorithm or None, got "
+                        f"{type(value).__name__}.")
+    if private and value.uploads_per_client != 1:
+        raise ValueError(
+            f"client_algorithm={value!r} uploads {value.uploads_per_client} model-sized arrays "
+            "per client, but DP-FedAvg clips and noises only the update: the others would be "
+            "released outside epsilon. Use a client algorithm that uploads only its update "
+            "(e.g. heterogeneity.FedProx).")
+    if value.stateful and checkpoint is not None:
+        raise ValueError(f"checkpoint must be None with client_algorithm={value!r}: its "
+                         "per-client state is not saved in a checkpoint.")
+
+
 def _warn_diagnostics() -> None:
     warnings.warn("diagnostics=True: the run's Diagnostics (who was sampled, every client's "
                   "update norm) are computed from private data and are NOT covered by the "
@@ -850,14 +869,7 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     progress = v.check_flag("progress", progress)
     diagnostics = v.check_flag("diagnostics", diagnostics)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
-    if client_algorithm is not None:
-        if not isinstance(client_algorithm, ClientAlgorithm):
-            raise TypeError(f"client_algorithm must be a training.ClientAlgorithm or None, got "
-                            f"{type(client_algorithm).__name__}.")
-        if client_algorithm.stateful and checkpoint is not None:
-            raise ValueError(f"checkpoint must be None with client_algorithm="
-                             f"{client_algorithm!r}: its per-client state is not saved in a "
-                             "checkpoint.")
+    _check_client_algorithm(client_algorithm, checkpoint, private=False)
     clients_per_round = v.check_int("clients_per_round", clients_per_round, minimum=1)
     setup, num_rounds = _setup(
         model_fn, client_datasets, num_rounds=num_rounds, local_epochs=local_epochs,
@@ -899,7 +911,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   checkpoint_every: int = 1,
                   accountant: accounting.AccountantName | None = None,
                   expected_clients: float | None = None, noise: str = "exact",
-                  clip_on: str | aggregation.ClipPlacement = "server") -> DPHistory:
+                  clip_on: str | aggregation.ClipPlacement = "server",
+                  client_algorithm: ClientAlgorithm | None = None) -> DPHistory:
     """DP-FedAvg (McMahan et al. 2018, Algorithm 1) for up to ``num_rounds`` rounds.
 
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
@@ -994,6 +1007,14 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             reaches the callback (``checkpoint_every`` > 1 is refused). A reproducible run (not
             private) may resume with the same ``randomness`` and repeats the uninterrupted run
             exactly.
+        client_algorithm: What each client optimises (:class:`ClientAlgorithm`), e.g.
+            :class:`fl_helpers.heterogeneity.FedProx`: a change of the client's local training,
+            whose update is then clipped and noised as any other, so the accounting is
+            unchanged (a straggler whose update is dropped counts as a zero update, as a
+            rejected client). Refused if it uploads more than the update
+            (``uploads_per_client`` > 1, e.g. SCAFFOLD: its control variates would be released
+            unclipped and unnoised, outside epsilon). Ditto's personal models stay on the
+            clients; only its global model is released and accounted.
 
     Returns:
         A :class:`DPHistory`.
@@ -1011,6 +1032,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     diagnostics = v.check_flag("diagnostics", diagnostics)
     progress = v.check_flag("progress", progress)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
+    _check_client_algorithm(client_algorithm, checkpoint, private=True)
     if checkpoint is not None and placement is aggregation.NoisePlacement.LOCAL:
         raise ValueError("checkpoint is not supported with noise_placement='local': local DP's "
                          "epsilon depends on the whole schedule, which a resumed run would "
@@ -1100,7 +1122,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     fields = _loop(setup, rule=rule, server_optimizer=server_optimizer,
                    rounds=rounds[:rounds_allowed], randomness=randomness, epsilons=epsilons,
                    progress=progress, description="DP-FedAvg", callback=callback,
-                   diagnostics=diagnostics, **faults)
+                   diagnostics=diagnostics, client_algorithm=client_algorithm, **faults)
     if fields["stopped_early"] is None and rounds_allowed < num_rounds:
         fields["stopped_early"] = StopReason.BUDGET
     done = len(fields["rounds"])

@@ -503,3 +503,27 @@ def test_run_fedavg_names_a_bad_client_algorithm():
     with pytest.raises(TypeError, match="client_algorithm must be a training.ClientAlgorithm"):
         training.run_fedavg(_model_fn, DATASETS, num_rounds=1, clients_per_round=2, **LOCAL,
                             progress=False, client_algorithm="fedprox")
+
+
+# ------------------------------------------------------------------------ with DP-FedAvg
+
+
+def test_fedprox_composes_with_dp_fedavg_and_scaffold_is_refused():
+    # FedProx only changes the clients' training: with noise off and C huge, DP-FedAvg of
+    # FedProx clients is FedProx with the fixed divisor q N instead of sum n_k (uniform
+    # sampling q = 1 here: every client every round, divided by N = 5).
+    settings = dict(num_rounds=2, sampling_probability=1.0, **LOCAL, clipping_norm=1e6,
+                    noise_multiplier=0.0, expected_clients=5.0, reproducible_noise=True,
+                    progress=False, engine="loop", noise="float")
+    with pytest.warns(UserWarning):
+        dp = training.run_dp_fedavg(_model_fn, DATASETS, **settings,
+                                    client_algorithm=heterogeneity.FedProx(0.5))
+    w = [a.copy() for a in W0]
+    for t in range(2):
+        new = [_local_sgd(w, w, x, y, _batches(len(y), t, k), 0.1, mu=0.5)
+               for k, (x, y) in enumerate(DATASETS)]
+        w = [wi + sum(c[i] - wi for c in new) / 5 for i, wi in enumerate(w)]
+    _close(dp.final_weights, w, atol=1e-4)
+    with pytest.raises(ValueError, match="SCAFFOLD.*uploads 2 model-sized arrays"):
+        training.run_dp_fedavg(_model_fn, DATASETS, **settings,
+                               client_algorithm=heterogeneity.SCAFFOLD())
