@@ -54,13 +54,16 @@ quiet.import_tensorflow()
 from fl_helpers import (  # noqa: E402
     accounting,
     aggregation,
+    discrete_noise,
+    distributed_dp,
     engine,
     experiment,
     models,
     schedule,
     training,
 )
-from fl_helpers import secure_aggregation as sa  # noqa: E402
+from fl_helpers import secagg_crypto as crypto  # noqa: E402
+from fl_helpers import secagg_protocol as protocol  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "secure_aggregation_costs.json"
 SETTING = dict(num_clients=1000, alpha=0.5, split_seed=0, sampling_probability=0.1,
@@ -72,9 +75,9 @@ def expansion() -> list[dict]:
     rows = []
     for n in (2**7, 2**10, 2**14):
         for d in (7850, 199_210, 2**20, 2**24):
-            paper = sa.expansion_factor(num_clients=n, dimension=d, value_bits=16)
-            ours_bits = sa.client_bits(num_clients=n, dimension=d, value_bits=32 - math.ceil(
-                math.log2(n)), share_bits=sa.ENCRYPTED_SHARE_BYTES * 8 // 2)
+            paper = protocol.expansion_factor(num_clients=n, dimension=d, value_bits=16)
+            ours_bits = protocol.client_bits(num_clients=n, dimension=d, value_bits=32 - math.ceil(
+                math.log2(n)), share_bits=crypto.ENCRYPTED_SHARE_BYTES * 8 // 2)
             rows.append({"num_clients": n, "dimension": d, "paper_sizes_vs_16bit": paper,
                          "ours_bits": ours_bits, "ours_vs_float32": ours_bits / (32 * d)})
     print("Expansion: bits per client / bits of the plain vector")
@@ -92,7 +95,7 @@ def compute() -> dict:
     out = {"num_clients": n, "dimension": d, "modulus_bits": 32, "runs": []}
     for dropped in (0, 10):
         start = time.perf_counter()
-        result = sa.secure_sum(inputs, modulus_bits=32,
+        result = protocol.secure_sum(inputs, modulus_bits=32,
                                dropped_before_masking=list(range(dropped)))
         wall = time.perf_counter() - start
         exact = bool(np.array_equal(result.total, sum(inputs[dropped:])))
@@ -104,11 +107,11 @@ def compute() -> dict:
         print(f"compute, {n} clients x {d} params, {dropped} dropped: client "
               f"{run['client_seconds_mean']:.2f} s (max {run['client_seconds_max']:.2f}), server "
               f"{run['server_seconds']:.2f} s, wall {wall:.1f} s, exact sum: {exact}")
-    source = sa.NoiseSource.secret()
+    source = discrete_noise.NoiseSource.secret()
     update = rng.normal(0, 1e-3, d)
     start = time.perf_counter()
-    x = sa.quantize(update, clipping_norm=0.5, scale=2**12 / 0.5, source=source)
-    sa.discrete_gaussian(10**6, d, source=source)
+    x = distributed_dp.quantize(update, clipping_norm=0.5, scale=2**12 / 0.5, source=source)
+    discrete_noise.discrete_gaussian(10**6, d, source=source)
     out["client_noise_seconds"] = time.perf_counter() - start
     print(f"one client's quantisation + discrete Gaussian noise (variance 1e6) of {d} params: "
           f"{out['client_noise_seconds']:.2f} s ({x.dtype})")
@@ -128,7 +131,7 @@ def _distributed_run(federation, z: float, randomness: schedule.PrivateRandomnes
                                        client_learning_rate=s["client_learning_rate"], seed=0,
                                        max_clients_per_round=max(len(r) for r in rounds))
     evaluate = trainer.evaluator(*federation.test_data)
-    rule = sa.DistributedDPSecAgg(clipping_norm=s["clipping_norm"], noise_multiplier=z,
+    rule = distributed_dp.DistributedDPSecAgg(clipping_norm=s["clipping_norm"], noise_multiplier=z,
                                   expected_clients=s["sampling_probability"] * s["num_clients"])
     server = aggregation.ServerSGD(1.0)
     accuracy, rhos = [], []

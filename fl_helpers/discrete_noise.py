@@ -18,7 +18,7 @@ Differential Privacy") has nothing to read:
   whose L2 bound is checked exactly, and their exact sums (the latter from the rank-one factors
   of one-example updates, without forming them).
 
-Used by secure aggregation's distributed noise (:mod:`fl_helpers.secure_aggregation`) and by the
+Used by secure aggregation's distributed noise (:mod:`fl_helpers.distributed_dp`) and by the
 exact noise of DP-FedAvg (:class:`fl_helpers.aggregation.DPFedAvg`), DP-SGD
 (:func:`fl_helpers.dp_sgd.train`) and cross-silo DP-SGD (:func:`fl_helpers.cross_silo.
 dp_sgd_update`), all with ``noise="exact"``.

@@ -55,15 +55,18 @@ from scipy import stats
 from fl_helpers import (
     accounting,
     aggregation,
+    discrete_noise,
+    distributed_dp,
     experiment,
     models,
     paths,
     plotting,
     reproducibility,
     schedule,
+    secagg_crypto,
+    secagg_protocol,
     training,
 )
-from fl_helpers import secure_aggregation as sa
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)  # teaching data only: masks and noise stay secret
@@ -216,13 +219,14 @@ assert np.array_equal(signed(sum(y)), sum(x))
 # If ChaCha20 is a secure stream cipher, each mask is indistinguishable from uniform mod $2^b$,
 # and so is $y_u = x_u + \text{mask}$, whatever $x_u$ is. Below, five clients send a very
 # non-uniform input (a quantised update concentrated around 0) with the helper's protocol,
-# `sa.secure_sum`, at $b = 8$ so that the histogram has few bins; a $\chi^2$ test against the
-# uniform distribution rejects the plain input and cannot tell the masked one from uniform.
+# `secagg_protocol.secure_sum`, at $b = 8$ so that the histogram has few bins; a $\chi^2$ test
+# against the uniform distribution rejects the plain input and cannot tell the masked one from
+# uniform.
 
 # %%
 plain_inputs = [np.clip(np.round(rng.normal(0, 6, 20_000)), -20, 20).astype(np.int64)
                 for _ in range(5)]
-seen = sa.secure_sum(plain_inputs, modulus_bits=8)
+seen = secagg_protocol.secure_sum(plain_inputs, modulus_bits=8)
 masked_0 = seen.server.masked_inputs[1]  # what the server holds for the first client
 p_plain = stats.chisquare(np.bincount(plain_inputs[0] % 256, minlength=256)).pvalue
 p_masked = stats.chisquare(np.bincount(masked_0.astype(np.int64), minlength=256)).pvalue
@@ -327,8 +331,9 @@ print("client 4's real update:                    ", x[4])
 # helper's honest client refuses a request for both:
 
 # %%
-clients = {u: sa.SecAggClient(u, threshold=3, modulus_bits=16) for u in (1, 2, 3, 4, 5)}
-server = sa.SecAggServer(threshold=3, modulus_bits=16, size=D)
+clients = {u: secagg_protocol.SecAggClient(u, threshold=3, modulus_bits=16)
+           for u in (1, 2, 3, 4, 5)}
+server = secagg_protocol.SecAggServer(threshold=3, modulus_bits=16, size=D)
 for u, c in clients.items():
     server.receive_keys(u, c.advertise_keys())
 inboxes = server.route({u: c.share_keys(server.public_keys) for u, c in clients.items()})
@@ -342,20 +347,21 @@ except ValueError as error:
 # %% [markdown]
 # ## The helper, and a parity check
 #
-# `sa.secure_sum` runs the four rounds of Bonawitz et al.'s protocol (Figure 4, the
-# honest-but-curious version) among simulated clients: advertise two public keys (one for an
+# `secagg_protocol.secure_sum` runs the four rounds of Bonawitz et al.'s protocol (Figure 4,
+# the honest-but-curious version) among simulated clients: advertise two public keys (one for an
 # encrypted channel, one for the masks), share both secrets with Shamir (ChaCha20-Poly1305
 # encrypted, relayed by the server, which cannot read them), send the double-masked input,
 # reveal the right shares. It agrees with the from-scratch sum, tolerates dropouts up to the
 # threshold (before or after masking), and refuses below it:
 
 # %%
-result = sa.secure_sum(x, modulus_bits=BITS, threshold=3, dropped_before_masking=[4])
+result = secagg_protocol.secure_sum(x, modulus_bits=BITS, threshold=3,
+                                    dropped_before_masking=[4])
 np.testing.assert_array_equal(result.total, sum(x[:4]))  # parity with Step 4's repaired sum
 print("helper, client 5 dropped before masking: exact =", np.array_equal(result.total, sum(x[:4])))
 try:
-    sa.secure_sum(x, modulus_bits=BITS, threshold=3, dropped_before_masking=[3, 4],
-                  dropped_before_unmasking=[2])
+    secagg_protocol.secure_sum(x, modulus_bits=BITS, threshold=3,
+                               dropped_before_masking=[3, 4], dropped_before_unmasking=[2])
 except ValueError as error:
     print("ValueError:", error)
 
@@ -375,8 +381,8 @@ for _ in range(1000):
     drop = trial_rng.choice(n, size=int(trial_rng.integers(0, n - t + 1)), replace=False)
     early = [int(k) for k in drop if trial_rng.random() < 0.5]
     late = [int(k) for k in drop if k not in early]
-    out = sa.secure_sum(inputs, modulus_bits=bits, threshold=t, dropped_before_masking=early,
-                        dropped_before_unmasking=late)
+    out = secagg_protocol.secure_sum(inputs, modulus_bits=bits, threshold=t,
+                                     dropped_before_masking=early, dropped_before_unmasking=late)
     exact += np.array_equal(out.total, sum(inputs[k] for k in range(n) if k not in early))
     with_dropouts += len(drop) > 0
 print(f"{exact} of 1000 trials exact ({with_dropouts} of them with dropouts)")
@@ -395,12 +401,14 @@ print(f"{exact} of 1000 trials exact ({with_dropouts} of them with dropouts)")
 # by ChaCha20 keyed with OS entropy), so the floating-point leak of notebook 01 cannot happen.
 
 # %%
-noise = sa.discrete_gaussian(400, 100_000, source=sa.NoiseSource.secret())
+noise = discrete_noise.discrete_gaussian(400, 100_000,
+                                         source=discrete_noise.NoiseSource.secret())
 values = np.arange(-70, 71)
 fig, ax = plt.subplots(figsize=(6, 3))
 counts, _ = np.histogram(noise, bins=np.arange(-70.5, 71.5))
 ax.bar(values, counts / noise.size, width=1.0, color="C0", alpha=0.6, label="100,000 draws")
-ax.plot(values, sa.discrete_gaussian_pmf(values, 400), "k.", ms=3, label="$P(y)$, variance 400")
+ax.plot(values, discrete_noise.discrete_gaussian_pmf(values, 400), "k.", ms=3,
+        label="$P(y)$, variance 400")
 ax.set(xlabel="y", ylabel="frequency")
 ax.legend()
 fig.tight_layout()
@@ -468,10 +476,11 @@ print(f"ratio distributed / central (PLD): {z_distributed / z_central:.2f}; "
 # %% [markdown]
 # ## The rule in the training loop
 #
-# `sa.DistributedDPSecAgg` is an `AggregationRule` (the architecture of notebook 04): each sampled
-# client clips, quantises, adds its noise and takes part in `secure_sum`; the server divides the
-# sum by $s$ and by $qN$. Without noise it is secure aggregation of clipped updates and must agree
-# with `aggregation.DPFedAvg(noise_multiplier=0)` up to the rounding ($\le 1/s$ per coordinate).
+# `distributed_dp.DistributedDPSecAgg` is an `AggregationRule` (the architecture of notebook
+# 04): each sampled client clips, quantises, adds its noise and takes part in `secure_sum`; the
+# server divides the sum by $s$ and by $qN$. Without noise it is secure aggregation of clipped
+# updates and must agree with `aggregation.DPFedAvg(noise_multiplier=0)` up to the rounding
+# ($\le 1/s$ per coordinate).
 # A three-round parity check through `training.run_fedavg` on notebook 04's federation:
 
 # %%
@@ -482,7 +491,7 @@ common = dict(num_rounds=3, clients_per_round=20, local_epochs=1, batch_size=10,
 plain = training.run_fedavg(models.make_softmax_regression, federation.client_datasets, **common,
                             aggregation_rule=aggregation.DPFedAvg(
                                 clipping_norm=0.5, noise_multiplier=0.0, expected_clients=20))
-rule = sa.DistributedDPSecAgg(clipping_norm=0.5, expected_clients=20)
+rule = distributed_dp.DistributedDPSecAgg(clipping_norm=0.5, expected_clients=20)
 secure = training.run_fedavg(models.make_softmax_regression, federation.client_datasets,
                              **common, aggregation_rule=rule)
 gap = max(float(np.max(np.abs(a - b))) for a, b in zip(secure.final_weights,
@@ -567,11 +576,11 @@ plt.show()
 
 # %% tags=["nbval-check-output"]
 for n, d, paper in ((2**10, 2**20, 1.73), (2**14, 2**24, 1.98)):
-    ours = sa.expansion_factor(num_clients=n, dimension=d, value_bits=16)
+    ours = secagg_protocol.expansion_factor(num_clients=n, dimension=d, value_bits=16)
     print(f"n = 2^{int(math.log2(n))}, d = 2^{int(math.log2(d))}, 16-bit: expansion "
           f"{ours:.3f} (paper: {paper}x)")
-print(f"our messages: public key {sa.PUBLIC_KEY_BYTES} B, encrypted pair of shares "
-      f"{sa.ENCRYPTED_SHARE_BYTES} B, share {sa.SHARE_BYTES} B")
+print(f"our messages: public key {secagg_crypto.PUBLIC_KEY_BYTES} B, encrypted pair of shares "
+      f"{secagg_crypto.ENCRYPTED_SHARE_BYTES} B, share {secagg_crypto.SHARE_BYTES} B")
 
 # %% [markdown]
 # The table from the benchmark, with the paper's sizes against 16-bit plain updates and with this
@@ -619,7 +628,7 @@ print(f"per client, quantising + discrete Gaussian noise for {cost['dimension']:
 
 # %% tags=["nbval-check-output"]
 for k in (2**14, 200, 64):
-    bits = sa.client_bits(num_clients=k, dimension=7850, value_bits=32 - 14)
+    bits = secagg_protocol.client_bits(num_clients=k, dimension=7850, value_bits=32 - 14)
     print(f"neighbours k = {k:>5}: {bits / 8 / 1024:8.0f} KiB per client "
           f"({bits / (32 * 7850):.2f}x a float32 update)")
 
@@ -672,7 +681,7 @@ min_bits = None  # replace None by an integer
 # Check cell
 truth = (100 * 2**12).bit_length() + 1
 try:  # the helper agrees: one bit fewer is rejected before any message is sent
-    sa.secure_sum([np.full(1, 2**12, dtype=np.int64)] * 100, modulus_bits=truth - 1)
+    secagg_protocol.secure_sum([np.full(1, 2**12, dtype=np.int64)] * 100, modulus_bits=truth - 1)
 except ValueError as error:
     assert "too small for the sum" in str(error)
 if min_bits is None:
@@ -703,7 +712,7 @@ def recover_other(my_input, secure_total):
 # Check cell
 pair = [rng.integers(-50, 50, 8) for _ in range(2)]
 try:
-    total = sa.secure_sum(pair, modulus_bits=16, threshold=2).total
+    total = secagg_protocol.secure_sum(pair, modulus_bits=16, threshold=2).total
     np.testing.assert_array_equal(recover_other(pair[0], total), pair[1])
     print("Correct: with two clients the sum gives the other input away; use many clients "
           "per round and add noise.")

@@ -785,7 +785,8 @@ REGISTRY += [
 
 # ============================================ issue 25: the remaining modules of fl_helpers
 # audit, attacks, dp_sgd, cross_silo, engine, deploy, cli, plotting, quiet, reproducibility,
-# secure_aggregation (its table is tests/test_secure_aggregation.py's ENTRIES) and the widget
+# secagg_crypto, secagg_protocol and distributed_dp (their table is
+# tests/test_secure_aggregation.py's ENTRIES) and the widget
 # modules' plain functions.
 
 import test_secure_aggregation  # noqa: E402
@@ -793,16 +794,19 @@ import test_secure_aggregation  # noqa: E402
 from fl_helpers import (  # noqa: E402
     attacks,
     audit,
+    distributed_dp,
     dp_sgd,
     quiet,
     reproducibility,
-    secure_aggregation,
+    secagg_crypto,
+    secagg_protocol,
 )
 
-MODULES += (audit, attacks, dp_sgd, quiet, reproducibility, secure_aggregation)
+MODULES += (audit, attacks, dp_sgd, quiet, reproducibility, secagg_crypto, secagg_protocol,
+            distributed_dp)
 
 #: Public functions fuzzed by another table of the same kind, one table per function:
-#: secure_aggregation's, in tests/test_secure_aggregation.py (ENTRIES), and cli.main's, in
+#: secure aggregation's, in tests/test_secure_aggregation.py (ENTRIES), and cli.main's, in
 #: tests/test_cli.py (FLAG_FUZZ, BAD_ARGV: exit status 2, not an exception), and deploy's
 #: run_deployment and main, in tests/test_deploy.py (RUN_FUZZ, MAIN_FUZZ: they start Flower).
 FUZZED_ELSEWHERE = {function for _, function, _, _ in test_secure_aggregation.ENTRIES}

@@ -19,12 +19,15 @@ from scipy import stats
 
 from fl_helpers import _validation as v
 from fl_helpers import accounting, aggregation
-from fl_helpers import secure_aggregation as sa
+from fl_helpers import discrete_noise as dn
+from fl_helpers import distributed_dp as ddp
+from fl_helpers import secagg_crypto as crypto
+from fl_helpers import secagg_protocol as protocol
 
 
-def _reproducible(seed: int) -> sa.NoiseSource:
+def _reproducible(seed: int) -> dn.NoiseSource:
     with pytest.warns(UserWarning, match="not private|no privacy"):
-        return sa.NoiseSource.reproducible(seed)
+        return dn.NoiseSource.reproducible(seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -47,7 +50,7 @@ def test_masked_sum_equals_plain_sum_on_1000_random_trials_with_dropouts():
         early = [int(k) for k in dropped if rng.random() < 0.5]
         late = [int(k) for k in dropped if k not in early]
         with_drops += bool(num_dropped)
-        result = sa.secure_sum(inputs, modulus_bits=bits, threshold=t,
+        result = protocol.secure_sum(inputs, modulus_bits=bits, threshold=t,
                                dropped_before_masking=early, dropped_before_unmasking=late)
         expected = sum(inputs[k] for k in range(n) if k not in early)
         np.testing.assert_array_equal(result.total, expected)
@@ -58,21 +61,21 @@ def test_masked_sum_equals_plain_sum_on_1000_random_trials_with_dropouts():
 def test_reconstruction_below_threshold_fails_with_a_clear_error():
     inputs = [np.arange(5) + k for k in range(6)]
     with pytest.raises(ValueError, match="threshold=4 .*got 3.*dropped"):
-        sa.secure_sum(inputs, modulus_bits=16, threshold=4, dropped_before_masking=[0, 1],
+        protocol.secure_sum(inputs, modulus_bits=16, threshold=4, dropped_before_masking=[0, 1],
                       dropped_before_unmasking=[2])
 
 
 def test_shamir_any_t_shares_reconstruct_and_t_minus_1_refuse():
     rng = np.random.default_rng(1)
     secret = 2**128 + 12345
-    shares = sa.shamir_share(secret, num_shares=7, threshold=4)
+    shares = crypto.shamir_share(secret, num_shares=7, threshold=4)
     for _ in range(20):
         subset = [shares[i] for i in rng.choice(7, size=4, replace=False)]
-        assert sa.shamir_reconstruct(subset, threshold=4) == secret
+        assert crypto.shamir_reconstruct(subset, threshold=4) == secret
     with pytest.raises(ValueError, match="at least threshold=4 shares, got 3"):
-        sa.shamir_reconstruct(shares[:3], threshold=4)
+        crypto.shamir_reconstruct(shares[:3], threshold=4)
     # Interpolating 3 shares as if t were 3 gives a wrong secret, not the real one.
-    assert sa.shamir_reconstruct(shares[:3], threshold=3) != secret
+    assert crypto.shamir_reconstruct(shares[:3], threshold=3) != secret
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,34 +109,34 @@ def test_the_server_stores_only_masked_vectors():
     # attacks the whole view.
     rng = np.random.default_rng(2)
     inputs = [rng.integers(-100, 100, 64) for _ in range(8)]
-    result = sa.secure_sum(inputs, modulus_bits=20, dropped_before_masking=[3],
+    result = protocol.secure_sum(inputs, modulus_bits=20, dropped_before_masking=[3],
                            dropped_before_unmasking=[5])
     held = _arrays_in(result.server)
     assert len(held) == 7  # the seven masked vectors that arrived
     for array in held:
         for x in inputs:
-            assert not np.array_equal(array, sa.to_modular(x, 20))
+            assert not np.array_equal(array, crypto.to_modular(x, 20))
             # not even close: a masked vector agrees with the input in about 64 / 2^20 entries
-            assert np.mean(array == sa.to_modular(x, 20)) < 0.05
+            assert np.mean(array == crypto.to_modular(x, 20)) < 0.05
     np.testing.assert_array_equal(result.total, sum(x for k, x in enumerate(inputs) if k != 3))
 
 
 def test_masked_vectors_look_uniform_and_the_test_has_power():
     bits = 8
     inputs = [np.full(4096, 7, dtype=np.int64) for _ in range(5)]  # the same, very non-uniform
-    result = sa.secure_sum(inputs, modulus_bits=bits)
+    result = protocol.secure_sum(inputs, modulus_bits=bits)
     for masked in result.server.masked_inputs.values():
         counts = np.bincount(masked.astype(np.int64), minlength=2**bits)
         assert stats.chisquare(counts).pvalue > 1e-6
-    plain = np.bincount(sa.to_modular(inputs[0], bits).astype(np.int64), minlength=2**bits)
+    plain = np.bincount(crypto.to_modular(inputs[0], bits).astype(np.int64), minlength=2**bits)
     assert stats.chisquare(plain).pvalue < 1e-100  # the same test rejects what is not masked
 
 
 def test_prg_masks_are_uniform_for_a_fixed_seed():
-    mask = sa.prg_mask(bytes(range(16)), 200_000, modulus_bits=10)
+    mask = crypto.prg_mask(bytes(range(16)), 200_000, modulus_bits=10)
     assert mask.max() < 2**10
     assert stats.chisquare(np.bincount(mask.astype(np.int64), minlength=2**10)).pvalue > 0.001
-    np.testing.assert_array_equal(mask, sa.prg_mask(bytes(range(16)), 200_000, modulus_bits=10))
+    np.testing.assert_array_equal(mask, crypto.prg_mask(bytes(range(16)), 200_000, modulus_bits=10))
 
 
 def test_without_self_masks_a_late_input_is_exposed_and_double_masking_stops_it():
@@ -141,9 +144,9 @@ def test_without_self_masks_a_late_input_is_exposed_and_double_masking_stops_it(
     inputs = {u: rng.integers(-50, 50, 16) for u in (1, 2, 3, 4)}
 
     def setup(double):
-        clients = {u: sa.SecAggClient(u, threshold=3, modulus_bits=16, double_masking=double)
+        clients = {u: protocol.SecAggClient(u, threshold=3, modulus_bits=16, double_masking=double)
                    for u in inputs}
-        server = sa.SecAggServer(threshold=3, modulus_bits=16, size=16, double_masking=double)
+        server = protocol.SecAggServer(threshold=3, modulus_bits=16, size=16, double_masking=double)
         for u, c in clients.items():
             server.receive_keys(u, c.advertise_keys())
         inboxes = server.route({u: c.share_keys(server.public_keys)
@@ -157,10 +160,10 @@ def test_without_self_masks_a_late_input_is_exposed_and_double_masking_stops_it(
     for u in (1, 2, 3):
         clients[u].masked_input(inputs[u], inboxes[u])
     shares = [(u, clients[u].reveal_shares([1, 2, 3], [4])[4][1]) for u in (1, 2, 3)]
-    seed = sa.shamir_reconstruct(shares, threshold=3).to_bytes(sa.SEED_BYTES, "big")
+    seed = crypto.shamir_reconstruct(shares, threshold=3).to_bytes(crypto.SEED_BYTES, "big")
     others = {u: server.public_keys[u][1] for u in inputs}
-    exposed = (late - sa.pairwise_mask_sum(seed, 4, others, 16, 16, b"")) & np.uint64(2**16 - 1)
-    np.testing.assert_array_equal(sa.from_modular(exposed, 16), inputs[4])
+    exposed = (late - crypto.pairwise_mask_sum(seed, 4, others, 16, 16, b"")) & np.uint64(2**16 - 1)
+    np.testing.assert_array_equal(crypto.from_modular(exposed, 16), inputs[4])
 
     # Double masking: the late input also carries a self mask, whose shares are only given out
     # for clients counted as included; asking for both refuses.
@@ -179,14 +182,14 @@ def test_without_self_masks_a_late_input_is_exposed_and_double_masking_stops_it(
 def test_threshold_above_n_is_rejected():
     with pytest.raises(ValueError, match="threshold must be <= the number of clients \\(3\\), "
                                          "got 4"):
-        sa.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8, threshold=4)
+        protocol.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8, threshold=4)
 
 
 def test_modulus_too_small_for_the_sum_is_rejected():
     inputs = [np.full(3, 100, dtype=np.int64) for _ in range(4)]  # |sum| up to 400 > 2^7
     with pytest.raises(ValueError, match="modulus_bits=8 is too small for the sum.*400.*>= 10"):
-        sa.secure_sum(inputs, modulus_bits=8)
-    assert np.array_equal(sa.secure_sum(inputs, modulus_bits=10).total, np.full(3, 400))
+        protocol.secure_sum(inputs, modulus_bits=8)
+    assert np.array_equal(protocol.secure_sum(inputs, modulus_bits=10).total, np.full(3, 400))
 
 
 @pytest.mark.parametrize("bad, error, match", [
@@ -198,19 +201,19 @@ def test_modulus_too_small_for_the_sum_is_rejected():
 ])
 def test_non_integer_or_malformed_inputs_are_rejected(bad, error, match):
     with pytest.raises(error, match=match):
-        sa.secure_sum(bad, modulus_bits=16)
+        protocol.secure_sum(bad, modulus_bits=16)
 
 
 @pytest.mark.parametrize("bits, error", [(0, ValueError), (63, ValueError), (8.0, TypeError),
                                          (True, TypeError)])
 def test_bad_modulus_bits(bits, error):
     with pytest.raises(error, match="modulus_bits"):
-        sa.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=bits)
+        protocol.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=bits)
 
 
 def test_bad_dropout_ids_are_rejected():
     with pytest.raises(ValueError, match="dropped_before_masking must hold ids in 0..2"):
-        sa.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8,
+        protocol.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8,
                       dropped_before_masking=[3])
 
 
@@ -222,22 +225,22 @@ def test_bad_dropout_ids_are_rejected():
 def test_stochastic_rounding_is_unbiased_and_within_the_norm_bound():
     source = _reproducible(4)
     x = np.array([0.3, -0.25, 0.1, 0.0])  # norm < C = 1
-    rounded = np.array([sa.quantize(x, clipping_norm=1.0, scale=10.0, source=source)
+    rounded = np.array([ddp.quantize(x, clipping_norm=1.0, scale=10.0, source=source)
                         for _ in range(20_000)])
     # standard error of each mean <= 0.5 / sqrt(20000) = 0.0035; tolerance 0.02 is ~6 of them
     np.testing.assert_allclose(rounded.mean(axis=0), 10 * x, atol=0.02)
-    bound = sa.quantized_norm_bound(clipping_norm=1.0, scale=10.0, dimension=4)
+    bound = ddp.quantized_norm_bound(clipping_norm=1.0, scale=10.0, dimension=4)
     assert np.linalg.norm(rounded, axis=1).max() <= bound
-    big = sa.quantize(np.array([30.0, 40.0]), clipping_norm=1.0, scale=10.0, source=source)
+    big = ddp.quantize(np.array([30.0, 40.0]), clipping_norm=1.0, scale=10.0, source=source)
     assert np.linalg.norm(big) <= 10 + math.sqrt(2)  # clipped to 1 first
 
 
 @pytest.mark.parametrize("variance", [1, 4, 1000])
 def test_discrete_gaussian_matches_its_pmf(variance):
-    draws = sa.discrete_gaussian(variance, 100_000, source=_reproducible(5))
+    draws = dn.discrete_gaussian(variance, 100_000, source=_reproducible(5))
     span = int(4 * math.sqrt(variance))
     values = np.arange(-span, span + 1)
-    pmf = sa.discrete_gaussian_pmf(values, variance)
+    pmf = dn.discrete_gaussian_pmf(values, variance)
     counts = np.array([np.sum(draws == k) for k in values])
     inside = counts.sum()
     expected = pmf / pmf.sum() * inside
@@ -251,16 +254,16 @@ def test_discrete_gaussian_matches_its_pmf(variance):
 
 def test_discrete_gaussian_rejects_a_wrong_variance_or_source():
     with pytest.raises(TypeError, match="variance must be an integer"):
-        sa.discrete_gaussian(2.5, 3, source=_reproducible(0))
+        dn.discrete_gaussian(2.5, 3, source=_reproducible(0))
     with pytest.raises(ValueError, match="variance must be >= 1"):
-        sa.discrete_gaussian(0, 3, source=_reproducible(0))
+        dn.discrete_gaussian(0, 3, source=_reproducible(0))
     with pytest.raises(TypeError, match="source must be a NoiseSource"):
-        sa.discrete_gaussian(4, 3, source=np.random.default_rng(0))
+        dn.discrete_gaussian(4, 3, source=np.random.default_rng(0))
 
 
 def test_secret_noise_is_not_reproducible():
-    a = sa.discrete_gaussian(100, 50, source=sa.NoiseSource.secret())
-    b = sa.discrete_gaussian(100, 50, source=sa.NoiseSource.secret())
+    a = dn.discrete_gaussian(100, 50, source=dn.NoiseSource.secret())
+    b = dn.discrete_gaussian(100, 50, source=dn.NoiseSource.secret())
     assert not np.array_equal(a, b)
 
 
@@ -315,17 +318,17 @@ def test_ddg_epsilon_matches_dp_accounting_for_an_unsampled_gaussian():
 
 
 def test_expansion_factors_reproduce_bonawitz_et_al():
-    assert sa.expansion_factor(num_clients=2**10, dimension=2**20, value_bits=16) == \
+    assert protocol.expansion_factor(num_clients=2**10, dimension=2**20, value_bits=16) == \
         pytest.approx(1.73, abs=0.005)
-    assert sa.expansion_factor(num_clients=2**14, dimension=2**24, value_bits=16) == \
+    assert protocol.expansion_factor(num_clients=2**14, dimension=2**24, value_bits=16) == \
         pytest.approx(1.98, abs=0.005)
 
 
 def test_bytes_sent_match_the_message_sizes():
     n, d, bits = 5, 100, 16
-    result = sa.secure_sum([np.zeros(d, dtype=np.int64)] * n, modulus_bits=bits)
-    expected = (2 * sa.PUBLIC_KEY_BYTES + (n - 1) * sa.ENCRYPTED_SHARE_BYTES
-                + d * bits // 8 + n * sa.SHARE_BYTES)
+    result = protocol.secure_sum([np.zeros(d, dtype=np.int64)] * n, modulus_bits=bits)
+    expected = (2 * crypto.PUBLIC_KEY_BYTES + (n - 1) * crypto.ENCRYPTED_SHARE_BYTES
+                + d * bits // 8 + n * crypto.SHARE_BYTES)
     assert set(result.bytes_sent.values()) == {expected}
 
 
@@ -341,7 +344,7 @@ def test_rule_without_noise_matches_dp_fedavg_without_noise():
     context = aggregation.RoundContext(round_index=0, num_clients=60)
     plain = aggregation.DPFedAvg(clipping_norm=0.3, noise_multiplier=0.0,
                                  expected_clients=6.0).aggregate(deltas, np.ones(6), context)
-    rule = sa.DistributedDPSecAgg(clipping_norm=0.3, expected_clients=6.0,
+    rule = ddp.DistributedDPSecAgg(clipping_norm=0.3, expected_clients=6.0,
                                   source=_reproducible(7))
     secure = rule.aggregate(deltas, np.ones(6), context)
     # quantisation error: at most 1 / s per client, divided by 6 clients... times 6 clients
@@ -352,7 +355,7 @@ def test_rule_without_noise_matches_dp_fedavg_without_noise():
 
 def test_rule_noise_has_the_planned_variance():
     deltas = [[np.zeros(4000, dtype=np.float32)] for _ in range(10)]
-    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
+    rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
                                   noise_multiplier=0.5, source=_reproducible(8))
     update = rule.aggregate(deltas, np.ones(10),
                             aggregation.RoundContext(round_index=0, num_clients=100))[0]
@@ -365,14 +368,14 @@ def test_rule_noise_has_the_planned_variance():
 
 def test_rule_checks_its_arguments():
     with pytest.raises(ValueError, match="clipping_norm must be > 0"):
-        sa.DistributedDPSecAgg(clipping_norm=0.0, expected_clients=1.0)
+        ddp.DistributedDPSecAgg(clipping_norm=0.0, expected_clients=1.0)
     with pytest.raises(TypeError, match="source must be a NoiseSource"):
-        sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, source=1)
-    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, modulus_bits=8)
+        ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, source=1)
+    rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, modulus_bits=8)
     with pytest.raises(ValueError, match="modulus_bits=8 is too small for the sum of 3"):
         rule.aggregate([[np.ones(3, dtype=np.float32)]] * 3, np.ones(3),
                        aggregation.RoundContext(round_index=0, num_clients=3))
-    assert repr(sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0).source) == \
+    assert repr(ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0).source) == \
         "NoiseSource.secret()"
 
 
@@ -388,7 +391,7 @@ def test_rule_plugs_into_run_fedavg():
                                 aggregation_rule=aggregation.DPFedAvg(
                                     clipping_norm=0.5, noise_multiplier=0.0,
                                     expected_clients=3.0))
-    rule = sa.DistributedDPSecAgg(clipping_norm=0.5, expected_clients=3.0,
+    rule = ddp.DistributedDPSecAgg(clipping_norm=0.5, expected_clients=3.0,
                                   source=_reproducible(10))
     secure = training.run_fedavg(models.make_softmax_regression, clients, **common,
                                  aggregation_rule=rule)
@@ -405,19 +408,19 @@ def test_rule_plugs_into_run_fedavg():
 _run_with_timeout = guards.run_with_timeout
 
 
-_PUBLIC_KEY = sa.SecAggClient(2, threshold=2, modulus_bits=8).advertise_keys()[1]
+_PUBLIC_KEY = protocol.SecAggClient(2, threshold=2, modulus_bits=8).advertise_keys()[1]
 
 #: The calls that computed 2**modulus_bits before checking it (2**(2**64) never finishes).
 HUGE_BITS_CALLS = {
-    "to_modular": lambda b: sa.to_modular(np.arange(3), b),
-    "from_modular": lambda b: sa.from_modular(np.arange(3, dtype=np.uint64), b),
-    "pairwise_mask_sum": lambda b: sa.pairwise_mask_sum(bytes(16), 1, {2: _PUBLIC_KEY}, 3, b,
+    "to_modular": lambda b: crypto.to_modular(np.arange(3), b),
+    "from_modular": lambda b: crypto.from_modular(np.arange(3, dtype=np.uint64), b),
+    "pairwise_mask_sum": lambda b: crypto.pairwise_mask_sum(bytes(16), 1, {2: _PUBLIC_KEY}, 3, b,
                                                         b""),
-    "SecAggClient": lambda b: sa.SecAggClient(1, threshold=2, modulus_bits=b),
-    "SecAggServer": lambda b: sa.SecAggServer(threshold=2, modulus_bits=b, size=3),
-    "prg_mask": lambda b: sa.prg_mask(bytes(16), 3, modulus_bits=b),
-    "secure_sum": lambda b: sa.secure_sum([np.arange(3)] * 3, modulus_bits=b),
-    "DistributedDPSecAgg": lambda b: sa.DistributedDPSecAgg(clipping_norm=1.0,
+    "SecAggClient": lambda b: protocol.SecAggClient(1, threshold=2, modulus_bits=b),
+    "SecAggServer": lambda b: protocol.SecAggServer(threshold=2, modulus_bits=b, size=3),
+    "prg_mask": lambda b: crypto.prg_mask(bytes(16), 3, modulus_bits=b),
+    "secure_sum": lambda b: protocol.secure_sum([np.arange(3)] * 3, modulus_bits=b),
+    "DistributedDPSecAgg": lambda b: ddp.DistributedDPSecAgg(clipping_norm=1.0,
                                                             expected_clients=1.0,
                                                             modulus_bits=b),
 }
@@ -438,28 +441,28 @@ def test_integers_beyond_2_53_are_refused_where_they_would_pass_through_float64(
     source = _reproducible(11)
     exact = np.array([2**53, -3, 0])
     np.testing.assert_array_equal(  # up to 2^53 integers are converted exactly
-        sa.quantize(exact, clipping_norm=1.0, scale=1.0, source=source),
-        sa.quantize(exact.astype(np.float64), clipping_norm=1.0, scale=1.0,
+        ddp.quantize(exact, clipping_norm=1.0, scale=1.0, source=source),
+        ddp.quantize(exact.astype(np.float64), clipping_norm=1.0, scale=1.0,
                     source=_reproducible(11)))
     for big in (2**53 + 1, -(2**60)):
         with pytest.raises(ValueError, match="update must hold integers of magnitude <= 2\\*\\*53"):
-            sa.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, source=source)
+            ddp.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, source=source)
         with pytest.raises(ValueError, match="values must have magnitude <= 2\\*\\*53"):
-            sa.discrete_gaussian_pmf(np.array([big]), 4.0)
+            dn.discrete_gaussian_pmf(np.array([big]), 4.0)
     # The discrete Gaussian takes an exact integer variance, bounded far below 2^53 (any
     # integer up to 5e7, t (t - 1) up to 1e15) ...
     with pytest.raises(ValueError, match="variance must be <= 1000000000000000"):
-        sa.discrete_gaussian(2**53 + 1, 3, source=source)
+        dn.discrete_gaussian(2**53 + 1, 3, source=source)
     with pytest.raises(ValueError, match="or of the form t \\(t - 1\\)"):
-        sa.discrete_gaussian(sa.MAX_VARIANCE + 1, 3, source=source)
+        dn.discrete_gaussian(dn.MAX_VARIANCE + 1, 3, source=source)
     with pytest.raises(TypeError, match="variance must be an integer"):
-        sa.discrete_gaussian(float(2**53), 3, source=source)
+        dn.discrete_gaussian(float(2**53), 3, source=source)
     # ... and quantisation refuses a scale whose products float64 could not round exactly (or
     # that would overflow int64: 1e30 once became -2^63).
     with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
-        sa.quantize(np.array([0.5]), clipping_norm=1.0, scale=1e30, source=source)
+        ddp.quantize(np.array([0.5]), clipping_norm=1.0, scale=1e30, source=source)
     with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
-        sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, scale=2.0**60)
+        ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, scale=2.0**60)
 
 
 def test_a_round_with_fewer_than_two_clients_carries_the_whole_noise():
@@ -467,7 +470,7 @@ def test_a_round_with_fewer_than_two_clients_carries_the_whole_noise():
     secret sample held at most one client. Such rounds are released with the whole noise, one
     or zero clients alike, and their noise has the variance of a full round's."""
     d = 4000
-    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
+    rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
                                   noise_multiplier=0.5, source=_reproducible(9))
     context = aggregation.RoundContext(round_index=0, num_clients=100)
     full = 0.5 * rule.sensitivity(d)  # sigma on the integer sum
@@ -481,9 +484,9 @@ def test_a_round_with_fewer_than_two_clients_carries_the_whole_noise():
 
 
 def test_a_round_needs_a_majority_threshold():
-    rule = sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0)
+    rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0)
     with pytest.raises(ValueError, match="threshold_fraction must be > 1/2, got 0.5"):
-        sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, threshold_fraction=0.5)
+        ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, threshold_fraction=0.5)
     with pytest.raises(ValueError, match="deltas must be finite"):
         rule.aggregate([[np.array([np.nan], dtype=np.float32)]] * 2, np.ones(2),
                        aggregation.RoundContext(round_index=0, num_clients=3))
@@ -491,7 +494,7 @@ def test_a_round_needs_a_majority_threshold():
     for n in (2, 3, 4, 5):
         inputs = [np.arange(4) + k for k in range(n)]
         t = n // 2 + 1
-        total = sa.secure_sum(inputs, modulus_bits=16, threshold=t).total
+        total = protocol.secure_sum(inputs, modulus_bits=16, threshold=t).total
         np.testing.assert_array_equal(total, sum(inputs))
 
 
@@ -516,8 +519,8 @@ DICT = [None, [1, 2], "abc", {0: b""}, {2**20: b""}, {"1": b""}, {1.0: b""}]
 
 def _setup_round(step):
     """A 3-client round (t = 2) advanced to ``step``; returns (clients, server, inboxes)."""
-    clients = {u: sa.SecAggClient(u, threshold=2, modulus_bits=8) for u in (1, 2, 3)}
-    server = sa.SecAggServer(threshold=2, modulus_bits=8, size=3)
+    clients = {u: protocol.SecAggClient(u, threshold=2, modulus_bits=8) for u in (1, 2, 3)}
+    server = protocol.SecAggServer(threshold=2, modulus_bits=8, size=3)
     for u, c in clients.items():
         server.receive_keys(u, c.advertise_keys())
     if step == "keys":
@@ -539,7 +542,7 @@ def _server(step):
 
 
 def _shares():
-    return sa.shamir_share(12345, num_shares=3, threshold=2)[:2]
+    return crypto.shamir_share(12345, num_shares=3, threshold=2)[:2]
 
 
 _LATEST: dict = {}
@@ -559,62 +562,62 @@ def _responses():
 
 #: (label, function(**kwargs), valid kwargs factory, {argument: bad values}).
 ENTRIES = [
-    ("prg_mask", sa.prg_mask, lambda: dict(seed=bytes(16), size=3, modulus_bits=8),
-     {"seed": [*BYTES, bytes(15)], "size": [*INDEX, sa.MAX_SIZE + 1],
+    ("prg_mask", crypto.prg_mask, lambda: dict(seed=bytes(16), size=3, modulus_bits=8),
+     {"seed": [*BYTES, bytes(15)], "size": [*INDEX, dn.MAX_SIZE + 1],
       "modulus_bits": [*COUNT, 63]}),
-    ("NoiseSource.reproducible", sa.NoiseSource.reproducible, lambda: dict(seed=0, warn=False),
+    ("NoiseSource.reproducible", dn.NoiseSource.reproducible, lambda: dict(seed=0, warn=False),
      {"seed": INDEX, "warn": FLAG}),
-    ("NoiseSource.words", lambda size: sa.NoiseSource.secret().words(size), lambda: dict(size=3),
-     {"size": [*INDEX, sa.MAX_SIZE + 1]}),
-    ("NoiseSource.uniform", lambda size: sa.NoiseSource.secret().uniform(size),
-     lambda: dict(size=3), {"size": [*INDEX, sa.MAX_SIZE + 1]}),
-    ("NoiseSource.below", lambda bounds: sa.NoiseSource.secret().below(bounds),
+    ("NoiseSource.words", lambda size: dn.NoiseSource.secret().words(size), lambda: dict(size=3),
+     {"size": [*INDEX, dn.MAX_SIZE + 1]}),
+    ("NoiseSource.uniform", lambda size: dn.NoiseSource.secret().uniform(size),
+     lambda: dict(size=3), {"size": [*INDEX, dn.MAX_SIZE + 1]}),
+    ("NoiseSource.below", lambda bounds: dn.NoiseSource.secret().below(bounds),
      lambda: dict(bounds=np.array([3, 5])), {"bounds": [*INT_ARRAY, np.array([0, 3]),
                                                          np.array([-2])]}),
-    ("discrete_gaussian", sa.discrete_gaussian,
-     lambda: dict(variance=4, size=3, source=sa.NoiseSource.secret()),
-     {"variance": [*COUNT, sa.MAX_VARIANCE + 1], "size": [*INDEX, sa.MAX_SIZE + 1],
+    ("discrete_gaussian", dn.discrete_gaussian,
+     lambda: dict(variance=4, size=3, source=dn.NoiseSource.secret()),
+     {"variance": [*COUNT, dn.MAX_VARIANCE + 1], "size": [*INDEX, dn.MAX_SIZE + 1],
       "source": SOURCE}),
-    ("discrete_gaussian_pmf", sa.discrete_gaussian_pmf,
+    ("discrete_gaussian_pmf", dn.discrete_gaussian_pmf,
      lambda: dict(values=np.arange(-2, 3), variance=4.0),
      {"values": [None, "abc", np.array([0.5]), np.array([np.nan]), np.array([True]),
                  np.array([2**53 + 1]), np.array([object()], dtype=object)],
       "variance": [*POSITIVE, 1e12]}),
-    ("check_modulus_bits", sa.check_modulus_bits, lambda: dict(modulus_bits=8),
+    ("check_modulus_bits", crypto.check_modulus_bits, lambda: dict(modulus_bits=8),
      {"modulus_bits": [*COUNT, 63]}),
-    ("quantize", sa.quantize,
+    ("quantize", ddp.quantize,
      lambda: dict(update=np.array([0.1, -0.2]), clipping_norm=1.0, scale=10.0,
-                  source=sa.NoiseSource.secret()),
+                  source=dn.NoiseSource.secret()),
      {"update": FLOAT_ARRAY, "clipping_norm": POSITIVE, "scale": [*POSITIVE, 1e300],
       "source": SOURCE}),
-    ("quantized_norm_bound", sa.quantized_norm_bound,
+    ("quantized_norm_bound", ddp.quantized_norm_bound,
      lambda: dict(clipping_norm=1.0, scale=10.0, dimension=4),
-     {"clipping_norm": POSITIVE, "scale": POSITIVE, "dimension": [*COUNT, sa.MAX_SIZE + 1]}),
-    ("to_modular", sa.to_modular, lambda: dict(values=np.arange(3), modulus_bits=8),
+     {"clipping_norm": POSITIVE, "scale": POSITIVE, "dimension": [*COUNT, dn.MAX_SIZE + 1]}),
+    ("to_modular", crypto.to_modular, lambda: dict(values=np.arange(3), modulus_bits=8),
      {"values": INT_ARRAY, "modulus_bits": [*COUNT, 63]}),
-    ("from_modular", sa.from_modular,
+    ("from_modular", crypto.from_modular,
      lambda: dict(residues=np.arange(3, dtype=np.uint64), modulus_bits=8),
      {"residues": [*INT_ARRAY, np.array([256]), np.array([-1])],
       "modulus_bits": [*COUNT, 63]}),
-    ("shamir_share", sa.shamir_share, lambda: dict(secret=5, num_shares=3, threshold=2),
-     {"secret": [*(x for x in INDEX if not (type(x) is int and x == 2**64)), sa.FIELD_PRIME],
-      "num_shares": [*COUNT, 1, sa.MAX_CLIENTS + 1],
+    ("shamir_share", crypto.shamir_share, lambda: dict(secret=5, num_shares=3, threshold=2),
+     {"secret": [*(x for x in INDEX if not (type(x) is int and x == 2**64)), crypto.FIELD_PRIME],
+      "num_shares": [*COUNT, 1, crypto.MAX_CLIENTS + 1],
       "threshold": [*COUNT, 1, 4]}),
-    ("shamir_reconstruct", sa.shamir_reconstruct, lambda: dict(shares=_shares(), threshold=2),
+    ("shamir_reconstruct", crypto.shamir_reconstruct, lambda: dict(shares=_shares(), threshold=2),
      {"shares": [None, "ab", 5, np.zeros((2, 2)), [(0, 1), (1, 2)], [(1.5, 2), (2, 3)],
                  [(1, -1), (2, 3)], [(1,), (2, 3)], [(1, 2), (1, 3)]],
-      "threshold": [*COUNT, 1, sa.MAX_CLIENTS + 1]}),
-    ("check_threshold", sa.check_threshold, lambda: dict(threshold=2, num_clients=3),
-     {"threshold": [*COUNT, 1, 4], "num_clients": [*COUNT, 1, sa.MAX_CLIENTS + 1]}),
-    ("pairwise_mask_sum", sa.pairwise_mask_sum,
+      "threshold": [*COUNT, 1, crypto.MAX_CLIENTS + 1]}),
+    ("check_threshold", protocol.check_threshold, lambda: dict(threshold=2, num_clients=3),
+     {"threshold": [*COUNT, 1, 4], "num_clients": [*COUNT, 1, crypto.MAX_CLIENTS + 1]}),
+    ("pairwise_mask_sum", crypto.pairwise_mask_sum,
      lambda: dict(mask_key_seed=bytes(16), me=1, public_keys={2: _PUBLIC_KEY}, size=3,
                   modulus_bits=8, round_tag=b""),
-     {"mask_key_seed": BYTES, "me": [*COUNT, sa.MAX_CLIENTS + 1],
-      "public_keys": [*DICT, {2: b"short"}, {2: "key"}], "size": [*INDEX, sa.MAX_SIZE + 1],
+     {"mask_key_seed": BYTES, "me": [*COUNT, crypto.MAX_CLIENTS + 1],
+      "public_keys": [*DICT, {2: b"short"}, {2: "key"}], "size": [*INDEX, dn.MAX_SIZE + 1],
       "modulus_bits": [*COUNT, 63], "round_tag": ["r", 1, None, bytes(2000)]}),
-    ("SecAggClient", sa.SecAggClient,
+    ("SecAggClient", protocol.SecAggClient,
      lambda: dict(client_id=1, threshold=2, modulus_bits=8, round_tag=b"", double_masking=True),
-     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1], "threshold": [*COUNT, 1],
+     {"client_id": [*COUNT, crypto.MAX_CLIENTS + 1], "threshold": [*COUNT, 1],
       "modulus_bits": [*COUNT, 63], "round_tag": ["r", 1, None],
       "double_masking": FLAG}),
     ("SecAggClient.share_keys", lambda public_keys: _LATEST["client"].share_keys(public_keys),
@@ -629,16 +632,16 @@ ENTRIES = [
      lambda: dict(included=[1, 2, 3], dropped=[]),
      {"included": [None, "abc", 5, [1.5], [0], [1, 1, 2], [True, 2], [2**20]],
       "dropped": [None, "abc", 5, [1.5], [0], [2**20]]}),
-    ("SecAggServer", sa.SecAggServer,
+    ("SecAggServer", protocol.SecAggServer,
      lambda: dict(threshold=2, modulus_bits=8, size=3, round_tag=b"", double_masking=True),
      {"threshold": [*COUNT, 1], "modulus_bits": [*COUNT, 63],
-      "size": [*INDEX, sa.MAX_SIZE + 1], "round_tag": ["r", 1, None],
+      "size": [*INDEX, dn.MAX_SIZE + 1], "round_tag": ["r", 1, None],
       "double_masking": FLAG}),
     ("SecAggServer.receive_keys",
-     lambda client_id, keys: sa.SecAggServer(threshold=2, modulus_bits=8, size=3)
+     lambda client_id, keys: protocol.SecAggServer(threshold=2, modulus_bits=8, size=3)
      .receive_keys(client_id, keys),
      lambda: dict(client_id=1, keys=(_PUBLIC_KEY, _PUBLIC_KEY)),
-     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1],
+     {"client_id": [*COUNT, crypto.MAX_CLIENTS + 1],
       "keys": [None, b"k" * 32, (b"k", b"k"), ("a" * 32, "b" * 32), (_PUBLIC_KEY,)]}),
     ("SecAggServer.route", lambda outboxes: _server("keys").route(outboxes),
      lambda: dict(outboxes={}),
@@ -646,18 +649,18 @@ ENTRIES = [
     ("SecAggServer.receive_masked",
      lambda client_id, masked: _server("shared").receive_masked(client_id, masked),
      lambda: dict(client_id=1, masked=np.arange(3, dtype=np.uint64)),
-     {"client_id": [*COUNT, sa.MAX_CLIENTS + 1, 9],
+     {"client_id": [*COUNT, crypto.MAX_CLIENTS + 1, 9],
       "masked": [*INT_ARRAY, np.arange(4), np.array([256, 0, 0]), np.array([-1, 0, 0])]}),
     ("SecAggServer.unmask", lambda responses: _server("masked").unmask(responses),
      lambda: dict(responses=_responses()),
      {"responses": [*DICT, {1: {2: ("both", 5)}, 2: {}}, {1: {2: ("self", -1)}, 2: {}},
                     {1: [], 2: {}}]}),  # (too few responses: a test above)
-    ("secure_sum", sa.secure_sum,
+    ("secure_sum", protocol.secure_sum,
      lambda: dict(inputs=[np.arange(3)] * 3, modulus_bits=8, threshold=2,
                   dropped_before_masking=[], dropped_before_unmasking=[], round_tag=b"",
                   double_masking=True),
      {"inputs": [None, "abc", [np.arange(3)], [np.arange(3.0)] * 3, [np.array([2**62])] * 3,
-                 [[1, 2], [1]], [np.arange(3)] * (sa.MAX_CLIENTS + 1)],
+                 [[1, 2], [1]], [np.arange(3)] * (crypto.MAX_CLIENTS + 1)],
       "modulus_bits": [*COUNT, 63],
       "threshold": [*(x for x in COUNT if x is not None), 1, 4],
       "dropped_before_masking": [None, "abc", [3], [-1], [1.5]],
@@ -683,7 +686,7 @@ ENTRIES = [
                   num_rounds=3),
      {"target_epsilon": POSITIVE, "target_delta": UNIT,
       "sampling_probability": PROBABILITY, "num_rounds": COUNT}),
-    ("DistributedDPSecAgg", sa.DistributedDPSecAgg,
+    ("DistributedDPSecAgg", ddp.DistributedDPSecAgg,
      lambda: dict(clipping_norm=1.0, expected_clients=2.0, noise_multiplier=0.0, scale=None,
                   modulus_bits=32, threshold_fraction=2 / 3, source=None),
      {"clipping_norm": POSITIVE, "expected_clients": POSITIVE,
@@ -692,19 +695,19 @@ ENTRIES = [
       "modulus_bits": [*COUNT, 63], "threshold_fraction": [*PROBABILITY, 0.5],
       "source": [0, np.random.default_rng(0), "secret"]}),
     ("DistributedDPSecAgg.sensitivity",
-     lambda dimension: sa.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=2.0)
+     lambda dimension: ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=2.0)
      .sensitivity(dimension), lambda: dict(dimension=4),
-     {"dimension": [*COUNT, sa.MAX_SIZE + 1]}),
+     {"dimension": [*COUNT, dn.MAX_SIZE + 1]}),
     ("DistributedDPSecAgg.client_variance",
-     lambda dimension, num_clients: sa.DistributedDPSecAgg(
+     lambda dimension, num_clients: ddp.DistributedDPSecAgg(
          clipping_norm=1.0, expected_clients=2.0, noise_multiplier=1.0)
      .client_variance(dimension, num_clients), lambda: dict(dimension=4, num_clients=3),
-     {"dimension": [*COUNT, sa.MAX_SIZE + 1], "num_clients": [*COUNT, sa.MAX_CLIENTS + 1]}),
-    ("client_bits", sa.client_bits,
+     {"dimension": [*COUNT, dn.MAX_SIZE + 1], "num_clients": [*COUNT, crypto.MAX_CLIENTS + 1]}),
+    ("client_bits", protocol.client_bits,
      lambda: dict(num_clients=3, dimension=4, value_bits=16, key_bits=256, share_bits=256),
      {"num_clients": [*COUNT, 1], "dimension": COUNT, "value_bits": [*COUNT, 1025],
       "key_bits": [*COUNT, 2**16 + 1], "share_bits": [*COUNT, 2**16 + 1]}),
-    ("expansion_factor", sa.expansion_factor,
+    ("expansion_factor", protocol.expansion_factor,
      lambda: dict(num_clients=3, dimension=4, value_bits=16, key_bits=256, share_bits=256),
      {"num_clients": [*COUNT, 1], "dimension": COUNT, "value_bits": [*COUNT, 1025],
       "key_bits": COUNT, "share_bits": COUNT}),
@@ -739,9 +742,10 @@ def test_bad_input_is_rejected_naming_the_argument(function, valid, argument, va
 
 def test_every_public_function_and_class_of_the_module_has_an_entry():
     labels = {label.split(".")[0] for label, *_ in ENTRIES}
-    public = {name for name, obj in vars(sa).items()
+    public = {name for module in (crypto, protocol, ddp)
+              for name, obj in vars(module).items()
               if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-              and getattr(obj, "__module__", "") == sa.__name__}
+              and getattr(obj, "__module__", "") == module.__name__}
     # Not entry points: exceptions, the result record.
     exempt = {"ProtocolAbort", "MaskReuseError", "SecureSumResult"}
     assert public - exempt - labels == set()

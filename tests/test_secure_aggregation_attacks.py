@@ -19,7 +19,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fl_helpers import secure_aggregation as sa
+from fl_helpers import secagg_crypto as crypto
+from fl_helpers import secagg_protocol as protocol
 
 BITS = 16
 SIZE = 64
@@ -44,7 +45,7 @@ class Round:
         self.inputs = inputs
         self.threshold = threshold
         self.view = View()
-        self.clients = {u: sa.SecAggClient(u, threshold=threshold, modulus_bits=BITS,
+        self.clients = {u: protocol.SecAggClient(u, threshold=threshold, modulus_bits=BITS,
                                            double_masking=double_masking) for u in inputs}
         for u, c in self.clients.items():
             self.view.public_keys[u] = c.advertise_keys()
@@ -68,8 +69,8 @@ def seeds_the_server_can_rebuild(view: View, threshold: int) -> dict[tuple[int, 
     for holder, answer in view.answers:
         for owner, (kind, share) in answer.items():
             shares.setdefault((owner, kind), {})[holder] = share
-    return {key: sa.shamir_reconstruct(sorted(points.items()), threshold=threshold)
-            .to_bytes(sa.SEED_BYTES, "big")
+    return {key: crypto.shamir_reconstruct(sorted(points.items()), threshold=threshold)
+            .to_bytes(crypto.SEED_BYTES, "big")
             for key, points in shares.items() if len(points) >= threshold}
 
 
@@ -82,10 +83,10 @@ def strip_masks(view: View, threshold: int, double_masking: bool) -> dict[int, n
         if mask_seed is None or (double_masking and self_seed is None):
             continue
         others = {k: keys[1] for k, keys in view.public_keys.items()}
-        plain = masked - sa.pairwise_mask_sum(mask_seed, u, others, SIZE, BITS, b"")
+        plain = masked - crypto.pairwise_mask_sum(mask_seed, u, others, SIZE, BITS, b"")
         if double_masking:
-            plain = plain - sa.prg_mask(self_seed, SIZE, modulus_bits=BITS)
-        recovered[u] = sa.from_modular(plain & np.uint64(2**BITS - 1), BITS)
+            plain = plain - crypto.prg_mask(self_seed, SIZE, modulus_bits=BITS)
+        recovered[u] = crypto.from_modular(plain & np.uint64(2**BITS - 1), BITS)
     return recovered
 
 
@@ -118,7 +119,7 @@ def test_the_late_input_is_exposed_without_self_masks_though_no_stored_array_is_
     r = _late_round(double_masking=False)
     for masked in r.view.masked.values():  # the old criterion passes ...
         for x in r.inputs.values():
-            assert np.mean(masked == sa.to_modular(x, BITS)) < 0.05
+            assert np.mean(masked == crypto.to_modular(x, BITS)) < 0.05
     recovered = strip_masks(r.view, 3, double_masking=False)  # ... and the attack succeeds
     assert list(recovered) == [5]
     np.testing.assert_array_equal(recovered[5], r.inputs[5])
@@ -133,12 +134,12 @@ def test_the_server_view_never_holds_both_seeds_of_one_client_and_unmasks_no_inp
     assert strip_masks(r.view, 3, double_masking=True) == {}
     # Even with 5's pairwise masks removed, its late vector still carries its self mask.
     others = {k: keys[1] for k, keys in r.view.public_keys.items()}
-    residual = sa.from_modular((r.view.masked[5] - sa.pairwise_mask_sum(
+    residual = crypto.from_modular((r.view.masked[5] - crypto.pairwise_mask_sum(
         seeds[(5, "mask")], 5, others, SIZE, BITS, b"")) & np.uint64(2**BITS - 1), BITS)
     assert np.mean(residual == r.inputs[5]) < 0.05
     # Asking the survivors again, now with 5 as included, is refused: one answer per round.
     for u in (1, 2, 3, 4):
-        with pytest.raises(sa.MaskReuseError, match="second reveal_shares"):
+        with pytest.raises(protocol.MaskReuseError, match="second reveal_shares"):
             r.ask(u, included=[1, 2, 3, 4, 5], dropped=[])
     assert strip_masks(r.view, 3, double_masking=True) == {}
 
@@ -149,9 +150,9 @@ def test_asking_for_both_seeds_of_one_client_at_once_is_refused():
     r = Round(_inputs(5, 1), 3)
     for u in (1, 2, 3, 4):
         r.send(u)
-    with pytest.raises(sa.ProtocolAbort, match="refuses to unmask: clients \\[5\\]"):
+    with pytest.raises(protocol.ProtocolAbort, match="refuses to unmask: clients \\[5\\]"):
         r.ask(1, included=[1, 2, 3, 4, 5], dropped=[5])
-    with pytest.raises(sa.ProtocolAbort, match="at least threshold=3"):
+    with pytest.raises(protocol.ProtocolAbort, match="at least threshold=3"):
         r.ask(2, included=[2], dropped=[1, 3, 4, 5])
     assert r.view.answers == []
 
@@ -180,10 +181,10 @@ def test_random_rounds_with_dropouts_reveal_no_input_and_give_the_exact_sum(seed
     assert len(owners) == len(set(owners))
     assert strip_masks(r.view, t, double_masking=True) == {}
     # ... while the honest unmasking gives the exact sum of the included inputs.
-    server = sa.SecAggServer(threshold=t, modulus_bits=BITS, size=SIZE)
+    server = protocol.SecAggServer(threshold=t, modulus_bits=BITS, size=SIZE)
     server.public_keys = dict(r.view.public_keys)
     server.masked_inputs = {u: r.view.masked[u] for u in included}
-    total = sa.from_modular(server.unmask(dict(r.view.answers)), BITS)
+    total = crypto.from_modular(server.unmask(dict(r.view.answers)), BITS)
     np.testing.assert_array_equal(total, sum(r.inputs[u] for u in included))
 
 
@@ -197,17 +198,17 @@ def test_threshold_one_hands_every_seed_to_one_answer_and_is_refused():
     constant secret, so a single share is the seed (shown on the internal sharing routine,
     which skips the check); every entry point now refuses t = 1."""
     secret = 2**100 + 7
-    assert {y for _, y in sa._share(secret, 5, 1)} == {secret}
+    assert {y for _, y in crypto._share(secret, 5, 1)} == {secret}
     with pytest.raises(ValueError, match="threshold must be >= 2, got 1"):
-        sa.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8, threshold=1)
+        protocol.secure_sum([np.zeros(2, dtype=np.int64)] * 3, modulus_bits=8, threshold=1)
     with pytest.raises(ValueError, match="threshold must be >= 2, got 1"):
-        sa.shamir_share(secret, num_shares=5, threshold=1)
+        crypto.shamir_share(secret, num_shares=5, threshold=1)
     with pytest.raises(ValueError, match="threshold must be >= 2, got 1"):
-        sa.SecAggClient(1, threshold=1, modulus_bits=8)
+        protocol.SecAggClient(1, threshold=1, modulus_bits=8)
     with pytest.raises(ValueError, match="threshold must be >= 2, got 1"):
-        sa.SecAggServer(threshold=1, modulus_bits=8, size=2)
+        protocol.SecAggServer(threshold=1, modulus_bits=8, size=2)
     with pytest.raises(ValueError, match="inputs must hold at least 2"):
-        sa.secure_sum([np.zeros(2, dtype=np.int64)], modulus_bits=8)
+        protocol.secure_sum([np.zeros(2, dtype=np.int64)], modulus_bits=8)
 
 
 def _equivocate(r: Round) -> dict[int, np.ndarray]:
@@ -222,7 +223,7 @@ def _equivocate(r: Round) -> dict[int, np.ndarray]:
     for u in group_b:
         try:
             r.ask(u, included=group_b, dropped=[7])
-        except sa.MaskReuseError:
+        except protocol.MaskReuseError:
             pass  # a client in both groups answers once
     return strip_masks(r.view, t, double_masking=True)
 
@@ -234,11 +235,11 @@ def test_t_at_most_half_lets_an_equivocating_server_unmask_and_t_above_half_stop
     seed: each client sees one consistent request, and x_7 falls out. With t = 4 > n / 2 the two
     groups must share a client, who answers once, so one seed stays short of t shares."""
     with pytest.raises(ValueError, match="threshold must be > num_clients / 2 = 3.5, got 3"):
-        sa.check_threshold(3, 7)
-    with pytest.raises(sa.ProtocolAbort, match="aborts: threshold must be > num_clients / 2"):
+        protocol.check_threshold(3, 7)
+    with pytest.raises(protocol.ProtocolAbort, match="aborts: threshold must be > num_clients / 2"):
         Round(_inputs(7, 2), 3)
     # Broken variant: the majority check bypassed, the protocol runs with t = 3.
-    monkeypatch.setattr(sa, "_check_majority", lambda t, n: t)
+    monkeypatch.setattr(protocol, "_check_majority", lambda t, n: t)
     broken = Round(_inputs(7, 2), 3)
     recovered = _equivocate(broken)
     assert 7 in recovered
@@ -268,27 +269,28 @@ def test_a_second_input_under_the_same_masks_leaks_the_difference_and_is_refused
     secret_input = r.inputs[1]
     first = client._masked_input(canary, r.inboxes[1])
     second = client._masked_input(secret_input, r.inboxes[1])
-    leaked = sa.from_modular((second - first + sa.to_modular(canary, BITS))
+    leaked = crypto.from_modular((second - first + crypto.to_modular(canary, BITS))
                              & np.uint64(2**BITS - 1), BITS)
     np.testing.assert_array_equal(leaked, secret_input)
 
     r = Round(_inputs(4, 5), 3)
     client = r.clients[1]
     client.masked_input(canary, r.inboxes[1])
-    with pytest.raises(sa.MaskReuseError, match="second masked_input\\(\\) in one round"):
+    with pytest.raises(protocol.MaskReuseError, match="second masked_input\\(\\) in one round"):
         client.masked_input(r.inputs[1], r.inboxes[1])
-    with pytest.raises(sa.MaskReuseError, match="second share_keys"):
+    with pytest.raises(protocol.MaskReuseError, match="second share_keys"):
         client.share_keys(r.view.public_keys)
-    assert issubclass(sa.MaskReuseError, ValueError)  # callers that catch ValueError still do
+    assert issubclass(protocol.MaskReuseError, ValueError)  # callers that catch ValueError still do
 
 
 def test_a_client_refuses_steps_out_of_order():
     r = Round(_inputs(3, 6), 2)
-    fresh = sa.SecAggClient(9, threshold=2, modulus_bits=BITS)
-    with pytest.raises(sa.ProtocolAbort, match="masked_input\\(\\) must come after share_keys"):
+    fresh = protocol.SecAggClient(9, threshold=2, modulus_bits=BITS)
+    with pytest.raises(protocol.ProtocolAbort,
+                       match="masked_input\\(\\) must come after share_keys"):
         fresh.masked_input(r.inputs[1], {})
-    with pytest.raises(sa.ProtocolAbort, match="never advertised keys"):
+    with pytest.raises(protocol.ProtocolAbort, match="never advertised keys"):
         r.clients[1].reveal_shares([1, 2, 9], [])
-    with pytest.raises(sa.ProtocolAbort, match="must list its own advertised keys"):
-        other = sa.SecAggClient(1, threshold=2, modulus_bits=BITS)
+    with pytest.raises(protocol.ProtocolAbort, match="must list its own advertised keys"):
+        other = protocol.SecAggClient(1, threshold=2, modulus_bits=BITS)
         other.share_keys(r.view.public_keys)  # keys that are not its own under its id

@@ -11,7 +11,7 @@ import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from fl_helpers import secure_aggregation as sa
+from fl_helpers import secagg_protocol
 
 SEED = 0
 rng = np.random.default_rng(SEED)  # teaching data only
@@ -30,11 +30,11 @@ rng = np.random.default_rng(SEED)  # teaching data only
 min_bits = (100 * 2**12).bit_length() + 1
 top = [np.full(1, 2**12, dtype=np.int64)] * 100
 try:
-    sa.secure_sum(top, modulus_bits=min_bits - 1)
+    secagg_protocol.secure_sum(top, modulus_bits=min_bits - 1)
 except ValueError as error:
     print("ValueError:", error)
 print(f"min_bits = {min_bits}; the sum with {min_bits} bits:",
-      sa.secure_sum(top, modulus_bits=min_bits).total)
+      secagg_protocol.secure_sum(top, modulus_bits=min_bits).total)
 
 # %% [markdown]
 # With Kairouz et al.'s random rotation every coordinate would be about $\|x\|_2/\sqrt{d}$ instead
@@ -54,7 +54,7 @@ def recover_other(my_input, secure_total):
 
 
 pair = [rng.integers(-50, 50, 8) for _ in range(2)]
-total = sa.secure_sum(pair, modulus_bits=16, threshold=2).total
+total = secagg_protocol.secure_sum(pair, modulus_bits=16, threshold=2).total
 print("recovered:", recover_other(pair[0], total))
 print("client 2: ", pair[1])
 
