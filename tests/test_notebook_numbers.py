@@ -402,6 +402,46 @@ NUMBERS: list[Number] = [
            derive=lambda text: 1.0 if text.count(": CAUGHT") == 2 and re.search(
                r"DPFedAvg \(ours\)\s+epsilon_LB = [\d.]+ \(FPR [\d.]+, FNR [\d.]+\): "
                r"consistent", text) else 0.0),
+    # Issue 27: membership inference at matched accuracy (the no-DP models stopped early).
+    Number("05_attacks_and_defences.ipynb", "matched: no-DP accuracy after one round",
+           r"accurate than the \$\\varepsilon = 8\$\s+models \((?P<value>[\d.]+) against",
+           r"no DP, after 1 round: test accuracy (?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: DP accuracy at epsilon = 8",
+           r"models \([\d.]+ against (?P<value>[\d.]+)\), and they leak",
+           r"DP, epsilon = 8: test accuracy (?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: no-DP client LiRA AUC",
+           r"reaches an AUC of\s+(?P<value>[\d.]+) against",
+           r"no DP, after 1 round: test accuracy [\d.]+\n.*\n\s+client_lira\s+AUC "
+           r"(?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: DP client LiRA AUC",
+           r"reaches an AUC of\s+[\d.]+ against (?P<value>[\d.]+),",
+           r"DP, epsilon = 8: test accuracy [\d.]+\n.*\n\s+client_lira\s+AUC (?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: AUC gap in standard errors",
+           r"(?P<value>[\d.]+) standard errors apart",
+           r"= (?P<value>[\d.]+) standard errors of the difference"),
+    Number("05_attacks_and_defences.ipynb", "matched: no-DP clients named at 1% FPR",
+           r"names (?P<value>\d+) % of the member clients",
+           derive=lambda text: 100 * _out(
+               r"no DP, after 1 round: test accuracy [\d.]+\n.*\n\s+client_lira .*"
+               r"TPR at 1% FPR (?P<value>[\d.]+)")(text)),
+    Number("05_attacks_and_defences.ipynb", "matched: DP clients named at 1% FPR",
+           r"at 1 % FPR against (?P<value>\d+) %\.",
+           derive=lambda text: 100 * _out(
+               r"DP, epsilon = 8: test accuracy [\d.]+\n.*\n\s+client_lira .*"
+               r"TPR at 1% FPR (?P<value>[\d.]+)")(text)),
+    Number("05_attacks_and_defences.ipynb", "matched: no-DP example LiRA AUC",
+           r"smaller but clear \(AUC (?P<value>[\d.]+) against",
+           r"no DP, after 1 round: test accuracy [\d.]+\n\s+example_lira\s+AUC "
+           r"(?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: DP example LiRA AUC",
+           r"smaller but clear \(AUC [\d.]+ against\s+(?P<value>[\d.]+)\)",
+           r"DP, epsilon = 8: test accuracy [\d.]+\n\s+example_lira\s+AUC (?P<value>[\d.]+)"),
+    Number("05_attacks_and_defences.ipynb", "matched: accuracy at epsilon = 2",
+           r"the DP models are at chance \((?P<value>[\d.]+) and",
+           r"\n\s+2\s+4\.06\s+(?P<value>[\d.]+) \|"),
+    Number("05_attacks_and_defences.ipynb", "matched: accuracy at epsilon = 1",
+           r"the DP models are at chance \([\d.]+ and\s+(?P<value>[\d.]+)\)",
+           r"\n\s+1\s+7\.30\s+(?P<value>[\d.]+) \|"),
     Number("06_secure_aggregation.ipynb",
            "local over central noise", r"About (?P<value>\d+) times the noise, of which",
            r"z_local / z = \d+ x [\d.]+ = (?P<value>\d+)"),
