@@ -310,7 +310,7 @@ for placement in ("server", "client"):
         randomness=schedule.PrivateRandomness.reproducible(SEED, warn=False))
     released_by[placement] = np.concatenate([u.ravel() for u in rule_p.aggregate(
         trained.deltas, trained.num_examples, same_noise)])
-    print(f"clip_on={placement!r:>9}: largest update norm the server sees "
+    print(f"clip_on={placement!r}: largest update norm the server sees "
           f"{max(aggregation.update_norm(s) for s in sent):.3f}")
 gap = np.abs(released_by["server"] - released_by["client"]).max()
 print(f"released update, server- vs client-side clipping: largest difference {gap:.1e}")
@@ -421,13 +421,10 @@ ACCOUNTANT = "discrete"  # the accountant of exact noise, the course's default
 # trusted sampler and aggregator whose randomness is secret; it does **not** hold against the
 # server itself, which in a real deployment sees who takes part (see "What this ε means"
 # below). Rounds compose, and `accounting.epsilon_per_round` tracks the total. With exact noise
-# it uses the `"discrete"` accountant: Rényi DP (the "moments accountant" of Abadi et al. 2016,
-# Section 3.2, made tight by Mironov, Talwar & Zhang 2019), with the bound Canonne, Kamath &
-# Steinke 2020 prove for the discrete Gaussian. For the continuous Gaussian, `dp-accounting`'s
-# **privacy loss distribution** (PLD) accountant is the tightest (Koskela et al. 2020;
-# Doroshenko et al. 2022) and its RDP accountant is what TF Privacy, TFF and Flower use; both are
-# available by name (`accountant="pld"`, `"rdp"`) and compared below, but they do not bound
-# the discrete Gaussian.
+# it uses the `"discrete"` accountant: Rényi DP (Abadi et al. 2016's moments accountant, made
+# tight by Mironov, Talwar & Zhang 2019) with Canonne, Kamath & Steinke 2020's bound for the
+# discrete Gaussian. The PLD and RDP accountants of `dp-accounting` (`accountant="pld"`,
+# `"rdp"`) bound only the continuous Gaussian; notebook 04b compares all three.
 #
 # **Which δ?** $(\varepsilon, \delta)$-DP bounds how much more likely any outcome is with one
 # client than without it, up to an additive slack $\delta$. It is *not* the probability that
