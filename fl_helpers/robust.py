@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, models
+from fl_helpers import aggregation, models, schedule
 
 Weights = list[np.ndarray]
 #: ``transform(delta, rng) -> delta``: what a malicious client does to its honest update.
@@ -138,8 +138,10 @@ def gaussian_update(delta: Weights, rng: np.random.Generator, *, stddev: float) 
 class MaliciousClients:
     """A client hook: the clients in ``malicious`` apply ``attack`` to their honest update.
 
-    The attack's randomness (e.g. :func:`gaussian_update`) is the attacker's own, seeded with
-    ``[seed, round_index, client_id]`` so runs repeat.
+    The attack's randomness (e.g. :func:`gaussian_update`) is the attacker's own, the public
+    stream ``"attack noise"`` of ``seed``, round and client
+    (:func:`fl_helpers.schedule.public_rng`), so runs repeat; it never coincides with that
+    client's batch order or a round's client sampling.
 
     Args:
         malicious: Ids of the malicious clients.
@@ -158,17 +160,20 @@ class MaliciousClients:
     def __call__(self, client_id: int, round_index: int, delta: Weights) -> Weights:
         if client_id not in self.malicious:
             return delta
-        return self.attack(delta, np.random.default_rng([self.seed, round_index, client_id]))
+        return self.attack(delta, schedule.public_rng(self.seed, "attack noise",
+                                                      (round_index, client_id)))
 
 
 def malicious_ids(num_clients: int, fraction: float, *, seed: int = 0) -> np.ndarray:
-    """``round(fraction * num_clients)`` distinct client ids chosen at random (sorted)."""
+    """``round(fraction * num_clients)`` distinct client ids chosen at random (sorted), from
+    the public stream ``"malicious clients"`` of ``seed`` (:func:`fl_helpers.schedule.public_rng`).
+    """
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
     fraction = v.check_non_negative("fraction", fraction)
     if fraction > 1:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}.")
     count = round(fraction * num_clients)
-    rng = np.random.default_rng([v.check_int("seed", seed, minimum=0), 17])
+    rng = schedule.public_rng(v.check_int("seed", seed, minimum=0), "malicious clients")
     return np.sort(rng.choice(num_clients, size=count, replace=False)).astype(np.int64)
 
 

@@ -118,7 +118,7 @@ def poison(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], malicious: 
     datasets = list(client_datasets)
     if attack == "none" or len(malicious) == 0:
         return datasets, None
-    rng = np.random.default_rng([seed, 23])
+    rng = schedule.public_rng(seed, "poisoned data")
     for k in malicious:
         x, y = datasets[int(k)]
         if attack == "label flip":

@@ -359,8 +359,10 @@ plt.show()
 #
 # - **FedAvg** is wrecked by boosted sign flipping at every share (chance-level accuracy), and
 #   the backdoor succeeds on almost every triggered image at every share *while the main-task
-#   accuracy stays at its no-attack level*. Label flipping and noise cost it less, up to about
-#   ten points at 30 %: a flipped-label update is bounded like any SGD step.
+#   accuracy stays at its no-attack level*. Label flipping and noise cost it less: up to about
+#   ten points on IID clients, and up to twenty on the Dirichlet split when the attackers happen
+#   to hold most of a class (there the 20 % attackers cost more than the 30 % ones): a
+#   flipped-label update is bounded like any SGD step.
 # - **On IID clients the median, the trimmed mean, Krum and Multi-Krum** hold against all four
 #   attacks at every share: within two points of their own accuracy without attackers, and the
 #   backdoor never takes.
@@ -369,8 +371,10 @@ plt.show()
 #   Multi-Krum, which drops whole updates, held best in this grid.
 # - **Norm bounding and DP-FedAvg's clipping** bound the untargeted attacks but not the
 #   backdoor: the attackers' clipped updates point the same way every round, so the backdoor's
-#   success grows with their share, from about one in ten at 10 % to almost all at 30 % (Sun et
-#   al. 2019, Section 4, see the same dependence on the number of attackers).
+#   success grows with their share, on IID clients from about one in ten at 10 % to almost all
+#   at 30 % (Sun et al. 2019, Section 4, see the same dependence on the number of attackers); on
+#   the Dirichlet split it is low at 10 % and high at 20 % and 30 %, in an order that depends
+#   on which clients attack.
 #
 # **One seed or many?** The grid is one run per cell (seed 0). The seed picks which clients are
 # malicious, every client's batch order and DP-FedAvg's noise, so every statement above could be
@@ -398,7 +402,7 @@ assert all(b > 0.95 and a > 0.85 for a, b in every["iid", "backdoor", 0.2, "FedA
 assert all(b < 0.02 for _, b in every["iid", "backdoor", 0.2, "median"])
 assert all(b1 < 0.15 < 0.9 < b3 for (_, b1), (_, b3) in zip(
     every["iid", "backdoor", 0.1, "norm bound"], every["iid", "backdoor", 0.3, "norm bound"]))
-assert all(s < c - 0.1 for (s, _), (c, _) in zip(every["dirichlet", "sign flip", 0.3, "median"],
+assert all(s < c - 0.05 for (s, _), (c, _) in zip(every["dirichlet", "sign flip", 0.3, "median"],
                                                  every["dirichlet", "none", 0.0, "median"]))
 assert all(k < f for (k, _), (f, _) in zip(every["dirichlet", "none", 0.0, "Krum"],
                                            every["dirichlet", "none", 0.0, "FedAvg"]))
@@ -407,7 +411,7 @@ print("the statements hold for every seed")
 # %% [markdown]
 # Every statement holds for all five seeds, and most figures move by a few tenths of a point.
 # Two do not: on the Dirichlet split the median under 30 % sign flipping ends anywhere between
-# 61.6 % and 70.4 % (on skewed clients it matters *which* clients attack), and Krum's accuracy
+# 60.2 % and 76.1 % (on skewed clients it matters *which* clients attack), and Krum's accuracy
 # without attackers between 70.0 % and 73.0 % (it keeps one client's update per round). Read
 # single-seed figures of non-IID runs as uncertain by several points.
 #
@@ -566,11 +570,15 @@ for split in ("iid", "dirichlet"):
         fedavg_backdoor = stored(split, "backdoor", q, "FedAvg")
         assert fedavg_backdoor["backdoor_success"] > 0.95 and fedavg_backdoor["accuracy"] > 0.83
         for attack in ("label flip", "Gaussian noise"):
-            assert stored(split, attack, q, "FedAvg")["accuracy"] > 0.75
-        assert min(stored(split, a, q, "Multi-Krum")["accuracy"] for a in attacks) > 0.85
+            assert stored(split, attack, q, "FedAvg")["accuracy"] > (0.75 if split == "iid"
+                                                                     else 0.65)
+        assert min(stored(split, a, q, "Multi-Krum")["accuracy"] for a in attacks) > 0.84
     for rule in ("norm bound", "DP-FedAvg"):
         success = [stored(split, "backdoor", q, rule)["backdoor_success"] for q in (0.1, 0.2, 0.3)]
-        assert success == sorted(success) and success[0] < 0.15 and success[2] > 0.9
+        if split == "iid":
+            assert success == sorted(success) and success[0] < 0.15 and success[2] > 0.9
+        else:
+            assert success[0] < 0.2 and min(success[1:]) > 3 * success[0] and success[2] > 0.8
 for rule in robust_rules:
     clean = stored("iid", "none", 0.0, rule)["accuracy"]
     for attack in attacks:

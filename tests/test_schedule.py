@@ -135,6 +135,33 @@ def test_every_stream_tag_is_distinct_and_at_least_three_words_long():
     assert schedule.PUBLIC_STREAMS["attack noise"] == int.from_bytes(b"attack noise", "big")
 
 
+def test_robust_streams_never_meet_the_sampling_or_batch_order_streams():
+    # Before issue 25 robust drew the attack noise from [seed, t, k] (client k's batch order in
+    # round t), the malicious ids from [seed, 17] (round 17's sampling) and the poisoned data
+    # from [seed, 23] (round 23's sampling).
+    from fl_helpers import robust
+
+    untagged = {_state(np.random.default_rng(schedule.client_seed(seed, t, k)))
+                for seed in range(3) for t in range(30) for k in range(12)}
+    untagged |= {_state(np.random.default_rng([seed, t])) for seed in range(3) for t in range(100)}
+    tagged = {_state(schedule.public_rng(seed, "attack noise", (t, k)))
+              for seed in range(3) for t in range(30) for k in range(12)}
+    tagged |= {_state(schedule.public_rng(seed, name)) for seed in range(3)
+               for name in ("malicious clients", "poisoned data")}
+    assert len(tagged) == 3 * 30 * 12 + 3 * 2
+    assert not tagged & untagged
+    # robust uses them: the attack's rng and the malicious ids come from the named streams.
+    seen = []
+    hook = robust.MaliciousClients([3], lambda delta, rng: seen.append(rng.random()) or delta,
+                                   seed=5)
+    hook(3, 17, [np.zeros(2)])
+    assert seen == [schedule.public_rng(5, "attack noise", (17, 3)).random()]
+    assert seen != [np.random.default_rng(schedule.client_seed(5, 17, 3)).random()]
+    ids = robust.malicious_ids(50, 0.2, seed=5)
+    expected = schedule.public_rng(5, "malicious clients").choice(50, size=10, replace=False)
+    np.testing.assert_array_equal(ids, np.sort(expected))
+
+
 def test_public_rng_names_a_bad_stream():
     with pytest.raises(ValueError, match="stream must be one of"):
         schedule.public_rng(0, "batch order")
