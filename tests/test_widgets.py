@@ -1,4 +1,4 @@
-"""Tests of the ``### Try it`` panels in fl_helpers.widgets, one block per panel."""
+"""Tests of the ``### Try it`` panels: fl_helpers.widgets and each notebook's panel module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ matplotlib.use("Agg")
 import ipywidgets
 import pytest
 
-from fl_helpers import privacy, widgets
+from fl_helpers import (
+    dp_experiment_widgets,
+    fedavg_widgets,
+    local_sgd_widgets,
+    noise_widgets,
+    privacy,
+    widgets,
+)
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: noise_explorer
@@ -17,10 +24,10 @@ from fl_helpers import privacy, widgets
 
 
 def test_noise_summary_line_reports_expected_error():
-    line = widgets.noise_summary_line(100.0, "laplace", sensitivity=2.0, epsilon=0.5)
+    line = noise_widgets.noise_summary_line(100.0, "laplace", sensitivity=2.0, epsilon=0.5)
     assert line == ("Laplace, epsilon = 0.5, sensitivity = 2: scale b = 4.00, expected |error| "
                     "= 4.00, 95% of answers in [88.0, 112.0]")
-    line = widgets.noise_summary_line(100.0, "gaussian", sensitivity=1.0, epsilon=1.0,
+    line = noise_widgets.noise_summary_line(100.0, "gaussian", sensitivity=1.0, epsilon=1.0,
                                       delta=1e-5)
     error = privacy.expected_absolute_error("gaussian", sensitivity=1.0, epsilon=1.0, delta=1e-5)
     # The sigma of the helper's discrete Gaussian (analytic continuous sigma: 3.73).
@@ -53,7 +60,7 @@ def test_noise_explorer_draws_reproducible_samples_and_the_neighbour(monkeypatch
     drawn = []
     monkeypatch.setattr(plotting, "plot_noisy_answer_distribution",
                         lambda *args, **kwargs: drawn.append(kwargs))
-    panel = widgets.noise_explorer(100.0, epsilon=1.0, neighbour_answer=99.0, num_samples=50)
+    panel = noise_widgets.noise_explorer(100.0, epsilon=1.0, neighbour_answer=99.0, num_samples=50)
     panel.controls["epsilon"].value = 0.1
     panel.controls["epsilon"].value = 1.0
     assert drawn[-1]["neighbour_answer"] == 99.0
@@ -64,9 +71,9 @@ def test_noise_explorer_draws_reproducible_samples_and_the_neighbour(monkeypatch
 
 def test_noise_explorer_controls_and_redraw(monkeypatch):
     calls = []
-    monkeypatch.setattr(widgets, "noise_summary_line",
+    monkeypatch.setattr(noise_widgets, "noise_summary_line",
                         lambda *args, **kwargs: calls.append(kwargs) or "line")
-    panel = widgets.noise_explorer(100.0, epsilon=1.0)
+    panel = noise_widgets.noise_explorer(100.0, epsilon=1.0)
     controls = panel.controls
     slider = controls["epsilon"]
     assert isinstance(slider, ipywidgets.FloatLogSlider)
@@ -94,7 +101,7 @@ def test_a_redraw_replaces_text_and_plot_in_one_message(monkeypatch):
     """Printing, then displaying the figure, sends two messages: in between, the browser shows
     the new text and no plot (a blank flash). A redraw sets the output's whole content at once:
     one change of ``outputs``, holding the text and a PNG that is not blank."""
-    panel = widgets.noise_explorer(100.0, epsilon=1.0)
+    panel = noise_widgets.noise_explorer(100.0, epsilon=1.0)
     changes = []
     panel.output.observe(lambda change: changes.append(change["new"]), names="outputs")
     panel.controls["epsilon"].value = 0.1
@@ -112,12 +119,12 @@ def test_a_redraw_replaces_text_and_plot_in_one_message(monkeypatch):
 
 
 def test_a_failed_redraw_shows_its_error_in_place_of_the_plot(monkeypatch):
-    panel = widgets.noise_explorer(100.0, epsilon=1.0)
+    panel = noise_widgets.noise_explorer(100.0, epsilon=1.0)
 
     def broken(*args, **kwargs):
         raise RuntimeError("drawing failed")
 
-    monkeypatch.setattr(widgets.plotting, "plot_noisy_answer_distribution", broken)
+    monkeypatch.setattr(noise_widgets.plotting, "plot_noisy_answer_distribution", broken)
     with pytest.raises(RuntimeError, match="drawing failed"):  # outside IPython it propagates
         panel.controls["epsilon"].value = 0.1
     assert panel.output.outputs == ()  # the stale plot is gone
@@ -125,9 +132,9 @@ def test_a_failed_redraw_shows_its_error_in_place_of_the_plot(monkeypatch):
 
 def test_noise_explorer_rejects_out_of_range_start():
     with pytest.raises(ValueError, match="epsilon must be in"):
-        widgets.noise_explorer(0.0, epsilon=50.0)
+        noise_widgets.noise_explorer(0.0, epsilon=50.0)
     with pytest.raises(ValueError, match="mechanism must be one of"):
-        widgets.noise_explorer(0.0, mechanism="exponential")
+        noise_widgets.noise_explorer(0.0, mechanism="exponential")
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,11 +157,12 @@ def test_local_sgd_summary_line():
     curve = client.LossCurve(steps=np.array([0, 10]), examples_seen=np.array([0, 40]),
                                 loss=np.array([2.3, 0.5]), num_examples=20, final_weights=[],
                                 diverged=False)
-    assert widgets.local_sgd_summary_line(curve, test_accuracy=0.625) == (
+    assert local_sgd_widgets.local_sgd_summary_line(curve, test_accuracy=0.625) == (
         "10 steps over 2.0 epochs: training loss 2.300 -> 0.500, test accuracy 62.5%")
     curve.diverged = True
     curve.loss = np.array([2.3, np.nan])
-    assert widgets.local_sgd_summary_line(curve).startswith("diverged: the loss became nan")
+    assert local_sgd_widgets.local_sgd_summary_line(curve).startswith(
+        "diverged: the loss became nan")
 
 
 def test_local_sgd_explorer_retrains_with_the_chosen_settings(monkeypatch):
@@ -169,12 +177,13 @@ def test_local_sgd_explorer_retrains_with_the_chosen_settings(monkeypatch):
 
     monkeypatch.setattr(client, "sgd_loss_curve", recording)
     summaries = []
-    original_line = widgets.local_sgd_summary_line
-    monkeypatch.setattr(widgets, "local_sgd_summary_line",
+    original_line = local_sgd_widgets.local_sgd_summary_line
+    monkeypatch.setattr(local_sgd_widgets, "local_sgd_summary_line",
                         lambda *args, **kwargs: summaries.append((args, kwargs)) or "line")
     x, y = _tiny_client()
-    panel = widgets.local_sgd_explorer(models.make_softmax_regression, x, y, test_data=(x, y),
-                                       client_learning_rate=0.01, batch_size=10, local_epochs=2)
+    panel = local_sgd_widgets.local_sgd_explorer(models.make_softmax_regression, x, y,
+                                                 test_data=(x, y), client_learning_rate=0.01,
+                                                 batch_size=10, local_epochs=2)
     controls = panel.controls
     assert isinstance(controls["client_learning_rate"], ipywidgets.FloatLogSlider)
     assert isinstance(controls["batch_size"], ipywidgets.SelectionSlider)
@@ -195,9 +204,10 @@ def test_local_sgd_explorer_rejects_out_of_range_start():
 
     x, y = _tiny_client()
     with pytest.raises(ValueError, match="batch_size must be one of"):
-        widgets.local_sgd_explorer(models.make_softmax_regression, x, y, batch_size=7)
+        local_sgd_widgets.local_sgd_explorer(models.make_softmax_regression, x, y, batch_size=7)
     with pytest.raises(ValueError, match="client_learning_rate must be in"):
-        widgets.local_sgd_explorer(models.make_softmax_regression, x, y, client_learning_rate=5.0)
+        local_sgd_widgets.local_sgd_explorer(models.make_softmax_regression, x, y,
+                                             client_learning_rate=5.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,16 +237,16 @@ def test_fedavg_bytes_per_round_counts_down_and_up():
 
 
 def test_fedavg_summary_line():
-    line = widgets.fedavg_summary_line(_fake_history(), split="IID", num_clients=100,
+    line = fedavg_widgets.fedavg_summary_line(_fake_history(), split="IID", num_clients=100,
                                        clients_per_round=10, local_epochs=1, batch_size=10)
     # Softmax regression: 7,850 float32 parameters, 2 * 10 * 7,850 * 4 bytes = 0.628 MB.
     assert line == ("IID, q = 0.1 (10 of 100 clients), E = 1, B = 10: test accuracy 93.1% "
                     "after 3 rounds; 0.6 MB per round (up + down)")
-    line = widgets.fedavg_summary_line(_fake_history(), split="non-IID", num_clients=100,
+    line = fedavg_widgets.fedavg_summary_line(_fake_history(), split="non-IID", num_clients=100,
                                        clients_per_round=1, local_epochs=5, batch_size=None)
     assert "q = 0.01 (1 of 100 clients), E = 5, B = full" in line
     with pytest.raises(ValueError, match="no test accuracy"):
-        widgets.fedavg_summary_line(_fake_history(accuracy=()), split="IID", num_clients=10,
+        fedavg_widgets.fedavg_summary_line(_fake_history(accuracy=()), split="IID", num_clients=10,
                                     clients_per_round=1, local_epochs=1, batch_size=10)
 
 
@@ -251,10 +261,10 @@ def test_fedavg_explorer_reruns_with_the_chosen_settings(monkeypatch):
 
     monkeypatch.setattr(training, "run_fedavg", fake_run_fedavg)
     summaries = []
-    monkeypatch.setattr(widgets, "fedavg_summary_line",
+    monkeypatch.setattr(fedavg_widgets, "fedavg_summary_line",
                         lambda history, **kwargs: summaries.append(kwargs) or "line")
     iid, noniid = [("iid", k) for k in range(20)], [("noniid", k) for k in range(20)]
-    panel = widgets.fedavg_explorer(models.make_2nn, {"IID": iid, "non-IID": noniid},
+    panel = fedavg_widgets.fedavg_explorer(models.make_2nn, {"IID": iid, "non-IID": noniid},
                                     ("x", "y"), num_rounds=3, client_learning_rate=0.05)
     controls = panel.controls
     assert isinstance(controls["local_epochs"], ipywidgets.IntSlider)
@@ -394,15 +404,15 @@ def test_fedavg_explorer_rejects_bad_start():
 
     splits = {"IID": [None] * 10}
     with pytest.raises(ValueError, match="clients_per_round must be one of"):
-        widgets.fedavg_explorer(models.make_2nn, splits, None, clients_per_round=3)
+        fedavg_widgets.fedavg_explorer(models.make_2nn, splits, None, clients_per_round=3)
     with pytest.raises(ValueError, match="batch_size must be one of"):
-        widgets.fedavg_explorer(models.make_2nn, splits, None, batch_size=7)
+        fedavg_widgets.fedavg_explorer(models.make_2nn, splits, None, batch_size=7)
     with pytest.raises(ValueError, match="local_epochs must be <= 5"):
-        widgets.fedavg_explorer(models.make_2nn, splits, None, local_epochs=6)
+        fedavg_widgets.fedavg_explorer(models.make_2nn, splits, None, local_epochs=6)
     with pytest.raises(ValueError, match="split must be one of"):
-        widgets.fedavg_explorer(models.make_2nn, splits, None, split="shards")
+        fedavg_widgets.fedavg_explorer(models.make_2nn, splits, None, split="shards")
     with pytest.raises(ValueError, match="same number of clients"):
-        widgets.fedavg_explorer(models.make_2nn, {"a": [None] * 10, "b": [None] * 5}, None)
+        fedavg_widgets.fedavg_explorer(models.make_2nn, {"a": [None] * 10, "b": [None] * 5}, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,7 +467,7 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch):
     monkeypatch.setattr(experiment, "run_experiment", _fake_experiment(calls))
     _fake_accounting(monkeypatch, accounted)
     clients = [None] * 500
-    panel = widgets.dp_experiment_explorer(clients, ("x", "y"), target_epsilon=2.0,
+    panel = dp_experiment_widgets.dp_experiment_explorer(clients, ("x", "y"), target_epsilon=2.0,
                                            clients_per_round=100, clipping_norm=0.5,
                                            num_rounds=4, local_epochs=2)
     controls = panel.controls
@@ -516,18 +526,19 @@ def test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start(mo
     _fake_accounting(monkeypatch)
     baseline = fake(None, None, num_rounds=3, sampling_probability=0.1, target_delta=1e-5)
     calls.clear()
-    panel = widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3, baseline=baseline)
+    panel = dp_experiment_widgets.dp_experiment_explorer([None] * 1000, None, num_rounds=3,
+                                                         baseline=baseline)
     panel.prefetcher.wait()
     assert all(c.get("target_epsilon") for c in calls)  # only private runs: no new baseline
     assert calls[0]["target_epsilon"] == 2.0
     with pytest.raises(ValueError, match="target_epsilon must be in"):
-        widgets.dp_experiment_explorer([None] * 1000, None, target_epsilon=20.0)
+        dp_experiment_widgets.dp_experiment_explorer([None] * 1000, None, target_epsilon=20.0)
     with pytest.raises(ValueError, match="clients_per_round must be one of"):
-        widgets.dp_experiment_explorer([None] * 30, None, clients_per_round=50)
+        dp_experiment_widgets.dp_experiment_explorer([None] * 30, None, clients_per_round=50)
     with pytest.raises(ValueError, match="clipping_norm must be in"):
-        widgets.dp_experiment_explorer([None] * 1000, None, clipping_norm=10.0)
+        dp_experiment_widgets.dp_experiment_explorer([None] * 1000, None, clipping_norm=10.0)
     with pytest.raises(TypeError, match="unexpected keyword"):
-        widgets.dp_experiment_explorer([None] * 1000, None, epochs=3)
+        dp_experiment_widgets.dp_experiment_explorer([None] * 1000, None, epochs=3)
 
 
 def test_log_slider_neighbours_snap_to_the_sliders_positions():
@@ -584,3 +595,21 @@ def test_importing_the_widgets_has_no_side_effect():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_the_panels_of_notebooks_01_to_04_keep_their_old_names_without_an_import_cycle():
+    # Notebooks 01-04 call widgets.noise_explorer etc.; the panels live in their own modules.
+    import subprocess
+    import sys
+
+    code = ("import sys; from fl_helpers import widgets; "
+            "print(any(m.endswith('_widgets') for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"  # importing the base imports no panel
+    for name, module in widgets._PANEL_MODULES.items():
+        panel_module = sys.modules.get(f"fl_helpers.{module}") or __import__(
+            f"fl_helpers.{module}", fromlist=[name])
+        assert getattr(widgets, name) is getattr(panel_module, name)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_panel'"):
+        widgets.no_such_panel  # noqa: B018
