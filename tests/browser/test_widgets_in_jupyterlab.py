@@ -94,6 +94,10 @@ WIDGET_CASES = [
     # Every move retrains DP-FedAvg; the printed line ends with the seconds it took.
     WidgetCase("04_multi_client_experiment.ipynb", slider="target ε", volatile=r"\d+\.\d s\b",
                run_timeout_s=600.0),
+    # Every move replays adaptive clipping on stored update norms (the accountant's z is
+    # remembered per budget); the printed line ends with the seconds it took.
+    WidgetCase("04b_dp_fedavg_at_scale.ipynb", slider="target quantile γ",
+               volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
     # Every move re-runs the analytic inversion of a stored update (no training).
     WidgetCase("05_attacks_and_defences.ipynb", slider="noise multiplier z"),
     # One step (20 % -> 30 % attackers): every move retrains a small poisoned federation.
