@@ -236,8 +236,8 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
             total = inputs[0]
         else:
             total = protocol.secure_sum(inputs, modulus_bits=self.modulus_bits,
-                               threshold=max(2, math.ceil(self.threshold_fraction * m)),
-                               round_tag=context.round_index.to_bytes(8, "big")).total
+                                        threshold=max(2, math.ceil(self.threshold_fraction * m)),
+                                        round_tag=context.round_index.to_bytes(8, "big")).total
         self.rounds_aggregated += 1
         return self._scaled(total, shapes)
 

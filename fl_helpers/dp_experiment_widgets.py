@@ -171,10 +171,9 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
         control.observe(redraw, names="value")
     epsilon_row = ipywidgets.HBox([ipywidgets.Label("more privacy"), epsilon_slider,
                                 ipywidgets.Label("less privacy")])
-    panel = widgets.Explorer([epsilon_row, clients_slider, clipping_slider, output],
-                     controls={"target_epsilon": epsilon_slider,
-                               "clients_per_round": clients_slider,
-                               "clipping_norm": clipping_slider}, output=output,
-                     prefetcher=runs)
+    panel = widgets.Explorer(
+        [epsilon_row, clients_slider, clipping_slider, output],
+        controls={"target_epsilon": epsilon_slider, "clients_per_round": clients_slider,
+                  "clipping_norm": clipping_slider}, output=output, prefetcher=runs)
     redraw()
     return panel

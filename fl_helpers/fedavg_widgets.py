@@ -185,9 +185,10 @@ def fedavg_explorer(model_fn, client_splits: dict, test_data, *, num_rounds: int
 
     for control in (epochs_slider, clients_slider, batch_slider, split_buttons):
         control.observe(redraw, names="value")
-    panel = widgets.Explorer([epochs_slider, clients_slider, batch_slider, split_buttons, output],
-                     controls={"local_epochs": epochs_slider, "clients_per_round": clients_slider,
-                               "batch_size": batch_slider, "split": split_buttons},
-                     output=output, prefetcher=runs)
+    panel = widgets.Explorer(
+        [epochs_slider, clients_slider, batch_slider, split_buttons, output],
+        controls={"local_epochs": epochs_slider, "clients_per_round": clients_slider,
+                  "batch_size": batch_slider, "split": split_buttons},
+        output=output, prefetcher=runs)
     redraw()
     return panel

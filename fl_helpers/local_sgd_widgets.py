@@ -127,8 +127,9 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
 
     for control in (rate_slider, batch_slider, epochs_slider):
         control.observe(redraw, names="value")
-    panel = widgets.Explorer([rate_slider, batch_slider, epochs_slider, output],
-                     controls={"client_learning_rate": rate_slider, "batch_size": batch_slider,
-                               "local_epochs": epochs_slider}, output=output)
+    panel = widgets.Explorer(
+        [rate_slider, batch_slider, epochs_slider, output],
+        controls={"client_learning_rate": rate_slider, "batch_size": batch_slider,
+                  "local_epochs": epochs_slider}, output=output)
     redraw()
     return panel

@@ -154,10 +154,10 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         control.observe(redraw, names="value")
     epsilon_row = ipywidgets.HBox([ipywidgets.Label("more privacy"), epsilon_slider,
                                 ipywidgets.Label("less privacy")])
-    panel = widgets.Explorer([epsilon_row, sensitivity_slider,
-                      ipywidgets.HBox([mechanism_menu, delta_slider]), output],
-                     controls={"epsilon": epsilon_slider, "sensitivity": sensitivity_slider,
-                               "mechanism": mechanism_menu, "delta": delta_slider},
-                     output=output)
+    panel = widgets.Explorer(
+        [epsilon_row, sensitivity_slider, ipywidgets.HBox([mechanism_menu, delta_slider]), output],
+        controls={"epsilon": epsilon_slider, "sensitivity": sensitivity_slider,
+                  "mechanism": mechanism_menu, "delta": delta_slider},
+        output=output)
     redraw()
     return panel

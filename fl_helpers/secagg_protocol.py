@@ -200,9 +200,9 @@ class SecAggClient:
         self._public_keys = dict(public_keys)
         ids = sorted(public_keys)
         mask_shares = dict(crypto._share(int.from_bytes(self._mask_seed, "big"), max(ids),
-                                  self.threshold))
+                                         self.threshold))
         self_shares = dict(crypto._share(int.from_bytes(self._self_seed, "big"), max(ids),
-                                  self.threshold))
+                                         self.threshold))
         messages = {}
         for other in ids:
             plain = (self.client_id.to_bytes(4, "big") + other.to_bytes(4, "big")
@@ -212,7 +212,7 @@ class SecAggClient:
                 self._held[other] = (mask_shares[other], self_shares[other])
                 continue
             key = self._channels[other] = crypto._agree(self._channel_key, public_keys[other][0],
-                                                 "channel")
+                                                        "channel")
             messages[other] = ChaCha20Poly1305(key).encrypt(
                 crypto._nonce(self.client_id, other), plain, self.round_tag)
         return messages
@@ -230,8 +230,8 @@ class SecAggClient:
             ProtocolAbort: Called before :meth:`share_keys`; a message from a client that
                 advertised no keys, or naming the wrong sender or receiver.
         """
-        array = discrete_noise._check_integer_array("values", values,
-                                     max_abs=2**(self.modulus_bits - 1) - 1)  # no wrap-around
+        array = discrete_noise._check_integer_array(  # no wrap-around
+            "values", values, max_abs=2**(self.modulus_bits - 1) - 1)
         messages = crypto._check_key_map("inbox", inbox, crypto._check_bytes)
         self._step("masked_input", after="share_keys")
         return self._masked_input(array, messages)
@@ -398,11 +398,11 @@ class SecAggServer:
             seed = self._secret(u, "mask", responses)
             survivors = {k: self.public_keys[k][1] for k in self.masked_inputs}
             total = total + crypto._pairwise_mask_sum(seed, u, survivors, self.size, bits,
-                                               self.round_tag)
+                                                      self.round_tag)
         if self.double_masking:
             for u in self.masked_inputs:
                 total = total - crypto._prg(self._secret(u, "self", responses) + self.round_tag,
-                                     self.size, bits)
+                                            self.size, bits)
         return total & np.uint64(2**bits - 1)
 
     def _secret(self, owner: int, kind: str, responses: dict[int, dict[int, tuple[str, int]]]
