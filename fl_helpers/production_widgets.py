@@ -139,8 +139,8 @@ def _noise_split(target_epsilon: float, target_delta: float, sampling_probabilit
 def summary_line(replay: Replay, *, target_quantile: float, target_epsilon: float,
                  noise_multiplier: float, update_noise_multiplier: float,
                  count_stddev: float) -> str:
-    """E.g. ``"γ = 0.5: C ends at 0.49 (the 0.5-quantile of the last round's norms is 0.46);
-    ε = 2 needs z = 1.632 in total: ..."``.
+    """Two lines, e.g. ``"γ = 0.5: C ends at 0.49 (the 0.5-quantile of the last round's norms is
+    0.46)"`` and ``"ε = 2 needs z = 1.632 in total: ..."``.
 
     Raises:
         TypeError, ValueError: ``replay`` is not a :class:`Replay`, or a number is malformed.
@@ -155,7 +155,7 @@ def summary_line(replay: Replay, *, target_quantile: float, target_epsilon: floa
         v.check_positive(name, value)
     return (f"γ = {target_quantile:g}: C ends at {replay.final_clipping_norm:.3g} "
             f"(the {target_quantile:g}-quantile of the last round's norms is "
-            f"{replay.target_norms[-1]:.3g}); ε = {target_epsilon:g} needs z = "
+            f"{replay.target_norms[-1]:.3g})\nε = {target_epsilon:g} needs z = "
             f"{noise_multiplier:.3f} in total: z_Δ = {update_noise_multiplier:.3f} on the "
             f"updates, σ_b = {count_stddev:g} on the count")
 

@@ -71,7 +71,7 @@ def test_summary_line_states_the_split():
                                            noise_multiplier=1.632, update_noise_multiplier=1.655,
                                            count_stddev=5.0)
     assert text == ("γ = 0.5: C ends at 0.25 (the 0.5-quantile of the last round's norms is "
-                    "0.4); ε = 2 needs z = 1.632 in total: z_Δ = 1.655 on the updates, σ_b = 5 "
+                    "0.4)\nε = 2 needs z = 1.632 in total: z_Δ = 1.655 on the updates, σ_b = 5 "
                     "on the count")
 
 
