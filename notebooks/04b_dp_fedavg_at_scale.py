@@ -23,10 +23,9 @@
 #   difference must beat.
 # - **Choose** the clipping norm $C$ from the update norms of a public proxy data set that is kept
 #   apart from the test set that scores the models.
-# - **Adapt** $C$ privately to a quantile of the update norms (adaptive clipping), account for
-#   the extra release, and spot the sign error that makes Flower 1.42's version diverge.
-# - **Contrast** DP-FedAvg's sampling assumption with DP-FTRL's participation bound, and
-#   **report** a DP-FL result with everything a reader needs to check it.
+# - **Read** a production DP report: adapt $C$ privately to a quantile of the norms (and spot the
+#   sign error that makes Flower 1.42's version diverge), contrast DP-FedAvg's sampling with
+#   DP-FTRL's participation bound, and list what a DP-FL result must state.
 
 # %% [markdown]
 # ## Setup
@@ -871,12 +870,11 @@ if finals:
 # - An ablation is read by position, not bar length: start the axis at 0 or use dots, and compare
 #   differences with the spread of repeated runs.
 # - A good $C$ clips a large share of the updates, around their median norm; measure the norms
-#   on public data kept apart from the test set (or adapt $C$ privately), never on the private
-#   run's own updates.
-# - Adaptive clipping estimates a quantile of the norms from a noised count of unclipped
-#   updates and pays for it by splitting the total $z$; it tracks the median, but from the
-#   default $C_0 = 0.1$ a short run spends most of its rounds climbing. Flower 1.42's version
-#   feeds the step the clipped share and diverges.
+#   on public data kept apart from the test set, never on the private run's own updates, or
+#   adapt $C$ privately: adaptive clipping noises a count of unclipped updates and pays for it by
+#   splitting the total $z$; it tracks the median, but from the default $C_0 = 0.1$ a short run
+#   spends most of its rounds climbing. Flower 1.42's version feeds the step the clipped share
+#   and diverges.
 # - DP-FTRL trades sampling for a participation bound (at most once per tree): an assumption a
 #   fleet can enforce, paid for with more noise when sampling would have amplified privacy.
 # - A DP result states its unit, relation, $\varepsilon$ and $\delta$ (far below $1/N$), the
