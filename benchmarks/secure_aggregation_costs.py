@@ -4,7 +4,7 @@ Notebook 06 (``notebooks/06_secure_aggregation.ipynb``) reads the stored results
 (``benchmarks/results/secure_aggregation_costs.json``). Three parts:
 
 * ``expansion``: bits one client sends and receives in the protocol of Bonawitz et al. 2017
-  (Section 7.1's count, :func:`fl_helpers.secure_aggregation.client_bits`), over sending the
+  (Section 7.1's count, :func:`fl_helpers.secagg_protocol.client_bits`), over sending the
   same vector in the clear, for n in {2^7, 2^10, 2^14} clients and d in {7,850, 199,210, 2^20,
   2^24} parameters: with the paper's sizes (256-bit keys and shares, 16-bit entries: the
   paper's 1.73x and 1.98x), and with this module's sizes (256-bit keys, 232-bit encrypted

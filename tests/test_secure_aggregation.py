@@ -1,5 +1,6 @@
-"""Tests of fl_helpers.secure_aggregation: exact masked sums, dropouts, what the server holds,
-the exact discrete Gaussian, the accounting, and the aggregation rule in the training loop.
+"""Tests of secure aggregation (fl_helpers.secagg_crypto, secagg_protocol, distributed_dp):
+exact masked sums, dropouts, what the server holds, the exact discrete Gaussian, the accounting,
+and the aggregation rule in the training loop.
 
 Statistical tests either use a fixed seed (the PRG, the reproducible noise source) or, where the
 randomness is secret by design (the masks), a p-value threshold of 1e-6 so that they flake less

@@ -1,4 +1,4 @@
-"""Attacks on the secure aggregation protocol of fl_helpers.secure_aggregation.
+"""Attacks on the secure aggregation protocol of fl_helpers.secagg_protocol.
 
 Each test states the adversary, runs the attack on everything that adversary sees, shows that it
 succeeds on a deliberately broken variant (a check bypassed through an internal, or the self mask

@@ -119,4 +119,4 @@ print("lying server, client 4 checks its list ->",
 # neither group collects $t = 4$ signatures on its own list, so every honest client aborts and the
 # server learns nothing. (A complete protocol also signs the round-0 keys, so the server cannot
 # substitute its own keys for a client's; that is the other half of the malicious-server
-# defence, and neither half is implemented in `fl_helpers.secure_aggregation`.)
+# defence, and neither half is implemented in `fl_helpers.secagg_protocol`.)
