@@ -393,7 +393,10 @@ plt.show()
 # gives the updates what is left:
 # $z_\Delta = \bigl(z^{-2} - (2\sigma_b)^{-2}\bigr)^{-1/2}$, slightly more noise than $z$. If
 # $z \ge 2\sigma_b$, the count alone is already as noisy as the whole budget allows and nothing
-# is left for the updates: the split is refused.
+# is left for the updates: the split is refused. What the resulting $\varepsilon$ means is
+# notebook 04's: client-level, add or remove one client, the server trusted to clip, count and
+# noise with secret randomness, against anyone who sees the released models; the norms $C_t$
+# may be published too, since they are computed from noised counts only.
 #
 # The defaults below are the ones TensorFlow Federated and Flower both use (from the paper):
 # $C_0 = 0.1$, $\gamma = 0.5$, $\eta = 0.2$, $\sigma_b = qN/20$ (here $100/20 = 5$).
