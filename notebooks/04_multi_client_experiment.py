@@ -756,15 +756,18 @@ print(f"epsilon = {TARGET_EPSILON}: central DP {private.test_accuracy[-1]:.1%}, 
 # asks the accountant for $z$, trains 30 rounds of DP-FedAvg on the 1,000 clients, and redraws
 # accuracy and $\varepsilon$ per round against the non-private run with the same clients per
 # round (trained once per setting). The first line gives the final accuracy, $\varepsilon$ and
-# $z$. A jump to a new setting calibrates $z$ and trains 30 rounds (a few seconds on a laptop).
-# After each redraw the panel trains the two settings one step of the $\varepsilon$ slider away
-# in the background (`widgets.Prefetcher`), so a one-step move only draws. A move to a setting
-# seen before also answers at once: the panel remembers each run (every private run drew secret
-# noise, so retraining would show a different run at the same setting). How fast it responds is
-# measured by the course's browser test, not stored here: it depends on the machine.
+# $z$. The panel starts on the slider's grid point nearest $\varepsilon = 2$
+# ($10^{0.3} \approx 1.995$), so that moving the slider back to where it started shows the same
+# run again. A jump to a new setting calibrates $z$ and trains 30 rounds (a few seconds on a
+# laptop). After each redraw the panel trains the two settings one step of the $\varepsilon$
+# slider away in the background (`widgets.Prefetcher`), so a one-step move only draws. A move to
+# a setting seen before also answers at once: the panel remembers each run (every private run
+# drew secret noise, so retraining would show a different run at the same setting). How fast it
+# responds is measured by the course's browser test, not stored here: it depends on the machine.
 
 # %% tags=["nbval-ignore-output"]
-panel = widgets.dp_experiment_explorer(clients, test_data, target_epsilon=TARGET_EPSILON,
+SLIDER_EPSILON = 10 ** 0.3  # 1.995: the slider's point nearest 2 (steps of 0.1 in log10)
+panel = widgets.dp_experiment_explorer(clients, test_data, target_epsilon=SLIDER_EPSILON,
                                        clients_per_round=100, clipping_norm=C, num_rounds=30,
                                        target_delta=DELTA, seed=SEED, baseline=baseline,
                                        **TRAINING)
