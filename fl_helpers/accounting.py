@@ -63,6 +63,7 @@ from dp_accounting.rdp import rdp_privacy_accountant
 from scipy import special as scipy_special
 
 from fl_helpers import _validation as v
+from fl_helpers import privacy
 
 
 class Accountant(str, enum.Enum):
@@ -782,9 +783,9 @@ def _calibrate(target_epsilon: float, target_delta: float, sampling_probability:
         # reports RDP's bound: bisect the (monotone) epsilon, keeping the end that meets the
         # budget.
         # log2(log(1e5) / 1e-8) < 31 steps are ever needed.
-        log_noise = _bisect(lambda log_z: epsilon_at(math.exp(log_z)) > target_epsilon,
-                            math.log(low), math.log(high),
-                            middle=lambda a, b: 0.5 * (a + b), close=lambda a, b: b - a <= tol)
+        log_noise = privacy._bisect(
+            lambda log_z: epsilon_at(math.exp(log_z)) > target_epsilon, math.log(low),
+            math.log(high), middle=lambda a, b: 0.5 * (a + b), close=lambda a, b: b - a <= tol)
     noise_multiplier = math.exp(log_noise)
     # Guard against the last rounding of exp(log(z)): step up until the budget provably holds.
     for _ in range(100):
@@ -825,22 +826,6 @@ def _bracket(epsilon_at: Callable[[float], float], target_epsilon: float, target
                         "guarantee is meaningless. Use a smaller target_epsilon.")
                 low = MIN_NOISE_MULTIPLIER
     return low, high
-
-
-def _bisect(too_small: Callable[[float], bool], low: float, high: float, *,
-            middle: Callable[[float, float], float], close: Callable[[float, float], bool]
-            ) -> float:
-    """The package's one bisection: the upper end of ``[low, high]`` once ``close(low, high)``.
-
-    ``too_small(x)`` must be True at ``low``, False at ``high`` and monotone in between (here:
-    the epsilon spent with noise ``x`` still exceeds the budget), so the returned upper end always
-    meets the budget. ``middle`` picks the split point (arithmetic, geometric or in ``log z``)
-    and ``close`` the precision; each calibration below states both.
-    """
-    while not close(low, high):
-        split = middle(low, high)
-        low, high = (split, high) if too_small(split) else (low, split)
-    return high
 
 
 # --------------------------------------------------------------------------------------------
@@ -1107,8 +1092,8 @@ def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: flo
         if high > 1e4:
             raise ValueError(f"target_epsilon={target_epsilon} needs a noise multiplier above "
                              "1e4; raise the budget or lower sampling_probability.")
-    return _bisect(lambda z: spent(z) > target_epsilon, low, high,
-                   middle=lambda a, b: (a + b) / 2, close=lambda a, b: b - a <= 1e-3 * b)
+    return privacy._bisect(lambda z: spent(z) > target_epsilon, low, high,
+                           middle=lambda a, b: (a + b) / 2, close=lambda a, b: b - a <= 1e-3 * b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1312,8 +1297,9 @@ def dp_ftrl_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta:
     if spent(low) <= target_epsilon:
         raise ValueError(f"target_epsilon={v._fmt(target_epsilon)} is met with a noise multiplier "
                          f"below {MIN_NOISE_MULTIPLIER:g}; lower it.")
-    return _bisect(lambda z: spent(z) > target_epsilon, low, high,
-                   middle=lambda a, b: math.sqrt(a * b), close=lambda a, b: b / a <= 1 + 1e-6)
+    return privacy._bisect(lambda z: spent(z) > target_epsilon, low, high,
+                           middle=lambda a, b: math.sqrt(a * b),
+                           close=lambda a, b: b / a <= 1 + 1e-6)
 
 
 # --------------------------------------------------------------------------------------------
