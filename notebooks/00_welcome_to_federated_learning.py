@@ -188,6 +188,7 @@ plt.show()
 # | `07_robustness` | poison a federation with a few bad clients, defend with robust aggregation rules, and survive failing clients |
 # | `08_cross_silo_deployment` | federate four hospitals' real data with patient-level DP, and deploy the same code on Flower |
 # | `09_vertical_and_transfer_learning` | align a bank's and a credit bureau's customers with private set intersection, train across their columns under Paillier encryption, read labels from split learning's gradients and stop it with label DP, and transfer labels to customers only one party knows |
+# | `10_heterogeneity_and_personalisation` | watch non-IID clients drift from the global optimum, cure it with FedProx, SCAFFOLD and adaptive server optimizers, personalise with fine-tuning and Ditto, and judge every method by its worst clients |
 #
 # Where these tools meet real systems (keyboards, hospitals, banks, factories, smart cities,
 # self-driving cars), and what data-protection law (GDPR, China's PIPL) asks of them: the page

@@ -1715,6 +1715,17 @@ from fl_helpers import production_widgets  # noqa: E402
 MODULES += (production_widgets,)
 REGISTRY += [_table_entry(row) for row in test_production_widgets.FUZZ]
 
+# ------------------------------------------------------- fl_helpers.heterogeneity_widgets
+# Notebook 10's per-client panel (issue 29), from tests/test_heterogeneity_widgets.py's FUZZ
+# table.
+
+import test_heterogeneity_widgets  # noqa: E402
+
+from fl_helpers import heterogeneity_widgets  # noqa: E402
+
+MODULES += (heterogeneity_widgets,)
+REGISTRY += [_table_entry(row) for row in test_heterogeneity_widgets.FUZZ]
+
 # ------------------------------------------- fl_helpers.heterogeneity, fl_helpers.personalisation
 # Notebook 10's library (issue 29), and the loop's trainer helpers it added to training, from
 # tests/test_heterogeneity.py's FUZZ table.
