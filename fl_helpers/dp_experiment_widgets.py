@@ -164,7 +164,8 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
                 target_epsilon=epsilon_slider.value,
                 styles={"non-private": {"color": "0.5", "ls": "--"}}, axes=axes)
             fig.tight_layout()
-            panel.show(reporting.summary_line(result, baseline=reference), fig, started=start)
+            panel.show(reporting.summary_line(result, baseline=reference, seconds=False), fig,
+                       started=start)
         runs.ahead(ahead(q))
 
     for control in (epsilon_slider, clients_slider, clipping_slider):

@@ -95,12 +95,15 @@ REPRODUCIBLE_WARNING = ("reproducible noise: the noise and client sampling were 
 
 
 def summary_line(result: experiment.ExperimentResult, *,
-                 baseline: experiment.ExperimentResult | None = None) -> str:
+                 baseline: experiment.ExperimentResult | None = None,
+                 seconds: bool = True) -> str:
     """One line with what matters of a run: accuracy, epsilon, z, q, C, rounds and the time.
 
     Args:
         result: The run to describe.
         baseline: A non-private run to compare the accuracy with, or ``None``.
+        seconds: Whether the line ends with the run's seconds (the *Try it* panels leave them
+            out: a latency stored in a notebook only says how busy the machine was).
 
     Returns:
         E.g. ``"target ε = 2: z = 1.63, q = 0.100, C = 0.5, 30 rounds -> test accuracy 86.7%
@@ -110,6 +113,7 @@ def summary_line(result: experiment.ExperimentResult, *,
     c = _check_result("result", result).config
     if baseline is not None:
         _check_result("baseline", baseline)
+    seconds = v.check_flag("seconds", seconds)
     if result.privacy is experiment.Privacy.NON_PRIVATE:
         setting = f"non-private: q = {c['sampling_probability']:.3f}"
     else:
@@ -122,7 +126,8 @@ def summary_line(result: experiment.ExperimentResult, *,
         line += f" (non-private {baseline.final_accuracy:.1%})"
     if math.isfinite(result.epsilon_spent):
         line += f", ε spent {result.epsilon_spent:.3f} at δ = {c['target_delta']:.0e}"
-    line += f", {result.total_seconds:.1f} s"
+    if seconds:
+        line += f", {result.total_seconds:.1f} s"
     if c.get("reproducible_noise") and result.privacy is not experiment.Privacy.NON_PRIVATE:
         line += " [reproducible noise: not private]"
     return line

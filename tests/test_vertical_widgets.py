@@ -51,7 +51,7 @@ def test_slider_move_redraws_once(split_data):
     panel.output.observe(lambda change: changes.append(change["new"]), names="outputs")
     panel.controls["target_epsilon"].value = 8.0
     assert len(changes) == 1
-    assert [o["output_type"] for o in changes[0]] == ["stream", "display_data", "stream"]
+    assert [o["output_type"] for o in changes[0]] == ["stream", "display_data"]
     assert changes[0][0]["text"].startswith("epsilon = ")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -483,7 +485,9 @@ def test_dp_experiment_explorer_controls_and_redraw(monkeypatch):
     assert [c.get("target_epsilon") for c in calls[:2]] == [None, 2.0]
     assert all(c["sampling_probability"] == 0.2 and c["local_epochs"] == 2 for c in calls)
     first = _shown_text(panel)
-    assert "target ε = 2" in first and "(non-private 90.0%)" in first and "responded in" in first
+    assert "target ε = 2" in first and "(non-private 90.0%)" in first
+    # The panel's latency is measured for the tests, never printed into a stored output.
+    assert "responded in" not in first and not re.search(r"\d\.\d s\b", first)
     # Ahead of a move, the private runs one step of the epsilon slider away (2.0 lies between
     # its positions 10 ** 0.3 and 10 ** 0.4).
     panel.prefetcher.wait()
