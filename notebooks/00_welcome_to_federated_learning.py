@@ -182,7 +182,7 @@ plt.show()
 # | `02_local_gradient_descent` | train a model on one client's data with plain SGD: the client update |
 # | `03_federated_averaging` | run FedAvg over many clients, IID and non-IID, and reproduce McMahan et al. 2017 |
 # | `04_multi_client_experiment` | train with DP-FedAvg and trade accuracy against ε across many clients |
-# | `04b_dp_fedavg_at_scale` | take DP-FedAvg to 60,000 clients, weigh each design choice, and choose the clipping norm on public data |
+# | `04b_dp_fedavg_at_scale` | take DP-FedAvg to 60,000 clients, weigh each design choice, choose the clipping norm on public data, and run it as production systems do: adaptive clipping, DP-FTRL without sampling, a report a reader can check |
 # | `05_attacks_and_defences` | reconstruct a client's images from its update, infer membership, and measure how DP-FedAvg stops both |
 # | `06_secure_aggregation` | mask updates so the server learns only their sum, survive dropouts, and add distributed discrete Gaussian noise |
 # | `07_robustness` | poison a federation with a few bad clients, defend with robust aggregation rules, and survive failing clients |

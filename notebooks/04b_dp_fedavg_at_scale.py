@@ -1,5 +1,5 @@
 # %% [markdown]
-# # DP-FedAvg at scale: 60,000 clients at ε = 2, what each choice costs, and choosing C
+# # DP-FedAvg at scale and in production: 60,000 clients at ε = 2, choosing C, adaptive clipping, DP-FTRL
 #
 # After this notebook you will be able to read a large private training run as a list of
 # choices, say what each one costs or gains in accuracy at a fixed $\varepsilon$, choose the
