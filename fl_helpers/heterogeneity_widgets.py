@@ -27,8 +27,8 @@ MU_VALUES = (0.0, 0.01, 0.1, 1.0)
 #: The methods a summary holds, in drawing order.
 METHODS = ("FedAvg", "FedProx", "FedAvg + fine-tuning")
 #: The short run each move trains (softmax regression; about a second per method on a laptop).
-SETTING = {"num_rounds": 10, "clients_per_round": 10, "local_epochs": 1, "batch_size": 20,
-           "client_learning_rate": 0.1}
+SETTING: dict[str, Any] = {"num_rounds": 10, "clients_per_round": 10, "local_epochs": 1,
+                           "batch_size": 20, "client_learning_rate": 0.1}
 #: Clients of the federation, and the steps of local fine-tuning from FedAvg's model.
 NUM_CLIENTS = 20
 FINE_TUNE_STEPS = 5
@@ -154,7 +154,7 @@ def per_client_summary(x: np.ndarray, y: np.ndarray, *, alpha: float, proximal_m
     def model_fn():  # softmax regression
         return models.make_mlp((), input_shape=(features,), seed=seed)
 
-    common = dict(SETTING, seed=seed, progress=False)
+    common: dict[str, Any] = dict(SETTING, seed=seed, progress=False)
     fedavg = training.run_fedavg(model_fn, fed.train, **common)
     fedprox = training.run_fedavg(model_fn, fed.train, **common,
                                   client_algorithm=heterogeneity.FedProx(proximal_mu))

@@ -104,7 +104,8 @@ def evaluate_per_client(model_fn: Callable[[], keras.Model],
     dense = program is not None and engine._is_dense_stack(program)
     accuracy, loss = [], []
     for (x, y), w in zip(datasets, per_client, strict=True):
-        if dense:  # numpy: a compiled evaluator recompiles for every distinct client size
+        if dense and program is not None:  # numpy: a compiled evaluator would recompile
+            # for every distinct client size
             value_loss, value_accuracy = _dense_evaluate(program, w, x, y)
             loss.append(value_loss)
             accuracy.append(value_accuracy)
