@@ -247,13 +247,13 @@ print(f"drift curves: {drift_seconds:.1f} s")
 # digits per client, the median client is 1.348 away after 200 steps, against 0.738 for a client
 # of the IID federation, whose wandering is only the noise of its own small sample; on
 # Synthetic(1, 1) the contrast is starker, 0.118 against 0.002. The red line is where FedAvg's
-# next model would land: the average of the drifting clients. It stays closer than any client,
-# because the clients pull in different directions that partly cancel, but it does not cancel to
-# zero, and it grows with $K$: on MNIST 0.142 after 200 steps, twice the IID average's 0.067.
-# That remainder is the bias that makes FedAvg with many local steps settle away from
-# $w^\star$. More local work per round saves communication (notebook 03) and, on non-IID data,
-# buys a worse model. FedProx's pull towards the round's model (green) stops the walk where the
-# pull balances the client's gradient: the median MNIST client stays within 0.155. SCAFFOLD
+# next model would land: the average of the drifting clients. It stays far closer than the
+# median client, because the clients pull in different directions that partly cancel, but it
+# does not cancel to zero, and it grows with $K$: on MNIST 0.142 after 200 steps, twice the
+# IID average's 0.067. That remainder is the bias that makes FedAvg with many local steps settle
+# away from $w^\star$. More local work per round saves communication (notebook 03) and, on non-IID
+# data, buys a worse model. FedProx's pull towards the round's model (green) stops the walk where
+# the pull balances the client's gradient: the median MNIST client stays within 0.155. SCAFFOLD
 # (below) removes the reason the clients walk away instead.
 #
 # **Sanity check:** the clients drift further with every step, further than IID clients, and
@@ -528,9 +528,9 @@ print("passed")
 #
 # MNIST with two shards per client, 20 rounds of 10 clients, one local epoch, batch 20,
 # learning rate 0.1. The global methods: FedAvg, FedProx ($\mu = 0.1$), SCAFFOLD, FedAvgM
-# (server momentum 0.9), FedAdam and FedYogi (both $\eta = 0.01$, $\tau = 10^{-3}$). The personal ones: FedAvg's model
-# fine-tuned for 5 local steps, Ditto ($\lambda = 0.5$), and, as the other extreme, every client
-# training alone for 20 epochs.
+# (server momentum 0.9), FedAdam and FedYogi (both $\eta = 0.01$, $\tau = 10^{-3}$). The personal
+# ones: FedAvg's model fine-tuned for 5 local steps, Ditto ($\lambda = 0.5$), and, as the other
+# extreme, every client training alone for 20 epochs.
 
 # %% tags=["nbval-ignore-output"]
 mnist_common = dict(num_rounds=20, clients_per_round=10, local_epochs=1, batch_size=20,

@@ -652,7 +652,7 @@ NUMBERS: list[Number] = [
            r"Synthetic\(1, 1\)\n.*\n  median client, IID\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.]+)"),
     Number(NB10, "drift: FedAvg's average", r"on MNIST (?P<value>[\d.]+) after 200 steps",
            r"MNIST 2 shards\n(?:.*\n){3}  average\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.]+)"),
-    Number(NB10, "drift: IID average", r"twice the IID average's (?P<value>[\d.]+)",
+    Number(NB10, "drift: IID average", r"twice the\s+IID average's (?P<value>[\d.]+)",
            r"MNIST 2 shards\n(?:.*\n){4}  average, IID\s+[\d.]+\s+[\d.]+\s+(?P<value>[\d.]+)"),
     Number(NB10, "drift: FedProx median client", r"client stays within (?P<value>[\d.]+)",
            r"MNIST 2 shards\n(?:.*\n){2}  median client, FedProx mu = 1\s+[\d.]+\s+[\d.]+\s+"
