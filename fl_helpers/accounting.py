@@ -40,6 +40,13 @@ reports the RDP bound instead (still a valid upper bound): when ``target_delta``
 :data:`PLD_MIN_DELTA`, when the noise per step is below :data:`PLD_MIN_NOISE_MULTIPLIER`, or when
 a quick RDP bound already exceeds :data:`PLD_MAX_EPSILON` (no meaningful privacy is left there).
 
+A private aggregation rule describes one round's release as a dp-accounting event
+(:meth:`fl_helpers.aggregation.AggregationRule.dp_event`), and
+:func:`epsilon_per_round_of_event` composes that event over a run's schedule with the accountants
+above: the training loop accounts DP-FedAvg, adaptive clipping and local DP the same way. The
+distributed discrete Gaussian (:func:`ddg_rho`, :func:`ddg_epsilon`) and DP-FTRL's trees
+(:func:`dp_ftrl_epsilon`) are accounted here too, by their own functions.
+
 Functions here silence dp-accounting's absl warnings (e.g. "failed to converge ... Excluding this
 order"), which only say that one RDP order was dropped from the minimum.
 """
@@ -64,6 +71,7 @@ from scipy import special as scipy_special
 
 from fl_helpers import _validation as v
 from fl_helpers import privacy
+from fl_helpers import schedule as _schedule
 
 
 class Accountant(str, enum.Enum):
@@ -866,11 +874,88 @@ def local_dp_epsilon_per_round(
                          f"{2 * MAX_ACCOUNTED_NOISE_MULTIPLIER:g}, got "
                          f"{v._fmt(noise_multiplier)}.")
     busiest = _check_report_counts("busiest_counts", busiest_counts)
+    return _busiest_client_epsilons(noise_multiplier / 2, busiest, target_delta, accountant)
+
+
+def _busiest_client_epsilons(noise_multiplier: float, busiest: np.ndarray, target_delta: Any,
+                             accountant: Any) -> np.ndarray:
+    """Epsilon of the busiest client, round by round, when each of its reports is a Gaussian
+    mechanism of ``noise_multiplier`` (no sampling amplification); 0 before its first report."""
     per_report = epsilon_per_round(
-        noise_multiplier=noise_multiplier / 2, sampling_probability=1.0,
+        noise_multiplier=noise_multiplier, sampling_probability=1.0,
         num_rounds=max(1, int(busiest.max(initial=0))), target_delta=target_delta,
         accountant=accountant)
     return np.where(busiest > 0, per_report[np.maximum(busiest, 1) - 1], 0.0)
+
+
+def epsilon_per_round_of_event(event: dp_accounting.DpEvent, *,
+                               schedule: Sequence[np.ndarray], num_clients: int,
+                               target_delta: float,
+                               accountant: AccountantName = Accountant.DISCRETE) -> np.ndarray:
+    """Epsilon after each round of a run whose every round releases ``event``.
+
+    The accountant's side of :meth:`fl_helpers.aggregation.AggregationRule.dp_event`: a private
+    rule describes one round's release as a dp-accounting event, and this function composes it
+    over the run, so the training loop accounts every private rule the same way. How the
+    event composes follows from what the observer sees:
+
+    * ``PoissonSampledDpEvent(q, GaussianDpEvent(z))``: the sample is secret, so every round
+      counts for every client: :func:`epsilon_per_round` of ``(z, q, len(schedule))``
+      (central DP-FedAvg, adaptive clipping on its total ``z``).
+    * ``GaussianDpEvent(z)``: no secret sample (the observer may know who took part), so a
+      client's loss composes over the rounds it took part in, and the epsilon is the busiest
+      client's (:func:`fl_helpers.schedule.busiest_client_counts`; 0 before its first round):
+      local DP's reports (``z`` is then half the report's multiplier, replace-one) and, with
+      ``q = 1``, central DP-FedAvg (every client takes part in every round, so this is
+      :func:`epsilon_per_round` with ``q = 1``).
+    * ``NonPrivateDpEvent()``: ``inf`` after every round (a private rule without noise).
+
+    Args:
+        event: One round's release (another kind of event is refused, naming it).
+        schedule: The run's participation, one array of distinct client ids per round (used
+            for its length, and for the busiest client of an unsampled event).
+        num_clients: ``N`` >= 1, the ids' range.
+        target_delta: delta in (0, 1).
+        accountant: ``"discrete"`` (default; bounds the exact discrete Gaussian and the
+            Gaussian), ``"pld"`` or ``"rdp"`` (the continuous Gaussian only).
+
+    Returns:
+        Float64 array with one epsilon per round of ``schedule``, non-decreasing.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed, or the event is not one of the above
+            (the message names it).
+    """
+    if not isinstance(event, dp_accounting.DpEvent):
+        raise TypeError(f"event must be a dp_accounting.DpEvent (a rule's dp_event(...)), got "
+                        f"{type(event).__name__} {v._fmt(event)}.")
+    busiest = _schedule.busiest_client_counts(schedule, num_clients)  # checks both
+    num_rounds = _check_rounds("len(schedule)", len(busiest))
+    target_delta = _check_delta(target_delta)
+    accountant = check_accountant(accountant)
+    if isinstance(event, dp_accounting.NonPrivateDpEvent):
+        return np.full(num_rounds, np.inf)
+    if isinstance(event, dp_accounting.PoissonSampledDpEvent) \
+            and isinstance(event.event, dp_accounting.GaussianDpEvent):
+        z = _event_field(_check_noise_multiplier, event.event.noise_multiplier)
+        q = _event_field(check_sampling_probability, event.sampling_probability)
+        return epsilon_per_round(noise_multiplier=z, sampling_probability=q,
+                                 num_rounds=num_rounds, target_delta=target_delta,
+                                 accountant=accountant)
+    if isinstance(event, dp_accounting.GaussianDpEvent):
+        z = _event_field(_check_noise_multiplier, event.noise_multiplier)
+        return _busiest_client_epsilons(z, busiest, target_delta, accountant)
+    raise ValueError(
+        f"event must be PoissonSampledDpEvent(q, GaussianDpEvent(z)), GaussianDpEvent(z) or "
+        f"NonPrivateDpEvent(), got {event!r}: this accountant does not compose it.")
+
+
+def _event_field(check: Callable[[Any], float], value: Any) -> float:
+    """``check(value)``, its error message prefixed with ``event``'s name."""
+    try:
+        return check(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"event's {error}") from None
 
 
 def _check_report_counts(name: str, value: Any) -> np.ndarray:

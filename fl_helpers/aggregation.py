@@ -31,7 +31,12 @@ then call the same :meth:`LinearRule.finalize`, which is where noise and scaling
 rules (the median) receive every update.
 
 Adding a rule: subclass :class:`AggregationRule` and implement :meth:`AggregationRule.aggregate`
-(see :class:`CoordinateMedian`, ten lines), or :class:`LinearRule` if it is a weighted sum.
+(see :class:`CoordinateMedian`, ten lines), or :class:`LinearRule` if it is a weighted sum. A
+private rule also describes one round's release to the accountant with
+:meth:`AggregationRule.dp_event` (a dp-accounting ``DpEvent``, the way dp-accounting describes a
+mechanism as data): the training loop accounts whatever the rule describes and never asks which
+rule it runs, and :func:`fl_helpers.training.run_fedavg`, which does not account, refuses a rule
+that describes a private release.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ import enum
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fl_helpers import _validation as v
 from fl_helpers import discrete_noise, privacy, schedule
+
+if TYPE_CHECKING:  # dp-accounting is loaded only when a rule describes itself (dp_event)
+    import dp_accounting
 
 Weights = list[np.ndarray]
 
@@ -214,6 +222,27 @@ class AggregationRule(abc.ABC):
         sampled, or every sampled client failed): zeros by default. A private rule releases
         its noise all the same, so that an empty round looks like any other."""
         return [np.zeros(shape, dtype=np.float32) for shape in shapes]
+
+    def dp_event(self, *, sampling_probability: float) -> dp_accounting.DpEvent | None:
+        """What one round of this rule releases about one client, as a dp-accounting event.
+
+        The way dp-accounting's ``DpEvent`` describes a mechanism as data: the accountant
+        (:func:`fl_helpers.accounting.epsilon_per_round_of_event`) turns the event into epsilon
+        without knowing which rule produced it, so the training loop never asks what kind of
+        rule it runs. A ``PoissonSampledDpEvent`` is composed once per round (the observer
+        cannot tell whether the client was sampled); any other event once per round in which
+        the client took part (the observer may know who took part), for the busiest client.
+
+        Args:
+            sampling_probability: ``q`` in (0, 1], each client's chance to join a round.
+
+        Returns:
+            ``None`` (the default) for a rule that releases nothing it would account (no
+            noise); ``NonPrivateDpEvent`` for a rule that is meant to be private but adds no
+            noise (epsilon is ``inf``); otherwise the round's event.
+        """
+        _check_sampling_probability(sampling_probability)
+        return None
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The state the rule carries from round to round, as named arrays for a checkpoint
@@ -421,6 +450,39 @@ class DPFedAvg(LinearRule):
 
     def client_scales(self, num_examples: np.ndarray) -> np.ndarray:
         return np.ones(len(num_examples), dtype=np.float64)
+
+    @property
+    def accounted_noise_multiplier(self) -> float:
+        """The ``z`` the accountant sees: the noise on the sum over its sensitivity ``C``."""
+        return self.noise_multiplier
+
+    def dp_event(self, *, sampling_probability: float) -> dp_accounting.DpEvent:
+        """One round's release, for the accountant (see :meth:`AggregationRule.dp_event`).
+
+        * Central noise: ``PoissonSampledDpEvent(q, GaussianDpEvent(z))`` (a plain
+          ``GaussianDpEvent(z)`` when ``q = 1``): one client changes the sum by at most ``C``
+          (add/remove one client), the noise has std ``z C``, and the secret sample hides
+          whether the client took part (McMahan et al. 2018, Section 3).
+        * Local noise: ``GaussianDpEvent(z / 2)`` per report: the server sees who reports, so
+          sampling does not amplify, and a report must hide the client's data against any other
+          (replace-one: two clipped updates differ by up to ``2 C``).
+        * ``z = 0``: ``NonPrivateDpEvent()`` (clipping without noise; epsilon is ``inf``).
+
+        With exact noise the event's Gaussian stands for the discrete Gaussian of the same
+        ``z``: :attr:`fl_helpers.accounting.Accountant.DISCRETE` bounds it.
+        """
+        q = _check_sampling_probability(sampling_probability)
+        import dp_accounting  # here: the Flower ClientApp must not load dp-accounting
+
+        z = self.accounted_noise_multiplier
+        if z == 0:
+            return dp_accounting.NonPrivateDpEvent()
+        if self.placement is NoisePlacement.LOCAL:
+            return dp_accounting.GaussianDpEvent(z / 2)
+        gaussian = dp_accounting.GaussianDpEvent(z)
+        if q == 1.0:
+            return gaussian
+        return dp_accounting.PoissonSampledDpEvent(q, gaussian)
 
     def noise_stddev(self, num_sampled: int) -> float:
         """Standard deviation of the noise on the sum, in the updates' units: ``z C``, or
@@ -776,6 +838,13 @@ class AdaptiveClipDPFedAvg(DPFedAvg):
         self.unclipped_fractions: list[float] = []
         self._source: discrete_noise.NoiseSource | None = None
 
+    @property
+    def accounted_noise_multiplier(self) -> float:
+        """The total ``z`` (:attr:`total_noise_multiplier`): the round's two releases together
+        are one Gaussian mechanism of that multiplier (Andrew et al. 2021, Section 3.2), so
+        :meth:`dp_event` describes it as DP-FedAvg's event of ``z``."""
+        return self.total_noise_multiplier
+
     def _noise_source(self, context: RoundContext) -> discrete_noise.NoiseSource:
         if self._source is None:
             self._source = super()._noise_source(context)
@@ -861,6 +930,16 @@ def warn_float_noise() -> None:
 
 #: The kinds of noise :class:`DPFedAvg` adds.
 NOISE_KINDS = ("float", "exact")
+
+
+def _check_sampling_probability(value: Any) -> float:
+    """``q`` in (0, 1] and not subnormal (as :func:`fl_helpers.accounting.
+    check_sampling_probability`, which this module does not import)."""
+    q = v.check_probability("sampling_probability", value)
+    if q < v.MIN_NORMAL:
+        raise ValueError(f"sampling_probability must be >= {v.MIN_NORMAL} (the smallest normal "
+                         f"float), got {v._fmt(q)}.")
+    return q
 
 
 def check_noise(noise: Any) -> str:

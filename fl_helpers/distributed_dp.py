@@ -172,6 +172,12 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
     instead: a lone client adds N_Z(0, ceil(sigma^2)) to its own quantised update (it is then
     as private as the sum, and masking is pointless); a round without clients releases that
     noise alone (:meth:`aggregate_empty`).
+
+    The rule describes no event to the accountant (:meth:`dp_event` is ``None``): its
+    per-round rho (:func:`fl_helpers.accounting.ddg_rho`) depends on the round's number of
+    clients and on the model's dimension, which the round does not know beforehand; account it
+    with :func:`fl_helpers.accounting.ddg_rho` and :func:`fl_helpers.accounting.ddg_epsilon`
+    (as ``benchmarks/secure_aggregation_costs.py`` does).
     """
 
     name = "SecAgg + distributed DP"

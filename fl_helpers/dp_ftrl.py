@@ -341,7 +341,10 @@ class DPFTRL(aggregation.LinearRule):
     Assumption (instead of Poisson sampling): **each client takes part at most once per
     restart period**; check the schedule with :func:`check_participation` and account it with
     :func:`epsilon_for_schedule`. ``m`` is a public constant (the clients per round, or a bound
-    on them), never the realised count.
+    on them), never the realised count. The rule describes no per-round event to the accountant
+    (:meth:`~fl_helpers.aggregation.AggregationRule.dp_event` is ``None``): its rounds share
+    the tree's noise, so its release is accounted over the whole schedule at once
+    (:func:`fl_helpers.accounting.dp_ftrl_epsilon`'s tree events), by :func:`run_dp_ftrl`.
 
     Args:
         clipping_norm: ``C`` > 0.

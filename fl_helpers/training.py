@@ -40,6 +40,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import dp_accounting
 import keras
 import numpy as np
 from tqdm.auto import tqdm
@@ -862,6 +863,13 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
             "randomness, which run_fedavg (a fixed number of clients sampled from the public "
             "seed, no accounting) does not have: use training.run_dp_fedavg, which samples "
             "clients with that randomness and accounts epsilon.")
+    event = rule.dp_event(sampling_probability=1.0)
+    if event is not None and not isinstance(event, dp_accounting.NonPrivateDpEvent):
+        raise ValueError(
+            f"aggregation_rule={type(rule).__name__}(...) describes a private release "
+            f"({type(event).__name__}), which run_fedavg would neither sample secretly nor "
+            "account: use training.run_dp_fedavg (or the rule's own private front door), "
+            "which accounts epsilon from the rule's dp_event.")
     optimizer = aggregation.ServerSGD() if server_optimizer is None else server_optimizer
     if not isinstance(optimizer, aggregation.ServerOptimizer):
         raise TypeError(f"server_optimizer must be a ServerOptimizer, got "
@@ -918,9 +926,12 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     Round ``t``: Poisson-sample clients with probability ``q``, train each locally (seed
     ``[seed, t, k]``), clip each update to norm ``C``, sum, add ``N(0, (z C)^2)`` noise, divide by
     ``q N`` (:class:`fl_helpers.aggregation.DPFedAvg`), step with the server optimizer; then
-    evaluate. With ``target_delta`` the privacy spent after each round is accounted
-    (:func:`fl_helpers.accounting.epsilon_per_round`); with ``target_epsilon`` as well, training
-    stops before the first round that would exceed it.
+    evaluate. With ``target_delta`` the privacy spent after each round is accounted: the rule
+    describes its round as a dp-accounting event
+    (:meth:`fl_helpers.aggregation.AggregationRule.dp_event`) and
+    :func:`fl_helpers.accounting.epsilon_per_round_of_event` composes it over the schedule, so
+    the loop never asks which rule it runs; with ``target_epsilon`` as well, training stops
+    before the first round that would exceed it.
 
     What the epsilon means (central noise): **client-level** differential privacy -- it bounds
     what the sequence of released global models reveals about whether any one client, with all
@@ -1092,20 +1103,19 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         rule = aggregation.AdaptiveClipDPFedAvg(
             clipping=adaptive, noise_multiplier=noise_multiplier,
             expected_clients=expected_clients, noise=noise, clip_on=clip_on)
-        noise_multiplier = rule.total_noise_multiplier
     else:
         rule = aggregation.DPFedAvg(clipping_norm=clipping_norm,
                                     noise_multiplier=noise_multiplier,
                                     expected_clients=expected_clients,
                                     placement=placement, noise=noise, clip_on=clip_on)
-        noise_multiplier = rule.noise_multiplier
+    noise_multiplier = rule.accounted_noise_multiplier  # the total z with adaptive clipping
     clipping_norm = rule.clipping_norm  # C_0 with adaptive clipping
     rounds = randomness.poisson_schedule(num_clients, sampling_probability=sampling_probability,
                                          num_rounds=num_rounds)
-    epsilons = _epsilons(placement, noise_multiplier=noise_multiplier,
-                         sampling_probability=sampling_probability, rounds=rounds,
-                         num_clients=num_clients, target_delta=target_delta,
-                         accountant=accountant)
+    # The rule describes its round's release; the accountant composes it over the schedule.
+    epsilons = None if target_delta is None else accounting.epsilon_per_round_of_event(
+        rule.dp_event(sampling_probability=sampling_probability), schedule=rounds,
+        num_clients=num_clients, target_delta=target_delta, accountant=accountant)
     rounds_allowed = num_rounds
     if target_epsilon is not None and epsilons is not None:
         rounds_allowed = int(np.searchsorted(epsilons, target_epsilon, side="right"))
@@ -1139,24 +1149,6 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         reproducible_noise=reproducible_noise, expected_clients=rule.expected_clients,
         noise=rule.noise, clipping_norms=clipping_norms, adaptive_clipping=adaptive,
         update_noise_multiplier=rule.noise_multiplier, clip_on=clip_on)
-
-
-def _epsilons(placement: aggregation.NoisePlacement, *, noise_multiplier: float,
-              sampling_probability: float, rounds: list[np.ndarray], num_clients: int,
-              target_delta: float | None,
-              accountant: accounting.AccountantName) -> np.ndarray | None:
-    if target_delta is None:
-        return None
-    if noise_multiplier == 0:
-        return np.full(len(rounds), np.inf)
-    if placement is aggregation.NoisePlacement.LOCAL:
-        return accounting.local_dp_epsilon_per_round(
-            noise_multiplier=noise_multiplier,
-            busiest_counts=schedule.busiest_client_counts(rounds, num_clients),
-            target_delta=target_delta, accountant=accountant)
-    return accounting.epsilon_per_round(
-        noise_multiplier=noise_multiplier, sampling_probability=sampling_probability,
-        num_rounds=len(rounds), target_delta=target_delta, accountant=accountant)
 
 
 # --------------------------------------------------------------------------------------------

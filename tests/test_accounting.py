@@ -442,3 +442,84 @@ def test_discrete_accountant_through_the_public_functions():
                                         **kwargs) <= 2.0
     assert accounting.dp_fedavg_epsilon(noise_multiplier=z * 0.999, accountant="discrete",
                                         **kwargs) > 2.0
+
+
+# ------------------------------------------- a rule's dp_event, composed over a run (issue 25)
+
+def _own_accountant(name):
+    if name == "rdp":
+        return rdp_privacy_accountant.RdpAccountant(list(accounting.RDP_ORDERS))
+    return pld_privacy_accountant.PLDAccountant(
+        value_discretization_interval=accounting.PLD_VALUE_DISCRETIZATION_INTERVAL)
+
+
+SCHEDULE = [np.array([0, 2]), np.array([], dtype=np.int64), np.array([2]), np.array([1, 2]),
+            np.array([0])]  # client 2 reports in rounds 1, 3 and 4: busiest 1, 1, 2, 3, 3
+
+
+@pytest.mark.parametrize("name", ["pld", "rdp"])
+@pytest.mark.parametrize("event", [
+    dp_accounting.PoissonSampledDpEvent(0.1, dp_accounting.GaussianDpEvent(1.2)),
+    dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(3.0)),
+])
+def test_sampled_event_composes_every_round_as_dp_accounting_does(event, name):
+    # The sample is secret: every round counts, whoever took part.
+    curve = accounting.epsilon_per_round_of_event(event, schedule=SCHEDULE, num_clients=3,
+                                                  target_delta=DELTA, accountant=name)
+    for t in (1, 3, len(SCHEDULE)):
+        own = _own_accountant(name)
+        own.compose(event, t)
+        assert curve[t - 1] == pytest.approx(own.get_epsilon(DELTA), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["pld", "rdp"])
+def test_unsampled_event_composes_over_the_busiest_clients_reports(name):
+    # No secret sample (local DP's reports): the busiest client's reports compose.
+    event = dp_accounting.GaussianDpEvent(2.5)
+    curve = accounting.epsilon_per_round_of_event(event, schedule=SCHEDULE, num_clients=3,
+                                                  target_delta=DELTA, accountant=name)
+    for t, reports in enumerate([1, 1, 2, 3, 3]):
+        own = _own_accountant(name)
+        own.compose(event, reports)
+        assert curve[t] == pytest.approx(own.get_epsilon(DELTA), rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(curve, accounting.local_dp_epsilon_per_round(
+        noise_multiplier=5.0, busiest_counts=np.array([1, 1, 2, 3, 3]), target_delta=DELTA,
+        accountant=name))
+
+
+def test_discrete_accountant_of_an_event_bounds_the_gaussians():
+    # dp-accounting has no discrete Gaussian: the discrete bound is the course's own, and it
+    # is never below dp-accounting's RDP of the continuous Gaussian with the same z and q.
+    event = dp_accounting.PoissonSampledDpEvent(0.1, dp_accounting.GaussianDpEvent(1.504))
+    curve = accounting.epsilon_per_round_of_event(event, schedule=[np.array([0])] * 30,
+                                                  num_clients=1, target_delta=DELTA)
+    np.testing.assert_array_equal(curve, accounting.epsilon_per_round(
+        noise_multiplier=1.504, sampling_probability=0.1, num_rounds=30, target_delta=DELTA,
+        accountant="discrete"))
+    own = _own_accountant("rdp")
+    own.compose(event, 30)
+    assert curve[-1] >= own.get_epsilon(DELTA)
+
+
+def test_non_private_event_is_infinite_epsilon():
+    curve = accounting.epsilon_per_round_of_event(dp_accounting.NonPrivateDpEvent(),
+                                                  schedule=SCHEDULE, num_clients=3,
+                                                  target_delta=DELTA)
+    assert curve.shape == (5,) and np.isinf(curve).all()
+
+
+@pytest.mark.parametrize(("event", "error", "match"), [
+    (None, TypeError, "event must be a dp_accounting.DpEvent"),
+    (1.5, TypeError, "event must be a dp_accounting.DpEvent"),
+    (dp_accounting.LaplaceDpEvent(1.0), ValueError, "event must be PoissonSampledDpEvent"),
+    (dp_accounting.PoissonSampledDpEvent(0.1, dp_accounting.LaplaceDpEvent(1.0)), ValueError,
+     "event must be PoissonSampledDpEvent"),
+    (dp_accounting.GaussianDpEvent(0.0), ValueError, "event's noise_multiplier must be > 0"),
+    (dp_accounting.GaussianDpEvent(math.nan), ValueError, "event's noise_multiplier"),
+    (dp_accounting.PoissonSampledDpEvent(1.5, dp_accounting.GaussianDpEvent(1.0)), ValueError,
+     r"event's sampling_probability must be in \(0, 1\], got 1.5"),
+])
+def test_bad_events_are_named(event, error, match):
+    with pytest.raises(error, match=match):
+        accounting.epsilon_per_round_of_event(event, schedule=SCHEDULE, num_clients=3,
+                                              target_delta=DELTA)

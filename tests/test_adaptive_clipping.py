@@ -116,6 +116,24 @@ def test_the_projects_epsilon_for_the_total_z_is_dp_accountings():
     assert ours == pytest.approx(rdp.get_epsilon(1e-5), rel=1e-9)
 
 
+def test_the_rule_describes_its_round_by_the_total_z():
+    # The two releases of a round are one Gaussian of the total z: the rule's dp_event says
+    # so, and the accountant's epsilon on it is dp-accounting's on that event.
+    z, q, rounds = 1.0, 0.1, 200
+    rule = aggregation.AdaptiveClipDPFedAvg(noise_multiplier=z, expected_clients=100.0)
+    assert rule.noise_multiplier > z  # z_Delta: the update's share
+    event = rule.dp_event(sampling_probability=q)
+    assert event == dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z))
+    ours = accounting.epsilon_per_round_of_event(event, schedule=[np.array([0])] * rounds,
+                                                 num_clients=1, target_delta=1e-5,
+                                                 accountant="rdp")
+    rdp = dp_accounting.rdp.RdpAccountant(list(accounting.RDP_ORDERS)).compose(
+        dp_accounting.SelfComposedDpEvent(event, rounds))
+    assert ours[-1] == pytest.approx(rdp.get_epsilon(1e-5), rel=1e-9)
+    silent = aggregation.AdaptiveClipDPFedAvg(noise_multiplier=0.0, expected_clients=100.0)
+    assert silent.dp_event(sampling_probability=q) == dp_accounting.NonPrivateDpEvent()
+
+
 # ------------------------------------------------------------------------ the quantile estimate
 
 @pytest.mark.parametrize("quantile", [0.2, 0.5, 0.8])

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import dp_accounting
 import guards
 import keras
 import numpy as np
@@ -727,6 +728,31 @@ REGISTRY += [
                   "target_delta": DELTA, "accountant": "pld"},
           corrupt={"noise_multiplier": (*POSITIVE, "huge_scale"), "busiest_counts": ("counts",),
                    "target_delta": (*OPEN_UNIT, "subnormal"), "accountant": NAME}),
+    # A private rule's description of its round, and the accountant that composes it (issue 25)
+    Entry(accounting.epsilon_per_round_of_event,
+          args=(dp_accounting.PoissonSampledDpEvent(0.1, dp_accounting.GaussianDpEvent(1.0)),),
+          kwargs={"schedule": [np.array([0, 2]), np.array([1])], "num_clients": 3,
+                  "target_delta": DELTA, "accountant": "rdp"},
+          corrupt={"schedule": ("schedule",), "num_clients": COUNT,
+                   "target_delta": (*OPEN_UNIT, "subnormal"), "accountant": NAME},
+          extra={"num_clients": [2], "schedule": [[]],
+                 "event": [None, 1.0, "gaussian", dp_accounting.GaussianDpEvent,
+                           dp_accounting.LaplaceDpEvent(1.0),
+                           dp_accounting.GaussianDpEvent(0.0),
+                           dp_accounting.GaussianDpEvent(-1.0),
+                           dp_accounting.GaussianDpEvent(math.nan),
+                           dp_accounting.GaussianDpEvent(1e300),
+                           dp_accounting.PoissonSampledDpEvent(
+                               0.0, dp_accounting.GaussianDpEvent(1.0)),
+                           dp_accounting.PoissonSampledDpEvent(
+                               2.0, dp_accounting.GaussianDpEvent(1.0)),
+                           dp_accounting.PoissonSampledDpEvent(
+                               0.1, dp_accounting.LaplaceDpEvent(1.0))]}),
+    Entry(aggregation.DPFedAvg(clipping_norm=1.0, noise_multiplier=1.0,
+                               expected_clients=3.0).dp_event,
+          kwargs={"sampling_probability": 0.1}, corrupt={"sampling_probability": PROBABILITY}),
+    Entry(aggregation.FedAvg().dp_event, kwargs={"sampling_probability": 0.1},
+          corrupt={"sampling_probability": PROBABILITY}),
     # ------------------------------------------------------------------- fl_helpers.experiment
     Entry(experiment.make_federation, args=(3,),
           kwargs={"split": "dirichlet", "alpha": 0.5, "seed": 0, "mnist": MNIST},

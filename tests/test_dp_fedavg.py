@@ -449,3 +449,78 @@ def test_run_fedavg_refuses_a_rule_that_needs_a_private_runs_randomness(small_fe
     clipping_only = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=0.0,
                                          expected_clients=4.0)
     assert not clipping_only.draws_run_noise  # no noise: run_fedavg may clip and average
+
+
+class _DescribedGaussianFedAvg(aggregation.FedAvg):
+    """A rule that draws no run noise but describes a private release (as a distributed-noise
+    rule would): run_fedavg must refuse it, since it neither samples secretly nor accounts."""
+
+    def dp_event(self, *, sampling_probability):
+        import dp_accounting
+        return dp_accounting.PoissonSampledDpEvent(sampling_probability,
+                                                   dp_accounting.GaussianDpEvent(1.0))
+
+
+def test_run_fedavg_refuses_a_rule_that_describes_a_private_release(small_federation):
+    clients, _ = small_federation
+    args = dict(num_rounds=1, clients_per_round=4, local_epochs=1, batch_size=10,
+                client_learning_rate=0.1, progress=False)
+    with pytest.raises(ValueError, match=r"describes a private release \(PoissonSampledDpEvent\)"
+                                         r".*run_dp_fedavg"):
+        training.run_fedavg(models.make_softmax_regression, clients["iid"], **args,
+                            aggregation_rule=_DescribedGaussianFedAvg())
+    # Clipping without noise describes itself as not private: accepted, and it averages.
+    clipping_only = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=0.0,
+                                         expected_clients=4.0)
+    assert type(clipping_only.dp_event(sampling_probability=0.5)).__name__ == "NonPrivateDpEvent"
+    history = training.run_fedavg(models.make_softmax_regression, clients["iid"], **args,
+                                  aggregation_rule=clipping_only)
+    assert history.rounds.tolist() == [1]
+
+
+def test_dp_fedavg_describes_its_round_to_the_accountant():
+    import dp_accounting
+    central = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.2, expected_clients=3.0)
+    assert central.dp_event(sampling_probability=0.3) == dp_accounting.PoissonSampledDpEvent(
+        0.3, dp_accounting.GaussianDpEvent(1.2))
+    assert central.dp_event(sampling_probability=1.0) == dp_accounting.GaussianDpEvent(1.2)
+    local = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=1.2, expected_clients=3.0,
+                                 placement=aggregation.NoisePlacement.LOCAL)
+    # replace-one: two clipped updates differ by 2 C, so a report's multiplier is z / 2
+    assert local.dp_event(sampling_probability=0.3) == dp_accounting.GaussianDpEvent(0.6)
+    assert aggregation.FedAvg().dp_event(sampling_probability=0.3) is None
+    for bad, error in ((0.0, ValueError), (1.5, ValueError), (float("nan"), ValueError),
+                       ("0.3", TypeError), (None, TypeError)):
+        with pytest.raises(error, match="sampling_probability"):
+            central.dp_event(sampling_probability=bad)
+        with pytest.raises(error, match="sampling_probability"):
+            aggregation.FedAvg().dp_event(sampling_probability=bad)
+
+
+@pytest.mark.parametrize("placement", ["central", "local"])
+def test_a_runs_epsilon_is_dp_accountings_on_the_rules_event(small_federation, placement):
+    # Float noise and the PLD: the loop's epsilon is dp-accounting's own PLDAccountant on the
+    # rule's event, composed per round (central) or per report of the busiest client (local).
+    import dp_accounting
+    from dp_accounting.pld import pld_privacy_accountant
+    clients, _ = small_federation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", aggregation.FloatNoiseWarning)
+        history = _dp(clients["iid"], None, num_rounds=4, noise_multiplier=2.0,
+                      target_delta=1e-5, noise="float", accountant="pld",
+                      noise_placement=placement, reproducible_noise=True, diagnostics=True)
+    if placement == "central":
+        event = dp_accounting.PoissonSampledDpEvent(0.3, dp_accounting.GaussianDpEvent(2.0))
+        counts = [1, 2, 3, 4]
+    else:
+        event = dp_accounting.GaussianDpEvent(1.0)
+        counts = schedule.busiest_client_counts(history.diagnostics.sampled_clients,
+                                                len(clients["iid"])).tolist()
+    for t, count in enumerate(counts):
+        if count == 0:
+            assert history.epsilon[t] == 0.0
+            continue
+        own = pld_privacy_accountant.PLDAccountant(
+            value_discretization_interval=accounting.PLD_VALUE_DISCRETIZATION_INTERVAL)
+        own.compose(event, count)
+        assert history.epsilon[t] == pytest.approx(own.get_epsilon(1e-5), rel=1e-8)
