@@ -2,7 +2,7 @@
 # # Solutions to the exercises of notebook 10 (when clients differ)
 #
 # Try the exercises in `../10_heterogeneity_and_personalisation.ipynb` first. This notebook
-# rebuilds what the exercises need, so it runs on its own (about 25 s on a busy 2-core CPU).
+# rebuilds what the exercises need, so it runs on its own (about 35 s on a busy 2-core CPU).
 
 # %%
 from fl_helpers import quiet
