@@ -46,6 +46,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from scipy import optimize
 from tqdm.auto import tqdm
 
@@ -835,8 +836,7 @@ from fl_helpers import heterogeneity_widgets
 y_small = y_all[:12_000]
 first = heterogeneity_widgets.per_client_summary(x_small, y_small, alpha=0.1, proximal_mu=0.1,
                                                  seed=SEED)
-fig = heterogeneity_widgets.draw_per_client(first)
-plt.show()
+display(heterogeneity_widgets.draw_per_client(first))  # a Figure of its own, not pyplot's
 
 # %% tags=["nbval-check-output"]
 print(heterogeneity_widgets.summary_line(first).replace("; ", ";\n"))
