@@ -6,7 +6,7 @@
 # clipping norm $C$ from public data without spending privacy on it, and read a production DP
 # report: adaptive clipping, DP-FTRL without sampling, and what a result must state.
 #
-# *Runtime: about 2 min on a busy 2-core CPU (load average 7 when measured).*
+# *Runtime: about 45 s on a 2-core CPU (load average 2 when measured).*
 # Prerequisites: [04 The multi-client experiment](04_multi_client_experiment.ipynb) (DP-FedAvg
 # step by step, the accountant, why more clients help), which this notebook continues; and
 # [01 Differential privacy](01_differential_privacy_noise.ipynb) (the Gaussian mechanism and its

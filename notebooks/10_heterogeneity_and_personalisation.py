@@ -6,7 +6,7 @@
 # step of FedProx and SCAFFOLD from scratch, pick a server optimizer, personalise a global
 # model, and judge every method by its worst clients rather than by its average.
 #
-# *Runtime: about 2 min on a busy 2-core CPU (load average 6 when measured; 50 s of CPU).*
+# *Runtime: about 55 s on a 2-core CPU (load average 3 when measured).*
 # Prerequisites: [03 Federated averaging](03_federated_averaging.ipynb) (FedAvg, the shard
 # split, federated evaluation), [04 Multi-client experiment](04_multi_client_experiment.ipynb)
 # (DP-FedAvg, server optimizers) and [08 Cross-silo deployment](08_cross_silo_deployment.ipynb)
