@@ -794,8 +794,9 @@ REGISTRY += [
     # -------------------------------------------------------------------- fl_helpers.reporting
     Entry(reporting.json_number, args=(1.5,), corrupt={"value": ("json_value",)}),
     Entry(reporting.to_json, args=(RESULT,), corrupt={"result": ("result",)}),
-    Entry(reporting.summary_line, args=(RESULT,), kwargs={"baseline": RESULT},
-          corrupt={"result": ("result",)}, extra={"baseline": FAMILIES["result"][1:]}),
+    Entry(reporting.summary_line, args=(RESULT,), kwargs={"baseline": RESULT, "seconds": False},
+          corrupt={"result": ("result",), "seconds": FLAG},
+          extra={"baseline": FAMILIES["result"][1:]}),
     Entry(reporting.results_table, args=(RESULT,), kwargs={"max_rows": 5},
           corrupt={"result": ("result",), "max_rows": COUNT}),
     Entry(reporting.privacy_statement, args=(HISTORY,),
