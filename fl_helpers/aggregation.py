@@ -1080,6 +1080,19 @@ class ExponentialAverage(ServerOptimizer):
         return new
 
 
+def _check_adaptive_settings(server_learning_rate: Any, beta_1: Any, beta_2: Any,
+                             tau: Any) -> tuple[float, float, float, float]:
+    """The checked settings shared by the adaptive server optimizers (Adam, Yogi)."""
+    learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
+    betas = []
+    for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
+        beta = v.check_non_negative(name, beta)
+        if beta >= 1:
+            raise ValueError(f"{name} must be in [0, 1), got {beta}.")
+        betas.append(beta)
+    return learning_rate, betas[0], betas[1], v.check_positive("tau", tau)
+
+
 class ServerAdam(ServerOptimizer):
     """FedAdam (Reddi et al. 2021, Algorithm 2): Adam on the server with the update as gradient.
 
@@ -1091,14 +1104,8 @@ class ServerAdam(ServerOptimizer):
 
     def __init__(self, server_learning_rate: float = 0.01, *, beta_1: float = 0.9,
                  beta_2: float = 0.99, tau: float = 1e-3) -> None:
-        self.server_learning_rate = v.check_positive("server_learning_rate",
-                                                     server_learning_rate)
-        self.beta_1 = v.check_non_negative("beta_1", beta_1)
-        self.beta_2 = v.check_non_negative("beta_2", beta_2)
-        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
-            if beta >= 1:
-                raise ValueError(f"{name} must be in [0, 1), got {beta}.")
-        self.tau = v.check_positive("tau", tau)
+        (self.server_learning_rate, self.beta_1, self.beta_2,
+         self.tau) = _check_adaptive_settings(server_learning_rate, beta_1, beta_2, tau)
         self._m: Weights | None = None
         self._v: Weights | None = None
 
@@ -1253,14 +1260,8 @@ class ServerYogi(ServerOptimizer):
     def __init__(self, server_learning_rate: float = 0.01, *, beta_1: float = 0.9,
                  beta_2: float = 0.99, tau: float = 1e-3,
                  initial_second_moment: float | None = None) -> None:
-        self.server_learning_rate = v.check_positive("server_learning_rate",
-                                                     server_learning_rate)
-        self.beta_1 = v.check_non_negative("beta_1", beta_1)
-        self.beta_2 = v.check_non_negative("beta_2", beta_2)
-        for name, beta in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
-            if beta >= 1:
-                raise ValueError(f"{name} must be in [0, 1), got {beta}.")
-        self.tau = v.check_positive("tau", tau)
+        (self.server_learning_rate, self.beta_1, self.beta_2,
+         self.tau) = _check_adaptive_settings(server_learning_rate, beta_1, beta_2, tau)
         self.initial_second_moment = self.tau**2 if initial_second_moment is None else \
             v.check_non_negative("initial_second_moment", initial_second_moment)
         self._m: Weights | None = None
