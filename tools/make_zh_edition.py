@@ -3,12 +3,24 @@
     .venv/bin/python -m tools.make_zh_edition            # write notebooks/zh-CN/ from the stores
     .venv/bin/python -m tools.make_zh_edition --check    # report what is stale, missing or differs
     .venv/bin/python -m tools.make_zh_edition --sync 01  # add/refresh store entries for 01's cells
+    .venv/bin/python -m tools.make_zh_edition --sync solutions/01  # the same for its solutions
 
 The English notebooks are the source; nothing in ``notebooks/zh-CN/`` is edited by hand.
 
-``translations/zh-CN/NN_topic.yml`` (one *translation store* per translated notebook; a notebook
-is translated exactly when it has a store) lists, in the notebook's order, one entry per English
-markdown cell::
+Where things are (``NN_topic`` is the notebook's name, e.g. ``04b_dp_fedavg_at_scale``)::
+
+    English notebook           notebooks/NN_topic.ipynb
+      its store                translations/zh-CN/NN_topic.yml
+      its Chinese edition      notebooks/zh-CN/NN_topic.ipynb
+    English solutions          notebooks/solutions/NN_topic_solutions.ipynb
+      its store                translations/zh-CN/solutions/NN_topic_solutions.yml
+      its Chinese edition      notebooks/zh-CN/solutions/NN_topic_solutions.ipynb
+
+A notebook (main or solutions) is translated exactly when it has a store; ``--sync NN`` or
+``--sync solutions/NN`` creates it. ``--check`` and the build cover both kinds; everything below
+holds for both.
+
+A *translation store* lists, in the notebook's order, one entry per English markdown cell::
 
     - cell: <the English cell's id>        # where it is, for the reader of the store
       hash: <first 16 hex digits of the SHA-256 of the English source>
@@ -31,12 +43,17 @@ cells stay those of the English notebook, in the same order): after the title ce
 Chinese notebook, a note that the notebook is generated and what stays English (cell id
 ``zh-edition-note``, text in ``translations/zh-CN/edition.yml``); and, in notebook 00, after the
 cell named by ``glossary_after`` in that file, the glossary table (cell id ``zh-glossary``,
-rendered from ``translations/zh-CN/glossary.yml``).
+rendered from ``translations/zh-CN/glossary.yml``). Solutions notebooks get the note too.
 
 Links: a translation writes a link exactly as the English cell does (``01_x.ipynb``,
-``../docs/applications.md``, ``solutions/01_x_solutions.ipynb``). The generator points it from
-``notebooks/zh-CN/``: to the Chinese notebook when ``01_x`` is translated, otherwise to the English
-file one folder up. So a link switches to Chinese by itself when its target gets translated.
+``../docs/applications.md``, ``solutions/01_x_solutions.ipynb`` in a notebook;
+``../01_x.ipynb`` in a solutions notebook). The generator resolves it from the English notebook's
+folder and points it from the Chinese notebook's folder (``notebooks/zh-CN/`` or
+``notebooks/zh-CN/solutions/``): to the Chinese edition when the target notebook or solutions
+notebook is translated, otherwise to the English file. So a link switches to Chinese by itself
+when its target gets translated, in both directions (notebook → solutions, solutions →
+notebook). Paths in backticks (```notebooks/solutions/01_x_solutions.ipynb```) are text, not
+links, and are left as written.
 
 First edition: code comments, printed tables, widget labels and plot labels stay English (the
 code cells and their outputs are the English ones, byte for byte).
@@ -47,6 +64,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import posixpath
 import re
 import sys
 import unicodedata
@@ -78,17 +96,51 @@ def cell_hash(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
 
+def is_solutions(notebook: Path) -> bool:
+    """Whether ``notebook`` is a solutions notebook (``NN_topic_solutions.ipynb``)."""
+    return notebook.stem.endswith("_solutions")
+
+
+def _subfolder(notebook: Path) -> str:
+    return "solutions/" if is_solutions(notebook) else ""
+
+
 def store_path(notebook: Path) -> Path:
-    return STORE_DIR / f"{notebook.stem}.yml"
+    """``translations/zh-CN/NN_topic.yml``; for a solutions notebook
+    ``translations/zh-CN/solutions/NN_topic_solutions.yml``."""
+    return STORE_DIR / f"{_subfolder(notebook)}{notebook.stem}.yml"
 
 
 def translated_notebooks() -> list[Path]:
-    """The English notebooks that have a translation store, in teaching order."""
+    """The English main notebooks that have a translation store, in teaching order."""
     return [path for path in cn.main_notebooks() if store_path(path).is_file()]
 
 
+def translated_solutions() -> list[Path]:
+    """The English solutions notebooks that have a translation store, in teaching order."""
+    return [path for path in cn.numbered(cn.SOLUTIONS_DIR) if store_path(path).is_file()]
+
+
+def all_translated() -> list[Path]:
+    """Every English notebook with a store: the main notebooks, then the solutions."""
+    return translated_notebooks() + translated_solutions()
+
+
 def output_path(notebook: Path) -> Path:
-    return OUT_DIR / notebook.name
+    """``notebooks/zh-CN/NN_topic.ipynb``; for a solutions notebook
+    ``notebooks/zh-CN/solutions/NN_topic_solutions.ipynb``."""
+    return OUT_DIR / f"{_subfolder(notebook)}{notebook.name}"
+
+
+def english_relpath(notebook: Path) -> str:
+    """Where the English notebook lives, relative to the repository (also for a copy elsewhere):
+    ``notebooks/NN_topic.ipynb`` or ``notebooks/solutions/NN_topic_solutions.ipynb``."""
+    return f"notebooks/{_subfolder(notebook)}{notebook.name}"
+
+
+def sync_name(notebook: Path) -> str:
+    """The spelling of ``notebook`` for ``--sync``: ``04b`` or ``solutions/04b``."""
+    return _subfolder(notebook) + notebook.name.split("_")[0]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -117,7 +169,7 @@ def load_store(path: Path) -> list[dict]:
 
 
 def write_store(path: Path, notebook: Path, entries: list[dict]) -> None:
-    text = yaml.dump({"source": f"notebooks/{notebook.name}", "cells": entries}, Dumper=_Dumper,
+    text = yaml.dump({"source": english_relpath(notebook), "cells": entries}, Dumper=_Dumper,
                      allow_unicode=True, sort_keys=False, width=1000)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_STORE_HEADER.format(name=notebook.name) + text, encoding="utf-8")
@@ -176,18 +228,33 @@ _LINK = re.compile(r"(\]\(|<a\s+href=\"|src=\")([^)\"\s]+)")
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|/)", re.IGNORECASE)
 
 
-def relink(text: str, translated: set[str]) -> str:
-    """Points the relative links of a translation (written as in ``notebooks/``) from
-    ``notebooks/zh-CN/``: a translated notebook in the same folder, anything else one up."""
+def relink(text: str, translated: set[str], notebook: str = "notebooks/x.ipynb") -> str:
+    """Points the relative links of a translation of ``notebook`` (written as in the English
+    notebook, e.g. ``notebooks/solutions/01_x_solutions.ipynb``) from where its Chinese edition
+    lives (``notebooks/zh-CN/`` or ``notebooks/zh-CN/solutions/``): to the Chinese edition of an
+    English notebook in ``translated`` (repository-relative paths, e.g. ``notebooks/01_x.ipynb``),
+    to the English file for anything else."""
+    source = posixpath.dirname(notebook)
+    target = posixpath.dirname(chinese_relpath(notebook))
+
     def point(match: re.Match) -> str:
-        target = match.group(2)
-        if _EXTERNAL.match(target):
+        link = match.group(2)
+        if _EXTERNAL.match(link):
             return match.group(0)
-        file = target.split("#", 1)[0]
-        if file in translated:
-            return match.group(0)
-        return f"{match.group(1)}../{target}"
+        file, hash_, fragment = link.partition("#")
+        resolved = posixpath.normpath(posixpath.join(source, file))
+        if resolved in translated:
+            resolved = chinese_relpath(resolved)
+        pointed = posixpath.relpath(resolved, target) + ("/" if file.endswith("/") else "")
+        return f"{match.group(1)}{pointed}{hash_}{fragment}"
     return _LINK.sub(point, text)
+
+
+def chinese_relpath(english: str) -> str:
+    """``notebooks/X`` -> ``notebooks/zh-CN/X`` (repository-relative, posix)."""
+    if not english.startswith("notebooks/"):
+        raise ValueError(f"english must be a path under notebooks/, got {english!r}.")
+    return f"notebooks/{LANGUAGE}/{english[len('notebooks/'):]}"
 
 
 def link_targets(text: str) -> list[str]:
@@ -235,17 +302,19 @@ def generate(notebook: Path, entries: list[dict] | None = None) -> nbformat.Note
     if problems:
         raise ValueError(f"{notebook.name}: {len(problems)} markdown cell(s) lack a current "
                          "translation; run `.venv/bin/python -m tools.make_zh_edition --sync "
-                         f"{notebook.name[:3].rstrip('_')}` and translate them:\n  "
+                         f"{sync_name(notebook)}` and translate them:\n  "
                          + "\n  ".join(problems))
-    translated = {path.name for path in translated_notebooks()} | {notebook.name}
+    here = english_relpath(notebook)
+    translated = {english_relpath(path) for path in all_translated()} | {here}
     nb = copy.deepcopy(english)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = relink(zh[cell_hash(cell.source)], translated)
+            cell.source = relink(zh[cell_hash(cell.source)], translated, here)
     texts = edition_texts()
     title = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown")
-    nb.cells.insert(title + 1, _extra_cell(NOTE_ID, relink(texts["note"].rstrip(), translated)))
-    if notebook.name == texts["glossary_notebook"]:
+    nb.cells.insert(title + 1, _extra_cell(NOTE_ID, relink(texts["note"].rstrip(), translated,
+                                                           here)))
+    if here == f"notebooks/{texts['glossary_notebook']}":
         at = next((i for i, cell in enumerate(nb.cells)
                    if cell.get("id") == texts["glossary_after"]), None)
         if at is None:
@@ -266,18 +335,19 @@ def render(nb: nbformat.NotebookNode) -> str:
 
 
 def build(notebooks: list[Path] | None = None) -> list[Path]:
-    """Writes ``notebooks/zh-CN/NN_topic.ipynb`` for every translated notebook; returns them.
-    Files in ``notebooks/zh-CN/`` of notebooks without a store are deleted."""
-    notebooks = translated_notebooks() if notebooks is None else notebooks
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    """Writes the Chinese edition of every translated notebook and solutions notebook
+    (``notebooks/zh-CN/NN_topic.ipynb``, ``notebooks/zh-CN/solutions/NN_topic_solutions.ipynb``);
+    returns them. Notebooks there without a store are deleted."""
+    notebooks = all_translated() if notebooks is None else notebooks
     written = []
     for notebook in notebooks:
         path = output_path(notebook)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(generate(notebook)), encoding="utf-8")
         written.append(path)
-    keep = {path.name for path in translated_notebooks()}
-    for path in OUT_DIR.glob("*.ipynb"):
-        if path.name not in keep:
+    keep = {output_path(path) for path in all_translated()}
+    for path in [*OUT_DIR.glob("*.ipynb"), *(OUT_DIR / "solutions").glob("*.ipynb")]:
+        if path not in keep:
             path.unlink()
     return written
 
@@ -343,21 +413,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="report problems (stale, missing, numbers, links, out of date)")
     parser.add_argument("--sync", nargs="+", metavar="NN",
-                        help="create or refresh the stores of these notebooks (e.g. 02 04b)")
+                        help="create or refresh the stores of these notebooks (e.g. 02 04b "
+                             "solutions/02)")
     args = parser.parse_args(argv)
     if args.sync:
         todo = []
         for number in args.sync:
-            matches = [p for p in cn.main_notebooks() if p.name.split("_")[0] == number]
+            candidates = [*cn.main_notebooks(), *cn.numbered(cn.SOLUTIONS_DIR)]
+            matches = [p for p in candidates if sync_name(p) == number.strip("/")]
             if not matches:
-                parser.error(f"--sync: no notebook numbered {number!r}")
+                parser.error(f"--sync: no notebook numbered {number!r} (expected NN or "
+                             "solutions/NN, e.g. 04b or solutions/04b)")
             todo += sync_store(matches[0])
         print("\n".join(todo) or "every cell has a current translation")
         return 0
     if args.check:
-        found = [line for path in translated_notebooks() for line in problems(path)]
-        count = len(translated_notebooks())
-        print("\n".join(found) or f"{count} translated notebooks, all in step")
+        found = [line for path in all_translated() for line in problems(path)]
+        print("\n".join(found) or f"{len(translated_notebooks())} translated notebooks and "
+              f"{len(translated_solutions())} translated solutions notebooks, all in step")
         return 1 if found else 0
     for path in build():
         print(f"wrote {_rel(path)}")
