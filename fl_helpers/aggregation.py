@@ -47,7 +47,7 @@ import enum
 import math
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -71,12 +71,7 @@ class NoisePlacement(enum.Enum):
     @classmethod
     def parse(cls, value: Any) -> NoisePlacement:
         """``value`` as a placement: a :class:`NoisePlacement`, ``"central"`` or ``"local"``."""
-        if isinstance(value, cls):
-            return value
-        for member in cls:
-            if value == member.value:
-                return member
-        raise ValueError(f"noise_placement must be 'central' or 'local', got {value!r}.")
+        return _parse_placement(cls, value, "noise_placement")
 
 
 class ClipPlacement(enum.Enum):
@@ -112,12 +107,21 @@ class ClipPlacement(enum.Enum):
     @classmethod
     def parse(cls, value: Any) -> ClipPlacement:
         """``value`` as a placement: a :class:`ClipPlacement`, ``"server"`` or ``"client"``."""
-        if isinstance(value, cls):
-            return value
-        for member in cls:
-            if value == member.value:
-                return member
-        raise ValueError(f"clip_on must be 'server' or 'client', got {v._fmt(value)}.")
+        return _parse_placement(cls, value, "clip_on")
+
+
+_Placement = TypeVar("_Placement", NoisePlacement, ClipPlacement)
+
+
+def _parse_placement(kind: type[_Placement], value: Any, argument: str) -> _Placement:
+    """``value`` as a member of ``kind`` (the member itself or its string value)."""
+    if isinstance(value, kind):
+        return value
+    for member in kind:
+        if value == member.value:
+            return member
+    allowed = " or ".join(repr(member.value) for member in kind)
+    raise ValueError(f"{argument} must be {allowed}, got {v._fmt(value)}.")
 
 
 @dataclasses.dataclass(frozen=True)
