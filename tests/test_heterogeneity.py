@@ -478,27 +478,6 @@ FUZZ = [
 ]
 
 
-def _cases():
-    for function, valid, arguments in FUZZ:
-        name = getattr(function, "__qualname__", "?")
-        for argument, values in arguments.items():
-            for index, bad in enumerate(values):
-                yield pytest.param(function, valid, argument, bad, id=f"{name}-{argument}-{index}")
-
-
-@pytest.mark.parametrize("function, valid", [
-    pytest.param(f, kw, id=getattr(f, "__qualname__", "?")) for f, kw, _ in FUZZ])
-def test_fuzz_valid_calls_succeed(function, valid):
-    function(**valid)
-
-
-@pytest.mark.parametrize("function, valid, argument, bad", list(_cases()))
-def test_bad_inputs_are_named(function, valid, argument, bad):
-    with pytest.raises((ValueError, TypeError)) as error:
-        function(**{**valid, argument: bad})
-    assert argument in str(error.value), str(error.value)
-
-
 def test_run_fedavg_names_a_bad_client_algorithm():
     with pytest.raises(TypeError, match="client_algorithm must be a training.ClientAlgorithm"):
         training.run_fedavg(_model_fn, DATASETS, num_rounds=1, clients_per_round=2, **LOCAL,

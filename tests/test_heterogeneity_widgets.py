@@ -121,22 +121,3 @@ FUZZ = [
 ]
 
 
-def _cases():
-    for function, valid, arguments in FUZZ:
-        for argument, values in arguments.items():
-            for index, bad in enumerate(values):
-                yield pytest.param(function, valid, argument, bad,
-                                   id=f"{function.__name__}-{argument}-{index}")
-
-
-@pytest.mark.parametrize("function, valid", [pytest.param(f, kw, id=f.__name__)
-                                             for f, kw, _ in FUZZ])
-def test_fuzz_valid_calls_succeed(function, valid):
-    function(**valid)
-
-
-@pytest.mark.parametrize("function, valid, argument, bad", list(_cases()))
-def test_bad_inputs_are_named(function, valid, argument, bad):
-    with pytest.raises((ValueError, TypeError)) as error:
-        function(**{**valid, argument: bad})
-    assert argument in str(error.value), str(error.value)
