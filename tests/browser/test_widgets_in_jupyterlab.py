@@ -1,8 +1,9 @@
 """The ``### Try it`` widgets, tested where students meet them: JupyterLab in a real browser.
 
 For every notebook in :data:`WIDGET_CASES` the test opens the notebook in JupyterLab (served from a
-temporary copy, see ``conftest.py``), clears the stored outputs, runs all cells from the "Run"
-menu and waits until every prompt shows its number and the kernel is idle. It then checks that
+temporary copy, see ``conftest.py``, that ends with the widget's section: :func:`trimmed_cells`),
+clears the stored outputs, runs all cells from the "Run" menu and waits until every prompt shows
+its number and the kernel is idle. It then checks that
 
 * every code cell ran, in order, with prompts [1]..[N], and no cell has an error output;
 * no widget shows "Error displaying widget" (e.g. "model not found");
@@ -103,7 +104,8 @@ WIDGET_CASES = [
     # One step (20 % -> 30 % attackers): every move retrains a small poisoned federation.
     WidgetCase("07_robustness.ipynb", slider="malicious f/n", keys=("ArrowRight",),
                volatile=r"\d+\.\d s\b", run_timeout_s=600.0),
-    # Every move retrains the four-hospital federation twice; Run All includes a Flower deployment.
+    # Every move retrains the four-hospital federation twice (the Flower deployment comes after
+    # the widget's section, so the served copy leaves it out).
     WidgetCase("08_cross_silo_deployment.ipynb", slider="noise multiplier σ", run_timeout_s=600.0),
     # Every move retrains split learning with label-DP noise and reruns the attacks; the last
     # printed line gives the seconds it took.
@@ -292,6 +294,44 @@ def _widget_output(state: dict) -> dict:
     """The parts of the widget state that the slider must change."""
     return {"text": state["text"],
             "plot": [hashlib.sha256(src.encode()).hexdigest()[:16] for src in state["images"]]}
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def _headings(cell: dict) -> list[tuple[int, str]]:
+    if cell["cell_type"] != "markdown":
+        return []
+    text = "".join(cell["source"])
+    return [(len(m.group(1)), m.group(2).strip()) for m in _HEADING.finditer(text)]
+
+
+def trimmed_cells(cells: list[dict], section: str) -> list[dict]:
+    """The notebook's cells up to the end of the section whose heading is ``section``.
+
+    The section ends at the next heading of the same or a higher level (as ``_MARK_WIDGET``
+    finds it on the page). Cells after it cannot change what the widget shows when a student
+    moves its slider right after running it, and nbval already runs every cell of every
+    notebook; serving only this prefix keeps each notebook from running twice in full (notebook
+    08's Flower deployment, 02's and 05's long experiments come after their widgets).
+    """
+    start = next((i for i, cell in enumerate(cells)
+                  for level, text in _headings(cell) if text == section), None)
+    if start is None:
+        raise ValueError(f"no heading {section!r} in the notebook")
+    level = min(lvl for lvl, text in _headings(cells[start]) if text == section)
+    for end in range(start + 1, len(cells)):
+        if any(lvl <= level for lvl, _ in _headings(cells[end])):
+            return cells[:end]
+    return cells
+
+
+def _serve_trimmed(jupyterlab, case: WidgetCase) -> None:
+    """Replaces the served copy of the notebook by :func:`trimmed_cells` of it."""
+    path = jupyterlab.root_dir / case.notebook
+    nb = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))
+    nb["cells"] = trimmed_cells(nb["cells"], case.section)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _open_notebook(page, jupyterlab, case: WidgetCase) -> None:
@@ -558,6 +598,33 @@ def test_every_try_it_section_is_listed():
     assert not absent, f"WIDGET_CASES lists notebooks that do not exist: {absent}"
 
 
+@pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
+def test_the_served_copy_ends_with_the_widgets_section(case):
+    """The browser runs a prefix of the notebook: it must hold the widget and end right after it."""
+    cells = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))["cells"]
+    served = trimmed_cells(cells, case.section)
+    assert served == cells[:len(served)]
+    headed = [i for i, cell in enumerate(served)
+              if any(text == case.section for _, text in _headings(cell))]
+    assert headed, f"{case.notebook}: no heading {case.section!r} in the served copy"
+    assert any(cell["cell_type"] == "code" for cell in served[headed[0]:]), (
+        f"{case.notebook}: the section {case.section!r} of the served copy has no code cell")
+    if len(served) < len(cells):  # the next cell starts a section of the same or a higher level
+        level = min(lvl for lvl, text in _headings(served[headed[0]]) if text == case.section)
+        assert any(lvl <= level for lvl, _ in _headings(cells[len(served)]))
+
+
+def test_trimming_stops_at_the_next_heading_of_the_same_or_a_higher_level():
+    md = lambda text: {"cell_type": "markdown", "source": [text]}  # noqa: E731
+    code = {"cell_type": "code", "source": ["x = 1"]}
+    cells = [md("# Title"), md("## A"), code, md("### Try it"), code, md("#### Detail"), code,
+             md("### Next"), code, md("## B")]
+    assert trimmed_cells(cells, "Try it") == cells[:7]
+    assert trimmed_cells(cells, "B") == cells
+    with pytest.raises(ValueError, match="no heading 'Nope'"):
+        trimmed_cells(cells, "Nope")
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
 def test_widget_in_jupyterlab(case, jupyterlab, browser):
@@ -569,6 +636,7 @@ def test_widget_in_jupyterlab(case, jupyterlab, browser):
     kernel_errors = KernelErrors(page)
     started = time.monotonic()
     try:
+        _serve_trimmed(jupyterlab, case)
         _open_notebook(page, jupyterlab, case)
         opened = time.monotonic()
         state = _run_all(page, jupyterlab, case)
