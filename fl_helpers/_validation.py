@@ -108,6 +108,18 @@ def check_probability(name: str, value: Any) -> float:
     return value
 
 
+def check_in_range(name: str, value: Any, low: float, high: float, *,
+                   high_open: bool = False) -> float:
+    """Checks ``value`` is a finite real number in ``[low, high]`` (``[low, high)`` with
+    ``high_open``) and returns it as a float. The one range check behind every bounded
+    setting (a widget's slider range, a momentum, a delta)."""
+    value = check_real(name, value)
+    if not (low <= value < high if high_open else low <= value <= high):
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}{')' if high_open else ']'}, "
+                         f"got {_fmt(value)}.")
+    return value
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None,
               maximum: int | None = None) -> int:
     """Checks ``value`` is an integer within ``[minimum, maximum]`` and returns it as an int.

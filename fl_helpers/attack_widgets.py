@@ -95,12 +95,8 @@ def inversion_explorer(update: Sequence[np.ndarray], original: np.ndarray, *,
     """
     import ipywidgets as widgets
 
-    noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
-    if not 1e-4 <= noise_multiplier <= 1:
-        raise ValueError(f"noise_multiplier must be in [1e-4, 1], got {noise_multiplier}.")
-    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
-    if not 0.01 <= clipping_norm <= 10:
-        raise ValueError(f"clipping_norm must be in [0.01, 10], got {clipping_norm}.")
+    noise_multiplier = v.check_in_range("noise_multiplier", noise_multiplier, 1e-4, 1)
+    clipping_norm = v.check_in_range("clipping_norm", clipping_norm, 0.01, 10)
     original = np.asarray(original, dtype=np.float32).reshape(attacks.IMAGE_SIDE,
                                                              attacks.IMAGE_SIDE)
     def log_slider(value: float, exponents: tuple[int, int], label: str, fmt: str):

@@ -611,9 +611,7 @@ def dp_tpr_bound(fpr: Any, *, epsilon: float, delta: float) -> np.ndarray:
     Differential Privacy", Theorem 2.1; Wasserman & Zhou 2010), capped at 1.
     """
     epsilon = v.check_non_negative("epsilon", epsilon)
-    delta = v.check_real("delta", delta)
-    if not 0 <= delta < 1:
-        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    delta = v.check_in_range("delta", delta, 0, 1, high_open=True)
     fpr = _check_rates("fpr", fpr)
     first = math.exp(epsilon) * fpr + delta
     second = 1 - math.exp(-epsilon) * (1 - delta - fpr)

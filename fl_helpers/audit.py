@@ -158,9 +158,7 @@ def empirical_epsilon_lower_bound(outputs_0: Any, outputs_1: Any, *, threshold: 
     outputs_0 = v.check_float_array("outputs_0", outputs_0).ravel()
     outputs_1 = v.check_float_array("outputs_1", outputs_1).ravel()
     threshold = v.check_real("threshold", threshold)
-    delta = v.check_real("delta", delta)
-    if not 0 <= delta < 1:
-        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    delta = v.check_in_range("delta", delta, 0, 1, high_open=True)
     confidence = v.check_open_unit("confidence", confidence)
     # p_b = P[M(b) > t]. Both events use only p0_high and p1_low (the event "output <= t" has
     # probabilities 1 - p_b), so two one-sided bounds of level (1 + confidence) / 2 suffice:
@@ -196,9 +194,7 @@ def epsilon_lower_bound(in_scores: Any, out_scores: Any, *, delta: float,
     if ins.size < 4 or outs.size < 4:
         raise ValueError(f"in_scores and out_scores need >= 4 scores each, got {ins.size} and "
                          f"{outs.size}.")
-    delta = v.check_real("delta", delta)
-    if not 0 <= delta < 1:
-        raise ValueError(f"delta must be in [0, 1), got {delta}.")
+    delta = v.check_in_range("delta", delta, 0, 1, high_open=True)
     confidence = v.check_open_unit("confidence", confidence)
     half_in, half_out = ins.size // 2, outs.size // 2
     pick_in, eval_in = ins[:half_in], ins[half_in:]

@@ -69,15 +69,11 @@ def dp_experiment_explorer(client_datasets, test_data, *, target_epsilon: float 
     from fl_helpers import accounting, experiment, reporting
 
     num_clients = len(client_datasets)
-    target_epsilon = v.check_positive("target_epsilon", target_epsilon)
-    if not 0.3 <= target_epsilon <= 10:
-        raise ValueError(f"target_epsilon must be in [0.3, 10], got {target_epsilon}.")
+    target_epsilon = v.check_in_range("target_epsilon", target_epsilon, 0.3, 10)
     options = [m for m in DP_CLIENTS_PER_ROUND if m <= num_clients]
     if clients_per_round not in options:
         raise ValueError(f"clients_per_round must be one of {options}, got {clients_per_round!r}.")
-    clipping_norm = v.check_positive("clipping_norm", clipping_norm)
-    if not 0.05 <= clipping_norm <= 3.2:
-        raise ValueError(f"clipping_norm must be in [0.05, 3.2], got {clipping_norm}.")
+    clipping_norm = v.check_in_range("clipping_norm", clipping_norm, 0.05, 3.2)
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
     target_delta = v.check_open_unit("target_delta", target_delta)
     seed = v.check_int("seed", seed, minimum=0)

@@ -173,10 +173,7 @@ def stragglers(num_sampled: int, *, straggler_fraction: float, seed: int,
 
 
 def _check_fraction(value: Any) -> float:
-    value = v.check_non_negative("straggler_fraction", value)
-    if value > 1:
-        raise ValueError(f"straggler_fraction must be in [0, 1], got {v._fmt(value)}.")
-    return value
+    return v.check_in_range("straggler_fraction", value, 0, 1)
 
 
 def _straggler_draw(num_sampled: Any, fraction: Any, local_epochs: Any, seed: Any,

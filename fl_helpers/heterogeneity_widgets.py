@@ -35,17 +35,11 @@ FINE_TUNE_STEPS = 5
 
 
 def _check_alpha(value: Any) -> float:
-    value = v.check_positive("alpha", value)
-    if not 0.01 <= value <= 1000:
-        raise ValueError(f"alpha must be in [0.01, 1000], got {v._fmt(value)}.")
-    return value
+    return v.check_in_range("alpha", value, 0.01, 1000)
 
 
 def _check_mu(value: Any) -> float:
-    value = v.check_non_negative("proximal_mu", value)
-    if value > 10:
-        raise ValueError(f"proximal_mu must be in [0, 10], got {v._fmt(value)}.")
-    return value
+    return v.check_in_range("proximal_mu", value, 0, 10)
 
 
 def _check_data(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

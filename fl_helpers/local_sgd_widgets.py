@@ -73,9 +73,8 @@ def local_sgd_explorer(model_fn, x, y, *, test_data=None, client_learning_rate: 
     """
     from fl_helpers import client
 
-    client_learning_rate = v.check_positive("client_learning_rate", client_learning_rate)
-    if not 0.001 <= client_learning_rate <= 1:
-        raise ValueError(f"client_learning_rate must be in [0.001, 1], got {client_learning_rate}.")
+    client_learning_rate = v.check_in_range("client_learning_rate", client_learning_rate,
+                                            0.001, 1)
     if batch_size not in LOCAL_SGD_BATCH_SIZES:
         raise ValueError(f"batch_size must be one of {LOCAL_SGD_BATCH_SIZES}, got {batch_size!r}.")
     local_epochs = v.check_int("local_epochs", local_epochs, minimum=1, maximum=10)

@@ -48,10 +48,7 @@ def _check_styles(styles: Any) -> dict:
 
 
 def _check_unit(name: str, value: Any) -> float:
-    value = v.check_real(name, value)
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name} must be in [0, 1], got {v._fmt(value)}.")
-    return value
+    return v.check_in_range(name, value, 0, 1)
 
 
 def _real_array(name: str, value: Any, *, allow_nan: bool = False) -> np.ndarray:

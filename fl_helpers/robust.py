@@ -169,9 +169,7 @@ def malicious_ids(num_clients: int, fraction: float, *, seed: int = 0) -> np.nda
     the public stream ``"malicious clients"`` of ``seed`` (:func:`fl_helpers.schedule.public_rng`).
     """
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
-    fraction = v.check_non_negative("fraction", fraction)
-    if fraction > 1:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}.")
+    fraction = v.check_in_range("fraction", fraction, 0, 1)
     count = round(fraction * num_clients)
     rng = schedule.public_rng(v.check_int("seed", seed, minimum=0), "malicious clients")
     return np.sort(rng.choice(num_clients, size=count, replace=False)).astype(np.int64)
@@ -232,9 +230,7 @@ class TrimmedMean(aggregation.AggregationRule):
     """
 
     def __init__(self, beta: float = 0.1) -> None:
-        self.beta = v.check_non_negative("beta", beta)
-        if self.beta >= 0.5:
-            raise ValueError(f"beta must be in [0, 0.5), got {self.beta}.")
+        self.beta = v.check_in_range("beta", beta, 0, 0.5, high_open=True)
         self.name = f"trimmed mean (beta={self.beta:g})"
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,

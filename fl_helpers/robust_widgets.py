@@ -167,9 +167,7 @@ def attack_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         An :class:`AttackResult`.
     """
     num_clients = len(client_datasets)
-    fraction = v.check_non_negative("fraction", fraction)
-    if fraction >= 1:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}.")
+    fraction = v.check_in_range("fraction", fraction, 0, 1, high_open=True)
     malicious = robust.malicious_ids(num_clients, fraction, seed=seed)
     datasets, hook = poison(client_datasets, malicious, attack,
                             num_clients_per_round=num_clients, setting=setting, seed=seed)
