@@ -10,7 +10,9 @@ when
 * the numbers of a translation differ from those of the English cell it translates, or its links;
 * ``notebooks/zh-CN/NN_topic.ipynb`` (``notebooks/zh-CN/solutions/...``) is not exactly what the
   generator writes now;
-* a code cell, an output, a cell id or the notebook's metadata differ from the English notebook's;
+* a code cell, an output, a cell id or the notebook's metadata differ from the English notebook's
+  (a code cell's source may differ in its ``#`` comments only: Python's ``tokenize`` gives the
+  same tokens once comments are dropped);
 * a term the glossary set aside (e.g. 噪声乘子 for 噪声乘数) is used;
 * the README's Chinese section does not name the translated notebooks or the quick start's
   commands.
@@ -22,11 +24,12 @@ repository's ``conftest.py`` leaves ``notebooks/zh-CN/`` out of collection (chec
 
 from __future__ import annotations
 
-import json
+import io
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -105,11 +108,125 @@ def test_code_cells_outputs_and_metadata_are_the_english_ones(notebook):
             assert ours.source != theirs.source or not theirs.source.strip(), (
                 f"cell {theirs.get('id')} is still English")
         else:
-            assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True), (
-                f"cell {theirs.get('id')} differs from the English notebook's")
+            assert {k: v for k, v in ours.items() if k != "source"} == {
+                k: v for k, v in theirs.items() if k != "source"}, (
+                f"cell {theirs.get('id')}: outputs or metadata differ from the English notebook's")
+            assert _code_tokens(ours.source) == _code_tokens(theirs.source), (
+                f"cell {theirs.get('id')}: the code differs from the English notebook's")
     extras = [cell for cell in chinese.cells if cell.get("id") in zh.EXTRA_IDS]
     assert all(cell.cell_type == "markdown" for cell in extras)
     assert chinese.cells[1].get("id") == zh.NOTE_ID or chinese.cells[0].cell_type != "markdown"
+
+
+def _code_tokens(source: str) -> list[tuple[int, str]]:
+    """What executes: the tokens of a code cell without comments (and the line breaks that only
+    end a comment line or sit inside brackets, NL; NEWLINE and INDENT are kept)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return [(token.type, token.string) for token in tokens
+            if token.type not in (tokenize.COMMENT, tokenize.NL)]
+
+
+@params
+def test_code_comment_translations_change_comments_only(notebook):
+    entries = [e for e in zh.load_store(zh.store_path(notebook)) if zh.kind(e) == "code"]
+    found = [line for line in zh.problems(notebook, entries) if "code translation" in line]
+    assert not found, "\n".join(found)
+    english = {c.id: c.source for c in cn.read(notebook).cells if c.cell_type == "code"}
+    for cell in _chinese(notebook).cells:
+        if cell.cell_type == "code" and cell.source != english[cell.id]:
+            assert _code_tokens(cell.source) == _code_tokens(english[cell.id]), cell.id
+            assert zh.comments(cell.source) != zh.comments(english[cell.id]), cell.id
+
+
+def test_code_comment_rules():
+    english = "# Check cell\nx = f(1,  # one\n      2)\ns = '# not a comment'  # ok 3\n"
+    chinese = ("# Check cell：检查答案\n# 多一行注释\nx = f(1,  # 一\n      2)\n"
+               "s = '# not a comment'  # 好 3\n")
+    assert zh.code_problem(english, chinese) is None
+    assert _code_tokens(english) == _code_tokens(chinese)
+    assert zh.comments(english) == ["# Check cell", "# one", "# ok 3"]
+    assert "code differs" in zh.code_problem(english, chinese.replace("2)", "3)"))
+    assert "code differs" in zh.code_problem(english, chinese.replace("'# not", "'# 不是"))
+    assert "code differs" in zh.code_problem(english, chinese.replace("x = f(1,", "x = f( 1,"))
+    assert zh.code_problem(english, chinese.replace("f(1,  #", "f(1,    #")) is None
+    assert "numbers differ" in zh.code_problem(english, chinese.replace("好 3", "好 4"))
+    assert "tools read" in zh.code_problem(english, chinese.replace("# Check cell", "# 检查"))
+    assert "first line" in zh.code_problem(english, "# 说明\n" + chinese)
+    assert "tools read" in zh.code_problem("import x  # noqa: F401\n", "import x  # 不检查\n")
+    unreadable = 'x = """never closed  # c\n'
+    assert zh.comments(unreadable) is None
+    assert "not plain Python" in zh.code_problem(unreadable, unreadable)
+
+
+def _with_code_entry(notebook: Path) -> tuple[list[dict], str, str]:
+    """The store of ``notebook`` with one code entry translated (the first commented cell's
+    comments prefixed with 中文), and that cell's id and Chinese source."""
+    entries = [dict(entry) for entry in zh.load_store(zh.store_path(notebook))
+               if zh.kind(entry) == "markdown"]
+    cell = next(c for c in cn.read(notebook).cells if c.cell_type == "code"
+                and zh.comments(c.source) and not c.source.lstrip().lower().startswith("# check"))
+    chinese = cell.source.replace("# ", "# 中文 ")
+    assert zh.code_problem(cell.source, chinese) is None
+    entries.append({"cell": cell.id, "kind": "code", "hash": zh.cell_hash(cell.source),
+                    "en": cell.source, "zh": chinese})
+    return entries, cell.id, chinese
+
+
+def test_a_comment_translation_is_used_and_an_edited_english_cell_keeps_ci_green(tmp_path):
+    """A translated comment goes into the Chinese cell. When someone then edits the English code,
+    the stale translation is ignored (the cell keeps its English comments): after the usual
+    regeneration every check passes, and --check's notes name it. A code translation that
+    changes the code is refused."""
+    notebook = TRANSLATED[0]
+    entries, cell_id, chinese_source = _with_code_entry(notebook)
+    generated = zh.generate(notebook, entries)
+    assert next(c for c in generated.cells if c.get("id") == cell_id).source == chinese_source
+    chinese = tmp_path / "zh.ipynb"
+    chinese.write_text(zh.render(generated), encoding="utf-8")
+    assert zh.problems(notebook, entries, chinese=chinese) == []
+    assert zh.notes(notebook, entries) == []
+
+    copy = tmp_path / notebook.name
+    nb = cn.read(notebook)
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    cell.source = "value_added_later = 1\n" + cell.source
+    nbformat.write(nb, copy)
+    assert any("differs from what the generator writes now" in line
+               for line in zh.problems(copy, entries, chinese=chinese))
+    regenerated = zh.generate(copy, entries)
+    assert next(c for c in regenerated.cells if c.get("id") == cell_id).source == cell.source
+    chinese.write_text(zh.render(regenerated), encoding="utf-8")
+    assert zh.problems(copy, entries, chinese=chinese) == []
+    assert len(zh.notes(copy, entries)) == 1 and cell_id in zh.notes(copy, entries)[0]
+
+    wrong = [dict(e) for e in entries]
+    wrong[-1]["zh"] = chinese_source.replace("\n", "\nprint('extra')\n", 1)
+    assert any("code translation: code differs" in line for line in zh.problems(notebook, wrong))
+    with pytest.raises(ValueError, match="change more than comments"):
+        zh.generate(notebook, wrong)
+
+
+def test_sync_adds_code_entries_for_commented_cells_only(tmp_path, monkeypatch):
+    notebook = TRANSLATED[0]
+    entries, cell_id, _ = _with_code_entry(notebook)
+    monkeypatch.setattr(zh, "STORE_DIR", tmp_path)
+    zh.write_store(tmp_path / f"{notebook.stem}.yml", notebook, entries)
+    copy = tmp_path / notebook.name
+    nb = cn.read(notebook)
+    changed = next(c for c in nb.cells if c.get("id") == cell_id)
+    changed.source = "value_added_later = 1\n" + changed.source
+    nbformat.write(nb, copy)
+    todo = zh.sync_store(copy)
+    synced = zh.load_store(tmp_path / f"{notebook.stem}.yml")
+    commented = [c.id for c in nb.cells if c.cell_type == "code" and zh.comments(c.source)]
+    assert [e["cell"] for e in synced if zh.kind(e) == "code"] == commented
+    assert [e["cell"] for e in synced if zh.kind(e) == "markdown"] == [
+        c.id for c in nb.cells if c.cell_type == "markdown"]
+    entry = next(e for e in synced if e["cell"] == cell_id)
+    assert entry["zh"] == "" and entry["en"] == changed.source and "中文" in entry["stale_zh"]
+    assert len(todo) == 1 and "code cell(s) keep English comments (optional" in todo[0]
+    assert zh.problems(copy, synced, chinese=tmp_path / "none.ipynb") == [
+        "none.ipynb: not generated; run .venv/bin/python -m tools.make_zh_edition"]
 
 
 @params
@@ -263,7 +380,7 @@ def test_sync_keeps_the_old_translation_of_a_changed_cell_for_the_translator(tmp
     old = cell.source
     cell.source += "\n\nOne more sentence."
     nbformat.write(nb, copy)
-    todo = zh.sync_store(copy)
+    todo = [line for line in zh.sync_store(copy) if "needs a translation" in line]
     assert len(todo) == 1 and cell.id in todo[0] and "stale_en" in todo[0]
     entry = next(e for e in zh.load_store(tmp_path / f"{notebook.stem}.yml")
                  if e["cell"] == cell.id)

@@ -55,8 +55,37 @@ when its target gets translated, in both directions (notebook → solutions, sol
 notebook). Paths in backticks (```notebooks/solutions/01_x_solutions.ipynb```) are text, not
 links, and are left as written.
 
-First edition: code comments, printed tables, widget labels and plot labels stay English (the
-code cells and their outputs are the English ones, byte for byte).
+Code comments (optional): a store may also hold an entry for a code cell that has ``#``
+comments; ``--sync`` adds one, with an empty ``zh``, for every such cell (and none for cells
+without comments)::
+
+    - cell: <the English code cell's id>
+      kind: code                            # markdown entries have no kind
+      hash: <SHA-256 of the English code, 16 hex digits>
+      en: |-                                # the English code
+        ...
+      zh: |-                                # the SAME code, only the # comments translated
+        ...
+
+To translate, copy ``en`` into ``zh`` and translate the text after each ``#``; nothing else may
+change: the code with its comments cut out (and the blanks before them; a comment-only line may be
+added or removed) must be the English code character for character, so what executes and the
+stored outputs stay the English ones (``tests/test_zh_edition.py`` also compares the ``tokenize``
+tokens without comments). Keep the comments tools read: a first line ``# Check cell`` (write
+``# Check cell：检查你的答案``), ``# noqa``, ``# type:``, ``# pragma``, ``# fmt:``; keep the
+comments' numbers. Docstrings and strings are code: they stay English. A translation that breaks
+these rules makes ``--check``, the tests and the build fail, naming the cell.
+
+A code entry with an empty ``zh`` is not an error: the cell keeps its English comments. When the
+English code changes, its entry no longer matches any cell (it is *stale*): the generator ignores
+it and the cell keeps its new English code and comments, so the usual regeneration
+(``.venv/bin/python -m tools.make_zh_edition``) is all an edit of English code needs and the tests
+stay green. ``--check`` prints such entries as ``note:`` lines (they do not fail it), and
+``--sync`` turns each into a fresh entry with the old translation under ``stale_zh`` (or drops it
+when the cell is gone or lost its comments).
+
+First edition: printed tables, widget labels and plot labels stay English (the outputs are the
+English ones, byte for byte; see the README's 简体中文版 section).
 """
 
 from __future__ import annotations
@@ -64,9 +93,11 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import io
 import posixpath
 import re
 import sys
+import tokenize
 import unicodedata
 from pathlib import Path
 
@@ -175,10 +206,78 @@ def write_store(path: Path, notebook: Path, entries: list[dict]) -> None:
     path.write_text(_STORE_HEADER.format(name=notebook.name) + text, encoding="utf-8")
 
 
-def translations(entries: list[dict]) -> dict[str, str]:
-    """hash -> Chinese text, for the entries that are complete (a ``zh`` and no ``stale_*``)."""
+def kind(entry: dict) -> str:
+    """``"markdown"`` (entries without ``kind``, as in the first stores) or ``"code"``."""
+    return entry.get("kind", "markdown")
+
+
+def translations(entries: list[dict], of: str = "markdown") -> dict[str, str]:
+    """hash -> Chinese text, for the entries of kind ``of`` (``"markdown"`` or ``"code"``) that
+    are complete (a ``zh`` and no ``stale_*``)."""
     return {entry["hash"]: entry["zh"] for entry in entries
-            if entry.get("zh") and not any(key.startswith("stale_") for key in entry)}
+            if kind(entry) == of and entry.get("zh")
+            and not any(key.startswith("stale_") for key in entry)}
+
+
+# --------------------------------------------------------------------------------------------
+# Code comments
+
+#: Comments that tools read: the student edition finds a check cell by its first line
+#: ``# Check cell``; linters and type checkers read ``noqa``, ``type:``, ``pragma``, ``fmt:``. A
+#: translation keeps them (it may add Chinese after them: ``# Check cell：检查你的答案``).
+_MARKER = re.compile(r"#\s*(check cell|noqa|type:|pragma|fmt:)", re.IGNORECASE)
+
+
+def comments(source: str) -> list[str] | None:
+    """The ``#`` comments of a code cell, in order; None when ``tokenize`` cannot read the cell
+    (IPython magics or shell escapes that are not Python)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return [token.string for token in tokens if token.type == tokenize.COMMENT]
+
+
+def code_without_comments(source: str) -> str | None:
+    """A code cell's text with its ``#`` comments cut out: each comment and the blanks before it
+    are removed, and a line that held only a comment goes. Two cells that are equal after this
+    differ in comments only (same code, same layout); None when ``tokenize`` cannot read it."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    cut = {token.start[0]: token.start[1] for token in tokens if token.type == tokenize.COMMENT}
+    kept = []
+    for number, line in enumerate(source.split("\n"), start=1):
+        if number in cut:
+            line = line[:cut[number]].rstrip()
+            if not line:
+                continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def code_problem(english: str, chinese: str) -> str | None:
+    """Why ``chinese`` is not a translation of the comments of the code cell ``english``, or None.
+
+    It must be the same code with the same layout once comments are cut out
+    (:func:`code_without_comments`), keep the comments that tools read (``# Check cell`` first,
+    ``noqa``, ``type:``, ...) and keep the comments' numbers."""
+    ours, theirs = code_without_comments(chinese), code_without_comments(english)
+    if theirs is None:
+        return "the English cell is not plain Python; its comments cannot be translated"
+    if ours != theirs:
+        return "code differs: only the # comments may change (same code, same layout)"
+    markers = [[m.group(1).lower() for m in map(_MARKER.match, found or []) if m]
+               for found in (comments(english), comments(chinese))]
+    if markers[0] != markers[1]:
+        return f"comments that tools read differ: English {markers[0]}, Chinese {markers[1]}"
+    first = [text.lstrip().lower().startswith("# check cell") for text in (english, chinese)]
+    if first[0] != first[1]:
+        return "the first line must stay '# Check cell' (the student edition looks for it)"
+    if numbers(english) != numbers(chinese):
+        return f"numbers differ: English {numbers(english)}, Chinese {numbers(chinese)}"
+    return None
 
 
 def _rel(path: Path) -> str:
@@ -190,34 +289,49 @@ def markdown_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 
 def sync_store(notebook: Path) -> list[str]:
-    """Brings the store of ``notebook`` in step with its English markdown cells.
+    """Brings the store of ``notebook`` in step with its English markdown cells and its code
+    cells that have ``#`` comments.
 
-    Entries whose hash matches a cell are kept; every other cell gets an entry with an empty
+    Entries whose hash matches a cell are kept; every other such cell gets an entry with an empty
     ``zh`` (and, when the store held a translation of a cell with the same id, that translation as
     ``stale_zh`` beside its old English ``stale_en``). Entries of cells that no longer exist are
-    dropped. Returns one line per cell that needs a translator.
+    dropped. Returns one line per markdown cell that needs a translator, and one line counting
+    the code cells whose comments are still English (optional).
     """
     path = store_path(notebook)
     old = load_store(path) if path.is_file() else []
-    by_hash = {entry["hash"]: entry for entry in old}
+    by_hash = {(kind(entry), entry["hash"]): entry for entry in old}
     by_id = {entry.get("cell"): entry for entry in old}
-    entries, todo = [], []
-    for cell in markdown_cells(cn.read(notebook)):
-        key = cell_hash(cell.source)
-        if key in by_hash:
-            entry = dict(by_hash[key], cell=cell.get("id"))
+    entries, todo, code_todo = [], [], 0
+    for cell in cn.read(notebook).cells:
+        if cell.cell_type == "code" and not comments(cell.source):
+            continue
+        if cell.cell_type not in ("markdown", "code"):
+            continue
+        of, key = cell.cell_type, cell_hash(cell.source)
+        if (of, key) in by_hash:
+            entry = dict(by_hash[of, key], cell=cell.get("id"))
         else:
             entry = {"cell": cell.get("id"), "hash": key, "en": cell.source, "zh": ""}
+            if of == "code":
+                entry["kind"] = "code"
             previous = by_id.get(cell.get("id"))
-            if previous is not None and previous.get("zh"):
+            if previous is not None and previous.get("zh") and kind(previous) == of:
                 entry["stale_en"] = previous.get("stale_en", previous["en"])
                 entry["stale_zh"] = previous.get("stale_zh", previous["zh"])
-        entries.append({key: entry[key] for key in ("cell", "hash", "en", "zh", "stale_en",
-                                                    "stale_zh") if key in entry})
-        if entry["hash"] not in translations([entry]):
+        entries.append({key: entry[key] for key in ("cell", "kind", "hash", "en", "zh",
+                                                    "stale_en", "stale_zh") if key in entry})
+        if entry["hash"] in translations([entry], of):
+            continue
+        if of == "code":
+            code_todo += 1
+        else:
             todo.append(f"{_rel(path)}: cell {cell.get('id')} needs a translation"
                         + (" (its English changed: see stale_en)" if "stale_en" in entry else ""))
     write_store(path, notebook, entries)
+    if code_todo:
+        todo.append(f"{_rel(path)}: {code_todo} code cell(s) keep English comments (optional: "
+                    "copy 'en' into 'zh' and translate the # comments only)")
     return todo
 
 
@@ -306,10 +420,20 @@ def generate(notebook: Path, entries: list[dict] | None = None) -> nbformat.Note
                          + "\n  ".join(problems))
     here = english_relpath(notebook)
     translated = {english_relpath(path) for path in all_translated()} | {here}
+    code = translations(entries, "code")
+    wrong = [f"cell {cell.get('id')}: {code_problem(cell.source, code[cell_hash(cell.source)])}"
+             for cell in english.cells if cell.cell_type == "code"
+             and cell_hash(cell.source) in code
+             and code_problem(cell.source, code[cell_hash(cell.source)])]
+    if wrong:
+        raise ValueError(f"{notebook.name}: {len(wrong)} code cell translation(s) change more "
+                         "than comments:\n  " + "\n  ".join(wrong))
     nb = copy.deepcopy(english)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = relink(zh[cell_hash(cell.source)], translated, here)
+        elif cell.cell_type == "code" and cell_hash(cell.source) in code:
+            cell.source = code[cell_hash(cell.source)]
     texts = edition_texts()
     title = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown")
     nb.cells.insert(title + 1, _extra_cell(NOTE_ID, relink(texts["note"].rstrip(), translated,
@@ -370,18 +494,30 @@ def numbers(text: str) -> list[str]:
 def problems(notebook: Path, entries: list[dict] | None = None,
              chinese: Path | None = None) -> list[str]:
     """Everything that is wrong with the translation of ``notebook``: stale or missing
-    translations, entries whose hash is not their English, numbers or links that differ from the
-    English cell's, and a Chinese notebook on disk that is not the generated one."""
+    translations of markdown cells, entries whose hash is not their English, numbers or links
+    that differ from the English cell's, code translations that change more than comments, and a
+    Chinese notebook on disk that is not the generated one.
+
+    A code entry that is missing or stale (its English code changed, so its hash matches no cell)
+    is not a problem: the cell keeps its English comments. :func:`notes` lists the stale ones."""
     if entries is None:
         entries = load_store(store_path(notebook))
     found = []
     english = cn.read(notebook)
     hashes = {cell_hash(cell.source) for cell in markdown_cells(english)}
     complete = translations(entries)
+    code = translations(entries, "code")
     for entry in entries:
         where = f"{notebook.name}, cell {entry.get('cell')}"
         if cell_hash(entry.get("en", "")) != entry.get("hash"):
             found.append(f"{where}: the entry's hash is not the hash of its 'en' text")
+        if kind(entry) not in ("markdown", "code"):
+            found.append(f"{where}: kind must be 'markdown' or 'code', got {kind(entry)!r}")
+        if kind(entry) == "code":
+            problem = code_problem(entry["en"], entry["zh"]) if entry["hash"] in code else None
+            if problem:
+                found.append(f"{where}: code translation: {problem}")
+            continue
         if entry.get("hash") not in hashes:
             found.append(f"{where}: stale, no English cell has this text any more "
                          "(run --sync, then revise the translation)")
@@ -408,6 +544,20 @@ def problems(notebook: Path, entries: list[dict] | None = None,
     return found
 
 
+def notes(notebook: Path, entries: list[dict] | None = None) -> list[str]:
+    """What ``--check`` mentions without failing: code entries that are stale (their English
+    code changed or went, so the generator ignores them and the cell keeps its English comments;
+    ``--sync`` turns them into a ``stale_zh`` for the translator or drops them)."""
+    if entries is None:
+        entries = load_store(store_path(notebook))
+    hashes = {cell_hash(cell.source) for cell in cn.read(notebook).cells
+              if cell.cell_type == "code"}
+    return [f"{notebook.name}, cell {entry.get('cell')}: comment translation of code that "
+            "changed; ignored (the cell keeps its English comments); run --sync to revise it"
+            for entry in entries if kind(entry) == "code" and entry.get("zh")
+            and entry.get("hash") not in hashes]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
@@ -429,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.check:
         found = [line for path in all_translated() for line in problems(path)]
+        for line in [line for path in all_translated() for line in notes(path)]:
+            print(f"note: {line}")
         print("\n".join(found) or f"{len(translated_notebooks())} translated notebooks and "
               f"{len(translated_solutions())} translated solutions notebooks, all in step")
         return 1 if found else 0
