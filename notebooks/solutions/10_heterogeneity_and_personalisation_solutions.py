@@ -72,7 +72,7 @@ print(control_update([np.zeros((2, 2)), np.zeros(2)], [np.zeros((2, 2)), np.zero
 # a client moves the summed pair by at most $C$, so the Gaussian mechanism with the same $z$ has
 # the same $\varepsilon$ as DP-FedAvg. The cost is utility, not privacy: the two halves share one
 # clipping budget (each gets less of it), and twice as many coordinates carry noise. Clipping
-# each half to $C$ separately would double the sensitivity to $\sqrt{2}\,C$ and need $\sqrt{2}$
+# each half to $C$ separately would raise the sensitivity to $\sqrt{2}\,C$ and need $\sqrt{2}$
 # times the noise for the same $\varepsilon$.
 #
 # **Answer 2: do not release $\Delta c_i$ at all.** With option II,
