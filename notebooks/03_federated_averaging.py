@@ -397,7 +397,7 @@ print("2NN, E = 1: local steps per round u = E n_k / B =",
       {f"B={b or '∞'}": 1 * 600 // (b or 600) for b in (None, 50, 10)})
 
 # %% [markdown]
-# The helper `widgets.fedavg_bytes_per_round` computes the same number from a model's weights,
+# The helper `aggregation.fedavg_bytes_per_round` computes the same number from a model's weights,
 # and agrees:
 
 # %%
