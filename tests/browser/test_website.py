@@ -1,8 +1,9 @@
 """The course website, as a reader's browser sees it: every page, offline, in headless Chromium.
 
 The module builds the site once from the stored notebook outputs (``tools/build_website.py``,
-into a temporary folder), serves it from a loopback HTTP server that the fixture starts and
-always stops, and opens every page in Debian's Chromium (the ``browser`` fixture of
+into a temporary folder; both editions, English at the root and Simplified Chinese under
+``zh-CN/``), serves it from a loopback HTTP server that the fixture starts and always stops, and
+opens every page of both editions in Debian's Chromium (the ``browser`` fixture of
 ``conftest.py``). For each page it checks that
 
 * no request goes anywhere but the test's own server on 127.0.0.1 (requests elsewhere are
@@ -13,11 +14,19 @@ always stops, and opens every page in Debian's Chromium (the ``browser`` fixture
 * every link to a page of the site leads to a file that exists, and every ``#anchor`` to an
   element with that id;
 * formulas were typeset by the local MathJax, without TeX errors, and the widgets' stored state
-  was rendered by the local widget manager (a slider, no "Error displaying widget").
+  was rendered by the local widget manager (a slider, no "Error displaying widget");
+* the page says its language (``<html lang="en">`` or ``"zh-CN"``), and its visible language
+  switch leads to the same page in the other edition, or to the other edition's landing page
+  when that page has no counterpart there;
+* a Chinese page has the Chinese site title and Chinese navigation captions, and each of its
+  links to a page that exists only in English says so (（英文）).
 
-Screenshots of every page go to ``test-artifacts/website/<page>.png`` (full page for the
-landing page, notebook 04 and the instructor guide; ``<page>_widget.png`` for each page's first
-widget), and the build and test times to
+``test_language_switch_round_trip`` clicks the switch: Chinese notebook 01 -> English -> back,
+and an English page without a Chinese counterpart -> the Chinese landing page.
+
+Screenshots of every page go to ``test-artifacts/website/<page>.png`` (``zh-CN__<page>.png`` for
+Chinese pages; full page for the landing pages, notebook 04 and the instructor guide;
+``<page>_widget.png`` for each page's first widget), and the build and test times to
 ``test-artifacts/website/timings.json``. Run only these tests with
 ``.venv/bin/python -m pytest tests/browser/test_website.py``.
 """
@@ -42,17 +51,24 @@ sys.path.insert(0, str(REPO))
 
 from tools import build_website  # noqa: E402
 
-FULL_PAGE = {"index", "notebooks/04_multi_client_experiment", "instructor_guide"}
+FULL_PAGE = {"index", "notebooks/04_multi_client_experiment", "instructor_guide", "zh-CN/index"}
+ZH = build_website.ZH
 WAIT_MS = 120_000  # generous: on a loaded 2-core machine MathJax alone can take many seconds
 pytestmark = pytest.mark.browser
 
 
-def _expected_pages() -> list[str]:
-    names = [Path(target).with_suffix("").as_posix() for target in build_website.pages().values()]
-    return sorted([*names, "genindex", "search"])
+EN_PAGES = build_website.page_names("en")
+ZH_PAGES = build_website.page_names(ZH)
+PAGES = sorted([*EN_PAGES, *(f"{ZH}/{name}" for name in ZH_PAGES)])
 
 
-PAGES = _expected_pages()
+def _switch_target(name: str) -> str:
+    """Where the language switch of page ``name`` must lead (a page name of the whole site)."""
+    if name.startswith(f"{ZH}/"):
+        name = name[len(ZH) + 1:]
+        return name if name in EN_PAGES else "index"
+    return f"{ZH}/{name}" if name in ZH_PAGES else f"{ZH}/index"
+
 _timings: dict[str, float] = {}
 
 
@@ -176,6 +192,28 @@ def test_page(name, site, server, browser):
             widget.scroll_into_view_if_needed()
             widget.screenshot(path=str(ARTIFACTS_DIR / f"{name.replace('/', '__')}_widget.png"))
 
+        chinese = name.startswith(f"{ZH}/")
+        lang = page.evaluate("document.documentElement.lang")
+        assert lang == (ZH if chinese else "en"), f"{name}: <html lang={lang!r}>"
+        switch = page.locator("a.course-language-switch")
+        assert switch.count() == 1, f"{name}: {switch.count()} language switches"
+        assert switch.is_visible(), f"{name}: the language switch is not visible"
+        expected = f"{server}/{_switch_target(name)}.html"
+        href = switch.evaluate("a => a.href")
+        assert href == expected, f"{name}: the language switch leads to {href}, not {expected}"
+        if chinese:
+            title = page.title()
+            assert build_website.ZH_CONFIG["title"] in title, f"{name}: title {title!r}"
+            captions = page.locator("nav.bd-docs-nav .caption-text").all_inner_texts()
+            chinese_captions = set(build_website.EDITIONS[ZH]["toc"].values())
+            assert captions and set(captions) <= chinese_captions, (
+                f"{name}: navigation captions {captions}, expected some of {chinese_captions}")
+            english_only = page.evaluate("""() => Array.from(document.querySelectorAll(
+                'a.course-other-edition')).map(a => [a.innerText, a.getAttribute('href')])""")
+            unlabelled = [link for link in english_only
+                          if build_website.ZH_TEXT["english"] not in link[0]]
+            assert not unlabelled, f"{name}: links to English pages without （英文）: {unlabelled}"
+
         links = page.evaluate("""() => Array.from(document.querySelectorAll('a[href]'))
             .map(a => a.href)""")
         bad = []
@@ -195,4 +233,34 @@ def test_page(name, site, server, browser):
         assert not bad, f"{name}: broken internal links: {bad}"
     finally:
         _timings[name] = round(time.perf_counter() - start, 1)
+        context.close()
+
+
+def _first_english_only_page() -> str | None:
+    return next((name for name in EN_PAGES if name.startswith("notebooks/")
+                 and name not in ZH_PAGES), None)
+
+
+def test_language_switch_round_trip(site, server, browser):
+    """A reader's clicks: Chinese notebook 01 -> its English page -> back to the Chinese page;
+    an English page that has no Chinese edition -> the Chinese landing page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    chinese = next((name for name in ZH_PAGES if name.startswith("notebooks/01_")), "index")
+    try:
+        page.goto(f"{server}/{ZH}/{chinese}.html", wait_until="load")
+        for url, lang in ((f"{server}/{chinese}.html", "en"),
+                          (f"{server}/{ZH}/{chinese}.html", ZH)):
+            page.locator("a.course-language-switch").click()
+            page.wait_for_url(url)
+            assert page.evaluate("document.documentElement.lang") == lang, page.url
+        english_only = _first_english_only_page()
+        if english_only is not None:  # none once every notebook is translated
+            page.goto(f"{server}/{english_only}.html", wait_until="load")
+            page.locator("a.course-language-switch").click()
+            page.wait_for_url(f"{server}/{ZH}/index.html")
+            assert page.evaluate("document.documentElement.lang") == ZH
+    finally:
         context.close()
