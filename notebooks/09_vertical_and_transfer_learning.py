@@ -182,7 +182,7 @@ for name, value in auc.items():
 # ## Entity alignment: private set intersection
 #
 # Vertical training needs the shared customers, in the same order at both parties. The naive
-# way, "send me your customer list", hands the bureau 4,000 bank customers it does not serve.
+# way, "send me your customer list", hands the bureau the 3,995 bank customers it does not serve.
 # Hashing the ids first does not help: customer numbers (or names, or phone numbers) come from a
 # small space, so the receiver hashes every possible id and reads the list back. A **private set
 # intersection** (PSI) lets the two parties find $X \cap Y$ and nothing else.

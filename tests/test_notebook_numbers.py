@@ -579,6 +579,8 @@ NUMBERS: list[Number] = [
     Number(NB09, "bank alone in the leakage text",
            r"edge over the bank alone \((?P<value>[\d.]+)\)",
            r"bank alone\s+AUC (?P<value>[\d.]+)"),
+    Number(NB09, "bank-only customers", r"hands the bureau the (?P<value>[\d,]+) bank customers",
+           r"only the bank (?P<value>[\d,]+),"),
     Number(NB09, "bureau-only customers", r"The bureau's (?P<value>[\d,]+) customers that",
            r"outside the overlap: (?P<value>[\d,]+)"),
     Number(NB09, "FTL at 500", r"from (?P<value>[\d.]+) with\s+500 shared customers",
