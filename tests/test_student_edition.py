@@ -1,16 +1,19 @@
-"""The student edition and the answer key (``tools/make_student_edition.py``).
+"""The student edition and the answer key (``tools/make_student_edition.py``), per language.
 
-The edition is built once into a temporary folder. Fast tests check what it contains: every
-notebook, the launch links and the Colab set-up cell, empty answer cells, the check cells
-unchanged, every other cell unchanged, nothing of the solutions. The slow test runs, for every
-notebook, the cells the exercises need and then every ★/★★ check cell twice: on the empty answer
-it must print a message that does not start with "Correct", on the solution's answer one that
-does.
+Each edition (English, and the Simplified Chinese one built from the generated Chinese
+notebooks) is built once into a temporary folder. Fast tests check what it contains, in both
+languages: every notebook, the launch links and the Colab set-up cell, empty answer cells, the
+check cells unchanged, every other cell unchanged (against the notebook the edition is built
+from), nothing of the solutions. The slow test runs, for every notebook, the cells the exercises
+need and then every ★/★★ check cell twice: on the empty answer it must print a message that does
+not start with "Correct", on the solution's answer one that does (in English for every notebook;
+in Chinese for the first two, whose code is the English code).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,18 +30,31 @@ from tools import make_student_edition as se  # noqa: E402
 NOTEBOOKS = cn.main_notebooks()
 WITH_CHECKS = [p for p in NOTEBOOKS if any(e.stars <= 2 for e in cn.find_exercises(cn.read(p)))]
 params = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+ZH = se.zh.LANGUAGE
 
 
-@pytest.fixture(scope="module")
-def edition(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("editions")
-    se.build_student_edition(out / "student")
-    se.build_answer_key(out / "answer_key")  # problems: see test_answer_key_has_every_answer...
+class Edition(type(Path())):
+    """The folder an edition was built into (``student/``, ``answer_key/``), and its language."""
+
+    language = "en"
+
+
+@pytest.fixture(scope="module", params=se.LANGUAGES)
+def edition(request, tmp_path_factory) -> Edition:
+    out = Edition(tmp_path_factory.mktemp(f"editions-{request.param}"))
+    out.language = request.param
+    se.build_student_edition(out / "student", request.param)
+    se.build_answer_key(out / "answer_key", request.param)  # problems: see test_answer_key_...
     return out
 
 
 def _student(edition: Path, path: Path) -> nbformat.NotebookNode:
     return nbformat.read(edition / "student" / "notebooks" / path.name, as_version=4)
+
+
+def _source(edition: Edition, path: Path) -> nbformat.NotebookNode:
+    """The notebook the edition was built from: English, or the generated Chinese one."""
+    return se.source_notebook(path, edition.language)
 
 
 def _text(nb) -> str:
@@ -54,6 +70,25 @@ def test_every_notebook_is_in_the_edition(edition):
     for name in ("fl_helpers/__init__.py", "data/mnist", "requirements.txt", "pyproject.toml",
                  "README.md"):
         assert (edition / "student" / name).exists(), f"the edition lacks {name}"
+    readme = (edition / "student" / "README.md").read_text(encoding="utf-8")
+    assert "pip install -r requirements.txt -e ." in readme
+    if edition.language == ZH:
+        assert "学生版" in readme and "答案册" in (edition / "answer_key" / "README.md").read_text(
+            encoding="utf-8")
+
+
+@pytest.mark.parametrize("edition", [ZH], indirect=True)
+def test_the_chinese_edition_is_built_from_the_chinese_notebooks(edition):
+    translated = [p for p in NOTEBOOKS if se.is_translated(p, ZH)]
+    assert translated, "no notebook is translated"
+    for path in translated:
+        nb = _student(edition, path)
+        chinese = se.zh.generate(path, relinked=False)
+        titles = [c.source for c in chinese.cells if c.cell_type == "markdown"][:1]
+        assert nb.cells[0].source == titles[0], f"{path.name}: not the Chinese notebook"
+        assert not [c for c in nb.cells if c.get("id") == se.zh.NOTE_ID], (
+            "the generator's note (do not edit this notebook) has no place in a student edition")
+        assert "在 Colab 上请先运行" in nb.cells[1].source
 
 
 @params
@@ -64,6 +99,9 @@ def test_header_links_and_install_cell(edition, path):
     assert len(links) == 1 and len(install) == 1
     assert nb.cells.index(links[0]) == 1 and nb.cells.index(install[0]) == 2, "not under the title"
     relative = f"notebooks/{path.name}"
+    if edition.language == ZH and se.is_translated(path, ZH):
+        relative = f"notebooks/{ZH}/{path.name}"  # Colab, Binder and GitHub open the Chinese one
+        assert (ROOT / relative).is_file()
     assert f"/blob/main/{relative})" in links[0].source  # Colab and GitHub
     assert f"?labpath={relative.replace('/', '%2F')})" in links[0].source  # Binder
     assert "nbval-skip" in install[0].metadata["tags"], "nbval (and so CI) must skip it"
@@ -93,10 +131,10 @@ def test_readme_shows_the_same_install_cell():
 
 @params
 def test_answer_cells_are_empty_and_check_cells_kept(edition, path):
-    original, student = cn.read(path), _student(edition, path)
-    exercises = [e for e in cn.find_exercises(student) if e.stars <= 2]
-    assert len(exercises) == sum(e.stars <= 2 for e in cn.find_exercises(original))
-    originals = [e for e in cn.find_exercises(original) if e.stars <= 2]
+    original, student = _source(edition, path), _student(edition, path)
+    exercises = [e for e in se.find_exercises(student) if e.stars <= 2]
+    assert len(exercises) == sum(e.stars <= 2 for e in cn.find_exercises(cn.read(path)))
+    originals = [e for e in se.find_exercises(original) if e.stars <= 2]
     for exercise, source in zip(exercises, originals, strict=True):
         assert exercise.check_cell is not None and exercise.answer_cells, (
             f"{path.name}: {exercise.title!r} needs an answer cell and a check cell")
@@ -111,14 +149,14 @@ def test_answer_cells_are_empty_and_check_cells_kept(edition, path):
 
 @params
 def test_other_cells_unchanged(edition, path):
-    original, student = cn.read(path), _student(edition, path)
+    original, student = _source(edition, path), _student(edition, path)
     added = [c for c in student.cells
              if {"launch-links", "colab-install"} & set(c.metadata.get("tags", []))]
     rest = [c for c in student.cells if c not in added]
     assert len(rest) == len(original.cells)
     for mine, theirs in zip(rest, original.cells, strict=True):
         if mine.cell_type == "markdown":
-            assert mine.source == se.student_text(theirs.source)
+            assert mine.source == se.student_text(theirs.source, edition.language)
         elif not {"exercise-answer", "exercise-check"} & set(mine.metadata.get("tags", [])):
             assert mine.source == theirs.source
             assert mine.get("outputs") == theirs.get("outputs")
@@ -128,6 +166,7 @@ def test_other_cells_unchanged(edition, path):
 def test_nothing_of_the_solutions_in_the_edition(edition, path):
     text = _text(_student(edition, path))
     assert "solutions/" not in text and "solutions notebook" not in text.lower()
+    assert not re.search("参考答案笔记本|解答笔记本", text)
     student_defs = {}
     for cell in _student(edition, path).cells:
         tree = cn.parse(cell.source) if cell.cell_type == "code" else None
@@ -152,8 +191,34 @@ def test_answer_key_has_every_answer_and_check(edition, path):
     text = _text(key)
     for answer in se.answers_for(path):
         assert answer.source.strip() in text
-    for exercise in cn.find_exercises(cn.read(path)):
+    for exercise in se.find_exercises(_student(edition, path)):
         assert exercise.title in text
+
+
+def test_student_text_points_to_the_answer_key_in_chinese_too():
+    text = ("参考答案在 `notebooks/solutions/01_x_\nsolutions.ipynb` 中。见参考答案笔记本，"
+            "或[解答](solutions/01_x_solutions.ipynb)。解答笔记本运行了它。")
+    assert se.student_text(text, ZH) == "参考答案在答案册中。见答案册，或解答。答案册运行了它。"
+    with pytest.raises(ValueError, match=r"language must be one of en, zh-CN, got 'zh'"):
+        se.student_text(text, "zh")
+    with pytest.raises(ValueError, match="language must be one of"):
+        se.edition_dirs("fr")
+
+
+def test_exercises_are_found_under_a_chinese_heading():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 标题"),
+                nbformat.v4.new_markdown_cell("## 练习\n\n### 练习 1 ★（预测）：一个数"),
+                nbformat.v4.new_code_cell("guess = None"),
+                nbformat.v4.new_code_cell("# Check cell（检查单元）\nprint('Correct')"),
+                nbformat.v4.new_markdown_cell("### 练习 2 ★★★（设计）"),
+                nbformat.v4.new_markdown_cell("## 小结")]
+    exercises = se.find_exercises(nb)
+    assert [(e.stars, e.answer_cells, e.check_cell, e.end_cell) for e in exercises] == [
+        (1, [2], 3, 4), (3, [], None, 5)]
+    assert se.exercises_section(nb) == (1, 5)
+    assert nb.cells[1].source.startswith("## 练习"), "the notebook itself is not changed"
+    assert cn.find_exercises(nb) == [], "course_notebooks alone looks for ## Exercises"
 
 
 def test_student_text_points_to_the_answer_key():
@@ -230,7 +295,9 @@ def test_exercises_are_found():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", WITH_CHECKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize(("edition", "path"), [("en", p) for p in WITH_CHECKS]
+                         + [(ZH, p) for p in WITH_CHECKS[:2]],  # the same code as in English
+                         indirect=["edition"], ids=lambda p: getattr(p, "stem", p))
 def test_check_cells_fail_on_empty_and_pass_on_the_solution(edition, path):
     results, facts = se.check_notebook(edition / "student" / "notebooks" / path.name)
     assert results, f"{path.name}: no ★/★★ exercise was checked"

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tools.make_student_edition            # build into build/
     .venv/bin/python -m tools.make_student_edition --check    # build, then run every check cell
+    .venv/bin/python -m tools.make_student_edition --language zh-CN  # Chinese: build/zh-CN/
 
 What it writes (``build/`` is ignored by git; nothing here is maintained by hand):
 
@@ -28,6 +29,18 @@ prediction that the solution states only in prose is read from inline code in th
 the filled answer and the check cell again. An exercise passes when its check cell, run on the
 empty answer, prints a message that does not start with "Correct" (and raises nothing), and, run
 on the filled answer, prints a message that starts with "Correct".
+
+Per language (``--language``, default ``en``): ``zh-CN`` builds the Chinese student edition and
+answer key into ``build/zh-CN/student/`` and ``build/zh-CN/answer_key/`` from the Chinese
+notebooks (``tools/make_zh_edition.py`` generates them from ``translations/zh-CN/``; a notebook
+without a translation store is taken in English). The Chinese notebooks sit in the edition's
+``notebooks/`` as the English ones do, so their links are the English notebooks' (not
+``notebooks/zh-CN/``'s); the generator's edition note (it tells readers not to edit the notebook)
+is left out; the Colab/Binder links open ``notebooks/zh-CN/`` on GitHub. An exercises section is
+headed ``## Exercises`` or ``## 练习``; pointers to the solutions become 答案册 (the answer key).
+The code, the check cells and their "Correct" messages are the English ones, so ``--check`` works
+the same; the answers come from the English solutions notebooks (the same code), the worked
+solutions in the answer key from the Chinese ones where they are translated.
 """
 
 from __future__ import annotations
@@ -51,10 +64,15 @@ import nbformat
 import yaml
 
 from tools import course_notebooks as cn
+from tools import make_zh_edition as zh
 
 BUILD = cn.REPO / "build"
 STUDENT_DIR = BUILD / "student"
 ANSWER_KEY_DIR = BUILD / "answer_key"
+#: The editions: English (the source) and the generated Simplified Chinese one.
+LANGUAGES = ("en", zh.LANGUAGE)
+#: The heading of the exercises section in each language (course_notebooks looks for the English).
+EXERCISES_HEADING = {"en": "Exercises", zh.LANGUAGE: "练习"}
 ANSWERS_TABLE = Path(__file__).resolve().parent / "exercise_answers.yml"
 #: Copied into the student edition so that its notebooks run there.
 SUPPORT = ["fl_helpers", "data", "benchmarks/results", "requirements.txt", "pyproject.toml",
@@ -66,6 +84,82 @@ _SOLUTION_WORDS = [(re.compile(r"\bthe\s+solutions\s+notebook"), "the answer key
                    (re.compile(r"\bThe\s+solutions\s+notebook"), "The answer key"),
                    (re.compile(r"\b[Ss]olutions\s+notebook"), "answer key")]
 _INLINE_ASSIGNMENT = re.compile(r"`\s*([A-Za-z_]\w*)\s*=\s*([^`]+?)\s*`")
+#: The answer key's name in each language, and the Chinese words for the solutions notebook.
+ANSWER_KEY = {"en": "the answer key", zh.LANGUAGE: "答案册"}
+_ZH_SOLUTION_PATH = re.compile(r" ?`(?:\.\./|\./)?(?:notebooks/)?solutions/?[^`]*` ?")
+_ZH_SOLUTION_WORDS = re.compile(r"参考答案笔记本|解答笔记本|题解笔记本")
+_HEADING_LINE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*$", re.M)
+
+
+def check_language(language: str) -> str:
+    """Returns ``language`` if the course has that edition; raises otherwise."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
+    return language
+
+
+def _english_headings(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A shallow copy of ``nb`` (same cells, same indices) whose ``## 练习`` heading reads
+    ``## Exercises``, so that ``course_notebooks`` finds the exercises of either edition."""
+    chinese = EXERCISES_HEADING[zh.LANGUAGE]
+
+    def english(match: re.Match) -> str:
+        return (f"{match.group(1)} {EXERCISES_HEADING['en']}"
+                if match.group(2) == chinese else match.group(0))
+    view = copy.copy(nb)
+    view.cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and chinese in cell.source:
+            cell = copy.copy(cell)
+            cell.source = _HEADING_LINE.sub(english, cell.source)
+        view.cells.append(cell)
+    return view
+
+
+def find_exercises(nb: nbformat.NotebookNode) -> list[cn.Exercise]:
+    """:func:`course_notebooks.find_exercises`, under ``## Exercises`` or ``## 练习``."""
+    return cn.find_exercises(_english_headings(nb))
+
+
+def exercises_section(nb: nbformat.NotebookNode) -> tuple[int, int] | None:
+    """:func:`course_notebooks.exercises_section`, headed ``## Exercises`` or ``## 练习``."""
+    return cn.exercises_section(_english_headings(nb))
+
+
+def edition_dirs(language: str = "en", build: Path = BUILD) -> tuple[Path, Path]:
+    """``(student, answer_key)`` folders of an edition: ``build/student`` and
+    ``build/answer_key`` for English, ``build/zh-CN/...`` for Chinese."""
+    root = build if check_language(language) == "en" else build / language
+    return root / "student", root / "answer_key"
+
+
+def is_translated(path: Path, language: str) -> bool:
+    """Whether ``path`` (a course notebook) has an edition in ``language``."""
+    return check_language(language) == "en" or zh.store_path(path).is_file()
+
+
+def source_notebook(path: Path, language: str = "en") -> nbformat.NotebookNode:
+    """The notebook an edition is built from: the English one, or its Chinese edition (with
+    the English notebook's links and without the generator's edition note) when translated."""
+    if check_language(language) == "en" or not is_translated(path, language):
+        return cn.read(path)
+    nb = zh.generate(path, relinked=False)
+    nb.cells = [cell for cell in nb.cells if cell.get("id") != zh.NOTE_ID]
+    return nb
+
+
+def _repo_path(path: Path, language: str) -> str:
+    """Where the notebook of this edition lives in the repository (for Colab/Binder links)."""
+    if language != "en" and is_translated(path, language):
+        return f"notebooks/{language}/{path.name}"
+    return f"notebooks/{path.name}"
+
+
+_COLAB_NOTE = {
+    "en": None,
+    zh.LANGUAGE: "*在 Colab 上请先运行下面的设置单元（约一分钟）；"
+                 "在 Binder 和你自己的电脑上它什么也不做。*",
+}
 
 
 class AnswerNotFound(LookupError):
@@ -76,22 +170,29 @@ class AnswerNotFound(LookupError):
 # The student edition
 
 
-def student_text(markdown: str) -> str:
-    """Markdown with every pointer to the solutions turned into a pointer to the answer key."""
+def student_text(markdown: str, language: str = "en") -> str:
+    """Markdown with every pointer to the solutions turned into a pointer to the answer key
+    (in Chinese: 答案册)."""
     text = _SOLUTION_LINK.sub(r"\1", markdown)
-    text = _SOLUTION_PATH.sub("the answer key", text)
+    if check_language(language) != "en":
+        text = _ZH_SOLUTION_PATH.sub(ANSWER_KEY[language], text)
+        text = _ZH_SOLUTION_WORDS.sub(ANSWER_KEY[language], text)
+    text = _SOLUTION_PATH.sub(ANSWER_KEY["en"], text)
     for pattern, replacement in _SOLUTION_WORDS:
         text = pattern.sub(replacement, text)
     return text
 
 
-def student_notebook(path: Path) -> nbformat.NotebookNode:
+def student_notebook(path: Path, language: str = "en") -> nbformat.NotebookNode:
     """The student edition of one notebook (see the module docstring)."""
-    nb = cn.read(path)
+    nb = source_notebook(path, language)
     nb.cells = [cell for cell in nb.cells
                 if not cn.SOLUTION_TAGS & set(cell.metadata.get("tags", []))]
-    nb = cn.with_header(nb, f"notebooks/{path.name}")
-    for exercise in cn.find_exercises(nb):
+    nb = cn.with_header(nb, _repo_path(path, language))
+    if _COLAB_NOTE[language] and is_translated(path, language):
+        links = next(c for c in nb.cells if "launch-links" in c.metadata.get("tags", []))
+        links.source = links.source.split("\n\n", 1)[0] + "\n\n" + _COLAB_NOTE[language]
+    for exercise in find_exercises(nb):
         if exercise.stars > 2:
             continue
         for index in exercise.answer_cells:
@@ -106,7 +207,7 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
             nb.cells[index].execution_count = None
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = student_text(cell.source)
+            cell.source = student_text(cell.source, language)
     return nb
 
 
@@ -137,16 +238,40 @@ The notebooks:
 {listing}
 """
 
+STUDENT_README_ZH = """\
+# 联邦学习与差分隐私 — 学生版（简体中文）
 
-def build_student_edition(out: Path = STUDENT_DIR) -> list[Path]:
-    """Writes the student edition into ``out`` (replacing it); returns the notebooks written."""
+本课程的笔记本，练习留给你来做：每个 ★（预测）和 ★★（修改）练习都有一个
+需要你完成的答案单元，以及一个告诉你答案是否正确的检查单元。★★★（设计）
+练习没有检查单元，请在课堂上讨论。答案册在老师手里。代码、输出和检查单元的
+提示与英文版相同（英文）。
+
+安装一次，然后打开笔记本（Python 3.10 或更新版本，约 3 GB 磁盘空间）：
+
+    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt -e .
+    .venv/bin/jupyter lab notebooks/
+
+无法安装？每个笔记本开头都有 “Open in Colab” 和 “Launch Binder” 链接；
+在 Colab 上请先运行顶部的设置单元。MNIST 数据随附在 `data/` 中
+（CC BY-SA 3.0，见 `data/README.md`），不会下载任何东西。
+
+笔记本：
+
+{listing}
+"""
+
+
+def build_student_edition(out: Path = STUDENT_DIR, language: str = "en") -> list[Path]:
+    """Writes the student edition in ``language`` into ``out`` (replacing it); returns the
+    notebooks written."""
+    check_language(language)
     if out.exists():
         shutil.rmtree(out)
     (out / "notebooks").mkdir(parents=True)
     written = []
     for path in cn.main_notebooks():
         target = out / "notebooks" / path.name
-        nbformat.write(student_notebook(path), target)
+        nbformat.write(student_notebook(path, language), target)
         written.append(target)
     for name in SUPPORT:
         source = cn.REPO / name
@@ -156,9 +281,13 @@ def build_student_edition(out: Path = STUDENT_DIR) -> list[Path]:
         elif source.is_file():
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, out / name)
-    listing = "\n".join(f"- `notebooks/{p.name}`: {_title(cn.read(p))}"
+    english = "（英文，尚未翻译）"
+    colon = ": " if language == "en" else "："
+    listing = "\n".join(f"- `notebooks/{p.name}`{colon}{_title(source_notebook(p, language))}"
+                        + ("" if is_translated(p, language) else english)
                         for p in cn.main_notebooks())
-    (out / "README.md").write_text(STUDENT_README.format(listing=listing), encoding="utf-8")
+    readme = STUDENT_README if language == "en" else STUDENT_README_ZH
+    (out / "README.md").write_text(readme.format(listing=listing), encoding="utf-8")
     return written
 
 
@@ -272,9 +401,10 @@ def derive_answer(notebook: Path, nb: nbformat.NotebookNode, exercise: cn.Exerci
 
 
 def answers_for(notebook: Path, student: nbformat.NotebookNode | None = None) -> list[Answer]:
-    """The filled answers of every ★/★★ exercise of one notebook (in order)."""
+    """The filled answers of every ★/★★ exercise of one notebook (in order); ``student`` may be
+    either edition's student notebook (the answers are code, the same in both)."""
     student = student if student is not None else student_notebook(notebook)
-    exercises = cn.find_exercises(student)
+    exercises = find_exercises(student)
     checked = [e for e in exercises if e.stars <= 2]
     if not checked:
         return []
@@ -299,25 +429,71 @@ def answers_for(notebook: Path, student: nbformat.NotebookNode | None = None) ->
     return answers
 
 
-def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
+#: The answer key's own sentences, per language.
+KEY_TEXTS = {
+    "en": {
+        "intro": "# Answer key: {title}\n\nFor the instructor. For each exercise of "
+                 "`notebooks/{name}`: the exercise, the answer cell filled in (paste it over the "
+                 "placeholder in the student's notebook and run the check cell, which should "
+                 "then say \"Correct\"), and the worked solution from "
+                 "`notebooks/solutions/{stem}_solutions.ipynb` with its stored output. Built by "
+                 "`tools/make_student_edition.py`; do not edit by hand.",
+        "origin": "`{name}` from the {origin}", "join": ", ",
+        "answer": "**Answer cell, filled in** ({origins}):",
+        "check": "**Check cell** (as in the student's notebook):",
+        "worked": "**Worked solution:**",
+        "missing": "# Answer key: {title}\n\n**Not available:** {error}",
+        "origins": {"solution code": "solution code", "solution text": "solution text"},
+        "readme": "# Answer key (for instructors)\n\nGenerated by `tools/make_student_edition.py` "
+                  "from `notebooks/` and `notebooks/solutions/`; keep it away from the student "
+                  "edition.\n\n",
+        "line": "- `{name}`: {count} exercises ({stars})", "none": "none",
+    },
+    zh.LANGUAGE: {
+        "intro": "# 答案册：{title}\n\n供教师使用。`notebooks/{name}` 的每个练习"
+                 "依次给出：练习本身、填好的答案单元（把它粘贴到学生笔记本中的占位单元上，"
+                 "再运行检查单元，检查单元应当输出以 \"Correct\" 开头的信息），以及 "
+                 "`notebooks/solutions/{stem}_solutions.ipynb` 中带有存储输出的完整解答。"
+                 "由 `tools/make_student_edition.py` 生成，不要手工编辑。",
+        "origin": "`{name}` 来自{origin}", "join": "，",
+        "answer": "**填好的答案单元**（{origins}）：",
+        "check": "**检查单元**（与学生笔记本中的相同）：",
+        "worked": "**完整解答：**",
+        "missing": "# 答案册：{title}\n\n**无法提供：** {error}",
+        "origins": {"solution code": "解答代码", "solution text": "解答正文"},
+        "readme": "# 答案册（供教师使用）\n\n由 `tools/make_student_edition.py --language zh-CN` "
+                  "从中文笔记本和 `notebooks/solutions/` 生成；不要放进学生版。\n\n",
+        "line": "- `{name}`：{count} 个练习（{stars}）", "none": "无",
+    },
+}
+
+
+def _solutions_source(notebook: Path, language: str) -> nbformat.NotebookNode | None:
+    """The solutions notebook the answer key shows: the Chinese one where translated."""
+    path = cn.solutions_notebook(notebook)
+    if path is None:
+        return None
+    if language != "en" and zh.store_path(path).is_file():
+        nb = zh.generate(path, relinked=False)
+        nb.cells = [cell for cell in nb.cells if cell.get("id") != zh.NOTE_ID]
+        return nb
+    return cn.read(path)
+
+
+def answer_key_notebook(notebook: Path, language: str = "en") -> nbformat.NotebookNode:
     """One notebook of the answer key (see the module docstring)."""
-    student = student_notebook(notebook)
-    exercises = cn.find_exercises(student)
+    texts = KEY_TEXTS[check_language(language)]
+    student = student_notebook(notebook, language)
+    exercises = find_exercises(student)
     answers = {id(a.exercise): a for a in answers_for(notebook, student)}
     by_heading = {a.exercise.heading_cell: a for a in answers.values()}
-    solutions_path = cn.solutions_notebook(notebook)
-    solutions = cn.read(solutions_path) if solutions_path else None
+    solutions = _solutions_source(notebook, language)
     sections = cn.solution_sections(solutions) if solutions else []
     key = nbformat.v4.new_notebook(metadata=copy.deepcopy(student.metadata))
     key.metadata.pop("widgets", None)
     new_md, new_code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
-    key.cells.append(new_md(
-        f"# Answer key: {_title(student)}\n\nFor the instructor. For each exercise of "
-        f"`notebooks/{notebook.name}`: the exercise, the answer cell filled in (paste it over the "
-        f"placeholder in the student's notebook and run the check cell, which should then say "
-        f"\"Correct\"), and the worked solution from "
-        f"`notebooks/solutions/{notebook.stem}_solutions.ipynb` with its stored output. Built by "
-        f"`tools/make_student_edition.py`; do not edit by hand."))
+    key.cells.append(new_md(texts["intro"].format(title=_title(student), name=notebook.name,
+                                                  stem=notebook.stem)))
     for rank, exercise in enumerate(exercises):
         cells = student.cells[exercise.heading_cell:exercise.end_cell]
         statement = [c for c in cells if c.cell_type == "markdown"]
@@ -326,14 +502,16 @@ def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
         key.cells.extend(copy.deepcopy(c) for c in statement[1:])
         answer = by_heading.get(exercise.heading_cell)
         if answer is not None:
-            origins = ", ".join(f"`{n}` from the {o}" for n, o in answer.origin.items())
-            key.cells.append(new_md(f"**Answer cell, filled in** ({origins}):"))
+            origins = texts["join"].join(
+                texts["origin"].format(name=n, origin=texts["origins"].get(o, o))
+                for n, o in answer.origin.items())
+            key.cells.append(new_md(texts["answer"].format(origins=origins)))
             key.cells.append(new_code(answer.source.rstrip("\n")))
-            key.cells.append(new_md("**Check cell** (as in the student's notebook):"))
+            key.cells.append(new_md(texts["check"]))
             key.cells.append(new_code(student.cells[exercise.check_cell].source))
         if rank < len(sections):
             _, first, end = sections[rank]
-            key.cells.append(new_md("**Worked solution:**"))
+            key.cells.append(new_md(texts["worked"]))
             for cell in solutions.cells[first + 1:end]:
                 key.cells.append(copy.deepcopy(cell))
     for cell in key.cells:
@@ -344,13 +522,15 @@ def answer_key_notebook(notebook: Path) -> nbformat.NotebookNode:
     return key
 
 
-def build_answer_key(out: Path = ANSWER_KEY_DIR) -> tuple[list[Path], list[str]]:
-    """Writes the answer key into ``out`` (replacing it).
+def build_answer_key(out: Path = ANSWER_KEY_DIR,
+                     language: str = "en") -> tuple[list[Path], list[str]]:
+    """Writes the answer key in ``language`` into ``out`` (replacing it).
 
     Returns:
         The notebooks written, and a problem per notebook whose answers could not be derived
         (its key notebook then says so instead of giving answers).
     """
+    texts = KEY_TEXTS[check_language(language)]
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -358,21 +538,19 @@ def build_answer_key(out: Path = ANSWER_KEY_DIR) -> tuple[list[Path], list[str]]
     for path in cn.main_notebooks():
         target = out / f"{path.stem}_answers.ipynb"
         try:
-            key = answer_key_notebook(path)
+            key = answer_key_notebook(path, language)
         except AnswerNotFound as error:
             problems.append(str(error))
             key = nbformat.v4.new_notebook()
-            key.cells = [nbformat.v4.new_markdown_cell(
-                f"# Answer key: {_title(cn.read(path))}\n\n**Not available:** {error}")]
+            key.cells = [nbformat.v4.new_markdown_cell(texts["missing"].format(
+                title=_title(source_notebook(path, language)), error=error))]
         nbformat.write(key, target)
         written.append(target)
         counts = [e.stars for e in cn.find_exercises(cn.read(path))]
-        lines.append(f"- `{target.name}`: {len(counts)} exercises "
-                     f"({', '.join('★' * s for s in counts) or 'none'})")
-    (out / "README.md").write_text(
-        "# Answer key (for instructors)\n\nGenerated by `tools/make_student_edition.py` from "
-        "`notebooks/` and `notebooks/solutions/`; keep it away from the student edition.\n\n"
-        + "\n".join(lines) + "\n", encoding="utf-8")
+        lines.append(texts["line"].format(name=target.name, count=len(counts),
+                                          stars=", ".join("★" * s for s in counts)
+                                          or texts["none"]))
+    (out / "README.md").write_text(texts["readme"] + "\n".join(lines) + "\n", encoding="utf-8")
     return written, problems
 
 
@@ -394,7 +572,7 @@ def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list
     train it); calling a function of an imported module does not count as changing the module.
     Cells that cannot be parsed (magics) are kept. The install cell is never run.
     """
-    section = cn.exercises_section(nb)
+    section = exercises_section(nb)
     stop = section[0] if section else len(nb.cells)
     needed = set()
     for source in exercise_sources:
@@ -521,7 +699,7 @@ def check_notebook(student_path: Path, *, timeout_s: int = 600,
         exercise = answer.exercise
         exercise_code += [nb.cells[i].source for i in exercise.answer_cells]
         exercise_code += [nb.cells[exercise.check_cell].source, answer.source]
-    section = cn.exercises_section(nb)
+    section = exercises_section(nb)
     if full_prefix:
         prefix = [i for i in range(section[0]) if nb.cells[i].cell_type == "code"
                   and nb.cells[i].source.strip()
@@ -586,13 +764,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="after building, run every ★/★★ check cell on the empty and on "
                              "the filled answer")
     parser.add_argument("--out", type=Path, default=BUILD,
-                        help="folder for student/ and answer_key/ (default: build/)")
+                        help="folder for student/ and answer_key/ (default: build/; the "
+                             "Chinese edition goes into its zh-CN/ subfolder)")
+    parser.add_argument("--language", choices=LANGUAGES, default="en",
+                        help="which edition to build (default: en)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    notebooks = build_student_edition(args.out / "student")
-    key, problems = build_answer_key(args.out / "answer_key")
-    print(f"student edition: {len(notebooks)} notebooks in {args.out / 'student'}; answer key: "
-          f"{len(key)} notebooks in {args.out / 'answer_key'} "
+    student_dir, key_dir = edition_dirs(args.language, args.out)
+    notebooks = build_student_edition(student_dir, args.language)
+    key, problems = build_answer_key(key_dir, args.language)
+    print(f"student edition ({args.language}): {len(notebooks)} notebooks in {student_dir}; "
+          f"answer key: {len(key)} notebooks in {key_dir} "
           f"({time.perf_counter() - start:.1f} s)")
     for problem in problems:
         print(f"answer key: {problem}", file=sys.stderr)

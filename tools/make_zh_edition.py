@@ -399,8 +399,12 @@ def _extra_cell(cell_id: str, source: str) -> nbformat.NotebookNode:
     return cell
 
 
-def generate(notebook: Path, entries: list[dict] | None = None) -> nbformat.NotebookNode:
+def generate(notebook: Path, entries: list[dict] | None = None, *,
+             relinked: bool = True) -> nbformat.NotebookNode:
     """The Chinese notebook of ``notebook`` as the store says it now.
+
+    With ``relinked=False`` the links stay as the English notebook writes them, for a copy that
+    sits where the English notebook sits (the Chinese student edition's ``notebooks/``).
 
     Raises:
         ValueError: naming every markdown cell without a current translation.
@@ -420,6 +424,10 @@ def generate(notebook: Path, entries: list[dict] | None = None) -> nbformat.Note
                          + "\n  ".join(problems))
     here = english_relpath(notebook)
     translated = {english_relpath(path) for path in all_translated()} | {here}
+
+    def point(text: str) -> str:
+        return relink(text, translated, here) if relinked else text
+
     code = translations(entries, "code")
     wrong = [f"cell {cell.get('id')}: {code_problem(cell.source, code[cell_hash(cell.source)])}"
              for cell in english.cells if cell.cell_type == "code"
@@ -431,13 +439,12 @@ def generate(notebook: Path, entries: list[dict] | None = None) -> nbformat.Note
     nb = copy.deepcopy(english)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = relink(zh[cell_hash(cell.source)], translated, here)
+            cell.source = point(zh[cell_hash(cell.source)])
         elif cell.cell_type == "code" and cell_hash(cell.source) in code:
             cell.source = code[cell_hash(cell.source)]
     texts = edition_texts()
     title = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown")
-    nb.cells.insert(title + 1, _extra_cell(NOTE_ID, relink(texts["note"].rstrip(), translated,
-                                                           here)))
+    nb.cells.insert(title + 1, _extra_cell(NOTE_ID, point(texts["note"].rstrip())))
     if here == f"notebooks/{texts['glossary_notebook']}":
         at = next((i for i, cell in enumerate(nb.cells)
                    if cell.get("id") == texts["glossary_after"]), None)
