@@ -157,8 +157,157 @@ def results_table(result: experiment.ExperimentResult, *, max_rows: int = 12) ->
     return "\n".join(lines)
 
 
+#: The languages the privacy statement can be written in (the course's editions).
+LANGUAGES = ("en", "zh-CN")
+
+
+def _check_language(language: Any) -> str:
+    if not isinstance(language, str):
+        raise TypeError(f"language must be 'en' or 'zh-CN', got {type(language).__name__} "
+                        f"{v._fmt(language)}.")
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be 'en' or 'zh-CN', got {v._fmt(language)}.")
+    return language
+
+
+#: The privacy statement's sentences, per language. Both say the same things with the same
+#: figures: the unit (隐私单元), the neighbouring relation (相邻关系), the guarantee, the noise,
+#: the observer (观察者), who is trusted (受信任方) and what is not covered.
+_STATEMENT = {
+    "en": {
+        "all_data": "all of its data",
+        "examples": "all of its ~{n:.0f} examples",
+        "title": "What this ε means",
+        "unit": "- Unit protected: one client, with {data} (client-level DP; a person with k "
+                "devices is protected only at group level, about k·ε).",
+        "relation_local": "- Neighbouring relation: replace one client's data by any other "
+                          "(each report hides the client's data).",
+        "relation_central": "- Neighbouring relation: add or remove one client from the "
+                            "{num_clients:,} clients.",
+        "guarantee": "- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
+                     "{accountant} accountant, z = {z:.3g}, q = {q:g}, {clipping}",
+        "busiest": " (ε of the busiest client).",
+        "divisor": ", the noisy sum divided by the public q·N = {expected:g} (a constant, never "
+                   "a count of who took part).",
+        "noise_exact": "- Noise: exact. The clipped updates are integers on a grid, summed "
+                       "exactly, plus discrete Gaussian noise drawn exactly; floating point "
+                       "comes after.",
+        "noise_float": "- Noise: float32 Gaussian. Against an observer who also knows the other "
+                       "clients' updates, rounding makes some released values impossible under "
+                       "one neighbour (a floating-point attack, audit.float_noise_proofs): use "
+                       "noise='exact'.",
+        "observer_local": "- Observer: anyone, the server included: it sees every noisy report "
+                          "and who sent it.",
+        "observer_central": "- Observer: anyone who sees the {rounds} released global models "
+                            "(and what is computed from them on public data).",
+        "trusted_local": "- Trusted: no server; each client trusts its own device to clip and "
+                         "noise.",
+        "trusted_central": "- Trusted: the server that samples, clips, sums and adds the noise, "
+                           "with secret randomness; it sees each clipped update before noise "
+                           "and who took part.",
+        "not_covered": "- Not covered: choosing hyperparameters on the same private data (that "
+                       "spends privacy too), per-client diagnostics (diagnostics=True), timings.",
+        "reproducible": "- THIS RUN used reproducible noise derived from its seed: its ε does "
+                        "not hold against anyone who knows the seed (teaching only).",
+        "fixed_clipping": "C = {c:g}",
+        "adaptive": "adaptive clipping (Andrew et al. 2021): initial C = {c0:g}, target quantile "
+                    "γ = {gamma:g}, learning rate η = {eta:g}, σ_b = {sigma_b:.3g} on the count "
+                    "of unclipped updates, z total = {z:.3g} (what ε accounts; z_Δ = "
+                    "{z_delta:.3g} on the updates){reached}",
+        "reached": "; C ended at {last:.3g} (median over the {count} rounds {median:.3g})",
+        "ftrl_title": "What this ε means (DP-FTRL: tree aggregation, no sampling)",
+        "ftrl_unit": "- Unit protected: one client, with {data} and all its updates "
+                     "(client-level DP; a person with k devices is protected only at group "
+                     "level, about k·ε).",
+        "ftrl_relation": "- Neighbouring relation: one client's updates replaced by zero vectors "
+                         "in the rounds it takes part in, among the {num_clients:,} clients "
+                         "(Kairouz et al. 2021, Definition 1.1; dp-accounting's "
+                         "REPLACE_SPECIAL). The client's model contribution is hidden; whether "
+                         "and when it took part is not (the schedule may be public).",
+        "one_tree": "one tree",
+        "restarted": "a tree restarted every {every} rounds",
+        "ftrl_assumption": "- Assumption: each client takes part at most once per tree "
+                           "({trees}; checked on the schedule before the run, busiest client in "
+                           "{busiest} trees). No sampling, no shuffling: nothing is amplified.",
+        "ftrl_guarantee": "- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
+                          "accountant {accountant}: dp-accounting's RDP accountant on "
+                          "SingleEpochTreeAggregationDpEvent per tree (every client in every "
+                          "tree, the worst case), z = {z:.3g} per tree node, C = {c:g}, the "
+                          "noised prefix sums divided by the public m = {m:g} (a constant, "
+                          "never a count of who took part).",
+        "ftrl_noise": "- Noise: exact. The clipped updates are integers on a grid, summed "
+                      "exactly; each tree node gets discrete Gaussian noise drawn exactly, "
+                      "once; floating point comes after.",
+        "ftrl_trusted": "- Trusted: the server that clips, sums and adds the tree's noise, with "
+                        "secret randomness; it sees each clipped update before noise and who "
+                        "took part.",
+        "ftrl_not_covered": "- Not covered: the participation schedule itself, choosing "
+                            "hyperparameters on the same private data (that spends privacy "
+                            "too), per-client diagnostics (diagnostics=True), timings.",
+    },
+    "zh-CN": {
+        "all_data": "它的全部数据",
+        "examples": "它的全部约 {n:.0f} 个样本",
+        "title": "这个 ε 意味着什么",
+        "unit": "- 隐私单元：一个客户端，连同{data}（客户端级差分隐私；一个拥有 k 台设备的人"
+                "只在群组层面受到保护，约为 k·ε）。",
+        "relation_local": "- 相邻关系：把一个客户端的数据换成任意其他数据（每份报告都隐藏该"
+                          "客户端的数据）。",
+        "relation_central": "- 相邻关系：在 {num_clients:,} 个客户端中增加或删除一个客户端。",
+        "guarantee": "- 保证：{rounds} 个轮次后 (ε = {eps:.3f}, δ = {delta:.0e})，"
+                     "{accountant} 隐私会计器，z = {z:.3g}，q = {q:g}，{clipping}",
+        "busiest": "（最忙的客户端的 ε）。",
+        "divisor": "，加噪的和除以公开的 q·N = {expected:g}（一个常数，从不是实际参与者的"
+                   "人数）。",
+        "noise_exact": "- 噪声：精确。裁剪后的更新是网格上的整数，被精确求和，再加上精确抽取的"
+                       "离散高斯噪声；浮点运算在此之后。",
+        "noise_float": "- 噪声：float32 高斯噪声。对一个还知道其他客户端更新的观察者，舍入会使"
+                       "某些发布值在一个相邻数据集下不可能出现（浮点攻击，"
+                       "audit.float_noise_proofs）：请使用 noise='exact'。",
+        "observer_local": "- 观察者：任何人，包括服务器：它看到每份加噪报告以及是谁发送的。",
+        "observer_central": "- 观察者：任何看到 {rounds} 个发布的全局模型（以及在公开数据上由"
+                            "它们算出的结果）的人。",
+        "trusted_local": "- 受信任方：没有服务器；每个客户端信任自己的设备来裁剪和加噪。",
+        "trusted_central": "- 受信任方：负责采样、裁剪、求和并加噪的服务器，它使用秘密随机性；"
+                           "它在加噪前看到每个裁剪后的更新，也知道谁参与了。",
+        "not_covered": "- 不在保证范围内：在同一份隐私数据上选择超参数（这同样消耗隐私）、"
+                       "逐客户端诊断信息（diagnostics=True）、运行时间。",
+        "reproducible": "- 本次运行使用了由种子导出的可复现噪声：对任何知道种子的人，它的 ε "
+                        "都不成立（仅用于教学）。",
+        "fixed_clipping": "C = {c:g}",
+        "adaptive": "自适应裁剪（Andrew et al. 2021）：初始 C = {c0:g}，目标分位数 "
+                    "γ = {gamma:g}，学习率 η = {eta:g}，未裁剪更新计数上的 σ_b = {sigma_b:.3g}，"
+                    "总 z = {z:.3g}（ε 核算的就是它；更新上的 z_Δ = {z_delta:.3g}）{reached}",
+        "reached": "；C 最终为 {last:.3g}（{count} 个轮次的中位数为 {median:.3g}）",
+        "ftrl_title": "这个 ε 意味着什么（DP-FTRL：树聚合，无采样）",
+        "ftrl_unit": "- 隐私单元：一个客户端，连同{data}及其全部更新（客户端级差分隐私；一个"
+                     "拥有 k 台设备的人只在群组层面受到保护，约为 k·ε）。",
+        "ftrl_relation": "- 相邻关系：在 {num_clients:,} 个客户端中，把一个客户端在它参与的轮次"
+                         "中的更新换成零向量（Kairouz et al. 2021，Definition 1.1；"
+                         "dp-accounting 的 REPLACE_SPECIAL）。该客户端对模型的贡献被隐藏；"
+                         "它是否参与、何时参与则不被隐藏（参与调度可能是公开的）。",
+        "one_tree": "一棵树",
+        "restarted": "每 {every} 个轮次重启一次的树",
+        "ftrl_assumption": "- 假设：每个客户端在每棵树中最多参与一次（{trees}；运行前已在调度上"
+                           "检查，最忙的客户端出现在 {busiest} 棵树中）。没有采样，没有洗牌："
+                           "没有任何放大。",
+        "ftrl_guarantee": "- 保证：{rounds} 个轮次后 (ε = {eps:.3f}, δ = {delta:.0e})，隐私会计器 "
+                          "{accountant}：dp-accounting 的 RDP 隐私会计器，每棵树按 "
+                          "SingleEpochTreeAggregationDpEvent 核算（每个客户端出现在每棵树中，"
+                          "即最坏情况），每个树节点 z = {z:.3g}，C = {c:g}，加噪的前缀和除以"
+                          "公开的 m = {m:g}（一个常数，从不是实际参与者的人数）。",
+        "ftrl_noise": "- 噪声：精确。裁剪后的更新是网格上的整数，被精确求和；每个树节点只加一次"
+                      "精确抽取的离散高斯噪声；浮点运算在此之后。",
+        "ftrl_trusted": "- 受信任方：负责裁剪、求和并加入树噪声的服务器，它使用秘密随机性；它在"
+                        "加噪前看到每个裁剪后的更新，也知道谁参与了。",
+        "ftrl_not_covered": "- 不在保证范围内：参与调度本身、在同一份隐私数据上选择超参数（这同样"
+                            "消耗隐私）、逐客户端诊断信息（diagnostics=True）、运行时间。",
+    },
+}
+
+
 def privacy_statement(history: training.DPHistory, *, num_clients: int,
-                      examples_per_client: float | None = None) -> str:
+                      examples_per_client: float | None = None, language: str = "en") -> str:
     """What a DP-FedAvg run's epsilon protects, written out from the run's own figures.
 
     Names the unit protected, the neighbouring relation, the guarantee with its accountant, who
@@ -174,14 +323,17 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
         num_clients: ``N``, the clients of the federation.
         examples_per_client: A typical client's number of examples, for the wording, or
             ``None``.
+        language: ``"en"`` (the default) or ``"zh-CN"`` (Simplified Chinese, for the Chinese
+            edition): the same statement with the same figures, in the glossary's terms (隐私单元,
+            相邻关系, 受信任方, 观察者).
 
     Returns:
         A few lines of text.
 
     Raises:
-        TypeError: ``history`` is not a DPHistory.
-        ValueError: The run accounted no epsilon (no ``target_delta``), or a count is out of
-            range.
+        TypeError: ``history`` is not a DPHistory, or ``language`` not a string.
+        ValueError: The run accounted no epsilon (no ``target_delta``), a count is out of
+            range, or ``language`` is not ``"en"`` or ``"zh-CN"``.
     """
     if not isinstance(history, training.DPHistory):
         raise TypeError(f"history must be a DPHistory (as from training.run_dp_fedavg), got "
@@ -191,101 +343,72 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
     if examples_per_client is not None:
         examples_per_client = v.check_positive("examples_per_client", examples_per_client)
+    words = _STATEMENT[_check_language(language)]
     eps, delta = float(history.epsilon[-1]), history.target_delta
     rounds = int(history.rounds[-1])
-    data = ("all of its data" if examples_per_client is None
-            else f"all of its ~{examples_per_client:.0f} examples")
+    data = (words["all_data"] if examples_per_client is None
+            else words["examples"].format(n=examples_per_client))
     if isinstance(history, training.DPFTRLHistory):
-        return _dp_ftrl_statement(history, num_clients=num_clients, data=data)
+        return _dp_ftrl_statement(history, num_clients=num_clients, data=data, words=words)
     local = history.noise_placement is aggregation.NoisePlacement.LOCAL
+    where = "local" if local else "central"
     lines = [
-        "What this ε means",
-        f"- Unit protected: one client, with {data} (client-level DP; a person with k "
-        "devices is protected only at group level, about k·ε).",
-        "- Neighbouring relation: " + (
-            "replace one client's data by any other (each report hides the client's data)."
-            if local else f"add or remove one client from the {num_clients:,} clients."),
-        f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
-        f"{history.accountant.upper()} accountant, z = {history.noise_multiplier:.3g}, "
-        f"q = {history.sampling_probability:g}, {_clipping_words(history)}"
-        + (" (ε of the busiest client)." if local else
-           f", the noisy sum divided by the public q·N = {history.expected_clients:g} (a "
-           "constant, never a count of who took part)."),
-        ("- Noise: exact. The clipped updates are integers on a grid, summed exactly, plus "
-         "discrete Gaussian noise drawn exactly; floating point comes after."
-         if history.noise == "exact" else
-         "- Noise: float32 Gaussian. Against an observer who also knows the other clients' "
-         "updates, rounding makes some released values impossible under one neighbour "
-         "(a floating-point attack, audit.float_noise_proofs): use noise='exact'."),
-        ("- Observer: anyone, the server included: it sees every noisy report and who sent it."
-         if local else
-         f"- Observer: anyone who sees the {rounds} released global models (and what is "
-         "computed from them on public data)."),
-        ("- Trusted: no server; each client trusts its own device to clip and noise."
-         if local else
-         "- Trusted: the server that samples, clips, sums and adds the noise, with secret "
-         "randomness; it sees each clipped update before noise and who took part."),
-        "- Not covered: choosing hyperparameters on the same private data (that spends privacy "
-        "too), per-client diagnostics (diagnostics=True), timings.",
+        words["title"],
+        words["unit"].format(data=data),
+        words[f"relation_{where}"].format(num_clients=num_clients),
+        words["guarantee"].format(eps=eps, delta=delta, rounds=rounds,
+                                  accountant=history.accountant.upper(),
+                                  z=history.noise_multiplier, q=history.sampling_probability,
+                                  clipping=_clipping_words(history, words))
+        + (words["busiest"] if local else
+           words["divisor"].format(expected=history.expected_clients)),
+        words["noise_exact" if history.noise == "exact" else "noise_float"],
+        words[f"observer_{where}"].format(rounds=rounds),
+        words[f"trusted_{where}"],
+        words["not_covered"],
     ]
     if history.reproducible_noise:
-        lines.append("- THIS RUN used reproducible noise derived from its seed: its ε does not "
-                     "hold against anyone who knows the seed (teaching only).")
+        lines.append(words["reproducible"])
     return "\n".join(lines)
 
 
-def _clipping_words(history: training.DPHistory) -> str:
+def _clipping_words(history: training.DPHistory, words: dict[str, str] | None = None) -> str:
     """``C = ...`` for a fixed norm; the adaptive settings and the norms reached otherwise."""
+    words = _STATEMENT["en"] if words is None else words
     adaptive = history.adaptive_clipping
     if adaptive is None:
-        return f"C = {history.clipping_norm:g}"
+        return words["fixed_clipping"].format(c=history.clipping_norm)
     sigma_b = adaptive.count_stddev_for(history.expected_clients)
     norms = np.asarray(history.clipping_norms, dtype=np.float64)
-    reached = (f"; C ended at {norms[-1]:.3g} (median over the {norms.size} rounds "
-               f"{float(np.median(norms)):.3g})" if norms.size else "")
-    return (f"adaptive clipping (Andrew et al. 2021): initial C = "
-            f"{adaptive.initial_clipping_norm:g}, target quantile γ = "
-            f"{adaptive.target_quantile:g}, learning rate η = {adaptive.learning_rate:g}, "
-            f"σ_b = {sigma_b:.3g} on the count of unclipped updates, z total = "
-            f"{history.noise_multiplier:.3g} (what ε accounts; z_Δ = "
-            f"{history.update_noise_multiplier:.3g} on the updates){reached}")
+    reached = (words["reached"].format(last=norms[-1], count=norms.size,
+                                       median=float(np.median(norms))) if norms.size else "")
+    return words["adaptive"].format(c0=adaptive.initial_clipping_norm,
+                                    gamma=adaptive.target_quantile, eta=adaptive.learning_rate,
+                                    sigma_b=sigma_b, z=history.noise_multiplier,
+                                    z_delta=history.update_noise_multiplier, reached=reached)
 
 
-def _dp_ftrl_statement(history: training.DPFTRLHistory, *, num_clients: int, data: str) -> str:
+def _dp_ftrl_statement(history: training.DPFTRLHistory, *, num_clients: int, data: str,
+                       words: dict[str, str]) -> str:
     eps, delta = float(history.epsilon[-1]), history.target_delta
     rounds = int(history.rounds[-1])
-    trees = ("one tree" if history.restart_every is None
-             else f"a tree restarted every {history.restart_every} rounds")
+    trees = (words["one_tree"] if history.restart_every is None
+             else words["restarted"].format(every=history.restart_every))
     lines = [
-        "What this ε means (DP-FTRL: tree aggregation, no sampling)",
-        f"- Unit protected: one client, with {data} and all its updates (client-level DP; a "
-        "person with k devices is protected only at group level, about k·ε).",
-        "- Neighbouring relation: one client's updates replaced by zero vectors in the rounds "
-        f"it takes part in, among the {num_clients:,} clients (Kairouz et al. 2021, Definition "
-        "1.1; dp-accounting's REPLACE_SPECIAL). The client's model contribution is hidden; "
-        "whether and when it took part is not (the schedule may be public).",
-        f"- Assumption: each client takes part at most once per tree ({trees}; checked on the "
-        f"schedule before the run, busiest client in {history.trees_per_client} trees). No "
-        "sampling, no shuffling: nothing is amplified.",
-        f"- Guarantee: (ε = {eps:.3f}, δ = {delta:.0e}) after {rounds} rounds, "
-        f"accountant {dp_ftrl.ACCOUNTANT}: dp-accounting's RDP accountant on "
-        "SingleEpochTreeAggregationDpEvent per tree (every client in every tree, the worst "
-        f"case), z = {history.noise_multiplier:.3g} per tree node, C = "
-        f"{history.clipping_norm:g}, the noised prefix sums divided by the public m = "
-        f"{history.clients_per_round:g} (a constant, never a count of who took part).",
-        "- Noise: exact. The clipped updates are integers on a grid, summed exactly; each tree "
-        "node gets discrete Gaussian noise drawn exactly, once; floating point comes after.",
-        f"- Observer: anyone who sees the {rounds} released global models (and what is "
-        "computed from them on public data).",
-        "- Trusted: the server that clips, sums and adds the tree's noise, with secret "
-        "randomness; it sees each clipped update before noise and who took part.",
-        "- Not covered: the participation schedule itself, choosing hyperparameters on the same "
-        "private data (that spends privacy too), per-client diagnostics (diagnostics=True), "
-        "timings.",
+        words["ftrl_title"],
+        words["ftrl_unit"].format(data=data),
+        words["ftrl_relation"].format(num_clients=num_clients),
+        words["ftrl_assumption"].format(trees=trees, busiest=history.trees_per_client),
+        words["ftrl_guarantee"].format(eps=eps, delta=delta, rounds=rounds,
+                                       accountant=dp_ftrl.ACCOUNTANT, z=history.noise_multiplier,
+                                       c=history.clipping_norm, m=history.clients_per_round),
+        words["ftrl_noise"],
+        words["observer_central"].format(rounds=rounds),
+        words["ftrl_trusted"],
+        words["ftrl_not_covered"],
     ]
     if history.reproducible_noise:
-        lines.append("- THIS RUN used reproducible noise derived from its seed: its ε does not "
-                     "hold against anyone who knows the seed (teaching only).")
+        lines.append(words["reproducible"])
     return "\n".join(lines)
 
 

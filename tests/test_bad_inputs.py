@@ -802,7 +802,7 @@ REGISTRY += [
     Entry(reporting.privacy_statement, args=(HISTORY,),
           kwargs={"num_clients": 3, "examples_per_client": 10.0},
           corrupt={"history": ("history",), "num_clients": COUNT,
-                   "examples_per_client": _without(POSITIVE, "none")}),
+                   "examples_per_client": _without(POSITIVE, "none"), "language": NAME}),
     Entry(reporting.reporting_checklist, args=(HISTORY,),
           kwargs={"num_clients": 3, "hyperparameter_runs": 2, "tuning": "a grid of C"},
           corrupt={"history": ("history",), "num_clients": COUNT, "hyperparameter_runs": COUNT},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,75 @@ def test_reporting_checklist_bad_inputs_are_named(argument, bad):
 def test_reporting_checklist_refuses_a_run_without_epsilon():
     with pytest.raises(ValueError, match="history has no epsilon"):
         reporting.reporting_checklist(_history(target_delta=None), num_clients=10)
+
+
+# ------------------------------------------------ the statement in Chinese (issue 30)
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+
+
+def _ftrl_history(**changes) -> training.DPFTRLHistory:
+    from fl_helpers import dp_ftrl
+    fields = dict(
+        rounds=np.array([1, 2, 3]), test_accuracy=np.zeros(0), test_loss=np.zeros(0),
+        final_weights=[np.zeros(2, np.float32)], seconds_per_round=np.full(3, 0.1),
+        engine=training.Engine.FAST, aggregation="DP-FTRL", epsilon=np.array([3.0, 4.0, 4.0]),
+        noise_multiplier=2.0, clipping_norm=0.5, target_delta=1e-6,
+        accountant=dp_ftrl.ACCOUNTANT, expected_clients=10.0, noise="exact", restart_every=3,
+        clients_per_round=10.0, trees_per_client=1, schedule_rounds=3)
+    fields.update(changes)
+    return training.DPFTRLHistory(**fields)
+
+
+def _statement_histories() -> dict[str, training.DPHistory]:
+    from fl_helpers import aggregation
+    adaptive = aggregation.AdaptiveClipping(initial_clipping_norm=0.1, target_quantile=0.5,
+                                            learning_rate=0.2)
+    return {
+        "central float": _history(noise="float"),
+        "central exact reproducible": _history(noise="exact", reproducible_noise=True),
+        "local": _history(noise="exact", noise_placement=aggregation.NoisePlacement.LOCAL),
+        "adaptive": _history(adaptive_clipping=adaptive, clipping_norm=0.1,
+                             noise_multiplier=1.0, update_noise_multiplier=1.0051,
+                             clipping_norms=np.array([0.4, 1.1]), noise="exact"),
+        "dp-ftrl": _ftrl_history(),
+        "dp-ftrl one tree reproducible": _ftrl_history(restart_every=None,
+                                                       reproducible_noise=True),
+    }
+
+
+@pytest.mark.parametrize("case", list(_statement_histories()))
+@pytest.mark.parametrize("examples", [None, 600])
+def test_privacy_statement_in_chinese_says_the_same_with_the_same_figures(case, examples):
+    """Line by line, the Chinese statement carries the English one's numbers (ε, δ, rounds,
+    z, q, C, N, the divisor, the years of the papers), and it names the unit (隐私单元), the
+    neighbouring relation (相邻关系), the trusted party (受信任方) and the observer (观察者)."""
+    history = _statement_histories()[case]
+    english = reporting.privacy_statement(history, num_clients=1000,
+                                          examples_per_client=examples)
+    assert reporting.privacy_statement(history, num_clients=1000, examples_per_client=examples,
+                                       language="en") == english
+    chinese = reporting.privacy_statement(history, num_clients=1000,
+                                          examples_per_client=examples, language="zh-CN")
+    en_lines, zh_lines = english.splitlines(), chinese.splitlines()
+    assert len(en_lines) == len(zh_lines)
+    for ours, theirs in zip(zh_lines, en_lines, strict=True):
+        assert sorted(_NUMBER.findall(ours)) == sorted(_NUMBER.findall(theirs)), (ours, theirs)
+    for en, zh in [("Unit protected:", "- 隐私单元："), ("Neighbouring relation:", "- 相邻关系："),
+                   ("Trusted:", "- 受信任方："), ("Observer:", "- 观察者："),
+                   ("Guarantee:", "- 保证："), ("Noise:", "- 噪声："),
+                   ("Not covered:", "- 不在保证范围内：")]:
+        assert [line.startswith(f"- {en}") for line in en_lines] == [
+            line.startswith(zh) for line in zh_lines], en
+    assert ("1,000" in chinese) == ("1,000" in english)  # N, where the relation names it
+    assert history.accountant.upper() in chinese or history.accountant in chinese
+    assert ("本次运行使用了由种子导出的可复现噪声" in chinese) == history.reproducible_noise
+    assert not re.search(r"[A-Za-z]{4,} [a-z]{4,} [a-z]{4,}", chinese.replace(
+        "SingleEpochTreeAggregationDpEvent", "")), "an English phrase left in the Chinese"
+
+
+@pytest.mark.parametrize("bad, error", [("zh", ValueError), ("EN", ValueError),
+                                        ("", ValueError), (None, TypeError), (1, TypeError)])
+def test_privacy_statement_language_is_checked(bad, error):
+    with pytest.raises(error, match=r"^language must be 'en' or 'zh-CN', got "):
+        reporting.privacy_statement(_history(), num_clients=10, language=bad)
