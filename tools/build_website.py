@@ -145,6 +145,19 @@ def _other(edition: str) -> str:
     return ZH if edition == "en" else "en"
 
 
+@functools.lru_cache(maxsize=2)
+def _edition_pages(edition: str) -> dict[str, str]:
+    """:func:`edition_pages`, globbed once per :func:`stage`."""
+    return edition_pages(edition)
+
+
+@functools.lru_cache(maxsize=1)
+def _repository() -> dict[str, str]:
+    """:func:`course_notebooks.repository`, read once per :func:`stage` (parsing
+    ``docs/_config.yml`` for each of the 500-odd markdown cells took most of the staging time)."""
+    return cn.repository()
+
+
 def rewrite_links(markdown: str, source: str, mapping: dict[str, str],
                   edition: str = "en") -> str:
     """Relative links of the page ``source`` (a repository path), made right for the site.
@@ -156,8 +169,8 @@ def rewrite_links(markdown: str, source: str, mapping: dict[str, str],
     are left alone.
     """
     other = _other(edition)
-    other_pages = edition_pages(other)
-    repo = cn.repository()
+    other_pages = _edition_pages(other)
+    repo = _repository()
     here = posixpath.dirname(mapping[source])
 
     def fix(match: re.Match) -> str:
@@ -274,7 +287,8 @@ def zh_course_map() -> str:
 
 
 def _check_commands(text: str, source: str) -> None:
-    """Every ``bash`` block of a Chinese page must be one of the README's, word for word."""
+    """Every ``bash`` block of the Chinese landing page must be one of the README's, word for
+    word (the page repeats the README's set-up and test commands)."""
     readme = (cn.REPO / "README.md").read_text(encoding="utf-8")
     for block in re.findall(r"^```bash\n(.*?)^```", text, re.M | re.S):
         if f"```bash\n{block}```" not in readme:
@@ -325,6 +339,8 @@ def stage(stage_dir: Path = STAGE_DIR, edition: str = "en") -> Path:
     """Copies the sources of ``edition``'s book into ``stage_dir`` (replacing it); returns it."""
     if edition == "en":
         MISSING.clear()
+    _repository.cache_clear()
+    _edition_pages.cache_clear()
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
@@ -350,7 +366,6 @@ def stage(stage_dir: Path = STAGE_DIR, edition: str = "en") -> Path:
                     raise RuntimeError(f"{source} has no {COURSE_MAP_MARKER} line for the "
                                        "course map.")
                 text = text.replace(COURSE_MAP_MARKER, zh_course_map())
-            if edition == ZH:
                 _check_commands(text, source)
             destination.write_text(rewrite_links(text, source, mapping, edition),
                                    encoding="utf-8")
@@ -364,8 +379,8 @@ def build(out: Path = SITE_DIR, *, stage_dir: Path | None = None, quiet: bool = 
     The two Jupyter Book projects build at the same time, one process each.
 
     Raises:
-        RuntimeError: If Jupyter Book fails or reports a warning (each is listed), or a Chinese
-            page gives a command the README does not.
+        RuntimeError: If Jupyter Book fails or reports a warning (each is listed), or the Chinese
+            landing page gives a command the README does not.
     """
     stage_dir = stage_dir or out.parent / f"{out.name}-src"
     stages = {"en": stage(stage_dir, "en"),

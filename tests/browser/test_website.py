@@ -50,6 +50,7 @@ ARTIFACTS_DIR = REPO / "test-artifacts" / "website"
 sys.path.insert(0, str(REPO))
 
 from tools import build_website  # noqa: E402
+from tools import course_notebooks as cn  # noqa: E402
 
 FULL_PAGE = {"index", "notebooks/04_multi_client_experiment", "instructor_guide", "zh-CN/index"}
 ZH = build_website.ZH
@@ -123,6 +124,7 @@ def _settle(page) -> None:
         pass
 
 
+@functools.cache
 def _anchor_ids(path: Path) -> set[str]:
     return set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8")))
 
@@ -157,7 +159,8 @@ def test_page(name, site, server, browser):
     try:
         response = page.goto(url, wait_until="load")
         assert response is not None and response.ok, f"{url}: {response and response.status}"
-        _settle(page)
+        # What there is to wait for is in the HTML already (formulas, widget states); the one
+        # wait for quiet comes after both are drawn.
         has_math = page.locator(".math").count() > 0
         if has_math:  # MathJax typesets after load
             page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise"
@@ -234,6 +237,27 @@ def test_page(name, site, server, browser):
     finally:
         _timings[name] = round(time.perf_counter() - start, 1)
         context.close()
+
+
+def test_chinese_course_map_names_every_notebook():
+    """The Chinese landing page's course map has one line per English notebook and solutions
+    notebook: to the Chinese notebook where there is one, else to the English one."""
+    lines = [line for line in build_website.zh_course_map().splitlines() if line.startswith("- ")]
+    english = [*cn.main_notebooks(), *cn.numbered(cn.SOLUTIONS_DIR)]
+    assert len(lines) == len(english), lines
+    for line, path in zip(lines, english, strict=True):
+        chinese = build_website.ZH_NOTEBOOKS_DIR / path.relative_to(cn.NOTEBOOKS_DIR)
+        target = (chinese if chinese.is_file() else path).relative_to(REPO).as_posix()
+        assert line.endswith(f"(../../{target})"), (line, target)
+
+
+def test_chinese_landing_page_gives_the_readmes_commands():
+    text = (build_website.ZH_DOCS_DIR / "index.md").read_text(encoding="utf-8")
+    assert "```bash" in text
+    build_website._check_commands(text, "docs/zh-CN/index.md")
+    changed = text.replace("pytest --nbval-lax", "pytest --nbval", 1)
+    with pytest.raises(RuntimeError, match="not in README.md"):
+        build_website._check_commands(changed, "docs/zh-CN/index.md")
 
 
 def _first_english_only_page() -> str | None:
