@@ -403,6 +403,64 @@ def test_the_readme_has_a_chinese_section_with_the_same_commands():
     assert named == [p.name for p in TRANSLATED], (
         "README's 简体中文版 section must list exactly the translated notebooks")
     assert ".venv/bin/python -m tools.make_zh_edition" in chinese
+    listed = re.search(r"\(notebooks/zh-CN/solutions/\)（[^）]*已翻译：([^）]*)）", chinese)
+    solutions = [zh.sync_name(p).split("/")[1] for p in zh.translated_solutions()]
+    assert (listed[1].split("、") if listed else []) == solutions, (
+        "README's 简体中文版 section must name the translated solutions: "
+        f"已翻译：{'、'.join(solutions)}")
+
+
+def _english_part(readme: str) -> str:
+    chinese = _section(readme, "## 简体中文版")
+    return readme.replace(chinese, "")
+
+
+def test_the_readme_chinese_section_names_the_english_runtimes_and_commands():
+    """The runtime after each Chinese notebook is the English table's (the same code runs), and
+    every command of the section is one the English part or the tool's own usage gives."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    chinese = _section(readme, "## 简体中文版")
+    table = _section(readme, "## The notebooks")
+    english = {m[1]: m[2] for m in re.finditer(r"^\| \[`(\d\d[a-z]?_\w+)`\].*\| (\d+) s[^|]*\|\s*$",
+                                                table, re.M)}
+    items = re.findall(r"^- \[`notebooks/zh-CN/(\d\d[a-z]?_\w+)\.ipynb`\].*，约 (\d+) s$", chinese,
+                       re.M)
+    assert [stem for stem, _ in items] == [p.stem for p in TRANSLATED], (
+        "each translated notebook's line ends with '，约 N s', N from the English table")
+    for stem, seconds in items:
+        assert seconds == english[stem], f"{stem}: {seconds} s here, {english[stem]} s in English"
+    commands = re.findall(r"\.venv/bin/python -m tools\.(\w+)([^`\n]*)", chinese)
+    assert commands
+    others = _english_part(readme)
+    for tool, flags in commands:
+        command = f".venv/bin/python -m tools.{tool}{flags}".split("#")[0].strip()
+        usage = (ROOT / "tools" / f"{tool}.py").read_text(encoding="utf-8").split('"""')[1]
+        assert command in others or command in usage, (
+            f"README's 简体中文版 section names {command!r}, which neither the English part nor "
+            f"tools/{tool}.py's usage gives")
+    assert "--language zh-CN" in _section(others, "## For teachers")
+
+
+def test_the_readme_states_the_font_decision_and_the_course_keeps_it():
+    """The README says printed tables and plot labels stay English and no CJK font is bundled,
+    because the Chinese notebooks' outputs are the English ones; check what it claims."""
+    chinese = _section((ROOT / "README.md").read_text(encoding="utf-8"), "## 简体中文版")
+    assert "不随附任何" in chinese and "CJK" in chinese and "逐字节相同" in chinese
+    assert "no CJK font is\nbundled" in chinese or "no CJK font is bundled" in chinese
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    cjk = re.compile(r"(wqy|cjk|simhei|simsun|sourcehan|source-han|droidsansfallback|noto.*sc)",
+                     re.IGNORECASE)
+    fonts = [path for path in tracked if re.search(r"\.(ttf|otf|ttc|woff2?)$", path, re.I)
+             and cjk.search(path)]
+    assert not fonts, f"a CJK font is bundled after all: {fonts}"
+    style = (ROOT / "fl_helpers" / "plotting.py").read_text(encoding="utf-8")
+    assert not cjk.search(style) and "Hei" not in style, "plots name a CJK font"
+    for notebook in EVERY:  # the outputs the README speaks of: the English ones, byte for byte
+        chinese_cells = [c for c in _chinese(notebook).cells if c.cell_type == "code"]
+        english_cells = [c for c in cn.read(notebook).cells if c.cell_type == "code"]
+        assert [c.get("outputs") for c in chinese_cells] == [c.get("outputs")
+                                                             for c in english_cells]
 
 
 def test_course_discovery_leaves_the_chinese_notebooks_out():
