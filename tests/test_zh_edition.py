@@ -52,7 +52,7 @@ def _chinese(notebook: Path) -> nbformat.NotebookNode:
 
 
 def _without_extras(nb: nbformat.NotebookNode) -> list:
-    return [cell for cell in nb.cells if cell.get("id") not in zh.EXTRA_IDS]
+    return [cell for cell in nb.cells if cell.get("id") not in zh.extra_ids()]
 
 
 def test_the_edition_has_notebooks_and_each_has_its_store():
@@ -113,7 +113,7 @@ def test_code_cells_outputs_and_metadata_are_the_english_ones(notebook):
                 f"cell {theirs.get('id')}: outputs or metadata differ from the English notebook's")
             assert _code_tokens(ours.source) == _code_tokens(theirs.source), (
                 f"cell {theirs.get('id')}: the code differs from the English notebook's")
-    extras = [cell for cell in chinese.cells if cell.get("id") in zh.EXTRA_IDS]
+    extras = [cell for cell in chinese.cells if cell.get("id") in zh.extra_ids()]
     assert all(cell.cell_type == "markdown" for cell in extras)
     assert chinese.cells[1].get("id") == zh.NOTE_ID or chinese.cells[0].cell_type != "markdown"
 
@@ -254,11 +254,56 @@ def test_the_glossary_is_shown_once_and_its_set_aside_terms_are_not_used():
     table = shown[0][1].source
     for entry in glossary["terms"]:
         assert entry["zh"] in table and all(term in table for term in entry.get("also", []))
+    extras = [{"cell": extra["id"], "zh": extra["zh"]} for extra in zh.extra_cells()]
     for notebook in EVERY:
-        for entry in zh.load_store(zh.store_path(notebook)):
+        for entry in zh.load_store(zh.store_path(notebook)) + extras:
             used = [term for term in set_aside if term in (entry.get("zh") or "")]
             assert not used, (f"{notebook.name}, cell {entry.get('cell')}: uses {used}; the "
                               "glossary's term is the one to use")
+
+
+def test_extra_cells_sit_after_their_english_cell(tmp_path, monkeypatch):
+    """edition.yml's extra cells (e.g. 04's contrast with a Chinese textbook's clipping formula)
+    follow the English cell they name; the mechanism, tried on notebook 02 with a temporary
+    edition file, refuses a missing cell, a bad id and a repeated one."""
+    for extra in zh.extra_cells():
+        english = cn.NOTEBOOKS_DIR / extra["notebook"]
+        assert english in EVERY, f"extra cell {extra['id']} for an untranslated notebook"
+        cells = _chinese(english).cells
+        at = next(i for i, c in enumerate(cells) if c.get("id") == extra["id"])
+        assert cells[at - 1].get("id") == extra["after"] and cells[at].cell_type == "markdown"
+    contrast = next(e for e in zh.extra_cells() if e["id"] == "zh-contrast-clipping")
+    assert "min(1, \\cdot)" in contrast["zh"] and "《联邦学习实战》" in contrast["zh"]
+    assert "ε" in contrast["zh"] and "隐私单元" in contrast["zh"]
+
+    notebook = next(p for p in TRANSLATED if p.name.startswith("02_"))
+    code = next(c for c in cn.read(notebook).cells if c.cell_type == "code")
+    texts = zh.edition_texts()
+    before = len(_chinese(notebook).cells) - len(zh.extra_cells(notebook))
+    edition = tmp_path / "edition.yml"
+    monkeypatch.setattr(zh, "EDITION_FILE", edition)
+
+    def with_extras(*extras):
+        edition.write_text(yaml.safe_dump({**texts, "extra_cells": list(extras)},
+                                          allow_unicode=True), encoding="utf-8")
+
+    extra = {"notebook": notebook.name, "after": code.id, "id": "zh-test",
+             "zh": "对照：见 [01](01_differential_privacy_noise.ipynb)。"}
+    with_extras(extra)
+    nb = zh.generate(notebook)
+    at = next(i for i, c in enumerate(nb.cells) if c.get("id") == "zh-test")
+    assert nb.cells[at - 1].id == code.id and nb.cells[at].source == extra["zh"]
+    assert len(nb.cells) == before + 1
+    assert zh.extra_ids()[-1] == "zh-test"
+    for bad, message in [({"after": "no-such-cell"}, "does not have"),
+                         ({"id": "contrast"}, "must start with 'zh-'"),
+                         ({"id": zh.NOTE_ID}, "must start with 'zh-' and be unique")]:
+        with_extras({**extra, **bad})
+        with pytest.raises(ValueError, match=message):
+            zh.generate(notebook)
+    with_extras(extra, dict(extra))
+    with pytest.raises(ValueError, match="be unique, got 'zh-test'"):
+        zh.generate(notebook)
 
 
 def test_numbers_ignore_thousands_separators_but_not_values():

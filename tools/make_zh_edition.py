@@ -38,12 +38,26 @@ the same cell id under ``stale_zh`` and its old English under ``stale_en``, so t
 sees what changed; the entry counts as missing until its ``zh`` is filled in and the ``stale_*``
 keys are deleted.
 
-Two kinds of cells are added that the English notebook does not have (markdown only, so the code
-cells stay those of the English notebook, in the same order): after the title cell of every
-Chinese notebook, a note that the notebook is generated and what stays English (cell id
-``zh-edition-note``, text in ``translations/zh-CN/edition.yml``); and, in notebook 00, after the
-cell named by ``glossary_after`` in that file, the glossary table (cell id ``zh-glossary``,
-rendered from ``translations/zh-CN/glossary.yml``). Solutions notebooks get the note too.
+Cells are added that the English notebook does not have (markdown only, so the code cells stay
+those of the English notebook, in the same order): after the title cell of every Chinese
+notebook, a note that the notebook is generated and what stays English (cell id
+``zh-edition-note``, text in ``translations/zh-CN/edition.yml``); in notebook 00, after the cell
+named by ``glossary_after`` in that file, the glossary table (cell id ``zh-glossary``, rendered
+from ``translations/zh-CN/glossary.yml``); and the *extra cells* that ``edition.yml`` lists
+under ``extra_cells``, for what teaches only in the Chinese edition (e.g. a contrast with a
+Chinese textbook)::
+
+    extra_cells:
+    - notebook: 04_multi_client_experiment.ipynb   # or solutions/NN_topic_solutions.ipynb
+      after: 7d516a4b                    # the English cell (markdown or code) it follows
+      id: zh-contrast-clipping           # its own cell id: starts with "zh-", unique
+      zh: |-                             # the cell's markdown, links written as in English
+        ...
+
+The generator refuses (ValueError naming it) an extra cell whose ``after`` is not a cell of
+that notebook or whose ``id`` does not start with ``zh-`` or repeats. An extra cell has no
+English text to be stale against; the tests check its links and glossary terms like any other
+translated cell's. Solutions notebooks get the note too.
 
 Links: a translation writes a link exactly as the English cell does (``01_x.ipynb``,
 ``../docs/applications.md``, ``solutions/01_x_solutions.ipynb`` in a notebook;
@@ -116,7 +130,7 @@ EDITION_FILE = STORE_DIR / "edition.yml"
 GLOSSARY_FILE = STORE_DIR / "glossary.yml"
 NOTE_ID = "zh-edition-note"
 GLOSSARY_ID = "zh-glossary"
-EXTRA_IDS = (NOTE_ID, GLOSSARY_ID)
+EXTRA_IDS = (NOTE_ID, GLOSSARY_ID)  # and the ids of edition.yml's extra_cells: extra_ids()
 
 # --------------------------------------------------------------------------------------------
 # The store
@@ -376,6 +390,29 @@ def link_targets(text: str) -> list[str]:
     return [match.group(2) for match in _LINK.finditer(text)]
 
 
+def extra_cells(notebook: Path | None = None) -> list[dict]:
+    """``edition.yml``'s ``extra_cells`` (all, or those of ``notebook``), checked."""
+    cells = edition_texts().get("extra_cells") or []
+    seen = set(EXTRA_IDS)
+    for cell in cells:
+        if not isinstance(cell, dict) or not {"notebook", "after", "id", "zh"} <= set(cell):
+            raise ValueError(f"{EDITION_FILE.name}: each of extra_cells needs notebook, after, "
+                             f"id and zh, got {cell!r}.")
+        if not str(cell["id"]).startswith("zh-") or cell["id"] in seen:
+            raise ValueError(f"{EDITION_FILE.name}: extra cell id must start with 'zh-' and be "
+                             f"unique, got {cell['id']!r}.")
+        seen.add(cell["id"])
+    if notebook is None:
+        return cells
+    return [cell for cell in cells
+            if f"notebooks/{cell['notebook']}" == english_relpath(notebook)]
+
+
+def extra_ids() -> tuple[str, ...]:
+    """The ids of every cell the generator adds (the note, the glossary, the extra cells)."""
+    return EXTRA_IDS + tuple(cell["id"] for cell in extra_cells())
+
+
 def edition_texts() -> dict:
     return yaml.safe_load(EDITION_FILE.read_text(encoding="utf-8"))
 
@@ -452,6 +489,17 @@ def generate(notebook: Path, entries: list[dict] | None = None, *,
             raise ValueError(f"{EDITION_FILE.name}: glossary_after names cell "
                              f"{texts['glossary_after']!r}, which {notebook.name} does not have.")
         nb.cells.insert(at + 1, _extra_cell(GLOSSARY_ID, glossary_markdown()))
+    english_ids = {cell.get("id") for cell in english.cells}
+    for extra in extra_cells(notebook):
+        if extra["id"] in english_ids:
+            raise ValueError(f"{EDITION_FILE.name}: extra cell id {extra['id']!r} is a cell id "
+                             f"of {notebook.name} already.")
+        at = next((i for i, cell in enumerate(nb.cells) if cell.get("id") == extra["after"]),
+                  None)
+        if at is None:
+            raise ValueError(f"{EDITION_FILE.name}: extra cell {extra['id']!r} comes after cell "
+                             f"{extra['after']!r}, which {notebook.name} does not have.")
+        nb.cells.insert(at + 1, _extra_cell(extra["id"], point(extra["zh"].rstrip())))
     return nb
 
 
