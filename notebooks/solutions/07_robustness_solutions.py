@@ -44,8 +44,8 @@ ctx = aggregation.RoundContext(round_index=0, num_clients=NUM_CLIENTS)
 # ## ★ Predict: how many clients does Krum need for f = 6?
 #
 # Krum's resilience condition is $m > 2f + 2 = 14$, so **`min_clients = 15`**. Each score then sums the squared
-# distances to $m - f - 2 = 7$ neighbours: a majority of the 14 others, so at least one of
-# them is honest whatever the 6 attackers do, which is what the proof needs
+# distances to $m - f - 2 = 7$ of the 14 others: one more than the 6 attackers, so at least one
+# of them is honest whatever the attackers do, which is what the proof needs
 # (Blanchard et al. 2017, Section 4). Checked:
 
 # %%
