@@ -7,7 +7,8 @@
   a CDN.
 * The language switch (``templates/language-switch.html``, in the article header of every page):
   a link to the same page in the other edition of the site, or to the other edition's landing
-  page when this page has no counterpart there, plus a ``<link rel="alternate" hreflang>``.
+  page when this page has no counterpart there, plus a ``<link rel="alternate" hreflang>`` where
+  it has one.
   ``tools/build_website.py`` builds the English edition at the site's root and the Chinese one
   under ``zh-CN/``, one Sphinx project each, and tells each project where the other is
   (``course_edition_prefix``, ``course_other_edition``).
@@ -70,8 +71,9 @@ def _language_switch(app, pagename, templatename, context, doctree):
         "href": href, "lang": other["lang"], "label": other["label"],
         "title": other["title" if counterpart == pagename else "fallback_title"],
         "counterpart": counterpart == pagename}
-    context["metatags"] = context.get("metatags", "") + (
-        f'\n<link rel="alternate" hreflang="{other["lang"]}" href="{href}" />')
+    if counterpart == pagename:  # an alternate is the same page in another language
+        context["metatags"] = context.get("metatags", "") + (
+            f'\n<link rel="alternate" hreflang="{other["lang"]}" href="{href}" />')
 
 
 def _add_templates(app, config) -> None:

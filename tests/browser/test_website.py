@@ -18,8 +18,9 @@ opens every page of both editions in Debian's Chromium (the ``browser`` fixture 
 * the page says its language (``<html lang="en">`` or ``"zh-CN"``), and its visible language
   switch leads to the same page in the other edition, or to the other edition's landing page
   when that page has no counterpart there;
-* a Chinese page has the Chinese site title and Chinese navigation captions, and each of its
-  links to a page that exists only in English says so (（英文）).
+* a Chinese page has the Chinese site title, Chinese navigation captions and the Chinese font
+  stack (system fonts; none is bundled), and each of its links to a page that exists only in
+  English says so (（英文）).
 
 ``test_language_switch_round_trip`` clicks the switch: Chinese notebook 01 -> English -> back,
 and an English page without a Chinese counterpart -> the Chinese landing page.
@@ -27,8 +28,11 @@ and an English page without a Chinese counterpart -> the Chinese landing page.
 Screenshots of every page go to ``test-artifacts/website/<page>.png`` (``zh-CN__<page>.png`` for
 Chinese pages; full page for the landing pages, notebook 04 and the instructor guide;
 ``<page>_widget.png`` for each page's first widget), and the build and test times to
-``test-artifacts/website/timings.json``. Run only these tests with
-``.venv/bin/python -m pytest tests/browser/test_website.py``.
+``test-artifacts/website/timings.json``. Chinese text in the screenshots is drawn with the
+machine's own CJK font; ``test-artifacts/website/cjk_fonts.txt`` names those fontconfig found
+(on a machine with none, such as a bare Debian with only Chromium installed, Chinese characters
+show as boxes: install ``fonts-wqy-microhei`` or ``fonts-noto-cjk`` to read them). Run only
+these tests with ``.venv/bin/python -m pytest tests/browser/test_website.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import functools
 import http.server
 import json
 import re
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -87,6 +93,16 @@ def site(tmp_path_factory) -> Path:
     return html
 
 
+def _cjk_fonts() -> str:
+    """The fonts with Chinese glyphs that fontconfig (and so Chromium) finds on this machine."""
+    if not shutil.which("fc-list"):
+        return "fc-list not found: cannot tell which CJK fonts are installed.\n"
+    found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
+                           check=False).stdout
+    return found or ("No font with Chinese glyphs: the Chinese screenshots show boxes "
+                     "(apt-get install fonts-wqy-microhei, or fonts-noto-cjk).\n")
+
+
 @pytest.fixture(scope="module")
 def server(site):
     """Serves ``site`` on a free loopback port; yields the base URL; always stops."""
@@ -104,6 +120,7 @@ def server(site):
         _timings["pages_s"] = round(time.perf_counter() - start, 1)
         ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS_DIR / "timings.json").write_text(json.dumps(_timings, indent=2) + "\n")
+        (ARTIFACTS_DIR / "cjk_fonts.txt").write_text(_cjk_fonts(), encoding="utf-8")
 
 
 def test_every_page_is_built(site):
@@ -216,6 +233,9 @@ def test_page(name, site, server, browser):
             unlabelled = [link for link in english_only
                           if build_website.ZH_TEXT["english"] not in link[0]]
             assert not unlabelled, f"{name}: links to English pages without （英文）: {unlabelled}"
+            # The Chinese font stack of docs/web_assets/course-site.css applies (system fonts only).
+            font = page.evaluate("getComputedStyle(document.body).fontFamily")
+            assert "Noto Sans CJK SC" in font, f"{name}: body font {font!r}"
 
         links = page.evaluate("""() => Array.from(document.querySelectorAll('a[href]'))
             .map(a => a.href)""")
@@ -261,8 +281,7 @@ def test_chinese_landing_page_gives_the_readmes_commands():
 
 
 def _first_english_only_page() -> str | None:
-    return next((name for name in EN_PAGES if name.startswith("notebooks/")
-                 and name not in ZH_PAGES), None)
+    return next((name for name in EN_PAGES if name not in ZH_PAGES), None)
 
 
 def test_language_switch_round_trip(site, server, browser):
