@@ -107,11 +107,12 @@ def compute() -> dict:
         print(f"compute, {n} clients x {d} params, {dropped} dropped: client "
               f"{run['client_seconds_mean']:.2f} s (max {run['client_seconds_max']:.2f}), server "
               f"{run['server_seconds']:.2f} s, wall {wall:.1f} s, exact sum: {exact}")
-    source = discrete_noise.NoiseSource.secret()
+    randomness = schedule.PrivateRandomness.secret()
     update = rng.normal(0, 1e-3, d)
     start = time.perf_counter()
-    x = distributed_dp.quantize(update, clipping_norm=0.5, scale=2**12 / 0.5, source=source)
-    discrete_noise.discrete_gaussian(10**6, d, source=source)
+    x = distributed_dp.quantize(update, clipping_norm=0.5, scale=2**12 / 0.5,
+                                randomness=randomness)
+    discrete_noise.discrete_gaussian(10**6, d, randomness=randomness)
     out["client_noise_seconds"] = time.perf_counter() - start
     print(f"one client's quantisation + discrete Gaussian noise (variance 1e6) of {d} params: "
           f"{out['client_noise_seconds']:.2f} s ({x.dtype})")

@@ -583,14 +583,12 @@ class DPFedAvg(LinearRule):
         return self.finalize([np.zeros(shape, dtype=np.float32) for shape in shapes],
                              np.zeros(0, dtype=np.int64), context)
 
-    def _noise_source(self, context: RoundContext) -> discrete_noise.NoiseSource:
-        """The round's exact-noise source, keyed with the round's one key."""
+    def _noise_source(self, context: RoundContext) -> schedule._Bits:
+        """The round's exact-noise bits, keyed with the round's one key."""
         if context.randomness is None:
             raise ValueError("DPFedAvg needs the run's randomness to draw its noise, got "
                              "context.randomness=None.")
-        return discrete_noise.NoiseSource.from_key(
-            context.randomness.noise_key(context.round_index),
-            reproducible=context.randomness.is_reproducible)
+        return context.randomness._exact_bits(context.round_index)
 
     def _release(self, integer_sum: np.ndarray, shapes: list[tuple[int, ...]],
                  context: RoundContext, *, reports: int,
@@ -608,8 +606,7 @@ class DPFedAvg(LinearRule):
             per_call = max(1, 2**22 // max(1, noised.size))  # about 32 MiB of draws a call
             for start in range(0, draws, per_call):
                 count = min(per_call, draws - start)
-                noise = discrete_noise.discrete_gaussian(variance, count * noised.size,
-                                                         source=source)
+                noise = discrete_noise._discrete_gaussian(variance, count * noised.size, source)
                 noised = noised + noise.reshape(count, noised.size).sum(axis=0)
         # Everything below is post-processing of the exact integers.
         flat = noised.astype(np.float64) * (self.clipping_norm / steps / self.expected_clients)
@@ -709,7 +706,7 @@ def _next_norm(clipping_norm: float, unclipped_fraction: float, target_quantile:
 
 def noised_unclipped_fraction(update_norms: Any, *, clipping_norm: float, count_stddev: float,
                               expected_clients: float,
-                              source: discrete_noise.NoiseSource | None) -> float:
+                              randomness: schedule.PrivateRandomness | None) -> float:
     """The private estimate ``b_bar`` of the share of updates with norm at most ``C``.
 
     Andrew et al. 2021, Algorithm 1 with the centring of Section 3 (as TensorFlow Federated
@@ -726,8 +723,8 @@ def noised_unclipped_fraction(update_norms: Any, *, clipping_norm: float, count_
         clipping_norm: ``C`` > 0.
         count_stddev: ``sigma_b`` >= 0 (0: no noise, no privacy).
         expected_clients: ``q N`` > 0.
-        source: The exact noise's :class:`fl_helpers.discrete_noise.NoiseSource` (``None`` only
-            with ``count_stddev=0``).
+        randomness: The exact noise's :class:`fl_helpers.schedule.PrivateRandomness` (its
+            release stream, which every call continues; ``None`` only with ``count_stddev=0``).
 
     Returns:
         ``b_bar`` (a float; noise can put it outside [0, 1]).
@@ -741,10 +738,12 @@ def noised_unclipped_fraction(update_norms: Any, *, clipping_norm: float, count_
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     count_stddev = v.check_non_negative("count_stddev", count_stddev)
     expected_clients = v.check_positive("expected_clients", expected_clients)
-    if count_stddev > 0 and not isinstance(source, discrete_noise.NoiseSource):
-        raise TypeError(f"source must be a NoiseSource when count_stddev > 0, got "
-                        f"{type(source).__name__}. Pass source=NoiseSource.secret().")
-    return _unclipped_fraction(norms, clipping_norm, count_stddev, expected_clients, source)
+    if count_stddev > 0 and not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness when count_stddev > 0, got "
+                        f"{type(randomness).__name__}. Pass "
+                        "randomness=PrivateRandomness.secret().")
+    bits = randomness._exact_bits() if count_stddev > 0 and randomness is not None else None
+    return _unclipped_fraction(norms, clipping_norm, count_stddev, expected_clients, bits)
 
 
 def _count_variance(count_stddev: float) -> int:
@@ -755,13 +754,13 @@ def _count_variance(count_stddev: float) -> int:
 
 def _unclipped_fraction(norms: np.ndarray, clipping_norm: float, count_stddev: float,
                         expected_clients: float,
-                        source: discrete_noise.NoiseSource | None) -> float:
-    """:func:`noised_unclipped_fraction` without the checks."""
+                        source: schedule._Bits | None) -> float:
+    """:func:`noised_unclipped_fraction` without the checks (``source``: the noise's bits)."""
     centred = int(2 * np.count_nonzero(norms <= clipping_norm)) - int(norms.size)
     variance = _count_variance(count_stddev)
     if variance:
         assert source is not None
-        centred += int(discrete_noise.discrete_gaussian(variance, 1, source=source)[0])
+        centred += int(discrete_noise._discrete_gaussian(variance, 1, source)[0])
     return centred / 2 / expected_clients + 0.5
 
 
@@ -840,7 +839,7 @@ class AdaptiveClipDPFedAvg(DPFedAvg):
         self.clipping_norms: list[float] = []
         #: ``b_bar`` of every round aggregated so far (public: noised).
         self.unclipped_fractions: list[float] = []
-        self._source: discrete_noise.NoiseSource | None = None
+        self._source: schedule._Bits | None = None
 
     @property
     def accounted_noise_multiplier(self) -> float:
@@ -849,7 +848,7 @@ class AdaptiveClipDPFedAvg(DPFedAvg):
         :meth:`dp_event` describes it as DP-FedAvg's event of ``z``."""
         return self.total_noise_multiplier
 
-    def _noise_source(self, context: RoundContext) -> discrete_noise.NoiseSource:
+    def _noise_source(self, context: RoundContext) -> schedule._Bits:
         if self._source is None:
             self._source = super()._noise_source(context)
         return self._source

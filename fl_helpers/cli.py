@@ -24,8 +24,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fl_helpers import experiment_defaults
+
+if TYPE_CHECKING:
+    from fl_helpers import schedule
 
 _SPLITS = ("iid", "shards", "dirichlet")
 _MODELS = ("softmax_regression", "2nn", "cnn")
@@ -152,6 +156,17 @@ def _flag_error(parser: argparse.ArgumentParser, err: Exception) -> None:
     parser.exit(2, f"error: {prefix}{message} (see --help)\n")
 
 
+def _randomness(args: argparse.Namespace) -> schedule.PrivateRandomness | None:
+    """``--reproducible-noise`` as the run's randomness: ``PrivateRandomness.reproducible(
+    --seed)`` (warning only when the run is private), else ``None`` (secret)."""
+    if not args.reproducible_noise:
+        return None
+    from fl_helpers import schedule  # noqa: F811 (lazy, like the other imports here)
+
+    private = args.target_epsilon is not None or args.noise_multiplier is not None
+    return schedule.PrivateRandomness.reproducible(args.seed, warn=private)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the experiment from command-line flags; returns the exit status (0 on success).
 
@@ -202,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client_learning_rate=args.client_learning_rate,
             server_learning_rate=args.server_learning_rate, seed=args.seed,
             noise_placement=args.noise_placement, progress=not args.no_progress,
-            reproducible_noise=args.reproducible_noise, diagnostics=args.diagnostics,
+            randomness=_randomness(args), diagnostics=args.diagnostics,
             accountant=args.accountant, noise=args.noise,
             expected_clients=q * args.num_clients)  # --num-clients is public (the command line)
     except (ValueError, TypeError) as err:

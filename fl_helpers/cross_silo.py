@@ -26,7 +26,8 @@ et al. 2016, "Deep Learning with Differential Privacy", Algorithm 1): each local
 Poisson-samples patients with probability ``sampling_probability``, clips each patient's gradient
 to L2 norm ``clipping_norm``, sums, adds Gaussian noise of std ``noise_multiplier *
 clipping_norm`` and divides by the public ``expected_batch_size``. Sampling and noise come from
-the operating system's entropy unless the caller passes ``noise_seed`` (then the run is
+the operating system's entropy (a secret :class:`fl_helpers.schedule.PrivateRandomness`) unless
+the caller passes ``randomness=PrivateRandomness.reproducible(seed)`` (then the run is
 reproducible and NOT private).
 
 That guarantee needs every other input of the mechanism to be independent of the patient, so a
@@ -59,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, data, discrete_noise
+from fl_helpers import aggregation, data, discrete_noise, schedule
 
 #: Raw columns kept as they are (FLamby's order: the plain columns first, then the one-hot ones).
 _PLAIN_COLUMNS = (0, 1, 3, 4, 5, 7, 8, 9)
@@ -657,30 +658,11 @@ def _clip_rows(gradients: np.ndarray, clipping_norm: float) -> np.ndarray:
     return gradients * np.minimum(1.0, clipping_norm / np.maximum(norms, 1e-300))
 
 
-def secret_rng() -> np.random.Generator:
-    """A generator seeded with 128 bits of operating-system entropy (``os.urandom``), never
-    exposed: the default source of DP sampling and noise."""
-    return np.random.default_rng(np.random.SeedSequence())
-
-
-def reproducible_noise_rng(noise_seed: Sequence[int] | int, *, warn: bool = True
-                           ) -> np.random.Generator:
-    """DP sampling and noise derived from ``noise_seed``: reproducible, so NOT private.
-
-    Anyone who knows the seed can regenerate the noise and subtract it; use it only for teaching,
-    tests and the simulation-vs-deployment parity check.
-    """
-    noise_seed = v.check_seed("noise_seed", noise_seed)
-    if v.check_flag("warn", warn):
-        warnings.warn(f"reproducible DP noise from seed {noise_seed}: the reported epsilon does "
-                      "not hold against anyone who knows the seed.", UserWarning, stacklevel=2)
-    return np.random.default_rng(noise_seed)
-
-
 def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_steps: int,
                   sampling_probability: float, expected_batch_size: float, clipping_norm: float,
                   noise_multiplier: float, client_learning_rate: float,
-                  rng: np.random.Generator | None = None, noise: str = "exact") -> np.ndarray:
+                  randomness: schedule.PrivateRandomness | None = None,
+                  noise: str = "exact") -> np.ndarray:
     """Example-level DP-SGD (Abadi et al. 2016, Algorithm 1) for logistic regression.
 
     Each step: include every patient independently with probability ``q``; clip each included
@@ -698,17 +680,21 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
     Args:
         sampling_probability: Poisson sampling probability ``q`` in [0, 1] (public).
         expected_batch_size: The divisor, ``q`` times the public training size (> 0).
-        rng: Source of the sampling and the noise. ``None`` (default) draws a fresh
-            :func:`secret_rng`; pass :func:`reproducible_noise_rng` only when the run need not
-            be private.
+        randomness: The sampling's and the noise's
+            :class:`fl_helpers.schedule.PrivateRandomness`, as one round (round 0) of it: the
+            batches from ``randomness.sampling_rng(0)``, the exact noise keyed with round 0's
+            noise key (``discrete_noise.discrete_gaussian(..., randomness=randomness,
+            round_index=0)`` draws the same integers), so a secret object serves one update.
+            ``None`` (default): a fresh ``PrivateRandomness.secret()``; a reproducible one only
+            when the update need not be private (NOT private; its warning says so). (Inside a
+            run, :func:`client_update` gives every hospital and round its own stream.)
         noise: ``"exact"`` (default): each patient's clipped gradient on the integer grid
             ``C / 2^16`` (:func:`fl_helpers.discrete_noise.clip_to_integer_grid`, bound checked
-            exactly), summed exactly, plus exact discrete Gaussian noise drawn from a ChaCha20
-            key taken from ``rng`` (one key per call, all steps' noise at once); the step is
-            post-processing. Accounted by the
-            ``"discrete"`` accountant (:func:`epsilon`). ``"float"``: ``N(0, (sigma C)^2)`` from
-            ``rng`` in float64, **not private** against a floating-point attack (warns; the
-            attack's control).
+            exactly), summed exactly, plus exact discrete Gaussian noise (one ChaCha20 key per
+            call, all steps' noise at once); the step is
+            post-processing. Accounted by the ``"discrete"`` accountant (:func:`epsilon`).
+            ``"float"``: ``N(0, (sigma C)^2)`` from the sampling's stream in float64, **not
+            private** against a floating-point attack (warns; the attack's control).
     """
     params, x, y = _check_model(params, x, y)
     local_steps = v.check_int("local_steps", local_steps, minimum=1)
@@ -717,8 +703,23 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
     denominator = v.check_positive("expected_batch_size", expected_batch_size)
     v.check_positive("clipping_norm", clipping_norm)
     v.check_positive("noise_multiplier", noise_multiplier)
-    rng = secret_rng() if rng is None else v.check_rng("rng", rng)
+    randomness = schedule.resolve_randomness(randomness)
     _check_name("noise", noise, ("float", "exact"))
+    key = randomness.noise_key(0)  # taken also for float noise: one update per secret object
+    return _dp_sgd_update(params, x, y, local_steps, sampling_probability, denominator,
+                          clipping_norm, noise_multiplier, client_learning_rate,
+                          randomness.sampling_rng(0), noise, key)
+
+
+def _dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, local_steps: int,
+                   sampling_probability: float, denominator: float, clipping_norm: float,
+                   noise_multiplier: float, client_learning_rate: float,
+                   rng: np.random.Generator, noise: str, key: bytes | None = None
+                   ) -> np.ndarray:
+    """:func:`dp_sgd_update` after its checks, sampling (and drawing float noise) from ``rng``,
+    a private stream of the caller's :class:`fl_helpers.schedule.PrivateRandomness`; the exact
+    noise is keyed with ``key`` (default: the first 32 bytes of ``rng``, as every hospital's
+    stream of a round does)."""
     if noise == "float":
         aggregation.warn_float_noise()
     n = len(y)
@@ -730,9 +731,9 @@ def dp_sgd_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, local_ste
     if noise == "exact":
         # Every step's noise at once, from one ChaCha20 key taken from rng (secret when rng is;
         # the label only names the source): one call of the sampler instead of one per step.
-        source = discrete_noise.NoiseSource.from_key(rng.bytes(32), reproducible=False)
-        all_noise = discrete_noise.discrete_gaussian(
-            variance, local_steps * params.size, source=source).reshape(local_steps, -1)
+        bits = schedule._Bits._from_key(rng.bytes(32) if key is None else key)
+        all_noise = discrete_noise._discrete_gaussian(
+            variance, local_steps * params.size, bits).reshape(local_steps, -1)
     for step_index in range(local_steps):
         batch = np.flatnonzero(rng.random(n) < sampling_probability)
         gradients = _per_example_gradients(params, x[batch], y[batch])
@@ -804,20 +805,25 @@ def _check_ids(seed: Any, round_index: Any, hospital_id: Any) -> None:
 
 def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: TrainingConfig,
                   round_index: int, hospital_id: int, public_train_size: int | None = None,
-                  noise_rng: np.random.Generator | None = None) -> np.ndarray:
+                  randomness: schedule.PrivateRandomness | None = None) -> np.ndarray:
     """One hospital's local training in one round: the code the simulation and Flower share.
 
     Without DP: :func:`sgd_update` with batches from :func:`client_rng`. With DP:
-    :func:`dp_sgd_update` with ``noise_rng`` (default: secret), sampling probability
-    ``config.sampling_probability(public_train_size)`` and divisor ``q * public_train_size``.
+    :func:`dp_sgd_update` with sampling probability
+    ``config.sampling_probability(public_train_size)``, divisor ``q * public_train_size`` and
+    the hospital's stream of this round from ``randomness`` (default: a fresh secret
+    :class:`fl_helpers.schedule.PrivateRandomness`): for
+    ``PrivateRandomness.reproducible(seed)`` it is ``np.random.default_rng([seed, round_index,
+    hospital_id, tag])``, independent for every hospital and round; a secret object hands each
+    hospital's stream of a round out once.
 
     Raises:
         ValueError: A private update without ``public_train_size`` (``len(y)`` is private).
     """
     _check_config(config)
     _check_ids(config.seed, round_index, hospital_id)
-    if noise_rng is not None:
-        v.check_rng("noise_rng", noise_rng)
+    if randomness is not None:
+        randomness = schedule.resolve_randomness(randomness)
     if config.private:
         if public_train_size is None:
             raise ValueError("a private update needs public_train_size (the hospital's public "
@@ -825,13 +831,12 @@ def client_update(params: np.ndarray, x: np.ndarray, y: np.ndarray, *, config: T
                              "when a patient is added or removed.")
         public_train_size = v.check_int("public_train_size", public_train_size, minimum=1)
         q = config.sampling_probability(public_train_size)
-        return dp_sgd_update(params, x, y, local_steps=config.local_steps,
-                             sampling_probability=q,
-                             expected_batch_size=q * public_train_size,
-                             clipping_norm=config.clipping_norm,
-                             noise_multiplier=config.noise_multiplier,
-                             client_learning_rate=config.client_learning_rate, rng=noise_rng,
-                             noise=config.noise)
+        params, x, y = _check_model(params, x, y)
+        private = schedule.PrivateRandomness.secret() if randomness is None else randomness
+        return _dp_sgd_update(params, x, y, config.local_steps, q, q * public_train_size,
+                              config.clipping_norm, config.noise_multiplier,
+                              config.client_learning_rate,
+                              private._party_rng(round_index, hospital_id), config.noise)
     return sgd_update(params, x, y, local_steps=config.local_steps, batch_size=config.batch_size,
                       client_learning_rate=config.client_learning_rate,
                       rng=client_rng(config.seed, round_index, hospital_id))
@@ -880,21 +885,20 @@ def check_private_preparation(hospitals: Sequence[Hospital]) -> None:
             "while the accounting assumes C.")
 
 
-def noise_seed_for(seed: int, round_index: int, hospital_id: int) -> list[int]:
-    """The seed of :func:`reproducible_noise_rng` used by the (not private) parity runs."""
-    _check_ids(seed, round_index, hospital_id)
-    return [seed, round_index, hospital_id, 0x4E6F697365]
-
-
 def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
-               reproducible_noise: bool = False) -> tuple[np.ndarray, list[dict[str, float]]]:
+               randomness: schedule.PrivateRandomness | None = None
+               ) -> tuple[np.ndarray, list[dict[str, float]]]:
     """In-process FedAvg over the hospitals: every hospital takes part in every round.
 
     Args:
         hospitals: The federation (e.g. :func:`load_federation`).
         config: The hyperparameters; with ``noise_multiplier > 0`` each hospital runs DP-SGD.
-        reproducible_noise: Draw DP noise from :func:`noise_seed_for` (NOT private; for the
-            parity check with the Flower deployment). Default: secret noise.
+        randomness: The DP sampling's and noise's
+            :class:`fl_helpers.schedule.PrivateRandomness` (claimed by the run), from which
+            every hospital draws its own stream of every round (see :func:`client_update`).
+            ``None`` (default): a fresh secret one.
+            ``PrivateRandomness.reproducible(config.seed)``: the streams the Flower deployment
+            derives with ``reproducible-noise`` (NOT private; for the parity check).
 
     Returns:
         ``(params, history)``: the final global model and, per round, the weighted mean training
@@ -905,23 +909,20 @@ def run_fedavg(hospitals: Sequence[Hospital], config: TrainingConfig, *,
         ValueError: A private run on hospitals prepared with local statistics.
     """
     hospitals, config = _check_hospitals(hospitals), _check_config(config)
-    v.check_flag("reproducible_noise", reproducible_noise)
+    randomness = schedule.resolve_randomness(randomness)
     if config.private:
         check_private_preparation(hospitals)
+        randomness.claim("cross_silo.run_fedavg")
     params = init_params(hospitals[0].x_train.shape[1])
     history: list[dict[str, float]] = []
     weights = public_weights(hospitals, config)
     for t in range(config.num_rounds):
         updates = []
         for h in hospitals:
-            rng = None
-            if config.private and reproducible_noise:
-                rng = reproducible_noise_rng(noise_seed_for(config.seed, t, h.hospital_id),
-                                             warn=False)
             updates.append(client_update(params, h.x_train, h.y_train, config=config,
                                          round_index=t, hospital_id=h.hospital_id,
                                          public_train_size=h.public_train_size,
-                                         noise_rng=rng))
+                                         randomness=randomness))
         history.append({} if config.private else {"train_loss": float(np.average(
             [_loss(params, h.x_train, h.y_train) for h in hospitals], weights=weights))})
         params = weighted_average(updates, weights)

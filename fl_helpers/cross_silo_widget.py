@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
-from fl_helpers import cross_silo
+from fl_helpers import cross_silo, schedule
 
 
 def dp_federation_summary(hospitals: Sequence[cross_silo.Hospital],
@@ -41,8 +41,9 @@ def dp_federation_summary(hospitals: Sequence[cross_silo.Hospital],
     private = dataclasses.replace(config, noise_multiplier=noise_multiplier)
     scores = []
     for seed in range(num_runs):
-        params, _ = cross_silo.run_fedavg(hospitals, dataclasses.replace(private, seed=seed),
-                                          reproducible_noise=True)
+        params, _ = cross_silo.run_fedavg(
+            hospitals, dataclasses.replace(private, seed=seed),
+            randomness=schedule.PrivateRandomness.reproducible(seed, warn=False))
         scores.append([cross_silo.evaluate(params, h.x_test, h.y_test) for h in hospitals])
     return {
         "names": [h.name for h in hospitals],

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_helpers import _validation as v
-from fl_helpers import checkpoints, cross_silo, data, paths
+from fl_helpers import checkpoints, cross_silo, data, paths, schedule
 
 HOST = "127.0.0.1"
 PROFILE = "course-deployment"
@@ -391,10 +391,29 @@ def _connected_nodes(env: dict[str, str]) -> int | None:
     return sum(1 for n in nodes if str(n.get("status", "")).lower() in ("online", "connected"))
 
 
+def _check_randomness(randomness: Any, config: cross_silo.TrainingConfig) -> bool:
+    """Whether the deployment derives its noise from the seed (``randomness`` checked)."""
+    if randomness is None:
+        return False
+    randomness = schedule.resolve_randomness(randomness)
+    if not randomness.is_reproducible:
+        raise ValueError(
+            "randomness must be None or PrivateRandomness.reproducible(config.seed), got "
+            "PrivateRandomness.secret(): a secret object cannot leave this process (it cannot "
+            "be copied); pass None and every hospital draws from its own secret.")
+    if randomness._seed != config.seed:
+        raise ValueError(
+            f"randomness must be PrivateRandomness.reproducible(config.seed), got {randomness!r} "
+            f"with config.seed={config.seed}: the hospitals' processes derive their streams "
+            "from config.seed.")
+    return True
+
+
 def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int] = (0, 1, 2, 3),
                    secagg: bool = False, tls: bool = True, auth: bool = True,
                    missing: str = "impute", preprocessing: str | None = None,
-                   reproducible_noise: bool = False, clear_test_metrics: bool = False,
+                   randomness: schedule.PrivateRandomness | None = None,
+                   clear_test_metrics: bool = False,
                    evaluate_every_round: bool = True,
                    data_dir: str | os.PathLike | None = None, superlink_port: int | None = None,
                    connect_timeout_s: float = 60.0, run_timeout_s: float = 300.0,
@@ -415,7 +434,13 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         preprocessing: ``"local"`` or ``"public"`` (see :func:`cross_silo.preprocess`);
             default ``"public"`` for a private run (the only one it accepts) and ``"local"``
             (FLamby's) without DP.
-        reproducible_noise: With DP, derive the noise from the seed (NOT private; parity tests).
+        randomness: ``None`` (default): with DP, every hospital's process draws its sampling
+            and noise from its own ``PrivateRandomness.secret()`` (OS entropy that never leaves
+            the process; nothing is shared or derivable between hospitals).
+            ``PrivateRandomness.reproducible(config.seed)``: every process derives hospital
+            ``h``'s stream of round ``t`` from the seed, as :func:`cross_silo.run_fedavg` does
+            with the same object (NOT private; parity tests). A secret object cannot be sent to
+            other processes (it cannot be copied) and is refused.
         clear_test_metrics: In a private run, also ask each hospital for its test loss,
             accuracy and AUC, sent in the clear and NOT covered by epsilon (the result marks
             them ``"evaluate_covered_by_epsilon": False``). Default: a private run sends no
@@ -448,8 +473,8 @@ def run_deployment(*, config: cross_silo.TrainingConfig, hospitals: Sequence[int
         raise TypeError(f"config must be a cross_silo.TrainingConfig, got "
                         f"{type(config).__name__}.")
     # Flags must be real bools: "false" is truthy and would silently switch a mode on.
+    reproducible_noise = _check_randomness(randomness, config)
     for flag, value in (("secagg", secagg), ("tls", tls), ("auth", auth),
-                        ("reproducible_noise", reproducible_noise),
                         ("clear_test_metrics", clear_test_metrics),
                         ("evaluate_every_round", evaluate_every_round)):
         v.check_flag(flag, value)

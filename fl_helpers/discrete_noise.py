@@ -1,14 +1,15 @@
-"""Exact integer noise: a secret bit source, the discrete Gaussian and integer grids (numpy only).
+"""Exact integer noise: the discrete Gaussian and integer grids (numpy only).
 
 The one home of the course's vectorised exact sampler (notebook 01's scalar samplers in
-:mod:`fl_helpers.privacy` teach the same algorithms one draw at a time). Exact noise is an
-integer drawn from uniform integers only (no floating point), added to an integer sum, so the
-floating-point attack of Mironov 2012 ("On Significance of the Least Significant Bits for
-Differential Privacy") has nothing to read:
+:mod:`fl_helpers.privacy` teach the same algorithms one draw at a time, on the same bit source).
+Exact noise is an integer drawn from uniform integers only (no floating point), added to an
+integer sum, so the floating-point attack of Mironov 2012 ("On Significance of the Least
+Significant Bits for Differential Privacy") has nothing to read:
 
-* :class:`NoiseSource`: uniform integers from a ChaCha20 keystream (RFC 8439) keyed with 32
-  bytes of operating-system entropy (secret, the default) or, for tests and stored outputs only,
-  from a seed (reproducible, so **not private**; a warning says so).
+* the randomness is a :class:`fl_helpers.schedule.PrivateRandomness` (secret by default;
+  ``PrivateRandomness.reproducible(seed)`` for tests and stored outputs only, **not private**,
+  with a warning); its private bit source turns a ChaCha20 keystream (RFC 8439) into exactly
+  uniform integers;
 * :func:`discrete_gaussian`: Canonne, Kamath & Steinke 2020, "The Discrete Gaussian for
   Differential Privacy", Algorithms 1-3 (Bernoulli(exp(-gamma)), the discrete Laplace, then
   rejection), on int64 arrays. Any integer variance up to :data:`MAX_VARIANCE`; beyond it, up to
@@ -26,14 +27,11 @@ dp_sgd_update`), all with ``noise="exact"``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
-import os
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from fl_helpers import _validation as v
 from fl_helpers import schedule
@@ -43,11 +41,6 @@ from fl_helpers import schedule
 MAX_SIZE = 2**27
 #: Largest integer magnitude that float64 holds exactly.
 MAX_EXACT_INT = 2**53
-
-
-def _chacha20(key: bytes) -> Any:
-    """A ChaCha20 keystream generator (all-zero nonce: every key here is used for one stream)."""
-    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
 
 
 def _check_size(name: str, size: Any) -> int:
@@ -79,117 +72,12 @@ def _check_integer_array(name: str, values: Any, *, max_abs: int | None = None) 
     return array
 
 
-class NoiseSource:
-    """Uniform random integers for stochastic rounding and noise, from a ChaCha20 keystream.
-
-    :meth:`secret` keys it with 32 bytes of operating-system entropy (``os.urandom``), never
-    exposed: the default everywhere. :meth:`reproducible` keys it from a seed, so anyone who
-    knows the seed can regenerate the noise: **not private**, for tests and stored notebook
-    outputs only (a warning says so).
-    """
-
-    __slots__ = ("_stream", "is_reproducible")
-
-    def __init__(self, *, _key: bytes, _reproducible: bool) -> None:
-        self._stream = _chacha20(_key)
-        self.is_reproducible = _reproducible
-
-    @classmethod
-    def secret(cls) -> NoiseSource:
-        """Fresh secret randomness from the operating system."""
-        return cls(_key=os.urandom(32), _reproducible=False)
-
-    @classmethod
-    def from_key(cls, key: bytes, *, reproducible: bool) -> NoiseSource:
-        """A source keyed with ``key`` (32 bytes): a run's per-round key, see
-        :meth:`fl_helpers.schedule.PrivateRandomness.noise_key`."""
-        if not isinstance(key, bytes) or len(key) != 32:
-            raise TypeError(f"key must be 32 bytes, got {type(key).__name__}.")
-        return cls(_key=key, _reproducible=bool(reproducible))
-
-    @classmethod
-    def reproducible(cls, seed: int, *, warn: bool = True) -> NoiseSource:
-        """Randomness derived from ``seed``: reproducible, so NOT private.
-
-        Args:
-            seed: Integer >= 0.
-            warn: Emit a ``UserWarning`` saying so (default ``True``).
-        """
-        seed = v.check_int("seed", seed, minimum=0)
-        warn = v.check_flag("warn", warn)
-        if warn:
-            schedule.warn_reproducible(seed, "the rounding and the discrete Gaussian noise")
-        key = hashlib.sha256(f"fl-course noise seed {seed}".encode()).digest()
-        return cls(_key=key, _reproducible=True)
-
-    def __repr__(self) -> str:
-        return "NoiseSource.reproducible(...)" if self.is_reproducible else "NoiseSource.secret()"
-
-    def words(self, size: int) -> np.ndarray:
-        """``size`` uniform uint64 words (``size`` in 0..2^27)."""
-        return self._words(_check_size("size", size))
-
-    def below(self, bounds: np.ndarray) -> np.ndarray:
-        """One uniform integer in ``0 .. bounds[i] - 1`` per entry (exact, by rejection).
-
-        A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
-        values, so ``w mod n`` is exactly uniform.
-
-        Args:
-            bounds: A flat integer array, every entry in 1..2^63 - 1.
-        """
-        array = _check_integer_array("bounds", bounds)
-        if array.size and int(array.min()) < 1:
-            raise ValueError(f"bounds must be >= 1, got {int(array.min())}.")
-        return self._below(array)
-
-    def uniform(self, size: int) -> np.ndarray:
-        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
-        return self._uniform(_check_size("size", size))
-
-    def _words(self, size: int) -> np.ndarray:
-        return np.frombuffer(self._stream.update(bytes(8 * size)), dtype="<u8").copy()
-
-    def _below(self, bounds: np.ndarray) -> np.ndarray:
-        bounds = np.asarray(bounds, dtype=np.uint64)
-        if bounds.size and bounds.min() == bounds.max():  # one bound: scalar arithmetic
-            return self._below_one(int(bounds.flat[0]), bounds.shape)
-        out = np.empty(bounds.shape, dtype=np.uint64)
-        todo = np.arange(bounds.size)
-        flat = bounds.reshape(-1)
-        result = out.reshape(-1)
-        while todo.size:
-            n = flat[todo]
-            w = self._words(todo.size)
-            keep = w >= (np.uint64(0) - n) % n
-            result[todo[keep]] = w[keep] % n[keep]
-            todo = todo[~keep]
-        return out
-
-    def _below_one(self, bound: int, shape: tuple[int, ...]) -> np.ndarray:
-        """:meth:`_below` with every bound equal to ``bound`` (the same rejection rule)."""
-        n = np.uint64(bound)
-        smallest = np.uint64((2**64 - bound) % bound)  # keep w >= 2^64 mod n
-        size = math.prod(shape)
-        out = np.empty(size, dtype=np.uint64)
-        filled = 0
-        while filled < size:
-            w = self._words(size - filled)
-            kept = w[w >= smallest] % n
-            out[filled:filled + kept.size] = kept
-            filled += kept.size
-        return out.reshape(shape)
-
-    def _uniform(self, size: int) -> np.ndarray:
-        return (self._words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 # --------------------------------------------------------------------------------------------
 # The exact discrete Gaussian (Canonne, Kamath, Steinke 2020), vectorised on integers
 # --------------------------------------------------------------------------------------------
 
 
-def _bernoulli_exp_minus_fraction(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:
+def _bernoulli_exp_minus_fraction(num: np.ndarray, den: int, bits: schedule._Bits) -> np.ndarray:
     """Bernoulli(exp(-num/den)) for ``0 <= num <= den`` (CKS 2020, Algorithm 1, gamma <= 1).
 
     Draw Bernoulli(gamma / k) for k = 1, 2, ... until the first failure; the answer is whether
@@ -201,7 +89,7 @@ def _bernoulli_exp_minus_fraction(num: np.ndarray, den: int, source: NoiseSource
     remaining = num.astype(np.uint64)
     k = 1
     while active.size:
-        success = source._below_one(k * den, (active.size,)) < remaining
+        success = bits.below_one(k * den, (active.size,)) < remaining
         if k % 2 == 1:
             result[active[~success]] = True
         active = active[success]
@@ -210,7 +98,7 @@ def _bernoulli_exp_minus_fraction(num: np.ndarray, den: int, source: NoiseSource
     return result
 
 
-def _bernoulli_exp_minus(num: np.ndarray, den: int, source: NoiseSource) -> np.ndarray:
+def _bernoulli_exp_minus(num: np.ndarray, den: int, bits: schedule._Bits) -> np.ndarray:
     """Bernoulli(exp(-num/den)) for any ``num >= 0``: floor(gamma) exp(-1) coins, then the rest."""
     whole = num // den
     alive = np.ones(num.shape, dtype=bool)
@@ -219,14 +107,14 @@ def _bernoulli_exp_minus(num: np.ndarray, den: int, source: NoiseSource) -> np.n
         idx = np.flatnonzero(alive & (whole > step))
         if idx.size == 0:
             break
-        alive[idx] = _bernoulli_exp_minus_fraction(np.ones(idx.size, dtype=np.int64), 1, source)
+        alive[idx] = _bernoulli_exp_minus_fraction(np.ones(idx.size, dtype=np.int64), 1, bits)
         step += 1
     idx = np.flatnonzero(alive)
-    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den, den, source)
+    alive[idx] = _bernoulli_exp_minus_fraction(num[idx] - whole[idx] * den, den, bits)
     return alive
 
 
-def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
+def _discrete_laplace(scale: int, size: int, bits: schedule._Bits) -> np.ndarray:
     """``size`` draws of P(y) proportional to exp(-|y| / scale) (CKS 2020, Algorithm 2, s = 1)."""
     # Accepted draws are i.i.d. from the target, so each pass draws more candidates than still
     # needed (a pass accepts about 63 %) and keeps the first accepted ones: fewer, larger passes.
@@ -234,17 +122,17 @@ def _discrete_laplace(scale: int, size: int, source: NoiseSource) -> np.ndarray:
     missing = size
     while missing:
         n = max(16, int(missing * 1.7))
-        u = source._below_one(scale, (n,)).astype(np.int64)
-        keep = _bernoulli_exp_minus(u, scale, source)
+        u = bits.below_one(scale, (n,)).astype(np.int64)
+        keep = _bernoulli_exp_minus(u, scale, bits)
         u = u[keep]
         geometric = np.zeros(u.size, dtype=np.int64)
         going = np.arange(u.size)
         while going.size:  # the number of exp(-1) successes before the first failure
-            hit = _bernoulli_exp_minus_fraction(np.ones(going.size, dtype=np.int64), 1, source)
+            hit = _bernoulli_exp_minus_fraction(np.ones(going.size, dtype=np.int64), 1, bits)
             geometric[going[hit]] += 1
             going = going[hit]
         magnitude = u + scale * geometric
-        negative = (source._words(u.size) & np.uint64(1)).astype(bool)
+        negative = (bits.words(u.size) & np.uint64(1)).astype(bool)
         valid = ~(negative & (magnitude == 0))  # -0 is rejected so that 0 is not counted twice
         signed = np.where(negative, -magnitude, magnitude)[valid][:missing]
         accepted.append(signed)
@@ -283,13 +171,14 @@ def exact_variance_at_least(variance: float) -> int:
     return t * (t - 1)
 
 
-def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.ndarray:
+def discrete_gaussian(variance: int, size: int, *, randomness: schedule.PrivateRandomness,
+                      round_index: int | None = None) -> np.ndarray:
     """``size`` i.i.d. draws from the discrete Gaussian N_Z(0, variance), exactly.
 
     P(y) is proportional to ``exp(-y^2 / (2 variance))`` on the integers. Canonne, Kamath,
     Steinke 2020, Algorithm 3: draw ``y`` from a discrete Laplace of scale ``t = floor(sigma) + 1``
     and keep it with probability ``exp(-(|y| - sigma^2/t)^2 / (2 sigma^2))``. Every step is an
-    integer comparison against uniform integers from ``source`` (no floating point), so no
+    integer comparison against uniform integers from ``randomness`` (no floating point), so no
     Mironov-style low-order-bit leak exists. For ``variance = t (t - 1)`` the acceptance
     exponent is ``x^2 / (2 t (t - 1))`` with the integer ``x = |y| - (t - 1)``, which keeps every
     quantity within int64 for variances up to 10^15; :func:`exact_variance_at_least` rounds a
@@ -299,7 +188,14 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
         variance: ``sigma^2``: an integer in 1..5 * 10^7, or ``t (t - 1)`` up to 10^15 (an exact
             integer: floats, and so integers beyond 2^53 rounded through float64, are refused).
         size: Number of draws in 0..2^27.
-        source: A :class:`NoiseSource` (``NoiseSource.secret()`` for privacy).
+        randomness: A :class:`fl_helpers.schedule.PrivateRandomness`:
+            ``PrivateRandomness.secret()`` for privacy; ``PrivateRandomness.reproducible(seed)``
+            for tests and stored outputs only (NOT private).
+        round_index: ``None`` (default): draw from the object's release stream, which every
+            call continues. An integer ``t`` >= 0: draw round ``t``'s exact noise, the noise a
+            private run's rule adds in round ``t`` (from the start of that round's stream; a
+            secret object hands a round's noise out once, :class:`fl_helpers.schedule.
+            NoiseReuseError`).
 
     Returns:
         int64 array of shape ``(size,)``.
@@ -311,11 +207,18 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
         raise ValueError(f"variance must be at most {MAX_VARIANCE} or of the form t (t - 1), got "
                          f"{variance}; round it with exact_variance_at_least().")
     size = _check_size("size", size)
-    _check_source(source)
+    bits = _bits_of(randomness, round_index)
+    return _discrete_gaussian(variance, size, bits)
+
+
+def _discrete_gaussian(variance: int, size: int, bits: schedule._Bits) -> np.ndarray:
+    """:func:`discrete_gaussian` from a checked variance and size and a private bit source."""
+    scale = math.isqrt(variance) + 1
+    pronic = scale * (scale - 1) == variance
     accepted: list[np.ndarray] = []
     missing = size
     while missing:  # as in _discrete_laplace: oversample, keep the first accepted draws
-        y = _discrete_laplace(scale, max(16, int(missing * 1.6)), source)
+        y = _discrete_laplace(scale, max(16, int(missing * 1.6)), bits)
         if pronic:
             gap = np.abs(y) - (scale - 1)
             denominator = 2 * scale * (scale - 1)
@@ -325,19 +228,26 @@ def discrete_gaussian(variance: int, size: int, *, source: NoiseSource) -> np.nd
         if np.any(np.abs(gap) > 2**31):  # |y| beyond 2^31 / scale or 2^31: below e^-200
             raise RuntimeError("discrete_gaussian: a discrete Laplace draw too far in the tail "
                                "for int64 arithmetic; this should never happen.")
-        keep = _bernoulli_exp_minus(gap * gap, denominator,
-                                    source)
+        keep = _bernoulli_exp_minus(gap * gap, denominator, bits)
         chosen = y[keep][:missing]
         accepted.append(chosen)
         missing -= chosen.size
     return np.concatenate(accepted) if accepted else np.zeros(0, dtype=np.int64)
 
 
-def _check_source(source: Any) -> NoiseSource:
-    if not isinstance(source, NoiseSource):
-        raise TypeError(f"source must be a NoiseSource, got {type(source).__name__}. Pass "
-                        "source=NoiseSource.secret().")
-    return source
+def _check_randomness(randomness: Any) -> schedule.PrivateRandomness:
+    if not isinstance(randomness, schedule.PrivateRandomness):
+        raise TypeError(f"randomness must be a PrivateRandomness, got {type(randomness).__name__} "
+                        f"{v._fmt(randomness)}. Pass randomness=PrivateRandomness.secret().")
+    return randomness
+
+
+def _bits_of(randomness: Any, round_index: Any = None) -> schedule._Bits:
+    """The checked ``randomness``'s bits: its release stream, or round ``round_index``'s."""
+    randomness = _check_randomness(randomness)
+    if round_index is None:
+        return randomness._exact_bits()
+    return randomness._exact_bits(v.check_index("round_index", round_index))
 
 
 def discrete_gaussian_pmf(values: np.ndarray, variance: float) -> np.ndarray:

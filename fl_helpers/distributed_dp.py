@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, discrete_noise, privacy
+from fl_helpers import aggregation, discrete_noise, privacy, schedule
 from fl_helpers import secagg_crypto as crypto
 from fl_helpers import secagg_protocol as protocol
 
@@ -47,7 +47,7 @@ Weights = list[np.ndarray]
 
 
 def quantize(update: np.ndarray, *, clipping_norm: float, scale: float,
-             source: discrete_noise.NoiseSource) -> np.ndarray:
+             randomness: schedule.PrivateRandomness) -> np.ndarray:
     """Clip to L2 norm ``C``, multiply by ``s`` and round stochastically to integers.
 
     Each coordinate ``x`` becomes ``floor(x)`` or ``floor(x) + 1``, the latter with probability
@@ -61,21 +61,21 @@ def quantize(update: np.ndarray, *, clipping_norm: float, scale: float,
         clipping_norm: ``C`` > 0.
         scale: ``s`` > 0, integer units per unit of the update, with ``s C <= 2^53`` so that
             every scaled coordinate, its floor and its rounding are exact.
-        source: Randomness for the rounding.
+        randomness: The rounding's :class:`fl_helpers.schedule.PrivateRandomness` (its release
+            stream, which every call continues).
 
     Returns:
         int64 array like ``update``.
 
     Raises:
-        TypeError: ``update`` not a flat numeric array, ``source`` not a
-            :class:`fl_helpers.discrete_noise.NoiseSource`.
+        TypeError: ``update`` not a flat numeric array, ``randomness`` not a
+            :class:`fl_helpers.schedule.PrivateRandomness`.
         ValueError: NaN or inf, an integer beyond 2^53, ``C`` or ``s`` not > 0, ``s C > 2^53``.
     """
     array = _check_update("update", update)
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     scale = _check_scale(scale, clipping_norm)
-    discrete_noise._check_source(source)
-    return _quantize(array, clipping_norm, scale, source)
+    return _quantize(array, clipping_norm, scale, discrete_noise._bits_of(randomness))
 
 
 def _check_update(name: str, update: Any) -> np.ndarray:
@@ -113,11 +113,11 @@ def _check_scale(scale: Any, clipping_norm: float) -> float:
 
 
 def _quantize(flat: np.ndarray, clipping_norm: float, scale: float,
-              source: discrete_noise.NoiseSource) -> np.ndarray:
+              bits: schedule._Bits) -> np.ndarray:
     clipped, _ = privacy.clip_by_l2_norm(flat, clipping_norm)
     scaled = np.asarray(clipped, dtype=np.float64) * scale
     low = np.floor(scaled)
-    return (low + (source._uniform(scaled.size) < scaled - low)).astype(np.int64)
+    return (low + (bits.uniform(scaled.size) < scaled - low)).astype(np.int64)
 
 
 def quantized_norm_bound(*, clipping_norm: float, scale: float, dimension: int) -> float:
@@ -165,7 +165,9 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         threshold_fraction: ``t = max(2, ceil(threshold_fraction m))``, in (1/2, 1] (default
             2/3; :func:`fl_helpers.secagg_protocol.check_threshold` explains why ``t`` must
             exceed ``m / 2``).
-        source: Randomness for rounding and noise (default: a fresh ``NoiseSource.secret()``).
+        randomness: The rounding's and the noise's :class:`fl_helpers.schedule.PrivateRandomness`
+            (default: a fresh ``PrivateRandomness.secret()``; its release stream, which every
+            round continues).
 
     A round with fewer than 2 clients cannot hide an input in a sum, and aborting it would tell
     an observer that the secret sample was that small. It is released with the whole noise
@@ -185,7 +187,7 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
     def __init__(self, *, clipping_norm: float, expected_clients: float,
                  noise_multiplier: float = 0.0, scale: float | None = None,
                  modulus_bits: int = 32, threshold_fraction: float = 2 / 3,
-                 source: discrete_noise.NoiseSource | None = None) -> None:
+                 randomness: schedule.PrivateRandomness | None = None) -> None:
         self.clipping_norm = v.check_positive("clipping_norm", clipping_norm)
         self.expected_clients = v.check_positive("expected_clients", expected_clients)
         self.noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
@@ -197,10 +199,11 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
             raise ValueError(f"threshold_fraction must be > 1/2, got "
                              f"{v._fmt(self.threshold_fraction)}: the threshold must exceed "
                              "half of the round's clients (see check_threshold).")
-        if source is not None and not isinstance(source, discrete_noise.NoiseSource):
-            raise TypeError(f"source must be a NoiseSource or None, got "
-                            f"{type(source).__name__}.")
-        self.source = discrete_noise.NoiseSource.secret() if source is None else source
+        if randomness is not None and not isinstance(randomness, schedule.PrivateRandomness):
+            raise TypeError(f"randomness must be a PrivateRandomness or None, got "
+                            f"{type(randomness).__name__}.")
+        self._bits = discrete_noise._bits_of(
+            schedule.PrivateRandomness.secret() if randomness is None else randomness)
         self.rounds_aggregated = 0
 
     def sensitivity(self, dimension: int) -> float:
@@ -229,9 +232,9 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         variance = self.client_variance(d, m)
         inputs = []
         for flat in flats:  # what each client does on its own device
-            x = _quantize(flat, self.clipping_norm, self.scale, self.source)
+            x = _quantize(flat, self.clipping_norm, self.scale, self._bits)
             if variance:
-                x = x + discrete_noise.discrete_gaussian(variance, d, source=self.source)
+                x = x + discrete_noise._discrete_gaussian(variance, d, self._bits)
             inputs.append(x)
         bound = m * (self.scale * self.clipping_norm + 1) + 40 * math.sqrt(m * variance)
         if bound >= 2**(self.modulus_bits - 1):
@@ -253,7 +256,7 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         it looks like a round with clients (an observer must not learn the sample's size)."""
         d = sum(int(np.prod(s)) for s in shapes)
         variance = self.client_variance(d, 1)
-        total = discrete_noise.discrete_gaussian(variance, d, source=self.source) if variance \
+        total = discrete_noise._discrete_gaussian(variance, d, self._bits) if variance \
             else np.zeros(d, dtype=np.int64)
         self.rounds_aggregated += 1
         return self._scaled(total, list(shapes))

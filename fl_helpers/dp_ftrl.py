@@ -139,9 +139,8 @@ def _node_noise(variance: int, dimension: int, randomness: schedule.PrivateRando
                 round_index: int) -> np.ndarray:
     """The noise of the node completed in round ``round_index``: ``dimension`` exact discrete
     Gaussian draws from that round's key (handed out once by a secret ``randomness``)."""
-    source = discrete_noise.NoiseSource.from_key(randomness.noise_key(round_index),
-                                                 reproducible=randomness.is_reproducible)
-    return discrete_noise.discrete_gaussian(variance, dimension, source=source)
+    return discrete_noise._discrete_gaussian(variance, dimension,
+                                             randomness._exact_bits(round_index))
 
 
 def _check_leaves(leaves: Any) -> np.ndarray:
@@ -595,7 +594,7 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
                 test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
                 progress: bool = True, engine: str | training.Engine = "auto",
                 initial_weights: list[np.ndarray] | None = None,
-                callback: training.Callback | None = None, reproducible_noise: bool = False,
+                callback: training.Callback | None = None,
                 randomness: schedule_module.PrivateRandomness | None = None,
                 diagnostics: bool = False) -> training.DPFTRLHistory:
     """DP-FTRL (Kairouz et al. 2021, Algorithm 1 without momentum) on the one training loop.
@@ -619,7 +618,7 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
     amplified. Trusted: the server that clips, sums and adds the noise, with secret randomness.
     Observer: anyone who sees every released global model. Not covered: the schedule itself,
     :class:`fl_helpers.training.Diagnostics`, the hyperparameter search, runs with
-    ``reproducible_noise=True``.
+    ``randomness=PrivateRandomness.reproducible(seed)``.
 
     Args:
         model_fn, client_datasets, local_epochs, batch_size, client_learning_rate, test_data,
@@ -639,11 +638,10 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
             schedule (every client in every tree, the worst case) is at most this
             (:func:`fl_helpers.accounting.dp_ftrl_noise_multiplier_for_epsilon`).
         server_learning_rate: ``eta`` > 0: ``w_t = w_start + eta noised(S_t) / m`` within a tree.
-        reproducible_noise: Derive the noise from ``seed`` (teaching and tests only: then NOT
-            private against anyone who knows the seed; a warning says so). Default ``False``:
-            secret.
-        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
-            one (claimed by this run).
+        randomness: The noise's :class:`fl_helpers.schedule.PrivateRandomness` (claimed by
+            this run). ``None`` (default): a fresh secret one.
+            ``PrivateRandomness.reproducible(seed)``: teaching and tests only, then NOT private
+            against anyone who knows the seed (its warning says so).
 
     Returns:
         A :class:`fl_helpers.training.DPFTRLHistory` (``accountant`` :data:`ACCOUNTANT`,
@@ -654,10 +652,7 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
         TypeError, ValueError: An argument is malformed (the message names it), or both or
             neither of ``noise_multiplier`` and ``target_epsilon`` are given.
     """
-    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
-    if randomness is not None and not isinstance(randomness, schedule_module.PrivateRandomness):
-        raise TypeError(f"randomness must be a PrivateRandomness or None (a fresh secret one), "
-                        f"got {type(randomness).__name__}.")
+    randomness = schedule_module.resolve_randomness(randomness)
     seed = v.check_int("seed", seed, minimum=0)
     target_delta = v.check_open_unit("target_delta", target_delta)
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
@@ -691,9 +686,6 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
     epsilons = accounting.dp_ftrl_epsilon_per_round(
         noise_multiplier=rule.noise_multiplier, num_rounds=num_rounds,
         restart_every=restart or num_rounds, target_delta=target_delta)
-    if randomness is None:
-        randomness = (schedule_module.PrivateRandomness.reproducible(seed) if reproducible_noise
-                      else schedule_module.PrivateRandomness.secret())
     fields = training.run_private_schedule(
         model_fn, client_datasets, rounds=schedule, aggregation_rule=rule,
         randomness=randomness, epsilons=epsilons, local_epochs=local_epochs,

@@ -44,8 +44,8 @@ Randomness: the Poisson sampling and the noise come from a
 which is secret by default (operating-system entropy that is never returned or stored). Step
 ``t`` (0-based) samples its batch as ``randomness.sampling_rng(t).random(n) < q`` and draws its
 noise as ``schedule.gaussian_noise(shapes, stddev=z * C, rng=randomness.noise_rng(t))`` over the
-shapes of ``model.trainable_variables``. ``reproducible_noise_seed=s`` (or
-``randomness=PrivateRandomness.reproducible(s)``) derives both from a seed, which makes runs
+shapes of ``model.trainable_variables``. ``randomness=PrivateRandomness.reproducible(s)``
+derives both from a seed, which makes runs
 repeatable for teaching and tests and makes them **not private**: anyone who knows the seed can
 regenerate the noise and subtract it. Such a run warns and sets
 ``DPSGDResult.reproducible_noise``.
@@ -247,7 +247,7 @@ class DPSGDResult:
         num_examples: ``n``, the size of the protected dataset.
         expected_batch_size: ``q n``, the fixed denominator of every step.
         reproducible_noise: ``True`` if the sampling and noise came from
-            ``reproducible_noise_seed``: then the run is NOT private.
+            ``PrivateRandomness.reproducible(seed)``: then the run is NOT private.
         noise: ``"exact"`` (integer gradients, exact discrete Gaussian; epsilon by the
             ``"discrete"`` accountant) or ``"float"`` (float32 Gaussian).
     """
@@ -324,10 +324,9 @@ def _exact_step(model: keras.Model, x: np.ndarray, y: np.ndarray,
         total = np.zeros(sum(sizes), dtype=np.int64)
     variance = (noise_multiplier * steps) ** 2
     if variance > 0:
-        source = discrete_noise.NoiseSource.from_key(randomness.noise_key(step),
-                                                     reproducible=randomness.is_reproducible)
-        total = total + discrete_noise.discrete_gaussian(
-            discrete_noise.exact_variance_at_least(variance), total.size, source=source)
+        total = total + discrete_noise._discrete_gaussian(
+            discrete_noise.exact_variance_at_least(variance), total.size,
+            randomness._exact_bits(step))
     # Post-processing of the exact integers: scale, divide by q n, step.
     update = total.astype(np.float64) * (clipping_norm / steps / expected_batch_size)
     for var, piece in zip(variables, np.split(update, np.cumsum(sizes)[:-1]), strict=True):
@@ -337,7 +336,6 @@ def _exact_step(model: keras.Model, x: np.ndarray, y: np.ndarray,
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier: float,
           clipping_norm: float, sampling_probability: float, num_steps: int,
           learning_rate: float, target_delta: float,
-          reproducible_noise_seed: int | None = None,
           randomness: schedule.PrivateRandomness | None = None,
           expected_batch_size: float | None = None, noise: str = "exact") -> DPSGDResult:
     """DP-SGD (Abadi et al. 2016, Algorithm 1) with Poisson sampling, from the model's weights.
@@ -364,14 +362,12 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
         learning_rate: ``eta`` > 0.
         target_delta: The delta of the reported (epsilon, delta), in (0, 1); choose it well
             below ``1 / n``.
-        reproducible_noise_seed: ``None`` (default): the sampling and the noise are secret
-            (operating-system entropy; private). An integer >= 0: they come from
-            ``PrivateRandomness.reproducible(reproducible_noise_seed)``, the run is repeatable
-            and **not private**; a ``UserWarning`` says so and the result is flagged.
-        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to draw from instead; not
-            together with ``reproducible_noise_seed``. A secret one serves one run only: a
-            second run with it is refused (it would reuse the noise, and two releases with the
-            same noise cancel it).
+        randomness: The sampling's and the noise's :class:`fl_helpers.schedule.PrivateRandomness`.
+            ``None`` (default): a fresh ``PrivateRandomness.secret()`` (operating-system
+            entropy; private). ``PrivateRandomness.reproducible(seed)``: the run is repeatable
+            and **not private**; its ``UserWarning`` says so and the result is flagged. A secret
+            one serves one run only: a second run with it is refused (it would reuse the noise,
+            and two releases with the same noise cancel it).
         expected_batch_size: The divisor of every step, ``q n``: a **public** constant fixed
             before training (required), never the size of ``x``, which changes when an example
             is added or removed (a divisor that followed it would show in the scale of every
@@ -411,11 +407,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, *, noise_multiplier:
     if noise == "exact" and noise_multiplier > largest:
         raise ValueError(f"noise_multiplier must be <= {largest:.0f} with noise='exact', got "
                          f"{v._fmt(noise_multiplier)}.")
-    randomness = schedule.resolve_randomness(
-        randomness, reproducible_noise_seed,
-        warning="reproducible_noise_seed={seed}: the batches and the noise can be regenerated by "
-        "anyone who knows the seed, so the reported epsilon does not hold against them. "
-        "Use it for teaching and tests only.")
+    randomness = schedule.resolve_randomness(randomness)
     randomness.claim("dp_sgd.train")
 
     if noise_multiplier > 0:

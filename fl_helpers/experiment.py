@@ -266,8 +266,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
                    seed: int = DEFAULTS["seed"],
                    noise_placement: str | aggregation.NoisePlacement = "central",
                    progress: bool = False, callback: training.Callback | None = None,
-                   reproducible_noise: bool = False, diagnostics: bool = False,
-                   accountant: accounting.AccountantName | None = None,
+                   randomness: schedule.PrivateRandomness | None = None,
+                   diagnostics: bool = False, accountant: accounting.AccountantName | None = None,
                    expected_clients: float | None = None, noise: str = "exact"
                    ) -> ExperimentResult:
     """Trains one federated model with (or without) client-level differential privacy.
@@ -307,7 +307,11 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         noise_placement: ``"central"`` or ``"local"``; private runs only.
         progress: Show a tqdm progress bar.
         callback: Called after every round (see :func:`fl_helpers.training.run_dp_fedavg`).
-        reproducible_noise: Derive noise and sampling from ``seed`` (NOT private; for teaching).
+        randomness: The noise's and the client sampling's
+            :class:`fl_helpers.schedule.PrivateRandomness` (claimed by the run). ``None``
+            (default): a fresh secret one for a private run (a non-private run's sampling is
+            public and follows ``seed``). ``PrivateRandomness.reproducible(seed)``: NOT
+            private; for teaching and tests (its warning says so).
         diagnostics: Also return per-client figures (NOT covered by epsilon).
         accountant: Calibrates the noise and reports epsilon: ``None`` (default) picks the one
             that bounds the noise (``"discrete"`` for exact noise, ``"pld"`` for float);
@@ -342,7 +346,8 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
             f"give target_epsilon or noise_multiplier, not both, got target_epsilon="
             f"{target_epsilon} and noise_multiplier={noise_multiplier}.")
     target_delta = v.check_open_unit("target_delta", target_delta)
-    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
+    if randomness is not None:
+        randomness = schedule.resolve_randomness(randomness)
     placement = aggregation.NoisePlacement.parse(noise_placement)
     accountant = accounting.accountant_for_noise(accountant, aggregation.check_noise(noise))
     local = placement is aggregation.NoisePlacement.LOCAL
@@ -350,8 +355,9 @@ def run_experiment(client_datasets: Sequence[tuple[np.ndarray, np.ndarray]],
         raise ValueError("noise_placement='local' needs target_epsilon or noise_multiplier, got "
                          "neither (a non-private run adds no noise anywhere).")
     private = target_epsilon is not None or noise_multiplier is not None
-    randomness = (schedule.PrivateRandomness.reproducible(seed, warn=private)
-                  if reproducible_noise or not private else schedule.PrivateRandomness.secret())
+    if randomness is None:  # a non-private run's sampling is public: it follows the seed
+        randomness = (schedule.PrivateRandomness.secret() if private
+                      else schedule.PrivateRandomness.reproducible(seed, warn=False))
     accountant_seconds = 0.0
     if target_epsilon is not None:
         tic = time.perf_counter()

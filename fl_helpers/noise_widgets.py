@@ -10,7 +10,7 @@ import ipywidgets
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
-from fl_helpers import plotting, widgets
+from fl_helpers import plotting, schedule, widgets
 
 # --------------------------------------------------------------------------------------------
 # Notebook 01: the distribution of noisy answers as epsilon, sensitivity and mechanism change.
@@ -63,7 +63,7 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
     absolute error) and redraws :func:`fl_helpers.plotting.plot_noisy_answer_distribution` with
     ``num_samples`` fresh noisy answers from :func:`fl_helpers.privacy.laplace_mechanism` or
     :func:`fl_helpers.privacy.gaussian_mechanism`. Their noise is drawn with
-    ``reproducible_rng=np.random.default_rng(seed)`` (same ``seed`` every time, so only the
+    ``randomness=PrivateRandomness.reproducible(seed)`` (same ``seed`` every time, so only the
     settings change the picture): reproducible, hence *not* a private release -- it is a picture
     of the distribution, not an answer to publish. With ``neighbour_answer`` the plot also shows
     the density on the neighbouring dataset, so the reader sees how hard the two are to tell
@@ -136,12 +136,13 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
         kwargs = {"sensitivity": sensitivity_slider.value, "epsilon": epsilon_slider.value}
         if kind == "gaussian":
             kwargs["delta"] = delta_slider.value
-        rng = np.random.default_rng(seed)  # reproducible picture, not a private release
+        # A reproducible picture, not a private release.
+        randomness = schedule.PrivateRandomness.reproducible(seed, warn=False)
         truth = np.full(num_samples, true_answer)
         if kind == "laplace":
-            samples = privacy.laplace_mechanism(truth, reproducible_rng=rng, **kwargs)
+            samples = privacy.laplace_mechanism(truth, randomness=randomness, **kwargs)
         else:
-            samples = privacy.gaussian_mechanism(truth, reproducible_rng=rng, **kwargs)
+            samples = privacy.gaussian_mechanism(truth, randomness=randomness, **kwargs)
         with panel.failures_shown():
             fig = Figure(figsize=(7.0, 3.2))
             ax = fig.subplots()

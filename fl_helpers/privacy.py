@@ -76,11 +76,13 @@ empirical audit and the Mironov replay.
 
 Randomness: secret by default
 -----------------------------
-By default the noise comes from the operating system's entropy (:mod:`secrets`), so nobody can
-regenerate it. Passing ``reproducible_rng=np.random.default_rng(seed)`` draws the *same* exact
-sampler's random bits from that generator instead: the output is reproducible, for teaching and
-tests, and it is **not private** against anyone who knows or can guess the seed (they can
-subtract the noise). The name says so on purpose.
+By default the noise comes from the operating system's entropy (a fresh
+``schedule.PrivateRandomness.secret()``: a ChaCha20 stream keyed with 128 secret bits), so nobody
+can regenerate it. Passing ``randomness=schedule.PrivateRandomness.reproducible(seed)`` draws the
+*same* exact sampler's random bits from ``np.random.default_rng(seed)`` instead (one generator
+that successive releases with the same object continue): the output is reproducible, for
+teaching and tests, and it is **not private** against anyone who knows or can guess the seed
+(they can subtract the noise); ``reproducible`` warns so.
 
 Plus the plain functions the notebook widget and the tests share (:func:`noise_scale`,
 :func:`noise_pdf`, :func:`expected_absolute_error`, :func:`error_interval_half_width`,
@@ -94,7 +96,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import secrets
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -103,6 +104,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from fl_helpers import _validation as v
+from fl_helpers import schedule
 
 #: The mechanisms :func:`noise_scale` and friends know, by the name the widget uses.
 MECHANISMS: tuple[str, ...] = ("laplace", "gaussian")
@@ -205,57 +207,16 @@ def _check_value(value: Any, name: str = "value") -> np.ndarray:
     return array
 
 
-def _check_reproducible_rng(value: Any) -> np.random.Generator | None:
-    if value is None:
-        return None
-    if not isinstance(value, np.random.Generator):
+def _bits(randomness: Any) -> schedule._Bits:
+    """The bits of one release: secret (a fresh ``PrivateRandomness.secret()``) by default."""
+    if randomness is None:
+        return schedule.PrivateRandomness.secret()._mechanism_bits()
+    if not isinstance(randomness, schedule.PrivateRandomness):
         raise TypeError(
-            "reproducible_rng must be None (secret noise from OS entropy, the private default) "
-            f"or a numpy.random.Generator (reproducible, NOT private), got "
-            f"{type(value).__name__} {value!r}.")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Exact samplers (Canonne, Kamath & Steinke 2020, Algorithms 1-3)
-# --------------------------------------------------------------------------------------------
-
-class _SecretBits:
-    """Uniform integers from the operating system's entropy (``secrets``)."""
-
-    @staticmethod
-    def below(n: int) -> int:
-        return secrets.randbelow(n)
-
-
-class _GeneratorBits:
-    """Uniform integers from a numpy Generator's bytes: reproducible, not secret."""
-
-    _CHUNK = 1 << 14
-
-    def __init__(self, rng: np.random.Generator):
-        self._rng = rng
-        self._pool = b""
-        self._position = 0
-
-    def _take(self, num_bytes: int) -> bytes:
-        if self._position + num_bytes > len(self._pool):
-            self._pool = self._pool[self._position:] + self._rng.bytes(
-                max(self._CHUNK, num_bytes))
-            self._position = 0
-        start = self._position
-        self._position += num_bytes
-        return self._pool[start:self._position]
-
-    def below(self, n: int) -> int:
-        if n == 1:
-            return 0
-        bits = (n - 1).bit_length()
-        num_bytes = (bits + 7) // 8
-        while True:  # rejection: exactly uniform on {0, ..., n - 1}
-            draw = int.from_bytes(self._take(num_bytes), "little") >> (8 * num_bytes - bits)
-            if draw < n:
-                return draw
+            "randomness must be None (secret noise from OS entropy, the private default) or a "
+            "PrivateRandomness (PrivateRandomness.reproducible(seed): reproducible, NOT "
+            f"private), got {type(randomness).__name__} {v._fmt(randomness)}.")
+    return randomness._mechanism_bits()
 
 
 def _bernoulli_exp_minus_at_most_1(numerator: int, denominator: int, bits) -> bool:
@@ -519,15 +480,14 @@ def _release(array: np.ndarray, granularity: float, draw, scale: float) -> np.nd
     return out.reshape(array.shape)
 
 
-def _value_and_bits(value: Any, reproducible_rng: Any) -> tuple[np.ndarray, Any]:
-    """The checked value and the source of random bits: secret unless a Generator is given."""
-    rng = _check_reproducible_rng(reproducible_rng)
-    array = _check_value(value)
-    return array, (_SecretBits() if rng is None else _GeneratorBits(rng))
+def _value_and_bits(value: Any, randomness: Any) -> tuple[np.ndarray, Any]:
+    """The checked value and the source of random bits: secret unless reproducible is asked."""
+    bits = _bits(randomness)
+    return _check_value(value), bits
 
 
 def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon: float,
-                      reproducible_rng: np.random.Generator | None = None
+                      randomness: schedule.PrivateRandomness | None = None
                       ) -> float | np.ndarray:
     """Releases ``value`` with epsilon-DP: exact discrete Laplace noise on a fine grid.
 
@@ -542,10 +502,10 @@ def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon:
         value: The exact answer: a real number or a numpy array of them.
         sensitivity: L1 sensitivity of the whole (vector) query, >= 0.
         epsilon: Privacy parameter, > 0.
-        reproducible_rng: ``None`` (default): secret noise from OS entropy, the private mode.
-            A ``numpy.random.Generator``: the same sampler fed by that generator, reproducible
-            and **not private** against anyone who knows the seed -- for stored notebook outputs
-            and tests only.
+        randomness: ``None`` (default): secret noise from OS entropy, the private mode.
+            ``schedule.PrivateRandomness.reproducible(seed)``: the same sampler fed by
+            ``np.random.default_rng(seed)``, reproducible and **not private** against anyone who
+            knows the seed -- for stored notebook outputs and tests only.
 
     Returns:
         A float if ``value`` is a scalar, otherwise a float64 array of the same shape.
@@ -553,12 +513,12 @@ def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon:
     Raises:
         ValueError: If ``sensitivity`` < 0, ``epsilon`` <= 0, either is not finite, ``value``
             holds NaN or inf, or the result overflows float64.
-        TypeError: If ``reproducible_rng`` is not ``None`` or a Generator, or ``value`` is not
+        TypeError: If ``randomness`` is not ``None`` or a ``PrivateRandomness``, or ``value`` is not
             numeric.
     """
     sensitivity = _non_negative("sensitivity", sensitivity)
     epsilon = _positive("epsilon", epsilon)
-    array, bits = _value_and_bits(value, reproducible_rng)
+    array, bits = _value_and_bits(value, randomness)
     if sensitivity == 0 or array.size == 0:
         return float(array) if array.ndim == 0 else array.copy()
     spec = laplace_mechanism_spec(sensitivity=sensitivity, epsilon=epsilon, size=array.size)
@@ -570,7 +530,7 @@ def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon:
 
 
 def gaussian_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon: float,
-                       delta: float, reproducible_rng: np.random.Generator | None = None
+                       delta: float, randomness: schedule.PrivateRandomness | None = None
                        ) -> float | np.ndarray:
     """Releases ``value`` with (epsilon, delta)-DP: exact discrete Gaussian noise on a fine grid.
 
@@ -587,8 +547,8 @@ def gaussian_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon
         sensitivity: L2 sensitivity of the whole (vector) query, >= 0.
         epsilon: Privacy parameter, > 0.
         delta: Privacy parameter in (0, 1).
-        reproducible_rng: ``None`` (default): secret noise from OS entropy, the private mode.
-            A ``numpy.random.Generator``: reproducible and **not private** (see
+        randomness: ``None`` (default): secret noise from OS entropy, the private mode.
+            ``PrivateRandomness.reproducible(seed)``: reproducible and **not private** (see
             :func:`laplace_mechanism`).
 
     Returns:
@@ -596,13 +556,13 @@ def gaussian_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon
 
     Raises:
         ValueError: If an argument is outside its range or not finite, or ``value`` holds NaN/inf.
-        TypeError: If ``reproducible_rng`` is not ``None`` or a Generator, or ``value`` is not
+        TypeError: If ``randomness`` is not ``None`` or a ``PrivateRandomness``, or ``value`` is not
             numeric.
     """
     sensitivity = _non_negative("sensitivity", sensitivity)
     epsilon = _positive("epsilon", epsilon)
     delta = _open_unit("delta", delta)
-    array, bits = _value_and_bits(value, reproducible_rng)
+    array, bits = _value_and_bits(value, randomness)
     if sensitivity == 0 or array.size == 0:
         return float(array) if array.ndim == 0 else array.copy()
     spec = gaussian_mechanism_spec(sensitivity=sensitivity, epsilon=epsilon, delta=delta,
@@ -1078,11 +1038,6 @@ def noisy_answer_summary(true_answer: float, mechanism: str, *, sensitivity: flo
 # probability is a rational number or exp(-rational), drawn with the bits above.
 # --------------------------------------------------------------------------------------------
 
-def _bits(reproducible_rng: Any) -> Any:
-    rng = _check_reproducible_rng(reproducible_rng)
-    return _SecretBits() if rng is None else _GeneratorBits(rng)
-
-
 def _truth_probability(value: Any) -> float:
     p = _real("truth_probability", value)
     if not 0.5 < p < 1:
@@ -1134,7 +1089,7 @@ def _check_bits(name: str, value: Any) -> np.ndarray:
 
 
 def randomized_response(answers: np.ndarray, *, truth_probability: float,
-                        reproducible_rng: np.random.Generator | None = None) -> np.ndarray:
+                        randomness: schedule.PrivateRandomness | None = None) -> np.ndarray:
     """Each person's yes/no answer, kept with probability ``p`` and flipped otherwise.
 
     Randomized response (S. L. Warner, "Randomized Response: A Survey Technique for Eliminating
@@ -1150,9 +1105,9 @@ def randomized_response(answers: np.ndarray, *, truth_probability: float,
         answers: The true bits, a non-empty 1-D array of 0/1 integers or booleans (one person
             each).
         truth_probability: ``p`` in (0.5, 1), the probability of reporting the truth.
-        reproducible_rng: ``None`` (default): secret coins from OS entropy, the private mode.
-            A ``numpy.random.Generator``: reproducible and **not private** against anyone who
-            knows the seed -- for stored notebook outputs and tests only.
+        randomness: ``None`` (default): secret coins from OS entropy, the private mode.
+            ``PrivateRandomness.reproducible(seed)``: reproducible and **not private** against
+            anyone who knows the seed -- for stored notebook outputs and tests only.
 
     Returns:
         The reports, an int64 array of 0s and 1s of the same length.
@@ -1161,11 +1116,11 @@ def randomized_response(answers: np.ndarray, *, truth_probability: float,
         ValueError: If ``answers`` is empty, not 1-D or holds values other than 0 and 1, or
             ``truth_probability`` is not in (0.5, 1).
         TypeError: If ``answers`` is not an integer or boolean array, ``truth_probability`` not
-            a real number, or ``reproducible_rng`` neither ``None`` nor a Generator.
+            a real number, or ``randomness`` neither ``None`` nor a ``PrivateRandomness``.
     """
     truth = _check_bits("answers", answers)
     p = Fraction(_truth_probability(truth_probability))
-    bits = _bits(reproducible_rng)
+    bits = _bits(randomness)
     keep = np.array([bits.below(p.denominator) < p.numerator for _ in range(truth.size)])
     return np.where(keep, truth, 1 - truth).astype(np.int64)
 
@@ -1262,7 +1217,7 @@ def _exponential_scale(sensitivity: Any, epsilon: Any) -> Fraction:
 
 
 def exponential_mechanism(scores: np.ndarray, *, sensitivity: float, epsilon: float,
-                          reproducible_rng: np.random.Generator | None = None) -> int:
+                          randomness: schedule.PrivateRandomness | None = None) -> int:
     """Chooses an index with probability proportional to ``exp(epsilon score / (2 sensitivity))``.
 
     The exponential mechanism (McSherry & Talwar 2007, "Mechanism Design via Differential
@@ -1278,9 +1233,9 @@ def exponential_mechanism(scores: np.ndarray, *, sensitivity: float, epsilon: fl
         scores: One finite score per candidate (higher is better), a non-empty 1-D array.
         sensitivity: How much any score can move between neighbours, > 0.
         epsilon: Privacy parameter, > 0.
-        reproducible_rng: ``None`` (default): secret randomness, the private mode. A
-            ``numpy.random.Generator``: reproducible and **not private** -- for stored notebook
-            outputs and tests only.
+        randomness: ``None`` (default): secret randomness, the private mode.
+            ``PrivateRandomness.reproducible(seed)``: reproducible and **not private** -- for
+            stored notebook outputs and tests only.
 
     Returns:
         The chosen index (an int in ``[0, len(scores))``).
@@ -1292,7 +1247,7 @@ def exponential_mechanism(scores: np.ndarray, *, sensitivity: float, epsilon: fl
     """
     array = _check_scores("scores", scores)
     scale = _exponential_scale(sensitivity, epsilon)
-    bits = _bits(reproducible_rng)
+    bits = _bits(randomness)
     return _exponential_choice([Fraction(s) for s in array.tolist()], scale, bits)
 
 
@@ -1324,7 +1279,7 @@ def exponential_mechanism_probabilities(scores: np.ndarray, *, sensitivity: floa
 
 
 def private_quantile(values: np.ndarray, *, quantile: float, candidates: np.ndarray,
-                     epsilon: float, reproducible_rng: np.random.Generator | None = None
+                     epsilon: float, randomness: schedule.PrivateRandomness | None = None
                      ) -> float:
     """An epsilon-DP ``quantile`` of ``values``, chosen from a public grid of ``candidates``.
 
@@ -1344,9 +1299,9 @@ def private_quantile(values: np.ndarray, *, quantile: float, candidates: np.ndar
         quantile: In (0, 1); 0.5 is the median.
         candidates: The public grid, a 1-D strictly increasing array of finite reals.
         epsilon: Privacy parameter, > 0.
-        reproducible_rng: ``None`` (default): secret randomness, the private mode. A
-            ``numpy.random.Generator``: reproducible and **not private** -- for stored notebook
-            outputs and tests only.
+        randomness: ``None`` (default): secret randomness, the private mode.
+            ``PrivateRandomness.reproducible(seed)``: reproducible and **not private** -- for
+            stored notebook outputs and tests only.
 
     Returns:
         The chosen candidate (a float).
@@ -1362,7 +1317,7 @@ def private_quantile(values: np.ndarray, *, quantile: float, candidates: np.ndar
         raise ValueError("candidates must be strictly increasing, got a grid that is not.")
     q = Fraction(_open_unit("quantile", quantile))
     scale = _exponential_scale(1.0, epsilon)
-    bits = _bits(reproducible_rng)
+    bits = _bits(randomness)
     counts = np.searchsorted(np.sort(data), grid, side="right").tolist()  # #{x_i <= g}
     target = q * data.size
     scores = [-abs(count - target) for count in counts]

@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation, discrete_noise, widgets
+from fl_helpers import accounting, aggregation, schedule, widgets
 
 #: Target quantiles offered by :func:`adaptive_clipping_explorer`.
 QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -108,13 +108,14 @@ def replay_adaptive_clipping(update_norms: Sequence[np.ndarray], *,
     count_stddev = v.check_non_negative("count_stddev", count_stddev)
     expected_clients = v.check_positive("expected_clients", expected_clients)
     seed = v.check_int("seed", seed, minimum=0)
-    source = discrete_noise.NoiseSource.reproducible(seed, warn=False) if count_stddev else None
+    randomness = schedule.PrivateRandomness.reproducible(seed, warn=False) if count_stddev \
+        else None
     norm = float(settings.initial_clipping_norm)
     used, targets, fractions = [], [], []
     for norms in rounds:
         fraction = aggregation.noised_unclipped_fraction(
             norms, clipping_norm=norm, count_stddev=count_stddev,
-            expected_clients=expected_clients, source=source)
+            expected_clients=expected_clients, randomness=randomness)
         used.append(norm)
         targets.append(float(np.quantile(norms, settings.target_quantile)))
         fractions.append(fraction)

@@ -29,6 +29,13 @@ from :meth:`PrivateRandomness.noise_rng` is float32 and added in floating point,
 through rounding (Mironov 2012, "On significance of the least significant bits for differential
 privacy"; ``audit.float_noise_proofs``); exact noise (DP-FedAvg's ``noise="exact"``) draws
 integers from :meth:`PrivateRandomness.noise_key` instead (:mod:`fl_helpers.discrete_noise`).
+
+The randomness contract of the whole package: :class:`PrivateRandomness` is the one type of
+private randomness a caller makes, every public function that draws DP noise or a private
+sample takes it as ``randomness=`` (``None``: a fresh secret one), and every exact sampler
+(:mod:`fl_helpers.discrete_noise`'s vectorised discrete Gaussian, :mod:`fl_helpers.privacy`'s
+scalar mechanisms) reads its bits through one private bit source, :class:`_Bits`, that only a
+:class:`PrivateRandomness` hands out.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from fl_helpers import _validation as v
 
@@ -293,37 +301,130 @@ def warn_reproducible(seed: int, what: str) -> None:
         "Use it for teaching and tests only.", UserWarning, stacklevel=3)
 
 
-def resolve_randomness(randomness: Any, reproducible_noise_seed: Any, *, warning: str
-                       ) -> PrivateRandomness:
-    """A private run's randomness from its two parameters, checked: ``randomness`` if given,
-    else a reproducible one from ``reproducible_noise_seed`` (with a ``UserWarning``), else a
-    fresh secret one (OS entropy, never stored).
+def resolve_randomness(randomness: Any) -> PrivateRandomness:
+    """A private run's randomness, checked: ``randomness`` if given, else a fresh secret one
+    (OS entropy, never stored).
 
     Args:
         randomness: A :class:`PrivateRandomness` or ``None``.
-        reproducible_noise_seed: An integer >= 0 or ``None``; not both.
-        warning: The warning for a seeded run, ``{seed}`` standing for the seed, e.g.
-            ``"reproducible_noise_seed={seed}: the noise can be regenerated ..."``.
 
     Raises:
-        TypeError, ValueError: ``randomness`` is not a :class:`PrivateRandomness`, both are
-            given, or the seed is not an integer >= 0.
+        TypeError: ``randomness`` is neither (the message names the one not-private spelling).
     """
-    if not isinstance(warning, str):
-        raise TypeError(f"warning must be a string, got {type(warning).__name__} "
-                        f"{v._fmt(warning)}.")
-    if randomness is not None:
-        if not isinstance(randomness, PrivateRandomness):
-            raise TypeError("randomness must be a PrivateRandomness or None, got "
-                            f"{type(randomness).__name__}.")
-        if reproducible_noise_seed is not None:
-            raise ValueError("pass reproducible_noise_seed or randomness, not both.")
-        return randomness
-    if reproducible_noise_seed is None:
+    if randomness is None:
         return PrivateRandomness.secret()  # OS entropy, never stored
-    seed = v.check_int("reproducible_noise_seed", reproducible_noise_seed, minimum=0)
-    warnings.warn(warning.format(seed=seed), UserWarning, stacklevel=3)
-    return PrivateRandomness.reproducible(seed, warn=False)
+    if not isinstance(randomness, PrivateRandomness):
+        raise TypeError(
+            "randomness must be a PrivateRandomness or None (secret), got "
+            f"{type(randomness).__name__} {v._fmt(randomness)}. For a reproducible, NOT private "
+            "run pass randomness=PrivateRandomness.reproducible(seed).")
+    return randomness
+
+
+def _chacha20(key: bytes) -> Any:
+    """A ChaCha20 keystream generator (RFC 8439; all-zero nonce: every key here serves one
+    stream): the course's one stream cipher, under :class:`_Bits` and secure aggregation's
+    masks."""
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
+
+
+class _Bits:
+    """The one bit source under the course's exact samplers: a private view of a
+    :class:`PrivateRandomness`, never made by a caller.
+
+    Uniform bytes from a ChaCha20 keystream (RFC 8439; all-zero nonce, one stream per key) or,
+    for notebook 01's mechanisms, from the bytes of a numpy generator (read 16 KiB at a time, the
+    rest of a block dropped when the release is done). On them: uniform 64-bit words and exact
+    uniform integers below a bound, vectorised (:mod:`fl_helpers.discrete_noise`'s sampler) or one
+    Python integer of any size at a time (:mod:`fl_helpers.privacy`'s scalar samplers), both by
+    rejection, so exactly uniform.
+    """
+
+    __slots__ = ("_cipher", "_rng", "_pool", "_position")
+    _CHUNK = 1 << 14
+
+    def __init__(self, *, _cipher: Any = None, _rng: np.random.Generator | None = None) -> None:
+        self._cipher = _cipher
+        self._rng = _rng
+        self._pool = b""
+        self._position = 0
+
+    @classmethod
+    def _from_key(cls, key: bytes) -> _Bits:
+        return cls(_cipher=_chacha20(key))
+
+    @classmethod
+    def _from_generator(cls, rng: np.random.Generator) -> _Bits:
+        return cls(_rng=rng)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the bits of a PrivateRandomness cannot be pickled or copied.")
+
+    def _take(self, num_bytes: int) -> bytes:
+        if self._cipher is not None:
+            return self._cipher.update(bytes(num_bytes))
+        assert self._rng is not None
+        if self._position + num_bytes > len(self._pool):
+            self._pool = self._pool[self._position:] + self._rng.bytes(
+                max(self._CHUNK, num_bytes))
+            self._position = 0
+        start = self._position
+        self._position += num_bytes
+        return self._pool[start:self._position]
+
+    def below(self, n: int) -> int:
+        """One uniform integer in ``0 .. n - 1`` (``n`` >= 1, any size), by rejection."""
+        if n == 1:
+            return 0
+        bits = (n - 1).bit_length()
+        num_bytes = (bits + 7) // 8
+        while True:  # rejection: exactly uniform on {0, ..., n - 1}
+            draw = int.from_bytes(self._take(num_bytes), "little") >> (8 * num_bytes - bits)
+            if draw < n:
+                return draw
+
+    def words(self, size: int) -> np.ndarray:
+        """``size`` uniform uint64 words."""
+        return np.frombuffer(self._take(8 * size), dtype="<u8").copy()
+
+    def below_array(self, bounds: np.ndarray) -> np.ndarray:
+        """One uniform integer in ``0 .. bounds[i] - 1`` per entry (bounds in 1..2^63 - 1).
+
+        A word ``w`` is kept if ``w >= 2^64 mod n``: the kept range has a multiple of ``n``
+        values, so ``w mod n`` is exactly uniform.
+        """
+        bounds = np.asarray(bounds, dtype=np.uint64)
+        if bounds.size and bounds.min() == bounds.max():  # one bound: scalar arithmetic
+            return self.below_one(int(bounds.flat[0]), bounds.shape)
+        out = np.empty(bounds.shape, dtype=np.uint64)
+        todo = np.arange(bounds.size)
+        flat = bounds.reshape(-1)
+        result = out.reshape(-1)
+        while todo.size:
+            n = flat[todo]
+            w = self.words(todo.size)
+            keep = w >= (np.uint64(0) - n) % n
+            result[todo[keep]] = w[keep] % n[keep]
+            todo = todo[~keep]
+        return out
+
+    def below_one(self, bound: int, shape: tuple[int, ...]) -> np.ndarray:
+        """:meth:`below_array` with every bound equal to ``bound`` (the same rejection rule)."""
+        n = np.uint64(bound)
+        smallest = np.uint64((2**64 - bound) % bound)  # keep w >= 2^64 mod n
+        size = math.prod(shape)
+        out = np.empty(size, dtype=np.uint64)
+        filled = 0
+        while filled < size:
+            w = self.words(size - filled)
+            kept = w[w >= smallest] % n
+            out[filled:filled + kept.size] = kept
+            filled += kept.size
+        return out.reshape(shape)
+
+    def uniform(self, size: int) -> np.ndarray:
+        """``size`` floats in [0, 1) with 53 random bits each (for stochastic rounding)."""
+        return (self.words(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 class PrivateRandomness:
@@ -347,15 +448,31 @@ class PrivateRandomness:
 
     A reproducible object is exempt from these rules (its noise is already public to anyone
     who knows the seed), so that tests and notebooks can replay it for parity checks.
+
+    Its streams, each derived in one way from the secret (or, when reproducible, the seed ``s``):
+
+    ============================== ====================================================
+    round ``t``'s client sampling   ``default_rng(SeedSequence([s, t, "Sample" tag]))``
+    round ``t``'s float noise       ``default_rng(SeedSequence([s, t, "Noise" tag]))``
+    round ``t``'s exact noise       ChaCha20 keyed ``SHA-256("fl-course exact noise|s|t")``
+    exact noise without a round     ChaCha20 keyed ``SHA-256("fl-course noise seed s")``,
+                                    continued by every call (secure aggregation, counts)
+    notebook 01's mechanisms        reproducible: the bytes of ``default_rng(s)``, continued
+                                    by every release; secret: the ChaCha20 stream above
+    party ``h`` in round ``t``      ``default_rng([s, t, h, "Noise" tag])`` (cross-silo
+                                    DP-SGD: every hospital's process derives its own)
+    ============================== ====================================================
     """
 
-    __slots__ = ("_entropy", "_seed", "_noise_drawn", "_claimed_by")
+    __slots__ = ("_entropy", "_seed", "_noise_drawn", "_claimed_by", "_release", "_stream")
 
     def __init__(self, *, _entropy: int, _seed: int | None) -> None:
         self._entropy = _entropy
         self._seed = _seed
-        self._noise_drawn: set[int] = set()
+        self._noise_drawn: set[Any] = set()
         self._claimed_by: str | None = None
+        self._release: _Bits | None = None
+        self._stream: np.random.Generator | None = None
 
     @classmethod
     def secret(cls) -> PrivateRandomness:
@@ -429,27 +546,67 @@ class PrivateRandomness:
         Raises:
             NoiseReuseError: A secret object asked twice for the same round's noise.
         """
-        self._take_noise(round_index)
+        self._take_noise(int(round_index))
         return np.random.default_rng(self._sequence(round_index, _NOISE_STREAM))
 
     def noise_key(self, round_index: int) -> bytes:
-        """Round ``round_index``'s 32-byte key for exact integer noise (a ChaCha20 key, see
-        :class:`fl_helpers.discrete_noise.NoiseSource`), derived with SHA-256 from the secret
-        (or the seed) and the round. One round's noise, like :meth:`noise_rng`'s: a secret
-        object hands it out once (:class:`NoiseReuseError`), whichever of the two is asked.
+        """Round ``round_index``'s 32-byte key for exact integer noise (the ChaCha20 key of the
+        bits :func:`fl_helpers.discrete_noise.discrete_gaussian` draws with ``round_index``),
+        derived with SHA-256 from the secret (or the seed) and the round. One round's noise,
+        like :meth:`noise_rng`'s: a secret object hands it out once (:class:`NoiseReuseError`),
+        whichever of the two is asked.
         """
-        self._take_noise(round_index)
+        self._take_noise(int(round_index))
         material = f"fl-course exact noise|{self._entropy}|{int(round_index)}".encode()
         return hashlib.sha256(material).digest()
 
-    def _take_noise(self, round_index: int) -> None:
+    def _take_noise(self, key: Any, label: str | None = None) -> None:
         if self._seed is None:
-            if round_index in self._noise_drawn:
+            if key in self._noise_drawn:
                 raise NoiseReuseError(
-                    f"the noise of round {round_index} was already drawn from this "
+                    f"the noise of {label or f'round {key}'} was already drawn from this "
                     "PrivateRandomness; it is never handed out twice (two releases with the same "
                     "noise cancel it). Use a fresh PrivateRandomness.secret() for a new release.")
-            self._noise_drawn.add(int(round_index))
+            self._noise_drawn.add(key)
+
+    # The private views below are the only way the samplers reach the randomness: one bit
+    # source (:class:`_Bits`) and the numpy streams, each derived from the secret (or the seed)
+    # in one documented way, so that a seed gives the draws it always gave.
+
+    def _exact_bits(self, round_index: int | None = None) -> _Bits:
+        """Exact noise's bits: round ``round_index``'s (ChaCha20 keyed with :meth:`noise_key`,
+        a secret object hands it out once) or, without a round, the object's one release stream
+        (ChaCha20 keyed with SHA-256 of ``"fl-course noise seed {seed}"``), which every call
+        continues, so that it never repeats."""
+        if round_index is not None:
+            return _Bits._from_key(self.noise_key(round_index))
+        if self._release is None:
+            key = hashlib.sha256(f"fl-course noise seed {self._entropy}".encode()).digest()
+            self._release = _Bits._from_key(key)
+        return self._release
+
+    def _mechanism_bits(self) -> _Bits:
+        """The bits of one release of notebook 01's scalar mechanisms: for a reproducible object,
+        the bytes of ``np.random.default_rng(seed)`` (one generator that every release continues;
+        a release's unused bytes are dropped); for a secret one, the ChaCha20 release stream of
+        :meth:`_exact_bits` (a cryptographic stream, so the mechanism's outputs cannot reveal
+        the noise of the next)."""
+        if self._seed is None:
+            return self._exact_bits()
+        if self._stream is None:
+            self._stream = np.random.default_rng(self._seed)
+        return _Bits._from_generator(self._stream)
+
+    def _party_rng(self, round_index: int, party: int) -> np.random.Generator:
+        """Party ``party``'s sampling and noise in round ``round_index`` (a hospital of the
+        cross-silo deployment): ``np.random.default_rng([seed, t, party, tag])``, independent
+        for every (round, party); a secret object hands each out once. Every process of a
+        deployment derives its own from the same object's description: from the seed when
+        reproducible, and from its own secret (never shared) when secret."""
+        self._take_noise(("party", int(round_index), int(party)),
+                         f"round {round_index} for party {party}")
+        return np.random.default_rng([self._entropy, int(round_index), int(party),
+                                      _NOISE_STREAM])
 
     def poisson_schedule(self, num_clients: int, *, sampling_probability: float,
                          num_rounds: int) -> list[np.ndarray]:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fl_helpers import _validation as v
-from fl_helpers import discrete_noise
+from fl_helpers import discrete_noise, schedule
 
 #: The prime of the Shamir field: 2^130 - 5 (the Poly1305 prime); every secret is 16 bytes.
 FIELD_PRIME = 2**130 - 5
@@ -101,7 +101,7 @@ def _check_round_tag(round_tag: Any) -> bytes:
 
 def _prg(seed: bytes, size: int, bits: int) -> np.ndarray:
     width = 4 if bits <= 32 else 8
-    stream = discrete_noise._chacha20(_derive(seed, "mask")).update(bytes(width * size))
+    stream = schedule._chacha20(_derive(seed, "mask")).update(bytes(width * size))
     words = np.frombuffer(stream, dtype="<u4" if width == 4 else "<u8").astype(np.uint64)
     return words & np.uint64(2**bits - 1)
 

@@ -911,7 +911,7 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
                   engine: str | Engine = "auto", initial_weights: Weights | None = None,
                   noise_placement: str | aggregation.NoisePlacement = "central",
                   server_optimizer: aggregation.ServerOptimizer | None = None,
-                  reproducible_noise: bool = False, diagnostics: bool = False,
+                  diagnostics: bool = False,
                   randomness: schedule.PrivateRandomness | None = None,
                   client_hook: faults.ClientHook | None = None,
                   deadline_seconds: float | None = None,
@@ -941,7 +941,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     notebook 06, removes that trust). With ``noise_placement="local"`` no server is trusted:
     every client noises its own report, and the epsilon is the busiest client's own, for the
     replace-one relation. Not covered: anything in :class:`Diagnostics`, the choice of
-    hyperparameters on the same data, and runs with ``reproducible_noise=True``.
+    hyperparameters on the same data, and runs with
+    ``randomness=PrivateRandomness.reproducible(seed)``.
 
     Args:
         model_fn: Builds the model; its initial weights are the start unless ``initial_weights``.
@@ -965,8 +966,8 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
             epsilon is accounted for ``z``.
         server_learning_rate: ``eta_s`` > 0 of the default server optimizer (1 = averaging).
         test_data: ``(x_test, y_test)`` evaluated after every round, or ``None``.
-        seed: Integer >= 0 fixing the clients' batches (and, only with ``reproducible_noise``,
-            the noise and sampling).
+        seed: Integer >= 0 fixing the clients' batches (public; the noise and the client
+            sampling come from ``randomness``).
         progress: Show a tqdm progress bar.
         target_delta: delta in (0, 1) for the epsilon reported after each round, or ``None``.
         target_epsilon: Privacy budget (> 0; needs ``target_delta``): stop before exceeding it.
@@ -979,13 +980,15 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
         server_optimizer: Default ``aggregation.ServerSGD(server_learning_rate)``; e.g.
             ``aggregation.ServerAdam()`` for DP-FedAdam (noise is added before it: privacy is
             unchanged).
-        reproducible_noise: Derive the noise and the client sampling from ``seed`` (for
-            teaching and tests). The run is then **not private** against anyone who knows the
-            seed; a warning says so and the history records it. Default ``False``: secret.
         diagnostics: Also return per-client figures (:class:`Diagnostics`, NOT covered by
             epsilon; a warning says so).
-        randomness: A :class:`fl_helpers.schedule.PrivateRandomness` to use instead of a fresh
-            one (so a caller can see the schedule first, e.g. for local-DP calibration).
+        randomness: The noise's and the client sampling's
+            :class:`fl_helpers.schedule.PrivateRandomness` (claimed by this run). ``None``
+            (default): a fresh ``PrivateRandomness.secret()``. A caller's own lets it see the
+            schedule first (e.g. for local-DP calibration);
+            ``PrivateRandomness.reproducible(seed)`` derives noise and sampling from a seed (for
+            teaching and tests): the run is then **not private** against anyone who knows the
+            seed; its warning says so and the history records it.
         accountant: ``None`` (default: the one that bounds the noise, ``"discrete"`` for exact
             noise, ``"pld"`` for float), or a name (:class:`fl_helpers.accounting.Accountant`;
             ``"pld"`` and ``"rdp"`` only with float noise, see
@@ -1039,7 +1042,6 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     # Checked also when there is no target_delta.
     accountant = accounting.accountant_for_noise(accountant, noise)
     placement = aggregation.NoisePlacement.parse(noise_placement)
-    reproducible_noise = v.check_flag("reproducible_noise", reproducible_noise)
     diagnostics = v.check_flag("diagnostics", diagnostics)
     progress = v.check_flag("progress", progress)
     faults = _check_fault_options(client_hook, deadline_seconds, checkpoint, checkpoint_every)
@@ -1061,14 +1063,9 @@ def run_dp_fedavg(model_fn: Callable[[], keras.Model],
     elif not isinstance(server_optimizer, aggregation.ServerOptimizer):
         raise TypeError(f"server_optimizer must be a ServerOptimizer, got "
                         f"{type(server_optimizer).__name__}.")
-    if randomness is not None and not isinstance(randomness, schedule.PrivateRandomness):
-        raise TypeError(f"randomness must be a PrivateRandomness or None, got "
-                        f"{type(randomness).__name__}.")
+    randomness = schedule.resolve_randomness(randomness)
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
     seed = v.check_int("seed", seed, minimum=0)
-    if randomness is None:
-        randomness = (schedule.PrivateRandomness.reproducible(seed) if reproducible_noise
-                      else schedule.PrivateRandomness.secret())
     reproducible_noise = randomness.is_reproducible
     if checkpoint is not None and not reproducible_noise and faults["checkpoint_every"] != 1:
         raise ValueError(

@@ -50,11 +50,24 @@ import numpy as np
 from IPython.display import display
 from scipy import optimize, stats
 
-from fl_helpers import accounting, audit, data, plotting, privacy, reproducibility, widgets
+from fl_helpers import (
+    accounting,
+    audit,
+    data,
+    plotting,
+    privacy,
+    reproducibility,
+    schedule,
+    widgets,
+)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
 plotting.use_course_style()
+
+
+def seeded(seed):  # reproducible randomness: NOT private; for stored outputs and checks only
+    return schedule.PrivateRandomness.reproducible(seed, warn=False)
 
 # %% [markdown]
 # ## A query that gives one person away
@@ -157,7 +170,7 @@ NUM_PARITY = 20_000
 scratch_noise = laplace_from_scratch(np.zeros(NUM_PARITY), sensitivity=1.0, epsilon=EPSILON,
                                      rng=np.random.default_rng(2))
 helper_noise = privacy.laplace_mechanism(np.zeros(NUM_PARITY), sensitivity=1.0, epsilon=EPSILON,
-                                         reproducible_rng=np.random.default_rng(2))
+                                         randomness=seeded(2))
 np.testing.assert_allclose(np.mean(np.abs(scratch_noise)), 1.0 / EPSILON, rtol=0.03)
 np.testing.assert_allclose(np.mean(np.abs(helper_noise)), 1.0 / EPSILON, rtol=0.03)
 np.testing.assert_allclose(np.quantile(helper_noise, [0.1, 0.5, 0.9]),
@@ -191,7 +204,7 @@ assert not privacy.mironov_impossible_outputs(naive_outputs, sampler="naive",
                                               **{**replay, "other_input": 0.0}).any()
 helper_outputs = privacy.laplace_mechanism(np.zeros(NUM_ATTACK), sensitivity=1.0,
                                            epsilon=EPSILON,
-                                           reproducible_rng=np.random.default_rng(4))
+                                           randomness=seeded(4))
 helper_impossible = privacy.mironov_impossible_outputs(helper_outputs, sampler="helper",
                                                        **replay)
 
@@ -253,9 +266,9 @@ print(f"epsilon = {spec.epsilon}, delta = {spec.delta}")
 
 # %%
 def audit_laplace(claimed_sensitivity, *, true_shift=3.0, num_draws=100_000, seed=2):
-    audit_rng = np.random.default_rng(seed)
+    audit_randomness = seeded(seed)
     kwargs = {"sensitivity": claimed_sensitivity, "epsilon": claimed,
-              "reproducible_rng": audit_rng}
+              "randomness": audit_randomness}
     outputs_d = privacy.laplace_mechanism(np.zeros(num_draws), **kwargs)
     outputs_d_prime = privacy.laplace_mechanism(np.full(num_draws, true_shift), **kwargs)
     return audit.empirical_epsilon_lower_bound(outputs_d, outputs_d_prime,
@@ -370,7 +383,7 @@ epsilons = np.logspace(-2, 1, 31)
 predicted = [privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=e)
              for e in epsilons]
 simulated = [np.mean(np.abs(privacy.laplace_mechanism(
-    np.zeros(5_000), sensitivity=1.0, epsilon=e, reproducible_rng=np.random.default_rng(7))))
+    np.zeros(5_000), sensitivity=1.0, epsilon=e, randomness=seeded(7))))
     for e in epsilons[::5]]
 gaussian = [privacy.expected_absolute_error("gaussian", sensitivity=1.0, epsilon=e, delta=1e-5)
             for e in epsilons]
@@ -595,7 +608,7 @@ panels = [("exact mean", sevens.mean(axis=0)),
 for e in (0.5, 2.0, 10.0):
     noisy_sum = privacy.gaussian_mechanism(clipped_sum, sensitivity=2 * CLIPPING_NORM,
                                            epsilon=e, delta=DELTA,
-                                           reproducible_rng=np.random.default_rng(6))
+                                           randomness=seeded(6))
     panels.append((f"ε = {e:g}", noisy_sum / len(sevens)))
 fig, axes = plt.subplots(1, len(panels), figsize=(9.0, 2.3))
 for ax, (title, image) in zip(axes, panels, strict=True):
@@ -778,7 +791,7 @@ print(f"z = 1.12, PLD accountant:          epsilon = {eps_tutorial_pld:.3f}")
 
 # %%
 samples = privacy.laplace_mechanism(np.full(2000, float(count_all)), sensitivity=1.0,
-                                    epsilon=EPSILON, reproducible_rng=np.random.default_rng(3))
+                                    epsilon=EPSILON, randomness=seeded(3))
 plotting.plot_noisy_answer_distribution(count_all, "laplace", sensitivity=1.0, epsilon=EPSILON,
                                         samples=samples, neighbour_answer=count_without_alice)
 plt.show()
@@ -850,14 +863,14 @@ print(f"standard error: randomized response {se_rr:.4f}, central Laplace count "
 np.testing.assert_allclose(privacy.randomized_response_estimate(
     reports_scratch, truth_probability=TRUTH_P), share_scratch, rtol=1e-12)
 many = privacy.randomized_response(np.zeros(20_000, dtype=int), truth_probability=TRUTH_P,
-                                   reproducible_rng=np.random.default_rng(22))
+                                   randomness=seeded(22))
 np.testing.assert_allclose(1 - many.mean(), TRUTH_P, atol=4 * math.sqrt(3 / 16 / 20_000))
 surveys = np.array([privacy.randomized_response_estimate(privacy.randomized_response(
-    is_seven, truth_probability=TRUTH_P, reproducible_rng=np.random.default_rng(100 + i)),
+    is_seven, truth_probability=TRUTH_P, randomness=seeded(100 + i)),
     truth_probability=TRUTH_P) for i in range(200)])
 central = privacy.laplace_mechanism(np.full(200, float(is_seven.sum())), sensitivity=1.0,
                                     epsilon=epsilon_rr,
-                                    reproducible_rng=np.random.default_rng(23)) / is_seven.size
+                                    randomness=seeded(23)) / is_seven.size
 fig, ax = plt.subplots(figsize=(6.0, 3.2))
 bins = np.linspace(0.0, 0.25, 51)
 ax.hist(surveys, bins=bins, color="tab:orange", label="randomized response\n(local DP)")
@@ -970,10 +983,10 @@ print(f"worst log ratio with and without Alice: {worst_log_ratio:.3f} <= {EPSILO
 # %%
 np.testing.assert_allclose(privacy.exponential_mechanism_probabilities(
     digit_counts, sensitivity=1.0, epsilon=EPSILON_CHOICE), choice_probs, rtol=1e-12)
-choice_rng = np.random.default_rng(24)
+choice_randomness = seeded(24)
 picks = np.array([privacy.exponential_mechanism(digit_counts, sensitivity=1.0,
                                                 epsilon=EPSILON_CHOICE,
-                                                reproducible_rng=choice_rng)
+                                                randomness=choice_randomness)
                   for _ in range(1000)])
 np.testing.assert_allclose(np.bincount(picks, minlength=10) / 1000, choice_probs, atol=0.05)
 
@@ -1009,10 +1022,10 @@ median_probs = median_weights / median_weights.sum()
 median_scratch = coin_rng.choice(GRID, p=median_probs)  # float sampler: for the lesson only
 np.testing.assert_allclose(privacy.exponential_mechanism_probabilities(
     rank_scores, sensitivity=1.0, epsilon=EPSILON_MEDIAN), median_probs, rtol=1e-9)
-median_rng = np.random.default_rng(25)
+median_randomness = seeded(25)
 medians = np.array([privacy.private_quantile(image_norms, quantile=0.5, candidates=GRID,
                                              epsilon=EPSILON_MEDIAN,
-                                             reproducible_rng=median_rng) for _ in range(100)])
+                                             randomness=median_randomness) for _ in range(100)])
 
 # %% tags=["nbval-check-output"]
 print(f"exact median norm {np.median(image_norms):.3f}")
@@ -1082,23 +1095,23 @@ else:
 # your release with its own (a real release would leave it out, for secret noise).</details>
 
 # %%
-def noisy_histogram(labels, *, epsilon, rng):
+def noisy_histogram(labels, *, epsilon, randomness):
     """Returns the 10 digit counts of `labels` with Laplace noise, epsilon-DP."""
     return None  # replace with your code
 
 
 # %%
-attempt = noisy_histogram(labels, epsilon=1.0, rng=np.random.default_rng(5))
+attempt = noisy_histogram(labels, epsilon=1.0, randomness=seeded(5))
 reference = privacy.laplace_mechanism(np.bincount(labels, minlength=10).astype(float),
                                       sensitivity=1.0, epsilon=1.0,
-                                      reproducible_rng=np.random.default_rng(5))
+                                      randomness=seeded(5))
 if attempt is None:
     print("Complete noisy_histogram, then run this cell again.")
 elif np.shape(attempt) == (10,) and np.allclose(attempt, reference):
     print("Correct: sensitivity 1, one Laplace draw per bin.")
 else:
     print("Not yet. Check the sensitivity (one record changes one bin by one) and call "
-          "privacy.laplace_mechanism once on all 10 counts, with reproducible_rng=rng.")
+          "privacy.laplace_mechanism once on all 10 counts, with randomness=randomness.")
 
 # %% [markdown]
 # ### Exercise 3 ★★★ (design)
@@ -1169,22 +1182,22 @@ else:
 # digit, and what is its sensitivity? Pass `reproducible_rng=rng` for the check.</details>
 
 # %%
-def private_rarest_digit(labels, *, epsilon, rng):
+def private_rarest_digit(labels, *, epsilon, randomness):
     """The least common digit among `labels`, chosen with epsilon-DP."""
     return None  # replace with your code
 
 
 # %%
-attempt = private_rarest_digit(labels, epsilon=0.5, rng=np.random.default_rng(8))
+attempt = private_rarest_digit(labels, epsilon=0.5, randomness=seeded(8))
 reference = privacy.exponential_mechanism(-np.bincount(labels, minlength=10), sensitivity=1.0,
-                                          epsilon=0.5, reproducible_rng=np.random.default_rng(8))
+                                          epsilon=0.5, randomness=seeded(8))
 if attempt is None:
     print("Complete private_rarest_digit, then run this cell again.")
 elif attempt == reference:
     print(f"Correct: scores -count (sensitivity 1); this draw chose {reference}.")
 else:
     print("Not yet: score each digit by minus its count, sensitivity 1, and pass "
-          "reproducible_rng=rng.")
+          "randomness=randomness.")
 
 
 # %% [markdown]
@@ -1199,17 +1212,17 @@ answer_q90 = None  # your release
 
 # %%
 reference = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID,
-                                     epsilon=0.1, reproducible_rng=np.random.default_rng(9))
+                                     epsilon=0.1, randomness=seeded(9))
 if answer_q90 is None:
     print("Set answer_q90, then run this cell again.")
 elif math.isclose(answer_q90, reference):
     print(f"Correct: {reference:.1f} (exact 90th percentile {np.quantile(image_norms, 0.9):.2f}).")
 elif math.isclose(answer_q90, privacy.private_quantile(
         image_norms, quantile=0.1, candidates=GRID, epsilon=0.1,
-        reproducible_rng=np.random.default_rng(9))):
+        randomness=seeded(9))):
     print("Not quite: that is the 10th percentile. quantile is the share at or below.")
 else:
-    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and the seeded generator.")
+    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and randomness=seeded(9).")
 
 
 # %% [markdown]

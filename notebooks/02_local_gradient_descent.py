@@ -708,8 +708,8 @@ for t in range(num_steps):
         rows = gradient_rows(x_client[batch], y_client[batch]).numpy()
         total = discrete_noise.clip_to_integer_grid(rows, clipping_norm=clipping_norm,
                                                     steps=GRID).sum(axis=0)
-    source = discrete_noise.NoiseSource.from_key(randomness.noise_key(t), reproducible=True)
-    noisy = total + discrete_noise.discrete_gaussian(variance, total.size, source=source)
+    noisy = total + discrete_noise.discrete_gaussian(variance, total.size,  # round t's noise
+                                                     randomness=randomness, round_index=t)
     step = noisy * (clipping_norm / GRID) / EXPECTED_BATCH_SIZE   # post-processing from here
     for variable, piece in zip(variables, np.split(step, np.cumsum(sizes)[:-1]), strict=True):
         variable.assign_sub((dp_learning_rate * piece).reshape(variable.shape).astype(np.float32))
@@ -727,7 +727,8 @@ with warnings.catch_warnings(record=True) as caught:
         models.make_softmax_regression(SEED), x_client, y_client,
         noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, sampling_probability=q,
         num_steps=num_steps, learning_rate=dp_learning_rate, target_delta=target_delta,
-        reproducible_noise_seed=SEED, expected_batch_size=EXPECTED_BATCH_SIZE)
+        randomness=schedule.PrivateRandomness.reproducible(SEED),  # NOT private: the check
+        expected_batch_size=EXPECTED_BATCH_SIZE)
 print("notice:", caught[0].message)
 for ours, helpers in zip(dp_model.get_weights(), dp_result.final_weights, strict=True):
     np.testing.assert_allclose(ours, helpers, rtol=1e-5, atol=1e-6)

@@ -222,9 +222,7 @@ GRID = discrete_noise.GRID_STEPS
 integer_total = discrete_noise.clip_to_integer_grid(deltas, clipping_norm=C, steps=GRID).sum(axis=0)
 variance = discrete_noise.exact_variance_at_least((Z_DEMO * GRID) ** 2)
 noise_integers = discrete_noise.discrete_gaussian(variance, integer_total.size,
-                                                  source=discrete_noise.NoiseSource.from_key(
-                                                      demo_randomness.noise_key(0),
-                                                      reproducible=True))
+                                                  randomness=demo_randomness, round_index=0)
 total = integer_total * (C / GRID)  # the clipped sum, on the grid
 noise = noise_integers * (C / GRID)
 
@@ -482,7 +480,7 @@ with warnings.catch_warnings(record=True) as caught:
         lambda: models.make_softmax_regression(seed=SEED), clients, num_rounds=40,
         sampling_probability=SAMPLING_PROBABILITY, clipping_norm=C, noise_multiplier=z,
         test_data=test_data, seed=SEED, progress=False, target_delta=DELTA,
-        target_epsilon=TARGET_EPSILON, reproducible_noise=True,
+        target_epsilon=TARGET_EPSILON, randomness=schedule.PrivateRandomness.reproducible(SEED),
         expected_clients=SAMPLING_PROBABILITY * NUM_CLIENTS, **TRAINING)  # qN: public constants
 print("notice:", str(caught[0].message).split(":")[0], "(not private; for teaching)")
 baseline = experiment.run_experiment(clients, test_data, num_rounds=NUM_ROUNDS,
@@ -540,7 +538,8 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     pooled = dp_sgd.train(pooled_model, x_pool, y_pool, noise_multiplier=z_sgd,
                           clipping_norm=1.0, sampling_probability=q_sgd, num_steps=steps_sgd,
-                          learning_rate=2.0, target_delta=DELTA, reproducible_noise_seed=SEED,
+                          learning_rate=2.0, target_delta=DELTA,
+                          randomness=schedule.PrivateRandomness.reproducible(SEED),
                           expected_batch_size=256)  # q n, public
 print("notice:", str(caught[0].message).split(":")[0], "(not private; for teaching)")
 pooled_accuracy = client.evaluate(pooled_model, None, *test_data)[1]
@@ -648,7 +647,7 @@ with warnings.catch_warnings():
         dp_runs[n] = experiment.run_experiment(
             clients[:n], test_data, num_rounds=NUM_ROUNDS,
             sampling_probability=SAMPLING_PROBABILITY, target_epsilon=TARGET_EPSILON,
-            clipping_norm=C, seed=SEED, reproducible_noise=True,
+            clipping_norm=C, seed=SEED, randomness=schedule.PrivateRandomness.reproducible(SEED),
             expected_clients=SAMPLING_PROBABILITY * n, **TRAINING).history
 
 # %% tags=["nbval-check-output"]
@@ -737,8 +736,8 @@ with warnings.catch_warnings():
     local = experiment.run_experiment(
         clients, test_data, num_rounds=NUM_ROUNDS, sampling_probability=SAMPLING_PROBABILITY,
         target_epsilon=TARGET_EPSILON, clipping_norm=C, seed=SEED, noise_placement="local",
-        reproducible_noise=True, expected_clients=SAMPLING_PROBABILITY * NUM_CLIENTS,
-        **TRAINING)
+        randomness=schedule.PrivateRandomness.reproducible(SEED),
+        expected_clients=SAMPLING_PROBABILITY * NUM_CLIENTS, **TRAINING)
 print(f"epsilon = {TARGET_EPSILON}: central DP {private.test_accuracy[-1]:.1%}, "
       f"local DP {local.final_accuracy:.1%}, non-private {baseline.final_accuracy:.1%}")
 

@@ -48,7 +48,7 @@ from IPython.display import display
 
 from fl_helpers import (accounting, aggregation, client, data, discrete_noise, dp_ftrl,
                         experiment, models, paths, plotting, production_widgets, reporting,
-                        reproducibility, training)
+                        reproducibility, schedule, training)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -289,7 +289,8 @@ with warnings.catch_warnings(record=True) as caught:
             clip_runs[c, seed] = experiment.run_experiment(
                 clients, test_data, num_rounds=NUM_ROUNDS,
                 sampling_probability=SAMPLING_PROBABILITY, target_epsilon=TARGET_EPSILON,
-                clipping_norm=float(c), seed=seed, reproducible_noise=True,
+                clipping_norm=float(c), seed=seed,
+                randomness=schedule.PrivateRandomness.reproducible(seed),
                 expected_clients=SAMPLING_PROBABILITY * 1000, **TRAINING)  # qN: public
 print("notice:", str(caught[0].message).split(":")[0], "(not private; for teaching)")
 clip_acc = np.array([[clip_runs[c, seed].final_accuracy for seed in (0, 1)] for c in grid])
@@ -419,7 +420,7 @@ print(f"{len(norms_by_round)} rounds, {sum(n.size for n in norms_by_round):,} up
 
 
 # %%
-def adaptive_clipping_from_scratch(norms_by_round, *, c0, gamma, eta, sigma_b, qn, source):
+def adaptive_clipping_from_scratch(norms_by_round, *, c0, gamma, eta, sigma_b, qn, randomness):
     """Andrew et al. 2021, Algorithm 1: C_t per round and the final C."""
     c, used = c0, []
     for norms in norms_by_round:
@@ -427,16 +428,17 @@ def adaptive_clipping_from_scratch(norms_by_round, *, c0, gamma, eta, sigma_b, q
         centred = 2 * int(bits.sum()) - bits.size  # 2 * sum_i (b_i - 1/2): integers
         if sigma_b > 0:  # noise of std 2 sigma_b on the doubled sum, exact, never less
             variance = discrete_noise.exact_variance_at_least((2 * sigma_b) ** 2)
-            centred += int(discrete_noise.discrete_gaussian(variance, 1, source=source)[0])
+            centred += int(discrete_noise.discrete_gaussian(variance, 1,
+                                                            randomness=randomness)[0])
         b_bar = centred / 2 / qn + 0.5  # the noised share of unclipped updates
         used.append(c)
         c = c * math.exp(-eta * (b_bar - gamma))  # the geometric step
     return np.array(used), c
 
 
-source = discrete_noise.NoiseSource.reproducible(SEED, warn=False)  # teaching only
+randomness = schedule.PrivateRandomness.reproducible(SEED, warn=False)  # NOT private: teaching
 scratch_path, scratch_final = adaptive_clipping_from_scratch(
-    norms_by_round, c0=0.1, gamma=0.5, eta=0.2, sigma_b=SIGMA_B, qn=QN, source=source)
+    norms_by_round, c0=0.1, gamma=0.5, eta=0.2, sigma_b=SIGMA_B, qn=QN, randomness=randomness)
 print(f"from scratch: C goes 0.1 -> {scratch_final:.3f} in {len(norms_by_round)} rounds")
 
 # %% [markdown]
@@ -456,7 +458,7 @@ for t, norms in enumerate(norms_by_round[:10]):
     rule.aggregate([[np.array([n, 0.0], np.float32)] for n in norms], np.ones(norms.size),
                    aggregation.RoundContext(round_index=t, num_clients=1000, randomness=None))
 quiet_path, _ = adaptive_clipping_from_scratch(
-    norms_by_round[:10], c0=0.1, gamma=0.5, eta=0.2, sigma_b=0, qn=QN, source=None)
+    norms_by_round[:10], c0=0.1, gamma=0.5, eta=0.2, sigma_b=0, qn=QN, randomness=None)
 np.testing.assert_allclose(rule.clipping_norms, quiet_path, rtol=1e-6)
 print("parity: replay == from scratch (noised), rule == from scratch (no count noise)")
 

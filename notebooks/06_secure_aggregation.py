@@ -402,7 +402,7 @@ print(f"{exact} of 1000 trials exact ({with_dropouts} of them with dropouts)")
 
 # %%
 noise = discrete_noise.discrete_gaussian(400, 100_000,
-                                         source=discrete_noise.NoiseSource.secret())
+                                         randomness=schedule.PrivateRandomness.secret())
 values = np.arange(-70, 71)
 fig, ax = plt.subplots(figsize=(6, 3))
 counts, _ = np.histogram(noise, bins=np.arange(-70.5, 71.5))

@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fl_helpers import (accounting, cross_silo, cross_silo_widget, data, deploy, discrete_noise,
-                        plotting)
+                        plotting, schedule)
 
 SEED = 0
 plotting.use_course_style()
@@ -437,15 +437,15 @@ print("public training sizes:", [h.public_train_size for h in public_federation]
 cleveland_pub = public_federation[0]
 n_pub = cleveland_pub.public_train_size
 q = config.expected_batch_size / n_pub
-step_rng = np.random.default_rng(SEED)  # reproducible, so NOT private: parity check only
-source = discrete_noise.NoiseSource.from_key(step_rng.bytes(32), reproducible=True)  # noise key
-sampled = np.flatnonzero(step_rng.random(cleveland_pub.num_train) < q)
+step_randomness = schedule.PrivateRandomness.reproducible(SEED, warn=False)  # NOT private: check
+sampled = np.flatnonzero(step_randomness.sampling_rng(0).random(cleveland_pub.num_train) < q)
 g = cross_silo.per_example_gradients(params, cleveland_pub.x_train[sampled],
                                      cleveland_pub.y_train[sampled])
 GRID = discrete_noise.GRID_STEPS
 integers = discrete_noise.clip_to_integer_grid(g, clipping_norm=1.0, steps=GRID).sum(axis=0)
 noisy = integers + discrete_noise.discrete_gaussian(
-    discrete_noise.exact_variance_at_least((1.0 * GRID) ** 2), integers.size, source=source)
+    discrete_noise.exact_variance_at_least((1.0 * GRID) ** 2), integers.size,
+    randomness=step_randomness, round_index=0)  # the update's noise: round 0's key
 noisy_mean = noisy * (1.0 / GRID) / (q * n_pub)  # post-processing of the exact integers
 by_hand = params - config.client_learning_rate * noisy_mean
 library = cross_silo.dp_sgd_update(params, cleveland_pub.x_train, cleveland_pub.y_train,
@@ -453,7 +453,7 @@ library = cross_silo.dp_sgd_update(params, cleveland_pub.x_train, cleveland_pub.
                                    expected_batch_size=q * n_pub, clipping_norm=1.0,
                                    noise_multiplier=1.0,
                                    client_learning_rate=config.client_learning_rate,
-                                   rng=np.random.default_rng(SEED))
+                                   randomness=step_randomness)
 np.testing.assert_allclose(by_hand, library, rtol=1e-12)
 
 # %% [markdown]

@@ -31,13 +31,13 @@ STEPS = discrete_noise.GRID_STEPS
 NORMS = np.exp(np.random.default_rng(0).normal(0.0, 0.5, 100))
 
 
-def _trajectory(norms, *, start, quantile, rounds=300, count_stddev=0.0, source=None):
+def _trajectory(norms, *, start, quantile, rounds=300, count_stddev=0.0, randomness=None):
     """C over ``rounds`` rounds of the quantile estimate on fixed norms (C_0 first)."""
     norms_seen, clipping_norm = [start], start
     for _ in range(rounds):
         fraction = aggregation.noised_unclipped_fraction(
             norms, clipping_norm=clipping_norm, count_stddev=count_stddev,
-            expected_clients=len(norms), source=source)
+            expected_clients=len(norms), randomness=randomness)
         clipping_norm = aggregation.geometric_clipping_update(
             clipping_norm, unclipped_fraction=fraction, target_quantile=quantile,
             learning_rate=0.2)
@@ -151,9 +151,9 @@ def test_the_noised_share_is_unbiased_with_the_stated_std():
     """4,000 draws, sigma_b = 5 on 100 clients: b_bar has std sigma_b / 100 = 0.05, so the
     mean of 4,000 has std 0.0008; the bound 0.004 is 5 of them (measured: 0.0010 off). The
     sample std is within 5 % of 0.05 (its relative standard error is 1.1 %)."""
-    source = discrete_noise.NoiseSource.reproducible(1, warn=False)
+    source = schedule.PrivateRandomness.reproducible(1, warn=False)
     draws = np.asarray([aggregation.noised_unclipped_fraction(
-        NORMS, clipping_norm=1.2, count_stddev=5.0, expected_clients=100, source=source)
+        NORMS, clipping_norm=1.2, count_stddev=5.0, expected_clients=100, randomness=source)
         for _ in range(4000)])
     assert abs(draws.mean() - np.mean(NORMS <= 1.2)) < 0.004
     assert draws.std() == pytest.approx(0.05, rel=0.05)
@@ -166,8 +166,8 @@ def test_with_noise_the_norm_tracks_the_median_on_average():
     median = np.median(NORMS)
     offsets = []
     for seed in range(20):
-        source = discrete_noise.NoiseSource.reproducible(seed, warn=False)
-        path = _trajectory(NORMS, start=0.1, quantile=0.5, count_stddev=5.0, source=source)
+        source = schedule.PrivateRandomness.reproducible(seed, warn=False)
+        path = _trajectory(NORMS, start=0.1, quantile=0.5, count_stddev=5.0, randomness=source)
         offsets.append(np.mean(np.log(path[201:] / median)))
     assert abs(np.mean(offsets)) < 0.01
     assert np.max(np.abs(offsets)) < 0.05
@@ -182,21 +182,21 @@ def _toy_updates(rounds, clients, dim=6, seed=3):
              for scale in np.exp(rng.normal(0.0, 0.7, clients))] for _ in range(rounds)]
 
 
-def _numpy_adaptive_round(deltas, clipping_norm, key, *, z_delta, sigma_b, expected, quantile,
+def _numpy_adaptive_round(deltas, clipping_norm, bits, *, z_delta, sigma_b, expected, quantile,
                           learning_rate):
-    """One round of Algorithm 1 from scratch on integers (the rule's exact-noise path)."""
+    """One round of Algorithm 1 from scratch on integers (the rule's exact-noise path), both
+    noises from ``bits``, the round's one stream (the randomness's private view)."""
     rows = np.stack([np.concatenate([np.ravel(layer) for layer in delta]).astype(np.float64)
                      for delta in deltas])
     norms = np.sqrt(np.sum(rows**2, axis=1))
-    source = discrete_noise.NoiseSource.from_key(key, reproducible=True)
     integers = discrete_noise.clip_to_integer_grid(rows, clipping_norm=clipping_norm,
                                                    steps=STEPS).sum(axis=0)
     variance = discrete_noise.exact_variance_at_least((z_delta * STEPS) ** 2)
-    noised = integers + discrete_noise.discrete_gaussian(variance, integers.size, source=source)
+    noised = integers + discrete_noise._discrete_gaussian(variance, integers.size, bits)
     update = noised * (clipping_norm / STEPS / expected)
     centred = 2 * int(np.sum(norms <= clipping_norm)) - len(deltas)
-    centred += int(discrete_noise.discrete_gaussian(
-        discrete_noise.exact_variance_at_least((2 * sigma_b) ** 2), 1, source=source)[0])
+    centred += int(discrete_noise._discrete_gaussian(
+        discrete_noise.exact_variance_at_least((2 * sigma_b) ** 2), 1, bits)[0])
     fraction = centred / 2 / expected + 0.5
     return update, clipping_norm * math.exp(-learning_rate * (fraction - quantile))
 
@@ -213,7 +213,7 @@ def test_the_rule_is_the_numpy_loop_bit_for_bit():
         update = rule.aggregate(deltas, np.ones(12), aggregation.RoundContext(
             round_index=t, num_clients=12, randomness=ours))
         expected, clipping_norm_next = _numpy_adaptive_round(
-            deltas, clipping_norm, theirs.noise_key(t), z_delta=rule.noise_multiplier,
+            deltas, clipping_norm, theirs._exact_bits(t), z_delta=rule.noise_multiplier,
             sigma_b=1.0, expected=12, quantile=0.4, learning_rate=0.3)
         np.testing.assert_array_equal(np.concatenate([u.ravel() for u in update]),
                                       expected.astype(np.float32))
@@ -243,7 +243,7 @@ def test_the_round_key_is_taken_once_for_both_noises():
     context = aggregation.RoundContext(round_index=0, num_clients=4, randomness=secret)
     rule.aggregate(_toy_updates(1, 4)[0], np.ones(4), context)
     with pytest.raises(schedule.NoiseReuseError):
-        secret.noise_key(0)
+        discrete_noise.discrete_gaussian(4, 3, randomness=secret, round_index=0)
 
 
 # -------------------------------------------------------------- client-side vs server-side
@@ -295,7 +295,7 @@ def _run(clients, **kwargs):
     args = dict(num_rounds=3, sampling_probability=1.0, local_epochs=1, batch_size=10,
                 client_learning_rate=0.2, clipping_norm=aggregation.AdaptiveClipping(),
                 noise_multiplier=0.5, test_data=None, seed=2, progress=False,
-                reproducible_noise=True)
+                randomness=schedule.PrivateRandomness.reproducible(2, warn=False))
     args.update(kwargs)
     args.setdefault("expected_clients", args["sampling_probability"] * len(clients))
     with warnings.catch_warnings():
@@ -392,16 +392,17 @@ def test_bad_rule_arguments_are_named():
 
 
 def test_bad_quantile_estimate_arguments_are_named():
-    source = discrete_noise.NoiseSource.reproducible(0, warn=False)
-    good = dict(clipping_norm=1.0, count_stddev=1.0, expected_clients=10, source=source)
+    source = schedule.PrivateRandomness.reproducible(0, warn=False)
+    good = dict(clipping_norm=1.0, count_stddev=1.0, expected_clients=10, randomness=source)
     with pytest.raises(ValueError, match="update_norms must be >= 0"):
         aggregation.noised_unclipped_fraction([1.0, -1.0], **good)
     with pytest.raises(ValueError, match="update_norms must be a 1-D array"):
         aggregation.noised_unclipped_fraction([[1.0]], **good)
     with pytest.raises(ValueError, match="update_norms must be finite"):
         aggregation.noised_unclipped_fraction([math.nan], **good)
-    with pytest.raises(TypeError, match="source must be a NoiseSource when count_stddev > 0"):
-        aggregation.noised_unclipped_fraction([1.0], **{**good, "source": None})
+    with pytest.raises(TypeError,
+                       match="randomness must be a PrivateRandomness when count_stddev > 0"):
+        aggregation.noised_unclipped_fraction([1.0], **{**good, "randomness": None})
     with pytest.raises(ValueError, match="unclipped_fraction must be finite"):
         aggregation.geometric_clipping_update(1.0, unclipped_fraction=math.inf,
                                               target_quantile=0.5, learning_rate=0.2)
@@ -449,7 +450,7 @@ def test_a_checkpointed_adaptive_run_resumes_bit_for_bit(small_federation, tmp_p
     clipping."""
     clients, test = small_federation
     options = dict(num_rounds=6, sampling_probability=0.5, engine=engine, test_data=test,
-                   target_delta=1e-5, reproducible_noise=False)
+                   target_delta=1e-5)
 
     def randomness():
         return schedule.PrivateRandomness.reproducible(4, warn=False)
@@ -500,12 +501,12 @@ def test_restore_state_names_bad_arrays():
 
 # ------------------------------------------------------------------ an attack on the count
 
-def _uncentred_fraction(norms, *, clipping_norm, count_stddev, expected_clients, source):
+def _uncentred_fraction(norms, *, clipping_norm, count_stddev, expected_clients, randomness):
     """The broken variant (Flower 1.42's count): sum_i b_i, sensitivity 1, noised with std
     sigma_b as if its sensitivity were 1/2."""
     count = int(np.count_nonzero(np.asarray(norms) <= clipping_norm))
     variance = discrete_noise.exact_variance_at_least(count_stddev**2)
-    count += int(discrete_noise.discrete_gaussian(variance, 1, source=source)[0])
+    count += int(discrete_noise.discrete_gaussian(variance, 1, randomness=randomness)[0])
     return count / expected_clients
 
 
@@ -514,8 +515,8 @@ def _membership_accuracy(release, trials=2500):
     under C (bit 1), either took part or not (add/remove). From the released b_bar it guesses
     'took part' above the midpoint of the two noiseless values. Accuracy over both worlds."""
     others = np.linspace(0.5, 1.5, 10)
-    source = discrete_noise.NoiseSource.reproducible(11, warn=False)
-    args = dict(clipping_norm=1.0, count_stddev=1.0, expected_clients=10, source=source)
+    source = schedule.PrivateRandomness.reproducible(11, warn=False)
+    args = dict(clipping_norm=1.0, count_stddev=1.0, expected_clients=10, randomness=source)
     present = [release(np.append(others, 0.01), **args) for _ in range(trials)]
     absent = [release(others, **args) for _ in range(trials)]
     midpoint = (np.mean(present) + np.mean(absent)) / 2

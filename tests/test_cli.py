@@ -26,8 +26,20 @@ def test_flags_are_the_parameter_names():
     parser = cli.build_parser()
     dests = {a.dest for a in parser._actions}  # noqa: SLF001
     params = set(inspect.signature(experiment.run_experiment).parameters)
+    # --reproducible-noise is the command line's spelling of
+    # randomness=PrivateRandomness.reproducible(--seed): a flag cannot carry an object.
     assert dests - {"help", "output", "no_progress", "num_clients", "split", "alpha",
-                    "clients_per_round"} <= params
+                    "clients_per_round", "reproducible_noise"} <= params
+    assert "randomness" in params
+
+
+def test_reproducible_noise_flag_is_the_seeds_private_randomness():
+    args = cli.build_parser().parse_args(["--reproducible-noise", "--seed", "4",
+                                          "--noise-multiplier", "1.0"])
+    with pytest.warns(UserWarning, match="reproducible noise from seed 4"):
+        randomness = cli._randomness(args)
+    assert randomness.is_reproducible and repr(randomness) == "PrivateRandomness.reproducible(4)"
+    assert cli._randomness(cli.build_parser().parse_args([])) is None  # secret by default
 
 
 def test_help_documents_every_flag(capsys):

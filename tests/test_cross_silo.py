@@ -9,7 +9,13 @@ import itertools
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, cross_silo, discrete_noise
+from fl_helpers import accounting, cross_silo, discrete_noise, schedule
+
+
+def _rep(seed: int) -> schedule.PrivateRandomness:
+    """Reproducible randomness for the tests (NOT private; no warning)."""
+    return schedule.PrivateRandomness.reproducible(seed, warn=False)
+
 
 CFG = cross_silo.TrainingConfig(num_rounds=5, local_steps=4)
 
@@ -122,11 +128,13 @@ def test_dp_noise_is_secret_by_default_and_reproducible_on_request():
               clipping_norm=1.0, noise_multiplier=1.0, client_learning_rate=0.1)
     assert not np.array_equal(cross_silo.dp_sgd_update(params, x, y, **kw),
                               cross_silo.dp_sgd_update(params, x, y, **kw))
-    with pytest.warns(UserWarning, match="reproducible DP noise"):
-        rng_a = cross_silo.reproducible_noise_rng(7)
-    rng_b = cross_silo.reproducible_noise_rng(7, warn=False)
-    np.testing.assert_array_equal(cross_silo.dp_sgd_update(params, x, y, rng=rng_a, **kw),
-                                  cross_silo.dp_sgd_update(params, x, y, rng=rng_b, **kw))
+    with pytest.warns(UserWarning, match="reproducible noise from seed 7"):
+        rng_a = schedule.PrivateRandomness.reproducible(7)
+    rng_b = schedule.PrivateRandomness.reproducible(7, warn=False)
+    np.testing.assert_array_equal(cross_silo.dp_sgd_update(params, x, y, randomness=rng_a, **kw),
+                                  cross_silo.dp_sgd_update(params, x, y, randomness=rng_b, **kw))
+    with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
+        cross_silo.dp_sgd_update(params, x, y, randomness=np.random.default_rng(7), **kw)
 
 
 def test_dp_noise_has_the_calibrated_std():
@@ -135,12 +143,12 @@ def test_dp_noise_has_the_calibrated_std():
     x = np.random.default_rng(4).normal(size=(n, 13))
     params = np.zeros(14)
     y = cross_silo.predict_proba(params, x)
-    rng = np.random.default_rng(5)
+    # (one update per randomness: a reproducible object would replay the same noise)
     steps = np.stack([cross_silo.dp_sgd_update(params, x, y, local_steps=1,
                                                sampling_probability=q,
                                                expected_batch_size=q * n, clipping_norm=clip,
                                                noise_multiplier=sigma, client_learning_rate=lr,
-                                               rng=rng) for _ in range(300)])
+                                               randomness=_rep(5_000 + s)) for s in range(300)])
     expected = lr * sigma * clip / (q * n)
     # 4200 draws: the sample std is within 5 % of the truth with overwhelming probability.
     assert np.std(steps) == pytest.approx(expected, rel=0.05)
@@ -155,12 +163,12 @@ def test_dp_sgd_follows_the_clipped_gradient_without_noise():
     clipped = cross_silo.clip_rows(cross_silo.per_example_gradients(params, x, y), 0.1)
     kw = dict(local_steps=1, sampling_probability=1.0, expected_batch_size=len(y),
               clipping_norm=0.1, noise_multiplier=1e-12, client_learning_rate=1.0)
-    step = cross_silo.dp_sgd_update(params, x, y, rng=np.random.default_rng(0), **kw)
+    step = cross_silo.dp_sgd_update(params, x, y, randomness=_rep(0), **kw)
     grid = 0.1 / discrete_noise.GRID_STEPS
     np.testing.assert_allclose(step, params - clipped.mean(axis=0),
                                atol=(len(y) / 2 + 8) * grid / len(y))
     with pytest.warns(UserWarning, match="noise='float'"):
-        floating = cross_silo.dp_sgd_update(params, x, y, rng=np.random.default_rng(0),
+        floating = cross_silo.dp_sgd_update(params, x, y, randomness=_rep(0),
                                             noise="float", **kw)
     np.testing.assert_allclose(floating, params - clipped.mean(axis=0), atol=1e-12)
 
@@ -291,7 +299,7 @@ def test_private_weights_and_divisor_do_not_use_the_row_count(public_federation)
     steps = [cross_silo.dp_sgd_update(params, x, y, local_steps=1, sampling_probability=1.0,
                                       expected_batch_size=81.0, clipping_norm=1.0,
                                       noise_multiplier=1e-300, client_learning_rate=1.0,
-                                      rng=np.random.default_rng(0))
+                                      randomness=_rep(0))
              for x, y in ((h.x_train, h.y_train), (x_more, y_more))]
     # The two steps differ only by their (independent) smallest discrete Gaussian noise, a few
     # grid steps of C / 2^16 on the sum: never by the divisor, which would be a factor 81 / 82.
@@ -313,12 +321,12 @@ def test_exact_noise_dp_sgd_step_is_the_integer_sum_plus_integer_noise():
         cross_silo.per_example_gradients(params, x, y), clipping_norm=0.5,
         steps=discrete_noise.GRID_STEPS).sum(axis=0)
     quiet = cross_silo.dp_sgd_update(params, x, y, noise_multiplier=1e-9,
-                                     rng=np.random.default_rng(1), **kw)
+                                     randomness=_rep(1), **kw)
     # (z = 1e-9 still draws the smallest discrete Gaussian, variance 1: a few grid steps.)
     grid_step = 0.5 / discrete_noise.GRID_STEPS / 30.0
     np.testing.assert_allclose(-quiet / grid_step, integers, rtol=0, atol=6)
     steps = np.stack([cross_silo.dp_sgd_update(params, x, y, noise_multiplier=2.0,
-                                               rng=np.random.default_rng(seed), **kw)
+                                               randomness=_rep(seed), **kw)
                       for seed in range(400)])
     noise = (steps - quiet) * 30.0  # the noise on the sum
     assert noise.std() == pytest.approx(2.0 * 0.5, rel=0.06)  # 2,000 draws
@@ -339,7 +347,7 @@ def test_an_empty_poisson_batch_is_noised_like_any_other():
                                                sampling_probability=1e-12, expected_batch_size=2.0,
                                                clipping_norm=0.5, noise_multiplier=2.0,
                                                client_learning_rate=1.0,
-                                               rng=np.random.default_rng(seed))
+                                               randomness=_rep(seed))
                       for seed in range(300)])
     moved = (steps - params) * 2.0  # the noise on the (empty) sum
     assert moved.std() == pytest.approx(2.0 * 0.5, rel=0.08)  # 1,800 draws
@@ -368,7 +376,7 @@ def test_the_interval_attack_breaks_float_noise_and_not_exact_noise():
             with pytest.warns(aggregation.FloatNoiseWarning) if noise == "float" \
                     else _no_warning():
                 released = cross_silo.dp_sgd_update(params, x, y, noise=noise,
-                                                    rng=cross_silo.secret_rng(), **kw)
+                                                    **kw)  # secret by default
             for name, (xs, ys) in hypotheses.items():
                 g = cross_silo.per_example_gradients(params, xs, ys)
                 if noise == "float":
@@ -420,3 +428,42 @@ def test_the_dp_federation_panel_redraws_in_one_message():
     assert len(changes) == 1
     assert [o["output_type"] for o in changes[0]] == ["stream", "display_data"]
     assert changes[0][0]["text"].startswith("sigma = 4.00")
+
+
+def test_every_hospital_and_round_draws_its_own_stream():
+    """The deployment's processes derive their DP streams from one PrivateRandomness: per
+    hospital and per round, independent. Reproducible: the documented
+    ``default_rng([seed, t, h, tag])`` (what every process recomputes from config.seed).
+    Secret: each process's own OS entropy, so two parties share nothing derivable, and a
+    hospital's stream of a round is handed out once."""
+    seeded = schedule.PrivateRandomness.reproducible(3, warn=False)
+    draws = {(t, h): seeded._party_rng(t, h).random(8) for t in range(2) for h in range(3)}
+    assert len({d.tobytes() for d in draws.values()}) == 6  # hospitals and rounds all differ
+    again = schedule.PrivateRandomness.reproducible(3, warn=False)  # another process, same seed
+    np.testing.assert_array_equal(again._party_rng(1, 2).random(8), draws[1, 2])
+    np.testing.assert_array_equal(
+        draws[1, 2], np.random.default_rng([3, 1, 2, 0x4E6F697365]).random(8))
+    # Secret: two processes' objects (two hospitals) draw unrelated streams for the same (t, h),
+    # neither equals any seed's, and neither hands out the same stream twice.
+    first, second = schedule.PrivateRandomness.secret(), schedule.PrivateRandomness.secret()
+    a, b = first._party_rng(0, 0).random(8), second._party_rng(0, 0).random(8)
+    assert not np.array_equal(a, b)
+    assert not any(np.array_equal(a, d) for d in draws.values())
+    with pytest.raises(schedule.NoiseReuseError, match="round 0 for party 0"):
+        first._party_rng(0, 0)
+    assert "entropy" not in repr(first) and str(first._entropy) not in repr(first)
+
+
+def test_run_fedavg_claims_a_secret_randomness_and_replays_a_seeded_one():
+    hospitals = cross_silo.load_federation(preprocessing="public")
+    config = dataclasses.replace(cross_silo.TrainingConfig(), num_rounds=1, noise_multiplier=1.0)
+    secret = schedule.PrivateRandomness.secret()
+    cross_silo.run_fedavg(hospitals, config, randomness=secret)
+    with pytest.raises(ValueError, match="already used by cross_silo.run_fedavg"):
+        cross_silo.run_fedavg(hospitals, config, randomness=secret)
+    runs = [cross_silo.run_fedavg(
+        hospitals, config, randomness=_rep(0))[0]
+        for _ in range(2)]
+    np.testing.assert_array_equal(*runs)
+    with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
+        cross_silo.run_fedavg(hospitals, config, randomness=0)

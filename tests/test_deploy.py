@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from fl_helpers import cross_silo, data, deploy, paths
+from fl_helpers import cross_silo, data, deploy, paths, schedule
 
 CONFIG = cross_silo.TrainingConfig(num_rounds=3)
 
@@ -43,7 +43,7 @@ def test_auth_needs_tls():
         deploy.run_deployment(config=CONFIG, tls=False, auth=True, progress=None)
 
 
-@pytest.mark.parametrize("flag", ["secagg", "tls", "auth", "reproducible_noise",
+@pytest.mark.parametrize("flag", ["secagg", "tls", "auth",
                                   "clear_test_metrics", "evaluate_every_round"])
 @pytest.mark.parametrize("value", ["false", 0, 1, None])
 def test_flags_must_be_real_bools(flag, value):
@@ -136,10 +136,13 @@ def test_deployment_end_to_end_plain_and_secagg():
 
     private = dataclasses.replace(CONFIG, noise_multiplier=1.0)
     secure = deploy.run_deployment(config=private, secagg=True, tls=True, auth=True,
-                                   reproducible_noise=True, evaluate_every_round=False,
-                                   progress=None)
+                                   randomness=schedule.PrivateRandomness.reproducible(
+                                       private.seed, warn=False),
+                                   evaluate_every_round=False, progress=None)
     public = cross_silo.load_federation(preprocessing="public")
-    simulated_dp, _ = cross_silo.run_fedavg(public, private, reproducible_noise=True)
+    simulated_dp, _ = cross_silo.run_fedavg(
+        public, private, randomness=schedule.PrivateRandomness.reproducible(private.seed,
+                                                                            warn=False))
     assert np.max(np.abs(simulated_dp)) < 8.0  # inside SecAgg+'s clipping_range
     # SecAgg+ quantises each weighted update to 2^22 levels over [-8, 8] (step 3.8e-6) with
     # stochastic rounding; over 3 rounds the model moves by at most a few 1e-5.
@@ -217,8 +220,11 @@ RUN_FUZZ: dict[str, list] = {
     "config": [None, {}, "config", dataclasses.asdict(CONFIG), object()],
     "hospitals": [None, 3, "0123", [], [0], [0, 0], [0, 4], [-1, 0], [0, 1.0], [0, True],
                   [0, "1"], [0, None], [0, 2**64], [[0, 1]], np.array([0.0, 1.0]), object()],
-    **{flag: _FLAG_VALUES for flag in ("secagg", "tls", "auth", "reproducible_noise",
+    **{flag: _FLAG_VALUES for flag in ("secagg", "tls", "auth",
                                        "clear_test_metrics", "evaluate_every_round")},
+    # None (secret: every hospital's own) or reproducible(config.seed) only.
+    "randomness": [0, "seed", np.random.default_rng(0), schedule.PrivateRandomness.secret(),
+                   schedule.PrivateRandomness.reproducible(CONFIG.seed + 1, warn=False)],
     "missing": ["", "IMPUTE", None, 1, True, ["impute"], "mean"],
     "preprocessing": ["", "LOCAL", 1, True, ["public"], "global"],
     # (a folder without the files is a FileNotFoundError naming the file: test_missing_data_file)

@@ -22,6 +22,9 @@ def _dp(clients, test, **kwargs):
                 client_learning_rate=0.2, clipping_norm=0.5, noise_multiplier=0.5,
                 test_data=test, seed=2, progress=False)
     args.update(kwargs)
+    # reproducible=True: the seed's PrivateRandomness (NOT private), as the tests' shorthand.
+    if args.pop("reproducible", False):
+        args["randomness"] = schedule.PrivateRandomness.reproducible(args["seed"], warn=False)
     args.setdefault("expected_clients", args["sampling_probability"] * len(clients))  # N public
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reproducible-noise / diagnostics notes
@@ -59,7 +62,7 @@ def test_q1_z0_is_bit_identical_and_secret_noise_differs(small_federation):
     noisy = [_dp(clients["iid"], None, noise_multiplier=1.0, **kwargs) for _ in range(2)]
     assert not np.array_equal(_flat(noisy[0].final_weights), _flat(noisy[1].final_weights))
     # Reproducible noise only when asked for, and then bit-identical and labelled.
-    seeded = [_dp(clients["iid"], None, noise_multiplier=1.0, reproducible_noise=True, **kwargs)
+    seeded = [_dp(clients["iid"], None, noise_multiplier=1.0, reproducible=True, **kwargs)
               for _ in range(2)]
     np.testing.assert_array_equal(_flat(seeded[0].final_weights), _flat(seeded[1].final_weights))
     assert seeded[0].reproducible_noise
@@ -71,7 +74,8 @@ def test_reproducible_noise_warns_that_it_is_not_private(small_federation):
         training.run_dp_fedavg(models.make_softmax_regression, clients["iid"], num_rounds=1,
                                sampling_probability=0.5, local_epochs=1, batch_size=10,
                                client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
-                               progress=False, reproducible_noise=True,
+                               progress=False,
+                               randomness=schedule.PrivateRandomness.reproducible(0),
                                expected_clients=0.5 * len(clients["iid"]))
 
 
@@ -93,7 +97,7 @@ def test_the_seeded_noise_attack_works_only_on_reproducible_noise(small_federati
         rng=schedule.PrivateRandomness.reproducible(7, warn=False).noise_rng(0)))
     errors = {}
     for reproducible in (True, False):
-        run = _dp(clients["iid"], None, reproducible_noise=reproducible, **kwargs)
+        run = _dp(clients["iid"], None, reproducible=reproducible, **kwargs)
         recovered = (_flat(run.final_weights) - start) * expected - regenerated
         errors[reproducible] = np.linalg.norm(recovered - clean_sum) / np.linalg.norm(clean_sum)
     assert errors[True] < 1e-4
@@ -110,14 +114,13 @@ def test_exact_seeded_noise_attack_works_only_on_reproducible_noise(small_federa
     expected = len(clients["iid"])
     rule = aggregation.DPFedAvg(clipping_norm=0.5, noise_multiplier=2.0,
                                 expected_clients=float(expected))
-    source = discrete_noise.NoiseSource.from_key(
-        schedule.PrivateRandomness.reproducible(7, warn=False).noise_key(0), reproducible=True)
-    regenerated = discrete_noise.discrete_gaussian(rule.integer_variance, start.size,
-                                                   source=source)
+    regenerated = discrete_noise.discrete_gaussian(
+        rule.integer_variance, start.size,
+        randomness=schedule.PrivateRandomness.reproducible(7, warn=False), round_index=0)
     step = 0.5 / discrete_noise.GRID_STEPS
     integer_sums = {}
     for reproducible in (True, False):
-        run = _dp(clients["iid"], None, reproducible_noise=reproducible, **kwargs)
+        run = _dp(clients["iid"], None, reproducible=reproducible, **kwargs)
         released = (_flat(run.final_weights) - start) * expected / step
         integer_sums[reproducible] = released - regenerated
     # The noiseless integer sum has norm at most N * GRID_STEPS; the noise's is about
@@ -129,9 +132,9 @@ def test_exact_seeded_noise_attack_works_only_on_reproducible_noise(small_federa
 
 def test_engine_equals_loop_with_clipping_and_noise(small_federation):
     clients, test = small_federation
-    fast = _dp(clients["dirichlet"], test, engine="fast", reproducible_noise=True,
+    fast = _dp(clients["dirichlet"], test, engine="fast", reproducible=True,
                diagnostics=True)
-    loop = _dp(clients["dirichlet"], test, engine="loop", reproducible_noise=True,
+    loop = _dp(clients["dirichlet"], test, engine="loop", reproducible=True,
                diagnostics=True)
     assert (fast.engine, loop.engine) == (training.Engine.FAST, training.Engine.LOOP)
     assert fast.diagnostics.fraction_clipped(0.5).mean() > 0.5  # C = 0.5 really clips
@@ -180,7 +183,7 @@ def test_local_noise_grows_with_the_number_of_reports():
 def test_noise_is_added_to_the_sum_then_divided_by_q_n(small_federation):
     clients, _ = small_federation
     kwargs = dict(num_rounds=1, sampling_probability=0.5, clipping_norm=0.3,
-                  reproducible_noise=True)
+                  reproducible=True)
     clean = _dp(clients["iid"], None, noise_multiplier=0.0, **kwargs)
     noisy = _dp(clients["iid"], None, noise_multiplier=2.0, **kwargs)
     denominator = 0.5 * len(clients["iid"])
@@ -192,7 +195,7 @@ def test_noise_is_added_to_the_sum_then_divided_by_q_n(small_federation):
 def test_poisson_rounds_vary_and_an_empty_round_is_only_noise(small_federation):
     clients, test = small_federation
     history = _dp(clients["dirichlet"], test, sampling_probability=0.1, num_rounds=8,
-                  reproducible_noise=True, diagnostics=True)
+                  reproducible=True, diagnostics=True)
     counts = history.diagnostics.num_sampled
     assert len(set(counts.tolist())) > 1 and 0 in counts  # q N = 1.6
     empty = int(np.flatnonzero(counts == 0)[0])
@@ -271,7 +274,7 @@ def test_local_dp_epsilon_is_the_busiest_clients_gaussian_composition():
         (dict(target_epsilon=1e-3, target_delta=1e-5), ValueError, "exceeded by the first round"),
         (dict(server_learning_rate=0.0), ValueError, "server_learning_rate must be > 0"),
         (dict(noise_placement="edge"), ValueError, "noise_placement must be"),
-        (dict(reproducible_noise=1), TypeError, "reproducible_noise must be True or False"),
+        (dict(reproducible_noise=True), TypeError, "reproducible_noise"),  # the old name: gone
         (dict(randomness=7), TypeError, "randomness must be a PrivateRandomness"),
     ],
 )
@@ -336,8 +339,8 @@ def test_reference_round_equals_the_loop(round_args, small_federation, noise):
         total = discrete_noise.clip_to_integer_grid(rows, clipping_norm=0.5,
                                                     steps=steps).sum(axis=0)
         variance = discrete_noise.exact_variance_at_least((1.0 * steps) ** 2)
-        source = discrete_noise.NoiseSource.from_key(randomness.noise_key(2), reproducible=True)
-        flat = (total + discrete_noise.discrete_gaussian(variance, total.size, source=source)
+        flat = (total + discrete_noise.discrete_gaussian(variance, total.size,
+                                                         randomness=randomness, round_index=2)
                 ) * (0.5 / steps / 4.0)
         pieces = np.split(flat, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
         by_hand = [w + p.reshape(w.shape) for w, p in
@@ -352,7 +355,7 @@ def test_exact_noise_runs_on_both_engines_and_is_accounted_as_discrete(small_fed
     the discrete accountant's epsilon, and the history says so."""
     clients, test = small_federation
     runs = {engine: _dp(clients["iid"], test, noise="exact", engine=engine, target_delta=1e-5,
-                        reproducible_noise=True) for engine in ("fast", "loop")}
+                        reproducible=True) for engine in ("fast", "loop")}
     for history in runs.values():
         assert history.noise == "exact" and history.accountant == "discrete"
         expected = accounting.epsilon_per_round(
@@ -405,7 +408,7 @@ def test_one_example_clients_take_the_factor_path_with_the_same_result(small_fed
     clients, test = small_federation
     one_each = [(x[i:i + 1], y[i:i + 1]) for x, y in clients["iid"] for i in range(3)]
     runs = {engine: _dp(one_each, test, noise="exact", engine=engine, noise_multiplier=0.0,
-                        clipping_norm=0.05, client_learning_rate=0.5, reproducible_noise=True)
+                        clipping_norm=0.05, client_learning_rate=0.5, reproducible=True)
             for engine in ("fast", "loop")}
     assert runs["fast"].engine is training.Engine.FAST
     for a, b in zip(runs["fast"].final_weights, runs["loop"].final_weights, strict=True):
@@ -508,7 +511,7 @@ def test_a_runs_epsilon_is_dp_accountings_on_the_rules_event(small_federation, p
         warnings.simplefilter("ignore", aggregation.FloatNoiseWarning)
         history = _dp(clients["iid"], None, num_rounds=4, noise_multiplier=2.0,
                       target_delta=1e-5, noise="float", accountant="pld",
-                      noise_placement=placement, reproducible_noise=True, diagnostics=True)
+                      noise_placement=placement, reproducible=True, diagnostics=True)
     if placement == "central":
         event = dp_accounting.PoissonSampledDpEvent(0.3, dp_accounting.GaussianDpEvent(2.0))
         counts = [1, 2, 3, 4]

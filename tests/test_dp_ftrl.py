@@ -487,9 +487,10 @@ def test_run_dp_ftrl_is_secret_by_default_and_reproducible_only_when_asked():
     assert any(np.any(a != b) for a, b in zip(first.final_weights, second.final_weights,
                                               strict=True))
     with pytest.warns(UserWarning, match="seed"):
-        seeded = dp_ftrl.run_dp_ftrl(_MODEL_FN, _CLIENTS, **_RUN, reproducible_noise=True,
+        seeded = dp_ftrl.run_dp_ftrl(_MODEL_FN, _CLIENTS, **_RUN,
+                                     randomness=schedule.PrivateRandomness.reproducible(4),
                                      seed=4)
-    again = _run(reproducible_noise=True, seed=4)
+    again = _run(randomness=schedule.PrivateRandomness.reproducible(4, warn=False), seed=4)
     assert seeded.reproducible_noise and again.reproducible_noise
     for a, b in zip(seeded.final_weights, again.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -530,7 +531,7 @@ _RUN_BAD = {
     "test_data": ["ab", 3, (_TEST[0],), (_TEST[0], _TEST[1][:3])],
     "seed": [None, -1, 1.5, "0"], "progress": [None, "yes", 2],
     "engine": ["gpu", None, 3], "initial_weights": ["w", [np.zeros(3)]],
-    "callback": [3, "f", lambda: None], "reproducible_noise": [None, "yes", 2],
+    "callback": [3, "f", lambda: None],
     "randomness": _BAD_RANDOMNESS, "diagnostics": [None, "yes", 2],
 }
 FUZZ.append((dp_ftrl.run_dp_ftrl, _RUN_VALID, _RUN_BAD))

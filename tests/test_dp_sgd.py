@@ -12,6 +12,11 @@ import pytest
 from fl_helpers import accounting, aggregation, audit, discrete_noise, dp_sgd, models, schedule
 
 
+def _rep(seed: int) -> schedule.PrivateRandomness:
+    """Reproducible randomness for the tests (NOT private; no warning)."""
+    return schedule.PrivateRandomness.reproducible(seed, warn=False)
+
+
 @pytest.fixture(scope="module")
 def toy_data():
     rng = np.random.default_rng(0)
@@ -150,7 +155,7 @@ def _one_full_batch_step(model, x, y, *, noise_multiplier, clipping_norm, seed):
     total = [c.astype(np.float64).sum(axis=0) for c in clipped]
     result = train_quietly(model, x, y, noise_multiplier=noise_multiplier,
                            clipping_norm=clipping_norm, sampling_probability=1.0, num_steps=1,
-                           learning_rate=1.0, target_delta=1e-5, reproducible_noise_seed=seed)
+                           learning_rate=1.0, target_delta=1e-5, randomness=_rep(seed))
     # w1 = w0 - lr * (sum + noise) / (q n) with q = 1, lr = 1.
     noise = [(w0.astype(np.float64) - w1) * len(x) - s
              for w0, w1, s in zip(start, result.final_weights, total, strict=True)]
@@ -200,16 +205,16 @@ def test_reproducible_runs_are_bit_identical_and_say_they_are_not_private(toy_da
     x, y = toy_data
     finals = []
     for _ in range(2):
-        with pytest.warns(UserWarning, match="reproducible_noise_seed=7"):
+        with pytest.warns(UserWarning, match="reproducible noise from seed 7"):
             result = dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS,
-                                  reproducible_noise_seed=7)
+                                  randomness=schedule.PrivateRandomness.reproducible(7))
         assert result.reproducible_noise is True
         assert result.privacy_statement().startswith("guarantee:      NOT PRIVATE")
         finals.append(result.final_weights)
     for a, b in zip(*finals, strict=True):
         np.testing.assert_array_equal(a, b)
     other = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS,
-                          reproducible_noise_seed=8)
+                          randomness=_rep(8))
     assert not np.array_equal(other.final_weights[0], finals[0][0])
 
 
@@ -227,7 +232,7 @@ def test_regenerating_the_noise_recovers_the_clean_sum_only_for_a_known_seed(toy
         result = train_quietly(model, x, y, noise_multiplier=1.0, clipping_norm=1.0,
                                sampling_probability=1.0, num_steps=1, learning_rate=1.0,
                                target_delta=1e-5, noise="float",
-                               reproducible_noise_seed=None if secret else 11)
+                               randomness=None if secret else _rep(11))
         released = (start[0] - result.final_weights[0]) * len(x)   # clean sum + noise
         # The attacker regenerates step 0's noise from the seed they know (or guess).
         attacker = schedule.PrivateRandomness.reproducible(11, warn=False)
@@ -247,7 +252,7 @@ def test_poisson_sampling_rate_and_empty_batches(toy_data):
     start = model.get_weights()
     result = train_quietly(model, x[:3], y[:3], noise_multiplier=1.0, clipping_norm=1.0,
                            sampling_probability=0.01, num_steps=20, learning_rate=0.1,
-                           target_delta=1e-5, reproducible_noise_seed=0)
+                           target_delta=1e-5, randomness=_rep(0))
     assert all(np.isfinite(w).all() for w in result.final_weights)
     assert not np.array_equal(result.final_weights[0], start[0])
     # The draw order is documented: replay it and count the sampled examples.
@@ -292,7 +297,7 @@ def test_parity_with_a_from_scratch_loop(toy_data):
     helper.set_weights(start)
     result = train_quietly(helper, x, y, noise_multiplier=z, clipping_norm=clip,
                            sampling_probability=q, num_steps=steps, learning_rate=lr,
-                           target_delta=1e-5, reproducible_noise_seed=5, noise="float")
+                           target_delta=1e-5, randomness=_rep(5), noise="float")
     for ours, theirs in zip(model.get_weights(), result.final_weights, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
@@ -340,8 +345,8 @@ def test_batch_normalization_is_rejected():
     ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
     ("target_delta", 0.0, ValueError, r"target_delta must be in \(0, 1\)"),
     ("target_delta", 1.0, ValueError, r"target_delta must be in \(0, 1\)"),
-    ("reproducible_noise_seed", -1, ValueError, "reproducible_noise_seed must be >= 0"),
-    ("reproducible_noise_seed", 1.0, TypeError, "reproducible_noise_seed must be an integer"),
+    ("randomness", 3, TypeError, "randomness must be a PrivateRandomness"),
+    ("randomness", np.random.default_rng(0), TypeError, "randomness must be a PrivateRandomness"),
     # The divisor q n is public: never counted from x (which one example changes).
     ("expected_batch_size", None, ValueError, "expected_batch_size must be given, got None"),
     ("expected_batch_size", 0.0, ValueError, "expected_batch_size must be > 0"),
@@ -371,11 +376,11 @@ def test_randomness_argument(toy_data):
     shared = schedule.PrivateRandomness.reproducible(3, warn=False)
     a = dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=shared)
     b = train_quietly(models.make_softmax_regression(0), x, y, **SETTINGS,
-                      reproducible_noise_seed=3)
+                      randomness=_rep(3))
     assert a.reproducible_noise and b.reproducible_noise
     np.testing.assert_array_equal(a.final_weights[0], b.final_weights[0])
-    with pytest.raises(ValueError, match="not both"):
-        dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=shared,
+    with pytest.raises(TypeError, match="reproducible_noise_seed"):  # the old name is gone
+        dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS,
                      reproducible_noise_seed=3)
     with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
         dp_sgd.train(models.make_softmax_regression(0), x, y, **SETTINGS, randomness=3)
@@ -408,7 +413,7 @@ def test_exact_noise_step_is_the_integer_sum_plus_integer_noise(toy_data):
                                                    steps=discrete_noise.GRID_STEPS).sum(axis=0)
     clean = train_quietly(model, x, y, noise_multiplier=0.0, clipping_norm=0.5,
                           sampling_probability=1.0, num_steps=1, learning_rate=1.0,
-                          target_delta=1e-5, noise="exact", reproducible_noise_seed=1)
+                          target_delta=1e-5, noise="exact", randomness=_rep(1))
     moved = np.concatenate([(a - b).ravel() for a, b in zip(start, clean.final_weights,
                                                            strict=True)])
     np.testing.assert_allclose(moved, integers * 0.5 / discrete_noise.GRID_STEPS / 12,
@@ -416,7 +421,7 @@ def test_exact_noise_step_is_the_integer_sum_plus_integer_noise(toy_data):
     noisy_model = models.make_softmax_regression(0)
     noisy = train_quietly(noisy_model, x, y, noise_multiplier=2.0, clipping_norm=0.5,
                           sampling_probability=1.0, num_steps=1, learning_rate=1.0,
-                          target_delta=1e-5, noise="exact", reproducible_noise_seed=1)
+                          target_delta=1e-5, noise="exact", randomness=_rep(1))
     noise = np.concatenate([(a - b).ravel() for a, b in zip(clean.final_weights,
                                                            noisy.final_weights, strict=True)])
     assert noise.std() == pytest.approx(2.0 * 0.5 / 12, rel=0.05)  # 7,850 draws

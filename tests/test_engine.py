@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import aggregation, client, engine, models, training
+from fl_helpers import aggregation, client, engine, models, schedule, training
 
 WEIGHT_ATOL = 1e-5
 ACCURACY_ATOL = 1.5e-3  # one example in 1,000 may flip
@@ -240,7 +240,8 @@ def test_one_step_dp_fedavg_equals_the_loop(small_federation, noise, noise_multi
                 models.make_softmax_regression, one_each, num_rounds=4,
                 sampling_probability=0.5, local_epochs=1, batch_size=10,
                 client_learning_rate=0.5, clipping_norm=0.5, noise_multiplier=noise_multiplier,
-                test_data=test, seed=3, progress=False, engine=name, reproducible_noise=True,
+                test_data=test, seed=3, progress=False, engine=name,
+                randomness=schedule.PrivateRandomness.reproducible(3),
                 expected_clients=0.5 * len(one_each), noise=noise)
     assert (runs["fast"].engine, runs["loop"].engine) == (training.Engine.FAST,
                                                           training.Engine.LOOP)

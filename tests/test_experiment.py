@@ -124,7 +124,8 @@ def test_non_private_run_neither_clips_nor_noises(small):
 
 
 def test_same_seed_same_result_only_with_reproducible_noise(small):
-    kwargs = dict(target_epsilon=4.0, reproducible_noise=True)
+    kwargs = dict(target_epsilon=4.0,
+                  randomness=schedule.PrivateRandomness.reproducible(3, warn=False))
     first, again = _run(small, **kwargs), _run(small, **kwargs)
     for a, b in zip(first.history.final_weights, again.history.final_weights, strict=True):
         np.testing.assert_array_equal(a, b)

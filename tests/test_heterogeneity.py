@@ -492,10 +492,11 @@ def test_fedprox_composes_with_dp_fedavg_and_scaffold_is_refused():
     # FedProx clients is FedProx with the fixed divisor q N instead of sum n_k (uniform
     # sampling q = 1 here: every client every round, divided by N = 5).
     settings = dict(num_rounds=2, sampling_probability=1.0, **LOCAL, clipping_norm=1e6,
-                    noise_multiplier=0.0, expected_clients=5.0, reproducible_noise=True,
+                    noise_multiplier=0.0, expected_clients=5.0,
                     progress=False, engine="loop", noise="float")
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="reproducible noise"):
         dp = training.run_dp_fedavg(_model_fn, DATASETS, **settings,
+                                    randomness=schedule.PrivateRandomness.reproducible(0),
                                     client_algorithm=heterogeneity.FedProx(0.5))
     w = [a.copy() for a in W0]
     for t in range(2):

@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fl_helpers import audit, privacy
+from fl_helpers import audit, privacy, schedule
+
+
+def _rep(seed: int) -> schedule.PrivateRandomness:
+    """Reproducible randomness for the tests (NOT private; no warning)."""
+    return schedule.PrivateRandomness.reproducible(seed, warn=False)
 
 # --------------------------------------------------------------------------------------------
 # Laplace mechanism
@@ -28,9 +33,9 @@ def test_laplace_noise_has_scale_sensitivity_over_epsilon():
     # b = 2 / 0.5 = 4, variance 2 b^2 = 32. Relative standard error of the sample variance of
     # Laplace noise is sqrt(5 / n) = 0.5% here; the tolerance of 3% is six of them, while the
     # "1 / epsilon" pitfall (b = 2, variance 8) is off by a factor of 4.
-    rng = np.random.default_rng(1)
+    rng = _rep(1)
     noisy = privacy.laplace_mechanism(np.full(NUM_DRAWS, 10.0), sensitivity=2.0, epsilon=0.5,
-                                      reproducible_rng=rng)
+                                      randomness=rng)
     noise = noisy - 10.0
     assert np.var(noise) == pytest.approx(32.0, rel=0.03)
     assert np.mean(np.abs(noise)) == pytest.approx(4.0, rel=0.02)  # E|X| = b
@@ -41,19 +46,19 @@ def test_laplace_noise_has_scale_sensitivity_over_epsilon():
 
 def test_laplace_mechanism_scalar_and_array_shapes_and_seed():
     scalar = privacy.laplace_mechanism(3, sensitivity=1.0, epsilon=1.0,
-                                       reproducible_rng=np.random.default_rng(0))
+                                       randomness=_rep(0))
     assert isinstance(scalar, float)
     array = privacy.laplace_mechanism(np.zeros((2, 3)), sensitivity=1.0, epsilon=1.0,
-                                      reproducible_rng=np.random.default_rng(0))
+                                      randomness=_rep(0))
     assert array.shape == (2, 3)
     again = privacy.laplace_mechanism(np.zeros((2, 3)), sensitivity=1.0, epsilon=1.0,
-                                      reproducible_rng=np.random.default_rng(0))
+                                      randomness=_rep(0))
     np.testing.assert_array_equal(array, again)
     # Independent noise on every element.
     assert len(np.unique(array)) == 6
     # Zero sensitivity: nothing to hide, no noise.
     assert privacy.laplace_mechanism(2.5, sensitivity=0.0, epsilon=1.0,
-                                     reproducible_rng=np.random.default_rng(0)) == 2.5
+                                     randomness=_rep(0)) == 2.5
 
 
 def test_laplace_scale_equals_sensitivity_over_epsilon():
@@ -120,14 +125,14 @@ def test_gaussian_noise_has_calibrated_std():
     sigma = privacy.gaussian_mechanism_spec(sensitivity=2.0, epsilon=1.0, delta=1e-5).noise_scale
     assert sigma > privacy.gaussian_sigma(sensitivity=2.0, epsilon=1.0, delta=1e-5)
     noisy = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS // 2), sensitivity=2.0, epsilon=1.0,
-                                       delta=1e-5, reproducible_rng=np.random.default_rng(2))
+                                       delta=1e-5, randomness=_rep(2))
     assert np.var(noisy) == pytest.approx(sigma**2, rel=0.02)
     assert stats.kstest(noisy, stats.norm(scale=sigma).cdf).pvalue > 0.001
     again = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS // 2), sensitivity=2.0, epsilon=1.0,
-                                       delta=1e-5, reproducible_rng=np.random.default_rng(2))
+                                       delta=1e-5, randomness=_rep(2))
     np.testing.assert_array_equal(noisy, again)
     assert isinstance(privacy.gaussian_mechanism(1.0, sensitivity=1.0, epsilon=1.0, delta=1e-5,
-                                                 reproducible_rng=np.random.default_rng(0)), float)
+                                                 randomness=_rep(0)), float)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,11 +206,11 @@ def _audit(scale_factor: float, seed: int) -> float:
 
 def test_audit_does_not_refute_correct_laplace_mechanism():
     # The mechanism itself, to make sure the helper's noise is what is audited.
-    rng = np.random.default_rng(4)
+    rng = _rep(4)
     outputs_0 = privacy.laplace_mechanism(np.zeros(AUDIT_DRAWS), sensitivity=1.0,
-                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+                                          epsilon=AUDIT_EPSILON, randomness=rng)
     outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=1.0,
-                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+                                          epsilon=AUDIT_EPSILON, randomness=rng)
     bound = audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                   confidence=AUDIT_CONFIDENCE)
     # Not vacuous: at this threshold the true ratio is exactly e^eps, so the bound comes close.
@@ -222,11 +227,11 @@ def test_audit_flags_mechanism_with_halved_noise_scale():
 def test_audit_flags_helper_laplace_told_the_wrong_sensitivity():
     # The same audit of the helper's own mechanism, misused: it is told sensitivity 0.5 while
     # the neighbouring answers differ by 1, so it is really 2-DP. The audit must catch it.
-    rng = np.random.default_rng(9)
+    rng = _rep(9)
     outputs_0 = privacy.laplace_mechanism(np.zeros(AUDIT_DRAWS), sensitivity=0.5,
-                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+                                          epsilon=AUDIT_EPSILON, randomness=rng)
     outputs_1 = privacy.laplace_mechanism(np.ones(AUDIT_DRAWS), sensitivity=0.5,
-                                          epsilon=AUDIT_EPSILON, reproducible_rng=rng)
+                                          epsilon=AUDIT_EPSILON, randomness=rng)
     bound = audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=AUDIT_THRESHOLD,
                                                   confidence=AUDIT_CONFIDENCE)
     assert bound > AUDIT_EPSILON
@@ -238,9 +243,9 @@ GAUSS_EPSILON, GAUSS_DELTA = 1.0, 1e-5
 
 def _gaussian_audit(claimed_sensitivity: float, threshold: float, seed: int) -> float:
     """Thresholds are fixed in advance, in the tail (likelihood ratio exp((2t - 1)/(2 s^2)))."""
-    rng = np.random.default_rng(seed)
+    rng = _rep(seed)
     kwargs = {"sensitivity": claimed_sensitivity, "epsilon": GAUSS_EPSILON,
-              "delta": GAUSS_DELTA, "reproducible_rng": rng}
+              "delta": GAUSS_DELTA, "randomness": rng}
     outputs_0 = privacy.gaussian_mechanism(np.zeros(AUDIT_DRAWS), **kwargs)
     outputs_1 = privacy.gaussian_mechanism(np.ones(AUDIT_DRAWS), **kwargs)
     return audit.empirical_epsilon_lower_bound(outputs_0, outputs_1, threshold=threshold,
@@ -264,13 +269,13 @@ def test_audit_of_helper_gaussian_mechanism_with_delta():
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
 def test_expected_error_and_interval_match_simulation(mechanism):
     kwargs = {"sensitivity": 2.0, "epsilon": 0.7, "delta": 1e-5}
-    rng = np.random.default_rng(8)
+    rng = _rep(8)
     if mechanism == "laplace":
         noise = privacy.laplace_mechanism(np.zeros(NUM_DRAWS), sensitivity=2.0, epsilon=0.7,
-                                          reproducible_rng=rng)
+                                          randomness=rng)
     else:
         noise = privacy.gaussian_mechanism(np.zeros(NUM_DRAWS), **kwargs,
-                                             reproducible_rng=rng)
+                                             randomness=rng)
     error = privacy.expected_absolute_error(mechanism, **kwargs)
     assert np.mean(np.abs(noise)) == pytest.approx(error, rel=0.01)
     half_width = privacy.error_interval_half_width(mechanism, **kwargs)
@@ -307,7 +312,7 @@ def test_noise_pdf_matches_scipy(mechanism, reference):
 # Validation
 # --------------------------------------------------------------------------------------------
 
-RNG = np.random.default_rng(0)
+RNG = _rep(0)
 BAD_EPSILON = [0.0, -1.0, float("nan"), float("inf")]
 BAD_SENSITIVITY = [-1.0, float("nan"), float("inf")]
 BAD_DELTA = [0.0, 1.0, -0.1, 1.5, float("nan")]
@@ -317,9 +322,9 @@ BAD_DELTA = [0.0, 1.0, -0.1, 1.5, float("nan")]
 def test_bad_epsilon_rejected_everywhere(epsilon):
     calls = [
         lambda: privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=epsilon,
-                                          reproducible_rng=RNG),
+                                          randomness=RNG),
         lambda: privacy.gaussian_mechanism(1.0, sensitivity=1.0, epsilon=epsilon, delta=1e-5,
-                                           reproducible_rng=RNG),
+                                           randomness=RNG),
         lambda: privacy.gaussian_sigma(sensitivity=1.0, epsilon=epsilon, delta=1e-5),
         lambda: privacy.classic_gaussian_sigma(sensitivity=1.0, epsilon=epsilon, delta=1e-5),
         lambda: privacy.expected_absolute_error("laplace", sensitivity=1.0, epsilon=epsilon),
@@ -333,9 +338,9 @@ def test_bad_epsilon_rejected_everywhere(epsilon):
 def test_bad_sensitivity_rejected_everywhere(sensitivity):
     calls = [
         lambda: privacy.laplace_mechanism(1.0, sensitivity=sensitivity, epsilon=1.0,
-                                          reproducible_rng=RNG),
+                                          randomness=RNG),
         lambda: privacy.gaussian_mechanism(1.0, sensitivity=sensitivity, epsilon=1.0,
-                                           delta=1e-5, reproducible_rng=RNG),
+                                           delta=1e-5, randomness=RNG),
         lambda: privacy.gaussian_sigma(sensitivity=sensitivity, epsilon=1.0, delta=1e-5),
     ]
     for call in calls:
@@ -349,7 +354,7 @@ def test_bad_delta_rejected(delta):
         privacy.gaussian_sigma(sensitivity=1.0, epsilon=1.0, delta=delta)
     with pytest.raises(ValueError, match=r"delta must be"):
         privacy.gaussian_mechanism(0.0, sensitivity=1.0, epsilon=1.0, delta=delta,
-                                   reproducible_rng=RNG)
+                                   randomness=RNG)
 
 
 @pytest.mark.parametrize("clipping_norm", [0.0, -1.0, float("nan"), float("inf")])
@@ -360,21 +365,24 @@ def test_bad_clipping_norm_rejected(clipping_norm):
 
 def test_error_messages_name_argument_and_value():
     with pytest.raises(ValueError, match=r"^epsilon must be > 0, got 0.0\.$"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=0, reproducible_rng=RNG)
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=0, randomness=RNG)
     with pytest.raises(ValueError, match=r"^delta must be in \(0, 1\), got 1.0\.$"):
         privacy.gaussian_sigma(sensitivity=1.0, epsilon=1.0, delta=1)
 
 
 def test_other_bad_inputs():
-    with pytest.raises(TypeError, match="reproducible_rng must be None"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, reproducible_rng=0)
+    with pytest.raises(TypeError, match="randomness must be None"):
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, randomness=0)
+    with pytest.raises(TypeError, match="reproducible_rng"):  # the old name is gone too
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0,
+                                  reproducible_rng=np.random.default_rng(0))
     with pytest.raises(TypeError, match="rng"):  # the old name is gone: no silent fallback
         privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0, rng=RNG)
     with pytest.raises(TypeError, match="epsilon"):
-        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon="1", reproducible_rng=RNG)
+        privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon="1", randomness=RNG)
     with pytest.raises(ValueError, match="value must be finite"):
         privacy.laplace_mechanism(np.array([1.0, np.nan]), sensitivity=1.0, epsilon=1.0,
-                                  reproducible_rng=RNG)
+                                  randomness=RNG)
     with pytest.raises(ValueError, match="finite"):
         privacy.clip_by_l2_norm(np.array([np.inf]), 1.0)
     with pytest.raises(ValueError, match="at least one"):
@@ -393,7 +401,7 @@ SAMPLER_DRAWS = 40_000
 
 
 def _bits(seed: int):
-    return privacy._GeneratorBits(np.random.default_rng(seed))
+    return _rep(seed)._mechanism_bits()
 
 
 def _assert_frequencies_match(draws: np.ndarray, pmf: dict[int, float]) -> None:
@@ -440,7 +448,7 @@ def test_outputs_lie_on_the_power_of_two_grid():
     assert granularity == 2.0**-40
     assert privacy.grid_granularity(sensitivity=3.0) == 2.0**-39
     outputs = privacy.gaussian_mechanism(np.full(200, 0.1), sensitivity=1.0, epsilon=1.0,
-                                         delta=1e-5, reproducible_rng=np.random.default_rng(0))
+                                         delta=1e-5, randomness=_rep(0))
     steps = outputs / granularity
     np.testing.assert_array_equal(steps, np.round(steps))
 
@@ -449,11 +457,12 @@ def test_noise_is_secret_by_default_and_reproducible_only_on_request(monkeypatch
     first = privacy.laplace_mechanism(np.zeros(5), sensitivity=1.0, epsilon=1.0)
     second = privacy.laplace_mechanism(np.zeros(5), sensitivity=1.0, epsilon=1.0)
     assert not np.array_equal(first, second)  # probability of equality: about 2^-200
-    # The default draws from the OS entropy of `secrets`, and from nowhere else.
+    # The default draws from a fresh secret PrivateRandomness (OS entropy), and from nowhere
+    # else.
     calls = []
-    original = privacy.secrets.randbelow
-    monkeypatch.setattr(privacy.secrets, "randbelow",
-                        lambda n: calls.append(n) or original(n))
+    original = schedule.PrivateRandomness.secret
+    monkeypatch.setattr(schedule.PrivateRandomness, "secret",
+                        classmethod(lambda cls: calls.append(1) or original()))
     np.random.seed(0)  # noqa: NPY002 -- the legacy global state must stay untouched
     state = np.random.get_state()[1].copy()  # noqa: NPY002
     privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5)
@@ -461,9 +470,9 @@ def test_noise_is_secret_by_default_and_reproducible_only_on_request(monkeypatch
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
     calls.clear()
     a = privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5,
-                                   reproducible_rng=np.random.default_rng(5))
+                                   randomness=_rep(5))
     b = privacy.gaussian_mechanism(np.zeros(3), sensitivity=1.0, epsilon=1.0, delta=1e-5,
-                                   reproducible_rng=np.random.default_rng(5))
+                                   randomness=_rep(5))
     np.testing.assert_array_equal(a, b)
     assert not calls
 
@@ -525,7 +534,7 @@ def test_mironov_replay_separates_naive_inputs_and_finds_nothing_on_the_helper()
     impossible = privacy.mironov_impossible_outputs(naive, other_input=1.0, sampler="naive",
                                                     **kwargs)
     assert impossible.sum() > MIRONOV_DRAWS // 2
-    helper = privacy.laplace_mechanism(np.zeros(MIRONOV_DRAWS), reproducible_rng=rng, **kwargs)
+    helper = privacy.laplace_mechanism(np.zeros(MIRONOV_DRAWS), randomness=_rep(0), **kwargs)
     assert not privacy.mironov_impossible_outputs(helper, other_input=1.0, sampler="helper",
                                                   **kwargs).any()
     # Not vacuous: outputs off the helper's grid are flagged.
@@ -562,7 +571,7 @@ _BAD = {
               np.array([True])],
     "mechanism": ["exponential", None, 1, ["laplace"]],
     "sampler": ["fast", None, 1],
-    "reproducible_rng": [0, "seed", np.random.RandomState(0), 1.5],
+    "randomness": [0, "seed", np.random.RandomState(0), np.random.default_rng(0), 1.5],
     "bits": ["abc", None, [0.5], np.array([2]), [-1], [], np.zeros((2, 2), dtype=int),
              {"a": 1}, [1 + 2j]],
 }
@@ -575,7 +584,7 @@ FUZZ_TABLE = [
      {"sensitivity": "non_negative", "epsilon": "positive"}),
     (privacy.laplace_mechanism, {"value": _SMALL, "sensitivity": 1.0, "epsilon": 1.0},
      {"value": "array", "sensitivity": "non_negative", "epsilon": "positive",
-      "reproducible_rng": "reproducible_rng"}),
+      "randomness": "randomness"}),
     (privacy.grid_granularity, {"sensitivity": 1.0}, {"sensitivity": "positive"}),
     (privacy.laplace_mechanism_spec, {"sensitivity": 1.0, "epsilon": 1.0, "size": 3},
      {"sensitivity": "positive", "epsilon": "positive", "size": "count"}),
@@ -586,7 +595,7 @@ FUZZ_TABLE = [
     (privacy.gaussian_mechanism, {"value": _SMALL, "sensitivity": 1.0, "epsilon": 1.0,
                                   "delta": 1e-5},
      {"value": "array", "sensitivity": "non_negative", "epsilon": "positive", "delta": "unit",
-      "reproducible_rng": "reproducible_rng"}),
+      "randomness": "randomness"}),
     (privacy.classic_gaussian_sigma, {"sensitivity": 1.0, "epsilon": 1.0, "delta": 1e-5},
      {"sensitivity": "non_negative", "epsilon": "positive", "delta": "unit"}),
     (privacy.gaussian_delta, {"sigma": 1.0, "sensitivity": 1.0, "epsilon": 1.0},
@@ -622,7 +631,7 @@ FUZZ_TABLE = [
     (privacy.randomized_response_epsilon, {"truth_probability": 0.75},
      {"truth_probability": "unit"}),
     (privacy.randomized_response, {"answers": np.array([0, 1]), "truth_probability": 0.75},
-     {"answers": "bits", "truth_probability": "unit", "reproducible_rng": "reproducible_rng"}),
+     {"answers": "bits", "truth_probability": "unit", "randomness": "randomness"}),
     (privacy.randomized_response_estimate, {"reports": np.array([0, 1]),
                                             "truth_probability": 0.75},
      {"reports": "bits", "truth_probability": "unit"}),
@@ -631,14 +640,14 @@ FUZZ_TABLE = [
     (privacy.exponential_mechanism, {"scores": np.array([1.0, 3.0]), "sensitivity": 1.0,
                                      "epsilon": 1.0},
      {"scores": "array", "sensitivity": "positive", "epsilon": "positive",
-      "reproducible_rng": "reproducible_rng"}),
+      "randomness": "randomness"}),
     (privacy.exponential_mechanism_probabilities, {"scores": np.array([1.0, 3.0]),
                                                    "sensitivity": 1.0, "epsilon": 1.0},
      {"scores": "array", "sensitivity": "positive", "epsilon": "positive"}),
     (privacy.private_quantile, {"values": np.array([1.0, 2.0]), "quantile": 0.5,
                                 "candidates": np.linspace(0.0, 3.0, 4), "epsilon": 1.0},
      {"values": "array", "quantile": "unit", "candidates": "array", "epsilon": "positive",
-      "reproducible_rng": "reproducible_rng"}),
+      "randomness": "randomness"}),
 ]
 _POSITIONAL = {"value", "tensors", "clipping_norm", "x", "mechanism", "true_answer",
                "outputs", "answers", "reports", "scores", "values"}
@@ -729,7 +738,7 @@ def test_randomized_response_keeps_the_truth_with_probability_p(p):
     # far below the 0.05 gap between the three p's. 0.7 is not dyadic: its float is used exactly.
     truth = np.tile([0, 1], RR_DRAWS // 2)
     reports = privacy.randomized_response(truth, truth_probability=p,
-                                          reproducible_rng=np.random.default_rng(11))
+                                          randomness=_rep(11))
     assert set(np.unique(reports)) <= {0, 1} and reports.dtype == np.int64
     for bit in (0, 1):
         kept = np.mean(reports[truth == bit] == bit)
@@ -748,7 +757,7 @@ def test_randomized_response_audit_refutes_a_broken_coin_and_not_the_real_one():
 
     def reports(bit, p, seed):
         return privacy.randomized_response(np.full(n, bit), truth_probability=p,
-                                           reproducible_rng=np.random.default_rng(seed))
+                                           randomness=_rep(seed))
 
     real = audit.empirical_epsilon_lower_bound(reports(0, 0.75, 1), reports(1, 0.75, 2),
                                                threshold=0.5)
@@ -763,9 +772,9 @@ def test_randomized_response_estimate_is_unbiased_with_the_closed_form_variance(
     # pi (1 - pi) / (n (2p - 1)^2) with pi = 0.75 * 0.2 + 0.25 * 0.8 = 0.35 (0.00364, sd 0.060).
     n, share, p, surveys = 500, 0.2, 0.75, 400
     truth = np.r_[np.ones(int(share * n), int), np.zeros(n - int(share * n), int)]
-    rng = np.random.default_rng(12)
+    rng = _rep(12)
     estimates = np.array([privacy.randomized_response_estimate(
-        privacy.randomized_response(truth, truth_probability=p, reproducible_rng=rng),
+        privacy.randomized_response(truth, truth_probability=p, randomness=rng),
         truth_probability=p) for _ in range(surveys)])
     pi = p * share + (1 - p) * (1 - share)
     variance = pi * (1 - pi) / (n * (2 * p - 1) ** 2)
@@ -779,7 +788,7 @@ def test_randomized_response_is_secret_by_default():
     second = privacy.randomized_response(truth, truth_probability=0.75)
     assert not np.array_equal(first, second)  # equal with probability (5/8)^256
     seeded = [privacy.randomized_response(truth, truth_probability=0.75,
-                                          reproducible_rng=np.random.default_rng(5))
+                                          randomness=_rep(5))
               for _ in range(2)]
     np.testing.assert_array_equal(*seeded)
 
@@ -820,9 +829,9 @@ def test_exponential_mechanism_samples_its_closed_form():
     probs = privacy.exponential_mechanism_probabilities(scores, sensitivity=1.0, epsilon=0.8)
     expected = np.exp(0.4 * scores) / np.exp(0.4 * scores).sum()
     np.testing.assert_allclose(probs, expected, rtol=1e-12)
-    rng = np.random.default_rng(13)
+    rng = _rep(13)
     draws = [privacy.exponential_mechanism(scores, sensitivity=1.0, epsilon=0.8,
-                                           reproducible_rng=rng) for _ in range(20_000)]
+                                           randomness=rng) for _ in range(20_000)]
     observed = np.bincount(draws, minlength=scores.size)
     assert stats.chisquare(observed, 20_000 * probs).pvalue > 0.001
 
@@ -845,9 +854,9 @@ def test_exponential_mechanism_likelihood_ratio_attack():
                                                                         epsilon=2 * eps))
     assert real <= eps + 1e-12
     assert broken > 1.5 * eps
-    rng = np.random.default_rng(14)
+    rng = _rep(14)
     picks = np.array([privacy.exponential_mechanism(d1, sensitivity=1, epsilon=eps,
-                                                    reproducible_rng=rng)
+                                                    randomness=rng)
                       for _ in range(20_000)])
     first = privacy.exponential_mechanism_probabilities(d1, sensitivity=1, epsilon=eps)[0]
     assert abs(np.mean(picks == 0) - first) < 5 * math.sqrt(first * (1 - first) / 20_000)
@@ -855,15 +864,15 @@ def test_exponential_mechanism_likelihood_ratio_attack():
 
 def test_exponential_mechanism_handles_extreme_scores_exactly():
     scores = np.array([0.0, -1e300, 1e300, -5e-324])
-    rng = np.random.default_rng(15)
+    rng = _rep(15)
     assert privacy.exponential_mechanism(scores, sensitivity=1.0, epsilon=1.0,
-                                         reproducible_rng=rng) == 2
+                                         randomness=rng) == 2
     probs = privacy.exponential_mechanism_probabilities(scores, sensitivity=1e-300,
                                                         epsilon=1e300)
     assert np.all(np.isfinite(probs)) and probs[2] == 1.0
     # A tie is a fair coin.
     picks = [privacy.exponential_mechanism(np.array([3.0, 3.0]), sensitivity=1.0,
-                                           epsilon=50.0, reproducible_rng=rng)
+                                           epsilon=50.0, randomness=rng)
              for _ in range(4000)]
     assert abs(np.mean(picks) - 0.5) < 5 * math.sqrt(0.25 / 4000)
 
@@ -876,11 +885,12 @@ def _quantile_probabilities(values, quantile, grid, epsilon):
 
 def test_private_quantile_samples_the_exponential_mechanism_on_rank_error():
     rng = np.random.default_rng(16)
+    private_rng = _rep(16)
     values = rng.normal(0.0, 1.0, 40)
     grid = np.linspace(-2.0, 2.0, 9)
     probs = _quantile_probabilities(values, 0.25, grid, 0.5)
     draws = [privacy.private_quantile(values, quantile=0.25, candidates=grid, epsilon=0.5,
-                                      reproducible_rng=rng) for _ in range(10_000)]
+                                      randomness=private_rng) for _ in range(10_000)]
     observed = np.array([np.sum(np.array(draws) == g) for g in grid])
     assert observed.sum() == 10_000
     expected = 10_000 * probs
@@ -919,11 +929,12 @@ def test_private_quantile_has_sensitivity_one_under_both_relations():
 
 def test_private_quantile_is_accurate_with_enough_data():
     rng = np.random.default_rng(17)
+    private_rng = _rep(17)
     values = rng.normal(9.0, 2.0, 1000)
     grid = np.round(np.arange(0.0, 20.05, 0.1), 1)
     for quantile in (0.1, 0.5, 0.9):
         estimate = privacy.private_quantile(values, quantile=quantile, candidates=grid,
-                                            epsilon=1.0, reproducible_rng=rng)
+                                            epsilon=1.0, randomness=private_rng)
         assert abs(estimate - np.quantile(values, quantile)) < 0.3
     # Secret by default, and the grid must be sorted.
     assert privacy.private_quantile(values, quantile=0.5, candidates=grid, epsilon=1.0) in grid

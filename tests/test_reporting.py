@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from fl_helpers import reporting, training
+from fl_helpers import reporting, schedule, training
 
 
 def _history(**changes) -> training.DPHistory:
@@ -85,7 +85,7 @@ def test_privacy_statement_of_a_real_dp_ftrl_run():
             schedule=dp_ftrl.cyclic_schedule(4, clients_per_round=2, num_rounds=2),
             clipping_norm=1.0, clients_per_round=2, restart_every=2, target_delta=1e-5,
             local_epochs=1, batch_size=3, client_learning_rate=0.1, noise_multiplier=1.0,
-            progress=False, reproducible_noise=True)
+            progress=False, randomness=schedule.PrivateRandomness.reproducible(0))
     text = reporting.privacy_statement(history, num_clients=4)
     assert f"(ε = {history.epsilon[-1]:.3f}" in text and "THIS RUN used reproducible" in text
 

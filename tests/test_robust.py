@@ -315,9 +315,9 @@ def test_dp_fedavg_rejects_without_reporting_and_keeps_its_denominator(federatio
     size = sum(w.size for w in start)
     moved = np.zeros(size)
     for t in range(2):
-        source = discrete_noise.NoiseSource.from_key(
-            schedule.PrivateRandomness.reproducible(0, warn=False).noise_key(t), reproducible=True)
-        moved += discrete_noise.discrete_gaussian(variance, size, source=source) / steps / 4.0
+        moved += discrete_noise.discrete_gaussian(
+            variance, size, randomness=schedule.PrivateRandomness.reproducible(0, warn=False),
+            round_index=t) / steps / 4.0
     flat_start = np.concatenate([w.ravel() for w in start])
     flat_got = np.concatenate([w.ravel() for w in private.final_weights])
     np.testing.assert_allclose(flat_got, flat_start + moved, rtol=1e-5, atol=1e-6)

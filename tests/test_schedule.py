@@ -15,7 +15,17 @@ import warnings
 import numpy as np
 import pytest
 
-from fl_helpers import aggregation, discrete_noise, dp_sgd, models, schedule, training
+from fl_helpers import (
+    aggregation,
+    cross_silo,
+    discrete_noise,
+    distributed_dp,
+    dp_sgd,
+    models,
+    privacy,
+    schedule,
+    training,
+)
 
 SHAPES = [(20, 3), (3,)]
 
@@ -167,3 +177,87 @@ def test_public_rng_names_a_bad_stream():
         schedule.public_rng(0, "batch order")
     with pytest.raises(TypeError, match="indices must be"):
         schedule.public_rng(0, "attack noise", 3)
+
+
+# --------------------------------------------------------------- one type, one name, one source
+
+def test_every_exact_sampler_reads_the_one_bit_source(monkeypatch):
+    """notebook 01's scalar mechanisms, the vectorised discrete Gaussian, secure aggregation's
+    rounding and DP-FedAvg's exact noise all draw their bytes through schedule._Bits, which
+    only a PrivateRandomness hands out; the old second sources are gone."""
+    reads = []
+    original = schedule._Bits._take
+    monkeypatch.setattr(schedule._Bits, "_take",
+                        lambda self, n: reads.append(n) or original(self, n))
+    seeded = schedule.PrivateRandomness.reproducible(0, warn=False)
+    draws = {
+        "laplace": lambda: privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0),
+        "laplace (seeded)": lambda: privacy.laplace_mechanism(1.0, sensitivity=1.0, epsilon=1.0,
+                                                              randomness=seeded),
+        "exponential": lambda: privacy.exponential_mechanism(np.arange(3.0), sensitivity=1.0,
+                                                             epsilon=1.0),
+        "discrete_gaussian": lambda: discrete_noise.discrete_gaussian(
+            9, 5, randomness=schedule.PrivateRandomness.secret()),
+        "quantize": lambda: distributed_dp.quantize(np.ones(4), clipping_norm=1.0, scale=3.3,
+                                                    randomness=seeded),
+        "DPFedAvg": lambda: _release(aggregation.DPFedAvg(
+            clipping_norm=1.0, noise_multiplier=1.0, expected_clients=1.0),
+            [np.ones(s, np.float32) for s in SHAPES], schedule.PrivateRandomness.secret()),
+    }
+    for name, draw in draws.items():
+        reads.clear()
+        draw()
+        assert reads, f"{name} drew no bytes from the one bit source"
+    for gone in ("NoiseSource", "_chacha20"):
+        assert not hasattr(discrete_noise, gone)
+    for gone in ("_SecretBits", "_GeneratorBits", "secrets"):
+        assert not hasattr(privacy, gone)
+    for gone in ("secret_rng", "reproducible_noise_rng", "noise_seed_for"):
+        assert not hasattr(cross_silo, gone)
+
+
+def test_reproducible_is_the_one_not_private_spelling_and_it_warns():
+    """Every public function that draws private randomness takes it as randomness= (a
+    PrivateRandomness or None); a generator, a seed or a flag is refused by name."""
+    with pytest.warns(UserWarning, match="reproducible noise from seed 3.*not private"):
+        seeded = schedule.PrivateRandomness.reproducible(3)
+    assert seeded.is_reproducible and not schedule.PrivateRandomness.secret().is_reproducible
+    calls = [
+        lambda r: privacy.gaussian_mechanism(0.0, sensitivity=1.0, epsilon=1.0, delta=1e-5,
+                                             randomness=r),
+        lambda r: privacy.randomized_response(np.array([1, 0]), truth_probability=0.75,
+                                              randomness=r),
+        lambda r: discrete_noise.discrete_gaussian(4, 2, randomness=r),
+        lambda r: distributed_dp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0,
+                                                     randomness=r),
+        lambda r: aggregation.noised_unclipped_fraction([0.5], clipping_norm=1.0,
+                                                        count_stddev=1.0, expected_clients=1.0,
+                                                        randomness=r),
+        lambda r: cross_silo.dp_sgd_update(np.zeros(3), np.ones((4, 2)), np.array([0, 1, 0, 1]),
+                                           local_steps=1, sampling_probability=0.5,
+                                           expected_batch_size=2.0, clipping_norm=1.0,
+                                           noise_multiplier=1.0, client_learning_rate=0.1,
+                                           randomness=r),
+    ]
+    for call in calls:
+        call(schedule.PrivateRandomness.reproducible(3, warn=False))
+        for bad in (np.random.default_rng(3), 3, True):
+            with pytest.raises(TypeError, match="randomness must be"):
+                call(bad)
+
+
+def test_one_round_of_exact_noise_is_handed_out_once_by_a_secret_object():
+    secret = schedule.PrivateRandomness.secret()
+    discrete_noise.discrete_gaussian(4, 3, randomness=secret, round_index=2)
+    with pytest.raises(schedule.NoiseReuseError, match="round 2"):
+        discrete_noise.discrete_gaussian(4, 3, randomness=secret, round_index=2)
+    with pytest.raises(schedule.NoiseReuseError):
+        secret.noise_key(2)
+    # Without a round, the release stream continues: two calls never repeat.
+    a, b = (discrete_noise.discrete_gaussian(10**6, 50, randomness=secret) for _ in range(2))
+    assert not np.array_equal(a, b)
+    # A reproducible object replays a round from its start (the parity checks rely on it).
+    seeded = schedule.PrivateRandomness.reproducible(0, warn=False)
+    np.testing.assert_array_equal(
+        discrete_noise.discrete_gaussian(400, 20, randomness=seeded, round_index=1),
+        discrete_noise.discrete_gaussian(400, 20, randomness=seeded, round_index=1))

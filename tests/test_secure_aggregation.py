@@ -19,16 +19,16 @@ import pytest
 from scipy import stats
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, aggregation
+from fl_helpers import accounting, aggregation, schedule
 from fl_helpers import discrete_noise as dn
 from fl_helpers import distributed_dp as ddp
 from fl_helpers import secagg_crypto as crypto
 from fl_helpers import secagg_protocol as protocol
 
 
-def _reproducible(seed: int) -> dn.NoiseSource:
+def _reproducible(seed: int) -> schedule.PrivateRandomness:
     with pytest.warns(UserWarning, match="not private|no privacy"):
-        return dn.NoiseSource.reproducible(seed)
+        return schedule.PrivateRandomness.reproducible(seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,19 +226,19 @@ def test_bad_dropout_ids_are_rejected():
 def test_stochastic_rounding_is_unbiased_and_within_the_norm_bound():
     source = _reproducible(4)
     x = np.array([0.3, -0.25, 0.1, 0.0])  # norm < C = 1
-    rounded = np.array([ddp.quantize(x, clipping_norm=1.0, scale=10.0, source=source)
+    rounded = np.array([ddp.quantize(x, clipping_norm=1.0, scale=10.0, randomness=source)
                         for _ in range(20_000)])
     # standard error of each mean <= 0.5 / sqrt(20000) = 0.0035; tolerance 0.02 is ~6 of them
     np.testing.assert_allclose(rounded.mean(axis=0), 10 * x, atol=0.02)
     bound = ddp.quantized_norm_bound(clipping_norm=1.0, scale=10.0, dimension=4)
     assert np.linalg.norm(rounded, axis=1).max() <= bound
-    big = ddp.quantize(np.array([30.0, 40.0]), clipping_norm=1.0, scale=10.0, source=source)
+    big = ddp.quantize(np.array([30.0, 40.0]), clipping_norm=1.0, scale=10.0, randomness=source)
     assert np.linalg.norm(big) <= 10 + math.sqrt(2)  # clipped to 1 first
 
 
 @pytest.mark.parametrize("variance", [1, 4, 1000])
 def test_discrete_gaussian_matches_its_pmf(variance):
-    draws = dn.discrete_gaussian(variance, 100_000, source=_reproducible(5))
+    draws = dn.discrete_gaussian(variance, 100_000, randomness=_reproducible(5))
     span = int(4 * math.sqrt(variance))
     values = np.arange(-span, span + 1)
     pmf = dn.discrete_gaussian_pmf(values, variance)
@@ -255,16 +255,16 @@ def test_discrete_gaussian_matches_its_pmf(variance):
 
 def test_discrete_gaussian_rejects_a_wrong_variance_or_source():
     with pytest.raises(TypeError, match="variance must be an integer"):
-        dn.discrete_gaussian(2.5, 3, source=_reproducible(0))
+        dn.discrete_gaussian(2.5, 3, randomness=_reproducible(0))
     with pytest.raises(ValueError, match="variance must be >= 1"):
-        dn.discrete_gaussian(0, 3, source=_reproducible(0))
-    with pytest.raises(TypeError, match="source must be a NoiseSource"):
-        dn.discrete_gaussian(4, 3, source=np.random.default_rng(0))
+        dn.discrete_gaussian(0, 3, randomness=_reproducible(0))
+    with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
+        dn.discrete_gaussian(4, 3, randomness=np.random.default_rng(0))
 
 
 def test_secret_noise_is_not_reproducible():
-    a = dn.discrete_gaussian(100, 50, source=dn.NoiseSource.secret())
-    b = dn.discrete_gaussian(100, 50, source=dn.NoiseSource.secret())
+    a = dn.discrete_gaussian(100, 50, randomness=schedule.PrivateRandomness.secret())
+    b = dn.discrete_gaussian(100, 50, randomness=schedule.PrivateRandomness.secret())
     assert not np.array_equal(a, b)
 
 
@@ -346,7 +346,7 @@ def test_rule_without_noise_matches_dp_fedavg_without_noise():
     plain = aggregation.DPFedAvg(clipping_norm=0.3, noise_multiplier=0.0,
                                  expected_clients=6.0).aggregate(deltas, np.ones(6), context)
     rule = ddp.DistributedDPSecAgg(clipping_norm=0.3, expected_clients=6.0,
-                                  source=_reproducible(7))
+                                  randomness=_reproducible(7))
     secure = rule.aggregate(deltas, np.ones(6), context)
     # quantisation error: at most 1 / s per client, divided by 6 clients... times 6 clients
     for a, b in zip(secure, plain, strict=True):
@@ -357,7 +357,7 @@ def test_rule_without_noise_matches_dp_fedavg_without_noise():
 def test_rule_noise_has_the_planned_variance():
     deltas = [[np.zeros(4000, dtype=np.float32)] for _ in range(10)]
     rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
-                                  noise_multiplier=0.5, source=_reproducible(8))
+                                  noise_multiplier=0.5, randomness=_reproducible(8))
     update = rule.aggregate(deltas, np.ones(10),
                             aggregation.RoundContext(round_index=0, num_clients=100))[0]
     sigma = 0.5 * rule.sensitivity(4000)  # on the integer sum
@@ -370,14 +370,18 @@ def test_rule_noise_has_the_planned_variance():
 def test_rule_checks_its_arguments():
     with pytest.raises(ValueError, match="clipping_norm must be > 0"):
         ddp.DistributedDPSecAgg(clipping_norm=0.0, expected_clients=1.0)
-    with pytest.raises(TypeError, match="source must be a NoiseSource"):
-        ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, source=1)
+    with pytest.raises(TypeError, match="randomness must be a PrivateRandomness"):
+        ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, randomness=1)
     rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, modulus_bits=8)
     with pytest.raises(ValueError, match="modulus_bits=8 is too small for the sum of 3"):
         rule.aggregate([[np.ones(3, dtype=np.float32)]] * 3, np.ones(3),
                        aggregation.RoundContext(round_index=0, num_clients=3))
-    assert repr(ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0).source) == \
-        "NoiseSource.secret()"
+    # Secret by default: two rules made alike release different noise.
+    context = aggregation.RoundContext(round_index=0, num_clients=3)
+    a, b = (ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0,
+                                    noise_multiplier=1.0).aggregate_empty([(20,)], context)
+            for _ in range(2))
+    assert not np.array_equal(a[0], b[0])
 
 
 def test_rule_plugs_into_run_fedavg():
@@ -393,7 +397,7 @@ def test_rule_plugs_into_run_fedavg():
                                     clipping_norm=0.5, noise_multiplier=0.0,
                                     expected_clients=3.0))
     rule = ddp.DistributedDPSecAgg(clipping_norm=0.5, expected_clients=3.0,
-                                  source=_reproducible(10))
+                                  randomness=_reproducible(10))
     secure = training.run_fedavg(models.make_softmax_regression, clients, **common,
                                  aggregation_rule=rule)
     assert secure.aggregation == "SecAgg + distributed DP" and rule.rounds_aggregated == 2
@@ -442,26 +446,26 @@ def test_integers_beyond_2_53_are_refused_where_they_would_pass_through_float64(
     source = _reproducible(11)
     exact = np.array([2**53, -3, 0])
     np.testing.assert_array_equal(  # up to 2^53 integers are converted exactly
-        ddp.quantize(exact, clipping_norm=1.0, scale=1.0, source=source),
+        ddp.quantize(exact, clipping_norm=1.0, scale=1.0, randomness=source),
         ddp.quantize(exact.astype(np.float64), clipping_norm=1.0, scale=1.0,
-                    source=_reproducible(11)))
+                    randomness=_reproducible(11)))
     for big in (2**53 + 1, -(2**60)):
         with pytest.raises(ValueError, match="update must hold integers of magnitude <= 2\\*\\*53"):
-            ddp.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, source=source)
+            ddp.quantize(np.array([big, 0]), clipping_norm=1.0, scale=1.0, randomness=source)
         with pytest.raises(ValueError, match="values must have magnitude <= 2\\*\\*53"):
             dn.discrete_gaussian_pmf(np.array([big]), 4.0)
     # The discrete Gaussian takes an exact integer variance, bounded far below 2^53 (any
     # integer up to 5e7, t (t - 1) up to 1e15) ...
     with pytest.raises(ValueError, match="variance must be <= 1000000000000000"):
-        dn.discrete_gaussian(2**53 + 1, 3, source=source)
+        dn.discrete_gaussian(2**53 + 1, 3, randomness=source)
     with pytest.raises(ValueError, match="or of the form t \\(t - 1\\)"):
-        dn.discrete_gaussian(dn.MAX_VARIANCE + 1, 3, source=source)
+        dn.discrete_gaussian(dn.MAX_VARIANCE + 1, 3, randomness=source)
     with pytest.raises(TypeError, match="variance must be an integer"):
-        dn.discrete_gaussian(float(2**53), 3, source=source)
+        dn.discrete_gaussian(float(2**53), 3, randomness=source)
     # ... and quantisation refuses a scale whose products float64 could not round exactly (or
     # that would overflow int64: 1e30 once became -2^63).
     with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
-        ddp.quantize(np.array([0.5]), clipping_norm=1.0, scale=1e30, source=source)
+        ddp.quantize(np.array([0.5]), clipping_norm=1.0, scale=1e30, randomness=source)
     with pytest.raises(ValueError, match="scale \\* clipping_norm must be <= 2\\*\\*53"):
         ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=1.0, scale=2.0**60)
 
@@ -472,7 +476,7 @@ def test_a_round_with_fewer_than_two_clients_carries_the_whole_noise():
     or zero clients alike, and their noise has the variance of a full round's."""
     d = 4000
     rule = ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=10.0, scale=100.0,
-                                  noise_multiplier=0.5, source=_reproducible(9))
+                                  noise_multiplier=0.5, randomness=_reproducible(9))
     context = aggregation.RoundContext(round_index=0, num_clients=100)
     full = 0.5 * rule.sensitivity(d)  # sigma on the integer sum
     lone = rule.aggregate([[np.zeros(d, dtype=np.float32)]], np.ones(1), context)[0]
@@ -566,19 +570,10 @@ ENTRIES = [
     ("prg_mask", crypto.prg_mask, lambda: dict(seed=bytes(16), size=3, modulus_bits=8),
      {"seed": [*BYTES, bytes(15)], "size": [*INDEX, dn.MAX_SIZE + 1],
       "modulus_bits": [*COUNT, 63]}),
-    ("NoiseSource.reproducible", dn.NoiseSource.reproducible, lambda: dict(seed=0, warn=False),
-     {"seed": INDEX, "warn": FLAG}),
-    ("NoiseSource.words", lambda size: dn.NoiseSource.secret().words(size), lambda: dict(size=3),
-     {"size": [*INDEX, dn.MAX_SIZE + 1]}),
-    ("NoiseSource.uniform", lambda size: dn.NoiseSource.secret().uniform(size),
-     lambda: dict(size=3), {"size": [*INDEX, dn.MAX_SIZE + 1]}),
-    ("NoiseSource.below", lambda bounds: dn.NoiseSource.secret().below(bounds),
-     lambda: dict(bounds=np.array([3, 5])), {"bounds": [*INT_ARRAY, np.array([0, 3]),
-                                                         np.array([-2])]}),
     ("discrete_gaussian", dn.discrete_gaussian,
-     lambda: dict(variance=4, size=3, source=dn.NoiseSource.secret()),
+     lambda: dict(variance=4, size=3, randomness=schedule.PrivateRandomness.secret()),
      {"variance": [*COUNT, dn.MAX_VARIANCE + 1], "size": [*INDEX, dn.MAX_SIZE + 1],
-      "source": SOURCE}),
+      "randomness": SOURCE}),
     ("discrete_gaussian_pmf", dn.discrete_gaussian_pmf,
      lambda: dict(values=np.arange(-2, 3), variance=4.0),
      {"values": [None, "abc", np.array([0.5]), np.array([np.nan]), np.array([True]),
@@ -588,9 +583,9 @@ ENTRIES = [
      {"modulus_bits": [*COUNT, 63]}),
     ("quantize", ddp.quantize,
      lambda: dict(update=np.array([0.1, -0.2]), clipping_norm=1.0, scale=10.0,
-                  source=dn.NoiseSource.secret()),
+                  randomness=schedule.PrivateRandomness.secret()),
      {"update": FLOAT_ARRAY, "clipping_norm": POSITIVE, "scale": [*POSITIVE, 1e300],
-      "source": SOURCE}),
+      "randomness": SOURCE}),
     ("quantized_norm_bound", ddp.quantized_norm_bound,
      lambda: dict(clipping_norm=1.0, scale=10.0, dimension=4),
      {"clipping_norm": POSITIVE, "scale": POSITIVE, "dimension": [*COUNT, dn.MAX_SIZE + 1]}),
@@ -689,12 +684,12 @@ ENTRIES = [
       "sampling_probability": PROBABILITY, "num_rounds": COUNT}),
     ("DistributedDPSecAgg", ddp.DistributedDPSecAgg,
      lambda: dict(clipping_norm=1.0, expected_clients=2.0, noise_multiplier=0.0, scale=None,
-                  modulus_bits=32, threshold_fraction=2 / 3, source=None),
+                  modulus_bits=32, threshold_fraction=2 / 3, randomness=None),
      {"clipping_norm": POSITIVE, "expected_clients": POSITIVE,
       "noise_multiplier": [*_NUMBERS, math.nan, math.inf, -1.0],
       "scale": [*(x for x in POSITIVE if x is not None), 1e300],
       "modulus_bits": [*COUNT, 63], "threshold_fraction": [*PROBABILITY, 0.5],
-      "source": [0, np.random.default_rng(0), "secret"]}),
+      "randomness": [0, np.random.default_rng(0), "secret"]}),
     ("DistributedDPSecAgg.sensitivity",
      lambda dimension: ddp.DistributedDPSecAgg(clipping_norm=1.0, expected_clients=2.0)
      .sensitivity(dimension), lambda: dict(dimension=4),

@@ -16,7 +16,12 @@ import dp_accounting
 import numpy as np
 import pytest
 
-from fl_helpers import accounting, schedule, split_learning, vertical
+from fl_helpers import accounting, discrete_noise, schedule, split_learning, vertical
+
+
+def _rep(seed: int) -> schedule.PrivateRandomness:
+    """Reproducible randomness for the tests (NOT private; it warns so)."""
+    return schedule.PrivateRandomness.reproducible(seed)
 
 S = split_learning.GRID_STEPS
 
@@ -153,7 +158,7 @@ def test_attacks_fail_against_the_defence(credit):
     # attack is at chance, within 0.05, in every epoch.
     with pytest.warns(UserWarning, match="not private"):
         run = split_learning.train_split(credit, noise_multiplier=50.0,
-                                         reproducible_noise_seed=0)
+                                         randomness=_rep(0))
     assert run.epsilon < 0.25
     aucs = split_learning.attack_aucs(run, credit.labels_train)
     for name, values in aucs.items():
@@ -165,7 +170,7 @@ def test_moderate_noise_weakens_the_attacks(credit, plaintext_run):
     z = split_learning.noise_multiplier_for_label_dp(target_epsilon=8.0, epochs=5,
                                                      target_delta=1e-5)
     with pytest.warns(UserWarning):
-        run = split_learning.train_split(credit, noise_multiplier=z, reproducible_noise_seed=1)
+        run = split_learning.train_split(credit, noise_multiplier=z, randomness=_rep(1))
     aucs = split_learning.attack_aucs(run, credit.labels_train)
     assert np.all(aucs["direction_unsupervised"] < 0.8)
     assert np.all(np.abs(aucs["direction"] - 0.5) < 0.3)
@@ -203,7 +208,7 @@ def test_released_values_are_integer_noise_on_the_grid():
     z = 5.0
     with pytest.warns(UserWarning):
         run = split_learning.train_split(SMALL, epochs=3, batch_size=60, noise_multiplier=z,
-                                         reproducible_noise_seed=4)
+                                         randomness=_rep(4))
     released = run.released_residuals
     assert released is not None and released.dtype == np.int64
     for epoch in range(3):
@@ -221,7 +226,7 @@ def test_noise_spread_on_the_credit_data(credit):
     # 64,020 draws: the released integers have std z S within 2 %.
     z = 20.0
     with pytest.warns(UserWarning):
-        run = split_learning.train_split(credit, noise_multiplier=z, reproducible_noise_seed=2)
+        run = split_learning.train_split(credit, noise_multiplier=z, randomness=_rep(2))
     assert run.released_residuals is not None
     assert abs(np.std(run.released_residuals / S) / z - 1) < 0.02
 
@@ -239,10 +244,10 @@ def test_noise_is_secret_by_default():
 def test_reproducible_noise_only_when_asked_and_warned():
     with pytest.warns(UserWarning, match="not private"):
         a = split_learning.train_split(SMALL, epochs=2, noise_multiplier=1.0,
-                                       reproducible_noise_seed=7)
+                                       randomness=_rep(7))
     with pytest.warns(UserWarning, match="not private"):
         b = split_learning.train_split(SMALL, epochs=2, noise_multiplier=1.0,
-                                       reproducible_noise_seed=7)
+                                       randomness=_rep(7))
     np.testing.assert_array_equal(a.released_residuals, b.released_residuals)
     np.testing.assert_array_equal(a.returned_gradients, b.returned_gradients)
     assert a.reproducible_noise and "NOT PRIVATE" in a.privacy_statement()
@@ -253,15 +258,15 @@ def test_private_randomness_serves_one_run():
     split_learning.train_split(SMALL, epochs=1, noise_multiplier=1.0, randomness=randomness)
     with pytest.raises(ValueError, match="already used"):
         split_learning.train_split(SMALL, epochs=1, noise_multiplier=1.0, randomness=randomness)
-    with pytest.raises(ValueError, match="not both"):
-        split_learning.train_split(SMALL, noise_multiplier=1.0,
-                                   randomness=schedule.PrivateRandomness.secret(),
-                                   reproducible_noise_seed=1)
+    with pytest.raises(TypeError, match="reproducible_noise_seed"):  # the old name is gone
+        split_learning.train_split(SMALL, noise_multiplier=1.0, reproducible_noise_seed=1)
     # The run draws each epoch's noise once: asking the same object again is refused.
     randomness = schedule.PrivateRandomness.secret()
     split_learning.train_split(SMALL, epochs=2, noise_multiplier=1.0, randomness=randomness)
     with pytest.raises(schedule.NoiseReuseError):
         randomness.noise_key(1)
+    with pytest.raises(schedule.NoiseReuseError):
+        discrete_noise.discrete_gaussian(4, 3, randomness=randomness, round_index=0)
 
 
 # ----------------------------------------------------------------------------- accounting
@@ -336,7 +341,6 @@ FUZZ = [
       "seed": [None, -1, 1.5, "0"],
       "noise_multiplier": [None, -1.0, math.nan, math.inf, "1", 1e6],
       "target_delta": [None, 0.0, 1.0, -0.1, math.nan],
-      "reproducible_noise_seed": [-1, 1.5, "0"],
       "randomness": [3, "secret", np.random.default_rng(0)]}),
     (split_learning.label_dp_epsilon,
      {"noise_multiplier": 1.0, "epochs": 5, "target_delta": 1e-5},

@@ -21,7 +21,7 @@ from flwr.app.message_type import MessageType
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
 
-from fl_helpers import cross_silo, data
+from fl_helpers import cross_silo, data, schedule
 from heart_app.common import training_config
 
 
@@ -39,15 +39,13 @@ class HospitalClient(NumPyClient):
         round_index = int(config["round-index"])
         params = np.asarray(parameters[0], dtype=np.float64)
         h = self.hospital
-        noise_rng = None  # secret: OS entropy
+        randomness = None  # secret: this process's own OS entropy, shared with nobody
         if self.config.private and bool(self.run_config["reproducible-noise"]):
-            noise_rng = cross_silo.reproducible_noise_rng(
-                cross_silo.noise_seed_for(self.config.seed, round_index, h.hospital_id),
-                warn=False)
+            randomness = schedule.PrivateRandomness.reproducible(self.config.seed, warn=False)
         update = cross_silo.client_update(params, h.x_train, h.y_train, config=self.config,
                                           round_index=round_index, hospital_id=h.hospital_id,
                                           public_train_size=h.public_train_size,
-                                          noise_rng=noise_rng)
+                                          randomness=randomness)
         # Private: the public size, never the count of rows this hospital holds.
         weight = h.public_train_size if self.config.private else h.num_train
         return [update], weight, {"hospital-id": h.hospital_id}

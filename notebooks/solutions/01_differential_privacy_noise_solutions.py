@@ -10,12 +10,16 @@ import math
 
 import numpy as np
 
-from fl_helpers import audit, data, privacy, reproducibility
+from fl_helpers import audit, data, privacy, reproducibility, schedule
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
 (x_train, y_train), _ = data.load_mnist()
 labels = y_train[:1000]
+
+
+def seeded(seed):  # reproducible randomness: NOT private; for stored outputs and checks only
+    return schedule.PrivateRandomness.reproducible(seed, warn=False)
 
 # %% [markdown]
 # ## Exercise 1 ★ (predict)
@@ -54,27 +58,27 @@ else:
 # (discrete, on the helper's fine grid, see the notebook's floating-point pitfall).
 
 # %%
-def noisy_histogram(labels, *, epsilon, rng):
+def noisy_histogram(labels, *, epsilon, randomness):
     """Returns the 10 digit counts of `labels` with Laplace noise, epsilon-DP."""
     counts = np.bincount(labels, minlength=10).astype(float)
-    # reproducible_rng=rng only so that the check below can compare; a real release omits it
+    # randomness=randomness only so that the check below can compare; a real release omits it
     # and gets secret noise from the operating system.
     return privacy.laplace_mechanism(counts, sensitivity=1.0, epsilon=epsilon,
-                                     reproducible_rng=rng)
+                                     randomness=randomness)
 
 
 # %% tags=["nbval-check-output"]
-attempt = noisy_histogram(labels, epsilon=1.0, rng=np.random.default_rng(5))
+attempt = noisy_histogram(labels, epsilon=1.0, randomness=seeded(5))
 reference = privacy.laplace_mechanism(np.bincount(labels, minlength=10).astype(float),
                                       sensitivity=1.0, epsilon=1.0,
-                                      reproducible_rng=np.random.default_rng(5))
+                                      randomness=seeded(5))
 if attempt is None:
     print("Complete noisy_histogram, then run this cell again.")
 elif np.shape(attempt) == (10,) and np.allclose(attempt, reference):
     print("Correct: sensitivity 1, one Laplace draw per bin.")
 else:
     print("Not yet. Check the sensitivity (one record changes one bin by one) and call "
-          "privacy.laplace_mechanism once on all 10 counts, with reproducible_rng=rng.")
+          "privacy.laplace_mechanism once on all 10 counts, with randomness=randomness.")
 
 # %% [markdown]
 # ## Exercise 3 ★★★ (design)
@@ -184,25 +188,25 @@ else:
 # sensitivity is 1, as for the most common digit.
 
 # %%
-def private_rarest_digit(labels, *, epsilon, rng):
+def private_rarest_digit(labels, *, epsilon, randomness):
     """The least common digit among `labels`, chosen with epsilon-DP."""
     counts = np.bincount(labels, minlength=10)
-    # reproducible_rng=rng only for the check; a real release omits it (secret randomness).
+    # randomness=randomness only for the check; a real release omits it (secret noise).
     return privacy.exponential_mechanism(-counts, sensitivity=1.0, epsilon=epsilon,
-                                         reproducible_rng=rng)
+                                         randomness=randomness)
 
 
 # %% tags=["nbval-check-output"]
-attempt = private_rarest_digit(labels, epsilon=0.5, rng=np.random.default_rng(8))
+attempt = private_rarest_digit(labels, epsilon=0.5, randomness=seeded(8))
 reference = privacy.exponential_mechanism(-np.bincount(labels, minlength=10), sensitivity=1.0,
-                                          epsilon=0.5, reproducible_rng=np.random.default_rng(8))
+                                          epsilon=0.5, randomness=seeded(8))
 if attempt is None:
     print("Complete private_rarest_digit, then run this cell again.")
 elif attempt == reference:
     print(f"Correct: scores -count (sensitivity 1); this draw chose {reference}.")
 else:
     print("Not yet: score each digit by minus its count, sensitivity 1, and pass "
-          "reproducible_rng=rng.")
+          "randomness=randomness.")
 
 # %% [markdown]
 # ## Exercise 7 ★★ (modify)
@@ -215,18 +219,18 @@ else:
 image_norms = np.linalg.norm(x_train[:1000].reshape(1000, -1).astype(np.float64), axis=1)
 GRID = np.round(np.arange(0.0, 28.05, 0.1), 1)  # public candidates
 answer_q90 = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID, epsilon=0.1,
-                                      reproducible_rng=np.random.default_rng(9))
+                                      randomness=seeded(9))
 
 # %% tags=["nbval-check-output"]
 reference = privacy.private_quantile(image_norms, quantile=0.9, candidates=GRID,
-                                     epsilon=0.1, reproducible_rng=np.random.default_rng(9))
+                                     epsilon=0.1, randomness=seeded(9))
 if answer_q90 is None:
     print("Set answer_q90, then run this cell again.")
 elif math.isclose(answer_q90, reference):
     print(f"Correct: {reference:.1f} (exact 90th percentile {np.quantile(image_norms, 0.9):.2f}).")
 elif math.isclose(answer_q90, privacy.private_quantile(
         image_norms, quantile=0.1, candidates=GRID, epsilon=0.1,
-        reproducible_rng=np.random.default_rng(9))):
+        randomness=seeded(9))):
     print("Not quite: that is the 10th percentile. quantile is the share at or below.")
 else:
-    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and the seeded generator.")
+    print("Not yet: quantile=0.9, candidates=GRID, epsilon=0.1 and randomness=seeded(9).")
