@@ -7,7 +7,8 @@ when
 
 * an English markdown cell changed and its translation was not updated (stale), or a markdown
   cell has no translation;
-* the numbers of a translation differ from those of the English cell it translates, or its links;
+* the numbers of a translation differ from those of the English cell it translates, or its links,
+  or it lacks an inline code span (```name```) of the English cell;
 * ``notebooks/zh-CN/NN_topic.ipynb`` (``notebooks/zh-CN/solutions/...``) is not exactly what the
   generator writes now;
 * a code cell, an output, a cell id or the notebook's metadata differ from the English notebook's
@@ -306,6 +307,15 @@ def test_extra_cells_sit_after_their_english_cell(tmp_path, monkeypatch):
         zh.generate(notebook)
 
 
+def test_code_spans_are_kept_verbatim():
+    assert zh.code_spans("use `run(x=1)` and ``a`b`` then `y`") == ["run(x=1)", "y"]
+    entries = [{"cell": "c", "hash": zh.cell_hash("Call `f(1)`."), "en": "Call `f(1)`.",
+                "zh": "调用 `f（1）`。"}]
+    notebook = TRANSLATED[0]
+    assert any("code spans differ" in line and "f(1)" in line
+               for line in zh.problems(notebook, entries))
+
+
 def test_numbers_ignore_thousands_separators_but_not_values():
     assert zh.numbers("60,000 个客户端，ε = 1.0") == zh.numbers("ε = 1.0, 60000 clients")
     assert zh.numbers("60 000") != zh.numbers("60000")  # a space is not a separator here
@@ -365,8 +375,13 @@ def test_a_solutions_notebook_is_generated_synced_and_checked(tmp_path, monkeypa
     assert [e["cell"] for e in entries if e.get("kind", "markdown") == "markdown"] == [
         c.id for c in cn.read(english).cells if c.cell_type == "markdown"]
     for entry in entries:
-        entry["zh"] = "译文 " + " ".join(zh.numbers(entry["en"])) + " " + " ".join(
-            f"[链接]({target})" for target in zh.link_targets(entry["en"]))
+        spans = zh.code_spans(entry["en"])
+        prose = entry["en"]
+        for span in spans:
+            prose = prose.replace(f"`{span}`", "", 1)
+        entry["zh"] = "译文 " + " ".join(zh.numbers(prose)) + " " + " ".join(
+            f"[链接]({target})" for target in zh.link_targets(prose)) + "".join(
+            f" `{span}`" for span in spans)
         if entry.get("kind") == "code":
             entry["zh"] = entry["en"]
     zh.write_store(store, english, entries)

@@ -385,6 +385,15 @@ def chinese_relpath(english: str) -> str:
     return f"notebooks/{LANGUAGE}/{english[len('notebooks/'):]}"
 
 
+_CODE_SPAN = re.compile(r"(?<!`)`([^`]+)`(?!`)")
+
+
+def code_spans(text: str) -> list[str]:
+    """The inline code of a markdown text that sits on one line (```x```; a span that wraps,
+    and fenced blocks, are left out), in order."""
+    return [span for span in _CODE_SPAN.findall(text) if "\n" not in span]
+
+
 def link_targets(text: str) -> list[str]:
     """The link targets of a markdown text (external ones included), in order."""
     return [match.group(2) for match in _LINK.finditer(text)]
@@ -549,8 +558,9 @@ def numbers(text: str) -> list[str]:
 def problems(notebook: Path, entries: list[dict] | None = None,
              chinese: Path | None = None) -> list[str]:
     """Everything that is wrong with the translation of ``notebook``: stale or missing
-    translations of markdown cells, entries whose hash is not their English, numbers or links
-    that differ from the English cell's, code translations that change more than comments, and a
+    translations of markdown cells, entries whose hash is not their English, numbers, links or
+    one-line inline code (names, paths, commands in backticks) that differ from the English
+    cell's, code translations that change more than comments, and a
     Chinese notebook on disk that is not the generated one.
 
     A code entry that is missing or stale (its English code changed, so its hash matches no cell)
@@ -584,6 +594,10 @@ def problems(notebook: Path, entries: list[dict] | None = None,
         if sorted(link_targets(entry["en"])) != sorted(link_targets(entry["zh"])):
             found.append(f"{where}: links differ: English {link_targets(entry['en'])}, "
                          f"Chinese {link_targets(entry['zh'])}")
+        lost = [span for span in code_spans(entry["en"]) if span not in code_spans(entry["zh"])]
+        if lost:
+            found.append(f"{where}: code spans differ: the translation lacks {lost} (names, "
+                         "paths and commands in backticks stay as in English)")
     for cell in markdown_cells(english):
         if cell_hash(cell.source) not in complete:
             found.append(f"{notebook.name}, cell {cell.get('id')}: no current translation of "
