@@ -330,9 +330,12 @@ def zh_toc(mapping: dict[str, str]) -> dict:
              (captions["beyond"], [name for name in staged if name == "applications"]),
              (captions["solutions"], [n for n in staged if n.startswith("notebooks/solutions/")]),
              (captions["instructors"], [name for name in staged if name == "instructor_guide"])]
-    return {"format": "jb-book", "root": "index",
-            "parts": [{"caption": caption, "chapters": [{"file": name} for name in names]}
-                      for caption, names in parts if names]}
+    toc = {"format": "jb-book", "root": "index",
+           "parts": [{"caption": caption, "chapters": [{"file": name} for name in names]}
+                     for caption, names in parts if names]}
+    if not toc["parts"]:  # nothing translated yet: the landing page alone
+        del toc["parts"]
+    return toc
 
 
 def stage(stage_dir: Path = STAGE_DIR, edition: str = "en") -> Path:
