@@ -1027,9 +1027,7 @@ class ServerSGD(ServerOptimizer):
     def __init__(self, server_learning_rate: float = 1.0, *, momentum: float = 0.0) -> None:
         self.server_learning_rate = v.check_positive("server_learning_rate",
                                                      server_learning_rate)
-        self.momentum = v.check_non_negative("momentum", momentum)
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
+        self.momentum = v.check_in_range("momentum", momentum, 0, 1, high_open=True)
         self._velocity: Weights | None = None
 
     def apply(self, weights: Weights, update: Weights) -> Weights:
@@ -1066,9 +1064,7 @@ class ExponentialAverage(ServerOptimizer):
             raise TypeError(f"optimizer must be a ServerOptimizer (not an ExponentialAverage), "
                             f"got {type(optimizer).__name__}.")
         self.optimizer = optimizer
-        self.decay = v.check_non_negative("decay", decay)
-        if self.decay >= 1:
-            raise ValueError(f"decay must be in [0, 1), got {self.decay}.")
+        self.decay = v.check_in_range("decay", decay, 0, 1, high_open=True)
         #: The average of the global weights so far (``None`` before the first round).
         self.averaged_weights: Weights | None = None
 
@@ -1089,10 +1085,7 @@ def _check_adaptive_settings(server_learning_rate: Any, beta_1: Any, beta_2: Any
     learning_rate = v.check_positive("server_learning_rate", server_learning_rate)
     betas = []
     for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
-        beta = v.check_non_negative(name, beta)
-        if beta >= 1:
-            raise ValueError(f"{name} must be in [0, 1), got {beta}.")
-        betas.append(beta)
+        betas.append(v.check_in_range(name, beta, 0, 1, high_open=True))
     return learning_rate, betas[0], betas[1], v.check_positive("tau", tau)
 
 

@@ -94,17 +94,13 @@ def noise_explorer(true_answer: float, *, epsilon: float = 1.0, sensitivity: flo
     from fl_helpers import privacy
 
     true_answer = v.check_real("true_answer", true_answer)
-    epsilon = v.check_positive("epsilon", epsilon)
-    if not 0.01 <= epsilon <= 10:
-        raise ValueError(f"epsilon must be in [0.01, 10], got {epsilon}.")
+    epsilon = v.check_in_range("epsilon", epsilon, 0.01, 10)
     max_sensitivity = v.check_positive("max_sensitivity", max_sensitivity)
     sensitivity = v.check_positive("sensitivity", sensitivity)
     if sensitivity > max_sensitivity:
         raise ValueError(f"sensitivity must be <= max_sensitivity={max_sensitivity}, "
                          f"got {sensitivity}.")
-    delta = v.check_open_unit("delta", delta)
-    if not 1e-10 <= delta <= 0.1:
-        raise ValueError(f"delta must be in [1e-10, 0.1], got {delta}.")
+    delta = v.check_in_range("delta", delta, 1e-10, 0.1)
     if mechanism not in privacy.MECHANISMS:
         raise ValueError(f"mechanism must be one of {privacy.MECHANISMS}, got {mechanism!r}.")
     half_range = (25.0 * sensitivity if half_range is None
