@@ -37,9 +37,9 @@
 # noise from the operating system's entropy by default: secret, different on every run, and the
 # only mode in which their $\varepsilon$ holds. This notebook stores its outputs, and a stored
 # output must come out the same on every run, so every call below that needs it opts in by name:
-# `reproducible_rng=np.random.default_rng(seed)`. Noise from a known seed is **not private**:
-# whoever knows the seed can regenerate and subtract it. That is fine for a lesson; never publish
-# a release made that way.
+# `randomness=seeded(seed)` (a `PrivateRandomness.reproducible(seed)`). Noise from a known seed is
+# **not private**: whoever knows the seed can regenerate and subtract it. That is fine for a
+# lesson; never publish a release made that way.
 
 # %%
 import math
@@ -1091,7 +1091,7 @@ else:
 # removed?
 #
 # <details><summary>Hint</summary>`np.bincount(labels, minlength=10)` gives the counts. One record
-# changes exactly one bin, by one. Pass `reproducible_rng=rng` so that the check cell can compare
+# changes exactly one bin, by one. Pass `randomness=randomness` so that the check cell can compare
 # your release with its own (a real release would leave it out, for secret noise).</details>
 
 # %%
@@ -1179,7 +1179,7 @@ else:
 # complete `private_rarest_digit` with one call to `privacy.exponential_mechanism`.
 #
 # <details><summary>Hint</summary>The mechanism picks high scores. What score is high for a rare
-# digit, and what is its sensitivity? Pass `reproducible_rng=rng` for the check.</details>
+# digit, and what is its sensitivity? Pass `randomness=randomness` for the check.</details>
 
 # %%
 def private_rarest_digit(labels, *, epsilon, randomness):
@@ -1205,7 +1205,7 @@ else:
 #
 # *A private quantile.* Release the **90th percentile** of the image norms at
 # $\varepsilon = 0.1$ with `privacy.private_quantile`, on the same grid. Set `answer_q90` to your
-# release (use `reproducible_rng=np.random.default_rng(9)` so that the check can repeat it).
+# release (use `randomness=seeded(9)` so that the check can repeat it).
 
 # %%
 answer_q90 = None  # your release

@@ -342,7 +342,8 @@ for label, source in [("reproducible (seeded)", demo_randomness),
 # (larger than 1: the noise outweighs the signal in one round). The same holds for the client
 # sampling: amplification by sampling needs the schedule to be secret too. This is why the
 # course's DP runs draw both from operating-system entropy unless told otherwise, and why every
-# run of this notebook that asks for `reproducible_noise=True` is marked as not private.
+# run of this notebook that passes `randomness=PrivateRandomness.reproducible(SEED)` is marked as
+# not private.
 #
 # > **Pitfall: noise added in floating point.** Secret noise is still not enough when it is
 # > added in floating point. The attacker of DP's definition knows everything except whether
@@ -467,7 +468,8 @@ print(f"noise std on the averaged update: z*C/(qN) = {central_std:.5f}")
 # (Poisson sampling, clipping, noise, the fixed denominator), reports $\varepsilon$ after every
 # round, and with `target_epsilon` it **stops before the first round that would exceed the
 # budget**. We ask for 40 rounds on purpose; the budget runs out after 30. This notebook's
-# stored outputs must be checkable, so the run asks for `reproducible_noise=True`: it warns and
+# stored outputs must be checkable, so the run passes
+# `randomness=PrivateRandomness.reproducible(SEED)`: it warns and
 # records that its $\varepsilon$ does not hold against anyone who knows the seed. A real run
 # leaves it out. Next to it, the same federation trained without privacy (no clipping, no
 # noise), through `experiment.run_experiment`, which wraps the same loop.
