@@ -412,6 +412,115 @@ def _dp_ftrl_statement(history: training.DPFTRLHistory, *, num_clients: int, dat
     return "\n".join(lines)
 
 
+#: The reporting checklist's sentences, per language (the item names in Chinese follow the
+#: glossary: 隐私单元, 相邻关系, 受信任方).
+_CHECKLIST = {
+    "en": {
+        "title": "Reporting checklist (after Ponomareva et al. 2023, \"How to DP-fy ML\")",
+        "unit_name": "Unit of privacy", "unit": "one client with all its data (client-level DP)",
+        "relation_name": "Neighbouring relation",
+        "relation": "{relation}, among N = {n:,} clients",
+        "ftrl_relation": "one client's updates replaced by zero vectors in the rounds it takes "
+                         "part in (REPLACE_SPECIAL)",
+        "relation_local": "replace one client's data by any other (each report is noised on its "
+                          "own)",
+        "relation_central": "add or remove one client",
+        "guarantee_name": "Guarantee",
+        "guarantee": "ε = {eps:.3f}, δ = {delta:.0e} after {rounds} rounds; δ·N = {delta_n:.2g}",
+        "delta_ok": " (δ ≪ 1/N)", "delta_large": " (δ not far below 1/N: too large)",
+        "accountant_name": "Accountant",
+        "ftrl_accountant": "dp-accounting {version}, RDP on SingleEpochTreeAggregationDpEvent "
+                           "per tree",
+        "accountant": "{name} accountant of dp-accounting {version}",
+        "participation_name": "Participation assumption",
+        "ftrl_participation": "no sampling: each client at most once per tree of {rounds} "
+                              "rounds, checked on the schedule (busiest client in {trees} "
+                              "trees); ε is the worst case, every client in every tree",
+        "participation_central": "Poisson sampling, each client independently with q = {q:g} "
+                                 "per round from secret randomness (the amplification in ε "
+                                 "needs exactly this; a fleet that cannot sample so cannot "
+                                 "claim it)",
+        "participation_local": "Poisson sampling q = {q:g}; ε is the busiest client's, no "
+                               "amplification",
+        "mechanism_name": "Mechanism",
+        "ftrl_mechanism": "tree-aggregation noise z = {z:.4g} per node, C = {c:g}, divisor "
+                          "m = {m:g}",
+        "mechanism": "z = {z:.4g}, {clipping}, divisor q·N = {expected:g}",
+        "noise_exact": "; exact discrete Gaussian noise on an integer sum",
+        "noise_float": "; float32 Gaussian noise (open to a floating-point attack)",
+        "release_name": "Release",
+        "release": "every one of the {rounds} global models (the accountant composes them all)",
+        "trust_name": "Trust",
+        "trust_local": "no server; each client noises its own report",
+        "trust_central": "the server that clips, sums and noises, with secret randomness (it "
+                         "sees each update before noise)",
+        "search_name": "Hyperparameter search",
+        "search_none": "none on the private data{chosen}: nothing beyond this run touched it",
+        "search_runs": "{runs} runs on the private data{chosen}, NOT covered by ε: together "
+                       "they spend up to {runs}·ε = {eps_total:.3g} at δ = {delta_total:.0e} "
+                       "(basic composition; a private selection such as Papernot & Steinke "
+                       "2022's costs less)",
+        "clipping_name": "Clipping norm",
+        "clipping": "adapted inside the run from noised counts: covered by ε (the total z)",
+        "randomness_name": "Randomness",
+        "randomness_seeded": "noise and sampling derived from the seed: NOT private against "
+                             "anyone who knows it (teaching only)",
+        "randomness_secret": "secret (never written, never reused)",
+        "not_covered_name": "Not covered", "not_covered": "per-client diagnostics, timings",
+        "not_covered_schedule": ", the participation schedule itself",
+        "not_covered_search": ", the search above",
+    },
+    "zh-CN": {
+        "title": "报告清单（依据 Ponomareva et al. 2023，\"How to DP-fy ML\"）",
+        "unit_name": "隐私单元", "unit": "一个客户端及其全部数据（客户端级差分隐私）",
+        "relation_name": "相邻关系",
+        "relation": "在 N = {n:,} 个客户端中，{relation}",
+        "ftrl_relation": "把一个客户端在它参与的轮次中的更新换成零向量（REPLACE_SPECIAL）",
+        "relation_local": "把一个客户端的数据换成任意其他数据（每份报告各自加噪）",
+        "relation_central": "增加或删除一个客户端",
+        "guarantee_name": "保证",
+        "guarantee": "{rounds} 个轮次后 ε = {eps:.3f}，δ = {delta:.0e}；δ·N = {delta_n:.2g}",
+        "delta_ok": "（δ ≪ 1/N）", "delta_large": "（δ 没有远小于 1/N：太大）",
+        "accountant_name": "隐私会计器",
+        "ftrl_accountant": "dp-accounting {version}，每棵树按 SingleEpochTreeAggregationDpEvent "
+                           "做 RDP 核算",
+        "accountant": "dp-accounting {version} 的 {name} 隐私会计器",
+        "participation_name": "参与假设",
+        "ftrl_participation": "没有采样：每个客户端在每棵 {rounds} 个轮次的树中最多参与一次，"
+                              "已在调度上检查（最忙的客户端出现在 {trees} 棵树中）；ε 按最坏"
+                              "情况计算，即每个客户端出现在每棵树中",
+        "participation_central": "泊松采样，每轮每个客户端以 q = {q:g} 独立地被抽中，使用秘密"
+                                 "随机性（ε 中的放大正需要这一点；无法这样采样的系统不能声称"
+                                 "有这种放大）",
+        "participation_local": "泊松采样 q = {q:g}；ε 是最忙的客户端的，没有放大",
+        "mechanism_name": "机制",
+        "ftrl_mechanism": "树聚合噪声，每个节点 z = {z:.4g}，C = {c:g}，除数 m = {m:g}",
+        "mechanism": "z = {z:.4g}，{clipping}，除数 q·N = {expected:g}",
+        "noise_exact": "；整数和上的精确离散高斯噪声",
+        "noise_float": "；float32 高斯噪声（可被浮点攻击）",
+        "release_name": "发布",
+        "release": "全部 {rounds} 个全局模型（隐私会计器把它们全部组合起来）",
+        "trust_name": "受信任方",
+        "trust_local": "没有服务器；每个客户端给自己的报告加噪",
+        "trust_central": "负责裁剪、求和并加噪的服务器，它使用秘密随机性（它在加噪前看到每个"
+                         "更新）",
+        "search_name": "超参数搜索",
+        "search_none": "没有在隐私数据上搜索{chosen}：除本次运行外没有别的运行接触过这些数据",
+        "search_runs": "在隐私数据上运行了 {runs} 次{chosen}，不在 ε 的覆盖范围内：它们合起来"
+                       "最多消耗 {runs}·ε = {eps_total:.3g}，δ = {delta_total:.0e}（基本组合；"
+                       "Papernot & Steinke 2022 那样的隐私选择代价更小）",
+        "clipping_name": "裁剪阈值",
+        "clipping": "在运行中根据加噪的计数自适应调整：已计入 ε（总 z）",
+        "randomness_name": "随机性",
+        "randomness_seeded": "噪声和采样由种子导出：对任何知道种子的人都不是私密的（仅用于教学）",
+        "randomness_secret": "秘密的（从不写出，从不重用）",
+        "not_covered_name": "不在保证范围内", "not_covered": "逐客户端诊断信息、运行时间",
+        "not_covered_schedule": "、参与调度本身",
+        "not_covered_search": "、上面的搜索",
+    },
+}
+
+
 def _dp_accounting_version() -> str:
     from importlib import metadata
 
@@ -422,7 +531,8 @@ def _dp_accounting_version() -> str:
 
 
 def reporting_checklist(history: training.DPHistory, *, num_clients: int,
-                        hyperparameter_runs: int = 1, tuning: str | None = None) -> str:
+                        hyperparameter_runs: int = 1, tuning: str | None = None,
+                        language: str = "en") -> str:
     """A DP-FL result's reporting checklist, filled in from the run's own figures.
 
     Follows the reporting guidance of Ponomareva et al. 2023, "How to DP-fy ML: A Practical
@@ -444,13 +554,16 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
             public proxy).
         tuning: How the settings were chosen, in words (e.g. ``"C = 0.5 from a public
             proxy's update norms"``), or ``None``.
+        language: ``"en"`` (the default) or ``"zh-CN"``: the same items with the same figures
+            in Simplified Chinese (``tuning`` is quoted as given).
 
     Returns:
         The checklist, one item per line.
 
     Raises:
-        TypeError: ``history`` is not a DPHistory, or ``tuning`` not a string.
-        ValueError: The run accounted no epsilon, or a count is out of range.
+        TypeError: ``history`` is not a DPHistory, or ``tuning`` or ``language`` not a string.
+        ValueError: The run accounted no epsilon, a count is out of range, or ``language`` is
+            not ``"en"`` or ``"zh-CN"``.
     """
     if not isinstance(history, training.DPHistory):
         raise TypeError(f"history must be a DPHistory (as from training.run_dp_fedavg or "
@@ -462,6 +575,7 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
     if tuning is not None and not isinstance(tuning, str):
         raise TypeError(f"tuning must be a string or None, got {type(tuning).__name__} "
                         f"{v._fmt(tuning)}.")
+    language = _check_language(language)
     eps, delta = float(history.epsilon[-1]), float(history.target_delta)
     rounds = int(history.rounds[-1])
     ftrl = isinstance(history, training.DPFTRLHistory)
@@ -471,68 +585,51 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
     def item(good: bool, name: str, text: str) -> str:
         return f"{'[x]' if good else '[!]'} {name}: {text}"
 
+    w = _CHECKLIST[language]
     if isinstance(history, training.DPFTRLHistory):
-        relation = ("one client's updates replaced by zero vectors in the rounds it takes part "
-                    "in (REPLACE_SPECIAL)")
-        participation = (f"no sampling: each client at most once per tree of "
-                         f"{history.restart_every or history.schedule_rounds} rounds, checked "
-                         f"on the schedule (busiest client in {history.trees_per_client} "
-                         "trees); ε is the worst case, every client in every tree")
-        accountant = (f"dp-accounting {_dp_accounting_version()}, RDP on "
-                      "SingleEpochTreeAggregationDpEvent per tree")
-        mechanism = (f"tree-aggregation noise z = {history.noise_multiplier:.4g} per node, "
-                     f"C = {history.clipping_norm:g}, divisor m = "
-                     f"{history.clients_per_round:g}")
+        relation = w["ftrl_relation"]
+        participation = w["ftrl_participation"].format(
+            rounds=history.restart_every or history.schedule_rounds,
+            trees=history.trees_per_client)
+        accountant = w["ftrl_accountant"].format(version=_dp_accounting_version())
+        mechanism = w["ftrl_mechanism"].format(z=history.noise_multiplier,
+                                               c=history.clipping_norm,
+                                               m=history.clients_per_round)
     else:
-        relation = ("replace one client's data by any other (each report is noised on its own)"
-                    if local else "add or remove one client")
-        participation = (
-            f"Poisson sampling, each client independently with q = "
-            f"{history.sampling_probability:g} per round from secret randomness (the "
-            "amplification in ε needs exactly this; a fleet that cannot sample so cannot "
-            "claim it)" if not local else
-            f"Poisson sampling q = {history.sampling_probability:g}; ε is the busiest "
-            "client's, no amplification")
-        accountant = (f"{history.accountant.upper()} accountant of dp-accounting "
-                      f"{_dp_accounting_version()}")
-        mechanism = (f"z = {history.noise_multiplier:.4g}, {_clipping_words(history)}, "
-                     f"divisor q·N = {history.expected_clients:g}")
+        relation = w["relation_local" if local else "relation_central"]
+        participation = w["participation_local" if local else "participation_central"].format(
+            q=history.sampling_probability)
+        accountant = w["accountant"].format(name=history.accountant.upper(),
+                                            version=_dp_accounting_version())
+        mechanism = w["mechanism"].format(z=history.noise_multiplier,
+                                          clipping=_clipping_words(history, _STATEMENT[language]),
+                                          expected=history.expected_clients)
     lines = [
-        "Reporting checklist (after Ponomareva et al. 2023, \"How to DP-fy ML\")",
-        item(True, "Unit of privacy", "one client with all its data (client-level DP)"),
-        item(True, "Neighbouring relation", f"{relation}, among N = {num_clients:,} clients"),
-        item(ok, "Guarantee", f"ε = {eps:.3f}, δ = {delta:.0e} after {rounds} rounds; "
-             f"δ·N = {delta * num_clients:.2g}" + (" (δ ≪ 1/N)" if ok else
-                                                    " (δ not far below 1/N: too large)")),
-        item(True, "Accountant", accountant),
-        item(True, "Participation assumption", participation),
-        item(history.noise == "exact", "Mechanism",
-             mechanism + ("; exact discrete Gaussian noise on an integer sum"
-                          if history.noise == "exact" else
-                          "; float32 Gaussian noise (open to a floating-point attack)")),
-        item(True, "Release", f"every one of the {rounds} global models (the accountant "
-             "composes them all)"),
-        item(True, "Trust", "no server; each client noises its own report" if local else
-             "the server that clips, sums and noises, with secret randomness (it sees each "
-             "update before noise)"),
+        w["title"],
+        item(True, w["unit_name"], w["unit"]),
+        item(True, w["relation_name"], w["relation"].format(relation=relation, n=num_clients)),
+        item(ok, w["guarantee_name"], w["guarantee"].format(eps=eps, delta=delta, rounds=rounds,
+                                                           delta_n=delta * num_clients)
+             + (w["delta_ok"] if ok else w["delta_large"])),
+        item(True, w["accountant_name"], accountant),
+        item(True, w["participation_name"], participation),
+        item(history.noise == "exact", w["mechanism_name"],
+             mechanism + (w["noise_exact"] if history.noise == "exact" else w["noise_float"])),
+        item(True, w["release_name"], w["release"].format(rounds=rounds)),
+        item(True, w["trust_name"], w["trust_local" if local else "trust_central"]),
     ]
     chosen = f" ({tuning})" if tuning else ""
     if runs == 1:
-        lines.append(item(True, "Hyperparameter search", f"none on the private data{chosen}: "
-                          "nothing beyond this run touched it"))
+        lines.append(item(True, w["search_name"], w["search_none"].format(chosen=chosen)))
     else:
-        lines.append(item(False, "Hyperparameter search", (
-            f"{runs} runs on the private data{chosen}, NOT covered by ε: together they spend "
-            f"up to {runs}·ε = {runs * eps:.3g} at δ = {runs * delta:.0e} (basic composition;"
-            " a private selection such as Papernot & Steinke 2022's costs less)")))
+        lines.append(item(False, w["search_name"], w["search_runs"].format(
+            runs=runs, chosen=chosen, eps_total=runs * eps, delta_total=runs * delta)))
     if history.adaptive_clipping is not None:
-        lines.append(item(True, "Clipping norm", "adapted inside the run from noised counts: "
-                          "covered by ε (the total z)"))
-    lines.append(item(not history.reproducible_noise, "Randomness",
-                      "noise and sampling derived from the seed: NOT private against anyone "
-                      "who knows it (teaching only)" if history.reproducible_noise else
-                      "secret (never written, never reused)"))
-    lines.append(item(True, "Not covered", "per-client diagnostics, timings" + (
-        ", the participation schedule itself" if ftrl else "") + (
-        ", the search above" if runs > 1 else "")))
+        lines.append(item(True, w["clipping_name"], w["clipping"]))
+    lines.append(item(not history.reproducible_noise, w["randomness_name"],
+                      w["randomness_seeded"] if history.reproducible_noise else
+                      w["randomness_secret"]))
+    lines.append(item(True, w["not_covered_name"], w["not_covered"] + (
+        w["not_covered_schedule"] if ftrl else "") + (
+        w["not_covered_search"] if runs > 1 else "")))
     return "\n".join(lines)

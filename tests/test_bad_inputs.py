@@ -805,7 +805,8 @@ REGISTRY += [
                    "examples_per_client": _without(POSITIVE, "none"), "language": NAME}),
     Entry(reporting.reporting_checklist, args=(HISTORY,),
           kwargs={"num_clients": 3, "hyperparameter_runs": 2, "tuning": "a grid of C"},
-          corrupt={"history": ("history",), "num_clients": COUNT, "hyperparameter_runs": COUNT},
+          corrupt={"history": ("history",), "num_clients": COUNT, "hyperparameter_runs": COUNT,
+                   "language": NAME},
           extra={"tuning": [3, b"grid", ["C"]]}),
 ]
 

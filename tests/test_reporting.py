@@ -240,3 +240,32 @@ def test_privacy_statement_in_chinese_says_the_same_with_the_same_figures(case, 
 def test_privacy_statement_language_is_checked(bad, error):
     with pytest.raises(error, match=r"^language must be 'en' or 'zh-CN', got "):
         reporting.privacy_statement(_history(), num_clients=10, language=bad)
+
+
+@pytest.mark.parametrize("case", list(_statement_histories()))
+@pytest.mark.parametrize("runs, tuning", [(1, None), (5, "a grid of five fixed C values")])
+def test_reporting_checklist_in_chinese_has_the_same_items_marks_and_figures(case, runs, tuning):
+    history = _statement_histories()[case]
+    english = reporting.reporting_checklist(history, num_clients=1000, hyperparameter_runs=runs,
+                                            tuning=tuning)
+    assert reporting.reporting_checklist(history, num_clients=1000, hyperparameter_runs=runs,
+                                         tuning=tuning, language="en") == english
+    chinese = reporting.reporting_checklist(history, num_clients=1000, hyperparameter_runs=runs,
+                                            tuning=tuning, language="zh-CN")
+    en_lines, zh_lines = english.splitlines(), chinese.splitlines()
+    assert len(en_lines) == len(zh_lines)
+    for ours, theirs in zip(zh_lines, en_lines, strict=True):
+        if theirs.startswith("["):
+            assert ours[:3] == theirs[:3], (ours, theirs)  # the same [x] / [!] mark
+        assert sorted(_NUMBER.findall(ours)) == sorted(_NUMBER.findall(theirs)), (ours, theirs)
+    for en, zh in [("Unit of privacy", "隐私单元"), ("Neighbouring relation", "相邻关系"),
+                   ("Trust", "受信任方"), ("Guarantee", "保证")]:
+        assert [line[4:].startswith(f"{en}:") for line in en_lines] == [
+            line[4:].startswith(f"{zh}:") for line in zh_lines], en
+    if tuning:
+        assert f"({tuning})" in chinese  # the caller's words, quoted as given
+
+
+def test_reporting_checklist_language_is_checked():
+    with pytest.raises(ValueError, match=r"^language must be 'en' or 'zh-CN', got 'fr'"):
+        reporting.reporting_checklist(_history(), num_clients=10, language="fr")
