@@ -393,8 +393,8 @@ plt.show()
 # the **total** $z$ that the accountant sees (the $z$ of notebook 04 for $\varepsilon = 2$) and
 # gives the updates what is left:
 # $z_\Delta = \bigl(z^{-2} - (2\sigma_b)^{-2}\bigr)^{-1/2}$, slightly more noise than $z$. If
-# $z \ge 2\sigma_b$, the count alone is already as noisy as the whole budget allows and nothing
-# is left for the updates: the split is refused. What the resulting $\varepsilon$ means is
+# $z \ge 2\sigma_b$, the count alone already spends the whole budget (its multiplier $2\sigma_b$
+# is at most $z$) and nothing is left for the updates: the split is refused. What the resulting $\varepsilon$ means is
 # notebook 04's: client-level, add or remove one client, the server trusted to clip, count and
 # noise with secret randomness, against anyone who sees the released models; the norms $C_t$
 # may be published too, since they are computed from noised counts only.

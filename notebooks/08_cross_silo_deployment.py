@@ -430,8 +430,9 @@ print("public training sizes:", [h.public_train_size for h in public_federation]
 # puts it on an integer grid of $C / 2^{16}$, sums the integers exactly, adds discrete Gaussian
 # integer noise of standard deviation $\sigma \cdot 2^{16}$ (exact, as in notebook 04: noise
 # added in floating point would leak through its rounding), and only then scales back and
-# divides by the expected batch size $q n_k = 8$. One step, by hand (with a seeded generator
-# for the parity check only; training draws from the OS's entropy):
+# divides by the expected batch size $q n_k = 8$. One step, by hand (with seeded randomness,
+# `PrivateRandomness.reproducible(SEED)`, for the parity check only; training draws from the
+# OS's entropy):
 
 # %%
 cleveland_pub = public_federation[0]
