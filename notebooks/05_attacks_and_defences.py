@@ -818,7 +818,8 @@ elif not isinstance(half_noise_audit, audit.AuditResult):
 else:
     true_eps = accounting.dp_fedavg_epsilon(noise_multiplier=Z_AUDIT / 2,
                                             sampling_probability=1.0, num_rounds=1,
-                                            target_delta=DELTA_AUDIT)
+                                            target_delta=DELTA_AUDIT,
+                                            accountant="discrete")  # exact noise's, as solved
     lb = half_noise_audit.epsilon_lower_bound
     if lb > audits["DPFedAvg (ours)"].epsilon_lower_bound and lb <= true_eps:
         print(f"Correct: epsilon_LB = {lb:.2f} is above the honest rule's, below the true "
