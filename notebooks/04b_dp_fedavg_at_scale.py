@@ -115,7 +115,12 @@ for e in (1.0, 2.0, 4.0):
 # clients as one batched pass (`fl_helpers.engine`, one local step per client).
 #
 # The script `benchmarks/private_mnist_headline.py` trains this at $\varepsilon = 2$,
-# $\delta = 10^{-5}$ ($\delta N = 0.6$) and stores each run. Its choices, each one a lever:
+# $\delta = 10^{-5}$ ($\delta N = 0.6$) and stores each run. That $\delta$ is the one the DP-SGD
+# literature uses for MNIST's 60,000 images (Abadi et al. 2016), but it is only 1.7 times below
+# $1/N$: a mechanism that published one client's data outright with probability $\delta$ would
+# meet it with a fair chance of exposing somebody. The report further down asks for $\delta$
+# well below $1/N$, so the same run is also accounted at $\delta = 10^{-7}$ below. Its choices,
+# each one a lever:
 #
 # - each client **downsamples its own images** to 14 × 14 (`data.downsample`, a fixed
 #   transformation that looks at no one else's data, so it costs no privacy), and the model is
@@ -139,6 +144,11 @@ epsilon_again = accounting.dp_fedavg_epsilon(
     noise_multiplier=headline["noise_multiplier"],
     sampling_probability=headline["sampling_probability"], num_rounds=headline["num_rounds"],
     target_delta=headline["delta"], accountant=headline["accountant"])
+STRICT_DELTA = 1e-7  # well below 1/N = 1.7e-5
+epsilon_strict = accounting.dp_fedavg_epsilon(
+    noise_multiplier=headline["noise_multiplier"],
+    sampling_probability=headline["sampling_probability"], num_rounds=headline["num_rounds"],
+    target_delta=STRICT_DELTA, accountant=headline["accountant"])
 run_accuracies = [r["test_accuracy"] for r in headline["headline_run"]["runs"]]
 
 
@@ -151,6 +161,8 @@ def dense_parameters(*widths):
 print(f"N = {headline['num_clients']:,} clients, q = {headline['sampling_probability']}, "
       f"T = {headline['num_rounds']:,}, z = {headline['noise_multiplier']:.3f}: epsilon = "
       f"{epsilon_again:.3f} at delta = {headline['delta']:g} ({headline['accountant'].upper()})")
+print(f"the same run at delta = {STRICT_DELTA:g} "
+      f"(delta N = {STRICT_DELTA * headline['num_clients']:.3f}): epsilon = {epsilon_strict:.3f}")
 print(f"test accuracy {headline['test_accuracy']:.2%} (mean of {headline['repeats']} runs: "
       f"{', '.join(f'{a:.2%}' for a in run_accuracies)}); non-private twin "
       f"{headline['non_private_test_accuracy']:.2%}")
@@ -162,7 +174,8 @@ print(f"parameters: 196-100-10 perceptron {dense_parameters(196, 100, 10):,}, "
 # %% [markdown]
 # The private model is 1.7 points below its non-private twin, the same training without
 # noise. The three runs differ by a few tenths of a point: that is the spread any difference
-# below has to beat.
+# below has to beat. With $\delta = 10^{-7}$, well below $1/N$, the same model is
+# $(2.49, 10^{-7})$-DP: the stricter $\delta$ costs half a unit of $\varepsilon$, not a retraining.
 #
 # ### Which choices matter: the ablation
 #
@@ -394,7 +407,8 @@ plt.show()
 # gives the updates what is left:
 # $z_\Delta = \bigl(z^{-2} - (2\sigma_b)^{-2}\bigr)^{-1/2}$, slightly more noise than $z$. If
 # $z \ge 2\sigma_b$, the count alone already spends the whole budget (its multiplier $2\sigma_b$
-# is at most $z$) and nothing is left for the updates: the split is refused. What the resulting $\varepsilon$ means is
+# is at most $z$) and nothing is left for the updates: the split is refused. What the resulting
+# $\varepsilon$ means is
 # notebook 04's: client-level, add or remove one client, the server trusted to clip, count and
 # noise with secret randomness, against anyone who sees the released models; the norms $C_t$
 # may be published too, since they are computed from noised counts only.

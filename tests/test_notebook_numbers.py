@@ -186,6 +186,14 @@ NUMBERS: list[Number] = [
            r"a median client's\s+#?\s*(?P<value>\d+) images",
            r"a writer of (?P<value>\d+) images under example-level \(2, 1e-05\): \(\d+, 1\)"),
     # Notebook 04b (issue 27: the second part of 04).
+    Number(NB04B, "headline epsilon at delta 1e-7",
+           r"the same model is\s+\$\((?P<value>[\d.]+), 10\^\{-7\}\)\$-DP",
+           r"delta N = [\d.]+\): epsilon = (?P<value>[\d.]+)"),
+    Number(NB04B, "headline delta below 1/N",
+           r"only (?P<value>[\d.]+) times below\s+\$1/N\$",
+           derive=lambda text: 1 / (float(re.search(r"at delta = ([\de.-]+) \(", text).group(1))
+                                    * float(re.search(r"N = ([\d,]+) clients", text)
+                                            .group(1).replace(",", "")))),
     Number(NB04B, "headline below its twin (body)",
            r"The private model is (?P<value>[\d.]+) points below",
            derive=lambda text: _out(r"non-private twin (?P<value>[\d.]+)%")(text)
