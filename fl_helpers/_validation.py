@@ -231,6 +231,33 @@ def check_ids(name: str, value: Any, *, num: int, unique: bool = False) -> np.nd
     return array
 
 
+def check_int_array(name: str, value: Any, *, minimum: int = 0) -> np.ndarray:
+    """Checks ``value`` is a 1-D array of integers >= ``minimum`` (empty allowed) and returns it
+    as int64 (counts, ids, round numbers read back from a checkpoint)."""
+    try:
+        array = np.asarray(None if isinstance(value, (str, bytes)) else value)
+    except (TypeError, ValueError):  # ragged lists
+        array = np.asarray(None)
+    if array.ndim != 1 or (array.size and (array.dtype == np.bool_
+                                           or array.dtype.kind not in "iu")):
+        raise TypeError(f"{name} must be a 1-D array of integers, got "
+                        f"{_type_name(value)} {_fmt(value)}.")
+    if array.size and int(array.min()) < minimum:
+        raise ValueError(f"{name} must hold integers >= {minimum}, got {int(array.min())}.")
+    return array.astype(np.int64)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Checks ``value`` is one of the strings ``choices`` and returns it."""
+    allowed = " or ".join(repr(choice) for choice in choices) if len(choices) <= 3 \
+        else "one of " + ", ".join(repr(choice) for choice in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {allowed}, got {_type_name(value)} {_fmt(value)}.")
+    if value not in choices:
+        raise ValueError(f"{name} must be {allowed}, got {_fmt(value)}.")
+    return value
+
+
 def check_flag(name: str, value: Any) -> bool:
     """Checks ``value`` is ``True`` or ``False`` (not 1, ``"yes"`` or ``None``)."""
     if not isinstance(value, bool):
@@ -300,3 +327,22 @@ def check_float_array(name: str, value: Any, *, ndim: int | tuple[int, ...] | No
     if not np.isfinite(array).all():
         raise ValueError(f"{name} must be finite, got NaN or inf entries.")
     return array
+
+
+#: The languages in which the helpers write their display text, e.g. a privacy statement (the
+#: course's editions: English and Simplified Chinese).
+LANGUAGES = ("en", "zh-CN")
+
+
+def check_language(language: Any) -> str:
+    """Checks ``language`` is one of :data:`LANGUAGES` (``"en"`` or ``"zh-CN"``) and returns it.
+
+    The one check behind every ``language=`` argument (``reporting.privacy_statement``,
+    ``dp_sgd.DPSGDResult.privacy_statement``, ...).
+    """
+    if not isinstance(language, str):
+        raise TypeError(f"language must be 'en' or 'zh-CN', got {type(language).__name__} "
+                        f"{_fmt(language)}.")
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be 'en' or 'zh-CN', got {_fmt(language)}.")
+    return language

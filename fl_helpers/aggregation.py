@@ -195,6 +195,15 @@ def _norm(delta: Sequence[np.ndarray]) -> float:
     return math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64))) for d in delta))
 
 
+def _flatten_updates(deltas: Sequence[Weights]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """The round's updates as one float64 row per client (all layers, in order), and the
+    layers' shapes to split a row back: the input of the exact-noise rules' integer grid."""
+    shapes = [np.shape(layer) for layer in deltas[0]]
+    rows = np.stack([np.concatenate([np.asarray(layer, dtype=np.float64).ravel()
+                                     for layer in delta]) for delta in deltas])
+    return rows, shapes
+
+
 class AggregationRule(abc.ABC):
     """Turns the updates of one round's clients into the server's update."""
 
@@ -549,9 +558,7 @@ class DPFedAvg(LinearRule):
         if not len(deltas):
             raise ValueError("DPFedAvg.aggregate needs the round's updates (an empty round goes "
                              "to finalize with a zero total).")
-        shapes = [np.shape(layer) for layer in deltas[0]]
-        rows = np.stack([np.concatenate([np.asarray(layer, dtype=np.float64).ravel()
-                                         for layer in delta]) for delta in deltas])
+        rows, shapes = _flatten_updates(deltas)
         integers = self.to_grid(rows, discrete_noise.GRID_STEPS)
         return self._release(integers.sum(axis=0), shapes, context, reports=len(deltas))
 
@@ -947,12 +954,7 @@ def _check_sampling_probability(value: Any) -> float:
 
 def check_noise(noise: Any) -> str:
     """``noise`` checked: ``"float"`` or ``"exact"``."""
-    if not isinstance(noise, str):
-        raise TypeError(f"noise must be 'float' or 'exact', got {type(noise).__name__} "
-                        f"{v._fmt(noise)}.")
-    if noise not in NOISE_KINDS:
-        raise ValueError(f"noise must be 'float' or 'exact', got {v._fmt(noise)}.")
-    return noise
+    return v.check_choice("noise", noise, NOISE_KINDS)
 
 
 class CoordinateMedian(AggregationRule):

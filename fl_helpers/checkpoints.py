@@ -123,25 +123,6 @@ def _check_name(value: Any) -> str:
     return value
 
 
-def _float_vector(name: str, value: Any) -> np.ndarray:
-    """``value`` as a 1-D float64 array of finite numbers (empty allowed)."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a 1-D array of real numbers, got "
-                        f"{type(value).__name__} {v._fmt(value)}.")
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:  # ragged lists
-        raise TypeError(f"{name} must be a 1-D array of real numbers, got a ragged "
-                        f"{type(value).__name__}.") from error
-    if array.dtype == np.bool_ or array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got shape {array.shape}.")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf entries.")
-    return array.astype(np.float64)
-
-
 def _check_keys(arrays: Mapping[str, Any], keys: Sequence[str]) -> None:
     missing = [key for key in keys if key not in arrays]
     if missing:
@@ -163,25 +144,11 @@ def pack_ragged(name: str, parts: Sequence[np.ndarray]) -> dict[str, np.ndarray]
     if isinstance(parts, (str, bytes, np.ndarray)) or not isinstance(parts, Sequence):
         raise TypeError(f"parts must be a list of 1-D arrays, got {type(parts).__name__} "
                         f"{v._fmt(parts)}.")
-    vectors = [_float_vector(f"parts[{i}]", p) for i, p in enumerate(parts)]
+    vectors = [v.check_float_array(f"parts[{i}]", p, ndim=1, min_size=0)
+               for i, p in enumerate(parts)]
     lengths = np.asarray([len(p) for p in vectors], dtype=np.int64)
     values = np.concatenate(vectors) if vectors else np.zeros(0)
     return {f"{name}/values": values, f"{name}/lengths": lengths}
-
-
-def _integers(name: str, value: Any, minimum: int) -> np.ndarray:
-    """``value`` as a 1-D int64 array of integers >= ``minimum`` (empty allowed)."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError):  # ragged lists
-        array = np.asarray(None)
-    if array.ndim != 1 or (array.size and (array.dtype == np.bool_
-                                           or array.dtype.kind not in "iu")):
-        raise TypeError(f"{name} must be a 1-D array of integers, got "
-                        f"{type(value).__name__} {v._fmt(value)}.")
-    if array.size and int(array.min()) < minimum:
-        raise ValueError(f"{name} must hold integers >= {minimum}, got {int(array.min())}.")
-    return array.astype(np.int64)
 
 
 def unpack_ragged(arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
@@ -189,8 +156,9 @@ def unpack_ragged(arrays: Mapping[str, np.ndarray], name: str) -> list[np.ndarra
     arrays = _check_arrays("arrays", arrays)
     name = _check_name(name)
     _check_keys(arrays, [f"{name}/values", f"{name}/lengths"])
-    values = _float_vector(f"arrays[{name + '/values'!r}]", arrays[f"{name}/values"])
-    lengths = _integers(f"arrays[{name + '/lengths'!r}]", arrays[f"{name}/lengths"], 0)
+    values = v.check_float_array(f"arrays[{name + '/values'!r}]", arrays[f"{name}/values"],
+                                 ndim=1, min_size=0)
+    lengths = v.check_int_array(f"arrays[{name + '/lengths'!r}]", arrays[f"{name}/lengths"])
     if int(lengths.sum()) != len(values):
         raise ValueError(f"arrays[{name + '/lengths'!r}] must add up to the "
                          f"{len(values)} values, got {int(lengths.sum())}.")
@@ -218,8 +186,8 @@ def rejections_from_arrays(arrays: Mapping[str, np.ndarray]) -> list[faults.Reje
     keys = ["rejections/round", "rejections/client", "rejections/reason"]
     arrays = _check_arrays("arrays", arrays)
     _check_keys(arrays, keys)
-    rounds = _integers("arrays['rejections/round']", arrays[keys[0]], 1)
-    clients = _integers("arrays['rejections/client']", arrays[keys[1]], 0)
+    rounds = v.check_int_array("arrays['rejections/round']", arrays[keys[0]], minimum=1)
+    clients = v.check_int_array("arrays['rejections/client']", arrays[keys[1]])
     reasons = np.asarray(arrays[keys[2]])
     if reasons.ndim != 1 or reasons.dtype.kind != "U":
         raise TypeError(f"arrays['rejections/reason'] must be a 1-D array of strings, got "

@@ -387,9 +387,7 @@ class DPFTRL(aggregation.LinearRule):
         if not len(deltas):
             raise ValueError("DPFTRL.aggregate needs the round's updates (an empty round goes to "
                              "aggregate_empty).")
-        shapes = [np.shape(layer) for layer in deltas[0]]
-        rows = np.stack([np.concatenate([np.asarray(layer, dtype=np.float64).ravel()
-                                         for layer in delta]) for delta in deltas])
+        rows, shapes = aggregation._flatten_updates(deltas)
         integers = discrete_noise.clip_to_integer_grid(rows, clipping_norm=self.clipping_norm,
                                                        steps=discrete_noise.GRID_STEPS)
         return self._step(integers.sum(axis=0), shapes, context)

@@ -68,20 +68,6 @@ def _check_sequence(name: str, value: Any) -> Sequence[Any]:
     return value
 
 
-def _check_counts(value: Any) -> np.ndarray:
-    try:
-        array = np.asarray(None if isinstance(value, (str, bytes)) else value)
-    except (TypeError, ValueError):  # ragged lists
-        array = np.asarray(None)
-    if array.ndim != 1 or (array.size and (array.dtype == np.bool_
-                                           or array.dtype.kind not in "iu")):
-        raise TypeError(f"num_examples must be a 1-D array of integers, got "
-                        f"{type(value).__name__} {v._fmt(value)}.")
-    if array.size and int(array.min()) < 0:
-        raise ValueError(f"num_examples must hold counts >= 0, got {int(array.min())}.")
-    return array.astype(np.int64)
-
-
 def _check_shapes(value: Any) -> list[tuple[int, ...]]:
     shapes = []
     for i, shape in enumerate(_check_sequence("shapes", value)):
@@ -153,7 +139,7 @@ def screen_round(hook: ClientHook | None, sampled: np.ndarray, round_index: int,
     sampled = v.check_ids("sampled", sampled, num=v.MAX_INT, unique=True)
     round_index = v.check_index("round_index", round_index)
     deltas = _check_sequence("deltas", deltas)
-    num_examples = _check_counts(num_examples)
+    num_examples = v.check_int_array("num_examples", num_examples)
     for name, count in (("deltas", len(deltas)), ("num_examples", len(num_examples))):
         if count != len(sampled):
             raise ValueError(f"{name} must hold one entry per client of sampled "

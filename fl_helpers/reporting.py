@@ -162,12 +162,7 @@ LANGUAGES = ("en", "zh-CN")
 
 
 def _check_language(language: Any) -> str:
-    if not isinstance(language, str):
-        raise TypeError(f"language must be 'en' or 'zh-CN', got {type(language).__name__} "
-                        f"{v._fmt(language)}.")
-    if language not in LANGUAGES:
-        raise ValueError(f"language must be 'en' or 'zh-CN', got {v._fmt(language)}.")
-    return language
+    return v.check_choice("language", language, LANGUAGES)
 
 
 #: The privacy statement's sentences, per language. Both say the same things with the same
