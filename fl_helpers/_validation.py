@@ -337,12 +337,8 @@ LANGUAGES = ("en", "zh-CN")
 def check_language(language: Any) -> str:
     """Checks ``language`` is one of :data:`LANGUAGES` (``"en"`` or ``"zh-CN"``) and returns it.
 
-    The one check behind every ``language=`` argument (``reporting.privacy_statement``,
-    ``dp_sgd.DPSGDResult.privacy_statement``, ...).
+    The one check behind every ``language=`` argument (``reporting.privacy_statement`` and
+    ``reporting_checklist``, ``dp_sgd.DPSGDResult.privacy_statement``,
+    ``split_learning.SplitRun.privacy_statement``).
     """
-    if not isinstance(language, str):
-        raise TypeError(f"language must be 'en' or 'zh-CN', got {type(language).__name__} "
-                        f"{_fmt(language)}.")
-    if language not in LANGUAGES:
-        raise ValueError(f"language must be 'en' or 'zh-CN', got {_fmt(language)}.")
-    return language
+    return check_choice("language", language, LANGUAGES)

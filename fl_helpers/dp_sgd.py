@@ -279,33 +279,85 @@ class DPSGDResult:
             target_delta=self.target_delta,
             accountant="discrete" if self.noise == "exact" else "pld")
 
-    def privacy_statement(self) -> str:
-        """What this run's epsilon means, in a few lines (unit, relation, trust, observer)."""
+    def privacy_statement(self, language: str = "en") -> str:
+        """What this run's epsilon means, in a few lines (unit, relation, trust, observer).
+
+        Args:
+            language: ``"en"`` (the default) or ``"zh-CN"`` (Simplified Chinese, for the
+                Chinese edition): the same lines with the same figures, in the glossary's terms
+                (保证, 隐私单元, 相邻关系, 受信任方, 观察者).
+
+        Raises:
+            TypeError: ``language`` is not a string.
+            ValueError: ``language`` is not ``"en"`` or ``"zh-CN"``.
+        """
+        words = _STATEMENT[v.check_language(language)]
         if self.reproducible_noise:
-            guarantee = (f"NOT PRIVATE: reproducible noise was requested, so anyone who knows "
-                         f"the seed can remove the noise. (With secret noise the same settings "
-                         f"would give epsilon = {self.epsilon:.3g}, delta = "
-                         f"{self.target_delta:g}.)")
+            guarantee = words["reproducible"].format(eps=self.epsilon, delta=self.target_delta)
         elif math.isinf(self.epsilon):
-            guarantee = "no privacy guarantee: noise_multiplier is 0 (epsilon = inf)."
+            guarantee = words["no_noise"]
         else:
-            guarantee = (f"(epsilon, delta) = ({self.epsilon:.3g}, {self.target_delta:g})-DP "
-                         f"after {self.num_steps} steps (z = {self.noise_multiplier:g}, "
-                         f"q = {self.sampling_probability:.4g}, C = {self.clipping_norm:g}).")
+            guarantee = words["guarantee"].format(
+                eps=self.epsilon, delta=self.target_delta, steps=self.num_steps,
+                z=self.noise_multiplier, q=self.sampling_probability, c=self.clipping_norm)
         return "\n".join([
-            f"guarantee:      {guarantee}",
-            f"unit protected: one training example (of the {self.num_examples} the party holds)",
-            "neighbouring:   datasets that differ by adding or removing one example",
-            f"divisor:        the public expected batch size q n = {self.expected_batch_size:g} "
-            "(a constant, never the batch's count)",
-            ("noise:          exact: integer gradients on a grid, summed exactly, exact discrete "
-             "Gaussian noise" if self.noise == "exact" else
-             "noise:          float32 Gaussian (open to a floating-point attack; noise='exact' "
-             "closes it)"),
-            "trusted:        the party that trains (sees the data, the gradients and the noise,",
-            "                samples the batches and keeps sampling and noise secret)",
-            "observer sees:  every intermediate model and the final one",
+            words["guarantee_line"].format(guarantee=guarantee),
+            words["unit"].format(n=self.num_examples),
+            words["neighbouring"],
+            words["divisor"].format(b=self.expected_batch_size),
+            words["noise_exact" if self.noise == "exact" else "noise_float"],
+            words["trusted"],
+            words["trusted_more"],
+            words["observer"],
         ])
+
+
+#: :meth:`DPSGDResult.privacy_statement`'s sentences, per language: the same lines with the same
+#: figures (guarantee 保证, unit 隐私单元, neighbouring relation 相邻关系, trusted party 受信任方,
+#: observer 观察者). The Chinese labels are padded to the English ones' 16 columns (a CJK
+#: character is two columns wide in a monospace font).
+_STATEMENT = {
+    "en": {
+        "reproducible": "NOT PRIVATE: reproducible noise was requested, so anyone who knows the "
+                        "seed can remove the noise. (With secret noise the same settings would "
+                        "give epsilon = {eps:.3g}, delta = {delta:g}.)",
+        "no_noise": "no privacy guarantee: noise_multiplier is 0 (epsilon = inf).",
+        "guarantee": "(epsilon, delta) = ({eps:.3g}, {delta:g})-DP after {steps} steps "
+                     "(z = {z:g}, q = {q:.4g}, C = {c:g}).",
+        "guarantee_line": "guarantee:      {guarantee}",
+        "unit": "unit protected: one training example (of the {n} the party holds)",
+        "neighbouring": "neighbouring:   datasets that differ by adding or removing one example",
+        "divisor": "divisor:        the public expected batch size q n = {b:g} (a constant, "
+                   "never the batch's count)",
+        "noise_exact": "noise:          exact: integer gradients on a grid, summed exactly, exact "
+                       "discrete Gaussian noise",
+        "noise_float": "noise:          float32 Gaussian (open to a floating-point attack; "
+                       "noise='exact' closes it)",
+        "trusted": "trusted:        the party that trains (sees the data, the gradients and the "
+                   "noise,",
+        "trusted_more": "                samples the batches and keeps sampling and noise secret)",
+        "observer": "observer sees:  every intermediate model and the final one",
+    },
+    "zh-CN": {
+        "reproducible": "不是隐私的：调用方要求了可复现噪声，因此任何知道种子的人都能去除噪声。"
+                        "（若使用秘密噪声，同样的设置会得到 ε = {eps:.3g}，δ = {delta:g}。）",
+        "no_noise": "没有隐私保证：noise_multiplier 为 0（ε = inf）。",
+        "guarantee": "{steps} 步之后满足 (ε, δ) = ({eps:.3g}, {delta:g})-差分隐私"
+                     "（z = {z:g}，q = {q:.4g}，C = {c:g}）。",
+        "guarantee_line": "保证：          {guarantee}",
+        "unit": "隐私单元：      一个训练样本（该参与方持有的 {n} 个样本之一）",
+        "neighbouring": "相邻关系：      相差一个样本（增加或删除一个样本）的两个数据集",
+        "divisor": "除数：          公开的期望批大小 q n = {b:g}（一个常数，从不是该批次的"
+                   "实际样本数）",
+        "noise_exact": "噪声：          精确：网格上的整数梯度，被精确求和，再加上精确抽取的离散"
+                       "高斯噪声",
+        "noise_float": "噪声：          float32 高斯噪声（易受浮点攻击；noise='exact' 可以"
+                       "杜绝这种攻击）",
+        "trusted": "受信任方：      负责训练的参与方（它看到数据、梯度和噪声，",
+        "trusted_more": "                抽取批次，并对采样和噪声保密）",
+        "observer": "观察者看到：    每一个中间模型以及最终模型",
+    },
+}
 
 
 def _exact_step(model: keras.Model, x: np.ndarray, y: np.ndarray,

@@ -157,12 +157,9 @@ def results_table(result: experiment.ExperimentResult, *, max_rows: int = 12) ->
     return "\n".join(lines)
 
 
-#: The languages the privacy statement can be written in (the course's editions).
-LANGUAGES = ("en", "zh-CN")
-
-
-def _check_language(language: Any) -> str:
-    return v.check_choice("language", language, LANGUAGES)
+#: The languages the privacy statement can be written in (the course's editions; the one list,
+#: checked by ``_validation.check_language`` for every statement of the package).
+LANGUAGES = v.LANGUAGES
 
 
 #: The privacy statement's sentences, per language. Both say the same things with the same
@@ -338,7 +335,7 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
     num_clients = v.check_int("num_clients", num_clients, minimum=1)
     if examples_per_client is not None:
         examples_per_client = v.check_positive("examples_per_client", examples_per_client)
-    words = _STATEMENT[_check_language(language)]
+    words = _STATEMENT[v.check_language(language)]
     eps, delta = float(history.epsilon[-1]), history.target_delta
     rounds = int(history.rounds[-1])
     data = (words["all_data"] if examples_per_client is None
@@ -570,7 +567,7 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
     if tuning is not None and not isinstance(tuning, str):
         raise TypeError(f"tuning must be a string or None, got {type(tuning).__name__} "
                         f"{v._fmt(tuning)}.")
-    language = _check_language(language)
+    language = v.check_language(language)
     eps, delta = float(history.epsilon[-1]), float(history.target_delta)
     rounds = int(history.rounds[-1])
     ftrl = isinstance(history, training.DPFTRLHistory)

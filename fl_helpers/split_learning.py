@@ -480,29 +480,70 @@ class SplitRun:
     epsilon: float
     reproducible_noise: bool
 
-    def privacy_statement(self) -> str:
-        """What :attr:`epsilon` means, in a few lines (unit, relation, trust, observer)."""
+    def privacy_statement(self, language: str = "en") -> str:
+        """What :attr:`epsilon` means, in a few lines (unit, relation, trust, observer).
+
+        Args:
+            language: ``"en"`` (the default) or ``"zh-CN"`` (Simplified Chinese, for the
+                Chinese edition): the same lines with the same figures, in the glossary's terms
+                (保证, 隐私单元, 相邻关系, 受信任方, 观察者).
+
+        Raises:
+            TypeError: ``language`` is not a string.
+            ValueError: ``language`` is not ``"en"`` or ``"zh-CN"``.
+        """
+        words = _STATEMENT[v.check_language(language)]
         if self.noise_multiplier == 0.0:
-            guarantee = ("none: plaintext split learning (epsilon = inf); the returned "
-                         "gradients carry the labels.")
+            guarantee = words["plaintext"]
         elif self.reproducible_noise:
-            guarantee = (f"NOT PRIVATE: reproducible noise was requested, so anyone who knows "
-                         f"the seed can remove it. (With secret noise the same settings would "
-                         f"give epsilon = {self.epsilon:.3g}, delta = {self.target_delta:g}.)")
+            guarantee = words["reproducible"].format(eps=self.epsilon, delta=self.target_delta)
         else:
-            guarantee = (f"(epsilon, delta) = ({self.epsilon:.3g}, {self.target_delta:g}) label "
-                         f"DP after {self.epochs} epochs (z = {self.noise_multiplier:.4g}, no "
-                         "sampling amplification).")
-        return "\n".join([
-            f"guarantee:      {guarantee}",
-            "unit protected: one training customer's label (the bank's)",
-            "neighbouring:   training sets that differ in one customer's label; features fixed",
-            "noise:          exact: rint(p S) - y S + N_Z(0, sigma^2), sigma >= z S, once per "
-            "customer per epoch; floats only after",
-            "trusted:        the bank (holds the labels, draws the noise, keeps it secret)",
-            "observer sees:  the bureau: every returned gradient of every epoch, its own "
-            "features and bottom model, the public batch order, the code",
-        ])
+            guarantee = words["guarantee"].format(eps=self.epsilon, delta=self.target_delta,
+                                                  epochs=self.epochs, z=self.noise_multiplier)
+        return "\n".join([words["guarantee_line"].format(guarantee=guarantee), words["unit"],
+                          words["neighbouring"], words["noise"], words["trusted"],
+                          words["observer"]])
+
+
+#: :meth:`SplitRun.privacy_statement`'s sentences, per language: the same lines with the same
+#: figures (guarantee 保证, unit 隐私单元, neighbouring relation 相邻关系, trusted party 受信任方,
+#: observer 观察者; bank 银行, bureau 征信机构, as notebook 09's Chinese text). The Chinese labels
+#: are padded to the English ones' 16 columns (a CJK character is two columns wide).
+_STATEMENT = {
+    "en": {
+        "plaintext": "none: plaintext split learning (epsilon = inf); the returned gradients "
+                     "carry the labels.",
+        "reproducible": "NOT PRIVATE: reproducible noise was requested, so anyone who knows the "
+                        "seed can remove it. (With secret noise the same settings would give "
+                        "epsilon = {eps:.3g}, delta = {delta:g}.)",
+        "guarantee": "(epsilon, delta) = ({eps:.3g}, {delta:g}) label DP after {epochs} epochs "
+                     "(z = {z:.4g}, no sampling amplification).",
+        "guarantee_line": "guarantee:      {guarantee}",
+        "unit": "unit protected: one training customer's label (the bank's)",
+        "neighbouring": "neighbouring:   training sets that differ in one customer's label; "
+                        "features fixed",
+        "noise": "noise:          exact: rint(p S) - y S + N_Z(0, sigma^2), sigma >= z S, once "
+                 "per customer per epoch; floats only after",
+        "trusted": "trusted:        the bank (holds the labels, draws the noise, keeps it secret)",
+        "observer": "observer sees:  the bureau: every returned gradient of every epoch, its own "
+                    "features and bottom model, the public batch order, the code",
+    },
+    "zh-CN": {
+        "plaintext": "无：明文拆分学习（ε = inf）；返回的梯度携带着标签。",
+        "reproducible": "不是隐私的：调用方要求了可复现噪声，因此任何知道种子的人都能去除它。"
+                        "（若使用秘密噪声，同样的设置会得到 ε = {eps:.3g}，δ = {delta:g}。）",
+        "guarantee": "{epochs} 个 epoch 之后满足 (ε, δ) = ({eps:.3g}, {delta:g}) 标签差分隐私"
+                     "（z = {z:.4g}，没有子采样放大）。",
+        "guarantee_line": "保证：          {guarantee}",
+        "unit": "隐私单元：      一位训练客户的标签（银行持有的标签）",
+        "neighbouring": "相邻关系：      只在一位客户的标签上不同的两个训练集；特征固定不变",
+        "noise": "噪声：          精确：rint(p S) - y S + N_Z(0, sigma^2)，sigma >= z S，每个 "
+                 "epoch 每位客户一次；浮点运算只在此之后",
+        "trusted": "受信任方：      银行（持有标签、抽取噪声并对噪声保密）",
+        "observer": "观察者看到：    征信机构：每个 epoch 返回的每一个梯度、它自己的特征和底部"
+                    "模型、公开的批次顺序、代码",
+    },
+}
 
 
 def _check_data(data: Any) -> SplitData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import keras
@@ -477,3 +478,50 @@ def test_the_interval_attack_breaks_float_noise_and_not_exact_noise():
                 ).astype(np.float32)
 
     assert audit.unexplained_coordinates(w1, release_exact, noise="integer") == 0
+
+
+# ------------------------------------------------ the statement in Chinese (issue 30)
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+#: The English statement's line labels and the Chinese ones (the glossary's terms).
+_LABELS = [("guarantee:", "保证："), ("unit protected:", "隐私单元："),
+           ("neighbouring:", "相邻关系："), ("divisor:", "除数："), ("noise:", "噪声："),
+           ("trusted:", "受信任方："), (" " * 16, " " * 16), ("observer sees:", "观察者看到：")]
+
+
+def _result(**changes) -> dp_sgd.DPSGDResult:
+    fields = dict(final_weights=[], epsilon=1.2345, target_delta=1e-5, noise_multiplier=1.1,
+                  clipping_norm=0.5, sampling_probability=0.012345, num_steps=600,
+                  learning_rate=0.1, num_examples=60_000, expected_batch_size=740.7,
+                  reproducible_noise=False, noise="exact")
+    return dp_sgd.DPSGDResult(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"noise": "float"}, {"reproducible_noise": True},
+    {"noise_multiplier": 0.0, "epsilon": math.inf, "noise": "float"},
+    {"epsilon": 12.5, "target_delta": 3.3e-7, "num_steps": 1, "sampling_probability": 1.0},
+], ids=["exact", "float", "reproducible", "no noise", "other figures"])
+def test_privacy_statement_in_chinese_says_the_same_with_the_same_figures(changes):
+    """Line by line, the Chinese statement carries the English one's numbers (ε, δ, steps, z,
+    q, C, n, q n) under the glossary's labels (保证, 隐私单元, 相邻关系, 受信任方, 观察者)."""
+    result = _result(**changes)
+    english = result.privacy_statement()
+    assert result.privacy_statement(language="en") == english
+    chinese = result.privacy_statement(language="zh-CN")
+    en_lines, zh_lines = english.splitlines(), chinese.splitlines()
+    assert len(en_lines) == len(zh_lines) == len(_LABELS)
+    for ours, theirs, (en, zh) in zip(zh_lines, en_lines, _LABELS, strict=True):
+        assert theirs.startswith(en) and ours.startswith(zh), (theirs, ours)
+        assert sorted(_NUMBER.findall(ours)) == sorted(_NUMBER.findall(theirs)), (ours, theirs)
+    assert ("NOT PRIVATE" in english) == ("不是隐私的" in chinese) == result.reproducible_noise
+    assert ("没有隐私保证" in chinese) == ("no privacy guarantee" in english)
+    assert not re.search(r"[A-Za-z]{4,} [a-z]{4,} [a-z]{4,}", chinese), \
+        "an English phrase left in the Chinese"
+
+
+@pytest.mark.parametrize("bad, error", [("zh", ValueError), ("EN", ValueError),
+                                        ("", ValueError), (None, TypeError), (1, TypeError)])
+def test_privacy_statement_language_is_checked(bad, error):
+    with pytest.raises(error, match=r"^language must be 'en' or 'zh-CN', got "):
+        _result().privacy_statement(language=bad)

@@ -9,7 +9,9 @@ and fail with the exact-noise defence.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import warnings
 
 import dp_accounting
@@ -415,3 +417,45 @@ def test_bad_model_inputs_are_named():
         model.logits(SMALL.bank_train[:5], h[:4])
     with pytest.raises(ValueError, match="labels"):
         model.cut_layer_gradients(SMALL.bank_train[:5], h, np.full(5, 3))
+
+
+# ------------------------------------------------ the statement in Chinese (issue 30)
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+#: The English statement's line labels and the Chinese ones (the glossary's terms).
+_LABELS = [("guarantee:", "保证："), ("unit protected:", "隐私单元："),
+           ("neighbouring:", "相邻关系："), ("noise:", "噪声："), ("trusted:", "受信任方："),
+           ("observer sees:", "观察者看到：")]
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"noise_multiplier": 0.0, "epsilon": math.inf}, {"reproducible_noise": True},
+    {"noise_multiplier": 12.3456789, "epsilon": 0.8765, "epochs": 20, "target_delta": 2.5e-6},
+], ids=["label DP", "plaintext", "reproducible", "other figures"])
+def test_privacy_statement_in_chinese_says_the_same_with_the_same_figures(changes):
+    """Line by line, the Chinese statement carries the English one's numbers (ε, δ, epochs, z,
+    the noise's formula) under the glossary's labels (保证, 隐私单元, 相邻关系, 受信任方, 观察者),
+    with the bank (银行) trusted and the bureau (征信机构) the observer."""
+    run = dataclasses.replace(RUN, **{"noise_multiplier": 2.0, "epsilon": 3.21,
+                                      "reproducible_noise": False, **changes})
+    english = run.privacy_statement()
+    assert run.privacy_statement(language="en") == english
+    chinese = run.privacy_statement(language="zh-CN")
+    en_lines, zh_lines = english.splitlines(), chinese.splitlines()
+    assert len(en_lines) == len(zh_lines) == len(_LABELS)
+    for ours, theirs, (en, zh) in zip(zh_lines, en_lines, _LABELS, strict=True):
+        assert theirs.startswith(en) and ours.startswith(zh), (theirs, ours)
+        assert sorted(_NUMBER.findall(ours)) == sorted(_NUMBER.findall(theirs)), (ours, theirs)
+    assert ("NOT PRIVATE" in english) == ("不是隐私的" in chinese) == (
+        run.reproducible_noise and run.noise_multiplier > 0)
+    assert ("label DP" in english) == ("标签差分隐私" in chinese)
+    assert "银行" in zh_lines[4] and "征信机构" in zh_lines[5]
+    assert not re.search(r"[A-Za-z]{4,} [a-z]{4,} [a-z]{4,}", chinese), \
+        "an English phrase left in the Chinese"
+
+
+@pytest.mark.parametrize("bad, error", [("zh", ValueError), ("EN", ValueError),
+                                        ("", ValueError), (None, TypeError), (1, TypeError)])
+def test_privacy_statement_language_is_checked(bad, error):
+    with pytest.raises(error, match=r"^language must be 'en' or 'zh-CN', got "):
+        RUN.privacy_statement(language=bad)
