@@ -24,7 +24,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import importlib
 import math
 import threading
 import time
@@ -263,23 +262,3 @@ class Prefetcher:
         with self._lock:
             future = self._futures.get(key)
         return future is not None and future.done() and future.exception() is None
-
-
-#: Where the panels of notebooks 01-04 live. Those notebooks still call them as
-#: ``widgets.noise_explorer`` and so on, so the names resolve here, lazily (importing this
-#: module imports no panel), until the notebooks import the panel modules themselves.
-_PANEL_MODULES = {
-    **dict.fromkeys(("noise_summary_line", "noise_explorer"), "noise_widgets"),
-    **dict.fromkeys(("LOCAL_SGD_BATCH_SIZES", "local_sgd_summary_line", "local_sgd_explorer"),
-                    "local_sgd_widgets"),
-    **dict.fromkeys(("FEDAVG_CLIENT_FRACTIONS", "FEDAVG_BATCH_SIZES", "fedavg_summary_line",
-                     "fedavg_explorer"), "fedavg_widgets"),
-    **dict.fromkeys(("DP_CLIENTS_PER_ROUND", "dp_experiment_explorer"), "dp_experiment_widgets"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A panel of notebooks 01-04 by its old name (see :data:`_PANEL_MODULES`)."""
-    if name in _PANEL_MODULES:
-        return getattr(importlib.import_module(f"fl_helpers.{_PANEL_MODULES[name]}"), name)
-    raise AttributeError(f"module 'fl_helpers.widgets' has no attribute {name!r}")

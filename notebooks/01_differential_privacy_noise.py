@@ -54,11 +54,11 @@ from fl_helpers import (
     accounting,
     audit,
     data,
+    noise_widgets,
     plotting,
     privacy,
     reproducibility,
     schedule,
-    widgets,
 )
 
 SEED = 0
@@ -805,7 +805,7 @@ plt.show()
 # widget's samples use a fixed seed so that the picture only changes with the settings.)
 
 # %% tags=["nbval-ignore-output"]
-display(widgets.noise_explorer(count_all, epsilon=EPSILON, neighbour_answer=count_without_alice))
+display(noise_widgets.noise_explorer(count_all, epsilon=EPSILON, neighbour_answer=count_without_alice))
 
 
 # %% [markdown]

@@ -49,11 +49,11 @@ from fl_helpers import (
     data,
     discrete_noise,
     dp_sgd,
+    local_sgd_widgets,
     models,
     plotting,
     reproducibility,
     schedule,
-    widgets,
 )
 
 SEED = 0
@@ -506,7 +506,7 @@ print("sanity checks passed")
 short_curve = client.sgd_loss_curve(two_nn, two_nn_start, x_client, y_client, local_epochs=3,
                                     batch_size=32, client_learning_rate=0.1, seed=SEED)
 short_accuracy = client.evaluate(two_nn, None, x_test, y_test)[1]
-print(widgets.local_sgd_summary_line(short_curve, test_accuracy=short_accuracy))
+print(local_sgd_widgets.local_sgd_summary_line(short_curve, test_accuracy=short_accuracy))
 fig, ax = plt.subplots(figsize=(7, 3.2))
 plotting.plot_loss_curves({"η = 0.1, B = 32, E = 3": short_curve}, x_axis="epochs", ax=ax)
 ax.set_ylim(0, 3)
@@ -523,7 +523,7 @@ plt.show()
 # started); $B = 10$ versus $B = 100$ at the same learning rate.
 
 # %% tags=["nbval-ignore-output"]
-display(widgets.local_sgd_explorer(models.make_2nn, x_client, y_client,
+display(local_sgd_widgets.local_sgd_explorer(models.make_2nn, x_client, y_client,
                                    test_data=(x_test, y_test), client_learning_rate=0.1,
                                    batch_size=32, local_epochs=3, seed=SEED))
 

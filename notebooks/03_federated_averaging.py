@@ -46,8 +46,18 @@ import numpy as np
 import tensorflow as tf
 from IPython.display import display
 
-from fl_helpers import (aggregation, client, data, models, paths, plotting, reproducibility,
-                        schedule, training, widgets)
+from fl_helpers import (
+    aggregation,
+    client,
+    data,
+    fedavg_widgets,
+    models,
+    paths,
+    plotting,
+    reproducibility,
+    schedule,
+    training,
+)
 
 SEED = 0
 rng = reproducibility.seed_everything(SEED)
@@ -449,7 +459,7 @@ for split_name, history in one_client_runs.items():
 # Things to try: $E = 5$ on IID, then on non-IID; $B$ = full (FedSGD when $E = 1$); $q = 0.01$.
 
 # %% tags=["nbval-ignore-output"]
-panel = widgets.fedavg_explorer(
+panel = fedavg_widgets.fedavg_explorer(
     models.make_2nn, {"IID": iid_clients, "non-IID": shard_clients},
     (x_test[:2000], y_test[:2000]), num_rounds=8, seed=SEED)
 display(panel)

@@ -54,6 +54,7 @@ from fl_helpers import (
     client,
     data,
     discrete_noise,
+    dp_experiment_widgets,
     dp_sgd,
     engine,
     experiment,
@@ -65,7 +66,6 @@ from fl_helpers import (
     reproducibility,
     schedule,
     training,
-    widgets,
 )
 
 SEED = 0
@@ -768,7 +768,7 @@ print(f"epsilon = {TARGET_EPSILON}: central DP {private.test_accuracy[-1]:.1%}, 
 
 # %% tags=["nbval-ignore-output"]
 SLIDER_EPSILON = 10 ** 0.3  # 1.995: the slider's point nearest 2 (steps of 0.1 in log10)
-panel = widgets.dp_experiment_explorer(clients, test_data, target_epsilon=SLIDER_EPSILON,
+panel = dp_experiment_widgets.dp_experiment_explorer(clients, test_data, target_epsilon=SLIDER_EPSILON,
                                        clients_per_round=100, clipping_norm=C, num_rounds=30,
                                        target_delta=DELTA, seed=SEED, baseline=baseline,
                                        **TRAINING)
