@@ -79,3 +79,21 @@ def test_plot_privacy_utility_draws_points_and_baseline():
         plotting.plot_privacy_utility([1, 2], [0.5])
     with pytest.raises(ValueError, match="finite and > 0"):
         plotting.plot_privacy_utility([1, np.inf], [0.5, 0.6])
+
+
+def test_noisy_answer_plot_shows_the_neighbouring_dataset():
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from fl_helpers import plotting
+
+    ax = Figure().subplots()
+    plotting.plot_noisy_answer_distribution(117.0, "laplace", sensitivity=1.0, epsilon=0.5,
+                                            neighbour_answer=116.0, ax=ax)
+    curves = {line.get_label(): line for line in ax.get_lines()}
+    ours, neighbour = curves["Laplace density"], curves["neighbouring dataset (answer 116)"]
+    x = ours.get_xdata()
+    np.testing.assert_allclose(ours.get_ydata(), np.exp(-np.abs(x - 117.0) / 2.0) / 4.0)
+    np.testing.assert_allclose(neighbour.get_ydata(), np.exp(-np.abs(x - 116.0) / 2.0) / 4.0)
+    # Indistinguishability: the two densities never differ by more than e^epsilon.
+    assert np.max(np.abs(np.log(ours.get_ydata() / neighbour.get_ydata()))) <= 0.5 + 1e-12

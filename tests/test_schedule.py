@@ -9,6 +9,7 @@ knows the seed, so that is no loss) and must fail on a secret one.
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 import warnings
 
@@ -261,3 +262,59 @@ def test_one_round_of_exact_noise_is_handed_out_once_by_a_secret_object():
     np.testing.assert_array_equal(
         discrete_noise.discrete_gaussian(400, 20, randomness=seeded, round_index=1),
         discrete_noise.discrete_gaussian(400, 20, randomness=seeded, round_index=1))
+
+
+@pytest.mark.parametrize(("n", "batch_size", "per_epoch"), [(13, 5, 3), (10, 10, 1), (10, 3, 4),
+                                                             (7, 100, 1), (7, None, 1), (1, 1, 1)])
+def test_client_batches_use_every_example_once_per_epoch(n, batch_size, per_epoch):
+    batches = schedule.client_batches(n, local_epochs=3, batch_size=batch_size,
+                                       rng=np.random.default_rng(1))
+    assert len(batches) == 3 * per_epoch
+    step = n if batch_size is None else min(batch_size, n)
+    for epoch in range(3):
+        chunk = batches[epoch * per_epoch:(epoch + 1) * per_epoch]
+        np.testing.assert_array_equal(np.sort(np.concatenate(chunk)), np.arange(n))
+        assert [len(b) for b in chunk[:-1]] == [step] * (per_epoch - 1)
+        assert len(chunk[-1]) == n - step * (per_epoch - 1)
+        assert all(b.dtype == np.int64 for b in chunk)
+
+
+def test_client_batches_reshuffle_each_epoch_and_follow_the_rng():
+    first = schedule.client_batches(50, local_epochs=2, batch_size=50,
+                                     rng=np.random.default_rng(7))
+    again = schedule.client_batches(50, local_epochs=2, batch_size=50,
+                                     rng=np.random.default_rng(7))
+    assert not np.array_equal(first[0], first[1])
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(num_examples=0), ValueError, "num_examples must be >= 1"),
+        (dict(local_epochs=0), ValueError, "local_epochs must be >= 1"),
+        (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+        (dict(batch_size=2.0), TypeError, "batch_size must be an integer"),
+        (dict(rng=3), TypeError, "rng must be a numpy.random.Generator"),
+    ],
+)
+def test_client_batches_rejects_bad_arguments(kwargs, error, match):
+    args = dict(num_examples=10, local_epochs=1, batch_size=2, rng=np.random.default_rng(0))
+    args.update(kwargs)
+    num_examples = args.pop("num_examples")
+    with pytest.raises(error, match=match):
+        schedule.client_batches(num_examples, **args)
+
+
+def test_sample_clients_follows_the_seed_convention():
+    sampled = schedule.sample_clients(100, 10, seed=3, round_index=7)
+    expected = np.sort(np.random.default_rng([3, 7]).choice(100, size=10, replace=False))
+    np.testing.assert_array_equal(sampled, expected)
+    assert schedule.client_seed(3, 7, 42) == [3, 7, 42]
+
+
+def test_client_batches_count_matches_ceil():
+    batches = schedule.client_batches(600, local_epochs=1, batch_size=50,
+                                       rng=np.random.default_rng(0))
+    assert len(batches) == math.ceil(600 / 50)
