@@ -203,10 +203,10 @@ SLOW_TESTS = frozenset({
     "tests/test_schedule.py::test_a_second_private_run_with_one_secret_source_is_refused",
     "tests/test_schedule.py::test_dp_fedavg_divides_by_the_public_constant_never_by_a_count_of_the_clients",
     "tests/test_secure_aggregation.py::test_bad_input_is_rejected_naming_the_argument",
-    "tests/test_secure_aggregation.py::test_masked_sum_equals_plain_sum_on_1000_random_trials_with_dropouts",
-    "tests/test_secure_aggregation.py::test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting",
+    "tests/test_secagg_protocol.py::test_masked_sum_equals_plain_sum_on_1000_random_trials_with_dropouts",
+    "tests/test_accounting.py::test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting",
     "tests/test_secure_aggregation.py::test_rule_plugs_into_run_fedavg",
-    "tests/test_secure_aggregation.py::test_stochastic_rounding_is_unbiased_and_within_the_norm_bound",
+    "tests/test_distributed_dp.py::test_stochastic_rounding_is_unbiased_and_within_the_norm_bound",
     "tests/test_secure_aggregation.py::test_valid_calls_succeed",
     "tests/test_tiers.py::test_every_listed_slow_test_exists",
     "tests/test_transfer.py::test_ftl_beats_chance_on_the_bureaus_non_overlap_customers",
@@ -228,7 +228,7 @@ SLOW_TESTS = frozenset({
     "tests/test_noise_widgets.py::test_noise_explorer_controls_and_redraw",
     "tests/test_noise_widgets.py::test_noise_explorer_draws_reproducible_samples_and_the_neighbour",
     "tests/test_widgets.py::test_prefetcher_background_gives_way_while_the_foreground_computes",
-    "tests/test_widgets.py::test_the_panels_of_notebooks_01_to_04_keep_their_old_names_without_an_import_cycle",
+    "tests/test_widgets.py::test_importing_the_base_imports_no_panel_and_the_panels_have_one_name",
 })
 
 #: A module's own bad-input table (notebook 09's modules, DP-FTRL, the CLI's flags, ...): the

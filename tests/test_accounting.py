@@ -523,3 +523,43 @@ def test_bad_events_are_named(event, error, match):
     with pytest.raises(error, match=match):
         accounting.epsilon_per_round_of_event(event, schedule=SCHEDULE, num_clients=3,
                                               target_delta=DELTA)
+
+
+def test_ddg_rho_is_the_discrete_gaussian_closed_form_for_large_noise():
+    # tau underflows for sigma^2 = 100 per client: rho = Delta^2 / (2 n sigma^2).
+    rho = accounting.ddg_rho(sensitivity=50.0, client_variance=100.0, num_clients=20,
+                             dimension=1000)
+    assert rho == pytest.approx(50.0**2 / (2 * 20 * 100.0), rel=1e-12)
+    # tiny noise per client: tau is large and the bound much worse than the closed form
+    loose = accounting.ddg_rho(sensitivity=1.0, client_variance=0.25, num_clients=20,
+                               dimension=1000)
+    assert loose > 10 * 1.0 / (2 * 20 * 0.25)
+    with pytest.raises(ValueError, match="client_variance must be >= 1/4"):
+        accounting.ddg_rho(sensitivity=1.0, client_variance=0.2, num_clients=2, dimension=1)
+
+
+def test_poisson_subsampled_bound_is_above_the_tight_gaussian_accounting():
+    # Zhu & Wang's general bound applied to a Gaussian (rho = 1 / (2 z^2)) can only be looser
+    # than dp-accounting's tight subsampled-Gaussian RDP, and should not be much looser.
+    z, q, rounds = 1.0, 0.1, 30
+    ours = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
+                          sampling_probability=q)
+    orders = [float(a) for a in accounting.DDG_RDP_ORDERS]
+    accountant = dp_accounting.rdp.RdpAccountant(orders=orders)
+    accountant.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)),
+                       rounds)
+    tight = accountant.get_epsilon(1e-5)
+    assert tight * (1 - 1e-9) <= ours <= 1.5 * tight
+
+
+def test_ddg_epsilon_matches_dp_accounting_for_an_unsampled_gaussian():
+    # q = 1: T rounds of rho-CDP with rho = 1 / (2 z^2) is the Gaussian mechanism's RDP.
+    z, rounds = 2.0, 10
+    ours = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5)
+    orders = [float(a) for a in accounting.DDG_RDP_ORDERS]
+    accountant = dp_accounting.rdp.RdpAccountant(orders=orders)
+    accountant.compose(dp_accounting.GaussianDpEvent(z), rounds)
+    assert ours == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-9)
+    sampled = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
+                             sampling_probability=0.1)
+    assert sampled < ours
