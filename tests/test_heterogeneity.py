@@ -1,5 +1,6 @@
-"""Notebook 10's library: Synthetic(alpha, beta), FedProx with stragglers, SCAFFOLD, FedYogi,
-Ditto, fine-tuning and per-client evaluation, on the one training loop and both engines.
+"""Notebook 10's library: Synthetic(alpha, beta), FedProx with stragglers, SCAFFOLD, FedYogi, on
+the one training loop and both engines (Ditto, fine-tuning and per-client evaluation are tested
+in tests/test_personalisation.py, with this file's tiny federation and reference).
 
 Every algorithm is checked against a plain numpy from-scratch version (float64) on a tiny
 softmax-regression federation: 5 clients of 6-17 examples, 4 features, 10 classes. The
@@ -322,94 +323,7 @@ def test_server_yogi_runs_on_the_loop_with_either_engine():
 # --------------------------------------------------------- Ditto and fine-tuning, from scratch
 
 
-def test_ditto_equals_from_scratch():
-    lam = 0.3
-    algorithm = personalisation.Ditto(lam)
-    history = _run(algorithm, "loop", num_rounds=3, m=3)
-    w = [a.copy() for a in W0]
-    personal = [[a.copy() for a in W0] for _ in DATASETS]
-    for t, sampled in enumerate(_rounds(3, 3)):
-        new, sizes = [], []
-        for k in sampled:
-            x, y = DATASETS[k]
-            batches = _batches(len(y), t, k)
-            new.append(_local_sgd(w, w, x, y, batches, 0.1))
-            personal[k] = _local_sgd(personal[k], w, x, y, batches, 0.1, mu=lam)
-            sizes.append(len(y))
-        share = np.asarray(sizes) / sum(sizes)
-        w = [sum(s * c[i] for s, c in zip(share, new, strict=True)) for i in range(2)]
-    _close(history.final_weights, w)
-    for mine, theirs in zip(algorithm.personal_weights, personal, strict=True):
-        _close(mine, theirs)
-    # The global model is FedAvg's: Ditto adds the personal models and changes nothing else.
-    _close(history.final_weights, _run(None, "loop", num_rounds=3, m=3).final_weights, atol=0)
-
-
-@pytest.mark.parametrize("engine", ["fast", "loop"])
-def test_fine_tune_equals_from_scratch(engine):
-    start = [a.astype(np.float32) for a in W0]
-    tuned = personalisation.fine_tune(_model_fn, start, DATASETS, **LOCAL, seed=3,
-                                      engine=engine)
-    capped = personalisation.fine_tune(_model_fn, start, DATASETS, **LOCAL, seed=3,
-                                       engine=engine, max_steps=2)
-    for k, (x, y) in enumerate(DATASETS):
-        batches = _batches(len(y), 0, k, seed=3)
-        _close(tuned[k], _local_sgd(W0, W0, x, y, batches, 0.1))
-        _close(capped[k], _local_sgd(W0, W0, x, y, batches[:2], 0.1))
-    zero = personalisation.fine_tune(_model_fn, start, DATASETS, **LOCAL, max_steps=0)
-    _close(zero[0], start, atol=0)
-
-
 # ------------------------------------------------------------------ per-client evaluation
-
-
-def _evaluate_from_scratch(w, x, y):
-    z = x.astype(np.float64) @ w[0] + w[1]
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-log_p[np.arange(len(y)), y].mean()), float(np.mean(z.argmax(axis=1) == y))
-
-
-def test_per_client_evaluation_and_its_summary():
-    rng = np.random.default_rng(1)
-    personal = [[a + 0.5 * rng.normal(size=a.shape) for a in W0] for _ in TEST]
-    test = [(x, np.asarray(y)) for x, y in TEST]
-    result = personalisation.evaluate_per_client(_model_fn, test, personal_weights=personal)
-    globally = personalisation.evaluate_per_client(_model_fn, test, weights=W0)
-    for k, (x, y) in enumerate(test):
-        loss, accuracy = _evaluate_from_scratch(personal[k], x, y)
-        assert result.accuracy[k] == pytest.approx(accuracy)
-        assert result.loss[k] == pytest.approx(loss, rel=1e-5)
-        assert globally.accuracy[k] == pytest.approx(_evaluate_from_scratch(W0, x, y)[1])
-    summary = result.summary()
-    assert summary["worst"] == result.accuracy.min()
-    assert summary["median"] == np.median(result.accuracy)
-    assert summary["p10"] == pytest.approx(np.percentile(result.accuracy, 10))
-    assert summary["worst"] <= summary["p10"] <= summary["median"]
-    assert summary["pooled"] == pytest.approx(
-        np.sum(result.accuracy * result.num_examples) / np.sum(result.num_examples))
-
-
-def test_per_client_evaluation_works_on_a_cnn_federation():
-    rng = np.random.default_rng(0)
-    test = [(rng.random((3, 28, 28)).astype(np.float32), np.array([0, 1, 2])) for _ in range(2)]
-    model = models.make_cnn()
-    result = personalisation.evaluate_per_client(models.make_cnn, test,
-                                                 weights=model.get_weights())
-    for k, (x, y) in enumerate(test):
-        loss, accuracy = client.evaluate(model, model.get_weights(), x, y)
-        assert result.accuracy[k] == pytest.approx(accuracy)
-        assert result.loss[k] == pytest.approx(loss, rel=1e-5)
-
-
-def test_per_client_evaluation_needs_exactly_one_model_argument():
-    with pytest.raises(ValueError, match="exactly one of weights"):
-        personalisation.evaluate_per_client(_model_fn, TEST)
-    with pytest.raises(ValueError, match="exactly one of weights"):
-        personalisation.evaluate_per_client(_model_fn, TEST, weights=W0,
-                                            personal_weights=[W0] * 5)
-    with pytest.raises(ValueError, match=r"personal_weights must hold one model per client \(5"):
-        personalisation.evaluate_per_client(_model_fn, TEST, personal_weights=[W0] * 4)
 
 
 # ------------------------------------------------------------------------ bad inputs (fuzz)
