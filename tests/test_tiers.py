@@ -37,3 +37,28 @@ def test_the_tier_markers_are_declared():
         assert f'"{marker}:' in text, marker
     for name in conftest.NOTEBOOK_TEST_FILES:
         assert (ROOT / name).is_file(), name
+
+
+def test_every_public_module_has_its_test_file():
+    """Whoever changes ``fl_helpers/X.py`` runs ``tests/test_X.py`` (``_X.py``: ``test_X.py``),
+    and that file imports the module."""
+    missing = []
+    for path in sorted((ROOT / "fl_helpers").glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        test_file = ROOT / "tests" / f"test_{path.stem.lstrip('_')}.py"
+        if not test_file.is_file():
+            missing.append(f"fl_helpers/{path.name}: no {test_file.relative_to(ROOT)}")
+            continue
+        imported = set()
+        for node in ast.walk(ast.parse(test_file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "fl_helpers":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fl_helpers."):
+                imported.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[1] for a in node.names
+                             if a.name.startswith("fl_helpers.")}
+        if path.stem not in imported:
+            missing.append(f"{test_file.relative_to(ROOT)} does not import fl_helpers.{path.stem}")
+    assert not missing, missing
