@@ -31,6 +31,6 @@ def seed_everything(seed: int) -> np.random.Generator:
         import keras
         import tensorflow as tf
 
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(seed % 2**32)  # Keras seeds numpy's legacy generator too
         tf.config.experimental.enable_op_determinism()
     return np.random.default_rng(seed)

@@ -44,6 +44,7 @@ def small_federation():
 
 #: Test functions (``file::name``, every parameter) that the fast tier leaves out.
 SLOW_TESTS = frozenset({
+    "tests/test_reproducibility.py::test_seeds_beyond_32_bits_work_with_tensorflow_loaded",
     "tests/test_accounting.py::test_absl_warnings_silenced_and_verbosity_restored",
     "tests/test_accounting.py::test_calibration_finest_rtol_returns",
     "tests/test_accounting.py::test_calibration_straddling_the_pld_range",

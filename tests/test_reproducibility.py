@@ -14,7 +14,7 @@ from fl_helpers import reproducibility
 
 
 def test_seed_everything_seeds_python_numpy_and_returns_a_fresh_generator():
-    for seed in (0, 7, 2**32 - 1):
+    for seed in (0, 7, 2**32 - 1, 2**40):
         rng = reproducibility.seed_everything(seed)
         np.testing.assert_array_equal(rng.random(5), np.random.default_rng(seed).random(5))
         assert random.random() == random.Random(seed).random()
@@ -28,3 +28,15 @@ def test_seed_everything_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_seeds_beyond_32_bits_work_with_tensorflow_loaded():
+    # Keras reseeds numpy's legacy generator, which takes 32 bits; the docstring promises any
+    # integer >= 0 (2**40 used to raise once TensorFlow was imported).
+    code = ("from fl_helpers import quiet; quiet.import_tensorflow(); "
+            "from fl_helpers import reproducibility; import numpy as np; "
+            "rng = reproducibility.seed_everything(2**40); "
+            "print(rng.integers(10**9) == np.random.default_rng(2**40).integers(10**9))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().endswith("True")
