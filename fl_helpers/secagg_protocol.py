@@ -309,7 +309,7 @@ class SecAggServer:
 
     It stores public keys, ciphertexts it cannot read, masked vectors and, at the end, shares;
     never an individual client's unmasked input. What it could compute from all of that (its
-    whole view) is what ``tests/test_secure_aggregation.py`` attacks.
+    whole view) is what ``tests/test_secure_aggregation_attacks.py`` attacks.
 
     Args:
         threshold: ``t`` in 2..2^14 (``t > n / 2`` is checked by :meth:`unmask`).
