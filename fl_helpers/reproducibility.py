@@ -24,13 +24,16 @@ def seed_everything(seed: int) -> np.random.Generator:
         ``np.random.default_rng(seed)``, to pass on as the ``rng`` argument of the helpers.
     """
     seed = v.check_int("seed", seed, minimum=0)
-    random.seed(seed)
-    # The legacy global generator too, for any student code that still calls np.random.*.
-    np.random.seed(seed % 2**32)  # noqa: NPY002
     if "tensorflow" in sys.modules:
         import keras
         import tensorflow as tf
 
-        keras.utils.set_random_seed(seed % 2**32)  # Keras seeds numpy's legacy generator too
+        # Keras also reseeds Python's and numpy's legacy generators, with at most 32 bits: done
+        # first, so that the lines below give Python the whole seed whether TensorFlow is loaded
+        # or not.
+        keras.utils.set_random_seed(seed % 2**32)
         tf.config.experimental.enable_op_determinism()
+    random.seed(seed)
+    # The legacy global generator too, for any student code that still calls np.random.*.
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     return np.random.default_rng(seed)

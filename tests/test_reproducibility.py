@@ -36,7 +36,8 @@ def test_seeds_beyond_32_bits_work_with_tensorflow_loaded():
     code = ("from fl_helpers import quiet; quiet.import_tensorflow(); "
             "from fl_helpers import reproducibility; import numpy as np; "
             "rng = reproducibility.seed_everything(2**40); "
-            "print(rng.integers(10**9) == np.random.default_rng(2**40).integers(10**9))")
+            "import random; same = rng.integers(10**9) == np.random.default_rng(2**40).integers("
+            "10**9); print(same and random.random() == random.Random(2**40).random())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().endswith("True")
