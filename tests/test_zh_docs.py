@@ -134,13 +134,20 @@ def test_paragraphs_and_list_items_are_one_line_each() -> None:
     assert any("one line" in line for line in zd.block_problems(entry))
     entry = {"block": "x/2", "en": "- one\n  item", "zh": "- 一个\n  条目"}
     assert any("list item" in line for line in zd.block_problems(entry))
+    entry = {"block": "x/3", "en": ":::{note}\nA note\nin two lines.\n:::",
+             "zh": ":::{note}\n一个\n注释\n:::"}
+    assert any("directive" in line for line in zd.block_problems(entry))
+    entry["zh"] = ":::{note}\n一个注释\n:::"
+    assert not zd.block_problems(entry)
 
 
 def test_blocks_keep_code_fences_whole() -> None:
-    text = "# T\nIntro\nline.\n\n```bash\na\n\nb\n```\n- x\n- y\n\n| a |\n|---|\n\n> q"
+    text = ("# T\nIntro\nline.\n\n```bash\na\n\nb\n```\n- x\n- y\n\n| a |\n|---|\n\n> q"
+            "\n\n:::{note}\nn\n:::")
     assert zd.blocks(text) == [("heading", "# T"), ("paragraph", "Intro\nline."),
                                ("code", "```bash\na\n\nb\n```"), ("list", "- x\n- y"),
-                               ("table", "| a |\n|---|"), ("quote", "> q")]
+                               ("table", "| a |\n|---|"), ("quote", "> q"),
+                               ("directive", ":::{note}\nn\n:::")]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)

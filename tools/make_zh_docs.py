@@ -10,15 +10,17 @@ reuses its key (:func:`tools.make_zh_edition.cell_hash`), its number rule
 by one rule. The English document is the source; nothing in ``docs/zh-CN/<name>.md`` is edited by
 hand. Documents covered (:data:`DOCUMENTS`)::
 
-    English document           docs/instructor_guide.md
-      its store                translations/zh-CN/docs/instructor_guide.yml
-      its Chinese edition      docs/zh-CN/instructor_guide.md
+    English document           docs/instructor_guide.md       docs/applications.md
+      its store                translations/zh-CN/docs/instructor_guide.yml  .../applications.yml
+      its Chinese edition      docs/zh-CN/instructor_guide.md  docs/zh-CN/applications.md
 
 Blocks. The English document is cut into blocks at blank lines: a heading, a paragraph, a whole
-list, a whole table, a blockquote, and a fenced code block (```` ``` ```` to ```` ``` ````, blank
-lines inside it included). Code blocks are not translated: the Chinese document has the English
-code block, byte for byte. Every other block has one store entry, in the document's order (a
-text that occurs more than once, such as ``**Where students get stuck**``, has one entry)::
+list, a whole table, a blockquote, a MyST directive written with colons (``:::{note}`` to
+``:::``, no blank line inside: its text is translated on one line, its two fence lines are
+kept), and a fenced code block (```` ``` ```` to ```` ``` ````, blank lines inside it included).
+Code blocks are not translated: the Chinese document has the English code block, byte for byte.
+Every other block has one store entry, in the document's order (a text that occurs more than
+once, such as ``**Where students get stuck**``, has one entry)::
 
     - block: <section>/<n>     # where it is: the slug of the heading above it and its ordinal
       hash: <first 16 hex digits of the SHA-256 of the English block>
@@ -65,7 +67,7 @@ from tools.make_zh_edition import cell_hash, link_targets, numbers
 
 LANGUAGE = zh_edition.LANGUAGE
 #: The English documents that have a Chinese edition, as repository paths.
-DOCUMENTS = ("docs/instructor_guide.md",)
+DOCUMENTS = ("docs/instructor_guide.md", "docs/applications.md")
 STORE_DIR = zh_edition.STORE_DIR / "docs"
 #: The English document's pointer to its Chinese edition starts with this; it is not translated.
 POINTER = "简体中文版："
@@ -92,6 +94,8 @@ def _kind(lines: list[str]) -> str:
         return "table"
     if first.startswith(">"):
         return "quote"
+    if first.startswith(":::"):
+        return "directive"
     if re.match(r"(?:[-*+]|\d+\.)\s", first):
         return "list"
     return "paragraph"
@@ -99,8 +103,9 @@ def _kind(lines: list[str]) -> str:
 
 def blocks(text: str) -> list[tuple[str, str]]:
     """The blocks of a markdown text, in order, as ``(kind, text)``; kind is ``code``,
-    ``heading``, ``table``, ``quote``, ``list`` or ``paragraph``. A heading is a block of its own
-    even without a blank line after it; a fenced code block keeps its blank lines."""
+    ``heading``, ``table``, ``quote``, ``directive``, ``list`` or ``paragraph``. A heading is a
+    block of its own even without a blank line after it; a fenced code block keeps its blank
+    lines."""
     found: list[tuple[str, str]] = []
     current: list[str] = []
     fence = False
@@ -363,6 +368,10 @@ def block_problems(entry: dict) -> list[str]:
         broken = [line for line in lines if not re.match(r"\s*(?:[-*+]|\d+\.)\s", line)]
         if broken:
             found.append(f"{where}: write each list item on one line; continued: {broken[0]!r}")
+    if kind == "directive" and (len(lines) != 3 or lines[0] != en.split("\n")[0]
+                                or lines[-1] != en.split("\n")[-1]):
+        found.append(f"{where}: keep the directive's fence lines as in English and write its "
+                     "text on one line between them")
     if kind == "table" and any(not line.startswith("|") for line in lines):
         found.append(f"{where}: every table line must start with '|'")
     return found
