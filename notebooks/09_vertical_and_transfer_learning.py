@@ -579,9 +579,10 @@ for attack, per_epoch in plain_attacks.items():
 #
 # The other defence is **label differential privacy**, with exact noise. The label enters
 # training only through the residual $p_i - y_i$, so the bank noises exactly that, once per
-# customer per epoch: it puts the residual on an integer grid, $R_i = \operatorname{rint}(p_i S)
-# - y_i S$ (a label flip moves $R_i$ by exactly $S$, since $p_i$ depends only on earlier noisy
-# releases), adds discrete Gaussian noise of scale $\sigma \ge zS$ from a secret source, and
+# customer per epoch: it puts the residual on an integer grid,
+# $R_i = \operatorname{rint}(p_i S) - y_i S$ (a label flip moves $R_i$ by exactly $S$, since $p_i$
+# depends only on earlier noisy releases), adds discrete Gaussian noise of scale $\sigma \ge zS$
+# from a secret source, and
 # only then converts to floats. The returned gradients *and* the bank's own update use the noisy
 # residual, so the whole model is covered. The guarantee:
 
