@@ -651,8 +651,9 @@ for e in (0.5, 2.0, 10.0):
 #   \quad\text{(Mironov 2017, Proposition 3)},$$
 #
 # or the slightly tighter conversion that `dp-accounting` uses (Canonne, Kamath & Steinke 2020,
-# Proposition 12): $\min_\alpha \big[\varepsilon_{\text{RDP}}(\alpha) + \ln(1 - 1/\alpha)
-# - \frac{\ln(\delta \alpha)}{\alpha - 1}\big]$. $T$ Gaussian releases with multiplier $z$ are
+# Proposition 12):
+# $\min_\alpha \big[\varepsilon_{\text{RDP}}(\alpha) + \ln(1 - 1/\alpha) - \frac{\ln(\delta \alpha)}{\alpha - 1}\big]$.
+# $T$ Gaussian releases with multiplier $z$ are
 # also *exactly* one Gaussian release with multiplier $z/\sqrt{T}$, so Balle & Wang's formula
 # gives the true $\varepsilon$ to compare with.
 
