@@ -71,6 +71,31 @@ def test_file_name(path):
         assert path.stem.endswith("_solutions"), f"{_rel(path)}: name must end in _solutions"
 
 
+ZH = sorted((NOTEBOOKS / "zh-CN").rglob("*.ipynb"))
+_LIST_MARKER = re.compile(r"^\s*(?:[-+*]|\d+[.)])\s")
+
+
+@pytest.mark.parametrize("path", ALL + ZH, ids=_rel)
+def test_no_wrapped_formula_line_starts_a_list(path):
+    """A line of a paragraph that starts with "- " (or "+ ", "1. ") is a list item in CommonMark,
+    which the website uses, even inside an inline formula that began on the line before: the
+    formula then breaks apart on the page (JupyterLab, which protects maths first, hides it)."""
+    found = []
+    for cell in _read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        paragraph = ""
+        for line in cell.source.split("\n"):
+            if not line.strip():
+                paragraph = ""
+                continue
+            starts_item = bool(_LIST_MARKER.match(line))
+            if starts_item and paragraph.replace("$$", "").count("$") % 2 == 1:
+                found.append(f"cell {cell.get('id')}: {line[:60]!r}")
+            paragraph = line if starts_item else f"{paragraph} {line}"
+    assert not found, f"{_rel(path)}: re-wrap so no formula line starts a list: {found}"
+
+
 @params_all
 def test_valid_notebook(path):
     nb = _read(path)  # raises on invalid JSON
