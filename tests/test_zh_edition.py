@@ -548,3 +548,46 @@ def test_nbval_does_not_collect_the_chinese_notebooks():
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "00_welcome_to_federated_learning.ipynb::Cell" in run.stdout
     assert "zh-CN" not in run.stdout
+
+
+# A line break inside a paragraph renders as a space; between two Chinese characters (or
+# full-width punctuation) that space is a visible gap in the middle of a sentence, in JupyterLab
+# and on the website.
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef“”‘’—…·"
+_SOFT_BREAK = re.compile(rf"[{_CJK}][*_]*\n[ \t>]*[*_]*[{_CJK}]")
+
+
+def soft_breaks_between_chinese(text: str) -> list[str]:
+    """The places in a markdown text where a single line break joins two Chinese characters
+    (outside fenced code and display maths)."""
+    found, fenced, display = [], False, False
+    kept = []
+    for line in text.split("\n"):
+        bare = line.strip().lstrip("> ")
+        if bare.startswith(("```", "~~~")):
+            fenced = not fenced
+        if bare.startswith("$$") and bare.count("$$") == 1:
+            display = not display
+        kept.append("" if fenced or display or bare.startswith(("```", "~~~", "$$")) else line)
+    for match in _SOFT_BREAK.finditer("\n".join(kept)):
+        found.append(match.group(0).replace("\n", "⏎"))
+    return found
+
+
+@params
+def test_no_line_break_between_two_chinese_characters(notebook):
+    nb = nbformat.read(zh.output_path(notebook), as_version=4)
+    found = {cell.get("id"): soft_breaks_between_chinese(cell.source)
+             for cell in nb.cells if cell.cell_type == "markdown"}
+    found = {cell: places for cell, places in found.items() if places}
+    assert not found, (f"{notebook.name}: join these lines in its store (a break between two "
+                       f"Chinese characters shows as a space): {found}")
+
+
+def test_the_soft_break_check_finds_a_break_and_leaves_code_alone():
+    assert soft_breaks_between_chinese("差分\n隐私") == ["分⏎隐"]
+    assert soft_breaks_between_chinese("> 说明，\n> 不要") == ["，⏎> 不"]
+    assert soft_breaks_between_chinese("**粗体**\n文字") == ["体**⏎文"]
+    assert soft_breaks_between_chinese("段落。\n\n下一段") == []
+    assert soft_breaks_between_chinese("```\n代码\n注释\n```") == []
+    assert soft_breaks_between_chinese("ε-差分隐私\n$x$ 承诺") == []
