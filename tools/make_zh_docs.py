@@ -59,8 +59,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: python tools/make_zh_docs.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml
-
 from tools import course_notebooks as cn
 from tools import make_zh_edition as zh_edition
 from tools.make_zh_edition import cell_hash, link_targets, numbers
@@ -183,30 +181,13 @@ def chinese_relpath(document: str) -> str:
     return f"docs/{LANGUAGE}/{document[len('docs/'):]}"
 
 
-class _Dumper(yaml.SafeDumper):
-    """Writes multi-line strings as literal blocks, as the notebooks' stores do."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def load_store(path: Path) -> list[dict]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("blocks"), list):
-        raise ValueError(f"{path}: expected a mapping with a list 'blocks', got {type(data)}.")
-    return data["blocks"]
+    return zh_edition.read_entries(path, "blocks")
 
 
 def write_store(path: Path, document: str, entries: list[dict]) -> None:
-    text = yaml.dump({"source": document, "blocks": entries}, Dumper=_Dumper,
-                     allow_unicode=True, sort_keys=False, width=1000)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_STORE_HEADER.format(source=document) + text, encoding="utf-8")
+    zh_edition.write_entries(path, _STORE_HEADER.format(source=document), document, "blocks",
+                             entries)
 
 
 def translations(entries: list[dict]) -> dict[str, str]:

@@ -206,18 +206,30 @@ _STORE_HEADER = """\
 """
 
 
-def load_store(path: Path) -> list[dict]:
+def read_entries(path: Path, key: str) -> list[dict]:
+    """The list ``key`` (``"cells"``, or ``"blocks"`` for a document) of a translation store."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ValueError(f"{path}: expected a mapping with a list 'cells', got {type(data)}.")
-    return data["cells"]
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ValueError(f"{path}: expected a mapping with a list {key!r}, got {type(data)}.")
+    return data[key]
+
+
+def write_entries(path: Path, header: str, source: str, key: str, entries: list[dict]) -> None:
+    """Writes a translation store: ``header`` (comment lines), then ``source`` and ``key``'s
+    entries, multi-line texts as literal blocks."""
+    text = yaml.dump({"source": source, key: entries}, Dumper=_Dumper,
+                     allow_unicode=True, sort_keys=False, width=1000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + text, encoding="utf-8")
+
+
+def load_store(path: Path) -> list[dict]:
+    return read_entries(path, "cells")
 
 
 def write_store(path: Path, notebook: Path, entries: list[dict]) -> None:
-    text = yaml.dump({"source": english_relpath(notebook), "cells": entries}, Dumper=_Dumper,
-                     allow_unicode=True, sort_keys=False, width=1000)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_STORE_HEADER.format(name=notebook.name) + text, encoding="utf-8")
+    write_entries(path, _STORE_HEADER.format(name=notebook.name), english_relpath(notebook),
+                  "cells", entries)
 
 
 def kind(entry: dict) -> str:
