@@ -43,8 +43,9 @@ a quick RDP bound already exceeds :data:`PLD_MAX_EPSILON` (no meaningful privacy
 A private aggregation rule describes one round's release as a dp-accounting event
 (:meth:`fl_helpers.aggregation.AggregationRule.dp_event`), and
 :func:`epsilon_per_round_of_event` composes that event over a run's schedule with the accountants
-above: the training loop accounts DP-FedAvg, adaptive clipping and local DP the same way. The
-distributed discrete Gaussian (:func:`ddg_rho`, :func:`ddg_epsilon`) and DP-FTRL's trees
+above: the training loop accounts DP-FedAvg, adaptive clipping, local DP and the distributed
+discrete Gaussian on secure aggregation (a ``ZCDpEvent`` whose ``rho`` is the largest
+:func:`ddg_rho` a round can have, :func:`ddg_rho_by_client_count`) the same way. DP-FTRL's trees
 (:func:`dp_ftrl_epsilon`) are accounted here too, by their own functions.
 
 Functions here silence dp-accounting's absl warnings (e.g. "failed to converge ... Excluding this
@@ -908,6 +909,13 @@ def epsilon_per_round_of_event(event: dp_accounting.DpEvent, *,
       local DP's reports (``z`` is then half the report's multiplier, replace-one) and, with
       ``q = 1``, central DP-FedAvg (every client takes part in every round, so this is
       :func:`epsilon_per_round` with ``q = 1``).
+    * ``PoissonSampledDpEvent(q, ZCDpEvent(rho))`` and ``ZCDpEvent(rho)`` (``xi = 0``): a
+      round that is ``rho``-zCDP (Bun & Steinke 2016), e.g. the distributed discrete Gaussian on
+      secure aggregation (:meth:`fl_helpers.distributed_dp.DistributedDPSecAgg.dp_event`).
+      Composed as :func:`ddg_epsilon` composes it: RDP ``alpha rho`` at every order of
+      :data:`DDG_RDP_ORDERS`, amplified by Zhu & Wang's general bound when sampled (every
+      round then counts), the busiest client's rounds when not; ``accountant`` does not apply
+      (a zCDP bound is all the event says, so this RDP conversion is its one accountant).
     * ``NonPrivateDpEvent()``: ``inf`` after every round (a private rule without noise).
 
     Args:
@@ -945,9 +953,28 @@ def epsilon_per_round_of_event(event: dp_accounting.DpEvent, *,
     if isinstance(event, dp_accounting.GaussianDpEvent):
         z = _event_field(_check_noise_multiplier, event.noise_multiplier)
         return _busiest_client_epsilons(z, busiest, target_delta, accountant)
+    if isinstance(event, dp_accounting.PoissonSampledDpEvent) \
+            and isinstance(event.event, dp_accounting.ZCDpEvent):
+        rho = _zcdp_rho(event.event)
+        q = _event_field(check_sampling_probability, event.sampling_probability)
+        return _zcdp_curve(rho, q, np.arange(1, num_rounds + 1), target_delta)
+    if isinstance(event, dp_accounting.ZCDpEvent):
+        rho = _zcdp_rho(event)
+        curve = _zcdp_curve(rho, 1.0, np.maximum(busiest, 1), target_delta)
+        return np.where(busiest > 0, curve, 0.0)
     raise ValueError(
-        f"event must be PoissonSampledDpEvent(q, GaussianDpEvent(z)), GaussianDpEvent(z) or "
-        f"NonPrivateDpEvent(), got {event!r}: this accountant does not compose it.")
+        f"event must be PoissonSampledDpEvent(q, GaussianDpEvent(z)), GaussianDpEvent(z), "
+        f"PoissonSampledDpEvent(q, ZCDpEvent(rho)), ZCDpEvent(rho) or NonPrivateDpEvent(), got "
+        f"{event!r}: this accountant does not compose it.")
+
+
+def _zcdp_rho(event: dp_accounting.ZCDpEvent) -> float:
+    """The event's ``rho`` (> 0), refusing an approximate one (``xi`` != 0)."""
+    xi = _event_field(lambda value: v.check_non_negative("xi", value), event.xi)
+    if xi != 0:
+        raise ValueError(f"event's xi must be 0 (rho-zCDP), got {v._fmt(xi)}: this accountant "
+                         "composes pure zCDP only.")
+    return _event_field(lambda value: v.check_positive("rho", value), event.rho)
 
 
 def _event_field(check: Callable[[Any], float], value: Any) -> float:
@@ -1065,6 +1092,62 @@ def _tau(client_variance: float, num_clients: int) -> float:
     return float(10 * np.sum(np.exp(-2 * math.pi**2 * client_variance * k / (k + 1))))
 
 
+#: Per-client variances above this give ``tau = 0`` in float64: every term of the sum is at most
+#: ``exp(-pi^2 v)`` (``k / (k + 1) >= 1/2``), which underflows to 0 once ``pi^2 v > 745.2``.
+_TAU_LIVE_VARIANCE = 80.0
+
+
+def ddg_rho_by_client_count(*, sensitivity: float, noise_variance: float, max_clients: int,
+                            dimension: int) -> np.ndarray:
+    """:func:`ddg_rho` of a round with ``n = 1, 2, ..., max_clients`` clients, each adding
+    ``N_Z(0, ceil(sigma^2 / n))`` noise (as :class:`fl_helpers.distributed_dp.DistributedDPSecAgg`
+    plans its round: the sum's variance ``n ceil(sigma^2 / n) >= sigma^2`` whatever ``n``).
+
+    Entry ``n - 1`` equals ``ddg_rho(sensitivity=Delta, client_variance=ceil(sigma^2 / n),
+    num_clients=n, dimension=d)`` (to float rounding: the tau sums are added in another order).
+    Unit: one client; relation: add or remove that client's vector of L2 norm at most ``Delta``
+    (Kairouz, Liu & Steinke 2021, Theorem 1). Computed for every ``n`` at once: ``tau`` changes
+    only where ``ceil(sigma^2 / n)`` is at most 80 (above, every term underflows to 0), so it
+    costs at most 80 prefix sums of length ``max_clients``, never the ``max_clients^2 / 2``
+    terms of one :func:`ddg_rho` per ``n``.
+
+    Args:
+        sensitivity: ``Delta`` > 0, one client's L2 norm bound in integer units.
+        noise_variance: ``sigma^2`` > 0, the variance the round's noise must reach in total
+            (``(z Delta)^2``).
+        max_clients: The largest client count ``N`` in 1..:data:`MAX_ACCOUNTED_CLIENTS`.
+        dimension: ``d`` >= 1.
+
+    Returns:
+        Float64 array of shape ``(max_clients,)``: rho for ``n = 1..max_clients``.
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    sensitivity = v.check_positive("sensitivity", sensitivity)
+    noise_variance = v.check_positive("noise_variance", noise_variance)
+    count = v.check_int("max_clients", max_clients, minimum=1, maximum=MAX_ACCOUNTED_CLIENTS)
+    d = v.check_int("dimension", dimension, minimum=1)
+    return _rho_by_client_count(sensitivity, noise_variance, count, d)
+
+
+def _rho_by_client_count(sensitivity: float, noise_variance: float, max_clients: int,
+                         dimension: int) -> np.ndarray:
+    n = np.arange(1, max_clients + 1, dtype=np.float64)
+    variance = np.ceil(noise_variance / n)  # non-increasing, integers >= 1
+    tau = np.zeros(max_clients)
+    for value in np.unique(variance[variance <= _TAU_LIVE_VARIANCE]):
+        block = np.flatnonzero(variance == value)  # one run of consecutive n
+        k = np.arange(1, block[-1] + 1, dtype=np.float64)  # k = 1 .. n_max - 1
+        prefix = np.concatenate(([0.0], np.cumsum(
+            np.exp(-2 * math.pi**2 * value * k / (k + 1)))))
+        tau[block] = 10 * prefix[block]  # n = block + 1 sums k = 1 .. n - 1
+    total = n * variance
+    eps = np.minimum(np.sqrt(sensitivity**2 / total + tau * dimension / 2),
+                     sensitivity / np.sqrt(total) + tau * math.sqrt(dimension))
+    return eps**2 / 2
+
+
 def poisson_subsampled_rdp(rdp: np.ndarray, orders: Sequence[int],
                            sampling_probability: float) -> np.ndarray:
     """An upper bound on the RDP of any mechanism applied to a Poisson sample.
@@ -1145,12 +1228,31 @@ def ddg_epsilon(*, rho: float, num_rounds: int, target_delta: float,
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1)
     target_delta = v.check_open_unit("target_delta", target_delta)
     q = v.check_probability("sampling_probability", sampling_probability)
-    rdp = rho * np.asarray(DDG_RDP_ORDERS, dtype=np.float64)
-    if q < 1:
-        rdp = np.minimum(rdp, poisson_subsampled_rdp(rdp, DDG_RDP_ORDERS, q))
-    epsilon, _ = rdp_privacy_accountant.compute_epsilon(DDG_RDP_ORDERS, num_rounds * rdp,
-                                                        target_delta)
+    epsilon, _ = rdp_privacy_accountant.compute_epsilon(
+        DDG_RDP_ORDERS, num_rounds * _zcdp_round_rdp(rho, q), target_delta)
     return float(epsilon)
+
+
+@functools.lru_cache(maxsize=64)
+def _zcdp_round_rdp_cached(rho: float, sampling_probability: float) -> np.ndarray:
+    rdp = rho * np.asarray(DDG_RDP_ORDERS, dtype=np.float64)
+    if sampling_probability < 1:
+        rdp = np.minimum(rdp, poisson_subsampled_rdp(rdp, DDG_RDP_ORDERS, sampling_probability))
+    return rdp
+
+
+def _zcdp_round_rdp(rho: float, sampling_probability: float) -> np.ndarray:
+    """RDP at :data:`DDG_RDP_ORDERS` of one round of a ``rho``-zCDP mechanism (``alpha rho``),
+    Poisson-sampled with probability ``q`` (Zhu & Wang 2019, Theorem 6) when ``q < 1``."""
+    return _zcdp_round_rdp_cached(rho, sampling_probability).copy()
+
+
+def _zcdp_curve(rho: float, sampling_probability: float, counts: np.ndarray,
+                target_delta: float) -> np.ndarray:
+    """:func:`ddg_epsilon` after each number of rounds in ``counts`` (vectorised over them)."""
+    return _epsilon_after_counts(_zcdp_round_rdp(rho, sampling_probability),
+                                 np.asarray(counts, dtype=np.float64), target_delta,
+                                 tuple(float(a) for a in DDG_RDP_ORDERS))
 
 
 def ddg_noise_multiplier_for_epsilon(*, target_epsilon: float, target_delta: float,

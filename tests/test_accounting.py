@@ -518,6 +518,15 @@ def test_non_private_event_is_infinite_epsilon():
     (dp_accounting.GaussianDpEvent(math.nan), ValueError, "event's noise_multiplier"),
     (dp_accounting.PoissonSampledDpEvent(1.5, dp_accounting.GaussianDpEvent(1.0)), ValueError,
      r"event's sampling_probability must be in \(0, 1\], got 1.5"),
+    (dp_accounting.ZCDpEvent(0.0), ValueError, "event's rho must be > 0, got 0"),
+    (dp_accounting.ZCDpEvent(math.inf), ValueError, "event's rho"),
+    (dp_accounting.ZCDpEvent("0.1"), TypeError, "event's rho"),
+    (dp_accounting.ZCDpEvent(0.1, 0.5), ValueError, "event's xi must be 0"),
+    (dp_accounting.ZCDpEvent(0.1, -1.0), ValueError, "event's xi must be >= 0"),
+    (dp_accounting.PoissonSampledDpEvent(0.1, dp_accounting.ZCDpEvent(-1.0)), ValueError,
+     "event's rho must be > 0"),
+    (dp_accounting.PoissonSampledDpEvent(0.0, dp_accounting.ZCDpEvent(0.1)), ValueError,
+     "event's sampling_probability"),
 ])
 def test_bad_events_are_named(event, error, match):
     with pytest.raises(error, match=match):
@@ -563,3 +572,72 @@ def test_ddg_epsilon_matches_dp_accounting_for_an_unsampled_gaussian():
     sampled = accounting.ddg_epsilon(rho=1 / (2 * z**2), num_rounds=rounds, target_delta=1e-5,
                              sampling_probability=0.1)
     assert sampled < ours
+
+
+# --------------------------------------------------------------------------------------------
+# The distributed discrete Gaussian's round as an event (ZCDpEvent), and its rho over every
+# client count a round can have
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sensitivity", "noise_variance", "max_clients", "dimension"), [
+    (4184.6, 3e7, 60, 7850),  # the course's noise: tau underflows, n = 1 decides
+    (3.0, 2.25, 40, 4),       # one unit of variance per client from n = 3 on: tau grows with n
+    (2.0, 30.0, 80, 10),      # several blocks of equal ceil(sigma^2 / n), tau > 0 in each
+    (20.0, 500.0, 300, 1000),
+    (1.0, 0.1, 5, 1),         # sigma^2 < 1: every client adds variance 1
+])
+def test_ddg_rho_by_client_count_is_ddg_rho_for_every_count(sensitivity, noise_variance,
+                                                            max_clients, dimension):
+    rhos = accounting.ddg_rho_by_client_count(sensitivity=sensitivity,
+                                              noise_variance=noise_variance,
+                                              max_clients=max_clients, dimension=dimension)
+    by_hand = [accounting.ddg_rho(sensitivity=sensitivity,
+                                  client_variance=math.ceil(noise_variance / n), num_clients=n,
+                                  dimension=dimension) for n in range(1, max_clients + 1)]
+    assert rhos.shape == (max_clients,)
+    np.testing.assert_allclose(rhos, by_hand, rtol=1e-12, atol=0)
+
+
+def test_ddg_rho_by_client_count_is_linear_in_the_counts():
+    # A million counts at one unit of variance per client (the worst case: tau is summed for
+    # every n) is answered without the n^2 / 2 terms of one ddg_rho per count.
+    rhos = accounting.ddg_rho_by_client_count(sensitivity=10.0, noise_variance=1000.0,
+                                              max_clients=10**6, dimension=10**4)
+    assert rhos.argmax() == 10**6 - 1  # tau grows with n once every client adds variance 1
+    assert rhos[-1] == pytest.approx(accounting.ddg_rho(
+        sensitivity=10.0, client_variance=1.0, num_clients=10**6, dimension=10**4), rel=1e-9)
+
+
+@pytest.mark.parametrize("sampling_probability", [0.1, 0.5])
+def test_sampled_zcdp_event_is_ddg_epsilon_round_by_round(sampling_probability):
+    event = dp_accounting.PoissonSampledDpEvent(sampling_probability,
+                                                dp_accounting.ZCDpEvent(0.3))
+    curve = accounting.epsilon_per_round_of_event(event, schedule=SCHEDULE, num_clients=3,
+                                                  target_delta=DELTA)
+    by_hand = [accounting.ddg_epsilon(rho=0.3, num_rounds=t, target_delta=DELTA,
+                                      sampling_probability=sampling_probability)
+               for t in range(1, len(SCHEDULE) + 1)]
+    np.testing.assert_allclose(curve, by_hand, rtol=1e-12)
+    # the accountant named does not apply: a zCDP bound is all the event says
+    for name in ("pld", "rdp"):
+        np.testing.assert_array_equal(curve, accounting.epsilon_per_round_of_event(
+            event, schedule=SCHEDULE, num_clients=3, target_delta=DELTA, accountant=name))
+
+
+def test_unsampled_zcdp_event_is_dp_accountings_over_the_busiest_clients_rounds():
+    # SCHEDULE's busiest client (2) reports in rounds 1, 3 and 4: 1, 1, 2, 3, 3 reports.
+    curve = accounting.epsilon_per_round_of_event(dp_accounting.ZCDpEvent(0.2),
+                                                  schedule=SCHEDULE, num_clients=3,
+                                                  target_delta=DELTA)
+    orders = [float(a) for a in accounting.DDG_RDP_ORDERS]
+    expected = []
+    for reports in (1, 1, 2, 3, 3):
+        accountant = rdp_privacy_accountant.RdpAccountant(orders=orders)
+        accountant.compose(dp_accounting.ZCDpEvent(0.2), reports)
+        expected.append(accountant.get_epsilon(DELTA))
+    np.testing.assert_allclose(curve, expected, rtol=1e-12)
+    late = accounting.epsilon_per_round_of_event(
+        dp_accounting.ZCDpEvent(0.2), schedule=[np.array([], dtype=np.int64), np.array([1])],
+        num_clients=3, target_delta=DELTA)
+    assert late[0] == 0.0 and late[1] == pytest.approx(expected[0], rel=1e-12)
