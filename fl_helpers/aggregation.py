@@ -236,7 +236,8 @@ class AggregationRule(abc.ABC):
         its noise all the same, so that an empty round looks like any other."""
         return [np.zeros(shape, dtype=np.float32) for shape in shapes]
 
-    def dp_event(self, *, sampling_probability: float) -> dp_accounting.DpEvent | None:
+    def dp_event(self, *, sampling_probability: float, dimension: int | None = None,
+                 num_clients: int | None = None) -> dp_accounting.DpEvent | None:
         """What one round of this rule releases about one client, as a dp-accounting event.
 
         The way dp-accounting's ``DpEvent`` describes a mechanism as data: the accountant
@@ -246,15 +247,24 @@ class AggregationRule(abc.ABC):
         cannot tell whether the client was sampled); any other event once per round in which
         the client took part (the observer may know who took part), for the busiest client.
 
+        The event must hold for every round the run can have, before the run: a rule whose
+        guarantee depends on the model's size or on how many clients a round holds (the
+        distributed discrete Gaussian, :class:`fl_helpers.distributed_dp.DistributedDPSecAgg`)
+        reads them from ``dimension`` and ``num_clients``, which the caller that knows them
+        passes; other rules check and ignore them.
+
         Args:
             sampling_probability: ``q`` in (0, 1], each client's chance to join a round.
+            dimension: ``d`` >= 1, the number of model parameters (one update's length), or
+                ``None`` if unknown.
+            num_clients: ``N`` >= 1, the federation's (public) number of clients, or ``None``.
 
         Returns:
             ``None`` (the default) for a rule that releases nothing it would account (no
             noise); ``NonPrivateDpEvent`` for a rule that is meant to be private but adds no
             noise (epsilon is ``inf``); otherwise the round's event.
         """
-        _check_sampling_probability(sampling_probability)
+        _check_event_arguments(sampling_probability, dimension, num_clients)
         return None
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -469,8 +479,11 @@ class DPFedAvg(LinearRule):
         """The ``z`` the accountant sees: the noise on the sum over its sensitivity ``C``."""
         return self.noise_multiplier
 
-    def dp_event(self, *, sampling_probability: float) -> dp_accounting.DpEvent:
-        """One round's release, for the accountant (see :meth:`AggregationRule.dp_event`).
+    def dp_event(self, *, sampling_probability: float, dimension: int | None = None,
+                 num_clients: int | None = None) -> dp_accounting.DpEvent:
+        """One round's release, for the accountant (see :meth:`AggregationRule.dp_event`;
+        ``dimension`` and ``num_clients`` are checked and not needed: the event is the same
+        for every model and federation size).
 
         * Central noise: ``PoissonSampledDpEvent(q, GaussianDpEvent(z))`` (a plain
           ``GaussianDpEvent(z)`` when ``q = 1``): one client changes the sum by at most ``C``
@@ -484,7 +497,7 @@ class DPFedAvg(LinearRule):
         With exact noise the event's Gaussian stands for the discrete Gaussian of the same
         ``z``: :attr:`fl_helpers.accounting.Accountant.DISCRETE` bounds it.
         """
-        q = _check_sampling_probability(sampling_probability)
+        q, _, _ = _check_event_arguments(sampling_probability, dimension, num_clients)
         import dp_accounting  # here: the Flower ClientApp must not load dp-accounting
 
         z = self.accounted_noise_multiplier
@@ -950,6 +963,19 @@ def _check_sampling_probability(value: Any) -> float:
         raise ValueError(f"sampling_probability must be >= {v.MIN_NORMAL} (the smallest normal "
                          f"float), got {v._fmt(q)}.")
     return q
+
+
+def _check_event_arguments(sampling_probability: Any, dimension: Any, num_clients: Any
+                           ) -> tuple[float, int | None, int | None]:
+    """:meth:`AggregationRule.dp_event`'s arguments checked: ``q`` in (0, 1] (normal), and
+    ``dimension`` in 1..2^27 and ``num_clients`` >= 1 where given (``None`` stays ``None``)."""
+    q = _check_sampling_probability(sampling_probability)
+    if dimension is not None:
+        dimension = v.check_int("dimension", dimension, minimum=1,
+                                maximum=discrete_noise.MAX_SIZE)
+    if num_clients is not None:
+        num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    return q, dimension, num_clients
 
 
 def check_noise(noise: Any) -> str:

@@ -22,21 +22,30 @@ sum only. The exact sampler is :mod:`fl_helpers.discrete_noise`'s, the accountin
    The securely aggregated sum carries variance at least ``sigma^2``; its privacy is accounted
    by :func:`fl_helpers.accounting.ddg_rho` (Kairouz et al. 2021, Theorem 1) and
    :func:`fl_helpers.accounting.ddg_epsilon`.
+
+The rule describes its round to the accountant (:meth:`DistributedDPSecAgg.dp_event`, a zCDP
+event whose rho holds for every round size), and :func:`run_distributed_dp` runs it on the one
+training loop with secret Poisson sampling and reports epsilon after every round, accounted by
+the same call as DP-FedAvg's.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import aggregation, discrete_noise, privacy, schedule
+from fl_helpers import accounting, aggregation, discrete_noise, privacy, schedule, training
 from fl_helpers import secagg_crypto as crypto
 from fl_helpers import secagg_protocol as protocol
+
+if TYPE_CHECKING:
+    import dp_accounting
 
 Weights = list[np.ndarray]
 
@@ -175,11 +184,13 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
     as private as the sum, and masking is pointless); a round without clients releases that
     noise alone (:meth:`aggregate_empty`).
 
-    The rule describes no event to the accountant (:meth:`dp_event` is ``None``): its
-    per-round rho (:func:`fl_helpers.accounting.ddg_rho`) depends on the round's number of
-    clients and on the model's dimension, which the round does not know beforehand; account it
-    with :func:`fl_helpers.accounting.ddg_rho` and :func:`fl_helpers.accounting.ddg_epsilon`
-    (as ``benchmarks/secure_aggregation_costs.py`` does).
+    The rule describes its round to the accountant (:meth:`dp_event`): a ``rho``-zCDP release
+    whose ``rho`` is the largest :func:`fl_helpers.accounting.ddg_rho` over every number of
+    clients a round can hold (:meth:`round_rho`), so it needs the model's dimension and the
+    federation's size, which :func:`run_distributed_dp` passes. Privacy unit: one client (its
+    whole update); relation: add or remove that client; trusted: every client to add its own
+    noise share, the protocol to show the server nothing but the sum (the server itself is not
+    trusted with any update); observer: the server or anyone who sees the released models.
     """
 
     name = "SecAgg + distributed DP"
@@ -217,6 +228,82 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         if self.noise_multiplier == 0:
             return 0
         return math.ceil((self.noise_multiplier * self.sensitivity(dimension))**2 / num_clients)
+
+    def round_rho(self, *, dimension: int, num_clients: int) -> float:
+        """The zCDP ``rho`` that holds for every round of a run over ``N`` clients.
+
+        A round with ``m`` clients has each add ``N_Z(0, ceil(sigma^2 / m))``
+        (:meth:`client_variance`, ``sigma = z Delta``); Kairouz, Liu & Steinke 2021, Theorem 1
+        bounds its rho (:func:`fl_helpers.accounting.ddg_rho`). ``m`` is secret (Poisson
+        sampling) and, in the neighbouring federation with one client more, can reach
+        ``N + 1``; a round without clients releases the noise of ``m = 1``. So the round's
+        event takes the largest rho over ``m = 1..N + 1``
+        (:func:`fl_helpers.accounting.ddg_rho_by_client_count`). With the course's noise
+        ``tau`` underflows to 0 and the largest is ``m = 1``'s, ``Delta^2 / (2 ceil(sigma^2))``;
+        with small per-client variances ``tau`` grows with ``m`` and a large round decides.
+
+        Not covered by Theorem 1 as applied here: the two neighbouring rounds (with and without
+        the client) plan their per-client variance for their own ``m``, so their noise totals
+        ``m ceil(sigma^2 / m)`` differ by the rounding up (less than ``m + 1`` integer units on
+        ``sigma^2``), where the theorem compares the same noise with and without one input.
+
+        Args:
+            dimension: ``d`` in 1..2^27, the model's number of parameters.
+            num_clients: ``N`` in 1..``MAX_ACCOUNTED_CLIENTS - 1`` (10^7 - 1), the
+                federation's public size.
+
+        Raises:
+            ValueError: Without noise (``noise_multiplier=0``: nothing to account), or an
+                argument out of range (the message names it).
+        """
+        dimension = v.check_int("dimension", dimension, minimum=1, maximum=discrete_noise.MAX_SIZE)
+        num_clients = v.check_int("num_clients", num_clients, minimum=1,
+                                  maximum=accounting.MAX_ACCOUNTED_CLIENTS - 1)
+        if self.noise_multiplier == 0:
+            raise ValueError("noise_multiplier must be > 0 for a round's rho, got 0: without "
+                             "noise the rule is not private (its dp_event is NonPrivateDpEvent).")
+        delta = self.sensitivity(dimension)
+        rhos = accounting.ddg_rho_by_client_count(
+            sensitivity=delta, noise_variance=(self.noise_multiplier * delta)**2,
+            max_clients=num_clients + 1, dimension=dimension)
+        return float(rhos.max())
+
+    def dp_event(self, *, sampling_probability: float, dimension: int | None = None,
+                 num_clients: int | None = None) -> dp_accounting.DpEvent:
+        """One round's release, for the accountant (see
+        :meth:`fl_helpers.aggregation.AggregationRule.dp_event`).
+
+        * ``PoissonSampledDpEvent(q, ZCDpEvent(rho))`` with ``rho`` = :meth:`round_rho` (a
+          plain ``ZCDpEvent(rho)`` when ``q = 1``): composed over every round, amplified by
+          the secret sample, against an observer of the released models who does not know who
+          took part. The server runs the protocol and knows who took part: against it, ask for
+          ``sampling_probability=1.0``, whose ``ZCDpEvent`` the accountant composes over the
+          busiest client's rounds only.
+        * ``noise_multiplier=0``: ``NonPrivateDpEvent()`` (secure aggregation without DP;
+          epsilon is ``inf``), whatever ``dimension`` and ``num_clients``.
+
+        Raises:
+            ValueError: ``dimension`` or ``num_clients`` is ``None`` while the rule adds noise
+                (its rho depends on both), or out of range (the message names it).
+        """
+        q, dimension, num_clients = aggregation._check_event_arguments(
+            sampling_probability, dimension, num_clients)
+        import dp_accounting  # here: the Flower ClientApp must not load dp-accounting
+
+        if self.noise_multiplier == 0:
+            return dp_accounting.NonPrivateDpEvent()
+        for name, value in (("dimension", dimension), ("num_clients", num_clients)):
+            if value is None:
+                raise ValueError(
+                    f"{name} must be given for {type(self).__name__}'s event, got None: its "
+                    "rho depends on the model's dimension and on the federation's size N (a "
+                    "round may hold 1..N + 1 clients). distributed_dp.run_distributed_dp "
+                    "passes both; training.run_fedavg (no accounting) takes this rule only "
+                    "without noise.")
+        assert dimension is not None and num_clients is not None
+        event = dp_accounting.ZCDpEvent(self.round_rho(dimension=dimension,
+                                                       num_clients=num_clients))
+        return event if q == 1.0 else dp_accounting.PoissonSampledDpEvent(q, event)
 
     def aggregate(self, deltas: Sequence[Weights], num_examples: np.ndarray,
                   context: aggregation.RoundContext) -> Weights:
@@ -266,3 +353,108 @@ class DistributedDPSecAgg(aggregation.AggregationRule):
         flat_update = total.astype(np.float64) / (self.scale * self.expected_clients)
         pieces = np.split(flat_update, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
         return [p.reshape(s).astype(np.float32) for p, s in zip(pieces, shapes, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# The accounted run
+# --------------------------------------------------------------------------------------------
+
+#: The accountant named in the history of :func:`run_distributed_dp`: the round's zCDP bound as
+#: RDP, Zhu & Wang's subsampling bound, dp-accounting's conversion
+#: (:func:`fl_helpers.accounting.epsilon_per_round_of_event`).
+ACCOUNTANT = "zcdp-rdp"
+
+
+def run_distributed_dp(model_fn: Callable[[], keras.Model],
+                       client_datasets: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                       num_rounds: int, sampling_probability: float, local_epochs: int,
+                       batch_size: int | None, client_learning_rate: float,
+                       clipping_norm: float, noise_multiplier: float, expected_clients: float,
+                       target_delta: float, scale: float | None = None, modulus_bits: int = 32,
+                       server_learning_rate: float = 1.0,
+                       test_data: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
+                       progress: bool = True, engine: str | training.Engine = "auto",
+                       callback: training.Callback | None = None,
+                       randomness: schedule.PrivateRandomness | None = None
+                       ) -> training.DPHistory:
+    """DP-FedAvg with secure aggregation and distributed discrete Gaussian noise, accounted.
+
+    Round ``t``: Poisson-sample clients with probability ``q`` (secret, from ``randomness``),
+    train each locally, then :class:`DistributedDPSecAgg`: each client clips, quantises and
+    noises its own update, ``secure_sum`` gives the server the sum only, which is divided by
+    ``s`` and ``expected_clients``; ``ServerSGD(server_learning_rate)`` steps. The loop is
+    :func:`fl_helpers.training.run_private_schedule` (the one training loop); the epsilon after
+    each round is what the rule describes
+    (:meth:`DistributedDPSecAgg.dp_event` at the model's dimension and ``N =
+    len(client_datasets)``) composed over the run by
+    :func:`fl_helpers.accounting.epsilon_per_round_of_event`, the same call that accounts
+    DP-FedAvg in :func:`fl_helpers.training.run_dp_fedavg`.
+
+    What the epsilon means: client-level DP (add or remove one client with all its data)
+    against anyone who sees the released models but not who took part; the clients are
+    trusted to add their noise, the server only to run the protocol (it sees the noised sum,
+    never an update). Against the server, which knows who took part, there is no amplification
+    by sampling: account ``dp_event(sampling_probability=1.0, ...)`` over the schedule it saw
+    (the busiest client's rounds). Not covered: runs with
+    ``randomness=PrivateRandomness.reproducible(seed)``, and the rounding of the per-client
+    variance described in :meth:`DistributedDPSecAgg.round_rho`.
+
+    Args:
+        model_fn, client_datasets, local_epochs, batch_size, client_learning_rate, test_data,
+            seed, progress, engine, callback: As :func:`fl_helpers.training.run_dp_fedavg`.
+        num_rounds: ``T`` in 1..10^7.
+        sampling_probability: ``q`` in (0, 1].
+        clipping_norm, noise_multiplier, expected_clients, scale, modulus_bits: The rule's
+            (:class:`DistributedDPSecAgg`); ``noise_multiplier`` > 0.
+        target_delta: delta in (0, 1) of the epsilon reported after each round.
+        server_learning_rate: ``eta_s`` > 0.
+        randomness: The sampling's, rounding's and noise's
+            :class:`fl_helpers.schedule.PrivateRandomness` (default: a fresh secret one).
+
+    Returns:
+        A :class:`fl_helpers.training.DPHistory` (``accountant`` is :data:`ACCOUNTANT`,
+        ``noise`` ``"exact"``; ``noise_placement`` is ``CENTRAL`` in that the released sum
+        carries the whole noise, though each client adds a share of it).
+
+    Raises:
+        TypeError, ValueError: An argument is malformed (the message names it).
+    """
+    randomness = schedule.resolve_randomness(randomness)
+    q = accounting.check_sampling_probability(sampling_probability)
+    num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
+    target_delta = v.check_open_unit("target_delta", target_delta)
+    noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
+    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, (str, bytes)) \
+            and len(client_datasets):
+        num_clients = len(client_datasets)
+    else:
+        raise TypeError(f"client_datasets must be a non-empty list of (x, y) pairs, got "
+                        f"{type(client_datasets).__name__}.")
+    rule = DistributedDPSecAgg(clipping_norm=clipping_norm, expected_clients=expected_clients,
+                               noise_multiplier=noise_multiplier, scale=scale,
+                               modulus_bits=modulus_bits, randomness=randomness)
+    if isinstance(model_fn, keras.Model) or not callable(model_fn):
+        raise TypeError(f"model_fn must be a function that builds a keras.Model, got "
+                        f"{type(model_fn).__name__}.")
+    model = model_fn()
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model_fn must return a keras.Model, got {type(model).__name__}.")
+    dimension = sum(int(np.size(w)) for w in model.get_weights())
+    rounds = randomness.poisson_schedule(num_clients, sampling_probability=q,
+                                         num_rounds=num_rounds)
+    # The rule describes its round; the accountant composes it, as for DP-FedAvg.
+    epsilons = accounting.epsilon_per_round_of_event(
+        rule.dp_event(sampling_probability=q, dimension=dimension, num_clients=num_clients),
+        schedule=rounds, num_clients=num_clients, target_delta=target_delta)
+    fields = training.run_private_schedule(
+        model_fn, client_datasets, rounds=rounds, aggregation_rule=rule, randomness=randomness,
+        epsilons=epsilons, local_epochs=local_epochs, batch_size=batch_size,
+        client_learning_rate=client_learning_rate, server_learning_rate=server_learning_rate,
+        test_data=test_data, seed=seed, progress=progress, engine=engine, callback=callback)
+    done = len(fields["rounds"])
+    return training.DPHistory(
+        **fields, noise_multiplier=rule.noise_multiplier, clipping_norm=rule.clipping_norm,
+        sampling_probability=q, target_delta=target_delta, accountant=ACCOUNTANT,
+        reproducible_noise=randomness.is_reproducible, expected_clients=rule.expected_clients,
+        noise="exact", clipping_norms=np.full(done, rule.clipping_norm),
+        update_noise_multiplier=rule.noise_multiplier)

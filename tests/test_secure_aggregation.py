@@ -73,6 +73,26 @@ HUGE_BITS_CALLS = {
 }
 
 
+def _tiny_clients() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(9)
+    return [(rng.random((6, 28, 28), dtype=np.float32), rng.integers(0, 10, 6))
+            for _ in range(4)]
+
+
+def _softmax_regression():
+    from fl_helpers import models
+    return models.make_softmax_regression()
+
+
+#: A valid run_distributed_dp call: one round over four clients of six images.
+_RUN_VALID = dict(model_fn=_softmax_regression, client_datasets=_tiny_clients(), num_rounds=1,
+                  sampling_probability=0.5, local_epochs=1, batch_size=3,
+                  client_learning_rate=0.1, clipping_norm=0.5, noise_multiplier=1.0,
+                  expected_clients=2.0, target_delta=1e-5, scale=None, modulus_bits=32,
+                  server_learning_rate=1.0, test_data=None, seed=0, progress=False,
+                  engine="auto", callback=None, randomness=None)
+
+
 # Bad values by kind (see tests/test_bad_inputs.py for the families' rationale).
 _NUMBERS = ["1", None, True, 1 + 0j, [1], np.array([1.0, 2.0]), object()]
 COUNT = [*_NUMBERS, 2.0, 1.5, 2**64, 10**400, -1, 0, math.nan]
@@ -269,6 +289,37 @@ ENTRIES = [
          clipping_norm=1.0, expected_clients=2.0, noise_multiplier=1.0)
      .client_variance(dimension, num_clients), lambda: dict(dimension=4, num_clients=3),
      {"dimension": [*COUNT, dn.MAX_SIZE + 1], "num_clients": [*COUNT, crypto.MAX_CLIENTS + 1]}),
+    ("ddg_rho_by_client_count", accounting.ddg_rho_by_client_count,
+     lambda: dict(sensitivity=1.0, noise_variance=4.0, max_clients=3, dimension=4),
+     {"sensitivity": POSITIVE, "noise_variance": POSITIVE,
+      "max_clients": [*COUNT, accounting.MAX_ACCOUNTED_CLIENTS + 1], "dimension": COUNT}),
+    ("DistributedDPSecAgg.round_rho",
+     lambda dimension, num_clients: ddp.DistributedDPSecAgg(
+         clipping_norm=1.0, expected_clients=2.0, noise_multiplier=1.0)
+     .round_rho(dimension=dimension, num_clients=num_clients),
+     lambda: dict(dimension=4, num_clients=3),
+     {"dimension": [*COUNT, dn.MAX_SIZE + 1],
+      "num_clients": [*COUNT, accounting.MAX_ACCOUNTED_CLIENTS]}),
+    ("DistributedDPSecAgg.dp_event",
+     lambda sampling_probability, dimension, num_clients: ddp.DistributedDPSecAgg(
+         clipping_norm=1.0, expected_clients=2.0, noise_multiplier=1.0)
+     .dp_event(sampling_probability=sampling_probability, dimension=dimension,
+               num_clients=num_clients),
+     lambda: dict(sampling_probability=0.1, dimension=4, num_clients=3),
+     {"sampling_probability": PROBABILITY, "dimension": [*COUNT, dn.MAX_SIZE + 1],
+      "num_clients": [*COUNT, accounting.MAX_ACCOUNTED_CLIENTS]}),
+    ("run_distributed_dp", ddp.run_distributed_dp, lambda: dict(_RUN_VALID),
+     {"model_fn": [None, 3, "softmax", lambda: 3],
+      "client_datasets": [None, "abc", 3, [], [(np.zeros((4, 28, 28), np.float32),)]],
+      "num_rounds": [None, 0, 1.5, 10**8], "sampling_probability": [None, 0.0, 1.5, math.nan],
+      "local_epochs": [None, 0, 1.5], "batch_size": [0, 1.5, "4"],
+      "client_learning_rate": [None, 0.0, math.nan], "clipping_norm": [None, 0.0, math.inf],
+      "noise_multiplier": [None, 0.0, -1.0, math.nan], "expected_clients": [None, 0.0, -1.0],
+      "target_delta": [None, 0.0, 1.0, math.nan], "scale": [0.0, -1.0, 1e300],
+      "modulus_bits": [None, 0, 63, 2**64], "server_learning_rate": [None, 0.0, math.inf],
+      "test_data": ["ab", 3], "seed": [None, -1, 1.5], "progress": [None, "yes", 2],
+      "engine": ["gpu", None, 3], "callback": [3, "f"],
+      "randomness": [0, np.random.default_rng(0), "secret"]}),
     ("client_bits", protocol.client_bits,
      lambda: dict(num_clients=3, dimension=4, value_bits=16, key_bits=256, share_bits=256),
      {"num_clients": [*COUNT, 1], "dimension": COUNT, "value_bits": [*COUNT, 1025],
