@@ -408,6 +408,7 @@ def load_hospital(hospital: int | str, *, missing: str = "impute", split_seed: i
     if missing == "drop":
         raw = raw[~np.isnan(kept).any(axis=1)]
     y = (raw[:, -1] > 0).astype(np.float64)
+    # The one seed list outside schedule (tests/test_schedule.py names it and says why).
     rng = np.random.default_rng([split_seed, hospital_id])
     train, test = split_train_test(y, train_fraction=train_fraction, rng=rng)
     try:
@@ -792,9 +793,11 @@ def _accounting() -> Any:
 
 
 def client_rng(seed: int, round_index: int, hospital_id: int) -> np.random.Generator:
-    """The batch-order generator of hospital ``hospital_id`` in round ``round_index``."""
+    """The batch-order generator of hospital ``hospital_id`` in round ``round_index``: client
+    ``hospital_id``'s batch order, :func:`fl_helpers.schedule.client_seed` (the one untagged
+    public stream), the same in the simulation and in every process of the Flower deployment."""
     _check_ids(seed, round_index, hospital_id)
-    return np.random.default_rng([seed, round_index, hospital_id])
+    return np.random.default_rng(schedule.client_seed(seed, round_index, hospital_id))
 
 
 def _check_ids(seed: Any, round_index: Any, hospital_id: Any) -> None:

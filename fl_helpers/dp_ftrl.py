@@ -547,7 +547,7 @@ def availability_schedule(num_clients: int, *, clients_per_round: int, num_round
     for t in range(num_rounds):
         if t % restart == 0:
             used[:] = False
-        rng = np.random.default_rng([seed, t])
+        rng = schedule.public_rng(seed, "client availability", (t,))
         order = rng.permutation(num_clients)
         available = order[(rng.random(num_clients) < availability)[order] & ~used[order]]
         chosen = np.sort(available[:clients_per_round]).astype(np.int64)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from fl_helpers import _validation as v
-from fl_helpers import client, training
+from fl_helpers import client, schedule, training
 
 Weights = list[np.ndarray]
 Dataset = tuple[np.ndarray, np.ndarray]
@@ -108,7 +108,7 @@ def synthetic_federation(alpha: float, beta: float, *, num_clients: int = SYNTHE
     held_out_fraction = v.check_open_unit("held_out_fraction", held_out_fraction)
     iid = v.check_flag("iid", iid)
     seed = v.check_int("seed", seed, minimum=0)
-    rng = np.random.default_rng([seed, 2020])
+    rng = schedule.public_rng(seed, "synthetic federation")
     d, c = SYNTHETIC_FEATURES, SYNTHETIC_CLASSES
     sizes = np.floor(rng.lognormal(4.0, 2.0, num_clients)).astype(np.int64) + 50
     sizes = np.minimum(sizes, 100_000)  # the log-normal's far tail, capped for memory
@@ -147,8 +147,9 @@ def straggler_epochs(num_sampled: int, *, straggler_fraction: float, local_epoch
     As in the FedProx paper's systems-heterogeneity experiments (Li et al. 2020, Section 5.2):
     ``round(straggler_fraction * num_sampled)`` of the sampled clients, chosen uniformly, are
     stragglers and manage only ``x`` epochs, ``x`` uniform in ``1..local_epochs``; the others
-    run all ``local_epochs``. Seeded by ``[seed, round_index]`` (public: who straggles is
-    simulated, not private).
+    run all ``local_epochs``. Drawn from the public stream ``"stragglers"`` of ``seed`` and
+    ``round_index`` (:func:`fl_helpers.schedule.public_rng`; who straggles is simulated, not
+    private).
 
     Args:
         num_sampled: Clients sampled this round, >= 0.
@@ -183,7 +184,7 @@ def _straggler_draw(num_sampled: Any, fraction: Any, local_epochs: Any, seed: An
     local_epochs = v.check_int("local_epochs", local_epochs, minimum=1)
     seed = v.check_int("seed", seed, minimum=0)
     round_index = v.check_int("round_index", round_index, minimum=0)
-    rng = np.random.default_rng([seed, round_index, 7])
+    rng = schedule.public_rng(seed, "stragglers", (round_index,))
     chosen = rng.permutation(num_sampled)[:int(round(fraction * num_sampled))]
     mask = np.zeros(num_sampled, dtype=bool)
     mask[chosen] = True

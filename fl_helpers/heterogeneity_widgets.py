@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fl_helpers import _validation as v
-from fl_helpers import data, heterogeneity, models, personalisation, training
+from fl_helpers import data, heterogeneity, models, personalisation, schedule, training
 
 #: The Dirichlet slider's values of alpha (small: each client holds few labels; 100: nearly IID).
 ALPHA_VALUES = (0.05, 0.1, 0.3, 1.0, 10.0, 100.0)
@@ -101,7 +101,7 @@ def dirichlet_federation(x: np.ndarray, y: np.ndarray, *, alpha: float, seed: in
     x, y = _check_data(x, y)
     alpha = _check_alpha(alpha)
     seed = v.check_int("seed", seed, minimum=0)
-    rng = np.random.default_rng([seed, 10])
+    rng = schedule.public_rng(seed, "dirichlet split")
     parts = [np.asarray(p) for p in data.partition_dirichlet(y, NUM_CLIENTS, alpha=alpha,
                                                                rng=rng)]
     for k in range(NUM_CLIENTS):  # at least 2 examples each: one to train on, one to test

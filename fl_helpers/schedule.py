@@ -6,7 +6,8 @@ of :mod:`fl_helpers.engine`) takes its randomness from here, so that they agree 
 * the batch order of one client's local training is :func:`client_batches`, drawn from
   ``np.random.default_rng(client_seed(seed, t, k))`` for client ``k`` in round ``t``;
 * plain FedAvg samples a fixed number of clients per round with :func:`sample_clients`
-  (``np.random.default_rng([seed, t])``): reproducible, and not a privacy mechanism;
+  (the public stream ``"client sampling"`` of round ``t``, :func:`public_rng`): reproducible,
+  and not a privacy mechanism;
 * DP-FedAvg samples each client independently with probability ``q``
   (:func:`sample_clients_poisson`) and adds Gaussian noise. Both are part of the privacy
   mechanism, so they draw from a :class:`PrivateRandomness`, which is **secret by default**.
@@ -55,16 +56,27 @@ from fl_helpers import _validation as v
 _SAMPLING_STREAM = 0x53616D706C65  # "Sample"
 _NOISE_STREAM = 0x4E6F697365  # "Noise"
 
-#: The public streams derived from a run's seed besides the two untagged ones (client ``k``'s
-#: batch order in round ``t``, ``[seed, t, k]``, and FedAvg's client sampling, ``[seed, t]``),
-#: each by its name: the tag is the name's bytes read as one integer (at least 9 bytes, so at
-#: least three 32-bit words). :func:`public_rng` hands them out.
+#: The public streams derived from a run's seed, each by its name: the tag is the name's bytes
+#: read as one integer (at least 9 bytes, so at least three 32-bit words), and :func:`public_rng`
+#: hands them out. Exactly one family is untagged: client ``k``'s batch order in round ``t``,
+#: ``np.random.default_rng([seed, t, k])`` (:func:`client_seed`), which every trainer has drawn
+#: since the course began (so that full-participation runs keep their results). Every other
+#: stream a module derives from a seed is named here, because numpy pads seed material with
+#: zeros: an untagged ``[seed, t]`` *is* ``[seed, t, 0]`` (client 0's batch order in round
+#: ``t``), and ``[seed, 2020]`` is client 0's in round 2020. Tagged streams never meet the
+#: untagged family nor each other (:func:`public_rng` says why; ``tests/test_schedule.py``
+#: scans the package for any other ``default_rng([...])``).
 PUBLIC_STREAMS: dict[str, int] = {
     name: int.from_bytes(name.encode(), "big")
     for name in (
+        "client sampling",  # sample_clients: FedAvg's m clients of round t (was [seed, t])
         "attack noise",  # robust.MaliciousClients: client k's attack in round t
         "malicious clients",  # robust.malicious_ids: who the attackers are
         "poisoned data",  # robust_widgets.poison: the backdoored examples
+        "synthetic federation",  # heterogeneity.synthetic_federation (was [seed, 2020])
+        "stragglers",  # heterogeneity.straggler_epochs: round t's stragglers (was [seed, t, 7])
+        "dirichlet split",  # heterogeneity_widgets.dirichlet_federation (was [seed, 10])
+        "client availability",  # dp_ftrl.availability_schedule: round t's (was [seed, t])
     )
 }
 
@@ -174,10 +186,12 @@ def public_rng(seed: int, stream: str, indices: Sequence[int] = ()) -> np.random
     The generator is seeded with ``np.random.SeedSequence(seed, spawn_key=(tag, *indices))``.
     numpy turns every integer into its 32-bit words and, when there is a spawn key, pads the
     seed's words with zeros to four before appending the key's, so a tagged stream's seed
-    material is at least 4 + 3 words long and has the tag in words 4 to 6. The untagged streams
-    (``[seed, t, k]`` and ``[seed, t]``, each number at most an int64, so at most 6 words) can
-    therefore never share seed material with a tagged one, nor two tagged streams with different
-    tags, or the same tag and different indices, with each other.
+    material is at least 4 + 3 words long and has the tag in words 4 to 6 (or more). The one
+    untagged family (``[seed, t, k]``, each number at most an int64, so at most 6 words) can
+    therefore never share seed material with a tagged one. Nor can two tagged streams with
+    different tags (no tag's words begin another's: ``tests/test_schedule.py`` checks it), or
+    with the same tag and different indices below ``2**32`` (one word each; rounds and client
+    ids always are), share it with each other.
 
     Args:
         seed: The run's seed, an integer >= 0.
@@ -201,7 +215,8 @@ def public_rng(seed: int, stream: str, indices: Sequence[int] = ()) -> np.random
 
 def sample_clients(num_clients: int, clients_per_round: int, *, seed: int,
                    round_index: int) -> np.ndarray:
-    """FedAvg's sampling: ``m`` distinct clients, uniformly, from rng ``[seed, t]``, sorted.
+    """FedAvg's sampling: ``m`` distinct clients, uniformly, from the public stream
+    ``"client sampling"`` of round ``t`` (:func:`public_rng`), sorted.
 
     McMahan et al. 2017, Algorithm 1 samples ``m = max(C K, 1)`` clients per round; this course
     calls that fraction ``q`` and ``C`` is kept for the clipping norm. This schedule is public
@@ -221,7 +236,7 @@ def sample_clients(num_clients: int, clients_per_round: int, *, seed: int,
                                     maximum=num_clients)
     seed = v.check_int("seed", seed, minimum=0)
     round_index = v.check_int("round_index", round_index, minimum=0)
-    rng = np.random.default_rng([seed, round_index])
+    rng = public_rng(seed, "client sampling", (round_index,))
     return np.sort(rng.choice(num_clients, size=clients_per_round, replace=False)).astype(np.int64)
 
 

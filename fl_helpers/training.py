@@ -806,10 +806,10 @@ def run_fedavg(model_fn: Callable[[], keras.Model],
     """FederatedAveraging (McMahan et al. 2017, Algorithm 1) for ``num_rounds`` rounds.
 
     Round ``t`` (0-based): sample ``clients_per_round`` clients uniformly with
-    :func:`fl_helpers.schedule.sample_clients` (rng ``[seed, t]``; McMahan et al. write this
-    ``m = max(C K, 1)``), train each from the current global weights for ``local_epochs`` epochs
-    of SGD with ``batch_size`` and ``client_learning_rate`` (client ``k`` seeded with
-    ``[seed, t, k]``), aggregate their updates with ``aggregation_rule`` (default
+    :func:`fl_helpers.schedule.sample_clients` (the public stream ``"client sampling"``; McMahan
+    et al. write this ``m = max(C K, 1)``), train each from the current global weights for
+    ``local_epochs`` epochs of SGD with ``batch_size`` and ``client_learning_rate`` (client ``k``
+    seeded with ``[seed, t, k]``), aggregate their updates with ``aggregation_rule`` (default
     :class:`~fl_helpers.aggregation.FedAvg`: weighted by ``n_k``), apply the result with
     ``server_optimizer`` (default: plain averaging), then evaluate on ``test_data``. Same
     arguments, same history (up to the timings). Not private: nothing here is noised.
