@@ -47,6 +47,7 @@ def small_federation():
 SLOW_TESTS = frozenset({
     "tests/test_accounting.py::test_absl_warnings_silenced_and_verbosity_restored",
     "tests/test_accounting.py::test_calibration_finest_rtol_returns",
+    "tests/test_accounting.py::test_ddg_rho_by_client_count_is_linear_in_the_counts",
     "tests/test_accounting.py::test_calibration_straddling_the_pld_range",
     "tests/test_accounting.py::test_default_accountant_is_pld",
     "tests/test_accounting.py::test_epsilon_per_round_equals_accountant",
@@ -107,6 +108,7 @@ SLOW_TESTS = frozenset({
     "tests/test_data.py::test_shapes_dtypes_and_ranges",
     "tests/test_deploy.py::test_client_app_imports_stay_light",
     "tests/test_distributed_dp.py::test_stochastic_rounding_is_unbiased_and_within_the_norm_bound",
+    "tests/test_distributed_dp.py::test_run_distributed_dp_reports_the_epsilon_of_the_rules_event",
     "tests/test_dp_experiment_widgets.py::test_dp_experiment_explorer_controls_and_redraw",
     "tests/test_dp_experiment_widgets.py::test_dp_experiment_explorer_reuses_a_given_baseline_and_rejects_bad_start",
     "tests/test_dp_fedavg.py::test_dp_without_noise_or_clipping_is_fedavg",
