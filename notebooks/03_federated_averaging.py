@@ -99,8 +99,9 @@ print(f"non-IID clients hold {shard_digits.mean():.2f} digits on average")
 # The weights $n_k / n$ only matter when clients differ in size, and all 100 clients above hold
 # 600 examples. So this section uses clients of *different* sizes: the same 100 clients'
 # worth of data dealt by a Dirichlet split (notebook 00, $\alpha = 0.5$), where sizes vary.
-# Step 1, sampling, with the course's seed convention (round $t$ draws from
-# `np.random.default_rng([SEED, t])`, so a re-run samples the same clients):
+# Step 1, sampling, with the course's seed convention (round $t$ draws from the public stream
+# named "client sampling", `schedule.public_rng(SEED, "client sampling", (t,))`, so a re-run
+# samples the same clients, and the stream never coincides with a client's batch order):
 
 # %% tags=["nbval-check-output"]
 uneven_clients = data.client_datasets(
@@ -109,7 +110,7 @@ q = 0.1                                                 # fraction of clients pe
 num_clients = len(uneven_clients)                       # N
 clients_per_round = max(int(q * num_clients), 1)        # m
 round_index = 0                                         # t
-sampled = np.sort(np.random.default_rng([SEED, round_index]).choice(
+sampled = np.sort(schedule.public_rng(SEED, "client sampling", (round_index,)).choice(
     num_clients, size=clients_per_round, replace=False))
 np.testing.assert_array_equal(
     sampled, schedule.sample_clients(num_clients, clients_per_round, seed=SEED,
@@ -211,7 +212,7 @@ for name, weights in [("FedAvg (n_k / n)", averaged), ("unweighted mean", unweig
 # after one round from a random start is beside the point (here the unweighted one does); it is
 # a *different algorithm*. FedAvg minimises the loss over all examples,
 # $\sum_k \frac{n_k}{n} F_k(w)$; the unweighted mean treats every client alike, so one example
-# on the 246-example client above counts more than five times as much as one on the
+# on the 369-example client above counts more than three times as much as one on the
 # 1,347-example client. Weighting clients equally can be a deliberate choice (DP-FedAvg in
 # notebook 04 does it, to bound each client's influence), but then it must be the choice, not an
 # accident of `np.mean`. With equal client sizes the two agree exactly, which is how the bug
@@ -363,15 +364,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On IID clients every client sees about the same accuracy (held-out median 0.935, worst
-# 0.870). On the two-digit clients the spread is wide (median 0.850, 10th percentile 0.597,
-# worst 0.510): the global model serves some clients' pair of digits well and others' badly,
+# On IID clients every client sees about the same accuracy (held-out median 0.930, worst
+# 0.880). On the two-digit clients the spread is wide (median 0.770, 10th percentile 0.528,
+# worst 0.370): the global model serves some clients' pair of digits well and others' badly,
 # which one test-set number cannot show. This is why federated evaluation reports a
 # distribution (and why fairness across clients is a research topic of its own: Li et al. 2020,
 # "Fair Resource Allocation in Federated Learning").
 #
-# Here the training shares score about the same as the held-out ones (IID medians 0.942 and
-# 0.935). That is no licence to skip the hold-out: in 12 rounds of 10 clients each client
+# Here the training shares score about the same as the held-out ones (IID medians 0.938 and
+# 0.930). That is no licence to skip the hold-out: in 12 rounds of 10 clients each client
 # trained on average 1.2 times, for one epoch, so the model has barely fitted anyone's own
 # examples. After hundreds of rounds, or with a model that memorises, scores on training data
 # drift upwards while held-out scores do not (notebook 05 turns that gap into a membership
@@ -446,8 +447,8 @@ for split_name, history in one_client_runs.items():
 
 # %% [markdown]
 # On IID clients one client per round is a noisier but still useful step, since each client
-# looks like the whole data (0.876 after 12 rounds against 0.942 with $q = 0.1$). On the
-# two-digit clients it fails (0.234): every round pulls the model towards one client's two
+# looks like the whole data (0.908 after 12 rounds against 0.942 with $q = 0.1$). On the
+# two-digit clients it fails (0.266): every round pulls the model towards one client's two
 # digits, and the next client undoes it. Averaging several clients per round is what lets
 # FedAvg cope with clients that differ.
 #
