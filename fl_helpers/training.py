@@ -1185,14 +1185,18 @@ def run_private_schedule(model_fn: Callable[[], keras.Model],
                          diagnostics: bool = False) -> dict[str, Any]:
     """The one training loop on a participation schedule given by the caller, with a private
     rule whose noise comes from ``randomness``: the entry of DP-FTRL
-    (:func:`fl_helpers.dp_ftrl.run_dp_ftrl`, which checks the schedule and accounts epsilon).
+    (:func:`fl_helpers.dp_ftrl.run_dp_ftrl`, which checks the schedule and accounts epsilon)
+    and of distributed DP (:func:`fl_helpers.distributed_dp.run_distributed_dp`, which draws a
+    secret Poisson schedule from ``randomness`` and accounts the rule's ``dp_event``).
 
     Round ``t`` trains the clients ``rounds[t]`` (which may be empty: a private rule still adds
     its noise), aggregates with ``aggregation_rule`` (its noise drawn from ``randomness``'s key
-    of round ``t``), steps with ``ServerSGD(server_learning_rate)`` and evaluates. Who takes part
-    is **not** secret here and is not sampled: the privacy of the run is what the caller's
-    accounting of this schedule says (``epsilons``), nothing is amplified. This function checks
-    its arguments and claims ``randomness`` for the run; it does not account.
+    of round ``t``), steps with ``ServerSGD(server_learning_rate)`` and evaluates. This function
+    samples nobody (who took part shows only in ``diagnostics``, which epsilon does not cover):
+    the privacy of the run is what the caller's accounting of this schedule says
+    (``epsilons``), amplified by sampling only if the caller drew the schedule secretly and
+    accounted for that. It checks its arguments and claims ``randomness`` for the run; it does
+    not account.
 
     Args:
         model_fn, client_datasets, local_epochs, batch_size, client_learning_rate, test_data,
