@@ -129,7 +129,7 @@ ax.set_ylim(0, 1)
 plt.show()
 
 # %% [markdown]
-# Five times more local work per round buys little here: $E = 5$ ends a couple of points ahead
+# Five times more local work per round buys little here: $E = 5$ ends about four points ahead
 # of $E = 1$ on average, which is less than the jumps between consecutive rounds. The curves of
 # the same seed move up and down *together*, whatever $E$: on this split, which ten clients were
 # sampled (and so which digits the round saw) matters more than how long each of them trained.
