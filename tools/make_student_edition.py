@@ -563,8 +563,10 @@ _STATEFUL = re.compile(r"\brng\b|default_rng|seed_everything|Generator|\bmake_\w
                        r"Sequential|[Ee]ngine|[Aa]ccountant")
 
 
-def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list[int]:
-    """The code cells before the Exercises section that the exercises' code needs.
+def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str], *,
+                 stop: int | None = None) -> list[int]:
+    """The code cells before the Exercises section (or before cell ``stop``) that the exercises'
+    code (or any ``exercise_sources``) needs.
 
     A backward slice over names: a cell is kept when it binds a name that later kept code (or
     the exercises) reads, or changes such a name's object in place (``x[...] = ``,
@@ -572,8 +574,9 @@ def needed_cells(nb: nbformat.NotebookNode, exercise_sources: list[str]) -> list
     train it); calling a function of an imported module does not count as changing the module.
     Cells that cannot be parsed (magics) are kept. The install cell is never run.
     """
-    section = exercises_section(nb)
-    stop = section[0] if section else len(nb.cells)
+    if stop is None:
+        section = exercises_section(nb)
+        stop = section[0] if section else len(nb.cells)
     needed = set()
     for source in exercise_sources:
         tree = cn.parse(source)

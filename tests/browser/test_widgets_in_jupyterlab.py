@@ -1,9 +1,9 @@
 """The ``### Try it`` widgets, tested where students meet them: JupyterLab in a real browser.
 
 For every notebook in :data:`WIDGET_CASES` the test opens the notebook in JupyterLab (served from a
-temporary copy, see ``conftest.py``, that ends with the widget's section: :func:`trimmed_cells`),
-clears the stored outputs, runs all cells from the "Run" menu and waits until every prompt shows
-its number and the kernel is idle. It then checks that
+temporary copy, see ``conftest.py``, that holds the widget's section and the earlier code cells it
+needs: :func:`served_cells`), clears the stored outputs, runs all cells from the "Run" menu and
+waits until every prompt shows its number and the kernel is idle. It then checks that
 
 * every code cell ran, in order, with prompts [1]..[N], and no cell has an error output;
 * no widget shows "Error displaying widget" (e.g. "model not found");
@@ -36,13 +36,20 @@ import hashlib
 import io
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tools import course_notebooks as cn  # noqa: E402
+from tools import make_student_edition  # noqa: E402
+
 NOTEBOOKS_DIR = REPO / "notebooks"
 ARTIFACTS_DIR = REPO / "test-artifacts" / "widgets"  # as in conftest.py
 
@@ -326,11 +333,46 @@ def trimmed_cells(cells: list[dict], section: str) -> list[dict]:
     return cells
 
 
+def _section_start(cells: list[dict], section: str) -> int:
+    return next(i for i, cell in enumerate(cells)
+                for _, text in _headings(cell) if text == section)
+
+
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return "".join(source) if isinstance(source, list) else source
+
+
+def served_cells(cells: list[dict], section: str) -> list[dict]:
+    """What the browser runs: the title, the code cells before the widget's section that the
+    section's code needs, and the section itself (up to its end, :func:`trimmed_cells`).
+
+    The code cells come from a backward slice over names (the student edition's
+    :func:`tools.make_student_edition.needed_cells`, which also keeps a cell that changes a
+    needed object in place, such as a generator it draws from or a model it trains): the
+    experiments before the widget that the widget does not read are left out. nbval runs every
+    cell of every notebook; this test is about the widget in JupyterLab, and so each notebook
+    does not run twice in full (04's experiments, 08's Flower deployment, 02's and 05's long
+    runs). If the slice missed a cell the widget needs, the widget's cell fails here with a
+    ``NameError``, which the test reports.
+    """
+    trimmed = trimmed_cells(cells, section)
+    start = _section_start(trimmed, section)
+    before = nbformat.from_dict({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [dict(cell, source=_source(cell), metadata=cell.get("metadata", {}))
+                  for cell in trimmed[:start]]})
+    sources = [_source(cell) for cell in trimmed[start:] if cell["cell_type"] == "code"]
+    keep = make_student_edition.needed_cells(before, sources, stop=start)
+    title = [trimmed[0]] if trimmed[0]["cell_type"] == "markdown" and start > 0 else []
+    return title + [trimmed[i] for i in keep] + trimmed[start:]
+
+
 def _serve_trimmed(jupyterlab, case: WidgetCase) -> None:
-    """Replaces the served copy of the notebook by :func:`trimmed_cells` of it."""
+    """Replaces the served copy of the notebook by :func:`served_cells` of it."""
     path = jupyterlab.root_dir / case.notebook
     nb = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))
-    nb["cells"] = trimmed_cells(nb["cells"], case.section)
+    nb["cells"] = served_cells(nb["cells"], case.section)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -600,18 +642,44 @@ def test_every_try_it_section_is_listed():
 
 @pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
 def test_the_served_copy_ends_with_the_widgets_section(case):
-    """The browser runs a prefix of the notebook: it must hold the widget and end right after it."""
+    """The browser runs the widget's section whole, after the earlier cells it needs, in the
+    notebook's order; the section ends where the next one of its level begins."""
     cells = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))["cells"]
-    served = trimmed_cells(cells, case.section)
-    assert served == cells[:len(served)]
-    headed = [i for i, cell in enumerate(served)
+    trimmed = trimmed_cells(cells, case.section)
+    assert trimmed == cells[:len(trimmed)]
+    start = _section_start(trimmed, case.section)
+    served = served_cells(cells, case.section)
+    assert served[-(len(trimmed) - start):] == trimmed[start:]
+    positions = [next(i for i, cell in enumerate(cells) if cell is mine) for mine in served]
+    assert positions == sorted(set(positions)), "the served cells are not in the notebook's order"
+    headed = [i for i, cell in enumerate(trimmed)
               if any(text == case.section for _, text in _headings(cell))]
-    assert headed, f"{case.notebook}: no heading {case.section!r} in the served copy"
-    assert any(cell["cell_type"] == "code" for cell in served[headed[0]:]), (
-        f"{case.notebook}: the section {case.section!r} of the served copy has no code cell")
-    if len(served) < len(cells):  # the next cell starts a section of the same or a higher level
-        level = min(lvl for lvl, text in _headings(served[headed[0]]) if text == case.section)
-        assert any(lvl <= level for lvl, _ in _headings(cells[len(served)]))
+    assert any(cell["cell_type"] == "code" for cell in trimmed[headed[0]:]), (
+        f"{case.notebook}: the section {case.section!r} has no code cell")
+    if len(trimmed) < len(cells):  # the next cell starts a section of the same or a higher level
+        level = min(lvl for lvl, text in _headings(trimmed[headed[0]]) if text == case.section)
+        assert any(lvl <= level for lvl, _ in _headings(cells[len(trimmed)]))
+
+
+@pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
+def test_the_served_copy_defines_what_the_widgets_section_reads(case):
+    """Every name the section's code reads that an earlier code cell of the notebook binds is
+    bound by a served cell too (the slice left out only cells the widget does not read)."""
+    cells = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))["cells"]
+    start = _section_start(cells, case.section)
+    served = served_cells(cells, case.section)
+    end = len(trimmed_cells(cells, case.section))
+    section_code = [cn.parse(_source(c)) for c in cells[start:end] if c["cell_type"] == "code"]
+    reads = set().union(*(cn.free_names(tree) for tree in section_code if tree))
+    bound_before = set().union(*(cn.bound_names(tree) for tree in
+                                 (cn.parse(_source(c)) for c in cells[:start]
+                                  if c["cell_type"] == "code") if tree))
+    served_before = [c for c in served if c["cell_type"] == "code"
+                     and any(c is mine for mine in cells[:start])]
+    bound_served = set().union(*(cn.bound_names(tree) for tree in
+                                 (cn.parse(_source(c)) for c in served_before) if tree))
+    missing = sorted((reads & bound_before) - bound_served)
+    assert not missing, f"{case.notebook}: the served copy does not define {missing}"
 
 
 def test_trimming_stops_at_the_next_heading_of_the_same_or_a_higher_level():
