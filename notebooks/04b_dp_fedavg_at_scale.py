@@ -677,7 +677,7 @@ plt.show()
 #   $C_0 = 0.5$ it reaches 87.0%, as good as the best fixed $C$, without anyone choosing $C$ on
 #   private data. Its strength shows in long runs where the norms drift, and where no proxy
 #   exists;
-# - DP-FTRL pays for dropping sampling: 82.8% (cyclic) and 82.2% (availability), about four
+# - DP-FTRL pays for dropping sampling: 82.8% (cyclic) and 81.8% (availability), four to five
 #   points below, at this small scale where amplification is worth a lot ($q = 0.1$). Kairouz et
 #   al. 2021 and Gboard's deployments use it because it matches how devices actually take part,
 #   with far more clients per round than here.
