@@ -247,6 +247,20 @@ def check_int_array(name: str, value: Any, *, minimum: int = 0) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def check_client_datasets(name: str, value: Any) -> int:
+    """Checks ``value`` is a non-empty sequence (one entry per client, not a string) and returns
+    its length, the number of clients ``N``; the ``(x, y)`` pairs themselves are left to the
+    caller (they are checked against the model, e.g. by ``client.check_datasets``).
+
+    The early count behind ``distributed_dp.run_distributed_dp`` and ``dp_ftrl.run_dp_ftrl``,
+    which need ``N`` before the model is built.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value):
+        return len(value)
+    raise TypeError(f"{name} must be a non-empty list of (x, y) pairs, got "
+                    f"{_type_name(value)}.")
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """Checks ``value`` is one of the strings ``choices`` and returns it."""
     allowed = " or ".join(repr(choice) for choice in choices) if len(choices) <= 3 \

@@ -424,12 +424,7 @@ def run_distributed_dp(model_fn: Callable[[], keras.Model],
     num_rounds = v.check_int("num_rounds", num_rounds, minimum=1, maximum=10**7)
     target_delta = v.check_open_unit("target_delta", target_delta)
     noise_multiplier = v.check_positive("noise_multiplier", noise_multiplier)
-    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, (str, bytes)) \
-            and len(client_datasets):
-        num_clients = len(client_datasets)
-    else:
-        raise TypeError(f"client_datasets must be a non-empty list of (x, y) pairs, got "
-                        f"{type(client_datasets).__name__}.")
+    num_clients = v.check_client_datasets("client_datasets", client_datasets)
     rule = DistributedDPSecAgg(clipping_norm=clipping_norm, expected_clients=expected_clients,
                                noise_multiplier=noise_multiplier, scale=scale,
                                modulus_bits=modulus_bits, randomness=randomness)

@@ -656,12 +656,7 @@ def run_dp_ftrl(model_fn: Callable[[], keras.Model],
     clipping_norm = v.check_positive("clipping_norm", clipping_norm)
     clients_per_round = v.check_positive("clients_per_round", clients_per_round)
     restart = _check_restart(restart_every)
-    if isinstance(client_datasets, Sequence) and not isinstance(client_datasets, (str, bytes)) \
-            and len(client_datasets):
-        num_clients = len(client_datasets)
-    else:
-        raise TypeError(f"client_datasets must be a non-empty list of (x, y) pairs, got "
-                        f"{type(client_datasets).__name__}.")
+    num_clients = v.check_client_datasets("client_datasets", client_datasets)
     for k, pair in enumerate(client_datasets):  # the rest: checked with the model, later
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"client_datasets[{k}] must be an (x, y) pair of arrays, got "

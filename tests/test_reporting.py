@@ -165,9 +165,15 @@ def test_reporting_checklist_bad_inputs_are_named(argument, bad):
         reporting.reporting_checklist(**{**valid, argument: bad})
 
 
-def test_reporting_checklist_refuses_a_run_without_epsilon():
-    with pytest.raises(ValueError, match="history has no epsilon"):
-        reporting.reporting_checklist(_history(target_delta=None), num_clients=10)
+@pytest.mark.parametrize("write", [reporting.reporting_checklist, reporting.privacy_statement])
+def test_reporting_checklist_and_statement_refuse_a_run_without_epsilon(write):
+    # One check behind both (reporting._check_accounted_run), with one message each.
+    with pytest.raises(ValueError, match=r"^history has no epsilon: run it with target_delta\.$"):
+        write(_history(target_delta=None), num_clients=10)
+    with pytest.raises(TypeError, match=r"^history must be a DPHistory \(as from "
+                                        r"training\.run_dp_fedavg or dp_ftrl\.run_dp_ftrl\), "
+                                        r"got dict\.$"):
+        write({}, num_clients=10)
 
 
 # ------------------------------------------------ the statement in Chinese (issue 30)

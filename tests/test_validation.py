@@ -122,3 +122,23 @@ def test_check_index_accepts():
     assert type(v.check_index("round_index", np.int64(3))) is int
     with pytest.raises(ValueError, match=r"largest 64-bit integer"):
         v.check_index("round_index", 2**63)
+
+
+@pytest.mark.parametrize(("value", "pattern"), [
+    ([], r"^client_datasets must be a non-empty list of \(x, y\) pairs, got list\.$"),
+    ((), r"^client_datasets must be a non-empty list of \(x, y\) pairs, got tuple\.$"),
+    ("ab", r"^client_datasets must be a non-empty list of \(x, y\) pairs, got str\.$"),
+    (b"ab", r"^client_datasets must be a non-empty list of \(x, y\) pairs, got bytes\.$"),
+    (None, r"^client_datasets must be a non-empty list of \(x, y\) pairs, got NoneType\.$"),
+    (np.zeros((3, 2)), r"got ndarray\.$"),
+    (iter([(1, 2)]), r"got list_iterator\.$"),
+])
+def test_check_client_datasets_rejects(value, pattern):
+    with pytest.raises(TypeError, match=pattern):
+        v.check_client_datasets("client_datasets", value)
+
+
+def test_check_client_datasets_counts_the_clients():
+    pair = (np.zeros((2, 3)), np.zeros(2))
+    assert v.check_client_datasets("client_datasets", [pair]) == 1
+    assert v.check_client_datasets("client_datasets", (pair, pair, pair)) == 3
