@@ -280,12 +280,20 @@ class DPSGDResult:
             accountant="discrete" if self.noise == "exact" else "pld")
 
     def privacy_statement(self, language: str = "en") -> str:
-        """What this run's epsilon means, in a few lines (unit, relation, trust, observer).
+        """What this run's epsilon means, in eight lines: the example-level guarantee after
+        :attr:`num_steps` steps (``NOT PRIVATE`` with reproducible noise, none when
+        ``noise_multiplier`` is 0), the unit (one of the party's :attr:`num_examples`
+        examples), the add/remove relation, the public divisor ``q n``, the noise (exact or
+        float), who is trusted and what an observer sees.
 
         Args:
-            language: ``"en"`` (the default) or ``"zh-CN"`` (Simplified Chinese, for the
-                Chinese edition): the same lines with the same figures, in the glossary's terms
-                (保证, 隐私单元, 相邻关系, 受信任方, 观察者).
+            language: ``"en"`` (the default) or ``"zh-CN"``, the Chinese edition: the same
+                eight lines and figures in the glossary's terms (保证, 隐私单元, 相邻关系,
+                受信任方, 观察者).
+
+        Returns:
+            Eight newline-separated lines (guarantee, unit, relation, divisor, noise, two on
+            trust, observer), each label padded to 16 columns.
 
         Raises:
             TypeError: ``language`` is not a string.

@@ -481,12 +481,19 @@ class SplitRun:
     reproducible_noise: bool
 
     def privacy_statement(self, language: str = "en") -> str:
-        """What :attr:`epsilon` means, in a few lines (unit, relation, trust, observer).
+        """What :attr:`epsilon` means, in six lines: the label-DP guarantee after
+        :attr:`epochs` epochs (none for a plaintext run, ``NOT PRIVATE`` with reproducible
+        noise), the unit (one customer's label), the relation (features fixed), the exact
+        noise, the trusted bank and what the bureau observes.
 
         Args:
-            language: ``"en"`` (the default) or ``"zh-CN"`` (Simplified Chinese, for the
-                Chinese edition): the same lines with the same figures, in the glossary's terms
-                (保证, 隐私单元, 相邻关系, 受信任方, 观察者).
+            language: ``"en"`` (the default) or ``"zh-CN"``, the Chinese edition: the same
+                six lines and figures in notebook 09's terms (银行, 征信机构) and the
+                glossary's (保证, 隐私单元, 相邻关系, 受信任方, 观察者).
+
+        Returns:
+            Six newline-separated lines (guarantee, unit, relation, noise, trust, observer),
+            each label padded to 16 columns.
 
         Raises:
             TypeError: ``language`` is not a string.
