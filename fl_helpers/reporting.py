@@ -298,15 +298,17 @@ _STATEMENT = {
 }
 
 
-def _check_accounted_run(history: Any, num_clients: Any) -> int:
+def _check_accounted_run(history: Any, num_clients: Any) -> tuple[int, float, float]:
     """The checks :func:`privacy_statement` and :func:`reporting_checklist` share: ``history``
-    is a run with an epsilon (DP-FedAvg, adaptive clipping or DP-FTRL); returns ``N``."""
+    is a run with an epsilon (DP-FedAvg, adaptive clipping or DP-FTRL) and ``num_clients`` a
+    count; returns ``N`` and the run's final epsilon and its delta."""
     if not isinstance(history, training.DPHistory):
         raise TypeError(f"history must be a DPHistory (as from training.run_dp_fedavg or "
                         f"dp_ftrl.run_dp_ftrl), got {type(history).__name__}.")
     if history.target_delta is None or history.epsilon.size == 0:
         raise ValueError("history has no epsilon: run it with target_delta.")
-    return v.check_int("num_clients", num_clients, minimum=1)
+    num_clients = v.check_int("num_clients", num_clients, minimum=1)
+    return num_clients, float(history.epsilon[-1]), float(history.target_delta)
 
 
 def privacy_statement(history: training.DPHistory, *, num_clients: int,
@@ -338,11 +340,10 @@ def privacy_statement(history: training.DPHistory, *, num_clients: int,
         ValueError: The run accounted no epsilon (no ``target_delta``), a count is out of
             range, or ``language`` is not ``"en"`` or ``"zh-CN"``.
     """
-    num_clients = _check_accounted_run(history, num_clients)
+    num_clients, eps, delta = _check_accounted_run(history, num_clients)
     if examples_per_client is not None:
         examples_per_client = v.check_positive("examples_per_client", examples_per_client)
     words = _STATEMENT[v.check_language(language)]
-    eps, delta = float(history.epsilon[-1]), history.target_delta
     rounds = int(history.rounds[-1])
     data = (words["all_data"] if examples_per_client is None
             else words["examples"].format(n=examples_per_client))
@@ -563,13 +564,12 @@ def reporting_checklist(history: training.DPHistory, *, num_clients: int,
         ValueError: The run accounted no epsilon, a count is out of range, or ``language`` is
             not ``"en"`` or ``"zh-CN"``.
     """
-    num_clients = _check_accounted_run(history, num_clients)
+    num_clients, eps, delta = _check_accounted_run(history, num_clients)
     runs = v.check_int("hyperparameter_runs", hyperparameter_runs, minimum=1, maximum=10**6)
     if tuning is not None and not isinstance(tuning, str):
         raise TypeError(f"tuning must be a string or None, got {type(tuning).__name__} "
                         f"{v._fmt(tuning)}.")
     language = v.check_language(language)
-    eps, delta = float(history.epsilon[-1]), float(history.target_delta)
     rounds = int(history.rounds[-1])
     ftrl = isinstance(history, training.DPFTRLHistory)
     local = history.noise_placement is aggregation.NoisePlacement.LOCAL
