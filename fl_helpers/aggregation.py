@@ -160,7 +160,10 @@ def update_norm(delta: Sequence[np.ndarray]) -> float:
     """The L2 norm of an update over all its layers: ``sqrt(sum_i ||delta_i||^2)``.
 
     The norm that clipping bounds (``clip(delta, C)`` scales ``delta`` down to this norm ``C``,
-    McMahan et al. 2018, Algorithm 1), summed in float64 with ``math.fsum``.
+    McMahan et al. 2018, Algorithm 1): the course's one norm,
+    :func:`fl_helpers.privacy.l2_norm_unchecked` (float64, scaled by the largest entry so that
+    it neither overflows nor underflows), the one :func:`fl_helpers.privacy.clip_by_l2_norm`
+    clips with.
 
     Args:
         delta: The update, a list of per-layer arrays of finite real numbers.
@@ -192,7 +195,7 @@ def update_norm(delta: Sequence[np.ndarray]) -> float:
 
 def _norm(delta: Sequence[np.ndarray]) -> float:
     """:func:`update_norm` without the checks (for updates already checked or screened)."""
-    return math.sqrt(math.fsum(float(np.sum(np.square(d, dtype=np.float64))) for d in delta))
+    return privacy.l2_norm_unchecked([np.asarray(d, dtype=np.float64) for d in delta])
 
 
 def _flatten_updates(deltas: Sequence[Weights]) -> tuple[np.ndarray, list[tuple[int, ...]]]:

@@ -46,7 +46,7 @@ import tensorflow as tf
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 from fl_helpers import _validation as v
-from fl_helpers import accounting, audit, engine, models
+from fl_helpers import accounting, audit, engine, models, privacy
 
 #: Side of an MNIST image.
 IMAGE_SIDE = 28
@@ -365,10 +365,9 @@ def clip_and_noise(update: Sequence[np.ndarray], *, clipping_norm: float,
     noise_multiplier = v.check_non_negative("noise_multiplier", noise_multiplier)
     rng = v.check_rng("rng", rng)
     layers = _check_layers("update", update)
-    norm = math.sqrt(sum(float(np.sum(u * u)) for u in layers))
-    factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
+    clipped, _ = privacy.clip_by_l2_norm(layers, clipping_norm)  # the course's one clip
     std = noise_multiplier * clipping_norm
-    return [u * factor + std * rng.standard_normal(u.shape) for u in layers]
+    return [u + std * rng.standard_normal(u.shape) for u in clipped]
 
 
 # --------------------------------------------------------------------------------------------

@@ -819,6 +819,35 @@ def mironov_impossible_outputs(outputs: np.ndarray, *, other_input: float, sensi
 # Clipping
 # --------------------------------------------------------------------------------------------
 
+# The course's one L2 norm of an update (an unchecked internal fast path, deliberately public
+# like schedule.client_batches_unchecked): clip_by_l2_norm, aggregation.update_norm (and so the
+# rules' reported and adaptive-clipping norms) and attacks.clip_and_noise all call it. The
+# bad-input fuzz lists it in its UNCHECKED allow-list; the checked entry points are fuzzed.
+def l2_norm_unchecked(arrays: Sequence[np.ndarray]) -> float:
+    """The global L2 norm ``sqrt(sum_i ||a_i||^2)`` of finite real arrays, in float64, without
+    overflow or underflow.
+
+    Every entry is divided by the largest magnitude before it is squared, so the squares lie in
+    [0, 1] and the sum cannot overflow (entries near 1e200) nor vanish (entries near 1e-200),
+    where the naive ``sqrt(sum(a * a))`` gives inf or 0; the result is scaled back at the end.
+    Each array is summed by numpy's pairwise summation, in its own float precision (float64
+    arrays in float64; :func:`aggregation.update_norm <fl_helpers.aggregation.update_norm>`
+    passes float64), and the arrays' sums are added in order as Python floats.
+
+    Args:
+        arrays: Finite real arrays (not checked: callers check their inputs once).
+
+    Returns:
+        The norm, a float >= 0 (0 for no arrays or all zeros).
+    """
+    largest = max((float(np.max(np.abs(array))) if np.size(array) else 0.0
+                   for array in arrays), default=0.0)
+    if largest == 0.0:
+        return 0.0
+    return largest * math.sqrt(sum(float(np.sum(np.square(np.asarray(array) / largest)))
+                                   for array in arrays))
+
+
 def clip_by_l2_norm(tensors: np.ndarray | Sequence[np.ndarray], clipping_norm: float
                     ) -> tuple[np.ndarray | list[np.ndarray], float]:
     """Scales ``tensors`` down so that their global L2 norm is at most ``clipping_norm``.
@@ -856,13 +885,7 @@ def clip_by_l2_norm(tensors: np.ndarray | Sequence[np.ndarray], clipping_norm: f
     if not arrays:
         raise ValueError("tensors must hold at least one array, got an empty list.")
     arrays = [np.asarray(_check_value(array, "tensors")) for array in arrays]
-    # Sum of squares in float64, scaled by the largest entry so huge values do not overflow.
-    largest = max((float(np.max(np.abs(array))) if array.size else 0.0) for array in arrays)
-    if largest == 0.0:
-        norm = 0.0
-    else:
-        norm = largest * math.sqrt(sum(float(np.sum(np.square(array / largest)))
-                                       for array in arrays))
+    norm = l2_norm_unchecked(arrays)
     factor = 1.0 if norm <= clipping_norm else clipping_norm / norm
     clipped = [array * factor for array in arrays]
     return (clipped[0] if single else clipped), norm

@@ -514,6 +514,10 @@ UNCHECKED: dict[Callable[..., Any], str] = {
         "schedule.gaussian_noise without the checks, for aggregation.DPFedAvg, which checked "
         "its stddev once at construction and draws noise every round; the checked public "
         "version, schedule.gaussian_noise, is fuzzed"),
+    privacy.l2_norm_unchecked: (
+        "the course's one L2 norm without checks, called by privacy.clip_by_l2_norm, "
+        "aggregation.update_norm and attacks.clip_and_noise after their own checks; those "
+        "checked entry points are fuzzed"),
 }
 
 REGISTRY += [

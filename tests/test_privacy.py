@@ -672,6 +672,9 @@ def test_fuzz_table_covers_every_public_function():
     public = {name for name, obj in vars(privacy).items()
               if callable(obj) and not name.startswith("_") and not isinstance(obj, type)
               and getattr(obj, "__module__", "") == privacy.__name__}
+    # The one unchecked internal fast path (the norm every clip calls after its own checks),
+    # listed with its reason in tests/test_bad_inputs.py's UNCHECKED.
+    public -= {"l2_norm_unchecked"}
     assert public == {function.__name__ for function, _, _ in FUZZ_TABLE}
 
 
@@ -940,3 +943,31 @@ def test_private_quantile_is_accurate_with_enough_data():
     assert privacy.private_quantile(values, quantile=0.5, candidates=grid, epsilon=1.0) in grid
     with pytest.raises(ValueError, match="candidates must be strictly increasing"):
         privacy.private_quantile(values, quantile=0.5, candidates=grid[::-1], epsilon=1.0)
+
+
+def test_the_one_l2_norm_neither_overflows_nor_underflows_and_the_clip_stays_within_c():
+    """privacy.l2_norm_unchecked is the course's one norm (issue 25): clip_by_l2_norm,
+    aggregation.update_norm and attacks.clip_and_noise all use it. Where the naive
+    sqrt(sum(x * x)) overflows to inf (entries near 1e200) or underflows to 0 (near 1e-200),
+    it stays exact, and the clip still lands inside the ball of radius C."""
+    from fl_helpers import aggregation, attacks
+
+    for scale in (1e200, 1e-200, 1.0):
+        update = [np.full(3, 3.0 * scale), np.full(4, 4.0 * scale) / 2.0]  # ||.|| = sqrt(43) s
+        expected = math.sqrt(27.0 + 16.0) * scale
+        naive = math.sqrt(sum(float(np.sum(u * u)) for u in update))
+        if scale != 1.0:
+            assert naive in (math.inf, 0.0)  # what the old attacks.clip_and_noise computed
+        for norm in (privacy.l2_norm_unchecked(update), aggregation.update_norm(update),
+                     privacy.clip_by_l2_norm(update, 1.0)[1]):
+            assert norm == pytest.approx(expected, rel=1e-15)
+        for clipping_norm in (0.5, 0.5 * scale, 100.0 * scale):
+            clipped, _ = privacy.clip_by_l2_norm(update, clipping_norm)
+            assert privacy.l2_norm_unchecked(clipped) <= clipping_norm * (1 + 1e-15)
+            noised = attacks.clip_and_noise(update, clipping_norm=clipping_norm,
+                                            noise_multiplier=0.0, rng=np.random.default_rng(0))
+            for a, b in zip(noised, clipped, strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert privacy.l2_norm_unchecked(noised) > 0  # not the zeros an inf norm gave
+    assert privacy.l2_norm_unchecked([]) == 0.0
+    assert privacy.l2_norm_unchecked([np.zeros(3), np.zeros((0,))]) == 0.0
