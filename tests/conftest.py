@@ -20,12 +20,16 @@ The fast tier, the unit tests in under a minute::
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fl_helpers import data
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -268,8 +272,48 @@ _BAD_INPUT_TABLE = re.compile(r"^test_(\w*_)?(bad_(input|flag|argv)|fuzz)\w*\[")
 NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
 
 
+#: Rough seconds of the longest test files (a whole-file total on the course's 2-core machine),
+#: so that the README's command, which runs on pytest-xdist's workers with ``--dist loadfile``
+#: (pyproject.toml), hands the longest files out first and the short ones fill the gaps. A
+#: notebook costs the runtime its title cell states (its solutions notebook half of that). Only
+#: the order of the files depends on these numbers, never a result.
+LONG_FILES = {
+    "tests/browser/test_widgets_in_jupyterlab.py": 420,
+    "tests/browser/test_website.py": 240,
+    "tests/test_student_edition.py": 240,
+    "tests/test_deploy.py": 200,
+    "tests/test_bad_inputs.py": 120,
+    "tests/test_audit.py": 90,
+    "tests/test_attacks.py": 60,
+    "tests/test_type_check.py": 40,
+}
+_RUNTIME = re.compile(r"Runtime: about ([\d.]+) (s|min)\b")
+
+
+def _file_cost(path: str) -> float:
+    """Seconds :data:`LONG_FILES` or the notebook's runtime line gives ``path`` (0 if neither)."""
+    if path in LONG_FILES:
+        return LONG_FILES[path]
+    if not path.endswith(".ipynb"):
+        return 0.0
+    name = Path(path).name.replace("_solutions.ipynb", ".ipynb")
+    try:
+        cells = json.loads((_ROOT / "notebooks" / name).read_text(encoding="utf-8"))["cells"]
+        match = _RUNTIME.search("".join(cells[0]["source"]))
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0.0
+    if match is None:
+        return 0.0
+    seconds = float(match.group(1)) * (60 if match.group(2) == "min" else 1)
+    return seconds / 2 if path.endswith("_solutions.ipynb") else seconds
+
+
 def pytest_collection_modifyitems(config, items):
-    """Marks each collected test with its tier (see the module docstring)."""
+    """Marks each collected test with its tier (see the module docstring), and puts the longest
+    files first (:data:`LONG_FILES`; a stable sort, so each file keeps its own order)."""
+    costs: dict[str, float] = {}
+    items.sort(key=lambda item: -costs.setdefault(item.nodeid.partition("::")[0],
+                                                  _file_cost(item.nodeid.partition("::")[0])))
     for item in items:
         path, _, _ = item.nodeid.partition("::")
         if item.nodeid.split("[")[0] in SLOW_TESTS:

@@ -130,7 +130,8 @@ IMAGES = "train-images-idx3-ubyte.gz"  # read first, so the other files are neve
     # Not gzip at all, or a gzip stream cut short.
     (b"plain bytes, not gzip", r"not a valid gzip file"),
     (gzip.compress(_idx(2051, (1, 28, 28), 784))[:30], r"not a valid gzip file"),
-])
+], ids=["labels-magic", "fewer-values", "short-header", "not-gzip", "cut-gzip"])  # (gzip's bytes
+# hold the time, and test ids must be the same in every pytest-xdist worker)
 def test_idx_header_checks(tmp_path, monkeypatch, raw, pattern):
     # The checksum is what normally catches a damaged file, so these checks of the IDX format
     # are only reachable for a file whose checksum matches: register the crafted file's own.
