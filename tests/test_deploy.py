@@ -1,6 +1,7 @@
 """The Flower deployment: clear errors for bad configurations, nothing left running afterwards
-(also after a failure and after Ctrl-C), and an end-to-end run of four SuperNodes that gives the
-in-process simulation's model (exactly without SecAgg+, within its quantisation with it)."""
+(also after a failure and after Ctrl-C), and an end-to-end run of four SuperNodes with SecAgg+
+that gives the in-process simulation's model within SecAgg+'s quantisation (the plain
+deployment's bitwise parity is checked by notebook 08's nbval run)."""
 
 from __future__ import annotations
 
@@ -115,27 +116,21 @@ def test_ctrl_c_stops_everything():
 
 
 @pytest.mark.slow
-def test_deployment_end_to_end_plain_and_secagg():
-    """4 SuperNodes, 3 rounds, TLS and SuperNode authentication (the defaults): plain (exact
-    parity) and SecAgg+ with DP-SGD (reproducible noise, parity within SecAgg+'s quantisation),
-    where no hospital sends a count or a test metric."""
-    federation = cross_silo.load_federation()
+def test_deployment_end_to_end_secagg():
+    """4 SuperNodes, 3 rounds, TLS and SuperNode authentication (the defaults), SecAgg+ with
+    DP-SGD (reproducible noise): parity with the simulation within SecAgg+'s quantisation, and no
+    hospital sends a count or a test metric.
+
+    The plain deployment's exact parity is notebook 08's: its checked cell prints the largest
+    difference between the deployed and the simulated model (0.0e+00) and each hospital's
+    deployed test metrics, and nbval compares them on every full test run, so the deployment
+    is not started a second time for it here. The time-outs are generous: on a loaded 2-core
+    machine the four SuperNodes' rounds share the CPU with other tests.
+    """
     started = time.monotonic()
-
-    plain = deploy.run_deployment(config=CONFIG, evaluate_every_round=False, progress=None)
-    simulated, _ = cross_silo.run_fedavg(federation, CONFIG)
-    # Same client code, same batches, results sorted by hospital before averaging: bitwise equal.
-    np.testing.assert_array_equal(np.array(plain["params"]), simulated)
-    assert [r["hospitals"] for r in plain["rounds"]] == [[0, 1, 2, 3]] * 3
-    last = plain["rounds"][-1]["evaluate"]
-    for entry, h in zip(last, federation, strict=True):
-        expected = cross_silo.evaluate(simulated, h.x_test, h.y_test)
-        assert entry["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
-        assert entry["auc"] == pytest.approx(expected["auc"], abs=1e-12)
-    _assert_nothing_survives(plain["flwr_home"])
-
     private = dataclasses.replace(CONFIG, noise_multiplier=1.0)
     secure = deploy.run_deployment(config=private, secagg=True, tls=True, auth=True,
+                                   connect_timeout_s=300.0, run_timeout_s=1800.0,
                                    randomness=schedule.PrivateRandomness.reproducible(
                                        private.seed, warn=False),
                                    evaluate_every_round=False, progress=None)
@@ -158,8 +153,8 @@ def test_deployment_end_to_end_plain_and_secagg():
         assert "evaluate" not in record
     assert secure["preprocessing"] == "public" and not secure["clear_test_metrics"]
     _assert_nothing_survives(secure["flwr_home"])
-    print(f"\nend-to-end: plain {plain['run_s']:.1f} s, SecAgg+/TLS/auth {secure['run_s']:.1f} s "
-          f"(flwr run); whole test {time.monotonic() - started:.1f} s")
+    print(f"\nend-to-end: SecAgg+/TLS/auth {secure['run_s']:.1f} s (flwr run); whole test "
+          f"{time.monotonic() - started:.1f} s")
 
 
 def test_data_dir_with_a_quote_is_refused(tmp_path):
