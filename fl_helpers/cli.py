@@ -26,20 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fl_helpers import experiment_defaults
+from fl_helpers import _command_line, experiment_defaults
 
 if TYPE_CHECKING:
     from fl_helpers import schedule
 
 _SPLITS = ("iid", "shards", "dirichlet")
 _MODELS = ("softmax_regression", "2nn", "cnn")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its own errors on one line: ``error: <argparse's message> (see --help)``."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def _batch_size(text: str) -> int | None:
@@ -49,7 +42,7 @@ def _batch_size(text: str) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every flag documented; old spellings kept as hidden aliases)."""
     d = experiment_defaults.DEFAULTS
-    parser = _Parser(
+    parser = _command_line.OneLineParser(
         prog="python -m fl_helpers.experiment",
         description=(
             "Train a federated model on MNIST split among many clients, with client-level "
@@ -149,10 +142,10 @@ def _flag_error(parser: argparse.ArgumentParser, err: Exception) -> None:
     (``clipping_norm must be > 0, got -1.0.``); the first flag named is the one reported.
     """
     message = str(err)
-    known = {a.dest for a in parser._actions}  # noqa: SLF001 (argparse has no public list)
-    words = "".join(c if c.isidentifier() or c.isdigit() else " " for c in message).split()
-    name = next((word for word in words if word in known), None)
-    prefix = "" if name is None else "--" + name.replace("_", "-") + ": "
+    flags = {a.dest: "--" + a.dest.replace("_", "-")
+             for a in parser._actions}  # noqa: SLF001 (argparse has no public list)
+    flag = _command_line.flag_named(message, flags)
+    prefix = "" if flag is None else flag + ": "
     parser.exit(2, f"error: {prefix}{message} (see --help)\n")
 
 

@@ -51,7 +51,6 @@ do not run this launcher (or put the SuperLink behind OIDC user authentication).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import ipaddress
@@ -70,8 +69,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fl_helpers import _command_line, checkpoints, cross_silo, data, paths, schedule
 from fl_helpers import _validation as v
-from fl_helpers import checkpoints, cross_silo, data, paths, schedule
 
 HOST = "127.0.0.1"
 PROFILE = "course-deployment"
@@ -681,13 +680,6 @@ def _toml(value: Any) -> str:
     return repr(value)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its own errors on one line: ``error: <argparse's message> (see --help)``."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 #: The parameter names in the library's messages, and the flags that set them.
 _FLAGS = {"num_rounds": "--rounds", "local_steps": "--local-steps",
           "noise_multiplier": "--noise-multiplier", "hospital": "--hospitals",
@@ -696,8 +688,7 @@ _FLAGS = {"num_rounds": "--rounds", "local_steps": "--local-steps",
 
 def _flag_error(error: Exception) -> int:
     """Prints ``error: --flag: message`` (the first parameter the message names) and returns 2."""
-    words = "".join(c if c.isidentifier() or c.isdigit() else " " for c in str(error)).split()
-    flag = next((_FLAGS[word] for word in words if word in _FLAGS), None)
+    flag = _command_line.flag_named(str(error), _FLAGS)
     print(f"error: {'' if flag is None else flag + ': '}{error}", file=sys.stderr)
     return 2
 
@@ -715,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is not None:
         argv = v.check_argv(argv)
-    parser = _Parser(
+    parser = _command_line.OneLineParser(
         prog="python -m fl_helpers.deploy",
         description="Run notebook 08's Flower app: one SuperLink and one SuperNode per hospital "
                     "on 127.0.0.1, stopped at the end.")

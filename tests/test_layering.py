@@ -23,7 +23,7 @@ PACKAGE = ROOT / "fl_helpers"
 
 #: The layers, bottom first; the same rows as the README's table.
 LAYERS: list[list[str]] = [
-    ["_validation"],
+    ["_validation", "_command_line"],
     ["paths", "reproducibility"],
     ["schedule"],
     ["discrete_noise"],
