@@ -195,7 +195,7 @@ def update_norm(delta: Sequence[np.ndarray]) -> float:
 
 def _norm(delta: Sequence[np.ndarray]) -> float:
     """:func:`update_norm` without the checks (for updates already checked or screened)."""
-    return privacy.l2_norm_unchecked([np.asarray(d, dtype=np.float64) for d in delta])
+    return privacy.l2_norm_unchecked(delta, dtype=np.float64)
 
 
 def _flatten_updates(deltas: Sequence[Weights]) -> tuple[np.ndarray, list[tuple[int, ...]]]:

@@ -823,29 +823,38 @@ def mironov_impossible_outputs(outputs: np.ndarray, *, other_input: float, sensi
 # like schedule.client_batches_unchecked): clip_by_l2_norm, aggregation.update_norm (and so the
 # rules' reported and adaptive-clipping norms) and attacks.clip_and_noise all call it. The
 # bad-input fuzz lists it in its UNCHECKED allow-list; the checked entry points are fuzzed.
-def l2_norm_unchecked(arrays: Sequence[np.ndarray]) -> float:
-    """The global L2 norm ``sqrt(sum_i ||a_i||^2)`` of finite real arrays, in float64, without
-    overflow or underflow.
+def l2_norm_unchecked(arrays: Sequence[np.ndarray], *, dtype: Any = None) -> float:
+    """The global L2 norm ``sqrt(sum_i ||a_i||^2)`` of finite real arrays, without overflow or
+    underflow.
 
     Every entry is divided by the largest magnitude before it is squared, so the squares lie in
     [0, 1] and the sum cannot overflow (entries near 1e200) nor vanish (entries near 1e-200),
     where the naive ``sqrt(sum(a * a))`` gives inf or 0; the result is scaled back at the end.
-    Each array is summed by numpy's pairwise summation, in its own float precision (float64
-    arrays in float64; :func:`aggregation.update_norm <fl_helpers.aggregation.update_norm>`
-    passes float64), and the arrays' sums are added in order as Python floats.
+    Each array is summed by numpy's pairwise summation, in its own float precision (``dtype``
+    ``None``: float32 arrays in float32, as :func:`clip_by_l2_norm` clips them) or in ``dtype``
+    (:func:`aggregation.update_norm <fl_helpers.aggregation.update_norm>` asks for float64), and
+    the arrays' sums are added in order as Python floats. One scratch array per layer, squared
+    in place: the same bits as ``np.sum(np.square(a / largest))``, without the extra copies.
 
     Args:
         arrays: Finite real arrays (not checked: callers check their inputs once).
+        dtype: The precision of the scaled squares (``None``: each array's own).
 
     Returns:
         The norm, a float >= 0 (0 for no arrays or all zeros).
     """
-    largest = max((float(np.max(np.abs(array))) if np.size(array) else 0.0
-                   for array in arrays), default=0.0)
+    largest = 0.0
+    for array in arrays:
+        if np.size(array):
+            largest = max(largest, float(np.max(array)), -float(np.min(array)))
     if largest == 0.0:
         return 0.0
-    return largest * math.sqrt(sum(float(np.sum(np.square(np.asarray(array) / largest)))
-                                   for array in arrays))
+    total = 0.0
+    for array in arrays:
+        scaled = np.divide(array, largest, dtype=dtype)
+        np.multiply(scaled, scaled, out=scaled)
+        total += float(np.sum(scaled))
+    return largest * math.sqrt(total)
 
 
 def clip_by_l2_norm(tensors: np.ndarray | Sequence[np.ndarray], clipping_norm: float
