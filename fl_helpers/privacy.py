@@ -836,6 +836,9 @@ def l2_norm_unchecked(arrays: Sequence[np.ndarray], *, dtype: Any = None) -> flo
     the arrays' sums are added in order as Python floats. One scratch array per layer, squared
     in place: the same bits as ``np.sum(np.square(a / largest))``, without the extra copies.
 
+    It is :func:`aggregation.update_norm <fl_helpers.aggregation.update_norm>` without the
+    argument checks (the checked, fuzzed version), for callers that checked their inputs once.
+
     Args:
         arrays: Finite real arrays (not checked: callers check their inputs once).
         dtype: The precision of the scaled squares (``None``: each array's own).
