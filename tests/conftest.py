@@ -51,11 +51,9 @@ def small_federation():
 SLOW_TESTS = frozenset({
     "tests/test_dp_fedavg.py::test_exact_seeded_noise_attack_works_only_on_reproducible_noise",
     "tests/test_dp_fedavg.py::test_a_runs_epsilon_is_dp_accountings_on_the_rules_event",
-    "tests/test_privacy.py::test_every_bad_argument_gets_a_clear_error",
     "tests/test_data.py::test_partition_disjoint_and_complete",
     "tests/test_transfer.py::test_same_seed_same_scores_other_seed_other_scores",
     "tests/test_heterogeneity.py::test_scaffold_equals_from_scratch",
-    "tests/test_experiment.py::test_run_experiment_rejects_bad_arguments",
     "tests/test_layering.py::test_imports_point_to_the_same_or_a_lower_layer",
     "tests/test_accounting.py::test_absl_warnings_silenced_and_verbosity_restored",
     "tests/test_accounting.py::test_calibration_finest_rtol_returns",
