@@ -104,7 +104,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from fl_helpers import _validation as v
-from fl_helpers import schedule
+from fl_helpers import discrete_noise, schedule
 
 #: The mechanisms :func:`noise_scale` and friends know, by the name the widget uses.
 MECHANISMS: tuple[str, ...] = ("laplace", "gaussian")
@@ -159,8 +159,9 @@ def _finite_result(result: float, message: str) -> float:
 
 
 #: The largest integer magnitude the mechanisms take: every integer up to 2**53 is exact in
-#: float64, so neighbouring integer answers stay exactly ``sensitivity`` apart.
-MAX_EXACT_INTEGER = 2**53
+#: float64, so neighbouring integer answers stay exactly ``sensitivity`` apart (the exact
+#: samplers' bound, :data:`fl_helpers.discrete_noise.MAX_EXACT_INT`).
+MAX_EXACT_INTEGER = discrete_noise.MAX_EXACT_INT
 
 
 def _describe_integer(n: int) -> str:
