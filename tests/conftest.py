@@ -278,20 +278,24 @@ _BAD_INPUT_TABLE = re.compile(r"^test_(\w*_)?(bad_(input|flag|argv)|fuzz)\w*\[")
 NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
 
 
-#: Rough seconds of the longest test files (a whole-file total on the course's 2-core machine),
-#: so that the README's command, which runs on pytest-xdist's workers with ``--dist loadfile``
-#: (pyproject.toml), hands the longest files out first and the short ones fill the gaps. A
-#: notebook costs the runtime its title cell states (its solutions notebook half of that). Only
-#: the order of the files depends on these numbers, never a result.
+#: Seconds of the longest test files (each file's tests summed, in a full run of the README's
+#: command on the course's 2-core machine, 2026-12-07, two workers), so that the command, which
+#: runs on pytest-xdist's workers with ``--dist loadfile`` (pyproject.toml), hands the longest
+#: files out first and the short ones fill the gaps. A notebook costs the runtime its title cell
+#: states (its solutions notebook half of that). Only the order of the files depends on these
+#: numbers, never a result.
 LONG_FILES = {
-    "tests/browser/test_widgets_in_jupyterlab.py": 420,
-    "tests/browser/test_website.py": 240,
-    "tests/test_student_edition.py": 240,
-    "tests/test_deploy.py": 200,
-    "tests/test_bad_inputs.py": 120,
-    "tests/test_audit.py": 90,
-    "tests/test_attacks.py": 60,
-    "tests/test_type_check.py": 40,
+    "tests/browser/test_widgets_in_jupyterlab.py": 451,
+    "tests/test_student_edition.py": 383,
+    "tests/browser/test_website.py": 304,
+    "tests/test_deploy.py": 183,
+    "tests/test_cli.py": 76,
+    "tests/test_audit.py": 72,
+    "tests/test_bad_inputs.py": 72,
+    "tests/test_privacy.py": 41,
+    "tests/test_attacks.py": 40,
+    "tests/test_engine.py": 37,
+    "tests/test_accounting.py": 33,
 }
 _RUNTIME = re.compile(r"Runtime: about ([\d.]+) (s|min)\b")
 
