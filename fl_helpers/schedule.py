@@ -65,7 +65,12 @@ _NOISE_STREAM = 0x4E6F697365  # "Noise"
 #: zeros: an untagged ``[seed, t]`` *is* ``[seed, t, 0]`` (client 0's batch order in round
 #: ``t``), and ``[seed, 2020]`` is client 0's in round 2020. Tagged streams never meet the
 #: untagged family nor each other (:func:`public_rng` says why; ``tests/test_schedule.py``
-#: scans the package for any other ``default_rng([...])``).
+#: scans the package for any other ``default_rng([...])``). Not named yet (issue 25): the
+#: streams drawn from a bare scalar seed, ``default_rng(seed)`` (the generator
+#: :func:`fl_helpers.reproducibility.seed_everything` returns, ``experiment.make_federation``'s
+#: split, and those of ``attacks``, ``split_learning``, ``transfer`` and ``vertical``), which
+#: equal ``[seed, 0, 0]``, client 0's batch order in round 0 of a run with the same seed, and
+#: ``cross_silo.load_hospital``'s ``[split_seed, h]``; naming them changes every notebook's data.
 PUBLIC_STREAMS: dict[str, int] = {
     name: int.from_bytes(name.encode(), "big")
     for name in (
