@@ -281,9 +281,10 @@ NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
 #: Seconds of the longest test files (each file's tests summed, in a full run of the README's
 #: command on the course's 2-core machine, 2026-12-07, two workers), so that the command, which
 #: runs on pytest-xdist's workers with ``--dist loadfile`` (pyproject.toml), hands the longest
-#: files out first and the short ones fill the gaps. A notebook costs the runtime its title cell
-#: states (its solutions notebook half of that). Only the order of the files depends on these
-#: numbers, never a result.
+#: files out first and the short ones fill the gaps. A notebook (or solutions notebook) costs
+#: its measured runtime in ``benchmarks/results/time_notebooks.json`` (the file the runtimes in
+#: the titles and the README come from). Only the order of the files depends on these numbers,
+#: never a result.
 LONG_FILES = {
     "tests/browser/test_widgets_in_jupyterlab.py": 451,
     "tests/test_student_edition.py": 383,
@@ -297,33 +298,26 @@ LONG_FILES = {
     "tests/test_engine.py": 37,
     "tests/test_accounting.py": 33,
 }
-_RUNTIME = re.compile(r"Runtime: about ([\d.]+) (s|min)\b")
+_NOTEBOOK_TIMES = _ROOT / "benchmarks" / "results" / "time_notebooks.json"
 
 
-def _file_cost(path: str) -> float:
-    """Seconds :data:`LONG_FILES` or the notebook's runtime line gives ``path`` (0 if neither)."""
-    if path in LONG_FILES:
-        return LONG_FILES[path]
-    if not path.endswith(".ipynb"):
-        return 0.0
-    name = Path(path).name.replace("_solutions.ipynb", ".ipynb")
+def _file_costs() -> dict[str, float]:
+    """Seconds per test file: :data:`LONG_FILES` and every measured notebook."""
+    costs = dict(LONG_FILES)
     try:
-        cells = json.loads((_ROOT / "notebooks" / name).read_text(encoding="utf-8"))["cells"]
-        match = _RUNTIME.search("".join(cells[0]["source"]))
-    except (OSError, ValueError, KeyError, IndexError):
-        return 0.0
-    if match is None:
-        return 0.0
-    seconds = float(match.group(1)) * (60 if match.group(2) == "min" else 1)
-    return seconds / 2 if path.endswith("_solutions.ipynb") else seconds
+        measured = json.loads(_NOTEBOOK_TIMES.read_text(encoding="utf-8"))["notebooks"]
+        costs.update({f"notebooks/{name}": float(record["seconds"])
+                      for name, record in measured.items()})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no measurements: the files keep their collection order
+    return costs
 
 
 def pytest_collection_modifyitems(config, items):
     """Marks each collected test with its tier (see the module docstring), and puts the longest
     files first (:data:`LONG_FILES`; a stable sort, so each file keeps its own order)."""
-    costs: dict[str, float] = {}
-    items.sort(key=lambda item: -costs.setdefault(item.nodeid.partition("::")[0],
-                                                  _file_cost(item.nodeid.partition("::")[0])))
+    costs = _file_costs()
+    items.sort(key=lambda item: -costs.get(item.nodeid.partition("::")[0], 0.0))
     for item in items:
         path, _, _ = item.nodeid.partition("::")
         if item.nodeid.split("[")[0] in SLOW_TESTS:
