@@ -832,7 +832,7 @@ else:
 # <details><summary>Hint</summary>Andrew et al.'s b̄ is the share of updates that were
 # <em>not</em> clipped. What does Flower average?</details>
 
-# %%
+# %% tags=["exercise-given"]
 def flower_style_step(clipping_norm, was_clipped, *, target_quantile=0.5, learning_rate=0.2):
     """One round of Flower 1.42's update: was_clipped[i] is True if client i was clipped."""
     share = np.mean(was_clipped)  # the share of bits set

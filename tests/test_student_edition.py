@@ -4,18 +4,22 @@ Each edition (English, and the Simplified Chinese one built from the generated C
 notebooks) is built once into a temporary folder. Fast tests check what it contains, in both
 languages: every notebook, the launch links and the Colab set-up cell, empty answer cells, the
 check cells unchanged, every other cell unchanged (against the notebook the edition is built
-from), nothing of the solutions. The slow test runs, for every notebook, the cells the exercises
-need and then every ★/★★ check cell twice: on the empty answer it must print a message that does
-not start with "Correct", on the solution's answer one that does (in English for every notebook;
-in Chinese for the first two, whose code is the English code).
+from), nothing of the solutions. A slow test runs the teacher's ``--check`` on notebook 00: the
+cells the exercises need, then every ★/★★ check cell on the empty and the filled answer. Every
+notebook's check cells run in nbval's run of the notebooks, after the notebook's last cell in its
+kernel (the root ``conftest.py``): on the empty answer they must print a message that does not
+start with "Correct", on the solution's answer one that does. The Chinese edition's code is the
+English code but for comments (a test here checks that), so that run covers it too.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -28,7 +32,6 @@ from tools import course_notebooks as cn  # noqa: E402
 from tools import make_student_edition as se  # noqa: E402
 
 NOTEBOOKS = cn.main_notebooks()
-WITH_CHECKS = [p for p in NOTEBOOKS if any(e.stars <= 2 for e in cn.find_exercises(cn.read(p)))]
 params = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 ZH = se.zh.LANGUAGE
 
@@ -138,9 +141,18 @@ def test_answer_cells_are_empty_and_check_cells_kept(edition, path):
     for exercise, source in zip(exercises, originals, strict=True):
         assert exercise.check_cell is not None and exercise.answer_cells, (
             f"{path.name}: {exercise.title!r} needs an answer cell and a check cell")
-        for index in exercise.answer_cells:
+        for index, own in zip(exercise.answer_cells, source.answer_cells, strict=True):
             cell = student.cells[index]
-            assert cn.is_placeholder(cell.source), f"{exercise.title}: not empty:\n{cell.source}"
+            if se.GIVEN_TAG in cell.metadata["tags"]:  # code to fix, the notebook's own
+                assert cell.source == original.cells[own].source
+            else:
+                assert cn.is_placeholder(cell.source), (
+                    f"{exercise.title}: not empty:\n{cell.source}")
+                # The notebook itself has the placeholder, so nbval's run of the notebook runs
+                # the check cell on the student's empty answer (root conftest.py).
+                assert cell.source == original.cells[own].source, (
+                    f"{path.name}, {exercise.title}: the notebook's answer cell is not the "
+                    "placeholder the student edition has")
             assert not cell.outputs and "exercise-answer" in cell.metadata["tags"]
         check = student.cells[exercise.check_cell]
         assert check.source == original.cells[source.check_cell].source
@@ -294,21 +306,57 @@ def test_exercises_are_found():
                     f"{path.name}: {exercise.title!r} needs an answer cell and a check cell")
 
 
+def _code_tokens(source: str) -> list[tuple[int, str]]:
+    """What executes: a code cell's tokens without comments (and comment-only line breaks)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return [(token.type, token.string) for token in tokens
+            if token.type not in (tokenize.COMMENT, tokenize.NL)]
+
+
+@pytest.mark.parametrize("edition", [ZH], indirect=True)
+def test_the_chinese_edition_runs_the_english_code(edition):
+    """Every code cell of the Chinese student edition (answer and check cells included) is the
+    English edition's code but for translated comments, so the English run of the check cells
+    (in nbval's run, see the root conftest.py) covers the Chinese edition too."""
+    for path in NOTEBOOKS:
+        english = [c.source for c in se.student_notebook(path).cells if c.cell_type == "code"]
+        chinese = [c.source for c in _student(edition, path).cells if c.cell_type == "code"]
+        assert len(chinese) == len(english), path.name
+        for ours, theirs in zip(chinese, english, strict=True):
+            assert _code_tokens(ours) == _code_tokens(theirs), (
+                f"{path.name}: a Chinese code cell differs from the English one:\n{ours}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("edition", "path"), [("en", p) for p in WITH_CHECKS]
-                         + [(ZH, p) for p in WITH_CHECKS[:2]],  # the same code as in English
-                         indirect=["edition"], ids=lambda p: getattr(p, "stem", p))
-def test_check_cells_fail_on_empty_and_pass_on_the_solution(edition, path):
-    results, facts = se.check_notebook(edition / "student" / "notebooks" / path.name)
+def test_nbval_checks_every_exercise_after_its_notebook():
+    """The README's command (nbval on the notebooks) collects one check per ★/★★ exercise right
+    after the last cell of its notebook (root conftest.py), and none for the solutions."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval-lax", "-p", "no:xdist",
+         "-o", "addopts=", "-p", "no:cacheprovider", "notebooks"],
+        capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    ids = [line for line in result.stdout.splitlines() if "::" in line]
+    for path in NOTEBOOKS:
+        mine = [i.partition("::")[2] for i in ids if i.startswith(f"notebooks/{path.name}::")]
+        count = sum(e.stars <= 2 for e in cn.find_exercises(cn.read(path)))
+        checks = [f"Exercise check {k} of {count}" for k in range(1, count + 1)]
+        assert mine[len(mine) - count:] == checks, f"{path.name}: {mine[-count - 1:]}"
+        assert not [i for i in mine[:len(mine) - count] if i.startswith("Exercise")]
+    assert not [i for i in ids if "solutions" in i and "Exercise check" in i]
+
+
+@pytest.mark.slow
+def test_the_teachers_check_runs_the_check_cells_of_a_student_notebook(tmp_path):
+    """``python -m tools.make_student_edition --check``, the teacher's command: on notebook 00
+    of a built edition, every check cell says something other than "Correct" on the empty answer
+    and "Correct" on the solution's. (Every notebook's check cells run in nbval's run.)"""
+    se.build_student_edition(tmp_path / "student", "en")
+    path = NOTEBOOKS[0]
+    results, facts = se.check_notebook(tmp_path / "student" / "notebooks" / path.name)
     assert results, f"{path.name}: no ★/★★ exercise was checked"
-    problems = []
+    assert facts["mode"] == "slice" and facts["prefix_cells"] < facts["cells_run"]
     for result in results:
-        if not result.fails_on_empty:
-            problems.append(f"{result.exercise!r} on the empty answer said "
-                            f"{(result.empty_error or result.empty_output).strip()!r}; it should "
-                            "tell the student to answer, not raise or say Correct")
-        if not result.passes_on_filled:
-            problems.append(f"{result.exercise!r} on the solution's answer said "
-                            f"{(result.filled_error or result.filled_output).strip()!r}; it "
-                            "should start with Correct")
-    assert not problems, f"{path.name} ({facts['mode']}):\n" + "\n".join(problems)
+        assert result.fails_on_empty, (result.exercise, result.empty_error, result.empty_output)
+        assert result.passes_on_filled, (result.exercise, result.filled_error,
+                                         result.filled_output)

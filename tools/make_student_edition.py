@@ -9,10 +9,12 @@ What it writes (``build/`` is ignored by git; nothing here is maintained by hand
 ``build/student/``
     A self-contained copy to hand out: ``notebooks/NN_*.ipynb`` (every notebook the course has,
     with the "Open in Colab / launch Binder" links and the Colab set-up cell added, the exercises'
-    answer cells left as placeholders, their stored outputs cleared, the exercise check cells kept,
-    every mention of the solutions replaced by "the answer key", no ``solutions/`` folder), and
-    ``fl_helpers/``, ``data/``, ``benchmarks/results/``, ``requirements.txt``, ``pyproject.toml``
-    and a short ``README.md``, so that ``pip install -r requirements.txt -e .`` works in it.
+    answer cells left as placeholders (an answer cell tagged ``exercise-given`` keeps its code:
+    the code a find-the-bug exercise gives to fix), their stored outputs cleared, the exercise
+    check cells kept, every mention of the solutions replaced by "the answer key", no
+    ``solutions/`` folder), and ``fl_helpers/``, ``data/``, ``benchmarks/results/``,
+    ``requirements.txt``, ``pyproject.toml`` and a short ``README.md``, so that
+    ``pip install -r requirements.txt -e .`` works in it.
 ``build/answer_key/``
     For the teacher: ``NN_*_answers.ipynb`` per notebook (each exercise's statement, the answer
     cell filled in, the check cell, and the worked solution from ``notebooks/solutions/`` with its
@@ -183,6 +185,11 @@ def student_text(markdown: str, language: str = "en") -> str:
     return text
 
 
+#: Tag of an answer cell whose code the student starts from (a find-the-bug exercise's code):
+#: the student edition keeps it instead of a placeholder.
+GIVEN_TAG = "exercise-given"
+
+
 def student_notebook(path: Path, language: str = "en") -> nbformat.NotebookNode:
     """The student edition of one notebook (see the module docstring)."""
     nb = source_notebook(path, language)
@@ -197,7 +204,8 @@ def student_notebook(path: Path, language: str = "en") -> nbformat.NotebookNode:
             continue
         for index in exercise.answer_cells:
             cell = nb.cells[index]
-            if not cn.is_placeholder(cell.source):
+            if not cn.is_placeholder(cell.source) and GIVEN_TAG not in cell.metadata.get(
+                    "tags", []):
                 cell.source = cn.placeholder_for(cell.source)
             _tag(cell, "exercise-answer")
         if exercise.check_cell is not None:
