@@ -129,16 +129,15 @@ def test_every_page_is_built(site):
     assert built == PAGES, f"pages built {built}, expected {PAGES}"
 
 
-def _settle(page) -> None:
-    """Waits until the page has made no request for half a second. On a heavily loaded machine
-    that moment can come late; the checks that follow do not depend on it (requests are recorded
-    as they happen, and MathJax and the widgets are waited for by what they draw)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.wait_for_load_state("networkidle", timeout=30_000)
-    except PlaywrightTimeout:
-        pass
+def _settle(page, in_flight: set) -> None:
+    """Waits until no request of the page is in flight (``in_flight`` holds the requests that
+    have started and neither finished nor failed). Requests are recorded as they happen, and
+    MathJax and the widgets are waited for by what they draw, so this only makes sure that a
+    late request (a font, an image) has its answer before the checks read them. Polls every
+    50 ms for up to 30 s; a request still open then fails the page's test."""
+    deadline = time.monotonic() + 30
+    while in_flight and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
 
 
 @functools.cache
@@ -168,8 +167,15 @@ def test_page(name, site, server, browser):
     page.on("console", lambda message: console_errors.append(message.text)
             if message.type == "error" else None)
     page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
-    page.on("requestfailed", lambda request: failed.append(
-        f"{request.url} ({request.failure})"))
+    in_flight: set = set()
+    page.on("request", lambda request: in_flight.add(request))
+    page.on("requestfinished", lambda request: in_flight.discard(request))
+
+    def request_failed(request):
+        in_flight.discard(request)
+        failed.append(f"{request.url} ({request.failure})")
+
+    page.on("requestfailed", request_failed)
     page.on("response", lambda response: http_errors.append(
         f"{response.status} {response.url}") if response.status >= 400 else None)
     start = time.perf_counter()
@@ -186,7 +192,9 @@ def test_page(name, site, server, browser):
         widget_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]')
         if widget_views.count():
             page.wait_for_selector(".widget-slider")
-        _settle(page)
+        _settle(page, in_flight)
+        open_requests = sorted(request.url for request in in_flight)
+        assert not open_requests, f"{name}: requests unanswered after 30 s: {open_requests}"
 
         ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS_DIR / f"{name.replace('/', '__')}.png"),
