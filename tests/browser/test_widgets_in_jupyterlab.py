@@ -343,29 +343,46 @@ def _source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_cell(cells: list[dict], section: str) -> int:
+    """Index of the widget's code cell: the first code cell of the section whose stored outputs
+    show a widget (the section's start if none does)."""
+    trimmed = trimmed_cells(cells, section)
+    start = _section_start(trimmed, section)
+    return next((i for i in range(start, len(trimmed)) if trimmed[i]["cell_type"] == "code"
+                 and any(WIDGET_VIEW in output.get("data", {})
+                         for output in trimmed[i].get("outputs", []))), start)
+
+
 def served_cells(cells: list[dict], section: str) -> list[dict]:
-    """What the browser runs: the title, the code cells before the widget's section that the
-    section's code needs, and the section itself (up to its end, :func:`trimmed_cells`).
+    """What the browser runs: the title, the section's heading (by which the test finds the
+    widget), the earlier code cells that the widget's cell and the rest of the section need, and
+    the widget's cell to the section's end (:func:`trimmed_cells`).
 
     The code cells come from a backward slice over names (the student edition's
     :func:`tools.make_student_edition.needed_cells`, which also keeps a cell that changes a
     needed object in place, such as a generator it draws from or a model it trains): the
-    experiments before the widget that the widget does not read are left out. nbval runs every
-    cell of every notebook; this test is about the widget in JupyterLab, and so each notebook
-    does not run twice in full (04's experiments, 08's Flower deployment, 02's and 05's long
-    runs). If the slice missed a cell the widget needs, the widget's cell fails here with a
-    ``NameError``, which the test reports.
+    experiments before the widget that the widget does not read are left out, also those of its
+    own section before it (03's static figure retrains two federations the widget never reads).
+    nbval runs every cell of every notebook; this test is about the widget in JupyterLab, and
+    so each notebook does not run twice in full (04's experiments, 08's Flower deployment, 02's
+    and 05's long runs). If the slice missed a cell the widget needs, the widget's cell fails
+    here with a ``NameError``, which the test reports.
     """
     trimmed = trimmed_cells(cells, section)
     start = _section_start(trimmed, section)
+    widget = widget_cell(cells, section)
     before = nbformat.from_dict({
         "nbformat": 4, "nbformat_minor": 5, "metadata": {},
         "cells": [dict(cell, source=_source(cell), metadata=cell.get("metadata", {}))
-                  for cell in trimmed[:start]]})
-    sources = [_source(cell) for cell in trimmed[start:] if cell["cell_type"] == "code"]
-    keep = make_student_edition.needed_cells(before, sources, stop=start)
-    title = [trimmed[0]] if trimmed[0]["cell_type"] == "markdown" and start > 0 else []
-    return title + [trimmed[i] for i in keep] + trimmed[start:]
+                  for cell in trimmed[:widget]]})
+    sources = [_source(cell) for cell in trimmed[widget:] if cell["cell_type"] == "code"]
+    keep = set(make_student_edition.needed_cells(before, sources, stop=widget)) | {start}
+    if trimmed[0]["cell_type"] == "markdown" and start > 0:
+        keep.add(0)  # the title
+    return [trimmed[i] for i in sorted(keep)] + trimmed[widget:]
 
 
 def _serve_trimmed(jupyterlab, case: WidgetCase) -> None:
@@ -642,40 +659,42 @@ def test_every_try_it_section_is_listed():
 
 @pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
 def test_the_served_copy_ends_with_the_widgets_section(case):
-    """The browser runs the widget's section whole, after the earlier cells it needs, in the
-    notebook's order; the section ends where the next one of its level begins."""
+    """The browser runs the widget's cell and the rest of its section, after the section's
+    heading and the earlier cells they need, in the notebook's order; the section ends where the
+    next one of its level begins."""
     cells = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))["cells"]
     trimmed = trimmed_cells(cells, case.section)
     assert trimmed == cells[:len(trimmed)]
     start = _section_start(trimmed, case.section)
+    widget = widget_cell(cells, case.section)
+    assert any(WIDGET_VIEW in output.get("data", {}) for output in cells[widget]["outputs"]), (
+        f"{case.notebook}: no stored widget in the section {case.section!r}")
     served = served_cells(cells, case.section)
-    assert served[-(len(trimmed) - start):] == trimmed[start:]
+    assert served[-(len(trimmed) - widget):] == trimmed[widget:]
+    assert any(cell is trimmed[start] for cell in served), "the section's heading is not served"
     positions = [next(i for i, cell in enumerate(cells) if cell is mine) for mine in served]
     assert positions == sorted(set(positions)), "the served cells are not in the notebook's order"
-    headed = [i for i, cell in enumerate(trimmed)
-              if any(text == case.section for _, text in _headings(cell))]
-    assert any(cell["cell_type"] == "code" for cell in trimmed[headed[0]:]), (
-        f"{case.notebook}: the section {case.section!r} has no code cell")
     if len(trimmed) < len(cells):  # the next cell starts a section of the same or a higher level
-        level = min(lvl for lvl, text in _headings(trimmed[headed[0]]) if text == case.section)
+        level = min(lvl for lvl, text in _headings(trimmed[start]) if text == case.section)
         assert any(lvl <= level for lvl, _ in _headings(cells[len(trimmed)]))
 
 
 @pytest.mark.parametrize("case", WIDGET_CASES, ids=lambda case: case.name)
 def test_the_served_copy_defines_what_the_widgets_section_reads(case):
-    """Every name the section's code reads that an earlier code cell of the notebook binds is
-    bound by a served cell too (the slice left out only cells the widget does not read)."""
+    """Every name that the widget's cell and the rest of its section read, and that an earlier
+    code cell of the notebook binds, is bound by a served cell too (the slice left out only
+    cells the widget does not read)."""
     cells = json.loads((NOTEBOOKS_DIR / case.notebook).read_text(encoding="utf-8"))["cells"]
-    start = _section_start(cells, case.section)
+    widget = widget_cell(cells, case.section)
     served = served_cells(cells, case.section)
     end = len(trimmed_cells(cells, case.section))
-    section_code = [cn.parse(_source(c)) for c in cells[start:end] if c["cell_type"] == "code"]
+    section_code = [cn.parse(_source(c)) for c in cells[widget:end] if c["cell_type"] == "code"]
     reads = set().union(*(cn.free_names(tree) for tree in section_code if tree))
     bound_before = set().union(*(cn.bound_names(tree) for tree in
-                                 (cn.parse(_source(c)) for c in cells[:start]
+                                 (cn.parse(_source(c)) for c in cells[:widget]
                                   if c["cell_type"] == "code") if tree))
     served_before = [c for c in served if c["cell_type"] == "code"
-                     and any(c is mine for mine in cells[:start])]
+                     and any(c is mine for mine in cells[:widget])]
     bound_served = set().union(*(cn.bound_names(tree) for tree in
                                  (cn.parse(_source(c)) for c in served_before) if tree))
     missing = sorted((reads & bound_before) - bound_served)
