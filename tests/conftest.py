@@ -6,9 +6,10 @@ Tiers (markers, listed in pyproject.toml):
   2026-12-07, 0.8 s or more summed over its parameters) in a ``--durations=0`` run of the fast
   tier on the course's 2-core machine, listed in :data:`SLOW_TESTS` below, or marked
   ``@pytest.mark.slow`` in its file;
-* ``fuzz``: the bad-input fuzz, ``tests/test_bad_inputs.py`` (about 17,000 cases), and each
+* ``fuzz``: the bad-input fuzz, ``tests/test_bad_inputs.py`` (18,518 cases in 334 tests), and each
   module's own bad-input table (test names matching :data:`_BAD_INPUT_TABLE`);
-* ``notebooks``: executes notebooks (nbval's cells, the student edition's check cells);
+* ``notebooks``: executes notebooks (nbval's cells and the exercise checks that the root
+  ``conftest.py`` adds after them, the teacher's ``--check`` of ``test_student_edition``);
 * ``browser``: drives JupyterLab in headless Chromium (marked in ``tests/browser``).
 
 The fast tier, the unit tests in under a minute::
@@ -279,24 +280,24 @@ NOTEBOOK_TEST_FILES = frozenset({"tests/test_student_edition.py"})
 
 
 #: Seconds of the longest test files (each file's tests summed, in a full run of the README's
-#: command on the course's 2-core machine, 2026-12-07, two workers), so that the command, which
-#: runs on pytest-xdist's workers with ``--dist loadfile`` (pyproject.toml), hands the longest
-#: files out first and the short ones fill the gaps. A notebook (or solutions notebook) costs
-#: its measured runtime in ``benchmarks/results/time_notebooks.json`` (the file the runtimes in
-#: the titles and the README come from). Only the order of the files depends on these numbers,
-#: never a result.
+#: command on the course's 2-core machine, 2026-12-08 at 6fface1, two workers, 1,085 s), so that
+#: the command, which runs on pytest-xdist's workers with ``--dist loadfile`` (pyproject.toml),
+#: hands the longest files out first and the short ones fill the gaps. A notebook (or solutions
+#: notebook) costs its measured runtime in ``benchmarks/results/time_notebooks.json`` (the file
+#: the runtimes in the titles and the README come from). Only the order of the files depends on
+#: these numbers, never a result.
 LONG_FILES = {
-    "tests/browser/test_widgets_in_jupyterlab.py": 451,
-    "tests/test_student_edition.py": 383,
-    "tests/browser/test_website.py": 304,
-    "tests/test_deploy.py": 183,
-    "tests/test_cli.py": 76,
-    "tests/test_audit.py": 72,
-    "tests/test_bad_inputs.py": 72,
-    "tests/test_privacy.py": 41,
-    "tests/test_attacks.py": 40,
-    "tests/test_engine.py": 37,
-    "tests/test_accounting.py": 33,
+    "tests/browser/test_widgets_in_jupyterlab.py": 369,
+    "tests/browser/test_website.py": 208,
+    "tests/test_deploy.py": 132,
+    "tests/test_audit.py": 68,
+    "tests/test_student_edition.py": 45,
+    "tests/test_privacy.py": 38,
+    "tests/test_attacks.py": 37,
+    "tests/test_engine.py": 35,
+    "tests/test_cli.py": 33,
+    "tests/test_accounting.py": 29,
+    "tests/test_bad_inputs.py": 22,
 }
 _NOTEBOOK_TIMES = _ROOT / "benchmarks" / "results" / "time_notebooks.json"
 
