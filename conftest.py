@@ -24,7 +24,6 @@ notebook instead of a second kernel that repeats the notebook's set-up.
 from __future__ import annotations
 
 import functools
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,16 +31,6 @@ import pytest
 
 collect_ignore_glob = ["notebooks/zh-CN/*"]
 
-
-def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto`` (pyproject.toml): one pytest-xdist worker more than the CPUs this process may
-    use. Much of the full run waits rather than computes (Flower's SuperNodes ask for work every
-    3 s, the browser waits for pages and kernels), and the extra worker computes meanwhile."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return cpus + 1
 
 
 @functools.cache
