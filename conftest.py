@@ -9,12 +9,12 @@ execute them a second time.
 ★/★★ exercises (``--nbval-lax``, the README's test command), this file adds one test per such
 exercise after the notebook's last cell, in the same kernel, so the notebook is executed once:
 
-* on the empty answer: the check cell already ran, in order, on the notebook's placeholder
-  answer (the student edition's answer cell is the same code, ``tests/test_student_edition.py``
-  checks that); it must have printed something that does not start with "Correct", and no error;
+* on the empty answer: the check cell already ran, in order, on the notebook's own answer cell
+  (the student edition's placeholder, or the code a find-the-bug exercise gives, tagged
+  ``exercise-given``: ``tests/test_student_edition.py`` checks that they are the same code); its
+  output must not start with "Correct", and it must not raise;
 * on the filled answer: the answer that ``tools/make_student_edition.answers_for`` derives from
-  the solutions notebook, then the check cell again; it must print a line starting with
-  "Correct".
+  the solutions notebook, then the check cell again; its output must start with "Correct".
 
 This is what ``python -m tools.make_student_edition --check`` does for a teacher (in a fresh
 kernel per notebook, after only the cells the exercises need); here it costs a few seconds per
@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 
 collect_ignore_glob = ["notebooks/zh-CN/*"]
-
 
 
 @functools.cache
