@@ -50,17 +50,11 @@ def _answers(path: Path) -> tuple:
 
 
 def _said(outputs) -> tuple[str, str | None]:
-    """What a cell printed (stdout and displayed text) and its error, from nbval's outputs."""
-    text, error = [], None
-    for output in outputs or []:
-        kind = output.get("output_type")
-        if kind == "stream" and output.get("name") == "stdout":
-            text.append(output.get("text", ""))
-        elif kind == "error":
-            error = f"{output.get('ename')}: {output.get('evalue')}"
-        elif kind in ("execute_result", "display_data"):
-            text.append(output.get("data", {}).get("text/plain", ""))
-    return "".join(text), error
+    """What a cell printed and its error, from nbval's outputs (the teacher's ``--check`` reads
+    its cells the same way)."""
+    from tools import make_student_edition as se
+
+    return se.cell_output({"outputs": outputs or []})
 
 
 class ExerciseCheck(pytest.Item):

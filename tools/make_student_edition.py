@@ -678,7 +678,8 @@ class CheckResult:
         return self.filled_error is None and bool(CORRECT.match(self.filled_output))
 
 
-def _cell_output(cell) -> tuple[str, str | None]:
+def cell_output(cell) -> tuple[str, str | None]:
+    """What a cell printed (stdout and displayed text) and its error, from its outputs."""
     text, error = [], None
     for output in cell.get("outputs", []):
         if output.output_type == "stream" and output.name == "stdout":
@@ -741,16 +742,16 @@ def check_notebook(student_path: Path, *, timeout_s: int = 600,
                                      resources={"metadata": {"path": str(student_path.parent)}})
     client.execute(env=env)
     seconds = time.perf_counter() - start
-    prefix_errors = [(_cell_output(cell)[1], cell.source.splitlines()[0])
+    prefix_errors = [(cell_output(cell)[1], cell.source.splitlines()[0])
                      for cell, (role, _) in zip(program.cells, roles, strict=True)
-                     if role == "prefix" and _cell_output(cell)[1]]
+                     if role == "prefix" and cell_output(cell)[1]]
     if prefix_errors and not full_prefix:
         results, facts = check_notebook(student_path, timeout_s=timeout_s, full_prefix=True)
         facts["slice_errors"] = prefix_errors
         return results, facts
     results = []
     for number, answer in enumerate(answers):
-        outputs = {role: _cell_output(cell) for cell, (role, n) in
+        outputs = {role: cell_output(cell) for cell, (role, n) in
                    zip(program.cells, roles, strict=True) if n == number}
         empty, empty_error = outputs["empty-check"]
         filled, filled_error = outputs["filled-check"]
